@@ -1,0 +1,54 @@
+/**
+ * Typed errors with stable codes. Tests assert on `code`; operators grep for it in logs.
+ * Messages must never contain secrets (PINs, passphrases, tokens).
+ */
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'INVALID_REFERENCE'
+  | 'CONFIG_INVALID'
+  | 'POLICY_INVALID'
+  | 'POLICY_NOT_FOUND'
+  | 'KEY_NOT_FOUND'
+  | 'KEY_AMBIGUOUS'
+  | 'KEY_INVALID'
+  | 'KEY_UNAVAILABLE'
+  | 'PIN_INCORRECT'
+  | 'PKCS11_ERROR'
+  | 'SIGNATURE_INVALID'
+  | 'SIGNATURE_MALFORMED'
+  | 'SIGNATURE_NOT_FOUND'
+  | 'DIGEST_MISMATCH'
+  | 'IDENTITY_MISMATCH'
+  | 'REGISTRY_UNAUTHORIZED'
+  | 'REGISTRY_DENIED'
+  | 'REGISTRY_NOT_FOUND'
+  | 'REGISTRY_UNAVAILABLE'
+  | 'REGISTRY_TIMEOUT'
+  | 'REGISTRY_PROTOCOL'
+  | 'BLOB_TOO_LARGE'
+  | 'SCAN_REPORT_INVALID'
+  | 'SCAN_GATE_FAILED'
+  | 'INTERNAL';
+
+export class SignetError extends Error {
+  readonly code: ErrorCode;
+  override readonly cause?: unknown;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(message);
+    this.name = 'SignetError';
+    this.code = code;
+    if (options.cause !== undefined) this.cause = options.cause;
+  }
+}
+
+export function isSignetError(err: unknown, code?: ErrorCode): err is SignetError {
+  return err instanceof SignetError && (code === undefined || err.code === code);
+}
+
+/** A one-line description of any thrown value, for reasons and logs. */
+export function describeError(err: unknown): string {
+  if (err instanceof SignetError) return `${err.code}: ${err.message}`;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,105 @@
+/**
+ * The keys the current policy names, loaded through their providers.
+ * A key that fails to load stays in the ring as an error: signatures that need it are refused with
+ * that error as the reason (fail closed), and the next refresh tries again, so the daemon recovers
+ * without a restart once the file, key or token is back.
+ */
+import { describeError, SignetError } from '../errors.js';
+import { schemeOf, type KeyProvider, type KeyScheme, type KeySpec } from './provider.js';
+import type { KeyStatus, TrustedKey } from './types.js';
+
+interface Entry {
+  spec: KeySpec;
+  key?: TrustedKey;
+  error?: SignetError;
+  lastRefresh?: Date;
+}
+
+export type KeyLookup = { key: TrustedKey; error?: undefined } | { key?: undefined; error: SignetError };
+
+export interface KeyRingLogger {
+  warn(message: string, meta?: Record<string, unknown>): void;
+  info(message: string, meta?: Record<string, unknown>): void;
+}
+
+export class KeyRing {
+  private entries = new Map<string, Entry>();
+  private readonly providers: Map<KeyScheme, KeyProvider>;
+
+  constructor(providers: KeyProvider[], private readonly log?: KeyRingLogger) {
+    this.providers = new Map(providers.map((p) => [p.scheme, p]));
+  }
+
+  /** Replace the set of keys with `specs` and load them all; never throws for a single bad key. */
+  async load(specs: Record<string, KeySpec>): Promise<void> {
+    const next = new Map<string, Entry>();
+    for (const [name, spec] of Object.entries(specs)) next.set(name, { spec });
+    await Promise.all([...next.entries()].map(([name, entry]) => this.loadEntry(name, entry)));
+    this.entries = next;
+  }
+
+  /** Look every key up again (policy reload, refresh interval). */
+  async refresh(): Promise<void> {
+    await Promise.all([...this.entries.entries()].map(([name, entry]) => this.loadEntry(name, entry)));
+  }
+
+  get(name: string): KeyLookup {
+    const entry = this.entries.get(name);
+    if (entry === undefined) return { error: new SignetError('KEY_NOT_FOUND', `key "${name}" is not defined in the policy`) };
+    if (entry.key !== undefined && entry.error === undefined) return { key: entry.key };
+    return { error: entry.error ?? new SignetError('KEY_UNAVAILABLE', `key "${name}" is not loaded`) };
+  }
+
+  /** Mark a key unusable after a failure seen during verification (token removed…); refresh restores it. */
+  markFailed(name: string, error: SignetError): void {
+    const entry = this.entries.get(name);
+    if (entry === undefined) return;
+    entry.error = error;
+    this.log?.warn('key failed during verification', { key: name, error: describeError(error) });
+  }
+
+  status(): KeyStatus[] {
+    return [...this.entries.entries()].map(([name, e]) => ({
+      name,
+      location: e.key?.location ?? locationOf(e.spec),
+      ...(e.key ? { algorithm: e.key.algorithm, fingerprint: e.key.fingerprint } : {}),
+      ...(e.lastRefresh ? { lastRefresh: e.lastRefresh.toISOString() } : {}),
+      ...(e.error ? { lastError: describeError(e.error) } : {}),
+    }));
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.providers.values()].map((p) => p.close()));
+  }
+
+  private async loadEntry(name: string, entry: Entry): Promise<void> {
+    const scheme = schemeOf(entry.spec);
+    const provider = this.providers.get(scheme);
+    try {
+      if (provider === undefined) throw new SignetError('KEY_UNAVAILABLE', `key "${name}": no ${scheme} key provider is configured`);
+      const key = await provider.load(name, entry.spec);
+      const changed = entry.key !== undefined && entry.key.fingerprint !== key.fingerprint;
+      if (entry.error !== undefined) this.log?.info('key available again', { key: name });
+      if (changed) this.log?.warn('key changed on refresh', { key: name, fingerprint: key.fingerprint });
+      entry.key = key;
+      delete entry.error;
+    } catch (err) {
+      const error = err instanceof SignetError ? err : new SignetError('KEY_UNAVAILABLE', `key "${name}": ${describeError(err)}`, { cause: err });
+      if (entry.error?.message !== error.message) this.log?.warn('key unavailable', { key: name, error: describeError(error) });
+      delete entry.key;
+      entry.error = error;
+    }
+    entry.lastRefresh = new Date();
+  }
+}
+
+/** A printable location for a spec (PKCS#11 URIs are printed without PIN attributes by their provider). */
+function locationOf(spec: KeySpec): string {
+  if (spec.file !== undefined) return `file:${spec.file}`;
+  if (spec.pkcs11 !== undefined) return spec.pkcs11.replace(/[;?&]pin-value=[^;?&]*/g, '');
+  return 'unknown';
+}

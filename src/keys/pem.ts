@@ -1,0 +1,32 @@
+/** Trust anchors held in PEM files (SubjectPublicKeyInfo, or a certificate whose key is used). */
+import { readFile } from 'node:fs/promises';
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { SignetError } from '../errors.js';
+import { trustedKeyFromKeyObject } from './node-key.js';
+import type { TrustedKey } from './types.js';
+
+const MAX_PEM_BYTES = 1 << 20;
+
+export function publicKeyFromPem(pem: string, what: string): KeyObject {
+  try {
+    if (pem.includes('-----BEGIN CERTIFICATE-----')) return new X509Certificate(pem).publicKey;
+    return createPublicKey({ key: pem, format: 'pem' });
+  } catch (err) {
+    throw new SignetError('KEY_INVALID', `${what} is not a PEM public key or certificate: ${(err as Error).message}`);
+  }
+}
+
+export async function loadPemKey(name: string, path: string): Promise<TrustedKey> {
+  let text: string;
+  try {
+    const buf = await readFile(path);
+    if (buf.length > MAX_PEM_BYTES) throw new SignetError('KEY_INVALID', `key "${name}": ${path} is larger than 1 MiB`);
+    text = buf.toString('utf8');
+  } catch (err) {
+    if (err instanceof SignetError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new SignetError(code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE', `key "${name}": cannot read ${path}: ${code ?? (err as Error).message}`);
+  }
+  const key = publicKeyFromPem(text, `key "${name}" (${path})`);
+  return trustedKeyFromKeyObject(name, `file:${path}`, key);
+}

@@ -1,0 +1,44 @@
+/**
+ * The seams between verification and key storage. Verification code sees only TrustedKey;
+ * where the key lives (PEM file, PKCS#11 token) is the provider's business.
+ */
+export type KeyAlgorithm = 'ecdsa-p256' | 'ecdsa-p384' | 'ecdsa-p521' | 'rsa' | 'ed25519';
+export type HashAlgorithm = 'sha256' | 'sha384' | 'sha512';
+
+/** A public key that signatures can be checked against. */
+export interface TrustedKey {
+  /** The name the policy gives the key. */
+  readonly name: string;
+  /** Where it lives, safe to print: `file:/etc/signet/keys/a.pub` or a PKCS#11 URI without PIN attributes. */
+  readonly location: string;
+  readonly algorithm: KeyAlgorithm;
+  /** `sha256:<hex>` of the DER SubjectPublicKeyInfo. */
+  readonly fingerprint: string;
+  /**
+   * Check `signature` over `data`. For ECDSA the signature is DER (as cosign and most formats carry it);
+   * `hash` is ignored for Ed25519 (pure EdDSA). Resolves false for a wrong signature; rejects only when
+   * the key cannot be used at all (token gone), with a SignetError naming the key.
+   */
+  verify(data: Uint8Array, signature: Uint8Array, hash: HashAlgorithm): Promise<boolean>;
+}
+
+/** Per-key state for Status and audit. */
+export interface KeyStatus {
+  name: string;
+  location: string;
+  algorithm?: KeyAlgorithm;
+  fingerprint?: string;
+  lastRefresh?: string;
+  lastError?: string;
+}
+
+/** Something that signs with a private key it may never reveal (HSM) or holds in memory (PEM). */
+export interface Signer {
+  readonly algorithm: KeyAlgorithm;
+  readonly fingerprint: string;
+  /** The public key as PEM SubjectPublicKeyInfo. */
+  publicKeyPem(): string;
+  /** Sign `data`; ECDSA signatures come back DER-encoded. */
+  sign(data: Uint8Array, hash: HashAlgorithm): Promise<Uint8Array>;
+  close?(): Promise<void>;
+}
