@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'CONFIG_INVALID'
   | 'POLICY_INVALID'
   | 'POLICY_NOT_FOUND'
+  | 'POLICY_REJECTED'
   | 'KEY_NOT_FOUND'
   | 'KEY_AMBIGUOUS'
   | 'KEY_INVALID'

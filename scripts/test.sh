@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# npm test: install what is missing, build, then run every test (unit and integration, real parts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+echo "test: running mocha"
+exec npx --no-install mocha --reporter ./scripts/mocha-summary-reporter.cjs "$@"

@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+/**
+ * signet-verifier: the executable containerd's image-verifier plugin runs for every pull.
+ * It forwards the question to signetd and turns the answer into an exit code and a reason.
+ * Exit 0 allows the pull; anything else rejects it; stdout is the reason containerd shows.
+ * It fails closed: no answer from signetd means no pull.
+ *
+ * Keep the import graph tiny: node builtins and src/verifier only (start-up time is per pull).
+ */
+import { parseDurationMs, parseStdinDescriptor, parseVerifierArgs, UsageError } from '../verifier/contract.js';
+import { CallError, unaryCall } from '../verifier/grpc-unary.js';
+import { decodeJudgement, encodeVerifyImageRequest } from '../verifier/wire.js';
+
+const DEFAULT_SOCKET = '/run/signet/signetd.sock';
+const DEFAULT_TIMEOUT_MS = 8000;
+const STDIN_LIMIT = 1 << 20;
+const STDIN_TIMEOUT_MS = 2000;
+
+const EXIT_ALLOW = 0;
+const EXIT_REJECT = 1;
+const EXIT_USAGE = 2;
+
+function readStdin(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const timer = setTimeout(() => reject(new UsageError(`stdin was not closed within ${STDIN_TIMEOUT_MS} ms`)), STDIN_TIMEOUT_MS);
+    process.stdin.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > STDIN_LIMIT) {
+        clearTimeout(timer);
+        reject(new UsageError('stdin descriptor is larger than 1 MiB'));
+        process.stdin.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    process.stdin.on('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    process.stdin.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new UsageError(`cannot read stdin: ${err.message}`));
+    });
+  });
+}
+
+function say(line: string): void {
+  process.stdout.write(`${line.replace(/[\r\n]+/g, ' ').trim()}\n`);
+}
+
+async function main(): Promise<number> {
+  const socket = process.env['SIGNET_SOCKET'] || DEFAULT_SOCKET;
+  let timeoutMs = DEFAULT_TIMEOUT_MS;
+  let args;
+  let descriptor;
+  try {
+    if (process.env['SIGNET_VERIFIER_TIMEOUT']) timeoutMs = parseDurationMs(process.env['SIGNET_VERIFIER_TIMEOUT']);
+    args = parseVerifierArgs(process.argv.slice(2));
+    descriptor = parseStdinDescriptor(await readStdin(), args.digest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      say(`signet-verifier: ${err.message}; rejecting (usage: signet-verifier -name REF -digest DIGEST -stdin-media-type application/vnd.oci.descriptor.v1+json, descriptor on stdin)`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+
+  try {
+    const answer = await unaryCall(socket, '/signet.v1.ImageVerifier/VerifyImage', encodeVerifyImageRequest(args.name, descriptor), timeoutMs);
+    const judgement = decodeJudgement(answer);
+    say(judgement.reason || (judgement.ok ? 'signet: accepted' : 'signet: rejected'));
+    return judgement.ok ? EXIT_ALLOW : EXIT_REJECT;
+  } catch (err) {
+    const why = err instanceof CallError ? err.message : (err as Error).message;
+    say(`signet: cannot get a decision from signetd at ${socket} (${why}); rejecting ${args.name} (fail closed)`);
+    return EXIT_REJECT;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    say(`signet-verifier: internal error: ${(err as Error)?.message ?? String(err)}; rejecting (fail closed)`);
+    process.exit(EXIT_REJECT);
+  },
+);

@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+/** signetd: the node daemon. `signetd --config /etc/signet/signetd.yaml` */
+import { rmSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { DEFAULT_CONFIG, loadConfig, type DaemonConfig } from '../daemon/config.js';
+import { Daemon, VERSION } from '../daemon/daemon.js';
+import { GrpcServer } from '../daemon/grpc-server.js';
+import { createLogger } from '../daemon/logger.js';
+import { describeError } from '../errors.js';
+import { Pkcs11KeyProvider } from '../keys/pkcs11/provider.js';
+
+const USAGE = 'usage: signetd [--config FILE]   (default /etc/signet/signetd.yaml if it exists)';
+
+async function main(): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } }, strict: true }));
+  } catch (err) {
+    process.stderr.write(`signetd: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`signetd ${VERSION}\n`);
+    return 0;
+  }
+  let config: DaemonConfig;
+  try {
+    config = values.config !== undefined ? await loadConfig(values.config) : await loadConfig('/etc/signet/signetd.yaml').catch(() => DEFAULT_CONFIG);
+  } catch (err) {
+    process.stderr.write(`signetd: ${describeError(err)}\n`);
+    return 2;
+  }
+  const log = createLogger(config.logLevel);
+  const daemon = new Daemon(config, log, [new Pkcs11KeyProvider(config.pkcs11Module !== undefined ? { defaultModule: config.pkcs11Module } : {})]);
+  const server = new GrpcServer(daemon, log);
+  try {
+    await daemon.start();
+    await server.listen(config.socket);
+  } catch (err) {
+    log.error('signetd cannot start', { error: describeError(err) });
+    await daemon.stop().catch(() => undefined);
+    return 1;
+  }
+  log.info('signetd listening', { socket: config.socket, policyDir: config.policyDir, auditLog: config.auditLog, version: VERSION });
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info('signetd stopping', { signal });
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      log.info('SIGHUP: reloading policy and keys');
+      void daemon.reload();
+    });
+  });
+  await server.close();
+  await daemon.stop();
+  rmSync(config.socket, { force: true });
+  return 0;
+}
+
+process.on('unhandledRejection', (err) => {
+  // Never crash on input; log and keep serving.
+  process.stderr.write(`${JSON.stringify({ level: 'error', message: 'unhandled rejection', error: describeError(err) })}\n`);
+});
+
+main().then((code) => process.exit(code));

@@ -1,0 +1,122 @@
+/** signetd's configuration file (YAML): strict, with defaults for everything. */
+import { readFile } from 'node:fs/promises';
+import { isAbsolute } from 'node:path';
+import { parseDocument } from 'yaml';
+import { SignetError } from '../errors.js';
+import { isValidHost } from '../registry/reference.js';
+import { parseDuration } from '../util/duration.js';
+
+export interface DaemonConfig {
+  socket: string;
+  policyDir: string;
+  /** File path for the JSON-lines audit log, or `-` for standard output. */
+  auditLog: string;
+  /** `host:port` registries reached over plain HTTP. */
+  insecureRegistries: string[];
+  /** Docker-style config.json with registry credentials. */
+  dockerConfig?: string;
+  registryTimeoutMs: number;
+  registryRetries: number;
+  /** Bound on one decision; below the verifier's 8 s so the daemon answers before it gives up. */
+  verifyTimeoutMs: number;
+  maxSignatures: number;
+  keyRefreshIntervalMs: number;
+  pkcs11Module?: string;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+}
+
+export const DEFAULT_CONFIG: DaemonConfig = {
+  socket: '/run/signet/signetd.sock',
+  policyDir: '/etc/signet/policy.d',
+  auditLog: '/var/log/signet/audit.log',
+  insecureRegistries: [],
+  registryTimeoutMs: 5000,
+  registryRetries: 1,
+  verifyTimeoutMs: 7000,
+  maxSignatures: 32,
+  keyRefreshIntervalMs: 5 * 60_000,
+  logLevel: 'info',
+};
+
+const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'keyRefreshInterval', 'pkcs11', 'logLevel'];
+
+export async function loadConfig(path: string): Promise<DaemonConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new SignetError('CONFIG_INVALID', `cannot read config ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseConfig(text, path);
+}
+
+export function parseConfig(text: string, file: string): DaemonConfig {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    throw new SignetError('CONFIG_INVALID', `${file}:${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`);
+  }
+  const raw: unknown = doc.toJS({ maxAliasCount: 10 }) ?? {};
+  const fail = (key: string, what: string): never => {
+    const node = doc.getIn([key], true) as { range?: [number, number] } | undefined;
+    const line = node?.range ? text.slice(0, node.range[0]).split('\n').length : undefined;
+    throw new SignetError('CONFIG_INVALID', `${file}${line ? `:${line}` : ''}: ${key}: ${what}`);
+  };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SignetError('CONFIG_INVALID', `${file}: the config must be a YAML mapping`);
+  const c = raw as Record<string, unknown>;
+  for (const key of Object.keys(c)) if (!KNOWN_KEYS.includes(key)) fail(key, `unknown setting (known: ${KNOWN_KEYS.join(', ')})`);
+
+  const config: DaemonConfig = { ...DEFAULT_CONFIG, insecureRegistries: [] };
+  const path = (key: 'socket' | 'policyDir' | 'auditLog' | 'dockerConfig'): void => {
+    const v = c[key];
+    if (v === undefined) return;
+    if (typeof v !== 'string' || v.length === 0) fail(key, 'must be a non-empty string');
+    if (!(key === 'auditLog' && v === '-') && !isAbsolute(v as string)) fail(key, `must be an absolute path, got "${v}"`);
+    config[key] = v as string;
+  };
+  path('socket');
+  path('policyDir');
+  path('auditLog');
+  path('dockerConfig');
+  if (c['insecureRegistries'] !== undefined) {
+    const list = c['insecureRegistries'];
+    if (!Array.isArray(list)) fail('insecureRegistries', 'must be a list of host:port');
+    for (const h of list as unknown[]) {
+      if (typeof h !== 'string' || !isValidHost(h) || h.includes('/')) fail('insecureRegistries', `"${String(h)}" is not a host or host:port`);
+    }
+    config.insecureRegistries = list as string[];
+  }
+  const duration = (key: string): number | undefined => {
+    if (c[key] === undefined) return undefined;
+    try {
+      return parseDuration(c[key], key, 'CONFIG_INVALID');
+    } catch (err) {
+      return fail(key, (err as Error).message.replace(`${key}: `, ''));
+    }
+  };
+  config.registryTimeoutMs = duration('registryTimeout') ?? config.registryTimeoutMs;
+  config.verifyTimeoutMs = duration('verifyTimeout') ?? config.verifyTimeoutMs;
+  config.keyRefreshIntervalMs = duration('keyRefreshInterval') ?? config.keyRefreshIntervalMs;
+  const int = (key: string, min: number, max: number): number | undefined => {
+    const v = c[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(key, `must be an integer from ${min} to ${max}`);
+    return v as number;
+  };
+  config.registryRetries = int('registryRetries', 0, 10) ?? config.registryRetries;
+  config.maxSignatures = int('maxSignatures', 1, 1000) ?? config.maxSignatures;
+  if (c['pkcs11'] !== undefined) {
+    const p = c['pkcs11'];
+    if (typeof p !== 'object' || p === null || Array.isArray(p)) fail('pkcs11', 'must be a mapping like { module: /usr/lib/softhsm/libsofthsm2.so }');
+    for (const k of Object.keys(p as object)) if (k !== 'module') fail('pkcs11', `unknown setting "${k}" (known: module)`);
+    const m = (p as Record<string, unknown>)['module'];
+    if (m !== undefined && (typeof m !== 'string' || !isAbsolute(m))) fail('pkcs11', 'module must be an absolute path');
+    if (typeof m === 'string') config.pkcs11Module = m;
+  }
+  if (c['logLevel'] !== undefined) {
+    if (!['error', 'warn', 'info', 'debug'].includes(c['logLevel'] as string)) fail('logLevel', 'must be error, warn, info or debug');
+    config.logLevel = c['logLevel'] as DaemonConfig['logLevel'];
+  }
+  if (config.verifyTimeoutMs >= 8000) fail('verifyTimeout', 'must be below 8s, the verifier\'s own deadline, so that signetd answers first');
+  return config;
+}

@@ -1,0 +1,153 @@
+/**
+ * signetd's core: the policy in force (swapped atomically on reload), the keys it names, the engine
+ * and the audit trail. The gRPC server is a thin layer over verify() and status().
+ */
+import { describeError } from '../errors.js';
+import { AuditLog } from '../audit/audit-log.js';
+import type { Decision, VerifyRequest } from '../engine/decision.js';
+import { VerificationEngine } from '../engine/engine.js';
+import { RegistryCosignSource } from '../engine/registry-cosign-source.js';
+import { KeyRing } from '../keys/keyring.js';
+import { PemKeyProvider } from '../keys/pem-provider.js';
+import type { KeyProvider } from '../keys/provider.js';
+import type { KeyStatus } from '../keys/types.js';
+import type { Policy } from '../policy/types.js';
+import { PolicyWatcher } from '../policy/watcher.js';
+import { RegistryClient } from '../registry/client.js';
+import type { DaemonConfig } from './config.js';
+import type { Logger } from './logger.js';
+
+export const VERSION = '0.1.0';
+
+export interface DaemonStatus {
+  version: string;
+  ready: boolean;
+  policyGeneration: string;
+  policyFiles: string[];
+  policyDir: string;
+  lastReload: string;
+  lastReloadError: string;
+  keys: KeyStatus[];
+  uptimeSeconds: number;
+  decisions: number;
+}
+
+export class Daemon {
+  private policy: Policy | undefined;
+  private lastReload: Date | undefined;
+  private lastReloadError: string | undefined;
+  private decisions = 0;
+  private readonly startedAt = Date.now();
+  private readonly keys: KeyRing;
+  private readonly engine: VerificationEngine;
+  private readonly audit: AuditLog;
+  private readonly watcher: PolicyWatcher;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  /** Serialises key loading so a reload and a refresh never interleave. */
+  private keyWork: Promise<void> = Promise.resolve();
+  private readonly statusListeners = new Set<() => void>();
+
+  constructor(private readonly config: DaemonConfig, private readonly log: Logger, extraProviders: KeyProvider[] = []) {
+    this.keys = new KeyRing([new PemKeyProvider(), ...extraProviders], log);
+    const client = new RegistryClient({
+      insecureRegistries: config.insecureRegistries,
+      requestTimeoutMs: config.registryTimeoutMs,
+      retries: config.registryRetries,
+      ...(config.dockerConfig !== undefined ? { dockerConfigPath: config.dockerConfig } : {}),
+      userAgent: `signetd/${VERSION}`,
+    });
+    this.engine = new VerificationEngine({
+      policy: () => ({ ...(this.policy ? { policy: this.policy } : {}), ...(this.lastReloadError ? { error: this.lastReloadError } : {}) }),
+      keys: this.keys,
+      sources: [new RegistryCosignSource(client)],
+      timeoutMs: config.verifyTimeoutMs,
+      maxSignatures: config.maxSignatures,
+    });
+    this.audit = new AuditLog(config.auditLog);
+    this.watcher = new PolicyWatcher(config.policyDir, {
+      onPolicy: (policy) => void this.install(policy),
+      onError: (err) => {
+        this.lastReloadError = describeError(err);
+        this.log.error('policy not loaded; the last good policy stays in force', { policyDir: config.policyDir, error: this.lastReloadError, generation: this.policy?.generation ?? null });
+        this.notify();
+      },
+    });
+  }
+
+  async start(): Promise<void> {
+    const initial = await this.watcher.start();
+    if (initial !== undefined) await this.install(initial);
+    else this.log.error('no valid policy at start: every image is rejected until one loads', { policyDir: this.config.policyDir });
+    this.refreshTimer = setInterval(() => void this.refreshKeys(), this.config.keyRefreshIntervalMs);
+    this.refreshTimer.unref();
+  }
+
+  /** Load the keys the new policy names, then swap policy in one assignment. */
+  private install(policy: Policy): Promise<void> {
+    this.keyWork = this.keyWork.then(async () => {
+      await this.keys.load(policy.keys);
+      this.policy = policy;
+      this.lastReload = new Date();
+      this.lastReloadError = undefined;
+      this.log.info('policy loaded', { generation: policy.generation, files: policy.files, keys: this.keys.size });
+      this.notify();
+    });
+    return this.keyWork;
+  }
+
+  refreshKeys(): Promise<void> {
+    this.keyWork = this.keyWork.then(() => this.keys.refresh()).catch((err: unknown) => {
+      this.log.error('key refresh failed', { error: describeError(err) });
+    });
+    return this.keyWork;
+  }
+
+  /** Reload on SIGHUP: policy files and keys. */
+  async reload(): Promise<void> {
+    await this.watcher.reload?.();
+    await this.refreshKeys();
+  }
+
+  async verify(request: VerifyRequest): Promise<Decision> {
+    const decision = await this.engine.verify(request);
+    this.decisions++;
+    this.audit.record(decision);
+    return decision;
+  }
+
+  status(): DaemonStatus {
+    return {
+      version: VERSION,
+      ready: this.policy !== undefined,
+      policyGeneration: this.policy?.generation ?? '',
+      policyFiles: this.policy?.files ?? [],
+      policyDir: this.config.policyDir,
+      lastReload: this.lastReload?.toISOString() ?? '',
+      lastReloadError: this.lastReloadError ?? '',
+      keys: this.keys.status(),
+      uptimeSeconds: (Date.now() - this.startedAt) / 1000,
+      decisions: this.decisions,
+    };
+  }
+
+  get ready(): boolean {
+    return this.policy !== undefined;
+  }
+
+  onStatusChange(listener: () => void): () => void {
+    this.statusListeners.add(listener);
+    return () => this.statusListeners.delete(listener);
+  }
+
+  private notify(): void {
+    for (const l of this.statusListeners) l();
+  }
+
+  async stop(): Promise<void> {
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    await this.watcher.close();
+    await this.keyWork.catch(() => undefined);
+    await this.keys.close();
+    await this.audit.close();
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The gRPC face of signetd on a unix socket: signet.v1.ImageVerifier and grpc.health.v1.Health.
+ * Handlers never throw: a malformed request gets INVALID_ARGUMENT, everything else a Judgement.
+ */
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { describeError, SignetError } from '../errors.js';
+import type { Decision } from '../engine/decision.js';
+import type { Daemon } from './daemon.js';
+import type { Logger } from './logger.js';
+
+export const PROTO_DIR = fileURLToPath(new URL('../../../proto/', import.meta.url));
+
+const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [PROTO_DIR] };
+
+export function loadProtos(): grpc.GrpcObject {
+  const definition = protoLoader.loadSync(['signet/v1/verifier.proto', 'grpc/health/v1/health.proto'], LOADER_OPTIONS);
+  return grpc.loadPackageDefinition(definition);
+}
+
+type ServiceClientCtor = grpc.ServiceClientConstructor;
+function service(root: grpc.GrpcObject, path: string): ServiceClientCtor {
+  let node: unknown = root;
+  for (const part of path.split('.')) node = (node as Record<string, unknown>)[part];
+  return node as ServiceClientCtor;
+}
+
+export function verifierServiceClient(root: grpc.GrpcObject): ServiceClientCtor {
+  return service(root, 'signet.v1.ImageVerifier');
+}
+
+interface RawRequest {
+  name?: unknown;
+  descriptor?: { mediaType?: unknown; digest?: unknown; size?: unknown } | null;
+}
+
+function judgement(d: Decision): Record<string, unknown> {
+  return {
+    ok: d.ok,
+    reason: d.reason,
+    decision: d.decision,
+    scope: d.scope,
+    signatures: d.signatures.map((s) => ({ format: s.format, source: s.source, key: s.key, valid: s.valid, reason: s.reason, code: s.code ?? '' })),
+    policyGeneration: d.policyGeneration,
+    durationMs: d.durationMs,
+    image: d.image,
+    digest: d.digest,
+    code: d.code ?? '',
+  };
+}
+
+function validate(req: RawRequest): { name: string; descriptor: { mediaType: string; digest: string; size: number } } {
+  if (typeof req.name !== 'string' || req.name.length === 0) throw new SignetError('INVALID_ARGUMENT', 'name is required');
+  const d = req.descriptor;
+  if (!d || typeof d.digest !== 'string' || d.digest.length === 0) throw new SignetError('INVALID_ARGUMENT', 'descriptor.digest is required');
+  return { name: req.name, descriptor: { mediaType: typeof d.mediaType === 'string' ? d.mediaType : '', digest: d.digest, size: typeof d.size === 'number' ? d.size : 0 } };
+}
+
+export class GrpcServer {
+  private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': 1 << 20 });
+
+  constructor(private readonly daemon: Daemon, private readonly log: Logger) {
+    const root = loadProtos();
+    this.server.addService(service(root, 'signet.v1.ImageVerifier').service, {
+      VerifyImage: (call: grpc.ServerUnaryCall<RawRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        let request;
+        try {
+          request = validate(call.request);
+        } catch (err) {
+          callback({ code: grpc.status.INVALID_ARGUMENT, details: describeError(err) });
+          return;
+        }
+        this.daemon.verify(request).then(
+          (decision) => callback(null, judgement(decision)),
+          (err: unknown) => {
+            // verify() never throws by design; if it does, fail closed with a reason.
+            this.log.error('verification crashed', { error: describeError(err) });
+            callback(null, { ok: false, decision: 'reject', reason: `rejected ${request.name}: internal error (${describeError(err)})`, code: 'INTERNAL' });
+          },
+        );
+      },
+      Status: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        callback(null, this.daemon.status());
+      },
+    });
+    const health = (): string => (this.daemon.ready ? 'SERVING' : 'NOT_SERVING');
+    const known = (svc: string): boolean => svc === '' || svc === 'signet.v1.ImageVerifier';
+    this.server.addService(service(root, 'grpc.health.v1.Health').service, {
+      Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        if (!known(call.request.service)) callback({ code: grpc.status.NOT_FOUND, details: `unknown service ${call.request.service}` });
+        else callback(null, { status: health() });
+      },
+      Watch: (call: grpc.ServerWritableStream<{ service: string }, unknown>) => {
+        let last = '';
+        const send = (): void => {
+          const status = known(call.request.service) ? health() : 'SERVICE_UNKNOWN';
+          if (status !== last) call.write({ status });
+          last = status;
+        };
+        send();
+        const off = this.daemon.onStatusChange(send);
+        call.on('cancelled', off);
+        call.on('close', off);
+      },
+    });
+  }
+
+  /** Bind the unix socket with mode 0600 (created under a restrictive umask, so never briefly wider). */
+  async listen(socketPath: string): Promise<void> {
+    mkdirSync(dirname(socketPath), { recursive: true, mode: 0o750 });
+    if (existsSync(socketPath)) {
+      if (await isListening(socketPath)) throw new SignetError('CONFIG_INVALID', `another process is serving ${socketPath}; is signetd already running?`);
+      unlinkSync(socketPath);
+    }
+    const oldMask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(new SignetError('CONFIG_INVALID', `cannot listen on ${socketPath}: ${err.message}`)) : resolve()));
+      });
+    } finally {
+      process.umask(oldMask);
+    }
+    chmodSync(socketPath, 0o600);
+  }
+
+  async close(graceMs = 3000): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+function isListening(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}

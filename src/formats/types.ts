@@ -1,0 +1,40 @@
+/**
+ * The seam between discovery and verification. A source finds untrusted signatures for a digest;
+ * a format checks one of them against one key. A new envelope is a new SignatureFormat module.
+ */
+import type { ErrorCode } from '../errors.js';
+import type { TrustedKey } from '../keys/types.js';
+
+export type FormatName = 'cosign';
+
+/** One signature as found, nothing about it checked yet. */
+export interface UntrustedSignature {
+  format: FormatName;
+  /** Where it was found, for reasons and audit: `127.0.0.1:5000/app:sha256-….sig#0`. */
+  source: string;
+  /** The exact signed bytes. */
+  untrustedPayload: Buffer;
+  /** The raw signature bytes (DER for ECDSA). */
+  untrustedSignature: Buffer;
+}
+
+/** What one signature proved, checked against one key. */
+export type SignatureCheck =
+  | {
+      valid: true;
+      /** The identity the signer vouched for (cosign `docker-reference`), now trusted as signed. */
+      signedIdentity: string;
+      signedDigest: string;
+      annotations: Record<string, unknown>;
+    }
+  | { valid: false; code: ErrorCode; reason: string };
+
+export interface SignatureFormat {
+  readonly name: FormatName;
+  /**
+   * Check authenticity (signature by `key`) and integrity (the payload names `expectedDigest`).
+   * Identity rules are the policy's business and are applied by the caller to `signedIdentity`.
+   * Rejects only when the key itself is unusable (HSM gone); a bad signature resolves `valid: false`.
+   */
+  verify(signature: UntrustedSignature, key: TrustedKey, expectedDigest: string): Promise<SignatureCheck>;
+}
