@@ -1,7 +1,7 @@
 /** signetd's configuration file (YAML): strict, with defaults for everything. */
 import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { SignetError } from '../errors.js';
 import { isValidHost } from '../registry/reference.js';
 import { parseDuration } from '../util/duration.js';
@@ -51,15 +51,16 @@ export async function loadConfig(path: string): Promise<DaemonConfig> {
 }
 
 export function parseConfig(text: string, file: string): DaemonConfig {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, lineCounter: lines });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    throw new SignetError('CONFIG_INVALID', `${file}:${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`);
+    throw new SignetError('CONFIG_INVALID', `${file}:${lines.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`);
   }
   const raw: unknown = doc.toJS({ maxAliasCount: 10 }) ?? {};
   const fail = (key: string, what: string): never => {
     const node = doc.getIn([key], true) as { range?: [number, number] } | undefined;
-    const line = node?.range ? text.slice(0, node.range[0]).split('\n').length : undefined;
+    const line = node?.range ? lines.linePos(node.range[0]).line : undefined;
     throw new SignetError('CONFIG_INVALID', `${file}${line ? `:${line}` : ''}: ${key}: ${what}`);
   };
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SignetError('CONFIG_INVALID', `${file}: the config must be a YAML mapping`);

@@ -1,0 +1,29 @@
+import assert from 'node:assert/strict';
+import { DEFAULT_CONFIG, parseConfig } from '../../src/daemon/config.js';
+
+describe('signetd config', () => {
+  it('has defaults for everything', () => {
+    assert.deepEqual(parseConfig('', 'c.yaml'), DEFAULT_CONFIG);
+    assert.equal(DEFAULT_CONFIG.socket, '/run/signet/signetd.sock');
+    assert.equal(DEFAULT_CONFIG.policyDir, '/etc/signet/policy.d');
+  });
+  it('reads the documented keys', () => {
+    const c = parseConfig('socket: /tmp/s.sock\npolicyDir: /tmp/p\nauditLog: /tmp/a.log\ninsecureRegistries: ["127.0.0.1:5000"]\nverifyTimeout: 3s\npkcs11: { module: /usr/lib/softhsm/libsofthsm2.so }\n', 'c.yaml');
+    assert.equal(c.socket, '/tmp/s.sock');
+    assert.deepEqual(c.insecureRegistries, ['127.0.0.1:5000']);
+    assert.equal(c.verifyTimeoutMs, 3000);
+    assert.equal(c.pkcs11Module, '/usr/lib/softhsm/libsofthsm2.so');
+  });
+  const bad: Array<[string, string, RegExp]> = [
+    ['an unknown key', 'socket: /s\nsokcet: /x\n', /c\.yaml:2: sokcet: unknown setting/],
+    ['a relative path', 'policyDir: policy.d\n', /c\.yaml:1: policyDir: must be an absolute path/],
+    ['a bad duration', 'verifyTimeout: soon\n', /verifyTimeout/],
+    ['a timeout above the verifier deadline', 'verifyTimeout: 9s\n', /below 8s/],
+    ['a URL as insecure registry', 'insecureRegistries: ["http://x:5000"]\n', /not a host/],
+    ['duplicate keys', 'socket: /a\nsocket: /b\n', /c\.yaml:2/],
+    ['not a mapping', '- a\n', /must be a YAML mapping/],
+  ];
+  for (const [what, text, re] of bad) {
+    it(`rejects ${what} with file and line`, () => assert.throws(() => parseConfig(text, 'c.yaml'), (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && re.test(e.message)));
+  }
+});
