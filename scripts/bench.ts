@@ -1,0 +1,110 @@
+/**
+ * npm run bench. Machines are shared and noisy, so every figure is printed next to a baseline
+ * measured in the same run, as a ratio:
+ *  - signet-verifier wall time per call against a warm signetd  vs  a bare `node -e 0` start;
+ *  - signetd VerifyImage latency for a signed image             vs  one manifest GET from the same registry;
+ *  - decisions per second under concurrent calls                vs  manifest GETs per second, same concurrency.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import { loadProtos, verifierServiceClient } from '../src/daemon/grpc-server.js';
+import { RegistryClient } from '../src/registry/client.js';
+import { signImageCosign } from '../src/signing/cosign-sign.js';
+import { startDaemon } from '../test/helpers/daemon.js';
+import { pushImage } from '../test/helpers/images.js';
+import { makeTestKey } from '../test/helpers/keys.js';
+import { startRegistry } from '../test/helpers/registry.js';
+import { runVerifier } from '../test/helpers/verifier.js';
+
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 40);
+const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
+const TOTAL = Number(process.env['BENCH_TOTAL'] ?? 800);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))]!;
+const fmt = (n: number) => n.toFixed(2);
+
+async function timeIt(fn: () => Promise<unknown> | unknown): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+async function rate(total: number, concurrency: number, fn: () => Promise<unknown>): Promise<number> {
+  let next = 0;
+  const t = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next++ < total) await fn();
+  }));
+  return total / ((performance.now() - t) / 1000);
+}
+
+async function main(): Promise<void> {
+  const registry = await startRegistry();
+  const host = registry.host;
+  const client = new RegistryClient({ insecureRegistries: [host] });
+  const key = makeTestKey('ecdsa-p256');
+  const repo = { registry: host, repository: 'bench/app' };
+  const img = await pushImage(client, repo, 'v1');
+  await signImageCosign(client, repo, img.digest, key.signer, { dockerReference: `${host}/bench/app` });
+  const daemon = await startDaemon({
+    insecureRegistries: [host],
+    extraConfig: 'logLevel: warn',
+  });
+  key.writePublic(join(daemon.dir, 'release.pub'));
+  daemon.writePolicy('policy.yaml', {
+    apiVersion: 'signet/v1',
+    keys: { release: { file: join(daemon.dir, 'release.pub') } },
+    scopes: { [`${host}/bench`]: { action: 'verify', signatures: { keys: ['release'] } } },
+  });
+  await new Promise((r) => setTimeout(r, 1000));
+  const descriptor = { mediaType: img.mediaType, digest: img.digest, size: img.size };
+  const name = `${host}/bench/app:v1`;
+  try {
+    const first = await runVerifier({ socket: daemon.socket, name, descriptor });
+    if (first.code !== 0) throw new Error(`bench image not accepted: ${first.stdout}`);
+
+    // 1. verifier start-up + call, interleaved with bare node starts so both see the same noise.
+    const nodeMs: number[] = [];
+    const verifierMs: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      nodeMs.push(await timeIt(() => spawnSync(process.execPath, ['-e', '0'])));
+      verifierMs.push(await timeIt(() => runVerifier({ socket: daemon.socket, name, descriptor })));
+    }
+    const ratio = median(verifierMs) / median(nodeMs);
+    console.log(`verifier call (warm daemon, signed image)  median ${fmt(median(verifierMs))} ms   bare node -e 0 median ${fmt(median(nodeMs))} ms   ratio ${fmt(ratio)}x   (target <= 2x)`);
+
+    // 2. daemon-side latency against the local registry.
+    const Verifier = verifierServiceClient(loadProtos());
+    const c = new Verifier(`unix://${daemon.socket}`, grpc.credentials.createInsecure()) as any;
+    const call = () => new Promise<void>((res, rej) => c.VerifyImage({ name, descriptor }, (e: Error | null, r: { ok: boolean }) => (e ? rej(e) : r.ok ? res() : rej(new Error('rejected')))));
+    const getManifest = () => client.getManifest(repo, img.digest);
+    for (let i = 0; i < 20; i++) {
+      await call();
+      await getManifest();
+    }
+    const verifyLat: number[] = [];
+    const manifestLat: number[] = [];
+    for (let i = 0; i < RUNS * 2; i++) {
+      verifyLat.push(await timeIt(call));
+      manifestLat.push(await timeIt(getManifest));
+    }
+    console.log(`VerifyImage latency  median ${fmt(median(verifyLat))} ms  p95 ${fmt(p95(verifyLat))} ms   one manifest GET median ${fmt(median(manifestLat))} ms   ratio ${fmt(median(verifyLat) / median(manifestLat))}x   (a decision makes 2 registry round trips)`);
+
+    // 3. throughput under concurrency.
+    const baseline = await rate(TOTAL, CONCURRENCY, getManifest);
+    const decisions = await rate(TOTAL, CONCURRENCY, call);
+    console.log(`decisions/s at concurrency ${CONCURRENCY}: ${fmt(decisions)}   manifest GETs/s same concurrency: ${fmt(baseline)}   ratio ${fmt(decisions / baseline)}`);
+    c.close();
+  } finally {
+    await daemon.stop();
+    await registry.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench failed: ${(err as Error).stack ?? String(err)}`);
+  process.exit(1);
+});

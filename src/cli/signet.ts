@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+/** signet: the command line for CI and operators. Each subcommand lives in commands/. */
+import { describeError, SignetError } from '../errors.js';
+import type { CommandIo } from './commands/io.js';
+
+const USAGE = `usage: signet <command> [options]
+
+commands:
+  status              state of the local signetd (policy generation, keys, uptime)
+  keys                manage keys on a PKCS#11 token: generate, list, export, import
+  version             print the version
+
+Run "signet <command> --help" for a command's options.`;
+
+type Command = (argv: string[], io: CommandIo) => Promise<number>;
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  status: async () => (await import('./commands/status.js')).statusCommand,
+  keys: async () => (await import('./commands/keys.js')).keysCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const io: CommandIo = { stdout: process.stdout, stderr: process.stderr };
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    (name === undefined ? process.stderr : process.stdout).write(`${USAGE}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === 'version' || name === '--version') {
+    process.stdout.write('signet 0.1.0\n');
+    return 0;
+  }
+  const load = COMMANDS[name];
+  if (load === undefined) {
+    process.stderr.write(`signet: unknown command "${name}"\n${USAGE}\n`);
+    return 2;
+  }
+  try {
+    return await (await load())(rest, io);
+  } catch (err) {
+    // One line, never a stack trace: usage errors exit 2, everything else 1.
+    const usage = err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
+    process.stderr.write(`signet ${name}: ${err instanceof SignetError ? describeError(err) : (err as Error).message}\n`);
+    return usage || (err as Error).name === 'UsageError' ? 2 : 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => process.exit(code));
