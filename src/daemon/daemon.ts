@@ -6,7 +6,7 @@ import { describeError } from '../errors.js';
 import { AuditLog } from '../audit/audit-log.js';
 import type { Decision, VerifyRequest } from '../engine/decision.js';
 import { VerificationEngine } from '../engine/engine.js';
-import { RegistryCosignSource } from '../engine/registry-cosign-source.js';
+import { defaultSources } from '../engine/default-sources.js';
 import { KeyRing } from '../keys/keyring.js';
 import { PemKeyProvider } from '../keys/pem-provider.js';
 import type { KeyProvider } from '../keys/provider.js';
@@ -59,7 +59,7 @@ export class Daemon {
     this.engine = new VerificationEngine({
       policy: () => ({ ...(this.policy ? { policy: this.policy } : {}), ...(this.lastReloadError ? { error: this.lastReloadError } : {}) }),
       keys: this.keys,
-      sources: [new RegistryCosignSource(client)],
+      sources: defaultSources(client),
       timeoutMs: config.verifyTimeoutMs,
       maxSignatures: config.maxSignatures,
     });

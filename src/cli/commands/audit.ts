@@ -1,0 +1,88 @@
+/**
+ * `signet audit REPOSITORY`: verify every tag of a repository against the policy the nodes enforce.
+ * Meant to run on a schedule; exits non-zero when anything would be rejected.
+ */
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import { openLocalEngine } from '../../engine/local.js';
+import type { Decision } from '../../engine/decision.js';
+import { describeError } from '../../errors.js';
+import { parseReference, repositoryName } from '../../registry/reference.js';
+import { insecureRegistries, outputFormat, policyDir, POLICY_OPTIONS, REGISTRY_OPTIONS } from './common.js';
+import { UsageError, type CommandIo } from './io.js';
+
+const USAGE = 'usage: signet audit REPOSITORY [--policy-dir DIR] [--insecure-registry HOST:PORT]... [--docker-config FILE] [--output text|json]';
+/** Tags cosign and friends use to store signatures, attestations and SBOMs: artifacts, not images. */
+const ARTIFACT_TAG = /^sha256-[a-f0-9]{64}(\.[a-z]+)?$/;
+
+export interface AuditRow {
+  tag: string;
+  digest: string;
+  decision: Decision['decision'] | 'error';
+  signers: string[];
+  reason: string;
+  warnings: string[];
+}
+
+export async function auditCommand(argv: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...REGISTRY_OPTIONS, ...POLICY_OPTIONS, output: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    io.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError(`expected one REPOSITORY\n${USAGE}`);
+  const output = outputFormat(values.output);
+  const ref = parseReference(positionals[0]!);
+  if (ref.digest !== undefined || (ref.tag !== undefined && positionals[0]!.endsWith(`:${ref.tag}`))) throw new UsageError(`give a repository without tag or digest, e.g. ${repositoryName(ref)}`);
+  const repoName = repositoryName(ref);
+  const local = await openLocalEngine({
+    policyDir: policyDir(values),
+    insecureRegistries: insecureRegistries(values),
+    ...(values['docker-config'] !== undefined ? { dockerConfig: values['docker-config'] } : {}),
+    ...(values['pkcs11-module'] !== undefined ? { pkcs11Module: values['pkcs11-module'] } : {}),
+  });
+  try {
+    const tags = (await local.client.listTags(ref)).filter((t) => !ARTIFACT_TAG.test(t)).sort();
+    const tty = Boolean((io.stderr as NodeJS.WriteStream).isTTY) && output === 'text';
+    const bar = tty ? new cliProgress.SingleBar({ stream: io.stderr as NodeJS.WriteStream, format: 'auditing {bar} {value}/{total} {tag}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic) : undefined;
+    bar?.start(tags.length, 0, { tag: '' });
+    const rows: AuditRow[] = [];
+    for (const tag of tags) {
+      bar?.update(rows.length, { tag });
+      rows.push(await auditTag(local, ref, repoName, tag));
+    }
+    bar?.update(rows.length, { tag: '' });
+    bar?.stop();
+    const rejected = rows.filter((r) => r.decision !== 'accept').length;
+    const summary = { repository: repoName, tags: rows.length, accepted: rows.length - rejected, rejected, policyGeneration: local.policy.generation };
+    if (output === 'json') io.stdout.write(`${JSON.stringify({ ...summary, results: rows }, null, 2)}\n`);
+    else io.stdout.write(formatTable(rows, summary));
+    return rejected > 0 ? 1 : 0;
+  } finally {
+    await local.close();
+  }
+}
+
+async function auditTag(local: Awaited<ReturnType<typeof openLocalEngine>>, ref: { registry: string; repository: string }, repoName: string, tag: string): Promise<AuditRow> {
+  try {
+    const descriptor = await local.client.resolve(ref, tag);
+    const d = await local.engine.verify({ name: `${repoName}:${tag}`, descriptor });
+    const signers = [...new Set(d.signatures.filter((s) => s.valid).map((s) => s.key))];
+    return { tag, digest: d.digest, decision: d.decision, signers, reason: d.reason, warnings: [] };
+  } catch (err) {
+    return { tag, digest: '', decision: 'error', signers: [], reason: describeError(err), warnings: [] };
+  }
+}
+
+function formatTable(rows: AuditRow[], summary: { repository: string; tags: number; accepted: number; rejected: number }): string {
+  const header = ['TAG', 'DIGEST', 'DECISION', 'SIGNERS', 'NOTES'];
+  const body = rows.map((r) => [r.tag, r.digest ? `${r.digest.slice(0, 19)}…` : '-', r.decision, r.signers.join(',') || '-', [...r.warnings, r.decision === 'accept' ? '' : r.reason].filter(Boolean).join('; ')]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (i === 4 ? 0 : row[i]!.length))));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return `${[line(header), ...body.map(line)].join('\n')}\n\n${summary.repository}: ${summary.tags} tags, ${summary.accepted} accepted, ${summary.rejected} rejected\n`;
+}

@@ -1,0 +1,8 @@
+/** The signature sources every decision consults; the one place to add a new source. */
+import type { RegistryClient } from '../registry/client.js';
+import { RegistryCosignSource } from './registry-cosign-source.js';
+import type { SignatureSource } from './sources.js';
+
+export function defaultSources(client: RegistryClient): SignatureSource[] {
+  return [new RegistryCosignSource(client)];
+}

@@ -1,0 +1,48 @@
+/**
+ * The daemon's engine, run in process by `signet verify` and `signet audit`: same policy loader,
+ * same keys, same registry client, same decision code — what a node would decide.
+ */
+import { KeyRing } from '../keys/keyring.js';
+import { PemKeyProvider } from '../keys/pem-provider.js';
+import { Pkcs11KeyProvider } from '../keys/pkcs11/provider.js';
+import { loadPolicyDir } from '../policy/load.js';
+import type { Policy } from '../policy/types.js';
+import { RegistryClient } from '../registry/client.js';
+import { defaultSources } from './default-sources.js';
+import { VerificationEngine } from './engine.js';
+
+export interface LocalEngineOptions {
+  policyDir: string;
+  insecureRegistries: string[];
+  dockerConfig?: string;
+  pkcs11Module?: string;
+  timeoutMs?: number;
+  maxSignatures?: number;
+}
+
+export interface LocalEngine {
+  engine: VerificationEngine;
+  client: RegistryClient;
+  policy: Policy;
+  keys: KeyRing;
+  close(): Promise<void>;
+}
+
+export async function openLocalEngine(options: LocalEngineOptions): Promise<LocalEngine> {
+  const policy = await loadPolicyDir(options.policyDir);
+  const keys = new KeyRing([new PemKeyProvider(), new Pkcs11KeyProvider(options.pkcs11Module !== undefined ? { defaultModule: options.pkcs11Module } : {})]);
+  await keys.load(policy.keys);
+  const client = new RegistryClient({
+    insecureRegistries: options.insecureRegistries,
+    ...(options.dockerConfig !== undefined ? { dockerConfigPath: options.dockerConfig } : {}),
+    userAgent: 'signet-cli/0.1.0',
+  });
+  const engine = new VerificationEngine({
+    policy: () => ({ policy }),
+    keys,
+    sources: defaultSources(client),
+    timeoutMs: options.timeoutMs ?? 30_000,
+    maxSignatures: options.maxSignatures ?? 32,
+  });
+  return { engine, client, policy, keys, close: () => keys.close() };
+}
