@@ -10,7 +10,7 @@ node_major=$(node -p 'process.versions.node.split(".").map(Number).slice(0,2).jo
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
   || { say "Node >= 20.19 is required (found $node_major)"; exit 1; }
 
-packages=(docker-registry softhsm2 opensc openssl)
+packages=(docker-registry softhsm2 opensc openssl apache2-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,346 @@
+/**
+ * A client for the OCI distribution API: manifests, blobs, tags, pushes. Anonymous, Basic and Bearer
+ * authentication; digests verified on everything fetched by digest; sizes capped; retries with backoff
+ * on 429/5xx. Errors name the operation and target, never credentials.
+ */
+import { createHash } from 'node:crypto';
+import { SignetError, type ErrorCode } from '../errors.js';
+import { basicAuthorization, parseChallenges, parseTokenResponse, TokenCache, type Challenge } from './auth.js';
+import { CredentialStore } from './credentials.js';
+import { httpExchange, type HttpResponse } from './http.js';
+import { DOCKER_HUB, DOCKER_HUB_API, isDigest } from './reference.js';
+import { MANIFEST_MEDIA_TYPES, type Descriptor, type FetchedManifest } from './types.js';
+
+export interface RepositoryRef {
+  registry: string;
+  repository: string;
+}
+
+export interface RegistryClientOptions {
+  /** `host:port` registries reached over plain HTTP; everything else is HTTPS with the system CAs. */
+  insecureRegistries?: string[];
+  dockerConfigPath?: string;
+  requestTimeoutMs?: number;
+  retries?: number;
+  maxManifestBytes?: number;
+  maxBlobBytes?: number;
+  userAgent?: string;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+const MAX_TAG_PAGES = 1000;
+
+export class RegistryClient {
+  private readonly insecure: Set<string>;
+  private readonly credentials: CredentialStore;
+  private readonly tokens = new TokenCache();
+  private readonly timeoutMs: number;
+  private readonly retries: number;
+  private readonly maxManifestBytes: number;
+  private readonly maxBlobBytes: number;
+  private readonly userAgent: string;
+
+  constructor(options: RegistryClientOptions = {}) {
+    this.insecure = new Set(options.insecureRegistries ?? []);
+    this.credentials = new CredentialStore(options.dockerConfigPath);
+    this.timeoutMs = options.requestTimeoutMs ?? 5000;
+    this.retries = options.retries ?? 2;
+    this.maxManifestBytes = options.maxManifestBytes ?? 4 * 1024 * 1024;
+    this.maxBlobBytes = options.maxBlobBytes ?? 16 * 1024 * 1024;
+    this.userAgent = options.userAgent ?? 'signet/0.1.0';
+  }
+
+  /** A manifest by tag or digest; bytes verified against the digest when fetched by digest. */
+  async getManifest(repo: RepositoryRef, reference: string, options: CallOptions & { accept?: string[] } = {}): Promise<FetchedManifest> {
+    const what = `fetching manifest ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}`;
+    const res = await this.send(repo, 'pull', {
+      method: 'GET',
+      path: `manifests/${reference}`,
+      headers: { accept: (options.accept ?? MANIFEST_MEDIA_TYPES).join(', ') },
+      maxBytes: this.maxManifestBytes,
+      what,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    expectStatus(res, [200], what);
+    const digest = sha256(res.body);
+    if (isDigest(reference)) {
+      if (!reference.startsWith('sha256:')) {
+        if (createHash('sha512').update(res.body).digest('hex') !== reference.slice(7)) throw new SignetError('DIGEST_MISMATCH', `${what}: the registry served bytes that do not match the digest`);
+      } else if (digest !== reference) throw new SignetError('DIGEST_MISMATCH', `${what}: the registry served bytes with digest ${digest}`);
+    } else {
+      const header = res.headers.get('docker-content-digest');
+      if (header !== null && header.startsWith('sha256:') && header !== digest) {
+        throw new SignetError('DIGEST_MISMATCH', `${what}: Docker-Content-Digest ${header} does not match the bytes served (${digest})`);
+      }
+    }
+    const mediaType = mediaTypeOf(res.body, res.headers.get('content-type'));
+    return { bytes: res.body, digest: isDigest(reference) ? reference : digest, mediaType };
+  }
+
+  /** Like getManifest, but undefined when the registry says the manifest or repository does not exist. */
+  async tryGetManifest(repo: RepositoryRef, reference: string, options: CallOptions & { accept?: string[] } = {}): Promise<FetchedManifest | undefined> {
+    try {
+      return await this.getManifest(repo, reference, options);
+    } catch (err) {
+      if (err instanceof SignetError && err.code === 'REGISTRY_NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  /** Resolve a tag or digest to a descriptor (HEAD, falling back to GET when HEAD says too little). */
+  async resolve(repo: RepositoryRef, reference: string, options: CallOptions = {}): Promise<Descriptor> {
+    const what = `resolving ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}`;
+    const res = await this.send(repo, 'pull', {
+      method: 'HEAD',
+      path: `manifests/${reference}`,
+      headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') },
+      maxBytes: 0,
+      what,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    expectStatus(res, [200], what);
+    const digest = res.headers.get('docker-content-digest');
+    const size = Number(res.headers.get('content-length'));
+    const mediaType = res.headers.get('content-type')?.split(';')[0]?.trim();
+    if (digest !== null && isDigest(digest) && Number.isSafeInteger(size) && size > 0 && mediaType && MANIFEST_MEDIA_TYPES.includes(mediaType)) {
+      if (isDigest(reference) && digest !== reference) throw new SignetError('DIGEST_MISMATCH', `${what}: registry answered for ${digest}`);
+      return { mediaType, digest, size };
+    }
+    const m = await this.getManifest(repo, reference, options);
+    return { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
+  }
+
+  /** A blob, digest-verified, at most `maxBytes`. */
+  async getBlob(repo: RepositoryRef, digest: string, options: CallOptions & { maxBytes?: number } = {}): Promise<Buffer> {
+    if (!isDigest(digest)) throw new SignetError('INVALID_ARGUMENT', `not a digest: ${digest}`);
+    const what = `fetching blob ${name(repo)}@${digest}`;
+    const res = await this.send(repo, 'pull', {
+      method: 'GET',
+      path: `blobs/${digest}`,
+      headers: {},
+      maxBytes: options.maxBytes ?? this.maxBlobBytes,
+      what,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    expectStatus(res, [200], what);
+    const actual = digest.startsWith('sha256:') ? sha256(res.body) : `sha512:${createHash('sha512').update(res.body).digest('hex')}`;
+    if (actual !== digest) throw new SignetError('DIGEST_MISMATCH', `${what}: the registry served bytes with digest ${actual}`);
+    return res.body;
+  }
+
+  /** Every tag, following `Link` pagination. */
+  async listTags(repo: RepositoryRef, options: CallOptions & { pageSize?: number } = {}): Promise<string[]> {
+    const tags: string[] = [];
+    let path: string | undefined = `tags/list${options.pageSize ? `?n=${options.pageSize}` : ''}`;
+    for (let page = 0; path !== undefined && page < MAX_TAG_PAGES; page++) {
+      const what = `listing tags of ${name(repo)}`;
+      const res = await this.send(repo, 'pull', { method: 'GET', path, headers: { accept: 'application/json' }, maxBytes: this.maxManifestBytes, what, ...(options.signal ? { signal: options.signal } : {}) });
+      expectStatus(res, [200], what);
+      let doc: unknown;
+      try {
+        doc = JSON.parse(res.body.toString('utf8'));
+      } catch {
+        throw new SignetError('REGISTRY_PROTOCOL', `${what}: the answer is not JSON`);
+      }
+      const list = (doc as { tags?: unknown } | null)?.tags;
+      if (list !== null && list !== undefined && (!Array.isArray(list) || list.some((t) => typeof t !== 'string'))) throw new SignetError('REGISTRY_PROTOCOL', `${what}: "tags" is not a list of strings`);
+      tags.push(...((list as string[] | null | undefined) ?? []));
+      path = nextLink(res.headers.get('link'), repo);
+    }
+    return tags;
+  }
+
+  /** Upload a blob unless the registry has it; monolithic POST then PUT. */
+  async pushBlob(repo: RepositoryRef, bytes: Buffer, options: CallOptions = {}): Promise<{ digest: string; size: number }> {
+    const digest = sha256(bytes);
+    const what = `pushing blob ${name(repo)}@${digest}`;
+    const signal = options.signal ? { signal: options.signal } : {};
+    const head = await this.send(repo, 'push', { method: 'HEAD', path: `blobs/${digest}`, headers: {}, maxBytes: 0, what, ...signal });
+    if (head.status === 200) return { digest, size: bytes.length };
+    const start = await this.send(repo, 'push', { method: 'POST', path: 'blobs/uploads/', headers: { 'content-length': '0' }, maxBytes: 64 * 1024, what, ...signal });
+    expectStatus(start, [202], what);
+    const location = start.headers.get('location');
+    if (!location) throw new SignetError('REGISTRY_PROTOCOL', `${what}: upload started without a Location`);
+    let url: URL;
+    try {
+      url = new URL(location, start.url);
+    } catch {
+      throw new SignetError('REGISTRY_PROTOCOL', `${what}: bad upload Location`);
+    }
+    url.searchParams.set('digest', digest);
+    const put = await this.send(repo, 'push', { method: 'PUT', url: url.toString(), headers: { 'content-type': 'application/octet-stream' }, body: bytes, maxBytes: 64 * 1024, what, ...signal });
+    expectStatus(put, [201, 204], what);
+    return { digest, size: bytes.length };
+  }
+
+  /** Upload a manifest under a tag or its digest; returns its digest. */
+  async pushManifest(repo: RepositoryRef, reference: string, bytes: Buffer, mediaType: string, options: CallOptions = {}): Promise<string> {
+    const digest = sha256(bytes);
+    const what = `pushing manifest ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}`;
+    const res = await this.send(repo, 'push', { method: 'PUT', path: `manifests/${reference}`, headers: { 'content-type': mediaType }, body: bytes, maxBytes: 64 * 1024, what, ...(options.signal ? { signal: options.signal } : {}) });
+    expectStatus(res, [201, 200, 204], what);
+    return digest;
+  }
+
+  /** The base URL of a registry's API. */
+  baseUrl(registry: string): string {
+    const host = registry === DOCKER_HUB ? DOCKER_HUB_API : registry;
+    return `${this.insecure.has(registry) ? 'http' : 'https'}://${host}/v2/`;
+  }
+
+  /** One request with authentication and retries. */
+  private async send(
+    repo: RepositoryRef,
+    action: 'pull' | 'push',
+    req: { method: 'GET' | 'HEAD' | 'POST' | 'PUT'; path?: string; url?: string; headers: Record<string, string>; body?: Buffer; maxBytes: number; what: string; signal?: AbortSignal },
+  ): Promise<HttpResponse> {
+    const url = req.url ?? `${this.baseUrl(repo.registry)}${repo.repository}/${req.path}`;
+    const scope = `repository:${repo.repository}:${action === 'push' ? 'pull,push' : 'pull'}`;
+    const tokenKey = `${repo.registry}|${scope}`;
+    let authorization = this.tokens.get(tokenKey);
+    let triedAuth = false;
+    for (let attempt = 0; ; attempt++) {
+      const headers: Record<string, string> = { 'user-agent': this.userAgent, ...req.headers };
+      if (authorization !== undefined) headers['authorization'] = authorization;
+      const res = await httpExchange({ method: req.method, url, headers, ...(req.body ? { body: req.body } : {}), timeoutMs: this.timeoutMs, maxBytes: req.maxBytes, what: req.what, ...(req.signal ? { signal: req.signal } : {}) }).catch(
+        async (err: unknown) => {
+          if (err instanceof SignetError && err.code === 'REGISTRY_UNAVAILABLE' && attempt < this.retries && !req.signal?.aborted) return undefined;
+          throw err;
+        },
+      );
+      if (res === undefined) {
+        await sleep(backoff(attempt, null), req.signal);
+        continue;
+      }
+      if (res.status === 401 && !triedAuth) {
+        triedAuth = true;
+        const challenge = pickChallenge(res.headers.get('www-authenticate'));
+        if (challenge !== undefined) {
+          authorization = await this.authorize(repo.registry, challenge, scope, req.what, req.signal);
+          if (authorization !== undefined) {
+            if (challenge.scheme === 'bearer') this.tokens.set(tokenKey, authorization, this.lastTokenLifetime);
+            continue;
+          }
+        }
+      }
+      if ((res.status === 429 || res.status >= 500) && attempt < this.retries && !req.signal?.aborted) {
+        await sleep(backoff(attempt, res.headers.get('retry-after')), req.signal);
+        continue;
+      }
+      if (res.status === 401) {
+        const creds = this.credentials.lookup(repo.registry);
+        throw registryError('REGISTRY_UNAUTHORIZED', res, `${req.what}: unauthorized (${creds ? 'the configured credentials were refused' : 'no credentials configured for this registry'})`);
+      }
+      return res;
+    }
+  }
+
+  private lastTokenLifetime = 60;
+
+  /** Answer a challenge: Basic with the configured credentials, or fetch a Bearer token. */
+  private async authorize(registry: string, challenge: Challenge, scope: string, what: string, signal?: AbortSignal): Promise<string | undefined> {
+    const creds = this.credentials.lookup(registry);
+    if (challenge.scheme === 'basic') return creds?.username !== undefined ? basicAuthorization(creds) : undefined;
+    const realm = challenge.params['realm'];
+    if (!realm) throw new SignetError('REGISTRY_PROTOCOL', `${what}: Bearer challenge without realm`);
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch {
+      throw new SignetError('REGISTRY_PROTOCOL', `${what}: Bearer realm is not a URL`);
+    }
+    if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
+    url.searchParams.set('scope', challenge.params['scope'] ?? scope);
+    const headers: Record<string, string> = { 'user-agent': this.userAgent, accept: 'application/json' };
+    let res: HttpResponse;
+    if (creds?.identityToken !== undefined) {
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, service: challenge.params['service'] ?? '', scope: challenge.params['scope'] ?? scope, client_id: 'signet' });
+      res = await httpExchange({ method: 'POST', url: realm, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), timeoutMs: this.timeoutMs, maxBytes: 1 << 20, what: `${what} (token)`, ...(signal ? { signal } : {}) });
+    } else {
+      if (creds?.username !== undefined) headers['authorization'] = basicAuthorization(creds);
+      res = await httpExchange({ method: 'GET', url: url.toString(), headers, timeoutMs: this.timeoutMs, maxBytes: 1 << 20, what: `${what} (token)`, ...(signal ? { signal } : {}) });
+    }
+    if (res.status === 401 || res.status === 403) {
+      throw new SignetError('REGISTRY_UNAUTHORIZED', `${what}: the token service refused ${creds ? 'the configured credentials' : 'anonymous access'} (${res.status})`);
+    }
+    expectStatus(res, [200], `${what} (token)`);
+    const { token, expiresIn } = parseTokenResponse(res.body.toString('utf8'), url.origin);
+    this.lastTokenLifetime = expiresIn;
+    return `Bearer ${token}`;
+  }
+}
+
+function name(repo: RepositoryRef): string {
+  return `${repo.registry}/${repo.repository}`;
+}
+
+function sha256(bytes: Buffer): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+function pickChallenge(header: string | null): Challenge | undefined {
+  if (header === null) return undefined;
+  const all = parseChallenges(header);
+  return all.find((c) => c.scheme === 'bearer') ?? all.find((c) => c.scheme === 'basic');
+}
+
+function mediaTypeOf(body: Buffer, contentType: string | null): string {
+  try {
+    const m = (JSON.parse(body.toString('utf8')) as { mediaType?: unknown }).mediaType;
+    if (typeof m === 'string' && m) return m;
+  } catch {
+    throw new SignetError('REGISTRY_PROTOCOL', 'the registry served a manifest that is not JSON');
+  }
+  return contentType?.split(';')[0]?.trim() || 'application/vnd.oci.image.manifest.v1+json';
+}
+
+/** The registry's own error (`{"errors":[{"code","message"}]}`), truncated, for messages. */
+function registryDetail(res: HttpResponse): string {
+  try {
+    const doc = JSON.parse(res.body.toString('utf8')) as { errors?: Array<{ code?: string; message?: string }> };
+    const e = doc.errors?.[0];
+    if (e) return ` (${String(e.code ?? '')}${e.message ? `: ${String(e.message).slice(0, 200)}` : ''})`;
+  } catch {
+    /* not JSON: no detail */
+  }
+  return '';
+}
+
+function registryError(code: ErrorCode, res: HttpResponse, message: string): SignetError {
+  return new SignetError(code, `${message}${registryDetail(res)}`);
+}
+
+function expectStatus(res: HttpResponse, ok: number[], what: string): void {
+  if (ok.includes(res.status)) return;
+  const code: ErrorCode = res.status === 404 ? 'REGISTRY_NOT_FOUND' : res.status === 403 ? 'REGISTRY_DENIED' : res.status === 401 ? 'REGISTRY_UNAUTHORIZED' : res.status === 429 || res.status >= 500 ? 'REGISTRY_UNAVAILABLE' : 'REGISTRY_PROTOCOL';
+  throw registryError(code, res, `${what}: registry answered ${res.status}`);
+}
+
+function nextLink(header: string | null, repo: RepositoryRef): string | undefined {
+  if (!header) return undefined;
+  const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header);
+  if (!m) return undefined;
+  const url = new URL(m[1]!, 'http://placeholder');
+  const prefix = `/v2/${repo.repository}/`;
+  if (!url.pathname.startsWith(prefix)) throw new SignetError('REGISTRY_PROTOCOL', `tag list pagination points outside ${name(repo)}`);
+  return `${url.pathname.slice(prefix.length)}${url.search}`;
+}
+
+function backoff(attempt: number, retryAfter: string | null): number {
+  const seconds = retryAfter !== null ? Number(retryAfter) : NaN;
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.min(seconds * 1000, 5000);
+  return 200 * 2 ** attempt;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}
