@@ -18,6 +18,7 @@ export interface AuditRecord {
   reason: string;
   code?: string;
   signatures: Decision['signatures'];
+  warnings: string[];
   policyGeneration: string;
   durationMs: number;
 }
@@ -53,6 +54,7 @@ export class AuditLog {
       reason: decision.reason,
       ...(decision.code !== undefined ? { code: decision.code } : {}),
       signatures: decision.signatures,
+      warnings: decision.warnings,
       policyGeneration: decision.policyGeneration,
       durationMs: decision.durationMs,
     };

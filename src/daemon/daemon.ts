@@ -75,9 +75,9 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
-    const initial = await this.watcher.start();
-    if (initial !== undefined) await this.install(initial);
-    else this.log.error('no valid policy at start: every image is rejected until one loads', { policyDir: this.config.policyDir });
+    await this.watcher.start();
+    await this.keyWork;
+    if (this.policy === undefined) this.log.error('no valid policy at start: every image is rejected until one loads', { policyDir: this.config.policyDir });
     this.refreshTimer = setInterval(() => void this.refreshKeys(), this.config.keyRefreshIntervalMs);
     this.refreshTimer.unref();
   }

@@ -15,7 +15,8 @@ export interface SignatureResult {
 
 export interface Decision {
   ok: boolean;
-  decision: 'accept' | 'reject';
+  /** `warn`: refused by a scope in warn mode, allowed anyway. */
+  decision: 'accept' | 'reject' | 'warn';
   reason: string;
   /** Stable code of a rejection. */
   code?: ErrorCode;
@@ -28,6 +29,8 @@ export interface Decision {
   /** The scope that matched, `default`, or '' when no policy applied. */
   scope: string;
   signatures: SignatureResult[];
+  /** Things to act on soon (a key nearing the end of its window). */
+  warnings: string[];
   policyGeneration: string;
   durationMs: number;
 }

@@ -1,16 +1,16 @@
 /**
- * One decision: resolve the scope, discover signatures, verify, decide. Knows nothing of gRPC or the
- * CLI; signetd, `signet verify` and `signet audit` all call it. Never throws: every error becomes a
- * rejection with a reason (fail closed).
+ * One decision: deny lists, scope, discovery, verification, requirements, mode. Knows nothing of gRPC
+ * or the CLI; signetd, `signet verify` and `signet audit` all call it. Never throws: every error
+ * becomes a rejection with a reason (fail closed).
  */
 import { performance } from 'node:perf_hooks';
-import { describeError, SignetError } from '../errors.js';
+import { describeError, SignetError, type ErrorCode } from '../errors.js';
 import type { KeyRing } from '../keys/keyring.js';
 import { resolveScope } from '../policy/scope.js';
-import type { Policy } from '../policy/types.js';
+import type { Policy, ScopePolicy } from '../policy/types.js';
 import { formatReference, parseReference, repositoryName, type ImageReference } from '../registry/reference.js';
-import type { Decision, VerifyRequest } from './decision.js';
-import { evaluateRequirement } from './evaluate.js';
+import type { Decision, SignatureResult, VerifyRequest } from './decision.js';
+import { evaluateRequirement, signedByRejectedKeys, type EvaluationContext } from './evaluate.js';
 import type { DiscoveredSignature, SignatureSource } from './sources.js';
 
 export interface EngineOptions {
@@ -22,6 +22,12 @@ export interface EngineOptions {
   timeoutMs: number;
   /** Signatures examined per image: a flood of signatures is not a denial of service. */
   maxSignatures: number;
+  now?: () => Date;
+}
+
+/** A refusal on its way out: `final` ones (deny lists, no policy) ignore warn mode. */
+class Refusal {
+  constructor(readonly code: ErrorCode, readonly reason: string, readonly final = false) {}
 }
 
 export class VerificationEngine {
@@ -40,79 +46,91 @@ export class VerificationEngine {
       mediaType: request.descriptor.mediaType,
       scope: '',
       signatures: [],
+      warnings: [],
       policyGeneration: policy?.generation ?? '',
       durationMs: 0,
     };
-    const reject = (code: SignetError['code'], reason: string): Decision => Object.assign(decision, { ok: false, decision: 'reject', code, reason });
+    let mode = 'enforce' as ScopePolicy['mode'];
     try {
-      await this.decide(request, policy, policyError, decision, reject);
+      const outcome = await this.decide(request, policy, policyError, decision, (m) => (mode = m));
+      if (outcome instanceof Refusal) {
+        decision.code = outcome.code;
+        if (mode === 'warn' && !outcome.final) {
+          Object.assign(decision, { ok: true, decision: 'warn', reason: `warn (scope ${decision.scope} is in warn mode, image allowed): would have ${outcome.reason}` });
+        } else {
+          Object.assign(decision, { ok: false, decision: 'reject', reason: outcome.reason });
+        }
+      } else {
+        Object.assign(decision, { ok: true, decision: 'accept', reason: outcome });
+      }
     } catch (err) {
       const e = err instanceof SignetError ? err : new SignetError('INTERNAL', describeError(err));
-      reject(e.code, `rejected ${decision.image}: ${e.message}`);
+      Object.assign(decision, { ok: false, decision: 'reject', code: e.code, reason: `rejected ${decision.image}: ${e.message}` });
     }
     decision.durationMs = Math.round((performance.now() - started) * 100) / 100;
     return decision;
   }
 
-  private async decide(
-    request: VerifyRequest,
-    policy: Policy | undefined,
-    policyError: string | undefined,
-    decision: Decision,
-    reject: (code: SignetError['code'], reason: string) => Decision,
-  ): Promise<void> {
+  /** Returns the reason for an acceptance, or a Refusal. */
+  private async decide(request: VerifyRequest, policy: Policy | undefined, policyError: string | undefined, decision: Decision, setMode: (m: ScopePolicy['mode']) => void): Promise<string | Refusal> {
     let image: ImageReference;
     try {
       image = parseReference(request.name);
     } catch (err) {
-      reject('INVALID_REFERENCE', (err as Error).message);
-      return;
+      return new Refusal('INVALID_REFERENCE', `rejected: ${(err as Error).message}`, true);
     }
     decision.image = formatReference(image);
     const digest = request.descriptor.digest;
+    const subject = `${repositoryName(image)}@${digest}`;
     if (image.digest !== undefined && image.digest !== digest) {
-      reject('DIGEST_MISMATCH', `rejected ${decision.image}: the name pins ${image.digest} but the resolved digest is ${digest}`);
-      return;
+      return new Refusal('DIGEST_MISMATCH', `rejected ${decision.image}: the name pins ${image.digest} but the resolved digest is ${digest}`, true);
     }
     if (policy === undefined) {
-      reject('POLICY_NOT_FOUND', `rejected ${decision.image}: no valid trust policy is loaded${policyError ? ` (${policyError})` : ''}`);
-      return;
+      return new Refusal('POLICY_NOT_FOUND', `rejected ${decision.image}: no valid trust policy is loaded${policyError ? ` (${policyError.split('\n')[0]})` : ''}`, true);
     }
+    // Deny lists win over everything, warn mode included: they are for incident response.
+    if (policy.denyDigests.includes(digest)) return new Refusal('DIGEST_DENIED', `rejected ${subject}: the digest is on the policy's deny list`, true);
     const { scope, policy: scopePolicy } = resolveScope(policy, image);
     decision.scope = scope;
+    setMode(scopePolicy.mode);
     const where = `scope ${scope}`;
-    if (scopePolicy.action === 'accept') {
-      Object.assign(decision, { ok: true, decision: 'accept', reason: `accepted ${decision.image}: ${where} accepts without signatures` });
-      return;
-    }
-    if (scopePolicy.action === 'reject') {
-      reject('POLICY_REJECTED', `rejected ${decision.image}: ${where} rejects all images`);
-      return;
-    }
-    const requirement = scopePolicy.signatures;
-    if (requirement === undefined) throw new SignetError('POLICY_INVALID', `${where} says verify but names no signatures`);
+    if (scopePolicy.denyDigests.includes(digest)) return new Refusal('DIGEST_DENIED', `rejected ${subject}: the digest is on the deny list of ${where}`, true);
+    if (scopePolicy.action === 'accept') return `accepted ${decision.image}: ${where} accepts without signatures`;
+    if (scopePolicy.action === 'reject') return new Refusal('POLICY_REJECTED', `rejected ${decision.image}: ${where} rejects all images`);
 
     const signatures = await this.discover(image, digest);
-    const outcome = await evaluateRequirement(requirement, image, digest, signatures, this.options.keys);
-    decision.signatures = outcome.results;
-    const subject = `${repositoryName(image)}@${digest}`;
-    if (outcome.satisfied) {
-      Object.assign(decision, { ok: true, decision: 'accept', reason: `accepted ${subject}: ${outcome.reason} (${where})` });
-    } else {
-      reject(outcome.code ?? 'SIGNATURE_NOT_FOUND', `rejected ${subject}: ${outcome.reason} (${where})`);
+    const ctx: EvaluationContext = { image, digest, keys: this.options.keys, keyDefinitions: policy.keys, now: this.options.now?.() ?? new Date() };
+    if (scopePolicy.rejectIfSignedBy.length > 0) {
+      const { hits, unchecked } = await signedByRejectedKeys(scopePolicy.rejectIfSignedBy, signatures, ctx);
+      if (hits.length > 0) return new Refusal('SIGNED_BY_REJECTED_KEY', `rejected ${subject}: signed by ${hits.join(', ')}, which ${where} refuses (rejectIfSignedBy)`);
+      if (unchecked.length > 0) return new Refusal('KEY_UNAVAILABLE', `rejected ${subject}: cannot check for signatures by refused key(s) ${unchecked.join(', ')} (${where})`);
     }
+    const results: SignatureResult[] = [];
+    const satisfied: string[] = [];
+    const failed: Array<{ code?: ErrorCode; reason: string }> = [];
+    for (const requirement of scopePolicy.signatures) {
+      const outcome = await evaluateRequirement(requirement, signatures, ctx);
+      decision.warnings.push(...outcome.warnings.filter((w) => !decision.warnings.includes(w)));
+      for (const r of outcome.results) if (!results.some((x) => x.source === r.source && x.key === r.key && x.valid === r.valid)) results.push(r);
+      if (outcome.satisfied) satisfied.push(outcome.reason);
+      else failed.push({ ...(outcome.code ? { code: outcome.code } : {}), reason: outcome.reason });
+    }
+    // One line per signature: a valid result wins over failures of other groups for the same signature.
+    decision.signatures = results.filter((r) => r.valid || !results.some((x) => x.source === r.source && x.valid));
+    if (failed.length === 0) return `accepted ${subject}: ${satisfied.join(' and ')} (${where})`;
+    const groups = scopePolicy.signatures.length > 1 ? `${failed.length} of ${scopePolicy.signatures.length} signature requirements not met: ` : '';
+    return new Refusal(failed[0]!.code ?? 'SIGNATURE_NOT_FOUND', `rejected ${subject}: ${groups}${failed.map((f) => f.reason).join('; ')} (${where})`);
   }
 
   private async discover(image: ImageReference, digest: string): Promise<DiscoveredSignature[]> {
     const signal = AbortSignal.timeout(this.options.timeoutMs);
     const lookups = this.options.sources.map((source) =>
       source.find(image, digest, { limit: this.options.maxSignatures, signal }).catch((err: unknown) => {
-        if (signal.aborted) throw new SignetError('REGISTRY_TIMEOUT', `looking up signatures took longer than ${this.options.timeoutMs} ms`);
         const e = err instanceof SignetError ? err : new SignetError('REGISTRY_UNAVAILABLE', describeError(err));
-        throw new SignetError(e.code, `cannot look up signatures in ${source.name}: ${e.message}`);
+        if (signal.aborted && e.code === 'REGISTRY_TIMEOUT') throw new SignetError('REGISTRY_TIMEOUT', `looking up signatures took longer than ${this.options.timeoutMs} ms`);
+        throw new SignetError(e.code, `cannot look up signatures in the ${source.name}: ${e.message}`);
       }),
     );
-    const found = (await Promise.all(lookups)).flat();
-    return found.slice(0, this.options.maxSignatures);
+    return (await Promise.all(lookups)).flat().slice(0, this.options.maxSignatures);
   }
 }

@@ -1,30 +1,43 @@
 /**
- * The pure part of a decision: given the signatures found and the keys, which requirement holds.
+ * The pure part of a decision: given the signatures found and the keys, which requirements hold.
  * No I/O here except through TrustedKey.verify (which may be an HSM call).
  */
 import { SignetError, type ErrorCode } from '../errors.js';
 import { cosignFormat } from '../formats/cosign.js';
-import type { FormatName, SignatureFormat } from '../formats/types.js';
+import type { FormatName, SignatureCheck, SignatureFormat, UntrustedSignature } from '../formats/types.js';
 import type { KeyRing } from '../keys/keyring.js';
 import { checkIdentity } from '../policy/identity.js';
-import type { SignatureRequirement } from '../policy/types.js';
+import type { KeyDefinition, SignatureRequirement } from '../policy/types.js';
 import type { ImageReference } from '../registry/reference.js';
 import type { SignatureResult } from './decision.js';
+import { keyUsability } from './key-window.js';
 import { isUnreadable, type DiscoveredSignature } from './sources.js';
 
 export const FORMATS: Record<FormatName, SignatureFormat> = { cosign: cosignFormat };
 
-/** How telling a failure is: a signature that a trusted key made but for the wrong thing says more than "not our key". */
+/** How telling a failure is: a signature a trusted key made for the wrong thing says more than "not our key". */
 const FAILURE_RANK: Partial<Record<ErrorCode, number>> = {
-  IDENTITY_MISMATCH: 6,
-  DIGEST_MISMATCH: 5,
-  SIGNATURE_MALFORMED: 4,
-  SIGNATURE_INVALID: 3,
-  KEY_UNAVAILABLE: 2,
-  PKCS11_ERROR: 2,
-  PIN_INCORRECT: 2,
-  KEY_NOT_FOUND: 1,
+  IDENTITY_MISMATCH: 9,
+  DIGEST_MISMATCH: 8,
+  KEY_REVOKED: 7,
+  KEY_EXPIRED: 7,
+  KEY_NOT_YET_VALID: 7,
+  SIGNATURE_MALFORMED: 5,
+  SIGNATURE_INVALID: 4,
+  KEY_UNAVAILABLE: 3,
+  PKCS11_ERROR: 3,
+  PIN_INCORRECT: 3,
+  KEY_NOT_FOUND: 2,
 };
+const rank = (code: ErrorCode | undefined) => (code === undefined ? 0 : FAILURE_RANK[code] ?? 1);
+
+export interface EvaluationContext {
+  image: ImageReference;
+  digest: string;
+  keys: KeyRing;
+  keyDefinitions: Record<string, KeyDefinition>;
+  now: Date;
+}
 
 export interface RequirementOutcome {
   satisfied: boolean;
@@ -34,83 +47,94 @@ export interface RequirementOutcome {
   /** The most telling failure code, when not satisfied. */
   code?: ErrorCode;
   reason: string;
+  warnings: string[];
 }
 
-export async function evaluateRequirement(
-  requirement: SignatureRequirement,
-  image: ImageReference,
-  digest: string,
-  signatures: DiscoveredSignature[],
-  keys: KeyRing,
-): Promise<RequirementOutcome> {
+/** Authenticity and integrity of one signature with one key (identity is the caller's business). */
+async function checkAuthentic(sig: UntrustedSignature, keyName: string, ctx: EvaluationContext): Promise<SignatureCheck> {
+  const lookup = ctx.keys.get(keyName);
+  if (lookup.error) return { valid: false, code: lookup.error.code, reason: `key "${keyName}" cannot be used: ${lookup.error.message}` };
+  try {
+    return await FORMATS[sig.format].verify(sig, lookup.key, ctx.digest);
+  } catch (err) {
+    // The key itself failed (token removed, module error): refuse, and let the next refresh recover it.
+    const error = err instanceof SignetError ? err : new SignetError('KEY_UNAVAILABLE', `key "${keyName}": ${(err as Error).message}`);
+    ctx.keys.markFailed(keyName, error);
+    return { valid: false, code: error.code, reason: `key "${keyName}" failed: ${error.message}` };
+  }
+}
+
+export async function evaluateRequirement(requirement: SignatureRequirement, signatures: DiscoveredSignature[], ctx: EvaluationContext): Promise<RequirementOutcome> {
   const validKeys = new Set<string>();
   const results: SignatureResult[] = [];
+  const warnings = new Set<string>();
   for (const sig of signatures) {
     if (isUnreadable(sig)) {
       results.push({ format: sig.format, source: sig.source, key: '', valid: false, reason: sig.error.message, code: sig.error.code });
       continue;
     }
-    const format = FORMATS[sig.format];
     let best: SignatureResult | undefined;
     for (const keyName of requirement.keys) {
-      const result = await checkWithKey(format, sig, keyName, requirement, image, digest, keys);
+      const base = { format: sig.format, source: sig.source, key: keyName };
+      const check = await checkAuthentic(sig, keyName, ctx);
+      let result: SignatureResult;
+      if (!check.valid) {
+        result = { ...base, valid: false, reason: check.reason, code: check.code };
+      } else {
+        const usable = keyUsability(keyName, ctx.keyDefinitions[keyName], ctx.now);
+        const identity = checkIdentity(requirement.identity, ctx.image, check.signedIdentity);
+        if (!usable.usable) result = { ...base, valid: false, reason: `signature by key "${keyName}" does not count: ${usable.reason}`, code: usable.code };
+        else if (!identity.ok) result = { ...base, valid: false, reason: `signature by key "${keyName}": ${identity.reason}`, code: 'IDENTITY_MISMATCH' };
+        else {
+          if (usable.warning) warnings.add(usable.warning);
+          result = { ...base, valid: true, reason: `valid signature by key "${keyName}" for ${check.signedIdentity}` };
+        }
+      }
       if (result.valid) {
         best = result;
         validKeys.add(keyName);
         break;
       }
-      if (best === undefined || (FAILURE_RANK[result.code!] ?? 0) > (FAILURE_RANK[best.code!] ?? 0)) best = result;
+      if (best === undefined || rank(result.code) > rank(best.code)) best = result;
     }
     results.push(best ?? { format: sig.format, source: sig.source, key: '', valid: false, reason: 'no keys to check against', code: 'KEY_NOT_FOUND' });
   }
 
   const satisfied = validKeys.size >= requirement.threshold;
-  const keyList = requirement.keys.join(', ');
-  if (satisfied) {
-    return { satisfied, validKeys: [...validKeys], results, reason: `signed by ${[...validKeys].join(', ')}` };
-  }
+  if (satisfied) return { satisfied, validKeys: [...validKeys], results, reason: `signed by ${[...validKeys].join(', ')}`, warnings: [...warnings] };
   const failures = results.filter((r) => !r.valid);
   let code: ErrorCode = 'SIGNATURE_NOT_FOUND';
-  for (const f of failures) if ((FAILURE_RANK[f.code!] ?? 0) > (FAILURE_RANK[code] ?? 0)) code = f.code!;
+  for (const f of failures) if (rank(f.code) > rank(code)) code = f.code!;
+  const keyList = requirement.keys.join(', ');
   const need = requirement.threshold === 1 ? `a valid signature by ${requirement.keys.length > 1 ? `one of ${keyList}` : keyList}` : `valid signatures by ${requirement.threshold} of ${keyList}`;
   let reason: string;
   if (signatures.length === 0) {
     reason = `no signatures found; needs ${need}`;
   } else {
-    const detail = dedupe(failures.map((f) => f.reason)).slice(0, 3).join('; ');
+    const detail = [...new Set(failures.map((f) => f.reason))].slice(0, 3).join('; ');
     const have = validKeys.size > 0 ? ` (only ${[...validKeys].join(', ')} valid)` : '';
-    reason = `needs ${need}${have}; ${signatures.length} signature(s) found: ${detail}`;
+    reason = `needs ${need}${have}; ${signatures.length} signature(s) found${detail ? `: ${detail}` : ''}`;
   }
-  return { satisfied, validKeys: [...validKeys], results, code, reason };
+  return { satisfied, validKeys: [...validKeys], results, code, reason, warnings: [...warnings] };
 }
 
-async function checkWithKey(
-  format: SignatureFormat,
-  sig: Exclude<DiscoveredSignature, { error: unknown }>,
-  keyName: string,
-  requirement: SignatureRequirement,
-  image: ImageReference,
-  digest: string,
-  keys: KeyRing,
-): Promise<SignatureResult> {
-  const base = { format: sig.format, source: sig.source, key: keyName };
-  const lookup = keys.get(keyName);
-  if (lookup.error) return { ...base, valid: false, reason: `key "${keyName}" cannot be used: ${lookup.error.message}`, code: lookup.error.code };
-  let check;
-  try {
-    check = await format.verify(sig, lookup.key, digest);
-  } catch (err) {
-    // The key itself failed (token removed, module error): refuse, and let the next refresh recover it.
-    const error = err instanceof SignetError ? err : new SignetError('KEY_UNAVAILABLE', `key "${keyName}": ${(err as Error).message}`);
-    keys.markFailed(keyName, error);
-    return { ...base, valid: false, reason: `key "${keyName}" failed: ${error.message}`, code: error.code };
-  }
-  if (!check.valid) return { ...base, valid: false, reason: check.reason, code: check.code };
-  const identity = checkIdentity(requirement.identity, image, check.signedIdentity);
-  if (!identity.ok) return { ...base, valid: false, reason: `signature by key "${keyName}": ${identity.reason}`, code: 'IDENTITY_MISMATCH' };
-  return { ...base, valid: true, reason: `valid signature by key "${keyName}" for ${check.signedIdentity}` };
-}
+const NOT_SIGNED_BY_KEY: ErrorCode[] = ['SIGNATURE_INVALID', 'SIGNATURE_MALFORMED', 'DIGEST_MISMATCH'];
 
-function dedupe(items: string[]): string[] {
-  return [...new Set(items)];
+/**
+ * The keys among `rejectKeys` that made a valid signature for this digest (identity does not matter),
+ * and those that could not be checked at all (the caller fails closed on them).
+ */
+export async function signedByRejectedKeys(rejectKeys: string[], signatures: DiscoveredSignature[], ctx: EvaluationContext): Promise<{ hits: string[]; unchecked: string[] }> {
+  const hits = new Set<string>();
+  const unchecked = new Set<string>();
+  for (const sig of signatures) {
+    if (isUnreadable(sig)) continue;
+    for (const keyName of rejectKeys) {
+      if (hits.has(keyName)) continue;
+      const check = await checkAuthentic(sig, keyName, ctx);
+      if (check.valid) hits.add(keyName);
+      else if (!NOT_SIGNED_BY_KEY.includes(check.code)) unchecked.add(keyName);
+    }
+  }
+  return { hits: [...hits], unchecked: [...unchecked] };
 }

@@ -1,37 +1,60 @@
-/** The trust policy as the engine sees it, after loading, merging and validation. */
+/** The trust policy as the engine sees it, after loading, merging, validation and defaults. */
 import type { KeySpec } from '../keys/provider.js';
 
 export type Action = 'verify' | 'accept' | 'reject';
+export type Mode = 'enforce' | 'warn';
 
-/** How the signed identity (cosign `docker-reference`) must relate to the image name. */
+/** How the signed identity (cosign `docker-reference`) must relate to the image name (containers-policy.json(5) names). */
 export type IdentityRule =
   | { type: 'matchRepository' }
-  | { type: 'matchExact' };
+  | { type: 'matchExact' }
+  | { type: 'matchRepoDigestOrExact' }
+  | { type: 'exactReference'; dockerReference: string }
+  | { type: 'exactRepository'; dockerRepository: string }
+  | { type: 'remapIdentity'; prefix: string; signedPrefix: string };
 
+/** One group: at least `threshold` distinct keys of `keys` with a valid signature. */
 export interface SignatureRequirement {
-  /** Names of keys from the policy's `keys`. */
   keys: string[];
-  /** At least this many distinct keys must have a valid signature (default 1). */
   threshold: number;
   identity: IdentityRule;
 }
 
 export interface ScopePolicy {
   action: Action;
-  /** Present when action is `verify`. */
-  signatures?: SignatureRequirement;
+  /** `warn`: the decision is computed and recorded, and the image is allowed. */
+  mode: Mode;
+  /** Every group must hold (e.g. release team AND security team). Empty unless action is verify. */
+  signatures: SignatureRequirement[];
+  /** A valid signature by any of these keys refuses the image, whatever else is valid. */
+  rejectIfSignedBy: string[];
+  /** Digests refused in this scope. */
+  denyDigests: string[];
+}
+
+/** A trust anchor with its lifecycle. */
+export interface KeyDefinition extends KeySpec {
+  notBefore?: Date;
+  notAfter?: Date;
+  /** How long before notAfter to warn; default 30 days. */
+  expiryWarningMs: number;
+  revoked: boolean;
 }
 
 export interface Policy {
   apiVersion: 'signet/v1';
-  keys: Record<string, KeySpec>;
+  keys: Record<string, KeyDefinition>;
   default: ScopePolicy;
   /** Scope string (`host/repo`, `host`, `*.example.com`, …) to its policy. */
   scopes: Record<string, ScopePolicy>;
+  /** Digests refused everywhere. */
+  denyDigests: string[];
   /** Content hash of the merged policy: `sha256:<hex>`; reported in Status and audit lines. */
   generation: string;
   /** The files it was merged from, absolute paths, sorted. */
   files: string[];
+  /** Where each key and scope was defined, for explanations: `file:line`. */
+  origins: Record<string, string>;
 }
 
 /** One problem found while loading a policy, located so that an operator can fix it. */
@@ -39,7 +62,7 @@ export interface PolicyProblem {
   file: string;
   line?: number;
   column?: number;
-  /** `/scopes/registry.example.com~1prod/threshold` style pointer when known. */
+  /** JSON pointer into the file (`/scopes/registry.example.com~1prod/threshold`) when known. */
   path?: string;
   message: string;
 }

@@ -1,0 +1,329 @@
+/**
+ * Load a policy directory: every *.yaml, *.yml, *.json file, each parsed strictly (duplicate keys are
+ * errors), validated against schema/policy.schema.json, then checked for meaning and merged.
+ * Every problem is collected and located (file, line, column) so that one run shows everything to fix.
+ * Atomic by construction: either a complete Policy comes back, or a PolicyLoadError.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { LineCounter, parseDocument, type Document } from 'yaml';
+import { SignetError } from '../errors.js';
+import { parseReference } from '../registry/reference.js';
+import { parseDuration } from '../util/duration.js';
+import { locate, pointerSegments } from './locate.js';
+import { validatePolicyFile } from './schema.js';
+import { scopeSyntaxError } from './scope-syntax.js';
+import type { IdentityRule, KeyDefinition, Mode, Policy, PolicyProblem, ScopePolicy, SignatureRequirement } from './types.js';
+
+const MAX_FILE_BYTES = 1 << 20;
+const MAX_FILES = 1000;
+const DEFAULT_EXPIRY_WARNING_MS = 30 * 86_400_000;
+
+export class PolicyLoadError extends SignetError {
+  constructor(readonly problems: PolicyProblem[], code: 'POLICY_INVALID' | 'POLICY_NOT_FOUND' = 'POLICY_INVALID') {
+    super(code, problems.map(formatProblem).join('\n'));
+    this.name = 'PolicyLoadError';
+  }
+}
+
+export function formatProblem(p: PolicyProblem): string {
+  return `${p.file}${p.line !== undefined ? `:${p.line}${p.column !== undefined ? `:${p.column}` : ''}` : ''}: ${p.message}`;
+}
+
+/** Files a policy directory contributes: dotfiles and editor leftovers are skipped. */
+export function isPolicyFileName(name: string): boolean {
+  return /\.(ya?ml|json)$/.test(name) && !name.startsWith('.') && !name.startsWith('#') && !name.endsWith('~');
+}
+
+export async function readPolicyFiles(dir: string): Promise<Array<{ path: string; text: string }>> {
+  const abs = resolve(dir);
+  let names: string[];
+  try {
+    names = await readdir(abs);
+  } catch (err) {
+    throw new PolicyLoadError([{ file: abs, message: `cannot read the policy directory: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }], 'POLICY_NOT_FOUND');
+  }
+  const files = names.filter(isPolicyFileName).sort();
+  if (files.length === 0) throw new PolicyLoadError([{ file: abs, message: 'no policy files (*.yaml, *.yml, *.json) in the policy directory' }], 'POLICY_NOT_FOUND');
+  if (files.length > MAX_FILES) throw new PolicyLoadError([{ file: abs, message: `more than ${MAX_FILES} policy files` }]);
+  const out: Array<{ path: string; text: string }> = [];
+  for (const name of files) {
+    const path = join(abs, name);
+    try {
+      const s = await stat(path);
+      if (!s.isFile()) continue;
+      if (s.size > MAX_FILE_BYTES) throw new PolicyLoadError([{ file: path, message: `larger than ${MAX_FILE_BYTES} bytes` }]);
+      out.push({ path, text: await readFile(path, 'utf8') });
+    } catch (err) {
+      if (err instanceof PolicyLoadError) throw err;
+      // Vanished between readdir and read (an editor's rename): the watcher reloads again.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new PolicyLoadError([{ file: path, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }]);
+    }
+  }
+  if (out.length === 0) throw new PolicyLoadError([{ file: abs, message: 'no readable policy files in the policy directory' }], 'POLICY_NOT_FOUND');
+  return out;
+}
+
+export async function loadPolicyDir(dir: string): Promise<Policy> {
+  return buildPolicy(await readPolicyFiles(dir));
+}
+
+interface ParsedFile {
+  path: string;
+  doc: Document;
+  lines: LineCounter;
+  value: RawFile;
+}
+
+interface RawGroup {
+  keys: string[];
+  threshold?: number;
+  identity?: Record<string, string>;
+}
+interface RawScope {
+  action: 'verify' | 'accept' | 'reject';
+  mode?: Mode;
+  signatures?: RawGroup | RawGroup[];
+  rejectIfSignedBy?: string[];
+  deny?: { digests?: string[] };
+}
+interface RawKey {
+  file?: string;
+  pkcs11?: string;
+  verifyOn?: 'node' | 'token';
+  notBefore?: string;
+  notAfter?: string;
+  expiryWarning?: string;
+  revoked?: boolean;
+}
+interface RawFile {
+  apiVersion: 'signet/v1';
+  mode?: Mode;
+  deny?: { digests?: string[] };
+  keys?: Record<string, RawKey>;
+  default?: RawScope;
+  scopes?: Record<string, RawScope>;
+}
+
+/** Pure: from file contents to a Policy, or a PolicyLoadError listing every problem. */
+export function buildPolicy(files: Array<{ path: string; text: string }>): Policy {
+  const problems: PolicyProblem[] = [];
+  const parsed: ParsedFile[] = [];
+  for (const f of files) {
+    const p = parseFile(f.path, f.text, problems);
+    if (p !== undefined) parsed.push(p);
+  }
+  if (problems.length > 0) throw new PolicyLoadError(problems);
+
+  const at = (pf: ParsedFile, path: Array<string | number>, key?: string): { file: string; line?: number; column?: number } => {
+    const pos = locate(pf.doc, pf.lines, path, key);
+    return { file: pf.path, ...(pos ? { line: pos.line, column: pos.col } : {}) };
+  };
+  const problem = (pf: ParsedFile, path: Array<string | number>, message: string, key?: string) => problems.push({ ...at(pf, path, key), path: `/${path.join('/')}`, message });
+
+  // Merge, refusing anything defined twice.
+  const keys: Record<string, KeyDefinition> = {};
+  const scopes: Record<string, ScopePolicy> = {};
+  const origins: Record<string, string> = {};
+  const keyOrigin = new Map<string, ParsedFile>();
+  const scopeOrigin = new Map<string, ParsedFile>();
+  let defaultScope: { pf: ParsedFile; raw: RawScope } | undefined;
+  let defaultMode: { pf: ParsedFile; mode: Mode } | undefined;
+  const denyDigests = new Set<string>();
+  const where = (pf: ParsedFile, path: Array<string | number>, key?: string) => {
+    const a = at(pf, path, key);
+    return `${a.file}${a.line !== undefined ? `:${a.line}` : ''}`;
+  };
+
+  for (const pf of parsed) {
+    const v = pf.value;
+    if (v.mode !== undefined) {
+      if (defaultMode) problem(pf, ['mode'], `the default mode is already set in ${where(defaultMode.pf, ['mode'])}; set it in one file only`);
+      else defaultMode = { pf, mode: v.mode };
+    }
+    for (const d of v.deny?.digests ?? []) denyDigests.add(d);
+    for (const [name, raw] of Object.entries(v.keys ?? {})) {
+      const first = keyOrigin.get(name);
+      if (first) {
+        problem(pf, ['keys'], `key "${name}" is already defined in ${where(first, ['keys'], name)}; rename one of them`, name);
+        continue;
+      }
+      keyOrigin.set(name, pf);
+      origins[`key:${name}`] = where(pf, ['keys'], name);
+      const def = keyDefinition(pf, name, raw, problem);
+      if (def) keys[name] = def;
+    }
+    if (v.default !== undefined) {
+      if (defaultScope) problem(pf, ['default'], `"default" is already defined in ${where(defaultScope.pf, ['default'])}; define it in one file only`, 'default');
+      else defaultScope = { pf, raw: v.default };
+    }
+    for (const scope of Object.keys(v.scopes ?? {})) {
+      const syntax = scopeSyntaxError(scope);
+      if (syntax) problem(pf, ['scopes'], syntax, scope);
+      const first = scopeOrigin.get(scope);
+      if (first) problem(pf, ['scopes'], `scope "${scope}" is already defined in ${where(first, ['scopes'], scope)}; merge the two definitions`, scope);
+      else scopeOrigin.set(scope, pf);
+    }
+  }
+  const mode: Mode = defaultMode?.mode ?? 'enforce';
+  const scopePolicy = (pf: ParsedFile, path: string[], raw: RawScope): ScopePolicy => {
+    const groups = raw.signatures === undefined ? [] : Array.isArray(raw.signatures) ? raw.signatures : [raw.signatures];
+    const signatures = groups.map((g, i): SignatureRequirement => {
+      const gpath = Array.isArray(raw.signatures) ? [...path, 'signatures', i] : [...path, 'signatures'];
+      const threshold = g.threshold ?? 1;
+      const seen = new Set<string>();
+      g.keys.forEach((k, j) => {
+        if (seen.has(k)) problem(pf, [...gpath, 'keys', j], `key "${k}" is listed twice; each key counts once`);
+        seen.add(k);
+        if (!(k in keys) && !keyOrigin.has(k)) problem(pf, [...gpath, 'keys', j], `key "${k}" is not defined under "keys" in any policy file`);
+      });
+      if (threshold > seen.size) problem(pf, [...gpath, 'threshold'], `threshold ${threshold} is larger than the ${seen.size} key(s) listed; lower it or add keys`);
+      return { keys: [...seen], threshold, identity: identityRule(pf, [...gpath, 'identity'], g.identity, problem) };
+    });
+    (raw.rejectIfSignedBy ?? []).forEach((k, j) => {
+      if (!keyOrigin.has(k)) problem(pf, [...path, 'rejectIfSignedBy', j], `key "${k}" is not defined under "keys" in any policy file`);
+    });
+    return { action: raw.action, mode: raw.mode ?? mode, signatures, rejectIfSignedBy: raw.rejectIfSignedBy ?? [], denyDigests: raw.deny?.digests ?? [] };
+  };
+  for (const pf of parsed) {
+    for (const [scope, raw] of Object.entries(pf.value.scopes ?? {})) {
+      if (scopeOrigin.get(scope) !== pf) continue;
+      scopes[scope] = scopePolicy(pf, ['scopes', scope], raw);
+      origins[`scope:${scope}`] = where(pf, ['scopes'], scope);
+    }
+  }
+  const def = defaultScope ? scopePolicy(defaultScope.pf, ['default'], defaultScope.raw) : { action: 'reject' as const, mode, signatures: [], rejectIfSignedBy: [], denyDigests: [] };
+  if (defaultScope) origins['scope:default'] = where(defaultScope.pf, ['default']);
+  if (problems.length > 0) throw new PolicyLoadError(problems);
+
+  const merged = { apiVersion: 'signet/v1' as const, keys, default: def, scopes, denyDigests: [...denyDigests].sort() };
+  return { ...merged, generation: `sha256:${createHash('sha256').update(canonicalJson(merged)).digest('hex')}`, files: parsed.map((p) => p.path).sort(), origins };
+}
+
+function parseFile(path: string, text: string, problems: PolicyProblem[]): ParsedFile | undefined {
+  const lines = new LineCounter();
+  if (Buffer.byteLength(text) > MAX_FILE_BYTES) {
+    problems.push({ file: path, message: `larger than ${MAX_FILE_BYTES} bytes` });
+    return undefined;
+  }
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
+  if (doc.errors.length > 0) {
+    for (const e of doc.errors) {
+      const pos = lines.linePos(e.pos[0]);
+      problems.push({ file: path, line: pos.line, column: pos.col, message: e.message.split('\n')[0]! });
+    }
+    return undefined;
+  }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    problems.push({ file: path, message: (err as Error).message });
+    return undefined;
+  }
+  if (value === null || value === undefined) {
+    problems.push({ file: path, line: 1, message: 'the file is empty; it needs at least "apiVersion: signet/v1"' });
+    return undefined;
+  }
+  const schemaProblems = validatePolicyFile(value);
+  for (const sp of schemaProblems) {
+    const segments = pointerSegments(sp.pointer);
+    const pos = locate(doc, lines, segments, sp.key);
+    problems.push({ file: path, ...(pos ? { line: pos.line, column: pos.col } : {}), path: sp.pointer || '/', message: sp.message });
+  }
+  if (schemaProblems.length > 0) return undefined;
+  return { path, doc, lines, value: value as RawFile };
+}
+
+type ProblemFn = (pf: ParsedFile, path: Array<string | number>, message: string, key?: string) => void;
+
+function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: ProblemFn): KeyDefinition | undefined {
+  const path = ['keys', name];
+  if (raw.file !== undefined && !isAbsolute(raw.file)) {
+    problem(pf, [...path, 'file'], `key file "${raw.file}" must be an absolute path`);
+    return undefined;
+  }
+  const time = (field: 'notBefore' | 'notAfter'): Date | undefined => {
+    const t = raw[field];
+    if (t === undefined) return undefined;
+    const d = new Date(t);
+    if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i.test(t) || Number.isNaN(d.getTime())) {
+      problem(pf, [...path, field], `${field} "${t}" is not an RFC 3339 time such as 2026-12-31T00:00:00Z`);
+      return undefined;
+    }
+    return d;
+  };
+  const notBefore = time('notBefore');
+  const notAfter = time('notAfter');
+  if (notBefore && notAfter && notAfter <= notBefore) problem(pf, [...path, 'notAfter'], `notAfter ${raw.notAfter} is not after notBefore ${raw.notBefore}; swap or correct them`);
+  let expiryWarningMs = DEFAULT_EXPIRY_WARNING_MS;
+  if (raw.expiryWarning !== undefined) {
+    try {
+      expiryWarningMs = parseDuration(raw.expiryWarning, 'expiryWarning', 'POLICY_INVALID');
+    } catch (err) {
+      problem(pf, [...path, 'expiryWarning'], (err as Error).message);
+    }
+  }
+  return {
+    ...(raw.file !== undefined ? { file: raw.file } : {}),
+    ...(raw.pkcs11 !== undefined ? { pkcs11: raw.pkcs11 } : {}),
+    ...(raw.verifyOn !== undefined ? { verifyOn: raw.verifyOn } : {}),
+    ...(notBefore ? { notBefore } : {}),
+    ...(notAfter ? { notAfter } : {}),
+    expiryWarningMs,
+    revoked: raw.revoked ?? false,
+  };
+}
+
+function identityRule(pf: ParsedFile, path: Array<string | number>, raw: Record<string, string> | undefined, problem: ProblemFn): IdentityRule {
+  if (raw === undefined) return { type: 'matchRepository' };
+  const need = (field: string, check: (v: string) => string | undefined): string => {
+    const v = raw[field];
+    if (v === undefined) {
+      problem(pf, path, `identity type ${raw['type']} needs "${field}"`);
+      return '';
+    }
+    const err = check(v);
+    if (err) problem(pf, [...path, field], err);
+    return v;
+  };
+  const allowed: Record<string, string[]> = { exactReference: ['dockerReference'], exactRepository: ['dockerRepository'], remapIdentity: ['prefix', 'signedPrefix'] };
+  for (const field of Object.keys(raw)) {
+    if (field !== 'type' && !(allowed[raw['type']!] ?? []).includes(field)) problem(pf, [...path, field], `"${field}" does not apply to identity type ${raw['type']}`);
+  }
+  const ref = (v: string) => {
+    try {
+      parseReference(v);
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  switch (raw['type']) {
+    case 'matchExact':
+    case 'matchRepoDigestOrExact':
+    case 'matchRepository':
+      return { type: raw['type'] };
+    case 'exactReference':
+      return { type: 'exactReference', dockerReference: need('dockerReference', (v) => ref(v) ?? (/[:@]/.test(v.split('/').pop() ?? '') ? undefined : `"${v}" needs a tag or digest`)) };
+    case 'exactRepository':
+      return { type: 'exactRepository', dockerRepository: need('dockerRepository', ref) };
+    case 'remapIdentity':
+      return { type: 'remapIdentity', prefix: need('prefix', (v) => scopeSyntaxError(v)), signedPrefix: need('signedPrefix', (v) => scopeSyntaxError(v)) };
+    default:
+      return { type: 'matchRepository' };
+  }
+}
+
+/** JSON with sorted keys, so that the generation depends on content only. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (v instanceof Date) return v.toISOString();
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    }
+    return v;
+  });
+}
