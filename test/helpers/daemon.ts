@@ -54,7 +54,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<DaemonHa
       'registryTimeout: 2s',
       'registryRetries: 0',
       'verifyTimeout: 5s',
-      'logLevel: debug',
+      ...(options.extraConfig?.includes('logLevel:') ? [] : ['logLevel: debug']),
       options.extraConfig ?? '',
     ].join('\n'),
   );
