@@ -7,6 +7,7 @@ const USAGE = `usage: signet <command> [options]
 
 commands:
   status              state of the local signetd (policy generation, keys, uptime)
+  sign IMAGE          sign an image digest (HSM or PEM key), gated on a scan report, with attestations
   verify IMAGE        what a node would decide for IMAGE, and why (no daemon needed)
   audit REPOSITORY    verify every tag of a repository against the policy
   keys                manage keys on a PKCS#11 token: generate, list, export, import
@@ -19,6 +20,7 @@ type Command = (argv: string[], io: CommandIo) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => (await import('./commands/status.js')).statusCommand,
   keys: async () => (await import('./commands/keys.js')).keysCommand,
+  sign: async () => (await import('./commands/sign.js')).signCommand,
   verify: async () => (await import('./commands/verify.js')).verifyCommand,
   audit: async () => (await import('./commands/audit.js')).auditCommand,
 };

@@ -2,16 +2,10 @@
  * Write a cosign simple-signing signature for an image digest: payload blob, signature as layer
  * annotation, appended to the existing `sha256-<hex>.sig` manifest so earlier signatures survive.
  */
-import { appendSignatureLayer, buildSimpleSigningPayload, COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIMPLESIGNING_MEDIA_TYPE, cosignSignatureTag, sha256Digest } from '../formats/cosign.js';
+import { buildSimpleSigningPayload, COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIMPLESIGNING_MEDIA_TYPE, cosignSignatureTag } from '../formats/cosign.js';
 import type { Signer } from '../keys/types.js';
-import type { RegistryClient } from '../registry/client.js';
-import type { Descriptor } from '../registry/types.js';
-import { MEDIA_TYPES } from '../registry/types.js';
-
-export interface RepositoryRef {
-  registry: string;
-  repository: string;
-}
+import type { RegistryClient, RepositoryRef } from '../registry/client.js';
+import { appendArtifactLayer } from './artifact-manifest.js';
 
 export interface CosignSignResult {
   digest: string;
@@ -31,19 +25,9 @@ export async function signImageCosign(
 ): Promise<CosignSignResult> {
   const payload = buildSimpleSigningPayload(options.dockerReference, digest, options.annotations);
   const signature = await signer.sign(payload, 'sha256');
-  const signal = options.signal ? { signal: options.signal } : {};
-  const tag = cosignSignatureTag(digest);
-  const existing = await client.tryGetManifest(repo, tag, { accept: [MEDIA_TYPES.ociManifest], ...signal });
-  const layer: Descriptor = {
+  const res = await appendArtifactLayer(client, repo, cosignSignatureTag(digest), payload, {
     mediaType: COSIGN_SIMPLESIGNING_MEDIA_TYPE,
-    digest: sha256Digest(payload),
-    size: payload.length,
     annotations: { [COSIGN_SIGNATURE_ANNOTATION]: Buffer.from(signature).toString('base64') },
-  };
-  const { manifest, config } = appendSignatureLayer(existing?.bytes, layer);
-  await client.pushBlob(repo, payload, signal);
-  await client.pushBlob(repo, config, signal);
-  const signatureManifestDigest = await client.pushManifest(repo, tag, manifest, MEDIA_TYPES.ociManifest, signal);
-  const layers = (JSON.parse(manifest.toString('utf8')) as { layers: unknown[] }).layers.length;
-  return { digest, signatureTag: tag, signatureManifestDigest, payloadDigest: layer.digest, layers };
+  }, options.signal);
+  return { digest, signatureTag: res.tag, signatureManifestDigest: res.manifestDigest, payloadDigest: res.layerDigest, layers: res.layers };
 }
