@@ -18,6 +18,7 @@ import type { IdentityRule, KeyDefinition, Mode, Policy, PolicyProblem, ScopePol
 
 const MAX_FILE_BYTES = 1 << 20;
 const MAX_FILES = 1000;
+const MAX_ALIAS_COUNT = 100;
 const DEFAULT_EXPIRY_WARNING_MS = 30 * 86_400_000;
 
 export class PolicyLoadError extends SignetError {
@@ -111,17 +112,25 @@ interface RawFile {
 export function buildPolicy(files: Array<{ path: string; text: string }>): Policy {
   const problems: PolicyProblem[] = [];
   const parsed: ParsedFile[] = [];
-  for (const f of files) {
+  // Sorted so that "defined first in" and the generation do not depend on the caller's order.
+  const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  if (sorted.length === 0) throw new PolicyLoadError([{ file: '(none)', message: 'no policy files given' }], 'POLICY_NOT_FOUND');
+  // A file that does not parse or fails the schema is left out of the merge, but the others are still
+  // checked so that one run shows every problem. Only "key not defined" is not reported then: the
+  // definition may sit in the broken file.
+  let broken = false;
+  for (const f of sorted) {
     const p = parseFile(f.path, f.text, problems);
     if (p !== undefined) parsed.push(p);
+    else broken = true;
   }
-  if (problems.length > 0) throw new PolicyLoadError(problems);
 
   const at = (pf: ParsedFile, path: Array<string | number>, key?: string): { file: string; line?: number; column?: number } => {
     const pos = locate(pf.doc, pf.lines, path, key);
     return { file: pf.path, ...(pos ? { line: pos.line, column: pos.col } : {}) };
   };
-  const problem = (pf: ParsedFile, path: Array<string | number>, message: string, key?: string) => problems.push({ ...at(pf, path, key), path: `/${path.join('/')}`, message });
+  const problem = (pf: ParsedFile, path: Array<string | number>, message: string, key?: string) =>
+    problems.push({ ...at(pf, path, key), path: toPointer(key !== undefined ? [...path, key] : path), message });
 
   // Merge, refusing anything defined twice.
   const keys: Record<string, KeyDefinition> = {};
@@ -140,7 +149,7 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
   for (const pf of parsed) {
     const v = pf.value;
     if (v.mode !== undefined) {
-      if (defaultMode) problem(pf, ['mode'], `the default mode is already set in ${where(defaultMode.pf, ['mode'])}; set it in one file only`);
+      if (defaultMode) problem(pf, [], `the default mode is already set in ${where(defaultMode.pf, [], 'mode')}; set it in one file only`, 'mode');
       else defaultMode = { pf, mode: v.mode };
     }
     for (const d of v.deny?.digests ?? []) denyDigests.add(d);
@@ -156,7 +165,7 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
       if (def) keys[name] = def;
     }
     if (v.default !== undefined) {
-      if (defaultScope) problem(pf, ['default'], `"default" is already defined in ${where(defaultScope.pf, ['default'])}; define it in one file only`, 'default');
+      if (defaultScope) problem(pf, [], `"default" is already defined in ${where(defaultScope.pf, [], 'default')}; define it in one file only`, 'default');
       else defaultScope = { pf, raw: v.default };
     }
     for (const scope of Object.keys(v.scopes ?? {})) {
@@ -177,13 +186,13 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
       g.keys.forEach((k, j) => {
         if (seen.has(k)) problem(pf, [...gpath, 'keys', j], `key "${k}" is listed twice; each key counts once`);
         seen.add(k);
-        if (!(k in keys) && !keyOrigin.has(k)) problem(pf, [...gpath, 'keys', j], `key "${k}" is not defined under "keys" in any policy file`);
+        if (!broken && !keyOrigin.has(k)) problem(pf, [...gpath, 'keys', j], `key "${k}" is not defined under "keys" in any policy file`);
       });
       if (threshold > seen.size) problem(pf, [...gpath, 'threshold'], `threshold ${threshold} is larger than the ${seen.size} key(s) listed; lower it or add keys`);
       return { keys: [...seen], threshold, identity: identityRule(pf, [...gpath, 'identity'], g.identity, problem) };
     });
     (raw.rejectIfSignedBy ?? []).forEach((k, j) => {
-      if (!keyOrigin.has(k)) problem(pf, [...path, 'rejectIfSignedBy', j], `key "${k}" is not defined under "keys" in any policy file`);
+      if (!broken && !keyOrigin.has(k)) problem(pf, [...path, 'rejectIfSignedBy', j], `key "${k}" is not defined under "keys" in any policy file`);
     });
     return { action: raw.action, mode: raw.mode ?? mode, signatures, rejectIfSignedBy: raw.rejectIfSignedBy ?? [], denyDigests: raw.deny?.digests ?? [] };
   };
@@ -195,8 +204,8 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
     }
   }
   const def = defaultScope ? scopePolicy(defaultScope.pf, ['default'], defaultScope.raw) : { action: 'reject' as const, mode, signatures: [], rejectIfSignedBy: [], denyDigests: [] };
-  if (defaultScope) origins['scope:default'] = where(defaultScope.pf, ['default']);
-  if (problems.length > 0) throw new PolicyLoadError(problems);
+  if (defaultScope) origins['scope:default'] = where(defaultScope.pf, [], 'default');
+  if (problems.length > 0) throw new PolicyLoadError(sortProblems(problems));
 
   const merged = { apiVersion: 'signet/v1' as const, keys, default: def, scopes, denyDigests: [...denyDigests].sort() };
   return { ...merged, generation: `sha256:${createHash('sha256').update(canonicalJson(merged)).digest('hex')}`, files: parsed.map((p) => p.path).sort(), origins };
@@ -205,22 +214,25 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
 function parseFile(path: string, text: string, problems: PolicyProblem[]): ParsedFile | undefined {
   const lines = new LineCounter();
   if (Buffer.byteLength(text) > MAX_FILE_BYTES) {
-    problems.push({ file: path, message: `larger than ${MAX_FILE_BYTES} bytes` });
+    problems.push({ file: path, message: `larger than ${MAX_FILE_BYTES} bytes; split the policy into several files` });
     return undefined;
   }
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
-  if (doc.errors.length > 0) {
-    for (const e of doc.errors) {
+  // Warnings are errors here: an unresolved tag (`!foo x`) must not silently become a string.
+  const yamlErrors = [...doc.errors, ...doc.warnings];
+  if (yamlErrors.length > 0) {
+    for (const e of yamlErrors) {
       const pos = lines.linePos(e.pos[0]);
-      problems.push({ file: path, line: pos.line, column: pos.col, message: e.message.split('\n')[0]! });
+      problems.push({ file: path, line: pos.line, column: pos.col, message: yamlMessage(e.code, e.message, text, e.pos) });
     }
     return undefined;
   }
   let value: unknown;
   try {
-    value = doc.toJS({ maxAliasCount: 100 });
+    // Aliases are capped (billion laughs); a policy has no real use for many of them.
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (err) {
-    problems.push({ file: path, message: (err as Error).message });
+    problems.push({ file: path, line: 1, column: 1, message: `${(err as Error).message}: use fewer YAML aliases (at most ${MAX_ALIAS_COUNT} expansions)` });
     return undefined;
   }
   if (value === null || value === undefined) {
@@ -237,12 +249,36 @@ function parseFile(path: string, text: string, problems: PolicyProblem[]): Parse
   return { path, doc, lines, value: value as RawFile };
 }
 
+/** The mapping key written at `offset` (yaml points at its first character only). */
+function keyAt(text: string, offset: number): string {
+  const m = /^(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([^:,{}\n]*?))\s*:/.exec(text.slice(offset, offset + 1024));
+  return m ? (m[1] ?? m[2] ?? m[3] ?? '') : text.slice(offset, offset + 1);
+}
+
+/** yaml's messages, phrased as what to change. */
+function yamlMessage(code: string, message: string, text: string, pos: [number, number]): string {
+  const first = message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+  switch (code) {
+    case 'DUPLICATE_KEY':
+      return `duplicate key "${keyAt(text, pos[0])}": each key may appear once in a mapping; remove or merge one of them`;
+    case 'MULTIPLE_DOCS':
+      return 'a policy file holds one YAML document; remove the "---" separator or split it into several files';
+    case 'TAG_RESOLVE_FAILED':
+      return `${first}; remove the tag, policy files use plain YAML values`;
+    default:
+      return `invalid YAML: ${first}`;
+  }
+}
+
 type ProblemFn = (pf: ParsedFile, path: Array<string | number>, message: string, key?: string) => void;
 
 function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: ProblemFn): KeyDefinition | undefined {
   const path = ['keys', name];
+  // Relative key paths are refused rather than resolved against the policy directory: the same file
+  // is read by signetd (its working directory is /), by `signet policy check DIR` from anywhere and
+  // by tests, and an absolute path means the same thing to all of them.
   if (raw.file !== undefined && !isAbsolute(raw.file)) {
-    problem(pf, [...path, 'file'], `key file "${raw.file}" must be an absolute path`);
+    problem(pf, [...path, 'file'], `key file "${raw.file}" must be an absolute path (e.g. /etc/signet/keys/${name}.pub)`);
     return undefined;
   }
   const time = (field: 'notBefore' | 'notAfter'): Date | undefined => {
@@ -315,6 +351,18 @@ function identityRule(pf: ParsedFile, path: Array<string | number>, raw: Record<
     default:
       return { type: 'matchRepository' };
   }
+}
+
+/** RFC 6901 pointer of a path. */
+function toPointer(path: Array<string | number>): string {
+  return path.length === 0 ? '/' : path.map((s) => `/${String(s).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
+}
+
+function sortProblems(problems: PolicyProblem[]): PolicyProblem[] {
+  return problems
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => (a.p.file < b.p.file ? -1 : a.p.file > b.p.file ? 1 : (a.p.line ?? 0) - (b.p.line ?? 0) || (a.p.column ?? 0) - (b.p.column ?? 0) || a.i - b.i))
+    .map(({ p }) => p);
 }
 
 /** JSON with sorted keys, so that the generation depends on content only. */

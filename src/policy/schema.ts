@@ -27,6 +27,18 @@ export interface SchemaProblem {
   message: string;
 }
 
+const TYPE_NAMES: Record<string, string> = { object: 'a mapping', array: 'a list', string: 'a string', integer: 'an integer', boolean: 'true or false', number: 'a number' };
+
+/** The last segment of a JSON pointer: the field an operator sees. */
+function field(pointer: string): string {
+  const seg = pointer.slice(pointer.lastIndexOf('/') + 1).replace(/~1/g, '/').replace(/~0/g, '~');
+  return /^\d+$/.test(seg) ? `${pointer.slice(0, pointer.lastIndexOf('/')).split('/').pop() ?? ''}[${seg}]` : seg;
+}
+
+function describe(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `a ${typeof v}`;
+}
+
 /** Schema problems in one parsed file, de-duplicated and phrased for operators. */
 export function validatePolicyFile(value: unknown): SchemaProblem[] {
   const validate = compiled();
@@ -55,6 +67,8 @@ export function validatePolicyFile(value: unknown): SchemaProblem[] {
       case 'required': {
         const missing = (e.params as { missingProperty: string }).missingProperty;
         if (missing === 'signatures') push({ pointer: where, message: `action "verify" needs "signatures" (keys and threshold)` });
+        else if (missing === 'apiVersion') push({ pointer: where, message: 'missing "apiVersion"; every policy file starts with apiVersion: signet/v1' });
+        else if (missing === 'action') push({ pointer: where, message: 'missing "action"; set it to verify, accept or reject' });
         else push({ pointer: where, message: `missing "${missing}"` });
         break;
       }
@@ -63,18 +77,39 @@ export function validatePolicyFile(value: unknown): SchemaProblem[] {
         break;
       case 'oneOf':
         if (keyOneOf.has(where)) push({ pointer: where, message: 'a key needs exactly one of "file" or "pkcs11"' });
-        else push({ pointer: where, message: 'must be one signature group { keys, threshold, identity } or a list of them' });
+        else push({ pointer: where, message: `"${field(where)}" has an invalid form` });
         break;
       case 'if':
         break;
+      case 'type': {
+        const t = (e.params as { type: string | string[] }).type;
+        const want = (Array.isArray(t) ? t : [t]).map((x) => TYPE_NAMES[x] ?? x).join(' or ');
+        push({ pointer: where, message: where ? `"${field(where)}" must be ${want}` : `the file must be a mapping (apiVersion, keys, default, scopes), not ${describe(value)}` });
+        break;
+      }
+      case 'minimum':
+        push({ pointer: where, message: `"${field(where)}" must be at least ${(e.params as { limit: number }).limit}` });
+        break;
+      case 'minItems':
+        push({ pointer: where, message: `"${field(where)}" must list at least ${(e.params as { limit: number }).limit} item(s)` });
+        break;
+      case 'minLength':
+        push({ pointer: where, message: `"${field(where)}" must not be empty` });
+        break;
+      case 'propertyNames':
+        break;
       case 'enum':
-        push({ pointer: where, message: `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` });
+        push({ pointer: where, message: `"${field(where)}" must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` });
         break;
       case 'const':
-        push({ pointer: where, message: `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` });
+        push({ pointer: where, message: `"${field(where)}" must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` });
         break;
       case 'pattern':
-        push({ pointer: where, message: where.endsWith('expiryWarning') ? 'must be a duration such as 30m, 24h or 7d' : `has an invalid value (${e.message ?? 'pattern'})` });
+        if (e.propertyName !== undefined) push({ pointer: where, key: e.propertyName, message: `key name "${e.propertyName}" must be letters, digits, ".", "_" or "-" (at most 128, starting with a letter or digit)` });
+        else if (where.endsWith('expiryWarning')) push({ pointer: where, message: '"expiryWarning" must be a duration such as 30m, 24h or 7d' });
+        else if (where.endsWith('/pkcs11')) push({ pointer: where, message: '"pkcs11" must be an RFC 7512 URI starting with "pkcs11:"' });
+        else if (/\/digests\/\d+$/.test(where)) push({ pointer: where, message: 'must be a digest such as sha256:<64 hex digits>' });
+        else push({ pointer: where, message: `"${field(where)}" has an invalid value (${e.message ?? 'pattern'})` });
         break;
       default:
         push({ pointer: where, message: `${where || 'the file'} ${e.message ?? 'is invalid'}` });
