@@ -20,7 +20,7 @@
  */
 import { SignetError } from '../errors.js';
 import { isDigest } from '../registry/reference.js';
-import { isPlainObject, parseStrictJson } from '../formats/strict-json.js';
+import { isPlainObject } from '../formats/strict-json.js';
 
 export const SEVERITIES = ['unknown', 'negligible', 'low', 'medium', 'high', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
@@ -312,12 +312,54 @@ export function parseScanReport(text: string, source: string, maxBytes = MAX_SCA
   if (typeof text !== 'string') throw new SignetError('SCAN_REPORT_INVALID', `scan report ${source}: not text`);
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // PowerShell redirection writes a BOM
   if (body.trim().length === 0) throw new SignetError('SCAN_REPORT_INVALID', `scan report ${source}: is empty`);
+  const fail = (why: string): never => {
+    throw new SignetError('SCAN_REPORT_INVALID', `scan report ${source}: ${oneLine(why)}`);
+  };
+  if (Buffer.byteLength(body) > maxBytes) fail(`is larger than ${maxBytes} bytes`);
   let doc: unknown;
   try {
-    doc = parseStrictJson(body, `scan report ${source}`, 'SCAN_REPORT_INVALID', maxBytes);
+    doc = JSON.parse(body);
   } catch (err) {
-    if (err instanceof SignetError) throw new SignetError('SCAN_REPORT_INVALID', oneLine(err.message));
-    throw err;
+    fail(`is not valid JSON: ${(err as Error).message}`);
   }
+  const dup = findDuplicateKey(body);
+  if (dup !== undefined) fail(`has a duplicate key ${JSON.stringify(dup.slice(0, 64))}`);
   return normaliseScanReport(doc, source);
+}
+
+/**
+ * The first object key that appears twice in one object of `text`, which must already be valid
+ * JSON. A single linear pass: scanner reports run to tens of megabytes, too large for the generic
+ * (YAML-based) strict parser used for small signed payloads.
+ */
+export function findDuplicateKey(text: string): string | undefined {
+  const stack: Array<Set<string> | null> = [];
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b /* { */) stack.push(new Set());
+    else if (c === 0x5b /* [ */) stack.push(null);
+    else if (c === 0x7d /* } */ || c === 0x5d /* ] */) stack.pop();
+    else if (c === 0x22 /* " */) {
+      const start = i;
+      let escaped = false;
+      for (i = i + 1; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c /* \\ */) {
+          escaped = true;
+          i++;
+        } else if (d === 0x22) break;
+      }
+      const keys = stack[stack.length - 1];
+      if (keys === undefined || keys === null) continue;
+      let j = i + 1;
+      while (j < n && (text.charCodeAt(j) === 0x20 || text.charCodeAt(j) === 0x0a || text.charCodeAt(j) === 0x0d || text.charCodeAt(j) === 0x09)) j++;
+      if (text.charCodeAt(j) !== 0x3a /* : */) continue; // a value, not a key
+      const raw = text.slice(start, i + 1);
+      const key = escaped ? (JSON.parse(raw) as string) : raw.slice(1, -1);
+      if (keys.has(key)) return key;
+      keys.add(key);
+    }
+  }
+  return undefined;
 }
