@@ -10,6 +10,7 @@ commands:
   sign IMAGE          sign an image digest (HSM or PEM key), gated on a scan report, with attestations
   verify IMAGE        what a node would decide for IMAGE, and why (no daemon needed)
   audit REPOSITORY    verify every tag of a repository against the policy
+  policy              check, explain and test the trust policy; print its JSON Schema
   keys                manage keys on a PKCS#11 token: generate, list, export, import
   version             print the version
 
@@ -23,6 +24,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   sign: async () => (await import('./commands/sign.js')).signCommand,
   verify: async () => (await import('./commands/verify.js')).verifyCommand,
   audit: async () => (await import('./commands/audit.js')).auditCommand,
+  policy: async () => (await import('./commands/policy.js')).policyCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,79 @@
+/** `signet policy check|explain|test|schema`: the policy a node enforces, checked and explained. */
+import { parseArgs } from 'node:util';
+import { SignetError } from '../../errors.js';
+import { explain, formatExplanation } from '../../policy/explain.js';
+import { loadPolicyDir, PolicyLoadError, formatProblem } from '../../policy/load.js';
+import { policySchemaText } from '../../policy/schema.js';
+import { parseReference } from '../../registry/reference.js';
+import { outputFormat, policyDir, POLICY_OPTIONS } from './common.js';
+import { UsageError, type CommandIo } from './io.js';
+import { verifyCommand } from './verify.js';
+
+const USAGE = `usage: signet policy <command>
+  check [DIR]                       validate the policy directory as signetd does (exit 1 on any problem)
+  explain IMAGE [--policy-dir DIR]  which scope applies and why, what it requires, which keys count today (no registry access)
+  test IMAGE [--policy-dir DIR] [registry options]   explain, then verify against the registry with each step shown
+  schema                            print the JSON Schema of a policy file`;
+
+export async function policyCommand(argv: string[], io: CommandIo): Promise<number> {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case 'schema':
+      io.stdout.write(policySchemaText());
+      return 0;
+    case 'check':
+      return check(rest, io);
+    case 'explain':
+      return explainCommand(rest, io);
+    case 'test': {
+      const code = await explainCommand(rest.filter((a, i) => !isRegistryArg(rest, i)), io);
+      if (code !== 0) return code;
+      io.stdout.write('\nverification:\n');
+      return verifyCommand(rest.filter((a) => a !== '--explain'), io);
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      io.stdout.write(`${USAGE}\n`);
+      return sub === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown policy command "${sub}"\n${USAGE}`);
+  }
+}
+
+/** Registry options that `explain` does not take, with their values. */
+function isRegistryArg(args: string[], i: number): boolean {
+  const takesValue = ['--insecure-registry', '--docker-config', '--output'];
+  return takesValue.includes(args[i]!) || (i > 0 && takesValue.includes(args[i - 1]!)) || args[i]!.startsWith('--insecure-registry=') || args[i]!.startsWith('--docker-config=');
+}
+
+async function check(argv: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: { output: { type: 'string' } }, allowPositionals: true, strict: true });
+  if (positionals.length > 1) throw new UsageError('give at most one DIR');
+  const output = outputFormat(values.output);
+  const dir = positionals[0] ?? policyDir({});
+  try {
+    const p = await loadPolicyDir(dir);
+    if (output === 'json') io.stdout.write(`${JSON.stringify({ ok: true, generation: p.generation, files: p.files, keys: Object.keys(p.keys).length, scopes: Object.keys(p.scopes).length }, null, 2)}\n`);
+    else io.stdout.write(`ok: ${p.files.length} file(s), ${Object.keys(p.keys).length} key(s), ${Object.keys(p.scopes).length} scope(s), generation ${p.generation}\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof PolicyLoadError)) throw err;
+    if (output === 'json') io.stdout.write(`${JSON.stringify({ ok: false, problems: err.problems }, null, 2)}\n`);
+    else io.stdout.write(`${err.problems.map(formatProblem).join('\n')}\n${err.problems.length} problem(s); signetd would keep its last good policy\n`);
+    return 1;
+  }
+}
+
+async function explainCommand(argv: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: { ...POLICY_OPTIONS, output: { type: 'string' } }, allowPositionals: true, strict: true });
+  if (positionals.length !== 1) throw new UsageError(`expected one IMAGE\n${USAGE}`);
+  const output = outputFormat(values.output);
+  const policy = await loadPolicyDir(policyDir(values)).catch((err: unknown) => {
+    throw err instanceof PolicyLoadError ? new SignetError(err.code, `the policy does not load (run signet policy check): ${err.problems.length} problem(s), first: ${formatProblem(err.problems[0]!)}`) : err;
+  });
+  const e = explain(policy, parseReference(positionals[0]!));
+  io.stdout.write(output === 'json' ? `${JSON.stringify(e, null, 2)}\n` : formatExplanation(e));
+  return 0;
+}

@@ -1,0 +1,95 @@
+/**
+ * `signet policy explain`: which scope applies to an image and why, what it requires, and which keys
+ * count today. Pure: no registry, no HSM.
+ */
+import { keyUsability } from '../engine/key-window.js';
+import { formatReference, type ImageReference } from '../registry/reference.js';
+import { resolveScope } from './scope.js';
+import type { IdentityRule, Policy } from './types.js';
+
+export interface Explanation {
+  image: string;
+  scope: string;
+  definedAt?: string;
+  /** Every scope tried, most specific first, and whether the policy defines it. */
+  tried: Array<{ scope: string; defined: boolean; chosen: boolean }>;
+  action: string;
+  mode: string;
+  denied?: string;
+  requirements: Array<{ threshold: number; keys: Array<{ name: string; location: string; counts: boolean; note?: string }>; identity: string }>;
+  rejectIfSignedBy: string[];
+  warnings: string[];
+}
+
+export function describeIdentity(rule: IdentityRule): string {
+  switch (rule.type) {
+    case 'matchRepository':
+      return 'matchRepository: the signed docker-reference must name the same repository';
+    case 'matchExact':
+      return 'matchExact: the signed reference must equal the pulled reference, tag included';
+    case 'matchRepoDigestOrExact':
+      return 'matchRepoDigestOrExact: same repository when pulled by digest, exact when pulled by tag';
+    case 'exactReference':
+      return `exactReference: the signed reference must be ${rule.dockerReference}`;
+    case 'exactRepository':
+      return `exactRepository: the signed reference must be in ${rule.dockerRepository}`;
+    case 'remapIdentity':
+      return `remapIdentity: ${rule.prefix} is read as ${rule.signedPrefix}, then matchRepoDigestOrExact`;
+  }
+}
+
+export function explain(policy: Policy, image: ImageReference, now = new Date()): Explanation {
+  const match = resolveScope(policy, image);
+  const sp = match.policy;
+  const tried = match.candidates.map((scope) => ({ scope, defined: scope === 'default' || policy.scopes[scope] !== undefined, chosen: scope === match.scope }));
+  const lastTried = tried.findIndex((t) => t.chosen);
+  const warnings: string[] = [];
+  const requirements = sp.signatures.map((req) => ({
+    threshold: req.threshold,
+    identity: describeIdentity(req.identity),
+    keys: req.keys.map((name) => {
+      const def = policy.keys[name];
+      const u = keyUsability(name, def, now);
+      if (u.usable && u.warning) warnings.push(u.warning);
+      const window = def ? [def.notBefore ? `from ${def.notBefore.toISOString()}` : '', def.notAfter ? `until ${def.notAfter.toISOString()}` : ''].filter(Boolean).join(' ') : '';
+      return {
+        name,
+        location: def?.file !== undefined ? `file:${def.file}` : def?.pkcs11 ?? 'undefined',
+        counts: u.usable,
+        ...(u.usable ? (window || u.warning ? { note: [window, u.warning].filter(Boolean).join('; ') } : {}) : { note: u.reason }),
+      };
+    }),
+  }));
+  for (const r of requirements) {
+    const counting = r.keys.filter((k) => k.counts).length;
+    if (counting < r.threshold) warnings.push(`only ${counting} of the keys count today, fewer than the threshold ${r.threshold}: every image in this scope will be refused`);
+  }
+  const denied = policy.denyDigests.includes(image.digest ?? '') ? 'the digest is on the policy-wide deny list' : sp.denyDigests.includes(image.digest ?? '') ? 'the digest is on the scope deny list' : undefined;
+  return {
+    image: formatReference(image),
+    scope: match.scope,
+    ...(policy.origins[`scope:${match.scope}`] ? { definedAt: policy.origins[`scope:${match.scope}`] } : {}),
+    tried: tried.slice(0, lastTried + 1),
+    action: sp.action,
+    mode: sp.mode,
+    ...(denied ? { denied } : {}),
+    requirements,
+    rejectIfSignedBy: sp.rejectIfSignedBy,
+    warnings,
+  };
+}
+
+export function formatExplanation(e: Explanation): string {
+  const lines = [`image   ${e.image}`, `scope   ${e.scope}${e.definedAt ? `  (defined at ${e.definedAt})` : ''}`, 'tried, most specific first:'];
+  for (const t of e.tried) lines.push(`  ${t.chosen ? '→' : ' '} ${t.scope}${t.chosen ? '  matched' : t.defined ? '' : '  (not in the policy)'}`);
+  lines.push(`action  ${e.action}${e.mode === 'warn' ? '  (warn mode: refusals are recorded, images allowed)' : ''}`);
+  if (e.denied) lines.push(`DENIED  ${e.denied}: refused whatever else holds`);
+  e.requirements.forEach((r, i) => {
+    lines.push(`requirement${e.requirements.length > 1 ? ` ${i + 1} of ${e.requirements.length} (all must hold)` : ''}: ${r.threshold} valid signature${r.threshold > 1 ? 's' : ''} by distinct keys of:`);
+    for (const k of r.keys) lines.push(`  ${k.counts ? 'counts ' : 'IGNORED'}  ${k.name}  ${k.location}${k.note ? `  — ${k.note}` : ''}`);
+    lines.push(`  identity: ${r.identity}`);
+  });
+  if (e.rejectIfSignedBy.length) lines.push(`refused if signed by: ${e.rejectIfSignedBy.join(', ')}`);
+  for (const w of e.warnings) lines.push(`warning: ${w}`);
+  return `${lines.join('\n')}\n`;
+}
