@@ -36,7 +36,19 @@ export function scopeSyntaxError(scope: string): string | undefined {
   return undefined;
 }
 
-/** The scopes that can apply to `ref`, in the order they are tried (containers-policy.json(5)). */
+/**
+ * The scopes that can apply to `ref`, in the order they are tried (containers-policy.json(5)):
+ *   host/repo@digest, host/repo:tag      the exact reference (digest first when both are given)
+ *   host/repo                            the repository
+ *   host/a/b, host/a                     each parent namespace, longest first
+ *   host[:port]                          the registry, port included: `example.com` does not cover
+ *                                        `example.com:5000`, they are different registries
+ *   *.sub.example.com, *.example.com     wildcards, most specific first; they match subdomains only
+ *                                        (`*.example.com` does not cover `example.com`), and the port
+ *                                        is not part of the match (`*.example.com` covers
+ *                                        `r.example.com:5000`). IP literals get no wildcards.
+ * `default` is not listed: the caller falls back to it.
+ */
 export function scopeCandidates(ref: ImageReference): string[] {
   const repo = repositoryName(ref);
   const out: string[] = [];
@@ -46,8 +58,9 @@ export function scopeCandidates(ref: ImageReference): string[] {
   const parts = ref.repository.split('/');
   for (let i = parts.length - 1; i >= 1; i--) out.push(`${ref.registry}/${parts.slice(0, i).join('/')}`);
   out.push(ref.registry);
-  // Wildcards match subdomains, most specific first; the port is not part of the match.
-  const labels = ref.registry.replace(/:\d+$/, '').split('.');
+  const host = ref.registry.replace(/:\d+$/, '');
+  if (host.startsWith('[') || /^\d+(\.\d+){3}$/.test(host)) return out;
+  const labels = host.split('.');
   for (let i = 1; i < labels.length; i++) out.push(`*.${labels.slice(i).join('.')}`);
   return out;
 }
