@@ -7,6 +7,7 @@ import { AuditLog } from '../audit/audit-log.js';
 import type { Decision, VerifyRequest } from '../engine/decision.js';
 import { VerificationEngine } from '../engine/engine.js';
 import { defaultSources } from '../engine/default-sources.js';
+import { keyUsability } from '../engine/key-window.js';
 import { KeyRing } from '../keys/keyring.js';
 import { PemKeyProvider } from '../keys/pem-provider.js';
 import type { KeyProvider } from '../keys/provider.js';
@@ -30,6 +31,7 @@ export interface DaemonStatus {
   keys: KeyStatus[];
   uptimeSeconds: number;
   decisions: number;
+  warnings: string[];
 }
 
 export class Daemon {
@@ -127,7 +129,18 @@ export class Daemon {
       keys: this.keys.status(),
       uptimeSeconds: (Date.now() - this.startedAt) / 1000,
       decisions: this.decisions,
+      warnings: this.keyWarnings(),
     };
+  }
+
+  /** Keys whose validity window ends soon (expiryWarning), or has ended. */
+  private keyWarnings(): string[] {
+    const now = new Date();
+    return Object.entries(this.policy?.keys ?? {}).flatMap(([name, def]) => {
+      const u = keyUsability(name, def, now);
+      if (u.usable) return u.warning ? [u.warning] : [];
+      return u.code === 'KEY_EXPIRED' || u.code === 'KEY_REVOKED' ? [u.reason] : [];
+    });
   }
 
   get ready(): boolean {

@@ -50,6 +50,7 @@ function judgement(d: Decision): Record<string, unknown> {
     image: d.image,
     digest: d.digest,
     code: d.code ?? '',
+    warnings: d.warnings,
   };
 }
 

@@ -58,7 +58,7 @@ export async function auditCommand(argv: string[], io: CommandIo): Promise<numbe
     }
     bar?.update(rows.length, { tag: '' });
     bar?.stop();
-    const rejected = rows.filter((r) => r.decision !== 'accept').length;
+    const rejected = rows.filter((r) => r.decision === 'reject' || r.decision === 'error').length;
     const summary = { repository: repoName, tags: rows.length, accepted: rows.length - rejected, rejected, policyGeneration: local.policy.generation };
     if (output === 'json') io.stdout.write(`${JSON.stringify({ ...summary, results: rows }, null, 2)}\n`);
     else io.stdout.write(formatTable(rows, summary));
@@ -73,7 +73,7 @@ async function auditTag(local: Awaited<ReturnType<typeof openLocalEngine>>, ref:
     const descriptor = await local.client.resolve(ref, tag);
     const d = await local.engine.verify({ name: `${repoName}:${tag}`, descriptor });
     const signers = [...new Set(d.signatures.filter((s) => s.valid).map((s) => s.key))];
-    return { tag, digest: d.digest, decision: d.decision, signers, reason: d.reason, warnings: [] };
+    return { tag, digest: d.digest, decision: d.decision, signers, reason: d.reason, warnings: d.warnings };
   } catch (err) {
     return { tag, digest: '', decision: 'error', signers: [], reason: describeError(err), warnings: [] };
   }

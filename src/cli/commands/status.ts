@@ -26,6 +26,7 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
       `policy   ${status['ready'] ? status['policyGeneration'] : 'NONE LOADED: every image is rejected'}  (${status['policyDir']})`,
       ...(status['policyFiles'] as string[]).map((f) => `         ${f}`),
       ...(status['lastReloadError'] ? [`reload error: ${status['lastReloadError']}`] : []),
+      ...(status['warnings'] as string[]).map((w) => `warning: ${w}`),
       'keys',
       ...(status['keys'] as Array<Record<string, string>>).map(
         (k) => `  ${k['name']}  ${k['algorithm'] || '?'}  ${k['fingerprint'] || ''}  ${k['location']}${k['lastError'] ? `  ERROR: ${k['lastError']}` : ''}`,
