@@ -279,8 +279,8 @@ export function evaluateVulnAttestation(predicate: unknown, requirements: VulnRe
   if (blocking.length > 0) {
     const shown = blocking.slice(0, 5).map((v) => `${v.id} (${v.severity})`).join(', ');
     const more = blocking.length > 5 ? ` and ${blocking.length - 5} more` : '';
-    const limit = requirements.maxSeverity === 'none' ? 'no findings allowed' : `above ${requirements.maxSeverity}`;
-    return { ok: false, reason: `scan by ${scanner} has ${blocking.length} finding${blocking.length === 1 ? '' : 's'} ${limit}: ${shown}${more}`, blocking };
+    const limit = requirements.maxSeverity === 'none' ? ' (maxSeverity none allows no findings)' : ` above ${requirements.maxSeverity}`;
+    return { ok: false, reason: `scan by ${scanner} has ${blocking.length} finding${blocking.length === 1 ? '' : 's'}${limit}: ${shown}${more}`, blocking };
   }
   const sev = requirements.maxSeverity === undefined ? 'severities not checked' : `no finding above ${requirements.maxSeverity}${ignoredCount > 0 ? ` (${ignoredCount} ignored)` : ''}`;
   return { ok: true, reason: `scan by ${scanner} finished ${formatDuration(Math.max(0, age))} ago; ${sev}`, blocking: [] };

@@ -214,6 +214,6 @@ export function gateFailureMessage(report: ScanReport, result: GateResult): stri
   const counts = countBySeverity(result.blocking);
   const parts = [...SEVERITIES].reverse().filter((s) => counts[s] > 0).map((s) => `${counts[s]} ${s.toUpperCase()}`);
   const n = result.blocking.length;
-  const limit = result.maxSeverity === 'none' ? 'none allowed' : `above ${result.maxSeverity}`;
+  const limit = result.maxSeverity === 'none' ? 'with --max-severity none' : `above ${result.maxSeverity}`;
   return `scan gate failed: ${n} finding${n === 1 ? '' : 's'} ${limit} (${parts.join(', ')}) in ${report.source}; nothing was signed`;
 }

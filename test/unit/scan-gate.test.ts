@@ -71,7 +71,7 @@ describe('scan gate', () => {
     const result = evaluateGate(report, { image: IMAGE, maxSeverity: 'none' });
     assert.equal(result.passed, false);
     assert.equal(result.blocking.length, 3);
-    assert.match(gateFailureMessage(report, result), /3 findings none allowed \(1 LOW, 1 NEGLIGIBLE, 1 UNKNOWN\)/);
+    assert.match(gateFailureMessage(report, result), /3 findings with --max-severity none \(1 LOW, 1 NEGLIGIBLE, 1 UNKNOWN\)/);
   });
 
   it('unknown blocks only at none; negligible is below low', () => {
