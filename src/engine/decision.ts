@@ -3,7 +3,8 @@ import type { ErrorCode } from '../errors.js';
 import type { FormatName } from '../formats/types.js';
 
 export interface SignatureResult {
-  format: FormatName;
+  /** The signature format, or `in-toto` for an attestation (DSSE envelope of an in-toto statement). */
+  format: FormatName | 'in-toto';
   /** Where the signature was found. */
   source: string;
   /** The key that verified it, or the keys tried (comma-separated) when none did. */

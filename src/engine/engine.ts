@@ -12,12 +12,16 @@ import { formatReference, parseReference, repositoryName, type ImageReference } 
 import type { Decision, SignatureResult, VerifyRequest } from './decision.js';
 import { evaluateRequirement, signedByRejectedKeys, type EvaluationContext } from './evaluate.js';
 import type { DiscoveredSignature, SignatureSource } from './sources.js';
+import { evaluateAttestationRequirement } from './attestations.js';
+import type { RegistryAttestationSource, UntrustedAttestation } from './registry-attestation-source.js';
 
 export interface EngineOptions {
   /** The policy in force, read at the start of each decision (so a reload swaps it atomically). */
   policy: () => { policy?: Policy; error?: string };
   keys: KeyRing;
   sources: SignatureSource[];
+  /** Where attestations are found (cosign `.att`); needed only by scopes that require attestations. */
+  attestationSources?: RegistryAttestationSource[];
   /** Upper bound on one decision, including registry round trips. */
   timeoutMs: number;
   /** Signatures examined per image: a flood of signatures is not a denial of service. */
@@ -115,11 +119,32 @@ export class VerificationEngine {
       if (outcome.satisfied) satisfied.push(outcome.reason);
       else failed.push({ ...(outcome.code ? { code: outcome.code } : {}), reason: outcome.reason });
     }
+    if (scopePolicy.attestations.length > 0) {
+      const attestations = await this.discoverAttestations(image, digest);
+      for (const requirement of scopePolicy.attestations) {
+        const outcome = await evaluateAttestationRequirement(requirement, attestations, ctx);
+        for (const r of outcome.results) if (!results.some((x) => x.source === r.source && x.key === r.key && x.valid === r.valid)) results.push(r);
+        if (outcome.satisfied) satisfied.push(outcome.reason);
+        else failed.push({ ...(outcome.code ? { code: outcome.code } : {}), reason: outcome.reason });
+      }
+    }
     // One line per signature: a valid result wins over failures of other groups for the same signature.
     decision.signatures = results.filter((r) => r.valid || !results.some((x) => x.source === r.source && x.valid));
     if (failed.length === 0) return `accepted ${subject}: ${satisfied.join(' and ')} (${where})`;
-    const groups = scopePolicy.signatures.length > 1 ? `${failed.length} of ${scopePolicy.signatures.length} signature requirements not met: ` : '';
+    const total = scopePolicy.signatures.length + scopePolicy.attestations.length;
+    const groups = total > 1 ? `${failed.length} of ${total} requirements not met: ` : '';
     return new Refusal(failed[0]!.code ?? 'SIGNATURE_NOT_FOUND', `rejected ${subject}: ${groups}${failed.map((f) => f.reason).join('; ')} (${where})`);
+  }
+
+  private async discoverAttestations(image: ImageReference, digest: string): Promise<UntrustedAttestation[]> {
+    const signal = AbortSignal.timeout(this.options.timeoutMs);
+    const lookups = (this.options.attestationSources ?? []).map((source) =>
+      source.find(image, digest, { limit: this.options.maxSignatures, signal }).catch((err: unknown) => {
+        const e = err instanceof SignetError ? err : new SignetError('REGISTRY_UNAVAILABLE', describeError(err));
+        throw new SignetError(e.code, `cannot look up attestations in the ${source.name}: ${e.message}`);
+      }),
+    );
+    return (await Promise.all(lookups)).flat().slice(0, this.options.maxSignatures);
   }
 
   private async discover(image: ImageReference, digest: string): Promise<DiscoveredSignature[]> {

@@ -8,7 +8,7 @@ import { Pkcs11KeyProvider } from '../keys/pkcs11/provider.js';
 import { loadPolicyDir } from '../policy/load.js';
 import type { Policy } from '../policy/types.js';
 import { RegistryClient } from '../registry/client.js';
-import { defaultSources } from './default-sources.js';
+import { defaultAttestationSources, defaultSources } from './default-sources.js';
 import { VerificationEngine } from './engine.js';
 
 export interface LocalEngineOptions {
@@ -41,6 +41,7 @@ export async function openLocalEngine(options: LocalEngineOptions): Promise<Loca
     policy: () => ({ policy }),
     keys,
     sources: defaultSources(client),
+      attestationSources: defaultAttestationSources(client),
     timeoutMs: options.timeoutMs ?? 30_000,
     maxSignatures: options.maxSignatures ?? 32,
   });

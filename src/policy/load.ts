@@ -14,7 +14,7 @@ import { parseDuration } from '../util/duration.js';
 import { locate, pointerSegments } from './locate.js';
 import { validatePolicyFile } from './schema.js';
 import { scopeSyntaxError } from './scope-syntax.js';
-import type { IdentityRule, KeyDefinition, Mode, Policy, PolicyProblem, ScopePolicy, SignatureRequirement } from './types.js';
+import type { AttestationRequirement, IdentityRule, KeyDefinition, Mode, Policy, PolicyProblem, ScopePolicy, SignatureRequirement } from './types.js';
 
 const MAX_FILE_BYTES = 1 << 20;
 const MAX_FILES = 1000;
@@ -89,6 +89,7 @@ interface RawScope {
   signatures?: RawGroup | RawGroup[];
   rejectIfSignedBy?: string[];
   deny?: { digests?: string[] };
+  attestations?: Array<{ predicateType: string; keys: string[]; threshold?: number; maxAge?: string; maxSeverity?: AttestationRequirement['maxSeverity']; ignore?: string[] }>;
 }
 interface RawKey {
   file?: string;
@@ -194,7 +195,27 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
     (raw.rejectIfSignedBy ?? []).forEach((k, j) => {
       if (!broken && !keyOrigin.has(k)) problem(pf, [...path, 'rejectIfSignedBy', j], `key "${k}" is not defined under "keys" in any policy file`);
     });
-    return { action: raw.action, mode: raw.mode ?? mode, signatures, rejectIfSignedBy: raw.rejectIfSignedBy ?? [], denyDigests: raw.deny?.digests ?? [] };
+    const attestations = (raw.attestations ?? []).map((a, i): AttestationRequirement => {
+      const apath = [...path, 'attestations', i];
+      const seen = new Set<string>();
+      a.keys.forEach((k, j) => {
+        if (seen.has(k)) problem(pf, [...apath, 'keys', j], `key "${k}" is listed twice; each key counts once`);
+        seen.add(k);
+        if (!broken && !keyOrigin.has(k)) problem(pf, [...apath, 'keys', j], `key "${k}" is not defined under "keys" in any policy file`);
+      });
+      const threshold = a.threshold ?? 1;
+      if (threshold > seen.size) problem(pf, [...apath, 'threshold'], `threshold ${threshold} is larger than the ${seen.size} key(s) listed; lower it or add keys`);
+      let maxAgeMs: number | undefined;
+      if (a.maxAge !== undefined) {
+        try {
+          maxAgeMs = parseDuration(a.maxAge, 'maxAge', 'POLICY_INVALID');
+        } catch (err) {
+          problem(pf, [...apath, 'maxAge'], (err as Error).message);
+        }
+      }
+      return { predicateType: a.predicateType, keys: [...seen], threshold, ...(maxAgeMs !== undefined ? { maxAgeMs } : {}), ...(a.maxSeverity ? { maxSeverity: a.maxSeverity } : {}), ignore: a.ignore ?? [] };
+    });
+    return { action: raw.action, mode: raw.mode ?? mode, signatures, rejectIfSignedBy: raw.rejectIfSignedBy ?? [], denyDigests: raw.deny?.digests ?? [], attestations };
   };
   for (const pf of parsed) {
     for (const [scope, raw] of Object.entries(pf.value.scopes ?? {})) {
@@ -203,7 +224,7 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
       origins[`scope:${scope}`] = where(pf, ['scopes'], scope);
     }
   }
-  const def = defaultScope ? scopePolicy(defaultScope.pf, ['default'], defaultScope.raw) : { action: 'reject' as const, mode, signatures: [], rejectIfSignedBy: [], denyDigests: [] };
+  const def = defaultScope ? scopePolicy(defaultScope.pf, ['default'], defaultScope.raw) : { action: 'reject' as const, mode, signatures: [], rejectIfSignedBy: [], denyDigests: [], attestations: [] };
   if (defaultScope) origins['scope:default'] = where(defaultScope.pf, [], 'default');
   if (problems.length > 0) throw new PolicyLoadError(sortProblems(problems));
 

@@ -30,6 +30,21 @@ export interface ScopePolicy {
   rejectIfSignedBy: string[];
   /** Digests refused in this scope. */
   denyDigests: string[];
+  /** Signed attestations that must be present; every requirement must hold. */
+  attestations: AttestationRequirement[];
+}
+
+/** At least `threshold` distinct keys attested `predicateType` for the digest (cosign `.att`, DSSE). */
+export interface AttestationRequirement {
+  predicateType: string;
+  keys: string[];
+  threshold: number;
+  /** Vulnerability predicate: maximum age of the scan. */
+  maxAgeMs?: number;
+  /** Vulnerability predicate: highest severity still allowed. */
+  maxSeverity?: 'none' | 'low' | 'medium' | 'high' | 'critical';
+  /** Vulnerability predicate: finding IDs that do not count. */
+  ignore: string[];
 }
 
 /** A trust anchor with its lifecycle. */

@@ -7,6 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { RegistryClient } from '../../src/registry/client.js';
 import { signImageCosign } from '../../src/signing/cosign-sign.js';
+import { appendArtifactLayer } from '../../src/signing/artifact-manifest.js';
+import { createVulnAttestation } from '../../src/attest/vuln.js';
+import type { ScanReport } from '../../src/scan/report.js';
 import { SIGNET, startDaemon, waitFor, type DaemonHandle } from '../helpers/daemon.js';
 import { pushImage, type PushedImage } from '../helpers/images.js';
 import { makeTestKey, type TestKey } from '../helpers/keys.js';
@@ -60,6 +63,11 @@ describe('trust policy v1 through the containerd contract', function () {
         [`${host}/lifecycle`]: { action: 'verify', signatures: { keys: ['expired', 'future', 'revoked', 'expiring'] } },
         [`${host}/open`]: { action: 'accept', deny: { digests: [scopeDenied.digest] } },
         [`${host}/trial`]: { action: 'verify', mode: 'warn', signatures: { keys: ['release'] } },
+        [`${host}/scanned`]: {
+          action: 'verify',
+          signatures: { keys: ['release'] },
+          attestations: [{ predicateType: 'https://cosign.sigstore.dev/attestation/vuln/v1', keys: ['security'], maxAge: '24h', maxSeverity: 'high', ignore: ['CVE-2024-0001'] }],
+        },
       },
     });
     await waitFor(() => daemon.log().includes('"keys":10'), 'the policy with all keys');
@@ -93,7 +101,7 @@ describe('trust policy v1 through the containerd contract', function () {
     const half = await image('groups/half', ['release']);
     const r1 = await verify('groups/half', half);
     assert.equal(r1.code, 1);
-    assert.match(r1.stdout, /1 of 2 signature requirements not met: no signatures found; needs a valid signature by security|1 of 2 signature requirements not met: needs a valid signature by security/);
+    assert.match(r1.stdout, /1 of 2 requirements not met: needs a valid signature by security/);
     const both = await image('groups/both', ['release', 'security']);
     assert.equal((await verify('groups/both', both)).code, 0);
   });
@@ -146,5 +154,57 @@ describe('trust policy v1 through the containerd contract', function () {
     const line = auditOf(img);
     assert.equal(line['decision'], 'warn');
     assert.equal(line['code'], 'SIGNATURE_NOT_FOUND');
+  });
+
+  describe('attestation requirements (scan attestations)', () => {
+    const report = (severities: Array<'low' | 'medium' | 'high' | 'critical'>, ids?: string[]): ScanReport => ({
+      source: 'test',
+      scanner: { name: 'trivy', version: '0.58.1' },
+      target: { digests: [], repoDigests: [] },
+      findings: severities.map((severity, i) => ({ id: ids?.[i] ?? `CVE-2024-${1000 + i}`, severity, package: 'openssl', installedVersion: '3.0.1', fixedVersions: ['3.0.2'], aliases: [] })),
+    }) as unknown as ScanReport;
+
+    async function attested(repo: string, scan: ScanReport | undefined, finishedAgoMs = 60_000, by = 'security') {
+      const img = await image(repo, ['release']);
+      if (scan) {
+        const att = await createVulnAttestation(scan, { repository: `${host}/${repo}`, digest: img.digest }, keys[by]!.signer, { scanFinishedOn: new Date(Date.now() - finishedAgoMs).toISOString() });
+        await appendArtifactLayer(client, { registry: host, repository: repo }, att.tag, att.envelopeBytes, { mediaType: att.layerMediaType, annotations: att.layerAnnotations });
+      }
+      return img;
+    }
+
+    it('accepts a signed image with a recent, clean enough scan attestation by the required key', async () => {
+      const img = await attested('scanned/ok', report(['low', 'high', 'critical'], ['CVE-2024-0100', 'CVE-2024-0101', 'CVE-2024-0001']));
+      const r = await verify('scanned/ok', img);
+      assert.equal(r.code, 0, r.stdout);
+      assert.match(r.stdout, /signed by release and https:\/\/cosign.sigstore.dev\/attestation\/vuln\/v1 attested by security/);
+      const att = (auditOf(img)['signatures'] as Array<Record<string, unknown>>).find((x) => x['format'] === 'in-toto')!;
+      assert.equal(att['valid'], true);
+      assert.match(String(att['reason']), /attestation by key "security": scan by .* no finding above high \(1 ignored\)/);
+    });
+
+    it('refuses without an attestation, with a too old scan, with a finding above the maximum, or attested by another key', async () => {
+      const none = await attested('scanned/none', undefined);
+      const r1 = await verify('scanned/none', none);
+      assert.equal(r1.code, 1);
+      assert.match(r1.stdout, /no attestations found; needs 1 https:\/\/cosign.sigstore.dev\/attestation\/vuln\/v1 attestation by security/);
+      assert.equal(auditOf(none)['code'], 'ATTESTATION_NOT_FOUND');
+
+      const old = await attested('scanned/old', report([]), 3 * DAY);
+      const r2 = await verify('scanned/old', old);
+      assert.equal(r2.code, 1);
+      assert.match(r2.stdout, /scan is too old/);
+
+      const bad = await attested('scanned/critical', report(['critical'], ['CVE-2024-6666']));
+      const r3 = await verify('scanned/critical', bad);
+      assert.equal(r3.code, 1);
+      assert.match(r3.stdout, /CVE-2024-6666 \(critical\)/);
+      assert.equal(auditOf(bad)['code'], 'ATTESTATION_REJECTED');
+
+      const stranger = await attested('scanned/stranger', report([]), 60_000, 'a');
+      const r4 = await verify('scanned/stranger', stranger);
+      assert.equal(r4.code, 1);
+      assert.match(r4.stdout, /attestation does not verify with key "security"/);
+    });
   });
 });
