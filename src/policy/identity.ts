@@ -7,27 +7,44 @@ import type { IdentityRule } from './types.js';
 
 export type IdentityResult = { ok: true } | { ok: false; reason: string };
 
+/** An untrusted string, quoted and cut short enough for a log line. */
+function quote(untrusted: string): string {
+  return JSON.stringify(untrusted.length > 120 ? `${untrusted.slice(0, 120)}…` : untrusted);
+}
+
 function parseSigned(untrustedSignedReference: string): ImageReference | string {
   try {
     return parseReference(untrustedSignedReference);
   } catch (err) {
-    return `signed identity "${untrustedSignedReference}" is not a valid image reference`;
+    const why = err instanceof Error ? err.message.replace(/^invalid image reference "[^]*?": /, '') : String(err);
+    return `signed identity ${quote(untrustedSignedReference)} is not a valid image reference (${why.length > 120 ? `${why.slice(0, 120)}…` : why})`;
   }
 }
 
-/** The signed reference without any tag/digest it may not have carried: `host/repo:tag` → tag kept. */
+/** Did the signer write a tag or digest, or did normalisation add `:latest`? */
+function namesTagOrDigest(raw: string): boolean {
+  return raw.includes('@') || raw.slice(raw.lastIndexOf('/') + 1).includes(':');
+}
+
+/** `host/repo:tag` without any digest. */
 function withTagOnly(ref: ImageReference): string {
   return `${repositoryName(ref)}${ref.tag !== undefined ? `:${ref.tag}` : ''}`;
 }
 
+/** The signed reference names the image's repository; its tag or digest does not matter (cosign signs `host/repo`). */
 function matchRepository(image: ImageReference, signed: ImageReference, raw: string): IdentityResult {
-  return repositoryName(signed) === repositoryName(image) ? { ok: true } : { ok: false, reason: `signed identity "${raw}" does not match repository "${repositoryName(image)}"` };
+  return repositoryName(signed) === repositoryName(image) ? { ok: true } : { ok: false, reason: `signed identity ${quote(raw)} does not match repository "${repositoryName(image)}"` };
 }
 
+/**
+ * The signed reference is the image's `host/repo:tag`. As in containers-policy.json(5), nothing is
+ * implied: a signed name without a tag does not stand for `:latest`, and an image pulled by digest
+ * only has no tag to compare.
+ */
 function matchExact(image: ImageReference, signed: ImageReference, raw: string): IdentityResult {
-  if (image.tag === undefined) return { ok: false, reason: `matchExact needs a tagged image reference; ${formatReference(image)} is pulled by digest` };
-  if (signed.digest !== undefined && signed.tag === undefined) return { ok: false, reason: `signed identity "${raw}" is a digest reference; matchExact compares tags` };
-  return withTagOnly(signed) === withTagOnly(image) ? { ok: true } : { ok: false, reason: `signed identity "${raw}" does not match "${withTagOnly(image)}" exactly` };
+  if (image.tag === undefined) return { ok: false, reason: `matchExact needs a tagged image reference; ${formatReference(image)} is pulled by digest only, so no signed identity can match it` };
+  if (signed.tag === undefined || !namesTagOrDigest(raw)) return { ok: false, reason: `signed identity ${quote(raw)} has no tag; matchExact compares "${withTagOnly(image)}" including the tag` };
+  return withTagOnly(signed) === withTagOnly(image) ? { ok: true } : { ok: false, reason: `signed identity ${quote(raw)} does not match "${withTagOnly(image)}" exactly` };
 }
 
 function matchRepoDigestOrExact(image: ImageReference, signed: ImageReference, raw: string): IdentityResult {
@@ -48,11 +65,11 @@ export function checkIdentity(rule: IdentityRule, image: ImageReference, untrust
       const want = parseReference(rule.dockerReference);
       return withTagOnly(signed) === withTagOnly(want) && signed.digest === want.digest
         ? { ok: true }
-        : { ok: false, reason: `signed identity "${untrustedSignedReference}" is not the required "${rule.dockerReference}"` };
+        : { ok: false, reason: `signed identity ${quote(untrustedSignedReference)} is not the required "${rule.dockerReference}"` };
     }
     case 'exactRepository': {
       const want = repositoryName(parseReference(rule.dockerRepository));
-      return repositoryName(signed) === want ? { ok: true } : { ok: false, reason: `signed identity "${untrustedSignedReference}" is not in the required repository "${want}"` };
+      return repositoryName(signed) === want ? { ok: true } : { ok: false, reason: `signed identity ${quote(untrustedSignedReference)} is not in the required repository "${want}"` };
     }
     case 'remapIdentity': {
       // Mirrors: an image pulled as <prefix>/x was signed as <signedPrefix>/x.
