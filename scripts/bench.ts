@@ -17,6 +17,11 @@ import { pushImage } from '../test/helpers/images.js';
 import { makeTestKey } from '../test/helpers/keys.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { runVerifier } from '../test/helpers/verifier.js';
+import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { Pkcs11KeyProvider } from '../src/keys/pkcs11/provider.js';
+import { Pkcs11Signer } from '../src/keys/pkcs11/signer.js';
+import { closeAllModules } from '../src/keys/pkcs11/module.js';
+import { createToken, SOFTHSM_MODULE } from '../test/helpers/softhsm.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 40);
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
@@ -102,6 +107,38 @@ async function main(): Promise<void> {
     await daemon.stop();
     await registry.stop();
   }
+  await benchPkcs11();
+}
+
+/** Verifications per second with a SoftHSM2 key, both modes, next to node:crypto with the same key; signatures per second on the token. */
+async function benchPkcs11(): Promise<void> {
+  const token = createToken('bench');
+  token.tool(['--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'bench', '--id', '01']);
+  const uri = `${token.uri};object=bench;type=public`;
+  const provider = new Pkcs11KeyProvider({ defaultModule: SOFTHSM_MODULE });
+  const cached = await provider.load('bench', { pkcs11: uri });
+  const onToken = await provider.load('bench', { pkcs11: uri, verifyOn: 'token' });
+  const signer = await Pkcs11Signer.open(`${token.uri};object=bench`, { pin: token.pin });
+  const data = Buffer.from('{"critical":{"identity":{"docker-reference":"example.com/app"}}}');
+  const sig = await signer.sign(data, 'sha256');
+  const pub = createPublicKey(signer.publicKeyPem());
+  const n = Number(process.env['BENCH_PKCS11_OPS'] ?? 3000);
+  const check = (ok: boolean) => {
+    if (!ok) throw new Error('a valid signature did not verify');
+  };
+  let i = 0;
+  const nodeRate = await rate(n, CONCURRENCY, async () => check(cryptoVerify('sha256', data, pub, sig)));
+  const cachedRate = await rate(n, CONCURRENCY, async () => check(await cached.verify(data, sig, 'sha256')));
+  const tokenRate = await rate(n, CONCURRENCY, async () => check(await onToken.verify(data, sig, 'sha256')));
+  const signRate = await rate(Math.max(200, n / 5), CONCURRENCY, async () => {
+    i++;
+    await signer.sign(data, 'sha256');
+  });
+  console.log(`PKCS#11 P-256 verifications/s: cached key ${fmt(cachedRate)} (${fmt(cachedRate / nodeRate)}x node:crypto), on the token ${fmt(tokenRate)} (${fmt(tokenRate / nodeRate)}x), node:crypto baseline ${fmt(nodeRate)}`);
+  console.log(`PKCS#11 P-256 signatures/s on the token: ${fmt(signRate)} (${fmt(signRate / nodeRate)}x the node:crypto verify baseline)`);
+  await provider.close();
+  closeAllModules();
+  token.delete();
 }
 
 main().catch((err: unknown) => {
