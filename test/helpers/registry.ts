@@ -29,7 +29,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startRegistry(options: { htpasswd?: { user: string; password: string } } = {}): Promise<RegistryHandle> {
+export async function startRegistry(options: { htpasswd?: { user: string; password: string }; token?: { realm: string; service: string; issuer: string; certPath: string } } = {}): Promise<RegistryHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'signet-registry-'));
   const storageDir = join(dir, 'storage');
   const port = await freePort();
@@ -43,6 +43,10 @@ export async function startRegistry(options: { htpasswd?: { user: string; passwo
     const file = join(dir, 'htpasswd');
     writeFileSync(file, execFileSync('htpasswd', ['-Bbn', options.htpasswd.user, options.htpasswd.password]));
     lines.push(`auth: { htpasswd: { realm: signet-test, path: ${file} } }`);
+  }
+  if (options.token) {
+    const t = options.token;
+    lines.push(`auth: { token: { realm: "${t.realm}", service: ${t.service}, issuer: ${t.issuer}, rootcertbundle: ${t.certPath} } }`);
   }
   const config = join(dir, 'config.yml');
   writeFileSync(config, `${lines.join('\n')}\n`);

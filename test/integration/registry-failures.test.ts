@@ -14,6 +14,7 @@ import { startFaultyProxy, type FaultyProxy } from '../helpers/faulty-proxy.js';
 import { pushImage } from '../helpers/images.js';
 import { makeTestKey } from '../helpers/keys.js';
 import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
+import { startTokenServer } from '../helpers/token-server.js';
 import { runVerifier } from '../helpers/verifier.js';
 
 const key = makeTestKey();
@@ -229,3 +230,31 @@ function writeDockerConfig(dir: string, host: string, creds: { user: string; pas
   writeFileSync(path, JSON.stringify({ auths: { [host]: { auth: Buffer.from(`${creds.user}:${creds.password}`).toString('base64') } } }));
   return path;
 }
+
+describe('registry client with Bearer token authentication (real registry, spec token service)', function () {
+  this.timeout(60_000);
+  it('follows the WWW-Authenticate challenge, fetches a scoped token with config.json credentials, and caches it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signet-token-'));
+    const tokens = await startTokenServer(dir, { builder: 'b-pass' });
+    const registry = await startRegistry({ token: tokens });
+    try {
+      const repo = { registry: registry.host, repository: 'secure/app' };
+      const anonymous = new RegistryClient({ insecureRegistries: [registry.host], retries: 0 });
+      await assert.rejects(anonymous.getManifest(repo, 'v1'), (e: { code?: string; message: string }) => e.code === 'REGISTRY_UNAUTHORIZED' && /anonymous access/.test(e.message));
+      const config = writeDockerConfig(dir, registry.host, { user: 'builder', password: 'b-pass' });
+      const client = new RegistryClient({ insecureRegistries: [registry.host], retries: 0, dockerConfigPath: config });
+      const img = await pushImage(client, repo, 'v1');
+      assert.equal((await client.getManifest(repo, 'v1')).digest, img.digest);
+      assert.ok(tokens.requests.some((r) => r === 'builder repository:secure/app:pull,push'));
+      const before = tokens.requests.length;
+      await client.getManifest(repo, img.digest);
+      await client.resolve(repo, 'v1');
+      assert.equal(tokens.requests.length, before, 'the pull token is cached until it expires');
+      const wrong = new RegistryClient({ insecureRegistries: [registry.host], retries: 0, dockerConfigPath: writeDockerConfig(mkdtempSync(join(tmpdir(), 'signet-token-')), registry.host, { user: 'builder', password: 'nope' }) });
+      await assert.rejects(wrong.getManifest(repo, 'v1'), (e: { code?: string; message: string }) => e.code === 'REGISTRY_UNAUTHORIZED' && /refused the configured credentials/.test(e.message) && !e.message.includes('nope'));
+    } finally {
+      await registry.stop();
+      await tokens.stop();
+    }
+  });
+});
