@@ -5,8 +5,9 @@
  *
  * The directory is watched, not the files (depth 0, not recursive), so a file replaced by rename
  * (editors, config management, kubectl's `..data` symlink swap) is seen like any edit: every event
- * just schedules a reload of the whole directory. A directory that does not exist yet (or that
- * disappears) is polled for until it appears.
+ * just schedules a reload of the whole directory. A directory that does not exist yet at start is
+ * polled for until it appears; one removed later is reported (POLICY_NOT_FOUND, the last good
+ * policy is kept), and the watch goes back to polling, since chokidar loses a removed directory.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -27,12 +28,15 @@ export interface PolicyWatcherOptions {
   debounceMs?: number;
   /** How often to look for a policy directory that does not exist (yet); default 250 ms. */
   dirPollMs?: number;
+  /** How to load the directory; loadPolicyDir unless set (tests slow it down to show serialisation). */
+  load?: (dir: string) => Promise<Policy>;
 }
 
 export class PolicyWatcher {
   private readonly dir: string;
   private readonly debounceMs: number;
   private readonly dirPollMs: number;
+  private readonly loadDir: (dir: string) => Promise<Policy>;
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
   private dirPoll: NodeJS.Timeout | undefined;
@@ -45,6 +49,7 @@ export class PolicyWatcher {
     this.dir = resolve(dir);
     this.debounceMs = Math.min(options.debounceMs ?? 100, 200);
     this.dirPollMs = options.dirPollMs ?? 250;
+    this.loadDir = options.load ?? loadPolicyDir;
   }
 
   /** Initial load, then watch (ready when this resolves). Resolves with the first policy, or undefined when it did not load. */
@@ -129,7 +134,7 @@ export class PolicyWatcher {
 
   private async load(): Promise<Policy | undefined> {
     try {
-      const policy = await loadPolicyDir(this.dir);
+      const policy = await this.loadDir(this.dir);
       if (this.closed) return undefined;
       if (policy.generation !== this.generation) {
         this.generation = policy.generation;
