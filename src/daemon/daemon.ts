@@ -6,7 +6,7 @@ import { describeError } from '../errors.js';
 import { AuditLog } from '../audit/audit-log.js';
 import type { Decision, VerifyRequest } from '../engine/decision.js';
 import { VerificationEngine } from '../engine/engine.js';
-import { defaultAttestationSources, defaultSources } from '../engine/default-sources.js';
+import { SourceFactory } from '../engine/default-sources.js';
 import { keyUsability } from '../engine/key-window.js';
 import { KeyRing } from '../keys/keyring.js';
 import { PemKeyProvider } from '../keys/pem-provider.js';
@@ -58,11 +58,11 @@ export class Daemon {
       ...(config.dockerConfig !== undefined ? { dockerConfigPath: config.dockerConfig } : {}),
       userAgent: `signetd/${VERSION}`,
     });
+    const sources = new SourceFactory(client);
     this.engine = new VerificationEngine({
       policy: () => ({ ...(this.policy ? { policy: this.policy } : {}), ...(this.lastReloadError ? { error: this.lastReloadError } : {}) }),
       keys: this.keys,
-      sources: defaultSources(client),
-      attestationSources: defaultAttestationSources(client),
+      sourcesFor: (specs) => sources.sources(specs),
       timeoutMs: config.verifyTimeoutMs,
       maxSignatures: config.maxSignatures,
     });

@@ -11,7 +11,7 @@ import type { AttestationRequirement } from '../policy/types.js';
 import type { SignatureResult } from './decision.js';
 import type { EvaluationContext } from './evaluate.js';
 import { keyUsability } from './key-window.js';
-import type { UntrustedAttestation } from './registry-attestation-source.js';
+import type { UntrustedAttestation } from './attestation-source.js';
 
 type Check = { ok: true; reason: string } | { ok: false; code: ErrorCode; reason: string };
 

@@ -7,21 +7,21 @@ import { performance } from 'node:perf_hooks';
 import { describeError, SignetError, type ErrorCode } from '../errors.js';
 import type { KeyRing } from '../keys/keyring.js';
 import { resolveScope } from '../policy/scope.js';
-import type { Policy, ScopePolicy } from '../policy/types.js';
+import type { Policy, ScopePolicy, SignatureSourceSpec } from '../policy/types.js';
+import type { SourceSet } from './default-sources.js';
 import { formatReference, parseReference, repositoryName, type ImageReference } from '../registry/reference.js';
 import type { Decision, SignatureResult, VerifyRequest } from './decision.js';
 import { evaluateRequirement, signedByRejectedKeys, type EvaluationContext } from './evaluate.js';
-import type { DiscoveredSignature, SignatureSource } from './sources.js';
+import type { DiscoveredSignature } from './sources.js';
 import { evaluateAttestationRequirement } from './attestations.js';
-import type { RegistryAttestationSource, UntrustedAttestation } from './registry-attestation-source.js';
+import type { UntrustedAttestation } from './attestation-source.js';
 
 export interface EngineOptions {
   /** The policy in force, read at the start of each decision (so a reload swaps it atomically). */
   policy: () => { policy?: Policy; error?: string };
   keys: KeyRing;
-  sources: SignatureSource[];
-  /** Where attestations are found (cosign `.att`); needed only by scopes that require attestations. */
-  attestationSources?: RegistryAttestationSource[];
+  /** The signature and attestation sources for a scope's `signatureSources`. */
+  sourcesFor: (specs: SignatureSourceSpec[]) => SourceSet;
   /** Upper bound on one decision, including registry round trips. */
   timeoutMs: number;
   /** Signatures examined per image: a flood of signatures is not a denial of service. */
@@ -102,7 +102,8 @@ export class VerificationEngine {
     if (scopePolicy.action === 'accept') return `accepted ${decision.image}: ${where} accepts without signatures`;
     if (scopePolicy.action === 'reject') return new Refusal('POLICY_REJECTED', `rejected ${decision.image}: ${where} rejects all images`);
 
-    const signatures = await this.discover(image, digest);
+    const sources = this.options.sourcesFor(scopePolicy.signatureSources);
+    const signatures = await this.discover(sources, image, digest);
     const ctx: EvaluationContext = { image, digest, keys: this.options.keys, keyDefinitions: policy.keys, now: this.options.now?.() ?? new Date() };
     if (scopePolicy.rejectIfSignedBy.length > 0) {
       const { hits, unchecked } = await signedByRejectedKeys(scopePolicy.rejectIfSignedBy, signatures, ctx);
@@ -120,7 +121,7 @@ export class VerificationEngine {
       else failed.push({ ...(outcome.code ? { code: outcome.code } : {}), reason: outcome.reason });
     }
     if (scopePolicy.attestations.length > 0) {
-      const attestations = await this.discoverAttestations(image, digest);
+      const attestations = await this.discoverAttestations(sources, image, digest);
       for (const requirement of scopePolicy.attestations) {
         const outcome = await evaluateAttestationRequirement(requirement, attestations, ctx);
         for (const r of outcome.results) if (!results.some((x) => x.source === r.source && x.key === r.key && x.valid === r.valid)) results.push(r);
@@ -136,9 +137,9 @@ export class VerificationEngine {
     return new Refusal(failed[0]!.code ?? 'SIGNATURE_NOT_FOUND', `rejected ${subject}: ${groups}${failed.map((f) => f.reason).join('; ')} (${where})`);
   }
 
-  private async discoverAttestations(image: ImageReference, digest: string): Promise<UntrustedAttestation[]> {
+  private async discoverAttestations(sources: SourceSet, image: ImageReference, digest: string): Promise<UntrustedAttestation[]> {
     const signal = AbortSignal.timeout(this.options.timeoutMs);
-    const lookups = (this.options.attestationSources ?? []).map((source) =>
+    const lookups = sources.attestations.map((source) =>
       source.find(image, digest, { limit: this.options.maxSignatures, signal }).catch((err: unknown) => {
         const e = err instanceof SignetError ? err : new SignetError('REGISTRY_UNAVAILABLE', describeError(err));
         throw new SignetError(e.code, `cannot look up attestations in the ${source.name}: ${e.message}`);
@@ -147,9 +148,9 @@ export class VerificationEngine {
     return (await Promise.all(lookups)).flat().slice(0, this.options.maxSignatures);
   }
 
-  private async discover(image: ImageReference, digest: string): Promise<DiscoveredSignature[]> {
+  private async discover(sources: SourceSet, image: ImageReference, digest: string): Promise<DiscoveredSignature[]> {
     const signal = AbortSignal.timeout(this.options.timeoutMs);
-    const lookups = this.options.sources.map((source) =>
+    const lookups = sources.signatures.map((source) =>
       source.find(image, digest, { limit: this.options.maxSignatures, signal }).catch((err: unknown) => {
         const e = err instanceof SignetError ? err : new SignetError('REGISTRY_UNAVAILABLE', describeError(err));
         if (signal.aborted && e.code === 'REGISTRY_TIMEOUT') throw new SignetError('REGISTRY_TIMEOUT', `looking up signatures took longer than ${this.options.timeoutMs} ms`);

@@ -8,7 +8,7 @@ import { Pkcs11KeyProvider } from '../keys/pkcs11/provider.js';
 import { loadPolicyDir } from '../policy/load.js';
 import type { Policy } from '../policy/types.js';
 import { RegistryClient } from '../registry/client.js';
-import { defaultAttestationSources, defaultSources } from './default-sources.js';
+import { SourceFactory } from './default-sources.js';
 import { VerificationEngine } from './engine.js';
 
 export interface LocalEngineOptions {
@@ -37,11 +37,11 @@ export async function openLocalEngine(options: LocalEngineOptions): Promise<Loca
     ...(options.dockerConfig !== undefined ? { dockerConfigPath: options.dockerConfig } : {}),
     userAgent: 'signet-cli/0.1.0',
   });
+  const sources = new SourceFactory(client);
   const engine = new VerificationEngine({
     policy: () => ({ policy }),
     keys,
-    sources: defaultSources(client),
-      attestationSources: defaultAttestationSources(client),
+    sourcesFor: (specs) => sources.sources(specs),
     timeoutMs: options.timeoutMs ?? 30_000,
     maxSignatures: options.maxSignatures ?? 32,
   });

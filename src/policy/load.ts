@@ -14,7 +14,7 @@ import { parseDuration } from '../util/duration.js';
 import { locate, pointerSegments } from './locate.js';
 import { validatePolicyFile } from './schema.js';
 import { scopeSyntaxError } from './scope-syntax.js';
-import type { AttestationRequirement, IdentityRule, KeyDefinition, Mode, Policy, PolicyProblem, ScopePolicy, SignatureRequirement } from './types.js';
+import type { AttestationRequirement, SignatureSourceSpec, IdentityRule, KeyDefinition, Mode, Policy, PolicyProblem, ScopePolicy, SignatureRequirement } from './types.js';
 
 const MAX_FILE_BYTES = 1 << 20;
 const MAX_FILES = 1000;
@@ -89,6 +89,7 @@ interface RawScope {
   signatures?: RawGroup | RawGroup[];
   rejectIfSignedBy?: string[];
   deny?: { digests?: string[] };
+  signatureSources?: Array<'registry' | { ociLayout: string }>;
   attestations?: Array<{ predicateType: string; keys: string[]; threshold?: number; maxAge?: string; maxSeverity?: AttestationRequirement['maxSeverity']; ignore?: string[] }>;
 }
 interface RawKey {
@@ -215,7 +216,15 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
       }
       return { predicateType: a.predicateType, keys: [...seen], threshold, ...(maxAgeMs !== undefined ? { maxAgeMs } : {}), ...(a.maxSeverity ? { maxSeverity: a.maxSeverity } : {}), ignore: a.ignore ?? [] };
     });
-    return { action: raw.action, mode: raw.mode ?? mode, signatures, rejectIfSignedBy: raw.rejectIfSignedBy ?? [], denyDigests: raw.deny?.digests ?? [], attestations };
+    const signatureSources: SignatureSourceSpec[] = raw.signatureSources ?? ['registry'];
+    const seenSources = new Set<string>();
+    signatureSources.forEach((src, i) => {
+      const key = src === 'registry' ? src : src.ociLayout;
+      if (seenSources.has(key)) problem(pf, [...path, 'signatureSources', i], `signature source ${JSON.stringify(src)} is listed twice`);
+      seenSources.add(key);
+      if (src !== 'registry' && !isAbsolute(src.ociLayout)) problem(pf, [...path, 'signatureSources', i, 'ociLayout'], `OCI layout "${src.ociLayout}" must be an absolute path`);
+    });
+    return { action: raw.action, mode: raw.mode ?? mode, signatures, rejectIfSignedBy: raw.rejectIfSignedBy ?? [], denyDigests: raw.deny?.digests ?? [], attestations, signatureSources };
   };
   for (const pf of parsed) {
     for (const [scope, raw] of Object.entries(pf.value.scopes ?? {})) {
@@ -224,7 +233,7 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
       origins[`scope:${scope}`] = where(pf, ['scopes'], scope);
     }
   }
-  const def = defaultScope ? scopePolicy(defaultScope.pf, ['default'], defaultScope.raw) : { action: 'reject' as const, mode, signatures: [], rejectIfSignedBy: [], denyDigests: [], attestations: [] };
+  const def = defaultScope ? scopePolicy(defaultScope.pf, ['default'], defaultScope.raw) : { action: 'reject' as const, mode, signatures: [], rejectIfSignedBy: [], denyDigests: [], attestations: [], signatureSources: ['registry' as const] };
   if (defaultScope) origins['scope:default'] = where(defaultScope.pf, [], 'default');
   if (problems.length > 0) throw new PolicyLoadError(sortProblems(problems));
 

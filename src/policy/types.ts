@@ -32,7 +32,12 @@ export interface ScopePolicy {
   denyDigests: string[];
   /** Signed attestations that must be present; every requirement must hold. */
   attestations: AttestationRequirement[];
+  /** Where signatures are looked for, in this order (default: the registry). */
+  signatureSources: SignatureSourceSpec[];
 }
+
+/** The image's registry, or an OCI image layout directory (air-gapped nodes). */
+export type SignatureSourceSpec = 'registry' | { ociLayout: string };
 
 /** At least `threshold` distinct keys attested `predicateType` for the digest (cosign `.att`, DSSE). */
 export interface AttestationRequirement {

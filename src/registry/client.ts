@@ -9,7 +9,7 @@ import { basicAuthorization, parseChallenges, parseTokenResponse, TokenCache, ty
 import { CredentialStore } from './credentials.js';
 import { httpExchange, type HttpResponse } from './http.js';
 import { DOCKER_HUB, DOCKER_HUB_API, isDigest } from './reference.js';
-import { MANIFEST_MEDIA_TYPES, type Descriptor, type FetchedManifest } from './types.js';
+import { MANIFEST_MEDIA_TYPES, MEDIA_TYPES, type Descriptor, type FetchedManifest } from './types.js';
 
 export interface RepositoryRef {
   registry: string;
@@ -129,6 +129,31 @@ export class RegistryClient {
     const actual = digest.startsWith('sha256:') ? sha256(res.body) : `sha512:${createHash('sha512').update(res.body).digest('hex')}`;
     if (actual !== digest) throw new SignetError('DIGEST_MISMATCH', `${what}: the registry served bytes with digest ${actual}`);
     return res.body;
+  }
+
+  /**
+   * Manifests that refer to `digest` (OCI 1.1 referrers API, `Link` pagination, the artifactType filter
+   * applied here when the registry did not). When the API is not served (404), the distribution spec's
+   * fallback: the image index at tag `sha256-<hex>`.
+   */
+  async referrers(repo: RepositoryRef, digest: string, options: CallOptions & { artifactType?: string; limit: number }): Promise<Descriptor[]> {
+    if (!isDigest(digest)) throw new SignetError('INVALID_ARGUMENT', `not a digest: ${digest}`);
+    const what = `listing referrers of ${name(repo)}@${digest}`;
+    const out: Descriptor[] = [];
+    let path: string | undefined = `referrers/${digest}${options.artifactType ? `?artifactType=${encodeURIComponent(options.artifactType)}` : ''}`;
+    for (let page = 0; path !== undefined && page < 100 && out.length < options.limit; page++) {
+      const res = await this.send(repo, 'pull', { method: 'GET', path, headers: { accept: MEDIA_TYPES.ociIndex }, maxBytes: this.maxManifestBytes, what, ...(options.signal ? { signal: options.signal } : {}) });
+      if (res.status === 404 && page === 0) {
+        // The registry does not serve the referrers API: read the referrers tag schema instead.
+        const fallback = await this.tryGetManifest(repo, digest.replace(':', '-'), { accept: [MEDIA_TYPES.ociIndex], ...(options.signal ? { signal: options.signal } : {}) });
+        return fallback === undefined ? [] : filterReferrers(parseIndexManifests(fallback.bytes, what), options.artifactType, false).slice(0, options.limit);
+      }
+      expectStatus(res, [200], what);
+      const filtered = (res.headers.get('oci-filters-applied') ?? '').split(',').map((f) => f.trim()).includes('artifactType');
+      out.push(...filterReferrers(parseIndexManifests(res.body, what), options.artifactType, filtered));
+      path = nextLink(res.headers.get('link'), repo);
+    }
+    return out.slice(0, options.limit);
   }
 
   /** Every tag, following `Link` pagination. */
@@ -317,6 +342,24 @@ function expectStatus(res: HttpResponse, ok: number[], what: string): void {
   if (ok.includes(res.status)) return;
   const code: ErrorCode = res.status === 404 ? 'REGISTRY_NOT_FOUND' : res.status === 403 ? 'REGISTRY_DENIED' : res.status === 401 ? 'REGISTRY_UNAUTHORIZED' : res.status === 429 || res.status >= 500 ? 'REGISTRY_UNAVAILABLE' : 'REGISTRY_PROTOCOL';
   throw registryError(code, res, `${what}: registry answered ${res.status}`);
+}
+
+/** The `manifests` of an image index, each a well-formed descriptor; anything else is a protocol error. */
+export function parseIndexManifests(bytes: Buffer, what: string): Descriptor[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new SignetError('REGISTRY_PROTOCOL', `${what}: the index is not JSON`);
+  }
+  const manifests = (doc as { manifests?: unknown } | null)?.manifests;
+  if (manifests === undefined || manifests === null) return [];
+  if (!Array.isArray(manifests)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: "manifests" is not a list`);
+  return manifests.filter((m): m is Descriptor => typeof m === 'object' && m !== null && typeof (m as Descriptor).digest === 'string' && isDigest((m as Descriptor).digest) && typeof (m as Descriptor).mediaType === 'string' && typeof (m as Descriptor).size === 'number');
+}
+
+function filterReferrers(list: Descriptor[], artifactType: string | undefined, alreadyFiltered: boolean): Descriptor[] {
+  return artifactType === undefined || alreadyFiltered ? list : list.filter((d) => d.artifactType === artifactType);
 }
 
 function nextLink(header: string | null, repo: RepositoryRef): string | undefined {

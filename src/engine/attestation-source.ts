@@ -3,7 +3,7 @@ import { SignetError } from '../errors.js';
 import { cosignAttestationTag, DSSE_ENVELOPE_MEDIA_TYPE } from '../attest/vuln.js';
 import { parseStrictJson, isPlainObject } from '../formats/strict-json.js';
 import { isDigest, repositoryName, type ImageReference } from '../registry/reference.js';
-import type { RegistryClient } from '../registry/client.js';
+import type { ContentStore } from '../registry/store.js';
 
 const MAX_ENVELOPE_BYTES = 4 * 1024 * 1024;
 const MAX_LAYERS = 64;
@@ -15,15 +15,17 @@ export interface UntrustedAttestation {
   error?: SignetError;
 }
 
-export class RegistryAttestationSource {
-  readonly name = 'registry';
+export class AttestationSource {
+  readonly name: string;
 
-  constructor(private readonly client: RegistryClient) {}
+  constructor(private readonly client: ContentStore) {
+    this.name = client.name;
+  }
 
   async find(image: ImageReference, digest: string, options: { limit: number; signal?: AbortSignal }): Promise<UntrustedAttestation[]> {
     const repo = { registry: image.registry, repository: image.repository };
     const tag = cosignAttestationTag(digest);
-    const where = `${repositoryName(image)}:${tag}`;
+    const where = `${this.client.name === 'registry' ? '' : `${this.client.name} `}${repositoryName(image)}:${tag}`;
     const signal = options.signal ? { signal: options.signal } : {};
     const manifest = await this.client.tryGetManifest(repo, tag, signal);
     if (manifest === undefined) return [];

@@ -1,21 +1,23 @@
-/** Cosign signatures stored in the image's own repository under tag `sha256-<hex>.sig`. */
+/** Cosign signatures stored beside the image under tag `sha256-<hex>.sig`, in a registry or an OCI layout. */
 import { SignetError } from '../errors.js';
 import { cosignSignatureTag, decodeBase64Strict, parseSignatureManifest } from '../formats/cosign.js';
-import type { RegistryClient } from '../registry/client.js';
+import type { ContentStore } from '../registry/store.js';
 import { repositoryName, type ImageReference } from '../registry/reference.js';
 import type { DiscoveredSignature, SignatureSource } from './sources.js';
 
 const MAX_PAYLOAD_BYTES = 64 * 1024;
 
-export class RegistryCosignSource implements SignatureSource {
-  readonly name = 'registry';
+export class CosignSource implements SignatureSource {
+  readonly name: string;
 
-  constructor(private readonly client: RegistryClient) {}
+  constructor(private readonly client: ContentStore) {
+    this.name = client.name;
+  }
 
   async find(image: ImageReference, digest: string, options: { limit: number; signal?: AbortSignal }): Promise<DiscoveredSignature[]> {
     const repo = { registry: image.registry, repository: image.repository };
     const tag = cosignSignatureTag(digest);
-    const where = `${repositoryName(image)}:${tag}`;
+    const where = `${this.client.name === 'registry' ? '' : `${this.client.name} `}${repositoryName(image)}:${tag}`;
     const manifest = await this.client.tryGetManifest(repo, tag, options.signal ? { signal: options.signal } : {});
     if (manifest === undefined) return [];
     let layers;
