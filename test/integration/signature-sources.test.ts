@@ -1,0 +1,193 @@
+/**
+ * Where signatures come from: OCI image layouts for air-gapped nodes (per-scope signatureSources), and
+ * OCI 1.1 referrers through the registry API and through the referrers tag fallback.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RegistryClient } from '../../src/registry/client.js';
+import { OciLayoutStore } from '../../src/registry/oci-layout.js';
+import { signImageCosign } from '../../src/signing/cosign-sign.js';
+import { startDaemon, waitFor, type DaemonHandle } from '../helpers/daemon.js';
+import { pushImage } from '../helpers/images.js';
+import { makeTestKey } from '../helpers/keys.js';
+import { saveLayout } from '../helpers/layout.js';
+import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
+import { runVerifier } from '../helpers/verifier.js';
+
+const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+describe('signature sources', function () {
+  this.timeout(90_000);
+  let registry: RegistryHandle;
+  let client: RegistryClient;
+  let host: string;
+  before(async () => {
+    registry = await startRegistry();
+    host = registry.host;
+    client = new RegistryClient({ insecureRegistries: [host], retries: 0 });
+  });
+  after(async () => registry?.stop());
+
+  describe('an OCI image layout on an air-gapped node', () => {
+    let daemon: DaemonHandle;
+    let layout: string;
+    let img: { mediaType: string; digest: string; size: number };
+    const key = makeTestKey();
+
+    before(async () => {
+      const repo = { registry: host, repository: 'airgap/app' };
+      const pushed = await pushImage(client, repo, 'v1');
+      img = { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.size };
+      const sigTag = `${pushed.digest.replace(':', '-')}.sig`;
+      await signImageCosign(client, repo, pushed.digest, key.signer, { dockerReference: `${host}/airgap/app` });
+      layout = mkdtempSync(join(tmpdir(), 'signet-layout-'));
+      await saveLayout(client, repo, layout, ['v1', sigTag]);
+      // The registry the node pulls from has the image but not the signature (it travelled on disk).
+      const sig = await client.getManifest(repo, sigTag);
+      await fetch(`http://${host}/v2/airgap/app/manifests/${sig.digest}`, { method: 'DELETE' });
+      assert.equal(await client.tryGetManifest(repo, sigTag), undefined);
+
+      daemon = await startDaemon({ insecureRegistries: [host] });
+      key.writePublic(join(daemon.dir, 'k.pub'));
+      daemon.writePolicy('policy.yaml', {
+        apiVersion: 'signet/v1',
+        keys: { release: { file: join(daemon.dir, 'k.pub') } },
+        scopes: {
+          [`${host}/airgap/app:v1`]: { action: 'verify', signatures: { keys: ['release'] }, signatureSources: [{ ociLayout: layout }] },
+          [`${host}/airgap/app:both`]: { action: 'verify', signatures: { keys: ['release'] }, signatureSources: ['registry', { ociLayout: layout }] },
+          [`${host}/airgap`]: { action: 'verify', signatures: { keys: ['release'] } },
+        },
+      });
+      await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
+    });
+    after(async () => daemon?.stop());
+
+    const verify = (tag: string) => runVerifier({ socket: daemon.socket, name: `${host}/airgap/app:${tag}`, descriptor: img });
+
+    it('accepts with the signature read from the layout (layout only, and registry then layout)', async () => {
+      const r = await verify('v1');
+      assert.equal(r.code, 0, r.stdout);
+      assert.match(r.stdout, /signed by release/);
+      const line = daemon.audit().at(-1)!;
+      assert.match(String((line['signatures'] as Array<Record<string, unknown>>)[0]!['source']), new RegExp(`^oci-layout:${layout} `));
+      const both = await verify('both');
+      assert.equal(both.code, 0, both.stdout);
+    });
+
+    it('rejects when only the registry is consulted (no signature there)', async () => {
+      const r = await verify('latest');
+      assert.equal(r.code, 1);
+      assert.match(r.stdout, /no signatures found/);
+    });
+
+    it('rejects a layout whose payload blob was altered on disk', async () => {
+      const store = new OciLayoutStore(layout);
+      const sigManifest = await store.tryGetManifest({ registry: host, repository: 'airgap/app' }, `${img.digest.replace(':', '-')}.sig`);
+      const payloadDigest = (JSON.parse(sigManifest!.bytes.toString()) as { layers: Array<{ digest: string }> }).layers[0]!.digest;
+      const path = join(layout, 'blobs', 'sha256', payloadDigest.slice(7));
+      const original = readFileSync(path);
+      writeFileSync(path, Buffer.from(original.toString().replace('airgap', 'airgaX')));
+      try {
+        const r = await verify('v1');
+        assert.equal(r.code, 1);
+        assert.match(r.stdout, /does not match its digest/);
+      } finally {
+        writeFileSync(path, original);
+      }
+    });
+
+    it('refuses a layout path that is not absolute, in the policy', async () => {
+      const before = daemon.log().length;
+      daemon.writePolicy('extra.yaml', { apiVersion: 'signet/v1', scopes: { [`${host}/other`]: { action: 'verify', signatures: { keys: ['release'] }, signatureSources: [{ ociLayout: 'relative/dir' }] } } });
+      await waitFor(() => /must be an absolute path/.test(daemon.log().slice(before)), 'the problem to be reported');
+      daemon.writePolicy('extra.yaml', { apiVersion: 'signet/v1' });
+    });
+  });
+
+  describe('OCI 1.1 referrers', () => {
+    const ARTIFACT = 'application/vnd.example.signature+json';
+    let subject: { digest: string; size: number; mediaType: string };
+    const referrerDigests: string[] = [];
+
+    before(async () => {
+      const repo = { registry: host, repository: 'refs/app' };
+      const pushed = await pushImage(client, repo, 'v1');
+      subject = { digest: pushed.digest, size: pushed.size, mediaType: pushed.mediaType };
+      const empty = Buffer.from('{}');
+      await client.pushBlob(repo, empty);
+      const entries = [];
+      for (const [i, type] of [ARTIFACT, 'application/vnd.other+json', ARTIFACT].entries()) {
+        const layer = Buffer.from(`{"n":${i}}`);
+        await client.pushBlob(repo, layer);
+        const manifest = Buffer.from(JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          artifactType: type,
+          config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(empty), size: 2 },
+          layers: [{ mediaType: 'application/json', digest: sha256(layer), size: layer.length }],
+          subject,
+        }));
+        const digest = await client.pushManifest(repo, sha256(manifest), manifest, 'application/vnd.oci.image.manifest.v1+json');
+        if (type === ARTIFACT) referrerDigests.push(digest);
+        entries.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: manifest.length, artifactType: type });
+      }
+      // docker-registry 2.8 has no referrers API: clients maintain the referrers tag schema (sha256-<hex>).
+      const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: entries }));
+      await client.pushManifest(repo, pushed.digest.replace(':', '-'), index, 'application/vnd.oci.image.index.v1+json');
+    });
+
+    it('falls back to the referrers tag when the registry does not serve the API, filtering by artifactType', async () => {
+      const refs = await client.referrers({ registry: host, repository: 'refs/app' }, subject.digest, { artifactType: ARTIFACT, limit: 10 });
+      assert.deepEqual(refs.map((r) => r.digest).sort(), [...referrerDigests].sort());
+      const all = await client.referrers({ registry: host, repository: 'refs/app' }, subject.digest, { limit: 10 });
+      assert.equal(all.length, 3);
+      const limited = await client.referrers({ registry: host, repository: 'refs/app' }, subject.digest, { limit: 1 });
+      assert.equal(limited.length, 1);
+      assert.deepEqual(await client.referrers({ registry: host, repository: 'refs/app' }, `sha256:${'0'.repeat(64)}`, { limit: 10 }), []);
+    });
+
+    it('uses the referrers API with Link pagination, filtering client-side when the registry did not', async () => {
+      // A front for the real registry that serves GET /v2/<name>/referrers/<digest> as the distribution
+      // spec says, from the registry's own content: one descriptor per page, no OCI-Filters-Applied.
+      const api: Server = createServer(async (req, res) => {
+        const url = new URL(req.url ?? '/', 'http://x');
+        const m = /^\/v2\/(.+)\/referrers\/(sha256:[a-f0-9]{64})$/.exec(url.pathname);
+        if (m === null) {
+          const up = await fetch(`http://${host}${req.url}`, { method: req.method ?? 'GET', headers: { accept: String(req.headers.accept ?? '*/*') } });
+          res.writeHead(up.status, Object.fromEntries([...up.headers.entries()].filter(([k]) => k !== 'content-encoding' && k !== 'transfer-encoding')));
+          res.end(Buffer.from(await up.arrayBuffer()));
+          return;
+        }
+        const idx = await fetch(`http://${host}/v2/${m[1]}/manifests/${m[2]!.replace(':', '-')}`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' } });
+        const manifests = idx.status === 200 ? ((await idx.json()) as { manifests: unknown[] }).manifests : [];
+        const page = Number(url.searchParams.get('page') ?? 0);
+        const next = page + 1 < manifests.length ? `</v2/${m[1]}/referrers/${m[2]}?page=${page + 1}>; rel="next"` : undefined;
+        res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json', ...(next ? { link: next } : {}) });
+        res.end(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: manifests.slice(page, page + 1) }));
+      });
+      await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+      const apiHost = `127.0.0.1:${(api.address() as { port: number }).port}`;
+      try {
+        const viaApi = new RegistryClient({ insecureRegistries: [apiHost], retries: 0 });
+        const refs = await viaApi.referrers({ registry: apiHost, repository: 'refs/app' }, subject.digest, { artifactType: ARTIFACT, limit: 10 });
+        assert.deepEqual(refs.map((r) => r.digest).sort(), [...referrerDigests].sort());
+        assert.equal((await viaApi.referrers({ registry: apiHost, repository: 'refs/app' }, subject.digest, { limit: 10 })).length, 3);
+      } finally {
+        await new Promise<void>((r) => api.close(() => r()));
+      }
+    });
+
+    it('finds referrers in an OCI layout through their subject', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'signet-layout-refs-'));
+      await saveLayout(client, { registry: host, repository: 'refs/app' }, dir, ['v1', ...referrerDigests]);
+      const store = new OciLayoutStore(dir);
+      const refs = await store.referrers({ registry: host, repository: 'refs/app' }, subject.digest, { artifactType: ARTIFACT, limit: 10 });
+      assert.deepEqual(refs.map((r) => r.digest).sort(), [...referrerDigests].sort());
+      assert.ok(readdirSync(join(dir, 'blobs', 'sha256')).length >= 4);
+    });
+  });
+});
