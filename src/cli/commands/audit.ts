@@ -2,13 +2,12 @@
  * `signet audit REPOSITORY`: verify every tag of a repository against the policy the nodes enforce.
  * Meant to run on a schedule; exits non-zero when anything would be rejected.
  */
-import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { openLocalEngine } from '../../engine/local.js';
+import type { LocalEngine } from '../../engine/local.js';
 import type { Decision } from '../../engine/decision.js';
 import { describeError } from '../../errors.js';
 import { parseReference, repositoryName } from '../../registry/reference.js';
-import { insecureRegistries, outputFormat, policyDir, POLICY_OPTIONS, REGISTRY_OPTIONS } from './common.js';
+import { openEngineFromOptions, parseEngineCommand } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
 
 const USAGE = 'usage: signet audit REPOSITORY [--policy-dir DIR] [--insecure-registry HOST:PORT]... [--docker-config FILE] [--output text|json]';
@@ -25,27 +24,13 @@ export interface AuditRow {
 }
 
 export async function auditCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { ...REGISTRY_OPTIONS, ...POLICY_OPTIONS, output: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.help) {
-    io.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  if (positionals.length !== 1) throw new UsageError(`expected one REPOSITORY\n${USAGE}`);
-  const output = outputFormat(values.output);
-  const ref = parseReference(positionals[0]!);
-  if (ref.digest !== undefined || (ref.tag !== undefined && positionals[0]!.endsWith(`:${ref.tag}`))) throw new UsageError(`give a repository without tag or digest, e.g. ${repositoryName(ref)}`);
+  const cmd = parseEngineCommand(argv, USAGE, 'REPOSITORY', io);
+  if (cmd === undefined) return 0;
+  const output = cmd.output;
+  const ref = parseReference(cmd.target);
+  if (ref.digest !== undefined || (ref.tag !== undefined && cmd.target.endsWith(`:${ref.tag}`))) throw new UsageError(`give a repository without tag or digest, e.g. ${repositoryName(ref)}`);
   const repoName = repositoryName(ref);
-  const local = await openLocalEngine({
-    policyDir: policyDir(values),
-    insecureRegistries: insecureRegistries(values),
-    ...(values['docker-config'] !== undefined ? { dockerConfig: values['docker-config'] } : {}),
-    ...(values['pkcs11-module'] !== undefined ? { pkcs11Module: values['pkcs11-module'] } : {}),
-  });
+  const local = await openEngineFromOptions(cmd.values);
   try {
     const tags = (await local.client.listTags(ref)).filter((t) => !ARTIFACT_TAG.test(t)).sort();
     const tty = Boolean((io.stderr as NodeJS.WriteStream).isTTY) && output === 'text';
@@ -68,7 +53,7 @@ export async function auditCommand(argv: string[], io: CommandIo): Promise<numbe
   }
 }
 
-async function auditTag(local: Awaited<ReturnType<typeof openLocalEngine>>, ref: { registry: string; repository: string }, repoName: string, tag: string): Promise<AuditRow> {
+async function auditTag(local: LocalEngine, ref: { registry: string; repository: string }, repoName: string, tag: string): Promise<AuditRow> {
   try {
     const descriptor = await local.client.resolve(ref, tag);
     const d = await local.engine.verify({ name: `${repoName}:${tag}`, descriptor });

@@ -1,4 +1,6 @@
 /** Options shared by the commands that talk to registries or load a policy. */
+import { parseArgs } from 'node:util';
+import { openLocalEngine, type LocalEngine } from '../../engine/local.js';
 import { isValidHost } from '../../registry/reference.js';
 import { UsageError } from './io.js';
 
@@ -26,4 +28,33 @@ export function outputFormat(value: string | undefined): 'text' | 'json' {
 
 export function policyDir(values: { 'policy-dir'?: string | undefined }): string {
   return values['policy-dir'] ?? process.env['SIGNET_POLICY_DIR'] ?? '/etc/signet/policy.d';
+}
+
+/**
+ * The command line of `verify` and `audit`: one positional, registry and policy options, --output.
+ * Returns undefined after printing the usage for --help.
+ */
+export function parseEngineCommand(argv: string[], usage: string, positionalName: string, io: { stdout: NodeJS.WritableStream }) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...REGISTRY_OPTIONS, ...POLICY_OPTIONS, output: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    io.stdout.write(`${usage}\n`);
+    return undefined;
+  }
+  if (positionals.length !== 1) throw new UsageError(`expected one ${positionalName}\n${usage}`);
+  return { target: positionals[0]!, output: outputFormat(values.output), values };
+}
+
+/** The daemon's engine in process, configured from the command line. */
+export function openEngineFromOptions(values: { 'policy-dir'?: string | undefined; 'insecure-registry'?: string[] | undefined; 'docker-config'?: string | undefined; 'pkcs11-module'?: string | undefined }): Promise<LocalEngine> {
+  return openLocalEngine({
+    policyDir: policyDir(values),
+    insecureRegistries: insecureRegistries(values),
+    ...(values['docker-config'] !== undefined ? { dockerConfig: values['docker-config'] } : {}),
+    ...(values['pkcs11-module'] !== undefined ? { pkcs11Module: values['pkcs11-module'] } : {}),
+  });
 }
