@@ -40,6 +40,10 @@ export class AuditLog {
       format: winston.format.combine(stampTime(), winston.format.json()),
       transports: [transport],
     });
+    // A full disk or a removed directory must not take the daemon down: say so on stderr (journald).
+    this.logger.on('error', (err: Error) => {
+      process.stderr.write(`${JSON.stringify({ level: 'error', message: 'cannot write the audit log', auditLog: path, error: err.message })}\n`);
+    });
   }
 
   record(decision: Decision): void {
