@@ -62,7 +62,7 @@ export class Daemon {
     this.engine = new VerificationEngine({
       policy: () => ({ ...(this.policy ? { policy: this.policy } : {}), ...(this.lastReloadError ? { error: this.lastReloadError } : {}) }),
       keys: this.keys,
-      sourcesFor: (specs) => sources.sources(specs),
+      sourcesFor: (specs, formats) => sources.sources(specs, formats),
       timeoutMs: config.verifyTimeoutMs,
       maxSignatures: config.maxSignatures,
     });

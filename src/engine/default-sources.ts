@@ -10,6 +10,9 @@ import type { SignatureSourceSpec } from '../policy/types.js';
 import { AttestationSource } from './attestation-source.js';
 import { CosignSource } from './cosign-source.js';
 import type { SignatureSource } from './sources.js';
+import { ALL_FORMATS, type FormatName } from '../formats/types.js';
+import { FORMATS } from './evaluate.js';
+import { ReferrersSource, REFERRER_FORMATS } from './referrers-source.js';
 
 export interface SourceSet {
   signatures: SignatureSource[];
@@ -35,8 +38,19 @@ export class SourceFactory {
     return s;
   }
 
-  sources(specs: SignatureSourceSpec[]): SourceSet {
+  /**
+   * Sources for the stores in `specs`, for the formats a scope accepts. Referrers are only listed for
+   * formats this build can verify (each listing costs registry round trips on every decision).
+   */
+  sources(specs: SignatureSourceSpec[], formats: readonly FormatName[] = ALL_FORMATS): SourceSet {
     const stores = specs.map((s) => this.store(s));
-    return { signatures: stores.map((s) => new CosignSource(s)), attestations: stores.map((s) => new AttestationSource(s)) };
+    const signatures: SignatureSource[] = [];
+    for (const store of stores) {
+      if (formats.includes('cosign')) signatures.push(new CosignSource(store));
+      for (const f of ['sigstore-bundle', 'notation'] as const) {
+        if (formats.includes(f) && FORMATS[f] !== undefined) signatures.push(new ReferrersSource(store, REFERRER_FORMATS[f]));
+      }
+    }
+    return { signatures, attestations: stores.map((s) => new AttestationSource(s)) };
   }
 }

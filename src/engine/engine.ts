@@ -9,6 +9,7 @@ import type { KeyRing } from '../keys/keyring.js';
 import { resolveScope } from '../policy/scope.js';
 import type { Policy, ScopePolicy, SignatureSourceSpec } from '../policy/types.js';
 import type { SourceSet } from './default-sources.js';
+import type { FormatName } from '../formats/types.js';
 import { formatReference, parseReference, repositoryName, type ImageReference } from '../registry/reference.js';
 import type { Decision, SignatureResult, VerifyRequest } from './decision.js';
 import { evaluateRequirement, signedByRejectedKeys, type EvaluationContext } from './evaluate.js';
@@ -21,7 +22,7 @@ export interface EngineOptions {
   policy: () => { policy?: Policy; error?: string };
   keys: KeyRing;
   /** The signature and attestation sources for a scope's `signatureSources`. */
-  sourcesFor: (specs: SignatureSourceSpec[]) => SourceSet;
+  sourcesFor: (specs: SignatureSourceSpec[], formats: readonly FormatName[]) => SourceSet;
   /** Upper bound on one decision, including registry round trips. */
   timeoutMs: number;
   /** Signatures examined per image: a flood of signatures is not a denial of service. */
@@ -102,9 +103,9 @@ export class VerificationEngine {
     if (scopePolicy.action === 'accept') return `accepted ${decision.image}: ${where} accepts without signatures`;
     if (scopePolicy.action === 'reject') return new Refusal('POLICY_REJECTED', `rejected ${decision.image}: ${where} rejects all images`);
 
-    const sources = this.options.sourcesFor(scopePolicy.signatureSources);
+    const sources = this.options.sourcesFor(scopePolicy.signatureSources, scopePolicy.formats);
     const signatures = await this.discover(sources, image, digest);
-    const ctx: EvaluationContext = { image, digest, keys: this.options.keys, keyDefinitions: policy.keys, now: this.options.now?.() ?? new Date() };
+    const ctx: EvaluationContext = { image, digest, subject: { digest, mediaType: request.descriptor.mediaType, size: request.descriptor.size }, keys: this.options.keys, keyDefinitions: policy.keys, now: this.options.now?.() ?? new Date() };
     if (scopePolicy.rejectIfSignedBy.length > 0) {
       const { hits, unchecked } = await signedByRejectedKeys(scopePolicy.rejectIfSignedBy, signatures, ctx);
       if (hits.length > 0) return new Refusal('SIGNED_BY_REJECTED_KEY', `rejected ${subject}: signed by ${hits.join(', ')}, which ${where} refuses (rejectIfSignedBy)`);

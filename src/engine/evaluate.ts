@@ -4,7 +4,7 @@
  */
 import { SignetError, type ErrorCode } from '../errors.js';
 import { cosignFormat } from '../formats/cosign.js';
-import type { FormatName, SignatureCheck, SignatureFormat, UntrustedSignature } from '../formats/types.js';
+import type { ExpectedSubject, FormatName, SignatureCheck, SignatureFormat, UntrustedSignature } from '../formats/types.js';
 import type { KeyRing } from '../keys/keyring.js';
 import { checkIdentity } from '../policy/identity.js';
 import type { KeyDefinition, SignatureRequirement } from '../policy/types.js';
@@ -13,7 +13,8 @@ import type { SignatureResult } from './decision.js';
 import { keyUsability } from './key-window.js';
 import { isUnreadable, type DiscoveredSignature } from './sources.js';
 
-export const FORMATS: Record<FormatName, SignatureFormat> = { cosign: cosignFormat };
+/** The formats this build can verify; a signature in another format is reported, never counted. */
+export const FORMATS: Partial<Record<FormatName, SignatureFormat>> = { cosign: cosignFormat };
 
 /** How telling a failure is: a signature a trusted key made for the wrong thing says more than "not our key". */
 const FAILURE_RANK: Partial<Record<ErrorCode, number>> = {
@@ -34,6 +35,8 @@ const rank = (code: ErrorCode | undefined) => (code === undefined ? 0 : FAILURE_
 export interface EvaluationContext {
   image: ImageReference;
   digest: string;
+  /** The descriptor containerd resolved (envelope formats compare all of it). */
+  subject: ExpectedSubject;
   keys: KeyRing;
   keyDefinitions: Record<string, KeyDefinition>;
   now: Date;
@@ -55,7 +58,9 @@ async function checkAuthentic(sig: UntrustedSignature, keyName: string, ctx: Eva
   const lookup = ctx.keys.get(keyName);
   if (lookup.error) return { valid: false, code: lookup.error.code, reason: `key "${keyName}" cannot be used: ${lookup.error.message}` };
   try {
-    return await FORMATS[sig.format].verify(sig, lookup.key, ctx.digest);
+    const format = FORMATS[sig.format];
+    if (format === undefined) return { valid: false, code: 'SIGNATURE_MALFORMED', reason: `${sig.format} signatures cannot be verified by this build` };
+    return await format.verify(sig, lookup.key, ctx.subject);
   } catch (err) {
     // The key itself failed (token removed, module error): refuse, and let the next refresh recover it.
     const error = err instanceof SignetError ? err : new SignetError('KEY_UNAVAILABLE', `key "${keyName}": ${(err as Error).message}`);

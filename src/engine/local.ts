@@ -41,7 +41,7 @@ export async function openLocalEngine(options: LocalEngineOptions): Promise<Loca
   const engine = new VerificationEngine({
     policy: () => ({ policy }),
     keys,
-    sourcesFor: (specs) => sources.sources(specs),
+    sourcesFor: (specs, formats) => sources.sources(specs, formats),
     timeoutMs: options.timeoutMs ?? 30_000,
     maxSignatures: options.maxSignatures ?? 32,
   });

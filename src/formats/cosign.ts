@@ -11,7 +11,7 @@ import type { Descriptor } from '../registry/types.js';
 import { MEDIA_TYPES } from '../registry/types.js';
 import type { TrustedKey } from '../keys/types.js';
 import { isPlainObject, parseStrictJson, requireExactKeys } from './strict-json.js';
-import type { SignatureCheck, SignatureFormat, UntrustedSignature } from './types.js';
+import type { ExpectedSubject, SignatureCheck, SignatureFormat, UntrustedSignature } from './types.js';
 
 export const COSIGN_SIMPLESIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
 export const COSIGN_SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
@@ -138,7 +138,8 @@ export function sha256Digest(bytes: Uint8Array): string {
 /** One check, one function: authenticity, then integrity of the claims. */
 export const cosignFormat: SignatureFormat = {
   name: 'cosign',
-  async verify(signature: UntrustedSignature, key: TrustedKey, expectedDigest: string): Promise<SignatureCheck> {
+  async verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject): Promise<SignatureCheck> {
+    const expectedDigest = expected.digest;
     const authentic = await key.verify(signature.untrustedPayload, signature.untrustedSignature, 'sha256');
     if (!authentic) {
       return { valid: false, code: 'SIGNATURE_INVALID', reason: `signature does not verify with key "${key.name}" (signed by another key, or the payload was altered)` };

@@ -5,7 +5,15 @@
 import type { ErrorCode } from '../errors.js';
 import type { TrustedKey } from '../keys/types.js';
 
-export type FormatName = 'cosign';
+export type FormatName = 'cosign' | 'sigstore-bundle' | 'notation';
+export const ALL_FORMATS: readonly FormatName[] = ['cosign', 'sigstore-bundle', 'notation'];
+
+/** The image a signature must be about: the descriptor containerd resolved. */
+export interface ExpectedSubject {
+  digest: string;
+  mediaType: string;
+  size: number;
+}
 
 /** One signature as found, nothing about it checked yet. */
 export interface UntrustedSignature {
@@ -14,8 +22,10 @@ export interface UntrustedSignature {
   source: string;
   /** The exact signed bytes. */
   untrustedPayload: Buffer;
-  /** The raw signature bytes (DER for ECDSA). */
+  /** The raw signature bytes (DER for ECDSA); empty when the signature is inside the payload (envelopes). */
   untrustedSignature: Buffer;
+  /** For envelope formats: the media type of the envelope (`application/jose+json`, `application/cose`, bundle). */
+  envelopeMediaType?: string;
 }
 
 /** What one signature proved, checked against one key. */
@@ -32,9 +42,9 @@ export type SignatureCheck =
 export interface SignatureFormat {
   readonly name: FormatName;
   /**
-   * Check authenticity (signature by `key`) and integrity (the payload names `expectedDigest`).
+   * Check authenticity (signature by `key`) and integrity (the payload is about `expected`).
    * Identity rules are the policy's business and are applied by the caller to `signedIdentity`.
    * Rejects only when the key itself is unusable (HSM gone); a bad signature resolves `valid: false`.
    */
-  verify(signature: UntrustedSignature, key: TrustedKey, expectedDigest: string): Promise<SignatureCheck>;
+  verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject): Promise<SignatureCheck>;
 }

@@ -11,6 +11,7 @@ import { LineCounter, parseDocument, type Document } from 'yaml';
 import { SignetError } from '../errors.js';
 import { parseReference } from '../registry/reference.js';
 import { parseDuration } from '../util/duration.js';
+import { ALL_FORMATS, type FormatName } from '../formats/types.js';
 import { locate, pointerSegments } from './locate.js';
 import { validatePolicyFile } from './schema.js';
 import { scopeSyntaxError } from './scope-syntax.js';
@@ -90,6 +91,7 @@ interface RawScope {
   rejectIfSignedBy?: string[];
   deny?: { digests?: string[] };
   signatureSources?: Array<'registry' | { ociLayout: string }>;
+  formats?: FormatName[];
   attestations?: Array<{ predicateType: string; keys: string[]; threshold?: number; maxAge?: string; maxSeverity?: AttestationRequirement['maxSeverity']; ignore?: string[] }>;
 }
 interface RawKey {
@@ -224,7 +226,8 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
       seenSources.add(key);
       if (src !== 'registry' && !isAbsolute(src.ociLayout)) problem(pf, [...path, 'signatureSources', i, 'ociLayout'], `OCI layout "${src.ociLayout}" must be an absolute path`);
     });
-    return { action: raw.action, mode: raw.mode ?? mode, signatures, rejectIfSignedBy: raw.rejectIfSignedBy ?? [], denyDigests: raw.deny?.digests ?? [], attestations, signatureSources };
+    const formats = raw.formats ?? [...ALL_FORMATS];
+    return { action: raw.action, mode: raw.mode ?? mode, signatures, rejectIfSignedBy: raw.rejectIfSignedBy ?? [], denyDigests: raw.deny?.digests ?? [], attestations, signatureSources, formats: [...new Set(formats)] };
   };
   for (const pf of parsed) {
     for (const [scope, raw] of Object.entries(pf.value.scopes ?? {})) {
@@ -233,7 +236,7 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
       origins[`scope:${scope}`] = where(pf, ['scopes'], scope);
     }
   }
-  const def = defaultScope ? scopePolicy(defaultScope.pf, ['default'], defaultScope.raw) : { action: 'reject' as const, mode, signatures: [], rejectIfSignedBy: [], denyDigests: [], attestations: [], signatureSources: ['registry' as const] };
+  const def = defaultScope ? scopePolicy(defaultScope.pf, ['default'], defaultScope.raw) : { action: 'reject' as const, mode, signatures: [], rejectIfSignedBy: [], denyDigests: [], attestations: [], signatureSources: ['registry' as const], formats: [...ALL_FORMATS] };
   if (defaultScope) origins['scope:default'] = where(defaultScope.pf, [], 'default');
   if (problems.length > 0) throw new PolicyLoadError(sortProblems(problems));
 

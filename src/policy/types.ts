@@ -1,4 +1,5 @@
 /** The trust policy as the engine sees it, after loading, merging, validation and defaults. */
+import type { FormatName } from '../formats/types.js';
 import type { KeySpec } from '../keys/provider.js';
 
 export type Action = 'verify' | 'accept' | 'reject';
@@ -34,6 +35,8 @@ export interface ScopePolicy {
   attestations: AttestationRequirement[];
   /** Where signatures are looked for, in this order (default: the registry). */
   signatureSources: SignatureSourceSpec[];
+  /** Which signature formats count (default: all). */
+  formats: FormatName[];
 }
 
 /** The image's registry, or an OCI image layout directory (air-gapped nodes). */

@@ -18,6 +18,7 @@ import { ROOT } from '../helpers/daemon.js';
 import { makeTestKey } from '../helpers/keys.js';
 
 const FIX = join(ROOT, 'test/fixtures/cosign');
+const subject = (digest: string) => ({ digest, mediaType: 'application/vnd.docker.distribution.manifest.v2+json', size: 0 });
 
 /** The fixture files are one .sig layer with the blob inlined, behind a 15-byte header. */
 function fixtureSignature(file: string): UntrustedSignature {
@@ -39,7 +40,7 @@ describe('cosign simple signing (signatures made by the real cosign)', () => {
   const validDigest = sha256Digest(readFileSync(join(FIX, 'dir-img-cosign-valid/manifest.json')));
 
   it('accepts the valid signature for the digest of its manifest', async () => {
-    const check = await cosignFormat.verify(valid, cosignKey, validDigest);
+    const check = await cosignFormat.verify(valid, cosignKey, subject(validDigest));
     assert.equal(check.valid, true);
     assert.ok(check.valid && check.signedIdentity === '192.168.64.2:5000/cosign-signed-single-sample');
   });
@@ -47,16 +48,16 @@ describe('cosign simple signing (signatures made by the real cosign)', () => {
   it('refuses it for a manifest modified after signing (digest mismatch)', async () => {
     const modified = fixtureSignature(join(FIX, 'dir-img-cosign-modified-manifest/signature-1'));
     const digest = sha256Digest(readFileSync(join(FIX, 'dir-img-cosign-modified-manifest/manifest.json')));
-    const check = await cosignFormat.verify(modified, cosignKey, digest);
+    const check = await cosignFormat.verify(modified, cosignKey, subject(digest));
     assert.equal(check.valid, false);
     assert.equal(!check.valid && check.code, 'DIGEST_MISMATCH');
   });
 
   it('refuses a signature by an unknown key, and the valid one with another key', async () => {
     const unknown = fixtureSignature(join(FIX, 'unknown-cosign-key.signature'));
-    const a = await cosignFormat.verify(unknown, cosignKey, validDigest);
+    const a = await cosignFormat.verify(unknown, cosignKey, subject(validDigest));
     assert.equal(!a.valid && a.code, 'SIGNATURE_INVALID');
-    const b = await cosignFormat.verify(valid, otherKey, validDigest);
+    const b = await cosignFormat.verify(valid, otherKey, subject(validDigest));
     assert.equal(!b.valid && b.code, 'SIGNATURE_INVALID');
   });
 
@@ -66,7 +67,7 @@ describe('cosign simple signing (signatures made by the real cosign)', () => {
       for (let i = 0; i < bytes.length; i++) {
         const changed = Buffer.from(bytes);
         changed[i] = changed[i]! ^ 0x01;
-        const check = await cosignFormat.verify({ ...valid, [field]: changed }, cosignKey, validDigest);
+        const check = await cosignFormat.verify({ ...valid, [field]: changed }, cosignKey, subject(validDigest));
         assert.equal(check.valid, false, `${field} byte ${i} flipped still verified`);
       }
     }

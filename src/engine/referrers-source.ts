@@ -1,0 +1,73 @@
+/**
+ * Signatures stored as OCI 1.1 referrers of the image (sigstore bundles, Notation): found by
+ * artifact type through the store's referrers listing, one envelope per referrer manifest.
+ */
+import { SignetError } from '../errors.js';
+import { isPlainObject, parseStrictJson } from '../formats/strict-json.js';
+import type { FormatName } from '../formats/types.js';
+import { isDigest, repositoryName, type ImageReference } from '../registry/reference.js';
+import type { ContentStore } from '../registry/store.js';
+import type { DiscoveredSignature, SignatureSource } from './sources.js';
+
+const MAX_ENVELOPE_BYTES = 1024 * 1024;
+
+export interface ReferrerFormat {
+  format: FormatName;
+  /** Artifact types (or, for older clients, config media types) of the referrer manifests. */
+  artifactTypes: string[];
+  /** Media types of the envelope layer. */
+  layerMediaTypes: string[];
+}
+
+export class ReferrersSource implements SignatureSource {
+  readonly name: string;
+
+  constructor(private readonly store: ContentStore, private readonly spec: ReferrerFormat) {
+    this.name = store.name;
+  }
+
+  async find(image: ImageReference, digest: string, options: { limit: number; signal?: AbortSignal }): Promise<DiscoveredSignature[]> {
+    const repo = { registry: image.registry, repository: image.repository };
+    const signal = options.signal ? { signal: options.signal } : {};
+    const seen = new Set<string>();
+    const descriptors = [];
+    for (const artifactType of this.spec.artifactTypes) {
+      for (const d of await this.store.referrers(repo, digest, { artifactType, limit: options.limit, ...signal })) {
+        if (!seen.has(d.digest)) descriptors.push(d);
+        seen.add(d.digest);
+      }
+    }
+    const where = `${this.store.name === 'registry' ? '' : `${this.store.name} `}${repositoryName(image)}`;
+    return Promise.all(
+      descriptors.slice(0, options.limit).map(async (d): Promise<DiscoveredSignature> => {
+        const source = `${where}@${d.digest}`;
+        try {
+          const manifest = await this.store.tryGetManifest(repo, d.digest, signal);
+          if (manifest === undefined) throw new SignetError('REGISTRY_NOT_FOUND', `referrer ${d.digest} is listed but not found`);
+          const doc = parseStrictJson(manifest.bytes.toString('utf8'), `${this.spec.format} signature manifest`);
+          const layers = isPlainObject(doc) && Array.isArray(doc['layers']) ? (doc['layers'] as unknown[]) : [];
+          const layer = layers.find((l): l is { mediaType: string; digest: string } => isPlainObject(l) && typeof l['mediaType'] === 'string' && this.spec.layerMediaTypes.includes(l['mediaType']) && typeof l['digest'] === 'string' && isDigest(l['digest']));
+          if (layer === undefined) throw new SignetError('SIGNATURE_MALFORMED', `${this.spec.format} signature manifest ${d.digest} has no ${this.spec.layerMediaTypes.join(' or ')} layer`);
+          const untrustedPayload = await this.store.getBlob(repo, layer.digest, { maxBytes: MAX_ENVELOPE_BYTES, ...signal });
+          return { format: this.spec.format, source, untrustedPayload, untrustedSignature: Buffer.alloc(0), envelopeMediaType: layer.mediaType };
+        } catch (err) {
+          if (err instanceof SignetError && ['SIGNATURE_MALFORMED', 'DIGEST_MISMATCH', 'BLOB_TOO_LARGE', 'REGISTRY_NOT_FOUND'].includes(err.code)) return { format: this.spec.format, source, error: err };
+          throw err;
+        }
+      }),
+    );
+  }
+}
+
+export const REFERRER_FORMATS: Record<'sigstore-bundle' | 'notation', ReferrerFormat> = {
+  'sigstore-bundle': {
+    format: 'sigstore-bundle',
+    artifactTypes: ['application/vnd.dev.sigstore.bundle.v0.3+json'],
+    layerMediaTypes: ['application/vnd.dev.sigstore.bundle.v0.3+json'],
+  },
+  notation: {
+    format: 'notation',
+    artifactTypes: ['application/vnd.cncf.notary.signature'],
+    layerMediaTypes: ['application/jose+json', 'application/cose'],
+  },
+};
