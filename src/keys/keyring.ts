@@ -100,6 +100,7 @@ export class KeyRing {
 /** A printable location for a spec (PKCS#11 URIs are printed without PIN attributes by their provider). */
 function locationOf(spec: KeySpec): string {
   if (spec.file !== undefined) return `file:${spec.file}`;
+  if (spec.certificates !== undefined) return `file:${spec.certificates}`;
   if (spec.pkcs11 !== undefined) return spec.pkcs11.replace(/[;?&]pin-value=[^;?&]*/g, '');
   return 'unknown';
 }

@@ -7,6 +7,8 @@ export interface KeySpec {
   file?: string;
   /** RFC 7512 PKCS#11 URI of a public-key (or certificate) object. */
   pkcs11?: string;
+  /** Path of a PEM file of trust-store certificates (Notation's trust store). */
+  certificates?: string;
   /** PKCS#11 only: verify in process with the cached public key (default) or on the token itself. */
   verifyOn?: 'node' | 'token';
 }

@@ -5,6 +5,8 @@
 export type KeyAlgorithm = 'ecdsa-p256' | 'ecdsa-p384' | 'ecdsa-p521' | 'rsa' | 'ed25519';
 export type HashAlgorithm = 'sha256' | 'sha384' | 'sha512';
 
+import type { X509Certificate } from 'node:crypto';
+
 /** A public key that signatures can be checked against. */
 export interface TrustedKey {
   /** The name the policy gives the key. */
@@ -20,6 +22,11 @@ export interface TrustedKey {
    * the key cannot be used at all (token gone), with a SignetError naming the key.
    */
   verify(data: Uint8Array, signature: Uint8Array, hash: HashAlgorithm): Promise<boolean>;
+  /**
+   * For X.509-based formats (Notation): the trust-store certificates this key stands for. A signer's
+   * certificate chain must lead to one of them; `verify` checks with the first one's key.
+   */
+  readonly certificates?: readonly X509Certificate[];
 }
 
 /** Per-key state for Status and audit. */

@@ -96,6 +96,7 @@ interface RawScope {
 }
 interface RawKey {
   file?: string;
+  certificates?: string;
   pkcs11?: string;
   verifyOn?: 'node' | 'token';
   notBefore?: string;
@@ -310,6 +311,10 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
   // Relative key paths are refused rather than resolved against the policy directory: the same file
   // is read by signetd (its working directory is /), by `signet policy check DIR` from anywhere and
   // by tests, and an absolute path means the same thing to all of them.
+  if (raw.certificates !== undefined && !isAbsolute(raw.certificates)) {
+    problem(pf, [...path, 'certificates'], `certificates file "${raw.certificates}" must be an absolute path`);
+    return undefined;
+  }
   if (raw.file !== undefined && !isAbsolute(raw.file)) {
     problem(pf, [...path, 'file'], `key file "${raw.file}" must be an absolute path (e.g. /etc/signet/keys/${name}.pub)`);
     return undefined;
@@ -338,6 +343,7 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
   return {
     ...(raw.file !== undefined ? { file: raw.file } : {}),
     ...(raw.pkcs11 !== undefined ? { pkcs11: raw.pkcs11 } : {}),
+    ...(raw.certificates !== undefined ? { certificates: raw.certificates } : {}),
     ...(raw.verifyOn !== undefined ? { verifyOn: raw.verifyOn } : {}),
     ...(notBefore ? { notBefore } : {}),
     ...(notAfter ? { notAfter } : {}),
