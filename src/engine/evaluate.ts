@@ -4,6 +4,7 @@
  */
 import { SignetError, type ErrorCode } from '../errors.js';
 import { cosignFormat } from '../formats/cosign.js';
+import { sigstoreBundleFormat } from '../formats/bundle.js';
 import type { ExpectedSubject, FormatName, SignatureCheck, SignatureFormat, UntrustedSignature } from '../formats/types.js';
 import type { KeyRing } from '../keys/keyring.js';
 import { checkIdentity } from '../policy/identity.js';
@@ -14,7 +15,7 @@ import { keyUsability } from './key-window.js';
 import { isUnreadable, type DiscoveredSignature } from './sources.js';
 
 /** The formats this build can verify; a signature in another format is reported, never counted. */
-export const FORMATS: Partial<Record<FormatName, SignatureFormat>> = { cosign: cosignFormat };
+export const FORMATS: Partial<Record<FormatName, SignatureFormat>> = { cosign: cosignFormat, 'sigstore-bundle': sigstoreBundleFormat };
 
 /** How telling a failure is: a signature a trusted key made for the wrong thing says more than "not our key". */
 const FAILURE_RANK: Partial<Record<ErrorCode, number>> = {

@@ -17,6 +17,10 @@ import { makeTestKey } from '../helpers/keys.js';
 import { saveLayout } from '../helpers/layout.js';
 import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
 import { runVerifier } from '../helpers/verifier.js';
+import { buildImageBundle, pushBundleReferrer } from '../../src/signing/bundle-sign.js';
+import { Pkcs11Signer } from '../../src/keys/pkcs11/signer.js';
+import { closeAllModules } from '../../src/keys/pkcs11/module.js';
+import { createToken, softhsmConf } from '../helpers/softhsm.js';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -188,6 +192,44 @@ describe('signature sources', function () {
       const refs = await store.referrers({ registry: host, repository: 'refs/app' }, subject.digest, { artifactType: ARTIFACT, limit: 10 });
       assert.deepEqual(refs.map((r) => r.digest).sort(), [...referrerDigests].sort());
       assert.ok(readdirSync(join(dir, 'blobs', 'sha256')).length >= 4);
+    });
+  });
+
+  describe('sigstore bundles as OCI 1.1 referrers, signed with an HSM key', () => {
+    it('accepts through the containerd contract when the policy takes bundles, refuses when it takes cosign only', async () => {
+      const token = createToken('bundles');
+      token.tool(['--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'v3', '--id', '03']);
+      const signer = await Pkcs11Signer.open(`${token.uri};object=v3`, { pin: token.pin });
+      const repo = { registry: host, repository: 'v3/app' };
+      const pushed = await pushImage(client, repo, 'v1');
+      const bundle = await buildImageBundle(`${host}/v3/app`, pushed.digest, signer);
+      await pushBundleReferrer(client, repo, { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.size }, bundle);
+      closeAllModules();
+      const daemon = await startDaemon({
+        insecureRegistries: [host],
+        env: { SOFTHSM2_CONF: softhsmConf() },
+        policy: {
+          apiVersion: 'signet/v1',
+          keys: { v3: { pkcs11: `${token.uri};object=v3;type=public`, verifyOn: 'token' } },
+          scopes: {
+            [`${host}/v3/app:v1`]: { action: 'verify', signatures: { keys: ['v3'] }, formats: ['sigstore-bundle'] },
+            [`${host}/v3/app:cosign-only`]: { action: 'verify', signatures: { keys: ['v3'] }, formats: ['cosign'] },
+          },
+        },
+      });
+      try {
+        await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
+        const descriptor = { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.size };
+        const ok = await runVerifier({ socket: daemon.socket, name: `${host}/v3/app:v1`, descriptor });
+        assert.equal(ok.code, 0, ok.stdout);
+        const line = daemon.audit().at(-1)!;
+        assert.deepEqual((line['signatures'] as Array<Record<string, unknown>>).map((x) => [x['format'], x['key'], x['valid']]), [['sigstore-bundle', 'v3', true]]);
+        const refused = await runVerifier({ socket: daemon.socket, name: `${host}/v3/app:cosign-only`, descriptor });
+        assert.equal(refused.code, 1);
+        assert.match(refused.stdout, /no signatures found/);
+      } finally {
+        await daemon.stop();
+      }
     });
   });
 });
