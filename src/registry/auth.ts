@@ -36,6 +36,13 @@ export function parseChallenges(header: string): Challenge[] {
     if (scheme === '') throw new SignetError('REGISTRY_PROTOCOL', `malformed WWW-Authenticate header near position ${i}`);
     const params: Record<string, string> = {};
     skipWs();
+    // A token68 credential (`Negotiate abc==`) instead of parameters: only other schemes use it; skip it.
+    const token68 = /^[A-Za-z0-9._~+/-]+=*[ \t]*(?:,|$)/.exec(header.slice(i));
+    if (token68 !== null) {
+      i += token68[0].length;
+      if (scheme === 'basic' || scheme === 'bearer') out.push({ scheme, params });
+      continue;
+    }
     // Parameters until the next scheme (a token not followed by '=').
     while (i < n) {
       skipWs();
@@ -69,10 +76,14 @@ export function parseChallenges(header: string): Challenge[] {
         if (!closed) throw new SignetError('REGISTRY_PROTOCOL', 'malformed WWW-Authenticate header: unterminated quoted string');
       } else {
         value = token();
+        if (value === '') throw new SignetError('REGISTRY_PROTOCOL', `malformed WWW-Authenticate header: parameter "${name}" has no value`);
       }
+      // RFC 7235 §2.1: each parameter name occurs once per challenge; two realms would be ambiguous.
+      if (Object.hasOwn(params, name)) throw new SignetError('REGISTRY_PROTOCOL', `malformed WWW-Authenticate header: parameter "${name}" repeated`);
       params[name] = value;
       skipWs();
       if (header[i] === ',') i++;
+      else if (i < n) throw new SignetError('REGISTRY_PROTOCOL', `malformed WWW-Authenticate header: unexpected character at position ${i}`);
     }
     if (scheme === 'basic' || scheme === 'bearer') out.push({ scheme, params });
   }

@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { basicAuthorization, parseChallenges, parseTokenResponse, TokenCache, type Challenge } from './auth.js';
 import { CredentialStore } from './credentials.js';
-import { httpExchange, type HttpResponse } from './http.js';
-import { DOCKER_HUB, DOCKER_HUB_API, isDigest } from './reference.js';
+import { httpExchange, NetworkError, type HttpResponse } from './http.js';
+import { DOCKER_HUB, DOCKER_HUB_API, isDigest, isValidRepository } from './reference.js';
 import { MANIFEST_MEDIA_TYPES, MEDIA_TYPES, type Descriptor, type FetchedManifest } from './types.js';
 
 export interface RepositoryRef {
@@ -56,6 +56,7 @@ export class RegistryClient {
   /** A manifest by tag or digest; bytes verified against the digest when fetched by digest. */
   async getManifest(repo: RepositoryRef, reference: string, options: CallOptions & { accept?: string[] } = {}): Promise<FetchedManifest> {
     const what = `fetching manifest ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}`;
+    checkReference(reference, what);
     const res = await this.send(repo, 'pull', {
       method: 'GET',
       path: `manifests/${reference}`,
@@ -76,7 +77,7 @@ export class RegistryClient {
         throw new SignetError('DIGEST_MISMATCH', `${what}: Docker-Content-Digest ${header} does not match the bytes served (${digest})`);
       }
     }
-    const mediaType = mediaTypeOf(res.body, res.headers.get('content-type'));
+    const mediaType = mediaTypeOf(res.body, res.headers.get('content-type'), what);
     return { bytes: res.body, digest: isDigest(reference) ? reference : digest, mediaType };
   }
 
@@ -85,7 +86,8 @@ export class RegistryClient {
     try {
       return await this.getManifest(repo, reference, options);
     } catch (err) {
-      if (err instanceof SignetError && err.code === 'REGISTRY_NOT_FOUND') return undefined;
+      // Only the registry saying so: a 404 that carries another error code (or none we know) is not "absent".
+      if (err instanceof RegistryError && err.code === 'REGISTRY_NOT_FOUND' && (err.registryCode === undefined || ABSENT_CODES.has(err.registryCode))) return undefined;
       throw err;
     }
   }
@@ -93,6 +95,7 @@ export class RegistryClient {
   /** Resolve a tag or digest to a descriptor (HEAD, falling back to GET when HEAD says too little). */
   async resolve(repo: RepositoryRef, reference: string, options: CallOptions = {}): Promise<Descriptor> {
     const what = `resolving ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}`;
+    checkReference(reference, what);
     const res = await this.send(repo, 'pull', {
       method: 'HEAD',
       path: `manifests/${reference}`,
@@ -151,7 +154,7 @@ export class RegistryClient {
       expectStatus(res, [200], what);
       const filtered = (res.headers.get('oci-filters-applied') ?? '').split(',').map((f) => f.trim()).includes('artifactType');
       out.push(...filterReferrers(parseIndexManifests(res.body, what), options.artifactType, filtered));
-      path = nextLink(res.headers.get('link'), repo);
+      path = nextLink(res.headers.get('link'), repo, what);
     }
     return out.slice(0, options.limit);
   }
@@ -173,8 +176,10 @@ export class RegistryClient {
       const list = (doc as { tags?: unknown } | null)?.tags;
       if (list !== null && list !== undefined && (!Array.isArray(list) || list.some((t) => typeof t !== 'string'))) throw new SignetError('REGISTRY_PROTOCOL', `${what}: "tags" is not a list of strings`);
       tags.push(...((list as string[] | null | undefined) ?? []));
-      path = nextLink(res.headers.get('link'), repo);
+      path = nextLink(res.headers.get('link'), repo, what);
     }
+    // A partial list would silently hide tags (signatures live under tags): refuse instead.
+    if (path !== undefined) throw new SignetError('REGISTRY_PROTOCOL', `listing tags of ${name(repo)}: more than ${MAX_TAG_PAGES} pages`);
     return tags;
   }
 
@@ -205,6 +210,8 @@ export class RegistryClient {
   async pushManifest(repo: RepositoryRef, reference: string, bytes: Buffer, mediaType: string, options: CallOptions = {}): Promise<string> {
     const digest = sha256(bytes);
     const what = `pushing manifest ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}`;
+    checkReference(reference, what);
+    if (isDigest(reference) && reference !== digest) throw new SignetError('INVALID_ARGUMENT', `${what}: the manifest's bytes have digest ${digest}`);
     const res = await this.send(repo, 'push', { method: 'PUT', path: `manifests/${reference}`, headers: { 'content-type': mediaType }, body: bytes, maxBytes: 64 * 1024, what, ...(options.signal ? { signal: options.signal } : {}) });
     expectStatus(res, [201, 200, 204], what);
     return digest;
@@ -222,53 +229,61 @@ export class RegistryClient {
     action: 'pull' | 'push',
     req: { method: 'GET' | 'HEAD' | 'POST' | 'PUT'; path?: string; url?: string; headers: Record<string, string>; body?: Buffer; maxBytes: number; what: string; signal?: AbortSignal },
   ): Promise<HttpResponse> {
-    const url = req.url ?? `${this.baseUrl(repo.registry)}${repo.repository}/${req.path}`;
+    if (!isValidRepository(repo.repository)) throw new SignetError('INVALID_ARGUMENT', `${req.what}: "${repo.repository}" is not a repository name`);
+    const base = this.baseUrl(repo.registry);
+    const url = req.url ?? `${base}${repo.repository}/${req.path}`;
+    // The registry's credentials go to the registry only, never to an upload URL on another host.
+    const sameOrigin = new URL(url).origin === new URL(base).origin;
     const scope = `repository:${repo.repository}:${action === 'push' ? 'pull,push' : 'pull'}`;
+    // Basic credentials hold for the whole registry; Bearer tokens for one scope.
+    const basicKey = `${repo.registry}|basic`;
     const tokenKey = `${repo.registry}|${scope}`;
-    let authorization = this.tokens.get(tokenKey);
+    let authorization = sameOrigin ? (this.tokens.get(tokenKey) ?? this.tokens.get(basicKey)) : undefined;
     let triedAuth = false;
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...req.headers };
       if (authorization !== undefined) headers['authorization'] = authorization;
-      const res = await httpExchange({ method: req.method, url, headers, ...(req.body ? { body: req.body } : {}), timeoutMs: this.timeoutMs, maxBytes: req.maxBytes, what: req.what, ...(req.signal ? { signal: req.signal } : {}) }).catch(
-        async (err: unknown) => {
-          if (err instanceof SignetError && err.code === 'REGISTRY_UNAVAILABLE' && attempt < this.retries && !req.signal?.aborted) return undefined;
-          throw err;
-        },
-      );
-      if (res === undefined) {
-        await sleep(backoff(attempt, null), req.signal);
+      const retry = attempt < this.retries && !req.signal?.aborted;
+      let res: HttpResponse;
+      try {
+        res = await httpExchange({ method: req.method, url, headers, ...(req.body ? { body: req.body } : {}), timeoutMs: this.timeoutMs, maxBytes: req.maxBytes, what: req.what, ...(req.signal ? { signal: req.signal } : {}) });
+      } catch (err) {
+        // Only a reset connection is worth another try; refused, unresolvable or timed out are not.
+        if (!(err instanceof NetworkError && err.retryable && retry)) throw err;
+        await sleep(retryDelayMs(attempt, null), req.signal);
         continue;
       }
-      if (res.status === 401 && !triedAuth) {
+      if (res.status === 401 && !triedAuth && sameOrigin) {
         triedAuth = true;
-        const challenge = pickChallenge(res.headers.get('www-authenticate'));
+        const challenge = pickChallenge(res.headers.get('www-authenticate'), req.what);
         if (challenge !== undefined) {
-          authorization = await this.authorize(repo.registry, challenge, scope, req.what, req.signal);
-          if (authorization !== undefined) {
-            if (challenge.scheme === 'bearer') this.tokens.set(tokenKey, authorization, this.lastTokenLifetime);
+          const answer = await this.authorize(repo.registry, challenge, scope, req.what, req.signal);
+          if (answer !== undefined) {
+            authorization = answer.authorization;
+            this.tokens.set(challenge.scheme === 'bearer' ? tokenKey : basicKey, answer.authorization, answer.expiresIn);
             continue;
           }
         }
       }
-      if ((res.status === 429 || res.status >= 500) && attempt < this.retries && !req.signal?.aborted) {
-        await sleep(backoff(attempt, res.headers.get('retry-after')), req.signal);
+      if ((res.status === 429 || res.status >= 500) && retry) {
+        await sleep(retryDelayMs(attempt, res.headers.get('retry-after')), req.signal);
         continue;
       }
       if (res.status === 401) {
         const creds = this.credentials.lookup(repo.registry);
         throw registryError('REGISTRY_UNAUTHORIZED', res, `${req.what}: unauthorized (${creds ? 'the configured credentials were refused' : 'no credentials configured for this registry'})`);
       }
+      if ((res.status === 429 || res.status >= 500) && attempt > 0) {
+        throw registryError('REGISTRY_UNAVAILABLE', res, `${req.what}: registry answered ${res.status}, ${attempt + 1} attempts`);
+      }
       return res;
     }
   }
 
-  private lastTokenLifetime = 60;
-
   /** Answer a challenge: Basic with the configured credentials, or fetch a Bearer token. */
-  private async authorize(registry: string, challenge: Challenge, scope: string, what: string, signal?: AbortSignal): Promise<string | undefined> {
+  private async authorize(registry: string, challenge: Challenge, scope: string, what: string, signal?: AbortSignal): Promise<{ authorization: string; expiresIn: number } | undefined> {
     const creds = this.credentials.lookup(registry);
-    if (challenge.scheme === 'basic') return creds?.username !== undefined ? basicAuthorization(creds) : undefined;
+    if (challenge.scheme === 'basic') return creds?.username !== undefined ? { authorization: basicAuthorization(creds), expiresIn: 3600 } : undefined;
     const realm = challenge.params['realm'];
     if (!realm) throw new SignetError('REGISTRY_PROTOCOL', `${what}: Bearer challenge without realm`);
     let url: URL;
@@ -276,6 +291,10 @@ export class RegistryClient {
       url = new URL(realm);
     } catch {
       throw new SignetError('REGISTRY_PROTOCOL', `${what}: Bearer realm is not a URL`);
+    }
+    // Credentials travel in clear text only where the operator accepted plain HTTP for this registry.
+    if (url.protocol !== 'https:' && creds !== undefined && !this.insecure.has(registry)) {
+      throw new SignetError('REGISTRY_PROTOCOL', `${what}: the token endpoint is not HTTPS; credentials are not sent there`);
     }
     if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
     url.searchParams.set('scope', challenge.params['scope'] ?? scope);
@@ -293,9 +312,15 @@ export class RegistryClient {
     }
     expectStatus(res, [200], `${what} (token)`);
     const { token, expiresIn } = parseTokenResponse(res.body.toString('utf8'), url.origin);
-    this.lastTokenLifetime = expiresIn;
-    return `Bearer ${token}`;
+    return { authorization: `Bearer ${token}`, expiresIn };
   }
+}
+
+const TAG_RE = /^[\w][\w.-]{0,127}$/;
+
+/** A tag or digest, checked before it becomes part of a URL path. */
+function checkReference(reference: string, what: string): void {
+  if (!isDigest(reference) && !TAG_RE.test(reference)) throw new SignetError('INVALID_ARGUMENT', `${what}: "${reference.slice(0, 200)}" is neither a tag nor a digest`);
 }
 
 function name(repo: RepositoryRef): string {
@@ -306,36 +331,59 @@ function sha256(bytes: Buffer): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
-function pickChallenge(header: string | null): Challenge | undefined {
+function pickChallenge(header: string | null, what: string): Challenge | undefined {
   if (header === null) return undefined;
-  const all = parseChallenges(header);
+  let all: Challenge[];
+  try {
+    all = parseChallenges(header);
+  } catch (err) {
+    throw new SignetError('REGISTRY_PROTOCOL', `${what}: ${(err as Error).message}`);
+  }
   return all.find((c) => c.scheme === 'bearer') ?? all.find((c) => c.scheme === 'basic');
 }
 
-function mediaTypeOf(body: Buffer, contentType: string | null): string {
+function mediaTypeOf(body: Buffer, contentType: string | null, what: string): string {
+  let doc: unknown;
   try {
-    const m = (JSON.parse(body.toString('utf8')) as { mediaType?: unknown }).mediaType;
-    if (typeof m === 'string' && m) return m;
+    doc = JSON.parse(body.toString('utf8'));
   } catch {
-    throw new SignetError('REGISTRY_PROTOCOL', 'the registry served a manifest that is not JSON');
+    throw new SignetError('REGISTRY_PROTOCOL', `${what}: the registry served a manifest that is not JSON`);
   }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: the registry served a manifest that is not a JSON object`);
+  const m = (doc as { mediaType?: unknown }).mediaType;
+  if (typeof m === 'string' && m) return m;
   return contentType?.split(';')[0]?.trim() || 'application/vnd.oci.image.manifest.v1+json';
 }
 
+/** Registry error codes that mean "no such manifest or repository". */
+const ABSENT_CODES = new Set(['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'NOT_FOUND']);
+
+/** An error answer from the registry: its HTTP status and its own error code, when it sent one. */
+export class RegistryError extends SignetError {
+  constructor(code: ErrorCode, message: string, readonly status: number, readonly registryCode: string | undefined) {
+    super(code, message);
+  }
+}
+
 /** The registry's own error (`{"errors":[{"code","message"}]}`), truncated, for messages. */
-function registryDetail(res: HttpResponse): string {
+function registryDetail(res: HttpResponse): { code?: string; text: string } {
   try {
-    const doc = JSON.parse(res.body.toString('utf8')) as { errors?: Array<{ code?: string; message?: string }> };
-    const e = doc.errors?.[0];
-    if (e) return ` (${String(e.code ?? '')}${e.message ? `: ${String(e.message).slice(0, 200)}` : ''})`;
+    const doc = JSON.parse(res.body.toString('utf8')) as { errors?: Array<{ code?: unknown; message?: unknown }> };
+    const e = Array.isArray(doc?.errors) ? doc.errors[0] : undefined;
+    if (e && typeof e === 'object') {
+      const code = typeof e.code === 'string' ? e.code.slice(0, 64) : undefined;
+      const message = typeof e.message === 'string' ? e.message.replace(/\s+/g, ' ').slice(0, 200) : '';
+      return { ...(code !== undefined ? { code } : {}), text: ` (${code ?? 'error'}${message ? `: ${message}` : ''})` };
+    }
   } catch {
     /* not JSON: no detail */
   }
-  return '';
+  return { text: '' };
 }
 
-function registryError(code: ErrorCode, res: HttpResponse, message: string): SignetError {
-  return new SignetError(code, `${message}${registryDetail(res)}`);
+function registryError(code: ErrorCode, res: HttpResponse, message: string): RegistryError {
+  const detail = registryDetail(res);
+  return new RegistryError(code, `${message}${detail.text}`, res.status, detail.code);
 }
 
 function expectStatus(res: HttpResponse, ok: number[], what: string): void {
@@ -362,20 +410,34 @@ function filterReferrers(list: Descriptor[], artifactType: string | undefined, a
   return artifactType === undefined || alreadyFiltered ? list : list.filter((d) => d.artifactType === artifactType);
 }
 
-function nextLink(header: string | null, repo: RepositoryRef): string | undefined {
+/** The path of the `rel="next"` page from a `Link` header, kept inside the same repository. */
+function nextLink(header: string | null, repo: RepositoryRef, what: string): string | undefined {
   if (!header) return undefined;
   const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header);
   if (!m) return undefined;
-  const url = new URL(m[1]!, 'http://placeholder');
+  let url: URL;
+  try {
+    url = new URL(m[1]!, 'http://placeholder');
+  } catch {
+    throw new SignetError('REGISTRY_PROTOCOL', `${what}: the Link header is not a URL`);
+  }
   const prefix = `/v2/${repo.repository}/`;
-  if (!url.pathname.startsWith(prefix)) throw new SignetError('REGISTRY_PROTOCOL', `tag list pagination points outside ${name(repo)}`);
+  if (!url.pathname.startsWith(prefix)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: pagination points outside ${name(repo)}`);
   return `${url.pathname.slice(prefix.length)}${url.search}`;
 }
 
-function backoff(attempt: number, retryAfter: string | null): number {
-  const seconds = retryAfter !== null ? Number(retryAfter) : NaN;
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.min(seconds * 1000, 5000);
-  return 200 * 2 ** attempt;
+/**
+ * How long to wait before retry number `attempt + 1`: the server's Retry-After (seconds or an HTTP date),
+ * capped so a registry cannot park the caller, else exponential backoff from 200 ms with some jitter.
+ */
+export function retryDelayMs(attempt: number, retryAfter: string | null, now = Date.now()): number {
+  const cap = 5000;
+  if (retryAfter !== null && retryAfter.trim() !== '') {
+    const text = retryAfter.trim();
+    const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text) - now;
+    if (Number.isFinite(ms)) return Math.min(Math.max(ms, 0), cap);
+  }
+  return Math.min(200 * 2 ** attempt * (0.8 + 0.4 * Math.random()), cap);
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -24,8 +24,9 @@ export function parseDockerConfig(text: string, path: string): Record<string, Cr
   let doc: unknown;
   try {
     doc = JSON.parse(text);
-  } catch (err) {
-    throw new SignetError('CONFIG_INVALID', `${path} is not valid JSON: ${(err as Error).message}`);
+  } catch {
+    // Not the parser's message: V8 quotes the surrounding text, which here is a secret.
+    throw new SignetError('CONFIG_INVALID', `${path} is not valid JSON`);
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new SignetError('CONFIG_INVALID', `${path} is not a JSON object`);
   const auths = (doc as Record<string, unknown>)['auths'];
@@ -35,11 +36,15 @@ export function parseDockerConfig(text: string, path: string): Record<string, Cr
   for (const [key, entry] of Object.entries(auths as Record<string, unknown>)) {
     if (typeof entry !== 'object' || entry === null) throw new SignetError('CONFIG_INVALID', `${path}: auths["${key}"] is not an object`);
     const e = entry as Record<string, unknown>;
+    for (const field of ['auth', 'username', 'password', 'identitytoken'] as const) {
+      if (e[field] !== undefined && typeof e[field] !== 'string') throw new SignetError('CONFIG_INVALID', `${path}: auths["${key}"].${field} is not a string`);
+    }
     const creds: Credentials = {};
     if (typeof e['auth'] === 'string' && e['auth'].length > 0) {
-      const decoded = Buffer.from(e['auth'], 'base64').toString('utf8');
+      const auth = e['auth'];
+      const decoded = Buffer.from(auth, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
-      if (colon < 0) throw new SignetError('CONFIG_INVALID', `${path}: auths["${key}"].auth is not base64 of user:password`);
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(auth) || colon < 0) throw new SignetError('CONFIG_INVALID', `${path}: auths["${key}"].auth is not base64 of user:password`);
       creds.username = decoded.slice(0, colon);
       creds.password = decoded.slice(colon + 1);
     }
