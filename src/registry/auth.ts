@@ -36,11 +36,10 @@ export function parseChallenges(header: string): Challenge[] {
     if (scheme === '') throw new SignetError('REGISTRY_PROTOCOL', `malformed WWW-Authenticate header near position ${i}`);
     const params: Record<string, string> = {};
     skipWs();
-    // A token68 credential (`Negotiate abc==`) instead of parameters: only other schemes use it; skip it.
-    const token68 = /^[A-Za-z0-9._~+/-]+=*[ \t]*(?:,|$)/.exec(header.slice(i));
+    // A token68 (`Negotiate abc==`) instead of parameters: only schemes we do not speak use it; skip it.
+    const token68 = scheme === 'basic' || scheme === 'bearer' ? null : /^[A-Za-z0-9._~+/-]+=*[ \t]*(?:,|$)/.exec(header.slice(i));
     if (token68 !== null) {
       i += token68[0].length;
-      if (scheme === 'basic' || scheme === 'bearer') out.push({ scheme, params });
       continue;
     }
     // Parameters until the next scheme (a token not followed by '=').
