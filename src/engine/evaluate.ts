@@ -5,6 +5,7 @@
 import { SignetError, type ErrorCode } from '../errors.js';
 import { cosignFormat } from '../formats/cosign.js';
 import { sigstoreBundleFormat } from '../formats/bundle.js';
+import { notationFormat } from '../formats/notation.js';
 import type { ExpectedSubject, FormatName, SignatureCheck, SignatureFormat, UntrustedSignature } from '../formats/types.js';
 import type { KeyRing } from '../keys/keyring.js';
 import { checkIdentity } from '../policy/identity.js';
@@ -15,7 +16,7 @@ import { keyUsability } from './key-window.js';
 import { isUnreadable, type DiscoveredSignature } from './sources.js';
 
 /** The formats this build can verify; a signature in another format is reported, never counted. */
-export const FORMATS: Partial<Record<FormatName, SignatureFormat>> = { cosign: cosignFormat, 'sigstore-bundle': sigstoreBundleFormat };
+export const FORMATS: Partial<Record<FormatName, SignatureFormat>> = { cosign: cosignFormat, 'sigstore-bundle': sigstoreBundleFormat, notation: notationFormat };
 
 /** How telling a failure is: a signature a trusted key made for the wrong thing says more than "not our key". */
 const FAILURE_RANK: Partial<Record<ErrorCode, number>> = {
@@ -61,7 +62,8 @@ async function checkAuthentic(sig: UntrustedSignature, keyName: string, ctx: Eva
   try {
     const format = FORMATS[sig.format];
     if (format === undefined) return { valid: false, code: 'SIGNATURE_MALFORMED', reason: `${sig.format} signatures cannot be verified by this build` };
-    return await format.verify(sig, lookup.key, ctx.subject);
+    const trustedIdentities = ctx.keyDefinitions[keyName]?.trustedIdentities;
+    return await format.verify(sig, lookup.key, ctx.subject, trustedIdentities ? { trustedIdentities } : undefined);
   } catch (err) {
     // The key itself failed (token removed, module error): refuse, and let the next refresh recover it.
     const error = err instanceof SignetError ? err : new SignetError('KEY_UNAVAILABLE', `key "${keyName}": ${(err as Error).message}`);
@@ -88,12 +90,13 @@ export async function evaluateRequirement(requirement: SignatureRequirement, sig
         result = { ...base, valid: false, reason: check.reason, code: check.code };
       } else {
         const usable = keyUsability(keyName, ctx.keyDefinitions[keyName], ctx.now);
-        const identity = checkIdentity(requirement.identity, ctx.image, check.signedIdentity);
+        // Formats that bind to the digest only (Notation) carry no identity to check.
+        const identity = check.signedIdentity === undefined ? ({ ok: true } as const) : checkIdentity(requirement.identity, ctx.image, check.signedIdentity);
         if (!usable.usable) result = { ...base, valid: false, reason: `signature by key "${keyName}" does not count: ${usable.reason}`, code: usable.code };
         else if (!identity.ok) result = { ...base, valid: false, reason: `signature by key "${keyName}": ${identity.reason}`, code: 'IDENTITY_MISMATCH' };
         else {
           if (usable.warning) warnings.add(usable.warning);
-          result = { ...base, valid: true, reason: `valid signature by key "${keyName}" for ${check.signedIdentity}` };
+          result = { ...base, valid: true, reason: `valid ${sig.format} signature by key "${keyName}"${check.signedIdentity ? ` for ${check.signedIdentity}` : ''}` };
         }
       }
       if (result.valid) {

@@ -32,8 +32,11 @@ export interface UntrustedSignature {
 export type SignatureCheck =
   | {
       valid: true;
-      /** The identity the signer vouched for (cosign `docker-reference`), now trusted as signed. */
-      signedIdentity: string;
+      /**
+       * The identity the signer vouched for (cosign `docker-reference`, bundle subject name), now trusted
+       * as signed. Absent for formats that bind to the digest only (Notation): identity rules do not apply.
+       */
+      signedIdentity?: string;
       signedDigest: string;
       annotations: Record<string, unknown>;
     }
@@ -46,5 +49,11 @@ export interface SignatureFormat {
    * Identity rules are the policy's business and are applied by the caller to `signedIdentity`.
    * Rejects only when the key itself is unusable (HSM gone); a bad signature resolves `valid: false`.
    */
-  verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject): Promise<SignatureCheck>;
+  verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject, options?: FormatOptions): Promise<SignatureCheck>;
+}
+
+/** Per-key settings from the policy that some formats use. */
+export interface FormatOptions {
+  /** Notation: `x509.subject: …` identities the signing certificate must match (default: any). */
+  trustedIdentities?: readonly string[];
 }

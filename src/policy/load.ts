@@ -95,6 +95,7 @@ interface RawScope {
   attestations?: Array<{ predicateType: string; keys: string[]; threshold?: number; maxAge?: string; maxSeverity?: AttestationRequirement['maxSeverity']; ignore?: string[] }>;
 }
 interface RawKey {
+  trustedIdentities?: string[];
   file?: string;
   certificates?: string;
   pkcs11?: string;
@@ -344,6 +345,7 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
     ...(raw.file !== undefined ? { file: raw.file } : {}),
     ...(raw.pkcs11 !== undefined ? { pkcs11: raw.pkcs11 } : {}),
     ...(raw.certificates !== undefined ? { certificates: raw.certificates } : {}),
+    ...(raw.trustedIdentities !== undefined ? { trustedIdentities: raw.trustedIdentities } : {}),
     ...(raw.verifyOn !== undefined ? { verifyOn: raw.verifyOn } : {}),
     ...(notBefore ? { notBefore } : {}),
     ...(notAfter ? { notAfter } : {}),

@@ -62,6 +62,8 @@ export interface KeyDefinition extends KeySpec {
   /** How long before notAfter to warn; default 30 days. */
   expiryWarningMs: number;
   revoked: boolean;
+  /** Notation: identities (`x509.subject: C=US, ST=WA, O=Acme`, or `*`) the signing certificate must match. */
+  trustedIdentities?: string[];
 }
 
 export interface Policy {

@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import { RegistryClient } from '../../src/registry/client.js';
 import { OciLayoutStore } from '../../src/registry/oci-layout.js';
 import { signImageCosign } from '../../src/signing/cosign-sign.js';
-import { startDaemon, waitFor, type DaemonHandle } from '../helpers/daemon.js';
-import { pushImage } from '../helpers/images.js';
+import { ROOT, startDaemon, waitFor, type DaemonHandle } from '../helpers/daemon.js';
+import { pushImage, pushOciLayout } from '../helpers/images.js';
+import { pushReferrer } from '../../src/signing/referrer.js';
 import { makeTestKey } from '../helpers/keys.js';
 import { saveLayout } from '../helpers/layout.js';
 import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
@@ -227,6 +228,50 @@ describe('signature sources', function () {
         const refused = await runVerifier({ socket: daemon.socket, name: `${host}/v3/app:cosign-only`, descriptor });
         assert.equal(refused.code, 1);
         assert.match(refused.stdout, /no signatures found/);
+      } finally {
+        await daemon.stop();
+      }
+    });
+  });
+
+  describe('Notation signatures made by the real notation signer, as OCI 1.1 referrers', () => {
+    it('accepts the alpine image with its JWS or COSE signature against the trust store, and refuses other trust or identities', async () => {
+      const repo = { registry: host, repository: 'notary/alpine' };
+      const img = await pushOciLayout(client, repo, join(ROOT, 'test/fixtures/notation/alpine-oci-layout'), 'v2');
+      const descriptor = { mediaType: img.mediaType, digest: img.digest, size: img.size };
+      await pushReferrer(client, repo, descriptor, 'application/vnd.cncf.notary.signature', 'application/jose+json', readFileSync(join(ROOT, 'test/fixtures/notation/jws_signature.sig')));
+      const coseRepo = { registry: host, repository: 'notary/alpine-cose' };
+      await pushOciLayout(client, coseRepo, join(ROOT, 'test/fixtures/notation/alpine-oci-layout'), 'v2');
+      await pushReferrer(client, coseRepo, descriptor, 'application/vnd.cncf.notary.signature', 'application/cose', readFileSync(join(ROOT, 'test/fixtures/notation/cose_signature.sig')));
+      const daemon = await startDaemon({ insecureRegistries: [host] });
+      try {
+        const store = join(ROOT, 'test/fixtures/notation/alpine-trust-root.pem');
+        daemon.writePolicy('policy.yaml', {
+          apiVersion: 'signet/v1',
+          keys: {
+            'alpine-ca': { certificates: store, trustedIdentities: ['x509.subject: C=US, ST=WA, O=Notary'] },
+            'acme-ca': { certificates: store, trustedIdentities: ['x509.subject: C=US, ST=WA, O=Acme'] },
+            'not-a-store': { file: join(daemon.dir, 'k.pub') },
+          },
+          scopes: {
+            [`${host}/notary`]: { action: 'verify', signatures: { keys: ['alpine-ca'] } },
+            [`${host}/notary/alpine:acme`]: { action: 'verify', signatures: { keys: ['acme-ca'] } },
+            [`${host}/notary/alpine:cosign-only`]: { action: 'verify', signatures: { keys: ['alpine-ca'] }, formats: ['cosign'] },
+          },
+        });
+        makeTestKey().writePublic(join(daemon.dir, 'k.pub'));
+        await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
+        const jwsRun = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine:v2`, descriptor });
+        assert.equal(jwsRun.code, 0, jwsRun.stdout);
+        assert.deepEqual((daemon.audit().at(-1)!['signatures'] as Array<Record<string, unknown>>).map((x) => [x['format'], x['key'], x['valid']]), [['notation', 'alpine-ca', true]]);
+        const coseRun = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine-cose:v2`, descriptor });
+        assert.equal(coseRun.code, 0, coseRun.stdout);
+        const acme = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine:acme`, descriptor });
+        assert.equal(acme.code, 1);
+        assert.match(acme.stdout, /not among the trusted identities of "acme-ca"/);
+        const cosignOnly = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine:cosign-only`, descriptor });
+        assert.equal(cosignOnly.code, 1);
+        assert.match(cosignOnly.stdout, /no signatures found/);
       } finally {
         await daemon.stop();
       }
