@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -243,7 +244,12 @@ describe('signature sources', function () {
       const coseRepo = { registry: host, repository: 'notary/alpine-cose' };
       await pushOciLayout(client, coseRepo, join(ROOT, 'test/fixtures/notation/alpine-oci-layout'), 'v2');
       await pushReferrer(client, coseRepo, descriptor, 'application/vnd.cncf.notary.signature', 'application/cose', readFileSync(join(ROOT, 'test/fixtures/notation/cose_signature.sig')));
-      const daemon = await startDaemon({ insecureRegistries: [host] });
+      // The same trust anchor as a certificate object on an HSM token.
+      const token = createToken('notary-anchors');
+      const der = join(mkdtempSync(join(tmpdir(), 'signet-cert-')), 'root.der');
+      execFileSync('openssl', ['x509', '-in', join(ROOT, 'test/fixtures/notation/alpine-trust-root.pem'), '-outform', 'DER', '-out', der]);
+      token.tool(['--write-object', der, '--type', 'cert', '--label', 'alpine-root', '--id', '0a']);
+      const daemon = await startDaemon({ insecureRegistries: [host], env: { SOFTHSM2_CONF: softhsmConf() } });
       try {
         const store = join(ROOT, 'test/fixtures/notation/alpine-trust-root.pem');
         daemon.writePolicy('policy.yaml', {
@@ -252,11 +258,14 @@ describe('signature sources', function () {
             'alpine-ca': { certificates: store, trustedIdentities: ['x509.subject: C=US, ST=WA, O=Notary'] },
             'acme-ca': { certificates: store, trustedIdentities: ['x509.subject: C=US, ST=WA, O=Acme'] },
             'not-a-store': { file: join(daemon.dir, 'k.pub') },
+            'hsm-ca': { pkcs11: `${token.uri};object=alpine-root;type=cert` },
           },
           scopes: {
             [`${host}/notary`]: { action: 'verify', signatures: { keys: ['alpine-ca'] } },
             [`${host}/notary/alpine:acme`]: { action: 'verify', signatures: { keys: ['acme-ca'] } },
             [`${host}/notary/alpine:cosign-only`]: { action: 'verify', signatures: { keys: ['alpine-ca'] }, formats: ['cosign'] },
+            [`${host}/notary/alpine:hsm`]: { action: 'verify', signatures: { keys: ['hsm-ca'] } },
+            [`${host}/notary/alpine:plain-key`]: { action: 'verify', signatures: { keys: ['not-a-store'] } },
           },
         });
         makeTestKey().writePublic(join(daemon.dir, 'k.pub'));
@@ -269,6 +278,11 @@ describe('signature sources', function () {
         const acme = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine:acme`, descriptor });
         assert.equal(acme.code, 1);
         assert.match(acme.stdout, /not among the trusted identities of "acme-ca"/);
+        const hsm = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine:hsm`, descriptor });
+        assert.equal(hsm.code, 0, hsm.stdout);
+        const plain = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine:plain-key`, descriptor });
+        assert.equal(plain.code, 1);
+        assert.match(plain.stdout, /not a certificate trust store/);
         const cosignOnly = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine:cosign-only`, descriptor });
         assert.equal(cosignOnly.code, 1);
         assert.match(cosignOnly.stdout, /no signatures found/);

@@ -1,5 +1,5 @@
 /** Finding objects on a token and turning their attributes into Node public keys (and back, for import). */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import { SignetError } from '../../errors.js';
 import type { KeyAlgorithm } from '../types.js';
@@ -91,6 +91,14 @@ function unwrapOctetString(value: Buffer, expectedLengths: number[]): Buffer {
     if (pos + len === value.length) return value.subarray(pos);
   }
   return value;
+}
+
+/** The certificate of a certificate object, or undefined for key objects. */
+export function readCertificate(api: Api, session: Handle, handle: Handle): X509Certificate | undefined {
+  const cls = attribute(api, session, handle, pkcs11js.CKA_CLASS);
+  if (cls === undefined || cls.readUInt32LE(0) !== pkcs11js.CKO_CERTIFICATE) return undefined;
+  const der = attribute(api, session, handle, pkcs11js.CKA_VALUE);
+  return der ? new X509Certificate(der) : undefined;
 }
 
 /** The public key of a public-key or certificate object, as a Node KeyObject. */

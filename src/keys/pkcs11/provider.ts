@@ -10,7 +10,7 @@ import type { KeyProvider, KeySpec } from '../provider.js';
 import type { HashAlgorithm, TrustedKey } from '../types.js';
 import { plan } from './mechanisms.js';
 import { callAsync, moduleFor, pkcs11Code, type Pkcs11Module } from './module.js';
-import { findOne, readPublicKey } from './objects.js';
+import { findOne, readCertificate, readPublicKey } from './objects.js';
 import { parsePkcs11Uri, resolvePin, type Pkcs11Uri } from './uri.js';
 import pkcs11js from 'pkcs11js';
 
@@ -34,18 +34,24 @@ export class Pkcs11KeyProvider implements KeyProvider {
     this.used.add(module);
     const pin = resolvePin(uri);
     const what = `key "${name}" (${uri.redacted})`;
-    const read = () => module.withSession(uri, pin, what, (api, session) => readPublicKey(api, session, findOne(api, session, uri, 'public', name), name));
-    let publicKey;
+    const read = () => module.withSession(uri, pin, what, (api, session) => {
+      const handle = findOne(api, session, uri, 'public', name);
+      return { key: readPublicKey(api, session, handle, name), certificate: readCertificate(api, session, handle) };
+    });
+    let found;
     try {
-      publicKey = await read();
+      found = await read();
     } catch (err) {
       // A token that was removed and put back is a new slot: look again from a fresh module state.
       if (!(err instanceof SignetError) || !['KEY_NOT_FOUND', 'KEY_UNAVAILABLE'].includes(err.code)) throw err;
       module.reset();
-      publicKey = await read();
+      found = await read();
     }
-    if (spec.verifyOn !== 'token') return trustedKeyFromKeyObject(name, uri.redacted, publicKey);
-    return tokenVerifier(name, uri, pin, module, publicKey);
+    const publicKey = found.key;
+    // A certificate object is also a trust anchor for X.509-based formats (Notation).
+    const certificates = found.certificate ? { certificates: [found.certificate] } : {};
+    if (spec.verifyOn !== 'token') return { ...trustedKeyFromKeyObject(name, uri.redacted, publicKey), ...certificates };
+    return { ...tokenVerifier(name, uri, pin, module, publicKey), ...certificates };
   }
 
   async close(): Promise<void> {
