@@ -297,11 +297,15 @@ export class RegistryClient {
       throw new SignetError('REGISTRY_PROTOCOL', `${what}: the token endpoint is not HTTPS; credentials are not sent there`);
     }
     if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
-    url.searchParams.set('scope', challenge.params['scope'] ?? scope);
+    // Ask for the scope this operation needs (the token is cached under it), and for the challenge's own
+    // scope when it differs: a registry that answers a push's HEAD with a pull challenge would otherwise
+    // hand out a pull token that the upload then needs to replace.
+    const scopes = [scope, ...(challenge.params['scope'] !== undefined && challenge.params['scope'] !== scope ? [challenge.params['scope']] : [])];
+    for (const s of scopes) url.searchParams.append('scope', s);
     const headers: Record<string, string> = { 'user-agent': this.userAgent, accept: 'application/json' };
     let res: HttpResponse;
     if (creds?.identityToken !== undefined) {
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, service: challenge.params['service'] ?? '', scope: challenge.params['scope'] ?? scope, client_id: 'signet' });
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, service: challenge.params['service'] ?? '', scope: scopes.join(' '), client_id: 'signet' });
       res = await httpExchange({ method: 'POST', url: realm, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), timeoutMs: this.timeoutMs, maxBytes: 1 << 20, what: `${what} (token)`, ...(signal ? { signal } : {}) });
     } else {
       if (creds?.username !== undefined) headers['authorization'] = basicAuthorization(creds);

@@ -17,10 +17,16 @@ export type FaultAction =
   | { kind: 'reset' }
   /** Forward, but flip a bit in the last byte of the body (headers unchanged). */
   | { kind: 'corrupt' }
-  /** Forward, but serve these bytes instead of the registry's body (headers adjusted). */
-  | { kind: 'replace'; body: Buffer }
+  /** Forward, but serve these bytes instead of the registry's body (Content-Length adjusted, some headers dropped). */
+  | { kind: 'replace'; body: Buffer; dropHeaders?: string[] }
   /** Answer 307 to the same path on the registry itself, as registries redirect blobs to storage. */
-  | { kind: 'redirect' };
+  | { kind: 'redirect' }
+  /**
+   * Serve the registry's real tag list in pages (`n`, `last`, `Link: <…>; rel="next"`), as the distribution
+   * spec describes: distribution 2.8 ignores `n` and always answers the whole list. `pageSize` is the
+   * page size when the client asks for none.
+   */
+  | { kind: 'paginateTags'; pageSize: number };
 
 export interface FaultRule {
   method?: string;
@@ -101,10 +107,32 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         return;
       case 'replace':
         buffered(req, res, (up) => {
-          res.writeHead(up.statusCode ?? 502, { ...up.headers, 'content-length': String(a.body.length) });
+          const headers = { ...up.headers, 'content-length': String(a.body.length) };
+          for (const h of a.dropHeaders ?? []) delete (headers as Record<string, unknown>)[h.toLowerCase()];
+          res.writeHead(up.statusCode ?? 502, headers);
           res.end(a.body);
         });
         return;
+      case 'paginateTags': {
+        const asked = new URL(req.url ?? '/', 'http://proxy');
+        const n = Number(asked.searchParams.get('n') ?? a.pageSize);
+        const last = asked.searchParams.get('last');
+        req.url = asked.pathname;
+        buffered(req, res, (up, body) => {
+          if (up.statusCode !== 200) {
+            res.writeHead(up.statusCode ?? 502, up.headers);
+            return res.end(body);
+          }
+          const doc = JSON.parse(body.toString('utf8')) as { name: string; tags: string[] };
+          const all = [...doc.tags].sort().filter((t) => last === null || t > last);
+          const page = all.slice(0, n);
+          const headers: Record<string, string> = { 'content-type': 'application/json' };
+          if (all.length > n) headers['link'] = `<${asked.pathname}?n=${n}&last=${encodeURIComponent(page.at(-1)!)}>; rel="next"`;
+          res.writeHead(200, headers);
+          res.end(JSON.stringify({ name: doc.name, tags: page }));
+        });
+        return;
+      }
       case 'redirect':
         req.resume();
         res.writeHead(307, { location: `http://${target}${req.url}` });

@@ -52,6 +52,10 @@ export async function startRegistry(options: { htpasswd?: { user: string; passwo
   writeFileSync(config, `${lines.join('\n')}\n`);
   let output = '';
   const proc = spawn(REGISTRY_BIN, ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A test run that dies before `stop` must not leave registries behind.
+  const killOnExit = () => proc.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  proc.once('exit', () => process.removeListener('exit', killOnExit));
   proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const url = `http://127.0.0.1:${port}`;
