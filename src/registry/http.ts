@@ -57,6 +57,15 @@ function agentFor(protocol: string): http.Agent {
         /* not this distribution's path */
       }
     }
+    // An explicit `ca` replaces the store NODE_EXTRA_CA_CERTS would have extended: keep honouring it.
+    const extra = process.env['NODE_EXTRA_CA_CERTS'];
+    if (extra) {
+      try {
+        ca.push(readFileSync(extra, 'utf8'));
+      } catch {
+        /* Node itself warns about an unreadable NODE_EXTRA_CA_CERTS at startup */
+      }
+    }
     // Keep-alive: signature discovery makes several requests per image. Node unrefs free sockets, so
     // they do not keep a CLI process alive.
     agents = { http: new http.Agent({ keepAlive: true, timeout: 30_000 }), https: new https.Agent({ keepAlive: true, timeout: 30_000, ca }) };
@@ -144,8 +153,9 @@ function exchangeOnce(url: URL, method: string, headers: Record<string, string>,
       let size = 0;
       let ended = false;
       res.on('data', (chunk: Buffer) => {
+        if (redirect) return; // drained, never kept: only the Location matters
         size += chunk.length;
-        if (size > maxBytes && !redirect) return finish(new SignetError('BLOB_TOO_LARGE', `${what}: more than the limit of ${maxBytes} bytes`));
+        if (size > maxBytes) return finish(new SignetError('BLOB_TOO_LARGE', `${what}: more than the limit of ${maxBytes} bytes`));
         chunks.push(chunk);
       });
       res.on('end', () => {

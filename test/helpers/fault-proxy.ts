@@ -26,7 +26,9 @@ export type FaultAction =
    * spec describes: distribution 2.8 ignores `n` and always answers the whole list. `pageSize` is the
    * page size when the client asks for none.
    */
-  | { kind: 'paginateTags'; pageSize: number };
+  | { kind: 'paginateTags'; pageSize: number }
+  /** Forward, but rewrite the Location header: made relative to the host, or replaced by `value`. */
+  | { kind: 'location'; relative?: true; value?: string };
 
 export interface FaultRule {
   method?: string;
@@ -133,6 +135,18 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         });
         return;
       }
+      case 'location':
+        upstream(req, (up) => {
+          const headers = { ...up.headers };
+          if (a.value !== undefined) headers.location = a.value;
+          else if (headers.location !== undefined) {
+            const u = new URL(headers.location, 'http://proxy');
+            headers.location = `${u.pathname}${u.search}`;
+          }
+          res.writeHead(up.statusCode ?? 502, headers);
+          up.pipe(res);
+        }, res);
+        return;
       case 'redirect':
         req.resume();
         res.writeHead(307, { location: `http://${target}${req.url}` });

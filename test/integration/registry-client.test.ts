@@ -274,6 +274,17 @@ describe('registry client: failures injected in front of the real registry', fun
     await assert.rejects(client.getManifest(viaProxy(), 'v1'), failsWith('REGISTRY_PROTOCOL', /fetching manifest .*: the registry served a manifest that is not JSON/));
   });
 
+  it('uploads through a relative upload Location, and refuses a bad one as REGISTRY_PROTOCOL', async () => {
+    proxy.rules.push({ method: 'POST', path: /\/blobs\/uploads\/$/, action: { kind: 'location', relative: true } });
+    const bytes = randomBytes(100);
+    const pushed = await client.pushBlob(viaProxy(), bytes);
+    assert.deepEqual(await client.getBlob({ registry: registry.host, repository: 'fault/app' }, pushed.digest), bytes);
+    assert.equal(proxy.count(/\/blobs\/uploads\/[0-9a-f-]+\?/, 'PUT'), 1);
+    proxy.reset();
+    proxy.rules.push({ method: 'POST', path: /\/blobs\/uploads\/$/, action: { kind: 'location', value: 'http://[not-a-host' } });
+    await assert.rejects(client.pushBlob(viaProxy(), randomBytes(100)), failsWith('REGISTRY_PROTOCOL', /pushing blob .*: bad upload Location/));
+  });
+
   it('follows a redirect for a blob, as registries redirect to storage', async () => {
     const layer = layersOf(img.manifestBytes)[0]!;
     proxy.rules.push({ path: /\/blobs\/sha256:/, action: { kind: 'redirect' } });
