@@ -10,6 +10,7 @@ import { SourceFactory } from '../engine/default-sources.js';
 import { keyUsability } from '../engine/key-window.js';
 import { KeyRing } from '../keys/keyring.js';
 import { PemKeyProvider } from '../keys/pem-provider.js';
+import { SigstoreKeyProvider } from '../keys/sigstore-provider.js';
 import type { KeyProvider } from '../keys/provider.js';
 import type { KeyStatus } from '../keys/types.js';
 import type { Policy } from '../policy/types.js';
@@ -50,7 +51,7 @@ export class Daemon {
   private readonly statusListeners = new Set<() => void>();
 
   constructor(private readonly config: DaemonConfig, private readonly log: Logger, extraProviders: KeyProvider[] = []) {
-    this.keys = new KeyRing([new PemKeyProvider(), ...extraProviders], log);
+    this.keys = new KeyRing([new PemKeyProvider(), new SigstoreKeyProvider(), ...extraProviders], log);
     const client = new RegistryClient({
       insecureRegistries: config.insecureRegistries,
       requestTimeoutMs: config.registryTimeoutMs,

@@ -4,6 +4,7 @@
  */
 import { KeyRing } from '../keys/keyring.js';
 import { PemKeyProvider } from '../keys/pem-provider.js';
+import { SigstoreKeyProvider } from '../keys/sigstore-provider.js';
 import { Pkcs11KeyProvider } from '../keys/pkcs11/provider.js';
 import { loadPolicyDir } from '../policy/load.js';
 import type { Policy } from '../policy/types.js';
@@ -30,7 +31,7 @@ export interface LocalEngine {
 
 export async function openLocalEngine(options: LocalEngineOptions): Promise<LocalEngine> {
   const policy = await loadPolicyDir(options.policyDir);
-  const keys = new KeyRing([new PemKeyProvider(), new Pkcs11KeyProvider(options.pkcs11Module !== undefined ? { defaultModule: options.pkcs11Module } : {})]);
+  const keys = new KeyRing([new PemKeyProvider(), new SigstoreKeyProvider(), new Pkcs11KeyProvider(options.pkcs11Module !== undefined ? { defaultModule: options.pkcs11Module } : {})]);
   await keys.load(policy.keys);
   const client = new RegistryClient({
     insecureRegistries: options.insecureRegistries,

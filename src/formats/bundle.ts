@@ -5,11 +5,14 @@
  * carries an in-toto statement of predicate type https://sigstore.dev/cosign/sign/v1 whose subject must
  * include the image digest.
  *
- * Not verified here (yet): keyless bundles (Fulcio certificates; they need a sigstore trusted root) and
- * transparency-log or timestamp evidence. A keyless bundle is refused with a reason saying so.
+ * Keyless bundles (Fulcio certificates) are verified with the sigstore project's @sigstore/verify against
+ * a trusted root named by a `sigstore` key (offline), including the transparency-log evidence, and the
+ * certificate's issuer and subject. Key-based bundles are checked against the policy key; their
+ * transparency-log entries are not required (the key is the trust).
  */
 import { createHash } from 'node:crypto';
 import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
+import { toSignedEntity, Verifier, type TrustMaterial } from '@sigstore/verify';
 import { SignetError } from '../errors.js';
 import type { TrustedKey } from '../keys/types.js';
 import { checkEnvelope, INTOTO_PAYLOAD_TYPE } from './dsse.js';
@@ -39,17 +42,49 @@ export function parseBundle(untrustedBytes: Buffer): Bundle {
   return bundle;
 }
 
-function keylessReason(bundle: Bundle): string | undefined {
-  const c = bundle.verificationMaterial.content.$case;
-  return c === 'publicKey' ? undefined : `keyless sigstore bundle (${c}): verifying it needs a sigstore trusted root, which this build does not support yet`;
+const isKeyless = (bundle: Bundle) => bundle.verificationMaterial.content.$case !== 'publicKey';
+
+function keylessReason(bundle: Bundle, key: TrustedKey): string | undefined {
+  const keyless = isKeyless(bundle);
+  if (keyless && key.sigstore === undefined) return `keyless sigstore bundle: key "${key.name}" is a public key; keyless signers are trusted through a sigstore key (trustedRoot, issuer, subject)`;
+  if (!keyless && key.sigstore !== undefined) return `key-based sigstore bundle: key "${key.name}" trusts keyless signers only`;
+  return undefined;
+}
+
+/**
+ * Keyless: @sigstore/verify checks the certificate chain up to a Fulcio CA of the trusted root at the
+ * time the transparency log (or a timestamp authority) vouches for, the log entry against the bundle and
+ * its signed inclusion promise or proof, the signature, and the issuer and subject of the certificate.
+ */
+function verifyKeyless(bundle: Bundle, key: TrustedKey): SignatureCheck | undefined {
+  const trust = key.sigstore!;
+  let signer;
+  try {
+    const verifier = new Verifier(trust.trustMaterial as TrustMaterial, { tlogThreshold: 1, ctlogThreshold: trust.ctlogCount > 0 ? 1 : 0, timestampThreshold: 1 });
+    signer = verifier.verify(toSignedEntity(bundle), { extensions: { issuer: trust.issuer }, ...(trust.subject !== undefined ? { subjectAlternativeName: trust.subject } : {}) });
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    const code = e.code === 'UNTRUSTED_SIGNER_ERROR' ? 'IDENTITY_MISMATCH' : 'SIGNATURE_INVALID';
+    return { valid: false, code, reason: `keyless sigstore bundle refused by key "${key.name}": ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}` };
+  }
+  const san = signer.identity?.subjectAlternativeName ?? '';
+  if (trust.subjectRegExp !== undefined && !trust.subjectRegExp.test(san)) {
+    return { valid: false, code: 'IDENTITY_MISMATCH', reason: `keyless signer "${san}" does not match the subjectRegExp of key "${key.name}"` };
+  }
+  return undefined;
 }
 
 /** Check the signature of a bundle's DSSE envelope with `key`, then the statement it carries. */
 async function verifyDsseBundle(bundle: Bundle, key: TrustedKey, expectedDigest: string): Promise<SignatureCheck> {
   if (bundle.content.$case !== 'dsseEnvelope') return { valid: false, code: 'SIGNATURE_MALFORMED', reason: 'a message-signature bundle signs a blob, not an image; image bundles carry a DSSE envelope' };
   const env = bundle.content.dsseEnvelope;
-  const check = await checkEnvelope({ payloadType: env.payloadType, untrustedPayload: env.payload, signatures: env.signatures.map((s) => ({ keyid: s.keyid, untrustedSig: s.sig })) }, key);
-  if (!check.verified) return { valid: false, code: 'SIGNATURE_INVALID', reason: `sigstore bundle does not verify with key "${key.name}" (signed by another key, or the payload was altered)` };
+  if (isKeyless(bundle)) {
+    const refusal = verifyKeyless(bundle, key);
+    if (refusal) return refusal;
+  } else {
+    const check = await checkEnvelope({ payloadType: env.payloadType, untrustedPayload: env.payload, signatures: env.signatures.map((s) => ({ keyid: s.keyid, untrustedSig: s.sig })) }, key);
+    if (!check.verified) return { valid: false, code: 'SIGNATURE_INVALID', reason: `sigstore bundle does not verify with key "${key.name}" (signed by another key, or the payload was altered)` };
+  }
   // Authentic from here on.
   if (env.payloadType !== INTOTO_PAYLOAD_TYPE) return { valid: false, code: 'SIGNATURE_MALFORMED', reason: `sigstore bundle payload type is ${JSON.stringify(env.payloadType)}, not ${INTOTO_PAYLOAD_TYPE}` };
   let statement;
@@ -73,8 +108,8 @@ export const sigstoreBundleFormat: SignatureFormat = {
     } catch (err) {
       return { valid: false, code: 'SIGNATURE_MALFORMED', reason: (err as Error).message };
     }
-    const keyless = keylessReason(bundle);
-    if (keyless) return { valid: false, code: 'SIGNATURE_MALFORMED', reason: keyless };
+    const mismatch = keylessReason(bundle, key);
+    if (mismatch) return { valid: false, code: 'SIGNATURE_INVALID', reason: mismatch };
     return verifyDsseBundle(bundle, key, expected.digest);
   },
 };
@@ -90,8 +125,9 @@ export async function verifyBlobBundle(untrustedBytes: Buffer, blob: Buffer, key
   } catch (err) {
     return { valid: false, code: 'SIGNATURE_MALFORMED', reason: (err as Error).message };
   }
-  const keyless = keylessReason(bundle);
-  if (keyless) return { valid: false, code: 'SIGNATURE_MALFORMED', reason: keyless };
+  const mismatch = keylessReason(bundle, key);
+  if (mismatch) return { valid: false, code: 'SIGNATURE_INVALID', reason: mismatch };
+  if (isKeyless(bundle) && bundle.content.$case !== 'dsseEnvelope') return { valid: false, code: 'SIGNATURE_MALFORMED', reason: 'keyless message-signature bundles are not supported' };
   const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
   if (bundle.content.$case === 'dsseEnvelope') return verifyDsseBundle(bundle, key, digest);
   const m = bundle.content.messageSignature;

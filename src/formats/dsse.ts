@@ -144,6 +144,8 @@ export interface EnvelopeCheck {
 
 /** Check every signature of `envelope` against `key` over the PAE; the first that verifies wins. */
 export async function checkEnvelope(envelope: UntrustedEnvelope, key: TrustedKey): Promise<EnvelopeCheck> {
+  // A keyless identity has no key of its own to check a signature with.
+  if (key.algorithm === 'sigstore-identity') return { verified: false };
   const pae = preAuthEncoding(envelope.payloadType, envelope.untrustedPayload);
   const hashes = key.algorithm === 'ed25519' ? (['sha256'] as HashAlgorithm[]) : dsseVerifyHashesFor(key.algorithm);
   for (const [i, s] of envelope.signatures.entries()) {

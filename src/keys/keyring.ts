@@ -101,6 +101,7 @@ export class KeyRing {
 function locationOf(spec: KeySpec): string {
   if (spec.file !== undefined) return `file:${spec.file}`;
   if (spec.certificates !== undefined) return `file:${spec.certificates}`;
+  if (spec.sigstore !== undefined) return `sigstore:${spec.sigstore.trustedRoot}`;
   if (spec.pkcs11 !== undefined) return spec.pkcs11.replace(/[;?&]pin-value=[^;?&]*/g, '');
   return 'unknown';
 }

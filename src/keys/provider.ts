@@ -9,14 +9,16 @@ export interface KeySpec {
   pkcs11?: string;
   /** Path of a PEM file of trust-store certificates (Notation's trust store). */
   certificates?: string;
+  /** Keyless sigstore signers: a trusted root JSON file and the identity the signing certificate must carry. */
+  sigstore?: { trustedRoot: string; issuer: string; subject?: string; subjectRegExp?: string };
   /** PKCS#11 only: verify in process with the cached public key (default) or on the token itself. */
   verifyOn?: 'node' | 'token';
 }
 
-export type KeyScheme = 'file' | 'pkcs11';
+export type KeyScheme = 'file' | 'pkcs11' | 'sigstore';
 
 export function schemeOf(spec: KeySpec): KeyScheme {
-  return spec.pkcs11 !== undefined ? 'pkcs11' : 'file';
+  return spec.pkcs11 !== undefined ? 'pkcs11' : spec.sigstore !== undefined ? 'sigstore' : 'file';
 }
 
 export interface KeyProvider {

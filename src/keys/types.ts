@@ -3,6 +3,8 @@
  * where the key lives (PEM file, PKCS#11 token) is the provider's business.
  */
 export type KeyAlgorithm = 'ecdsa-p256' | 'ecdsa-p384' | 'ecdsa-p521' | 'rsa' | 'ed25519';
+/** What Status shows for a key: its algorithm, or `sigstore-identity` for keyless trust. */
+export type TrustedKeyKind = KeyAlgorithm | 'sigstore-identity';
 export type HashAlgorithm = 'sha256' | 'sha384' | 'sha512';
 
 import type { X509Certificate } from 'node:crypto';
@@ -13,7 +15,7 @@ export interface TrustedKey {
   readonly name: string;
   /** Where it lives, safe to print: `file:/etc/signet/keys/a.pub` or a PKCS#11 URI without PIN attributes. */
   readonly location: string;
-  readonly algorithm: KeyAlgorithm;
+  readonly algorithm: TrustedKeyKind;
   /** `sha256:<hex>` of the DER SubjectPublicKeyInfo. */
   readonly fingerprint: string;
   /**
@@ -27,13 +29,27 @@ export interface TrustedKey {
    * certificate chain must lead to one of them; `verify` checks with the first one's key.
    */
   readonly certificates?: readonly X509Certificate[];
+  /**
+   * For keyless sigstore bundles: the trusted root (Fulcio CAs, Rekor logs) and the signer identity the
+   * policy requires. Such a key has no public key of its own; `verify` always resolves false.
+   */
+  readonly sigstore?: SigstoreIdentity;
+}
+
+export interface SigstoreIdentity {
+  /** `TrustMaterial` of @sigstore/verify, built from the trusted root JSON. */
+  trustMaterial: unknown;
+  ctlogCount: number;
+  issuer: string;
+  subject?: string;
+  subjectRegExp?: RegExp;
 }
 
 /** Per-key state for Status and audit. */
 export interface KeyStatus {
   name: string;
   location: string;
-  algorithm?: KeyAlgorithm;
+  algorithm?: TrustedKeyKind;
   fingerprint?: string;
   lastRefresh?: string;
   lastError?: string;

@@ -96,6 +96,7 @@ interface RawScope {
 }
 interface RawKey {
   trustedIdentities?: string[];
+  sigstore?: { trustedRoot: string; issuer: string; subject?: string; subjectRegExp?: string };
   file?: string;
   certificates?: string;
   pkcs11?: string;
@@ -312,6 +313,14 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
   // Relative key paths are refused rather than resolved against the policy directory: the same file
   // is read by signetd (its working directory is /), by `signet policy check DIR` from anywhere and
   // by tests, and an absolute path means the same thing to all of them.
+  if (raw.sigstore !== undefined && !isAbsolute(raw.sigstore.trustedRoot)) {
+    problem(pf, [...path, 'sigstore', 'trustedRoot'], `trusted root "${raw.sigstore.trustedRoot}" must be an absolute path`);
+    return undefined;
+  }
+  if (raw.sigstore?.subject === undefined && raw.sigstore?.subjectRegExp === undefined && raw.sigstore !== undefined) {
+    problem(pf, [...path, 'sigstore'], 'a keyless identity needs "subject" or "subjectRegExp": without one, any signer the issuer vouches for would be trusted');
+    return undefined;
+  }
   if (raw.certificates !== undefined && !isAbsolute(raw.certificates)) {
     problem(pf, [...path, 'certificates'], `certificates file "${raw.certificates}" must be an absolute path`);
     return undefined;
@@ -346,6 +355,7 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
     ...(raw.pkcs11 !== undefined ? { pkcs11: raw.pkcs11 } : {}),
     ...(raw.certificates !== undefined ? { certificates: raw.certificates } : {}),
     ...(raw.trustedIdentities !== undefined ? { trustedIdentities: raw.trustedIdentities } : {}),
+    ...(raw.sigstore !== undefined ? { sigstore: raw.sigstore } : {}),
     ...(raw.verifyOn !== undefined ? { verifyOn: raw.verifyOn } : {}),
     ...(notBefore ? { notBefore } : {}),
     ...(notAfter ? { notAfter } : {}),

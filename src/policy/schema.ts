@@ -76,7 +76,7 @@ export function validatePolicyFile(value: unknown): SchemaProblem[] {
         if (e.schemaPath.includes('/else/')) push({ pointer: where, key: 'signatures', message: '"signatures" only applies to action "verify"; remove it or set action: verify' });
         break;
       case 'oneOf':
-        if (keyOneOf.has(where)) push({ pointer: where, message: 'a key needs exactly one of "file", "pkcs11" or "certificates"' });
+        if (keyOneOf.has(where)) push({ pointer: where, message: 'a key needs exactly one of "file", "pkcs11", "certificates" or "sigstore"' });
         else push({ pointer: where, message: `"${field(where)}" has an invalid form` });
         break;
       case 'if':

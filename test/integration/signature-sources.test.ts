@@ -23,6 +23,7 @@ import { buildImageBundle, pushBundleReferrer } from '../../src/signing/bundle-s
 import { Pkcs11Signer } from '../../src/keys/pkcs11/signer.js';
 import { closeAllModules } from '../../src/keys/pkcs11/module.js';
 import { createToken, softhsmConf } from '../helpers/softhsm.js';
+import { createFakeSigstore } from '../helpers/sigstore-fake.js';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -286,6 +287,40 @@ describe('signature sources', function () {
         const cosignOnly = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine:cosign-only`, descriptor });
         assert.equal(cosignOnly.code, 1);
         assert.match(cosignOnly.stdout, /no signatures found/);
+      } finally {
+        await daemon.stop();
+      }
+    });
+  });
+
+  describe('keyless sigstore bundles (offline trusted root)', () => {
+    it('accepts the required signer identity and refuses another, through the containerd contract', async () => {
+      const fake = createFakeSigstore('ci@example.com', 'https://ci.example.com');
+      const repo = { registry: host, repository: 'keyless/app' };
+      const pushed = await pushImage(client, repo, 'v1');
+      const descriptor = { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.size };
+      await pushReferrer(client, repo, descriptor, 'application/vnd.dev.sigstore.bundle.v0.3+json', 'application/vnd.dev.sigstore.bundle.v0.3+json', fake.bundleFor(`${host}/keyless/app`, pushed.digest));
+      const daemon = await startDaemon({
+        insecureRegistries: [host],
+        policy: {
+          apiVersion: 'signet/v1',
+          keys: {
+            ci: { sigstore: { trustedRoot: fake.trustedRootPath, issuer: 'https://ci.example.com', subject: 'ci@example.com' } },
+            ops: { sigstore: { trustedRoot: fake.trustedRootPath, issuer: 'https://ci.example.com', subjectRegExp: 'ops-.*@example\\.com' } },
+          },
+          scopes: {
+            [`${host}/keyless/app:v1`]: { action: 'verify', signatures: { keys: ['ci'] } },
+            [`${host}/keyless/app:ops`]: { action: 'verify', signatures: { keys: ['ops'] } },
+          },
+        },
+      });
+      try {
+        await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
+        const ok = await runVerifier({ socket: daemon.socket, name: `${host}/keyless/app:v1`, descriptor });
+        assert.equal(ok.code, 0, ok.stdout);
+        const no = await runVerifier({ socket: daemon.socket, name: `${host}/keyless/app:ops`, descriptor });
+        assert.equal(no.code, 1);
+        assert.match(no.stdout, /does not match the subjectRegExp of key "ops"/);
       } finally {
         await daemon.stop();
       }

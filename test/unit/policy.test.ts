@@ -66,7 +66,7 @@ describe('policy loading', () => {
     ['a missing signatures for verify', 'apiVersion: signet/v1\nscopes:\n  example.com/a:\n    action: verify\n', /0\.yaml:4:\d+: action "verify" needs "signatures"/],
     ['a bad action', 'apiVersion: signet/v1\ndefault:\n  action: allow\n', /0\.yaml:3:\d+: "action" must be one of "verify", "accept", "reject"/],
     ['a relative key path', 'apiVersion: signet/v1\nkeys:\n  a: { file: keys/a.pub }\n', /0\.yaml:3:\d+: key file "keys\/a.pub" must be an absolute path/],
-    ['a key with both file and pkcs11', 'apiVersion: signet/v1\nkeys:\n  a: { file: /k/a.pub, pkcs11: "pkcs11:token=t" }\n', /0\.yaml:3:\d+: a key needs exactly one of "file", "pkcs11" or "certificates"/],
+    ['a key with both file and pkcs11', 'apiVersion: signet/v1\nkeys:\n  a: { file: /k/a.pub, pkcs11: "pkcs11:token=t" }\n', /0\.yaml:3:\d+: a key needs exactly one of "file", "pkcs11", "certificates" or "sigstore"/],
     ['a duplicate YAML key', 'apiVersion: signet/v1\nscopes:\n  example.com: { action: accept }\n  example.com: { action: reject }\n', /0\.yaml:4:\d+: duplicate key "example.com"/],
     ['a wrong apiVersion', 'apiVersion: signet/v2\n', /0\.yaml:1:\d+: "apiVersion" must be "signet\/v1"/],
     ['a bad duration', 'apiVersion: signet/v1\nkeys:\n  a: { file: /k/a.pub, expiryWarning: 2 weeks }\n', /0\.yaml:3:\d+: "expiryWarning" must be a duration/],

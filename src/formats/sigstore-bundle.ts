@@ -1,0 +1,240 @@
+/**
+ * Pure verification of sigstore bundles (cosign v3 image signatures; `cosign sign-blob` bundles), with
+ * the sigstore project's own packages: @sigstore/bundle parses and validates the bundle, @sigstore/verify
+ * checks the certificate chain, SCTs, transparency-log entries (inclusion promise/proof and body) and
+ * RFC 3161 timestamps against a sigstore TrustedRoot given as JSON (offline: no TUF, no network).
+ *
+ * Two modes:
+ * - keyless (`trustedRoot` + `identity`): the bundle carries a Fulcio certificate; @sigstore/verify does
+ *   everything (its default thresholds: at least one tlog entry, one SCT, one timestamp), then the
+ *   certificate identity is matched: issuer exactly, subject exactly or by `subjectRegExp`.
+ * - key-based (`key`, a policy TrustedKey — a PEM key or an HSM key): the signature is checked with
+ *   TrustedKey.verify (so HSM-held keys work; @sigstore/verify would need a Node KeyObject). The bundle's
+ *   key hint is ignored: it is unsigned, and only the policy's key is ever tried. Evidence:
+ *     · with a `trustedRoot`, @sigstore/verify checks the tlog/timestamp evidence as for keyless, with at
+ *       least `evidence.tlogThreshold` (default 1) tlog entries and `evidence.timestampThreshold`
+ *       (default 1) timestamps — cosign v3 managed-key bundles carry both;
+ *     · without one, nothing but the signature can be checked (the log's key is not known), and a bundle
+ *       without any evidence verifies against the key alone. That is the policy's choice to make.
+ *
+ * Digest binding: a DSSE bundle must carry an in-toto statement (predicate type
+ * https://sigstore.dev/cosign/sign/v1 unless the caller says otherwise) one of whose subjects has the
+ * expected sha256 digest; a message-signature bundle's message digest must be the expected digest, and
+ * since its signature is over the artifact itself, the artifact bytes must be given (`artifact`).
+ */
+import { createHash } from 'node:crypto';
+import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
+import { TrustedRoot } from '@sigstore/protobuf-specs';
+import { toSignedEntity, toTrustMaterial, Verifier, type SignedEntity, type TrustMaterial, type VerificationPolicy } from '@sigstore/verify';
+import type { ErrorCode } from '../errors.js';
+import { SignetError } from '../errors.js';
+import type { TrustedKey } from '../keys/types.js';
+import { checkEnvelope, INTOTO_PAYLOAD_TYPE } from './dsse.js';
+import { parseStatement, statementCoversDigest } from './intoto.js';
+import { isPlainObject, parseStrictJson } from './strict-json.js';
+
+export const SIGSTORE_BUNDLE_V03_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+export const ACCEPTED_BUNDLE_MEDIA_TYPES: readonly string[] = [
+  SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
+  'application/vnd.dev.sigstore.bundle+json;version=0.3',
+  'application/vnd.dev.sigstore.bundle+json;version=0.2',
+  'application/vnd.dev.sigstore.bundle+json;version=0.1',
+];
+export const COSIGN_SIGN_V1_PREDICATE_TYPE = 'https://sigstore.dev/cosign/sign/v1';
+export const MAX_SIGSTORE_BUNDLE_BYTES = 4 * 1024 * 1024;
+
+export interface SigstoreIdentity {
+  /** The OIDC issuer in the Fulcio certificate, matched exactly. */
+  issuer: string;
+  /** The certificate's subject alternative name (email, URI), matched exactly. */
+  subject?: string;
+  /** Or a regular expression the whole subject must match (anchored here). */
+  subjectRegExp?: string;
+}
+
+export interface SigstoreBundleVerifyOptions {
+  untrustedBundle: Buffer;
+  /** `sha256:<hex>`: an in-toto subject digest (DSSE), or the message digest (message signature). */
+  expectedDigest: string;
+  /** Key-based bundles: the policy key. */
+  key?: TrustedKey;
+  /** A sigstore TrustedRoot (JSON, as `trusted_root.json`): required for keyless, optional with a key. */
+  trustedRoot?: unknown;
+  /** Keyless: who must have signed. Required when no key is given. */
+  identity?: SigstoreIdentity;
+  /** The predicate type a DSSE bundle's statement must have; default the cosign image-signature one. */
+  predicateType?: string;
+  /** Message-signature bundles only: the signed artifact (its sha256 must be `expectedDigest`). */
+  artifact?: Buffer;
+  /** Key-based bundles checked against a trusted root: minimum evidence (defaults 1 and 1). */
+  evidence?: { tlogThreshold?: number; timestampThreshold?: number };
+}
+
+export type SigstoreBundleVerifyResult =
+  | {
+      valid: true;
+      mediaType: string;
+      content: 'dsseEnvelope' | 'messageSignature';
+      signedDigest: string;
+      /** Key-based: the policy key; keyless: the certificate identity. */
+      signer: { keyName?: string; keyFingerprint?: string; issuer?: string; subject?: string };
+      /** In-toto subject names of a DSSE bundle (image repository for cosign v3). */
+      subjectNames: string[];
+      /** Whether tlog/timestamp evidence was verified against a trusted root, and how much there was. */
+      evidence: { verified: boolean; tlogEntries: number; timestamps: number };
+    }
+  | { valid: false; code: ErrorCode; reason: string };
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/** Parse strictly (no duplicate keys, size cap), then validate with @sigstore/bundle. */
+export function parseSigstoreBundle(untrustedBytes: Buffer): Bundle {
+  const json = parseStrictJson(untrustedBytes.toString('utf8'), 'sigstore bundle', 'SIGNATURE_MALFORMED', MAX_SIGSTORE_BUNDLE_BYTES);
+  if (!isPlainObject(json)) throw new SignetError('SIGNATURE_MALFORMED', 'sigstore bundle is not a JSON object');
+  const mediaType = json['mediaType'];
+  if (typeof mediaType !== 'string' || !ACCEPTED_BUNDLE_MEDIA_TYPES.includes(mediaType)) {
+    throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle media type ${JSON.stringify(mediaType)} is not one of ${ACCEPTED_BUNDLE_MEDIA_TYPES.join(', ')}`);
+  }
+  try {
+    return bundleFromJSON(json);
+  } catch (err) {
+    throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle is invalid: ${(err as Error).message}`);
+  }
+}
+
+/** A TrustMaterial from a TrustedRoot JSON; the key finder refuses every hint (keys come from the policy). */
+export function trustMaterialFrom(trustedRoot: unknown): TrustMaterial {
+  try {
+    return toTrustMaterial(TrustedRoot.fromJSON(trustedRoot), () => {
+      throw new SignetError('KEY_NOT_FOUND', 'sigstore bundle names a key; no trusted-root key is used for key-based bundles');
+    });
+  } catch (err) {
+    throw new SignetError('POLICY_INVALID', `sigstore trusted root is invalid: ${(err as Error).message}`);
+  }
+}
+
+function verificationError(err: unknown): SignetError {
+  if (err instanceof SignetError) return err;
+  const e = err as { code?: string; message?: string };
+  const code = e.code ?? '';
+  const mapped: ErrorCode = code.startsWith('SIGNATURE') ? 'SIGNATURE_INVALID' : code.startsWith('CERTIFICATE') || code.startsWith('PUBLIC_KEY') ? 'CERTIFICATE_INVALID' : code === 'UNTRUSTED_SIGNER_ERROR' ? 'IDENTITY_MISMATCH' : 'SIGNATURE_INVALID';
+  return new SignetError(mapped, `sigstore bundle verification failed${code ? ` (${code})` : ''}: ${e.message ?? String(err)}`);
+}
+
+/** Integrity of a key-based bundle: the DSSE envelope or message signature verifies with the policy key. */
+export async function checkKeySignature(bundle: Bundle, key: TrustedKey, artifact: Buffer | undefined): Promise<void> {
+  if (bundle.content.$case === 'dsseEnvelope') {
+    const env = bundle.content.dsseEnvelope;
+    const check = await checkEnvelope({ payloadType: env.payloadType, untrustedPayload: env.payload, signatures: env.signatures.map((s) => ({ keyid: s.keyid, untrustedSig: s.sig })) }, key);
+    if (!check.verified) throw new SignetError('SIGNATURE_INVALID', `sigstore bundle's DSSE envelope does not verify with key "${key.name}" (signed by another key, or altered)`);
+    return;
+  }
+  const m = bundle.content.messageSignature;
+  if (artifact === undefined) throw new SignetError('INVALID_ARGUMENT', 'a message-signature sigstore bundle signs the artifact itself: its bytes are needed to verify it');
+  if (!(await key.verify(artifact, m.signature, 'sha256'))) throw new SignetError('SIGNATURE_INVALID', `sigstore bundle's message signature does not verify with key "${key.name}"`);
+}
+
+/** Evidence (tlog entries, timestamps) and, keyless, the certificate — all by @sigstore/verify. */
+function checkWithSigstore(bundle: Bundle, trust: TrustMaterial, artifact: Buffer | undefined, options: { keyVerified?: boolean; policy?: VerificationPolicy; tlogThreshold?: number; timestampThreshold?: number }) {
+  let entity: SignedEntity;
+  try {
+    entity = toSignedEntity(bundle, artifact);
+  } catch (err) {
+    throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle could not be read for verification: ${(err as Error).message}`);
+  }
+  let material = trust;
+  if (options.keyVerified !== undefined) {
+    // Key-based: the signature was checked with the policy's TrustedKey (possibly on an HSM) already;
+    // @sigstore/verify is asked only about the evidence, so it sees that result instead of a KeyObject.
+    const verified = options.keyVerified;
+    const original = entity.signature;
+    entity = { ...entity, signature: { signature: original.signature, compareSignature: (s) => original.compareSignature(s), compareDigest: (d) => original.compareDigest(d), verifySignature: () => verified } };
+    material = { ...trust, publicKey: () => ({ publicKey: undefined as never, validFor: () => true }) };
+  }
+  const verifier = new Verifier(material, {
+    ...(options.tlogThreshold !== undefined ? { tlogThreshold: options.tlogThreshold } : {}),
+    ...(options.timestampThreshold !== undefined ? { timestampThreshold: options.timestampThreshold } : {}),
+  });
+  try {
+    return verifier.verify(entity, options.policy);
+  } catch (err) {
+    throw verificationError(err);
+  }
+}
+
+/** Keyless identity: issuer exactly; subject exactly or matching the (anchored) regular expression. */
+export function checkIdentity(identity: SigstoreIdentity, signer: { extensions?: { issuer?: string }; subjectAlternativeName?: string } | undefined): { issuer: string; subject: string } {
+  const issuer = signer?.extensions?.issuer;
+  const subject = signer?.subjectAlternativeName ?? '';
+  if (issuer !== identity.issuer) throw new SignetError('IDENTITY_MISMATCH', `sigstore certificate issuer ${JSON.stringify(issuer ?? null)} is not ${JSON.stringify(identity.issuer)}`);
+  if (identity.subject !== undefined && subject !== identity.subject) throw new SignetError('IDENTITY_MISMATCH', `sigstore certificate subject ${JSON.stringify(subject.slice(0, 200))} is not ${JSON.stringify(identity.subject)}`);
+  if (identity.subjectRegExp !== undefined && !new RegExp(`^(?:${identity.subjectRegExp})$`).test(subject)) {
+    throw new SignetError('IDENTITY_MISMATCH', `sigstore certificate subject ${JSON.stringify(subject.slice(0, 200))} does not match /${identity.subjectRegExp}/`);
+  }
+  return { issuer, subject };
+}
+
+/** Digest binding: what the (now authentic) bundle is about must be `expectedDigest`. */
+export function checkDigestBinding(bundle: Bundle, expectedDigest: string, predicateType: string, artifact: Buffer | undefined): string[] {
+  if (bundle.content.$case === 'messageSignature') {
+    const md = bundle.content.messageSignature.messageDigest;
+    if (md === undefined || md.algorithm !== 1 /* SHA2_256 */) throw new SignetError('SIGNATURE_MALFORMED', 'sigstore message-signature bundle has no SHA-256 message digest');
+    const signed = `sha256:${Buffer.from(md.digest).toString('hex')}`;
+    if (signed !== expectedDigest) throw new SignetError('DIGEST_MISMATCH', `sigstore bundle signs ${signed}, not ${expectedDigest}`);
+    if (artifact !== undefined && `sha256:${createHash('sha256').update(artifact).digest('hex')}` !== expectedDigest) throw new SignetError('DIGEST_MISMATCH', `the artifact given is not ${expectedDigest}`);
+    return [];
+  }
+  const env = bundle.content.dsseEnvelope;
+  if (env.payloadType !== INTOTO_PAYLOAD_TYPE) throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle payload type is ${JSON.stringify(env.payloadType.slice(0, 100))}, not ${INTOTO_PAYLOAD_TYPE}`);
+  let statement;
+  try {
+    statement = parseStatement(env.payload);
+  } catch (err) {
+    throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle statement: ${(err as Error).message}`);
+  }
+  if (statement.predicateType !== predicateType) throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle statement has predicate type ${JSON.stringify(statement.predicateType.slice(0, 100))}, not ${predicateType}`);
+  if (!statementCoversDigest(statement, expectedDigest)) throw new SignetError('DIGEST_MISMATCH', `sigstore bundle statement is not about ${expectedDigest}`);
+  const hex = expectedDigest.slice('sha256:'.length);
+  return statement.subject.filter((s) => s.digest['sha256'] === hex).map((s) => s.name ?? '');
+}
+
+export async function verifySigstoreBundle(options: SigstoreBundleVerifyOptions): Promise<SigstoreBundleVerifyResult> {
+  try {
+    return await verifyOrThrow(options);
+  } catch (err) {
+    if (err instanceof SignetError) return { valid: false, code: err.code, reason: err.message };
+    return { valid: false, code: 'SIGNATURE_INVALID', reason: `sigstore bundle could not be verified: ${(err as Error).message}` };
+  }
+}
+
+async function verifyOrThrow(o: SigstoreBundleVerifyOptions): Promise<SigstoreBundleVerifyResult> {
+  if (!DIGEST.test(o.expectedDigest)) throw new SignetError('INVALID_ARGUMENT', `expected digest ${JSON.stringify(o.expectedDigest)} is not sha256:<64 hex>`);
+  if (o.key === undefined && (o.trustedRoot === undefined || o.identity === undefined)) throw new SignetError('INVALID_ARGUMENT', 'a sigstore bundle needs a key, or a trusted root and an identity (keyless)');
+  const bundle = parseSigstoreBundle(o.untrustedBundle);
+  const trust = o.trustedRoot !== undefined ? trustMaterialFrom(o.trustedRoot) : undefined;
+  const material = bundle.verificationMaterial.content.$case;
+  const tlogEntries = bundle.verificationMaterial.tlogEntries.length;
+  const timestamps = bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps.length ?? 0;
+  const content = bundle.content.$case;
+  let signer: Extract<SigstoreBundleVerifyResult, { valid: true }>['signer'];
+  let evidenceVerified = false;
+
+  if (o.key !== undefined) {
+    if (material !== 'publicKey') throw new SignetError('SIGNATURE_INVALID', `sigstore bundle is keyless (${material}); the policy expects a signature by key "${o.key.name}"`);
+    await checkKeySignature(bundle, o.key, o.artifact);
+    if (trust !== undefined) {
+      checkWithSigstore(bundle, trust, o.artifact, { keyVerified: true, tlogThreshold: o.evidence?.tlogThreshold ?? 1, timestampThreshold: o.evidence?.timestampThreshold ?? 1 });
+      evidenceVerified = true;
+    }
+    signer = { keyName: o.key.name, keyFingerprint: o.key.fingerprint };
+  } else {
+    if (material === 'publicKey') throw new SignetError('SIGNATURE_INVALID', 'sigstore bundle is signed with a key, and the policy gives none (keyless only)');
+    if (content === 'messageSignature' && o.artifact === undefined) throw new SignetError('INVALID_ARGUMENT', 'a message-signature sigstore bundle signs the artifact itself: its bytes are needed to verify it');
+    const verified = checkWithSigstore(bundle, trust!, o.artifact, {});
+    signer = checkIdentity(o.identity!, verified.identity);
+    evidenceVerified = true;
+  }
+  // Authentic from here on.
+  const subjectNames = checkDigestBinding(bundle, o.expectedDigest, o.predicateType ?? COSIGN_SIGN_V1_PREDICATE_TYPE, o.artifact);
+  return { valid: true, mediaType: bundle.mediaType, content, signedDigest: o.expectedDigest, signer, subjectNames, evidence: { verified: evidenceVerified, tlogEntries, timestamps } };
+}

@@ -1,0 +1,56 @@
+/**
+ * Keyless sigstore trust: a trusted root (Fulcio certificate authorities, Rekor transparency logs, in
+ * the sigstore trusted-root JSON format) read from a file, used offline — no network to any log or
+ * TUF repository at verification time — plus the signer identity the policy requires.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { TrustedRoot } from '@sigstore/protobuf-specs';
+import { toTrustMaterial } from '@sigstore/verify';
+import { SignetError } from '../errors.js';
+import type { KeyProvider, KeySpec } from './provider.js';
+import type { TrustedKey } from './types.js';
+
+export class SigstoreKeyProvider implements KeyProvider {
+  readonly scheme = 'sigstore' as const;
+
+  async load(name: string, spec: KeySpec): Promise<TrustedKey> {
+    const s = spec.sigstore;
+    if (s === undefined) throw new SignetError('KEY_INVALID', `key "${name}" has no sigstore settings`);
+    let text: string;
+    try {
+      text = await readFile(s.trustedRoot, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new SignetError(code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE', `key "${name}": cannot read trusted root ${s.trustedRoot}: ${code ?? (err as Error).message}`);
+    }
+    let trustMaterial;
+    let ctlogCount: number;
+    try {
+      const root = TrustedRoot.fromJSON(JSON.parse(text));
+      trustMaterial = toTrustMaterial(root);
+      ctlogCount = root.ctlogs.length;
+      if (root.certificateAuthorities.length === 0) throw new Error('it lists no certificate authority');
+    } catch (err) {
+      throw new SignetError('KEY_INVALID', `key "${name}": ${s.trustedRoot} is not a usable sigstore trusted root: ${(err as Error).message}`);
+    }
+    let subjectRegExp: RegExp | undefined;
+    if (s.subjectRegExp !== undefined) {
+      try {
+        subjectRegExp = new RegExp(`^(?:${s.subjectRegExp})$`);
+      } catch (err) {
+        throw new SignetError('KEY_INVALID', `key "${name}": subjectRegExp is not a regular expression: ${(err as Error).message}`);
+      }
+    }
+    return {
+      name,
+      location: `sigstore:${s.trustedRoot}`,
+      algorithm: 'sigstore-identity',
+      fingerprint: `sha256:${createHash('sha256').update(text).digest('hex')}`,
+      verify: async () => false,
+      sigstore: { trustMaterial, ctlogCount, issuer: s.issuer, ...(s.subject !== undefined ? { subject: s.subject } : {}), ...(subjectRegExp ? { subjectRegExp } : {}) },
+    };
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,107 @@
+/**
+ * A sigstore instance of our own for tests: a Fulcio-like CA issuing a short-lived code-signing
+ * certificate with the signer's identity (SAN email, issuer extension), a Rekor-like log key signing the
+ * inclusion promise (SET) of a dsse v0.0.1 entry, and the trusted root JSON naming both. No installable
+ * server speaks these protocols, so this follows the sigstore specifications (bundle v0.3, trusted
+ * root v0.1, Rekor SET payload) closely enough for the sigstore project's own verifier to accept it.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash, createPrivateKey, createPublicKey, sign } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { preAuthEncoding, INTOTO_PAYLOAD_TYPE } from '../../src/formats/dsse.js';
+import { buildStatement, serializeStatement, subjectForDigest } from '../../src/formats/intoto.js';
+import { COSIGN_SIGN_PREDICATE_TYPE } from '../../src/formats/bundle.js';
+
+export interface FakeSigstore {
+  dir: string;
+  trustedRootPath: string;
+  issuer: string;
+  identity: string;
+  /** A keyless bundle (v0.3) for an image digest, signed by the certificate's key. */
+  bundleFor(repository: string, digest: string, options?: { tamperSet?: boolean }): Buffer;
+}
+
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) : v));
+}
+
+export function createFakeSigstore(identity = 'release@example.com', issuer = 'https://accounts.example.com'): FakeSigstore {
+  const dir = mkdtempSync(join(tmpdir(), 'signet-sigstore-'));
+  const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3650', '-subj', '/O=signet-test/CN=fake-fulcio', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'leaf.key']);
+  run(['req', '-new', '-key', 'leaf.key', '-out', 'leaf.csr', '-subj', '/O=signet-test']);
+  const issuerDer = Buffer.concat([Buffer.from([0x0c, issuer.length]), Buffer.from(issuer)]).toString('hex');
+  writeFileSync(join(dir, 'leaf.ext'), [
+    'basicConstraints=critical,CA:FALSE',
+    'keyUsage=critical,digitalSignature',
+    'extendedKeyUsage=codeSigning',
+    `subjectAltName=critical,email:${identity}`,
+    `1.3.6.1.4.1.57264.1.8=DER:${issuerDer}`,
+    '',
+  ].join('\n'));
+  run(['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '2', '-extfile', 'leaf.ext']);
+  run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'rekor.key']);
+  const der = (pemFile: string) => Buffer.from(readFileSync(join(dir, pemFile), 'utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  const rekorKey = createPrivateKey(readFileSync(join(dir, 'rekor.key')));
+  const rekorSpki = createPublicKey(rekorKey).export({ type: 'spki', format: 'der' });
+  const logId = createHash('sha256').update(rekorSpki).digest();
+  const leafKey = createPrivateKey(readFileSync(join(dir, 'leaf.key')));
+  const start = new Date(Date.now() - 86_400_000).toISOString();
+  const trustedRoot = {
+    mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+    tlogs: [{ baseUrl: 'https://rekor.signet.test', hashAlgorithm: 'SHA2_256', publicKey: { rawBytes: rekorSpki.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start } }, logId: { keyId: logId.toString('base64') } }],
+    certificateAuthorities: [{ subject: { organization: 'signet-test', commonName: 'fake-fulcio' }, uri: 'https://fulcio.signet.test', certChain: { certificates: [{ rawBytes: der('ca.pem').toString('base64') }] }, validFor: { start } }],
+    ctlogs: [],
+    timestampAuthorities: [],
+  };
+  const trustedRootPath = join(dir, 'trusted_root.json');
+  writeFileSync(trustedRootPath, JSON.stringify(trustedRoot, null, 2));
+
+  return {
+    dir,
+    trustedRootPath,
+    issuer,
+    identity,
+    bundleFor(repository: string, digest: string, options = {}) {
+      const payload = serializeStatement(buildStatement([subjectForDigest(repository, digest)], COSIGN_SIGN_PREDICATE_TYPE, {}));
+      const sig = sign('sha256', preAuthEncoding(INTOTO_PAYLOAD_TYPE, payload), leafKey);
+      const body = Buffer.from(canonical({
+        apiVersion: '0.0.1',
+        kind: 'dsse',
+        spec: {
+          payloadHash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') },
+          signatures: [{ signature: sig.toString('base64'), verifier: Buffer.from(readFileSync(join(dir, 'leaf.pem'))).toString('base64') }],
+        },
+      }));
+      // Certificates are valid from the second they were made: log the entry no earlier.
+      const integratedTime = Math.ceil(Date.now() / 1000);
+      const setPayload = canonical({ body: body.toString('base64'), integratedTime, logIndex: 0, logID: logId.toString('hex') });
+      // A one-leaf log: the root is the RFC 6962 leaf hash; the checkpoint is a signed note by the log key.
+      const root = createHash('sha256').update(Buffer.concat([Buffer.from([0]), body])).digest();
+      const note = `rekor.signet.test - 1\n1\n${root.toString('base64')}\n`;
+      const noteSig = Buffer.concat([logId.subarray(0, 4), sign('sha256', Buffer.from(note), rekorKey)]);
+      const checkpoint = `${note}\n\u2014 rekor.signet.test ${noteSig.toString('base64')}\n`;
+      const set = sign('sha256', Buffer.from(setPayload), rekorKey);
+      if (options.tamperSet) set[set.length - 3] ^= 0x01;
+      return Buffer.from(JSON.stringify({
+        mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+        verificationMaterial: {
+          certificate: { rawBytes: der('leaf.pem').toString('base64') },
+          tlogEntries: [{
+            logIndex: '0',
+            logId: { keyId: logId.toString('base64') },
+            kindVersion: { kind: 'dsse', version: '0.0.1' },
+            integratedTime: String(integratedTime),
+            inclusionPromise: { signedEntryTimestamp: set.toString('base64') },
+            inclusionProof: { logIndex: '0', rootHash: root.toString('base64'), treeSize: '1', hashes: [], checkpoint: { envelope: checkpoint } },
+            canonicalizedBody: body.toString('base64'),
+          }],
+        },
+        dsseEnvelope: { payload: payload.toString('base64'), payloadType: INTOTO_PAYLOAD_TYPE, signatures: [{ sig: sig.toString('base64'), keyid: '' }] },
+      }));
+    },
+  };
+}
