@@ -5,7 +5,7 @@
 import { SignetError, type ErrorCode } from '../errors.js';
 import { cosignFormat } from '../formats/cosign.js';
 import { sigstoreBundleFormat } from '../formats/bundle.js';
-import { notationFormat } from '../formats/notation.js';
+import { notationFormat } from '../formats/notation-format.js';
 import type { ExpectedSubject, FormatName, SignatureCheck, SignatureFormat, UntrustedSignature } from '../formats/types.js';
 import type { KeyRing } from '../keys/keyring.js';
 import { checkIdentity } from '../policy/identity.js';

@@ -278,7 +278,7 @@ describe('signature sources', function () {
         assert.equal(coseRun.code, 0, coseRun.stdout);
         const acme = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine:acme`, descriptor });
         assert.equal(acme.code, 1);
-        assert.match(acme.stdout, /not among the trusted identities of "acme-ca"/);
+        assert.match(acme.stdout, /trust store "acme-ca": .*matches none of the trusted identities/);
         const hsm = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine:hsm`, descriptor });
         assert.equal(hsm.code, 0, hsm.stdout);
         const plain = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine:plain-key`, descriptor });

@@ -1,0 +1,26 @@
+/**
+ * Notation as a SignatureFormat: the trust store is the key's certificates (a `certificates:` PEM file or
+ * a PKCS#11 certificate object); trusted identities come from the key's policy entry. The verification
+ * itself is in ./notation/ (the Notary Project specification, check by check).
+ */
+import type { TrustedKey } from '../keys/types.js';
+import { verifyNotationSignature } from './notation/index.js';
+import type { ExpectedSubject, FormatOptions, SignatureCheck, SignatureFormat, UntrustedSignature } from './types.js';
+
+export const notationFormat: SignatureFormat = {
+  name: 'notation',
+  async verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject, options?: FormatOptions): Promise<SignatureCheck> {
+    if (key.certificates === undefined || key.certificates.length === 0) {
+      return { valid: false, code: 'KEY_INVALID', reason: `key "${key.name}" is not a certificate trust store (give certificates: FILE, or a PKCS#11 certificate object)` };
+    }
+    const r = await verifyNotationSignature({
+      untrustedEnvelope: signature.untrustedPayload,
+      envelopeMediaType: signature.envelopeMediaType ?? '',
+      expected,
+      trustStore: key.certificates,
+      ...(options?.trustedIdentities ? { trustedIdentities: options.trustedIdentities } : {}),
+    });
+    if (!r.valid) return { valid: false, code: r.code, reason: `Notation signature, trust store "${key.name}": ${r.reason}` };
+    return { valid: true, signedDigest: expected.digest, annotations: { ...r.annotations, signer: r.signer.subject, signingScheme: r.signingScheme, signingTime: r.signingTime.toISOString() } };
+  },
+};
