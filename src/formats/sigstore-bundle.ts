@@ -152,6 +152,8 @@ function checkWithSigstore(bundle: Bundle, trust: TrustMaterial, artifact: Buffe
     material = { ...trust, publicKey: () => ({ publicKey: undefined as never, validFor: () => true }) };
   }
   const verifier = new Verifier(material, {
+    // Certificate transparency can only be required when the trusted root names CT logs.
+    ctlogThreshold: material.ctlogs.length > 0 ? 1 : 0,
     ...(options.tlogThreshold !== undefined ? { tlogThreshold: options.tlogThreshold } : {}),
     ...(options.timestampThreshold !== undefined ? { timestampThreshold: options.timestampThreshold } : {}),
   });

@@ -24,20 +24,18 @@ export class SigstoreKeyProvider implements KeyProvider {
       const code = (err as NodeJS.ErrnoException).code;
       throw new SignetError(code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE', `key "${name}": cannot read trusted root ${s.trustedRoot}: ${code ?? (err as Error).message}`);
     }
-    let trustMaterial;
-    let ctlogCount: number;
+    let trustedRoot: unknown;
     try {
-      const root = TrustedRoot.fromJSON(JSON.parse(text));
-      trustMaterial = toTrustMaterial(root);
-      ctlogCount = root.ctlogs.length;
+      trustedRoot = JSON.parse(text);
+      const root = TrustedRoot.fromJSON(trustedRoot);
+      toTrustMaterial(root);
       if (root.certificateAuthorities.length === 0) throw new Error('it lists no certificate authority');
     } catch (err) {
       throw new SignetError('KEY_INVALID', `key "${name}": ${s.trustedRoot} is not a usable sigstore trusted root: ${(err as Error).message}`);
     }
-    let subjectRegExp: RegExp | undefined;
     if (s.subjectRegExp !== undefined) {
       try {
-        subjectRegExp = new RegExp(`^(?:${s.subjectRegExp})$`);
+        new RegExp(s.subjectRegExp);
       } catch (err) {
         throw new SignetError('KEY_INVALID', `key "${name}": subjectRegExp is not a regular expression: ${(err as Error).message}`);
       }
@@ -48,7 +46,7 @@ export class SigstoreKeyProvider implements KeyProvider {
       algorithm: 'sigstore-identity',
       fingerprint: `sha256:${createHash('sha256').update(text).digest('hex')}`,
       verify: async () => false,
-      sigstore: { trustMaterial, ctlogCount, issuer: s.issuer, ...(s.subject !== undefined ? { subject: s.subject } : {}), ...(subjectRegExp ? { subjectRegExp } : {}) },
+      sigstore: { trustedRoot, issuer: s.issuer, ...(s.subject !== undefined ? { subject: s.subject } : {}), ...(s.subjectRegExp !== undefined ? { subjectRegExp: s.subjectRegExp } : {}) },
     };
   }
 

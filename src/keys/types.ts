@@ -37,12 +37,12 @@ export interface TrustedKey {
 }
 
 export interface SigstoreIdentity {
-  /** `TrustMaterial` of @sigstore/verify, built from the trusted root JSON. */
-  trustMaterial: unknown;
-  ctlogCount: number;
+  /** The sigstore trusted root (`trusted_root.json`), parsed and checked to be usable. */
+  trustedRoot: unknown;
   issuer: string;
   subject?: string;
-  subjectRegExp?: RegExp;
+  /** Matched against the whole subject. */
+  subjectRegExp?: string;
 }
 
 /** Per-key state for Status and audit. */
