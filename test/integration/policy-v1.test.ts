@@ -164,10 +164,11 @@ describe('trust policy v1 through the containerd contract', function () {
       findings: severities.map((severity, i) => ({ id: ids?.[i] ?? `CVE-2024-${1000 + i}`, severity, package: 'openssl', installedVersion: '3.0.1', fixedVersions: ['3.0.2'], aliases: [] })),
     }) as unknown as ScanReport;
 
-    async function attested(repo: string, scan: ScanReport | undefined, finishedAgoMs = 60_000, by = 'security') {
+    async function attested(repo: string, scan: ScanReport | undefined, finishedAgoMs = 60_000, by = 'security', aboutDigest?: string) {
       const img = await image(repo, ['release']);
       if (scan) {
-        const att = await createVulnAttestation(scan, { repository: `${host}/${repo}`, digest: img.digest }, keys[by]!.signer, { scanFinishedOn: new Date(Date.now() - finishedAgoMs).toISOString() });
+        const att = await createVulnAttestation(scan, { repository: `${host}/${repo}`, digest: aboutDigest ?? img.digest }, keys[by]!.signer, { scanFinishedOn: new Date(Date.now() - finishedAgoMs).toISOString() });
+        att.tag = `${img.digest.replace(':', '-')}.att`;
         await appendArtifactLayer(client, { registry: host, repository: repo }, att.tag, att.envelopeBytes, { mediaType: att.layerMediaType, annotations: att.layerAnnotations });
       }
       return img;
@@ -183,7 +184,7 @@ describe('trust policy v1 through the containerd contract', function () {
       assert.match(String(att['reason']), /attestation by key "security": scan by .* no finding above high \(1 ignored\)/);
     });
 
-    it('refuses without an attestation, with a too old scan, with a finding above the maximum, or attested by another key', async () => {
+    it('refuses without an attestation, with a too old scan, with a finding above the maximum, for another digest, or attested by another key', async () => {
       const none = await attested('scanned/none', undefined);
       const r1 = await verify('scanned/none', none);
       assert.equal(r1.code, 1);
@@ -200,6 +201,11 @@ describe('trust policy v1 through the containerd contract', function () {
       assert.equal(r3.code, 1);
       assert.match(r3.stdout, /CVE-2024-6666 \(critical\)/);
       assert.equal(auditOf(bad)['code'], 'ATTESTATION_REJECTED');
+
+      const elsewhere = await attested('scanned/elsewhere', report([]), 60_000, 'security', `sha256:${'3'.repeat(64)}`);
+      const r5 = await verify('scanned/elsewhere', elsewhere);
+      assert.equal(r5.code, 1);
+      assert.match(r5.stdout, /attestation by key "security" is not about sha256:/);
 
       const stranger = await attested('scanned/stranger', report([]), 60_000, 'a');
       const r4 = await verify('scanned/stranger', stranger);
