@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -18,6 +17,7 @@ import { pushReferrer } from '../../src/signing/referrer.js';
 import { makeTestKey } from '../helpers/keys.js';
 import { saveLayout } from '../helpers/layout.js';
 import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
+import { startReferrersApi } from '../helpers/referrers-api.js';
 import { runVerifier } from '../helpers/verifier.js';
 import { buildImageBundle, pushBundleReferrer } from '../../src/signing/bundle-sign.js';
 import { Pkcs11Signer } from '../../src/keys/pkcs11/signer.js';
@@ -158,33 +158,16 @@ describe('signature sources', function () {
     });
 
     it('uses the referrers API with Link pagination, filtering client-side when the registry did not', async () => {
-      // A front for the real registry that serves GET /v2/<name>/referrers/<digest> as the distribution
-      // spec says, from the registry's own content: one descriptor per page, no OCI-Filters-Applied.
-      const api: Server = createServer(async (req, res) => {
-        const url = new URL(req.url ?? '/', 'http://x');
-        const m = /^\/v2\/(.+)\/referrers\/(sha256:[a-f0-9]{64})$/.exec(url.pathname);
-        if (m === null) {
-          const up = await fetch(`http://${host}${req.url}`, { method: req.method ?? 'GET', headers: { accept: String(req.headers.accept ?? '*/*') } });
-          res.writeHead(up.status, Object.fromEntries([...up.headers.entries()].filter(([k]) => k !== 'content-encoding' && k !== 'transfer-encoding')));
-          res.end(Buffer.from(await up.arrayBuffer()));
-          return;
-        }
-        const idx = await fetch(`http://${host}/v2/${m[1]}/manifests/${m[2]!.replace(':', '-')}`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' } });
-        const manifests = idx.status === 200 ? ((await idx.json()) as { manifests: unknown[] }).manifests : [];
-        const page = Number(url.searchParams.get('page') ?? 0);
-        const next = page + 1 < manifests.length ? `</v2/${m[1]}/referrers/${m[2]}?page=${page + 1}>; rel="next"` : undefined;
-        res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json', ...(next ? { link: next } : {}) });
-        res.end(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: manifests.slice(page, page + 1) }));
-      });
-      await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
-      const apiHost = `127.0.0.1:${(api.address() as { port: number }).port}`;
+      const api = await startReferrersApi(host, 1);
+      const apiHost = api.host;
       try {
         const viaApi = new RegistryClient({ insecureRegistries: [apiHost], retries: 0 });
         const refs = await viaApi.referrers({ registry: apiHost, repository: 'refs/app' }, subject.digest, { artifactType: ARTIFACT, limit: 10 });
         assert.deepEqual(refs.map((r) => r.digest).sort(), [...referrerDigests].sort());
         assert.equal((await viaApi.referrers({ registry: apiHost, repository: 'refs/app' }, subject.digest, { limit: 10 })).length, 3);
+        assert.ok(api.served >= 3, 'one page per referrer');
       } finally {
-        await new Promise<void>((r) => api.close(() => r()));
+        await api.stop();
       }
     });
 
