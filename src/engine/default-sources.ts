@@ -12,7 +12,7 @@ import { CosignSource } from './cosign-source.js';
 import type { SignatureSource } from './sources.js';
 import { ALL_FORMATS, type FormatName } from '../formats/types.js';
 import { FORMATS } from './evaluate.js';
-import { ReferrersSource, REFERRER_FORMATS } from './referrers-source.js';
+import { ReferrersListing, ReferrersSource, REFERRER_FORMATS } from './referrers-source.js';
 
 export interface SourceSet {
   signatures: SignatureSource[];
@@ -47,8 +47,9 @@ export class SourceFactory {
     const signatures: SignatureSource[] = [];
     for (const store of stores) {
       if (formats.includes('cosign')) signatures.push(new CosignSource(store));
+      const listing = new ReferrersListing(store);
       for (const f of ['sigstore-bundle', 'notation'] as const) {
-        if (formats.includes(f) && FORMATS[f] !== undefined) signatures.push(new ReferrersSource(store, REFERRER_FORMATS[f]));
+        if (formats.includes(f) && FORMATS[f] !== undefined) signatures.push(new ReferrersSource(listing, REFERRER_FORMATS[f]));
       }
     }
     return { signatures, attestations: stores.map((s) => new AttestationSource(s)) };

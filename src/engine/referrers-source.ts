@@ -7,6 +7,7 @@ import { isPlainObject, parseStrictJson } from '../formats/strict-json.js';
 import type { FormatName } from '../formats/types.js';
 import { isDigest, repositoryName, type ImageReference } from '../registry/reference.js';
 import type { ContentStore } from '../registry/store.js';
+import type { Descriptor } from '../registry/types.js';
 import type { DiscoveredSignature, SignatureSource } from './sources.js';
 
 const MAX_ENVELOPE_BYTES = 1024 * 1024;
@@ -19,24 +20,36 @@ export interface ReferrerFormat {
   layerMediaTypes: string[];
 }
 
+/**
+ * One referrers listing per store and decision, shared by every referrers-based format: the registry is
+ * asked once (unfiltered), and each format keeps its own artifact types.
+ */
+export class ReferrersListing {
+  private listing: Promise<Descriptor[]> | undefined;
+
+  constructor(readonly store: ContentStore) {}
+
+  list(repo: { registry: string; repository: string }, digest: string, limit: number, signal?: AbortSignal): Promise<Descriptor[]> {
+    this.listing ??= this.store.referrers(repo, digest, { limit, ...(signal ? { signal } : {}) });
+    return this.listing;
+  }
+}
+
 export class ReferrersSource implements SignatureSource {
   readonly name: string;
+  private readonly store: ContentStore;
 
-  constructor(private readonly store: ContentStore, private readonly spec: ReferrerFormat) {
-    this.name = store.name;
+  constructor(private readonly listing: ReferrersListing, private readonly spec: ReferrerFormat) {
+    this.store = listing.store;
+    this.name = this.store.name;
   }
 
   async find(image: ImageReference, digest: string, options: { limit: number; signal?: AbortSignal }): Promise<DiscoveredSignature[]> {
     const repo = { registry: image.registry, repository: image.repository };
     const signal = options.signal ? { signal: options.signal } : {};
-    const seen = new Set<string>();
-    const descriptors = [];
-    for (const artifactType of this.spec.artifactTypes) {
-      for (const d of await this.store.referrers(repo, digest, { artifactType, limit: options.limit, ...signal })) {
-        if (!seen.has(d.digest)) descriptors.push(d);
-        seen.add(d.digest);
-      }
-    }
+    // Listed unfiltered (other formats share the listing), a few times the per-format limit, then filtered here.
+    const all = await this.listing.list(repo, digest, options.limit * 4, options.signal);
+    const descriptors = all.filter((d) => d.artifactType !== undefined && this.spec.artifactTypes.includes(d.artifactType));
     const where = `${this.store.name === 'registry' ? '' : `${this.store.name} `}${repositoryName(image)}`;
     return Promise.all(
       descriptors.slice(0, options.limit).map(async (d): Promise<DiscoveredSignature> => {
