@@ -104,6 +104,9 @@ export class VerificationEngine {
     if (scopePolicy.action === 'reject') return new Refusal('POLICY_REJECTED', `rejected ${decision.image}: ${where} rejects all images`);
 
     const sources = this.options.sourcesFor(scopePolicy.signatureSources, scopePolicy.formats);
+    // Signatures and attestations are looked up at the same time.
+    const attestationsFound = scopePolicy.attestations.length > 0 ? this.discoverAttestations(sources, image, digest) : Promise.resolve([]);
+    attestationsFound.catch(() => undefined); // awaited below; never an unhandled rejection if signatures fail first
     const signatures = await this.discover(sources, image, digest);
     const ctx: EvaluationContext = { image, digest, subject: { digest, mediaType: request.descriptor.mediaType, size: request.descriptor.size }, keys: this.options.keys, keyDefinitions: policy.keys, now: this.options.now?.() ?? new Date() };
     if (scopePolicy.rejectIfSignedBy.length > 0) {
@@ -122,7 +125,7 @@ export class VerificationEngine {
       else failed.push({ ...(outcome.code ? { code: outcome.code } : {}), reason: outcome.reason });
     }
     if (scopePolicy.attestations.length > 0) {
-      const attestations = await this.discoverAttestations(sources, image, digest);
+      const attestations = await attestationsFound;
       for (const requirement of scopePolicy.attestations) {
         const outcome = await evaluateAttestationRequirement(requirement, attestations, ctx);
         for (const r of outcome.results) if (!results.some((x) => x.source === r.source && x.key === r.key && x.valid === r.valid)) results.push(r);
