@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** signetd: the node daemon. `signetd --config /etc/signet/signetd.yaml` */
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG, loadConfig, type DaemonConfig } from '../daemon/config.js';
 import { Daemon, VERSION } from '../daemon/daemon.js';
@@ -9,7 +9,8 @@ import { createLogger } from '../daemon/logger.js';
 import { describeError } from '../errors.js';
 import { Pkcs11KeyProvider } from '../keys/pkcs11/provider.js';
 
-const USAGE = 'usage: signetd [--config FILE]   (default /etc/signet/signetd.yaml if it exists)';
+const DEFAULT_CONFIG_PATH = '/etc/signet/signetd.yaml';
+const USAGE = `usage: signetd [--config FILE]   (default ${DEFAULT_CONFIG_PATH} if it exists)`;
 
 async function main(): Promise<number> {
   let values;
@@ -29,7 +30,8 @@ async function main(): Promise<number> {
   }
   let config: DaemonConfig;
   try {
-    config = values.config !== undefined ? await loadConfig(values.config) : await loadConfig('/etc/signet/signetd.yaml').catch(() => DEFAULT_CONFIG);
+    // Without --config: the default file if there is one (a broken one is an error, never ignored), else defaults.
+    config = values.config !== undefined ? await loadConfig(values.config) : existsSync(DEFAULT_CONFIG_PATH) ? await loadConfig(DEFAULT_CONFIG_PATH) : DEFAULT_CONFIG;
   } catch (err) {
     process.stderr.write(`signetd: ${describeError(err)}\n`);
     return 2;
