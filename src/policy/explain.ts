@@ -18,6 +18,9 @@ export interface Explanation {
   denied?: string;
   requirements: Array<{ threshold: number; keys: Array<{ name: string; location: string; counts: boolean; note?: string }>; identity: string }>;
   rejectIfSignedBy: string[];
+  attestations: Array<{ predicateType: string; threshold: number; keys: string[]; maxAge?: string; maxSeverity?: string; ignore: string[] }>;
+  formats: string[];
+  signatureSources: string[];
   warnings: string[];
 }
 
@@ -75,6 +78,16 @@ export function explain(policy: Policy, image: ImageReference, now = new Date())
     ...(denied ? { denied } : {}),
     requirements,
     rejectIfSignedBy: sp.rejectIfSignedBy,
+    attestations: sp.attestations.map((a) => ({
+      predicateType: a.predicateType,
+      threshold: a.threshold,
+      keys: a.keys,
+      ...(a.maxAgeMs !== undefined ? { maxAge: `${Math.round(a.maxAgeMs / 3_600_000)}h` } : {}),
+      ...(a.maxSeverity !== undefined ? { maxSeverity: a.maxSeverity } : {}),
+      ignore: a.ignore,
+    })),
+    formats: sp.formats,
+    signatureSources: sp.signatureSources.map((src) => (src === 'registry' ? 'registry' : `oci-layout:${src.ociLayout}`)),
     warnings,
   };
 }
@@ -89,6 +102,10 @@ export function formatExplanation(e: Explanation): string {
     for (const k of r.keys) lines.push(`  ${k.counts ? 'counts ' : 'IGNORED'}  ${k.name}  ${k.location}${k.note ? `  — ${k.note}` : ''}`);
     lines.push(`  identity: ${r.identity}`);
   });
+  for (const a of e.attestations) {
+    lines.push(`attestation: ${a.threshold} ${a.predicateType} by ${a.keys.join(', ')}${a.maxAge ? `, scan no older than ${a.maxAge}` : ''}${a.maxSeverity ? `, nothing above ${a.maxSeverity}` : ''}${a.ignore.length ? ` (ignoring ${a.ignore.join(', ')})` : ''}`);
+  }
+  if (e.action === 'verify') lines.push(`formats ${e.formats.join(', ')}; signatures read from ${e.signatureSources.join(', then ')}`);
   if (e.rejectIfSignedBy.length) lines.push(`refused if signed by: ${e.rejectIfSignedBy.join(', ')}`);
   for (const w of e.warnings) lines.push(`warning: ${w}`);
   return `${lines.join('\n')}\n`;
