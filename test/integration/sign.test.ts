@@ -126,6 +126,27 @@ describe('signet sign, verify and audit', function () {
     }
   });
 
+  it('signs as a sigstore bundle (cosign v3) with the token key, pushed as a referrer that signetd accepts', async () => {
+    const img = await pushImage(client, { registry: host, repository: 'ci/v3' }, 'v1');
+    const r = sign(`${host}/ci/v3:v1`, ['--format', 'sigstore-bundle', '--output', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { signature: { format: string; manifestDigest: string } };
+    assert.equal(out.signature.format, 'sigstore-bundle');
+    const refs = await client.referrers({ registry: host, repository: 'ci/v3' }, img.digest, { artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json', limit: 10 });
+    assert.deepEqual(refs.map((x) => x.digest), [out.signature.manifestDigest]);
+    const daemon = await startDaemon({ insecureRegistries: [host], policy: readFileSync(join(policyDir, 'policy.yaml'), 'utf8') });
+    try {
+      await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
+      const run = await runVerifier({ socket: daemon.socket, name: `${host}/ci/v3:v1`, descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size } });
+      assert.equal(run.code, 0, run.stdout);
+      assert.equal((daemon.audit().at(-1)!['signatures'] as Array<Record<string, unknown>>)[0]!['format'], 'sigstore-bundle');
+    } finally {
+      await daemon.stop();
+    }
+    const bad = sign(`${host}/ci/v3:v1`, ['--format', 'sigstore-bundle', '-a', 'x=y']);
+    assert.equal(bad.code, 2);
+  });
+
   it('signs with an encrypted PEM key; signing twice keeps both signatures', async () => {
     const img = await pushImage(client, { registry: host, repository: 'ci/twice' }, 'v1');
     const first = sign(`${host}/ci/twice@${img.digest}`, [], pemKey, { SIGNET_KEY_PASSPHRASE: 'correct horse' });

@@ -14,13 +14,16 @@ import { evaluateGate, formatBlockingTable, gateFailureMessage, parseIgnoreFile,
 import { parseScanReport, type ScanReport } from '../../scan/report.js';
 import { appendArtifactLayer } from '../../signing/artifact-manifest.js';
 import { signImageCosign } from '../../signing/cosign-sign.js';
+import { buildImageBundle, pushBundleReferrer } from '../../signing/bundle-sign.js';
 import { insecureRegistries, outputFormat, REGISTRY_OPTIONS } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
 
 const USAGE = `usage: signet sign --key KEYREF IMAGE [options]
   KEYREF                    pkcs11:… URI (PIN: pin-source=, pin-value= or $SIGNET_PKCS11_PIN) or a PEM PKCS#8 private key file ($SIGNET_KEY_PASSPHRASE)
   IMAGE                     host/repo:tag or host/repo@sha256:…; a tag is resolved first and the digest is signed
-  -a, --annotation K=V      added to the signature's "optional" section (repeatable)
+  --format F                cosign (default: simple signing at sha256-<hex>.sig) or sigstore-bundle (cosign v3: a
+                            sigstore bundle pushed as an OCI 1.1 referrer, with the referrers tag for older registries)
+  -a, --annotation K=V      added to the signature's "optional" section (repeatable; cosign format)
   --scan-report FILE        Trivy or Grype JSON for this image: the gate
   --max-severity LEVEL      none|low|medium|high|critical: highest severity still allowed (default high)
   --ignore ID               a finding to ignore (repeatable); --ignore-file FILE: one ID per line
@@ -41,6 +44,7 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
       ignore: { type: 'string', multiple: true },
       'ignore-file': { type: 'string' },
       'attest-scan': { type: 'boolean' },
+      format: { type: 'string' },
       'pkcs11-module': { type: 'string' },
       output: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -55,6 +59,9 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
   if (positionals.length !== 1) throw new UsageError(`expected one IMAGE\n${USAGE}`);
   if (values.key === undefined) throw new UsageError('--key KEYREF is required');
   if (values['attest-scan'] && values['scan-report'] === undefined) throw new UsageError('--attest-scan needs --scan-report');
+  const format = values.format ?? 'cosign';
+  if (format !== 'cosign' && format !== 'sigstore-bundle') throw new UsageError(`--format must be cosign or sigstore-bundle, not "${format}"`);
+  if (format === 'sigstore-bundle' && (values.annotation ?? []).length > 0) throw new UsageError('--annotation applies to the cosign format only');
   const output = outputFormat(values.output);
   const annotations: Record<string, string> = {};
   for (const a of values.annotation ?? []) {
@@ -93,7 +100,13 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
 
   const signer = await openSigner(values.key, values['pkcs11-module'] !== undefined ? { pkcs11Module: values['pkcs11-module'] } : {});
   try {
-    const signed = await signImageCosign(client, repo, digest, signer, { dockerReference: repoName, annotations });
+    let signed: { signatureTag: string; signatureManifestDigest: string; layers: number };
+    if (format === 'cosign') {
+      signed = await signImageCosign(client, repo, digest, signer, { dockerReference: repoName, annotations });
+    } else {
+      const referrer = await pushBundleReferrer(client, repo, descriptor, await buildImageBundle(repoName, digest, signer));
+      signed = { signatureTag: `referrer ${referrer}`, signatureManifestDigest: referrer, layers: 1 };
+    }
     let attestation: { tag: string; manifestDigest: string; layers: number } | undefined;
     if (values['attest-scan'] && report !== undefined) {
       const att = await createVulnAttestation(report, { repository: repoName, digest }, signer);
@@ -103,7 +116,7 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
       image: repoName,
       digest,
       key: { fingerprint: signer.fingerprint, algorithm: signer.algorithm },
-      signature: { tag: `${repoName}:${signed.signatureTag}`, manifestDigest: signed.signatureManifestDigest, signatures: signed.layers },
+      signature: { format, tag: format === 'cosign' ? `${repoName}:${signed.signatureTag}` : `${repoName}@${signed.signatureManifestDigest}`, manifestDigest: signed.signatureManifestDigest, signatures: signed.layers },
       ...(attestation ? { attestation: { tag: `${repoName}:${attestation.tag}`, manifestDigest: attestation.manifestDigest, attestations: attestation.layers } } : {}),
       ...(gate ? { gate: { passed: true, maxSeverity: gate.maxSeverity, counts: gate.counts, ignored: gate.ignored.map((f) => f.id) } } : {}),
     };
@@ -113,7 +126,7 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
         [
           `signed      ${repoName}@${digest}`,
           `key         ${signer.fingerprint} (${signer.algorithm})`,
-          `signature   ${result.signature.tag} (${signed.layers} signature${signed.layers === 1 ? '' : 's'})`,
+          format === 'cosign' ? `signature   ${result.signature.tag} (${signed.layers} signature${signed.layers === 1 ? '' : 's'})` : `signature   ${result.signature.tag} (sigstore bundle, OCI 1.1 referrer)`,
           ...(result.attestation ? [`attestation ${result.attestation.tag}`] : []),
           ...(gate ? [`scan gate   passed (max ${gate.maxSeverity}${gate.ignored.length ? `, ${gate.ignored.length} ignored` : ''})`] : []),
         ].join('\n') + '\n',
