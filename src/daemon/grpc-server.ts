@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { describeError, SignetError } from '../errors.js';
+import { isDigest } from '../registry/reference.js';
 import type { Decision } from '../engine/decision.js';
 import type { Daemon } from './daemon.js';
 import type { Logger } from './logger.js';
@@ -58,6 +59,8 @@ function validate(req: RawRequest): { name: string; descriptor: { mediaType: str
   if (typeof req.name !== 'string' || req.name.length === 0) throw new SignetError('INVALID_ARGUMENT', 'name is required');
   const d = req.descriptor;
   if (!d || typeof d.digest !== 'string' || d.digest.length === 0) throw new SignetError('INVALID_ARGUMENT', 'descriptor.digest is required');
+  if (!isDigest(d.digest)) throw new SignetError('INVALID_ARGUMENT', 'descriptor.digest is not a sha256 or sha512 digest');
+  if (typeof d.size === 'number' && (d.size < 0 || !Number.isSafeInteger(d.size))) throw new SignetError('INVALID_ARGUMENT', 'descriptor.size is not a size');
   return { name: req.name, descriptor: { mediaType: typeof d.mediaType === 'string' ? d.mediaType : '', digest: d.digest, size: typeof d.size === 'number' ? d.size : 0 } };
 }
 

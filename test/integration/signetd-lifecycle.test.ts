@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SIGNETD, startDaemon, waitFor } from '../helpers/daemon.js';
 import { runVerifier } from '../helpers/verifier.js';
+import * as grpc from '@grpc/grpc-js';
+import { loadProtos, verifierServiceClient } from '../../src/daemon/grpc-server.js';
 
 describe('signetd lifecycle', function () {
   this.timeout(30_000);
@@ -52,5 +54,33 @@ describe('signetd lifecycle', function () {
     assert.equal(await exited, 0);
     assert.equal(existsSync(daemon.socket), false);
     await daemon.stop();
+  });
+
+  it('never crashes on malformed requests: bad requests get INVALID_ARGUMENT or a rejection, and it keeps serving', async () => {
+    const daemon = await startDaemon({ policy: { apiVersion: 'signet/v1', default: { action: 'accept' } } });
+    try {
+      await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
+      const Verifier = verifierServiceClient(loadProtos());
+      const c = new Verifier(`unix://${daemon.socket}`, grpc.credentials.createInsecure()) as unknown as Record<string, (req: unknown, cb: (e: grpc.ServiceError | null, r: Record<string, unknown>) => void) => void>;
+      const call = (req: unknown) => new Promise<{ err: grpc.ServiceError | null; res: Record<string, unknown> }>((resolve) => c['VerifyImage']!(req, (err, res) => resolve({ err, res })));
+      const noDescriptor = await call({ name: 'registry.example.com/app:v1' });
+      assert.equal(noDescriptor.err?.code, grpc.status.INVALID_ARGUMENT);
+      const noName = await call({ descriptor: { digest: `sha256:${'a'.repeat(64)}` } });
+      assert.equal(noName.err?.code, grpc.status.INVALID_ARGUMENT);
+      for (const name of ['x'.repeat(100_000), 'UPPER/case:tag', '../../etc/passwd', 'a@sha256:zz', '\u0000']) {
+        const r = await call({ name, descriptor: { mediaType: 'x', digest: `sha256:${'a'.repeat(64)}`, size: 1 } });
+        assert.equal(r.err, null);
+        assert.equal(r.res['ok'], false, `accepted ${name.slice(0, 40)}`);
+        assert.equal(r.res['code'], 'INVALID_REFERENCE');
+      }
+      const badDigest = await call({ name: 'registry.example.com/app:v1', descriptor: { mediaType: 'x', digest: 'md5:abc', size: 1 } });
+      assert.equal(badDigest.err?.code, grpc.status.INVALID_ARGUMENT);
+      const status = await new Promise<Record<string, unknown>>((resolve, reject) => c['Status']!({}, (e, r) => (e ? reject(e) : resolve(r))));
+      assert.equal(status['ready'], true);
+      assert.equal(daemon.proc.exitCode, null, 'signetd is still running');
+      (c as unknown as grpc.Client).close();
+    } finally {
+      await daemon.stop();
+    }
   });
 });
