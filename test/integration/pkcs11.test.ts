@@ -211,4 +211,26 @@ describe('PKCS#11 keys on SoftHSM2', function () {
       await ring.close();
     });
   });
+
+  describe('a missing key does not disturb the others', () => {
+    it('refreshes that find one key missing leave on-token verifications of another key on the same module untouched', async () => {
+      const token = createToken('neighbours');
+      token.tool(['--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'present', '--id', '01']);
+      const ring = new KeyRing([new Pkcs11KeyProvider({ defaultModule: SOFTHSM_MODULE })]);
+      await ring.load({
+        present: { pkcs11: `${token.uri};object=present;type=public`, verifyOn: 'token' },
+        missing: { pkcs11: `${token.uri};object=never-created;type=public` },
+      });
+      assert.equal(ring.get('missing').error?.code, 'KEY_NOT_FOUND');
+      const signer = await Pkcs11Signer.open(`${token.uri};object=present`, { pin: token.pin });
+      const data = Buffer.from('in flight');
+      const sig = await signer.sign(data, 'sha256');
+      const key = ring.get('present').key!;
+      const verifications = Promise.all(Array.from({ length: 300 }, () => key.verify(data, sig, 'sha256')));
+      await Promise.all([ring.refresh(), ring.refresh(), ring.refresh()]);
+      assert.deepEqual([...new Set(await verifications)], [true]);
+      assert.ok(ring.get('present').key);
+      await ring.close();
+    });
+  });
 });

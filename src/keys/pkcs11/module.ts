@@ -46,11 +46,19 @@ export function pkcs11Error(err: unknown, what: string): SignetError {
   return new SignetError(isDeviceGone(err) ? 'KEY_UNAVAILABLE' : 'PKCS11_ERROR', `${what}: ${message}`, { cause: err });
 }
 
+/** No slot holds the token a URI names (as opposed to a missing object on a present token). */
+export class TokenNotFoundError extends SignetError {
+  constructor(message: string) {
+    super('KEY_NOT_FOUND', message);
+  }
+}
+
 interface TokenState {
   slot: Handle;
   idle: Handle[];
   open: number;
-  waiters: Array<(s: Handle) => void>;
+  /** Callers waiting for a session; failed, never left hanging, when the module is reset. */
+  waiters: Array<{ resolve: (s: Handle) => void; reject: (e: Error) => void }>;
   loggedIn: boolean;
 }
 
@@ -93,6 +101,9 @@ export class Pkcs11Module {
   reset(): void {
     const lib = this.lib;
     this.lib = undefined;
+    for (const state of this.tokens.values()) {
+      for (const w of state.waiters.splice(0)) w.reject(new SignetError('KEY_UNAVAILABLE', `PKCS#11 module ${this.path} was re-initialised; try again`));
+    }
     this.tokens = new Map();
     if (lib === undefined) return;
     try {
@@ -120,9 +131,23 @@ export class Pkcs11Module {
       if (uri.model !== undefined && info.model.trimEnd() !== uri.model) return false;
       return true;
     });
-    if (matches.length === 0) throw new SignetError('KEY_NOT_FOUND', `no token matches ${uri.redacted} in ${this.path}`);
+    if (matches.length === 0) throw new TokenNotFoundError(`no token matches ${uri.redacted} in ${this.path}`);
     if (matches.length > 1) throw new SignetError('KEY_AMBIGUOUS', `${matches.length} tokens match ${uri.redacted}; add token= or serial=`);
     return matches[0]!;
+  }
+
+  /**
+   * Whether the slot cached for the URI's token no longer holds it (the token was removed, or removed
+   * and put back as a new slot). Asks the module afresh; a missing token is stale.
+   */
+  tokenMoved(uri: Pkcs11Uri): boolean {
+    const cached = this.tokens.get(tokenKey(uri));
+    if (cached === undefined) return false;
+    try {
+      return !this.findSlot(uri).equals(cached.slot);
+    } catch {
+      return true; // no token matches any more, or the module failed: start afresh
+    }
   }
 
   /**
@@ -197,12 +222,12 @@ export class Pkcs11Module {
         throw err;
       }
     }
-    return new Promise((resolve) => state.waiters.push(resolve));
+    return new Promise((resolve, reject) => state.waiters.push({ resolve, reject }));
   }
 
   private release(state: TokenState, session: Handle): void {
     const waiter = state.waiters.shift();
-    if (waiter !== undefined) waiter(session);
+    if (waiter !== undefined) waiter.resolve(session);
     else state.idle.push(session);
   }
 

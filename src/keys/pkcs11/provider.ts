@@ -9,7 +9,7 @@ import { fingerprintOf, keyAlgorithmOf, trustedKeyFromKeyObject } from '../node-
 import type { KeyProvider, KeySpec } from '../provider.js';
 import type { HashAlgorithm, TrustedKey } from '../types.js';
 import { plan } from './mechanisms.js';
-import { callAsync, moduleFor, pkcs11Code, type Pkcs11Module } from './module.js';
+import { callAsync, moduleFor, pkcs11Code, TokenNotFoundError, type Pkcs11Module } from './module.js';
 import { findOne, readCertificate, readPublicKey } from './objects.js';
 import { parsePkcs11Uri, resolvePin, type Pkcs11Uri } from './uri.js';
 import pkcs11js from 'pkcs11js';
@@ -42,8 +42,11 @@ export class Pkcs11KeyProvider implements KeyProvider {
     try {
       found = await read();
     } catch (err) {
-      // A token that was removed and put back is a new slot: look again from a fresh module state.
-      if (!(err instanceof SignetError) || !['KEY_NOT_FOUND', 'KEY_UNAVAILABLE'].includes(err.code)) throw err;
+      // A token that was removed and put back is a new slot: look again from a fresh module state. Only
+      // then: a missing object on a present token is seen without it, and a reset drops every session
+      // of the module (on-token verifications of other keys in flight).
+      const tokenGone = err instanceof TokenNotFoundError || (err instanceof SignetError && err.code === 'KEY_UNAVAILABLE') || (err instanceof SignetError && err.code === 'KEY_NOT_FOUND' && module.tokenMoved(uri));
+      if (!tokenGone) throw err;
       module.reset();
       found = await read();
     }
