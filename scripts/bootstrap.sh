@@ -10,7 +10,8 @@ node_major=$(node -p 'process.versions.node.split(".").map(Number).slice(0,2).jo
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
   || { say "Node >= 20.19 is required (found $node_major)"; exit 1; }
 
-packages=(docker-registry softhsm2 opensc openssl apache2-utils)
+# containerd is Debian 12's 1.6; runc and busybox-static (a runnable test image) serve every containerd.
+packages=(docker-registry softhsm2 opensc openssl apache2-utils containerd runc busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -20,11 +21,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   say "installing Debian packages: ${missing[*]}"
   $sudo apt-get update -qq
-  # The docker-registry package would start a system-wide registry on :5000; tests start their own.
+  # The docker-registry and containerd packages would start system-wide services where systemd runs;
+  # tests start their own, as plain processes under temporary folders.
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   say "Debian packages present: ${packages[*]}"
 fi
+
+bash scripts/fetch-debian-parts.sh
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies (npm ci)"
