@@ -39,6 +39,8 @@ export type ErrorCode =
   | 'BLOB_TOO_LARGE'
   | 'SCAN_REPORT_INVALID'
   | 'SCAN_GATE_FAILED'
+  | 'CONTAINERD_UNAVAILABLE'
+  | 'CONTAINERD_ERROR'
   | 'INTERNAL';
 
 export class SignetError extends Error {

@@ -5,7 +5,6 @@
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { describeError, SignetError } from '../errors.js';
@@ -14,7 +13,8 @@ import type { Decision } from '../engine/decision.js';
 import type { Daemon } from './daemon.js';
 import type { Logger } from './logger.js';
 
-export const PROTO_DIR = fileURLToPath(new URL('../../../proto/', import.meta.url));
+export { PROTO_DIR } from '../proto-dir.js';
+import { PROTO_DIR } from '../proto-dir.js';
 
 const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [PROTO_DIR] };
 
