@@ -12,6 +12,8 @@ commands:
   audit REPOSITORY    verify every tag of a repository against the policy
   policy              check, explain and test the trust policy; print its JSON Schema
   keys                manage keys on a PKCS#11 token: generate, list, export, import
+  node audit          decide every image containerd holds on this node under the current policy
+  doctor              check that this node enforces: containerd, its verifier, CRI settings, signetd
   version             print the version
 
 Run "signet <command> --help" for a command's options.`;
@@ -25,6 +27,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   verify: async () => (await import('./commands/verify.js')).verifyCommand,
   audit: async () => (await import('./commands/audit.js')).auditCommand,
   policy: async () => (await import('./commands/policy.js')).policyCommand,
+  node: async () => (await import('./commands/node.js')).nodeCommand,
+  doctor: async () => (await import('./commands/doctor.js')).doctorCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
