@@ -41,6 +41,7 @@ export type ErrorCode =
   | 'SCAN_GATE_FAILED'
   | 'CONTAINERD_UNAVAILABLE'
   | 'CONTAINERD_ERROR'
+  | 'IMAGE_UNNAMED'
   | 'INTERNAL';
 
 export class SignetError extends Error {

@@ -7,8 +7,25 @@ import { dirname } from 'node:path';
 import winston from 'winston';
 import type { Decision } from '../engine/decision.js';
 
+/**
+ * `decision`: a question asked through the API (a pull through containerd's verifier, `signet`);
+ * `image-event`: an image that arrived in containerd by any path, seen in its event stream;
+ * `reverify`: an image already on the node, decided again (policy or key change, interval, restart).
+ */
+export type AuditEvent = 'decision' | 'image-event' | 'reverify';
+
+/** Where an image-event or reverify decision came from, and what was done about it. */
+export interface NodeContext {
+  event: Exclude<AuditEvent, 'decision'>;
+  namespace: string;
+  /** none (accepted), reported, removed (record deleted from containerd), kept (could not be checked). */
+  action: string;
+}
+
 export interface AuditRecord {
-  event: 'decision';
+  event: AuditEvent;
+  namespace?: string;
+  action?: string;
   name: string;
   image: string;
   digest: string;
@@ -46,9 +63,10 @@ export class AuditLog {
     });
   }
 
-  record(decision: Decision): void {
+  record(decision: Decision, node?: NodeContext): void {
     const record: AuditRecord = {
-      event: 'decision',
+      event: node?.event ?? 'decision',
+      ...(node ? { namespace: node.namespace, action: node.action } : {}),
       name: decision.name,
       image: decision.image,
       digest: decision.digest,

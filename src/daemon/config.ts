@@ -23,6 +23,10 @@ export interface DaemonConfig {
   keyRefreshIntervalMs: number;
   pkcs11Module?: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
+  /** containerd's API, for image events and reverification; `enabled: false` turns the watch off. */
+  containerd: { enabled: boolean; address: string; namespaces?: string[] };
+  /** What to do about images that reached containerd without passing the policy. */
+  images: { onUnverified: 'report' | 'remove'; reverifyIntervalMs: number };
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -36,9 +40,11 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   maxSignatures: 32,
   keyRefreshIntervalMs: 5 * 60_000,
   logLevel: 'info',
+  containerd: { enabled: true, address: '/run/containerd/containerd.sock' },
+  images: { onUnverified: 'report', reverifyIntervalMs: 60 * 60_000 },
 };
 
-const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'keyRefreshInterval', 'pkcs11', 'logLevel'];
+const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'keyRefreshInterval', 'pkcs11', 'logLevel', 'containerd', 'images'];
 
 export async function loadConfig(path: string): Promise<DaemonConfig> {
   let text: string;
@@ -67,7 +73,7 @@ export function parseConfig(text: string, file: string): DaemonConfig {
   const c = raw as Record<string, unknown>;
   for (const key of Object.keys(c)) if (!KNOWN_KEYS.includes(key)) fail(key, `unknown setting (known: ${KNOWN_KEYS.join(', ')})`);
 
-  const config: DaemonConfig = { ...DEFAULT_CONFIG, insecureRegistries: [] };
+  const config: DaemonConfig = { ...DEFAULT_CONFIG, insecureRegistries: [], containerd: { ...DEFAULT_CONFIG.containerd }, images: { ...DEFAULT_CONFIG.images } };
   const path = (key: 'socket' | 'policyDir' | 'auditLog' | 'dockerConfig'): void => {
     const v = c[key];
     if (v === undefined) return;
@@ -117,6 +123,44 @@ export function parseConfig(text: string, file: string): DaemonConfig {
   if (c['logLevel'] !== undefined) {
     if (!['error', 'warn', 'info', 'debug'].includes(c['logLevel'] as string)) fail('logLevel', 'must be error, warn, info or debug');
     config.logLevel = c['logLevel'] as DaemonConfig['logLevel'];
+  }
+  const mapping = (key: string, known: string[], example: string): Record<string, unknown> | undefined => {
+    const v = c[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(key, `must be a mapping like ${example}`);
+    for (const k of Object.keys(v as object)) if (!known.includes(k)) fail(key, `unknown setting "${k}" (known: ${known.join(', ')})`);
+    return v as Record<string, unknown>;
+  };
+  const ctd = mapping('containerd', ['enabled', 'address', 'namespaces'], '{ address: /run/containerd/containerd.sock, namespaces: [k8s.io] }');
+  if (ctd) {
+    if (ctd['enabled'] !== undefined) {
+      if (typeof ctd['enabled'] !== 'boolean') fail('containerd', 'enabled must be true or false');
+      config.containerd.enabled = ctd['enabled'] as boolean;
+    }
+    if (ctd['address'] !== undefined) {
+      if (typeof ctd['address'] !== 'string' || !isAbsolute(ctd['address'])) fail('containerd', 'address must be the absolute path of containerd\'s socket');
+      config.containerd.address = ctd['address'] as string;
+    }
+    if (ctd['namespaces'] !== undefined) {
+      const ns = ctd['namespaces'];
+      if (!Array.isArray(ns) || ns.length === 0 || !ns.every((n) => typeof n === 'string' && /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(n))) fail('containerd', 'namespaces must be a non-empty list of containerd namespace names (leave it out for all)');
+      config.containerd.namespaces = ns as string[];
+    }
+  }
+  const images = mapping('images', ['onUnverified', 'reverifyInterval'], '{ onUnverified: report, reverifyInterval: 1h }');
+  if (images) {
+    if (images['onUnverified'] !== undefined) {
+      if (images['onUnverified'] !== 'report' && images['onUnverified'] !== 'remove') fail('images', 'onUnverified must be report or remove');
+      config.images.onUnverified = images['onUnverified'] as 'report' | 'remove';
+    }
+    if (images['reverifyInterval'] !== undefined) {
+      try {
+        config.images.reverifyIntervalMs = parseDuration(images['reverifyInterval'], 'reverifyInterval', 'CONFIG_INVALID');
+      } catch (err) {
+        fail('images', (err as Error).message);
+      }
+      if (config.images.reverifyIntervalMs < 1000) fail('images', 'reverifyInterval must be at least 1s');
+    }
   }
   if (config.verifyTimeoutMs >= 8000) fail('verifyTimeout', 'must be below 8s, the verifier\'s own deadline, so that signetd answers first');
   return config;

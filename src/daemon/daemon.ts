@@ -4,6 +4,8 @@
  */
 import { describeError } from '../errors.js';
 import { AuditLog } from '../audit/audit-log.js';
+import { ContainerdClient } from '../containerd/client.js';
+import { NodeImageEnforcer, type NodeEnforcerStatus } from '../containerd/node-enforcer.js';
 import type { Decision, VerifyRequest } from '../engine/decision.js';
 import { VerificationEngine } from '../engine/engine.js';
 import { SourceFactory } from '../engine/default-sources.js';
@@ -33,6 +35,8 @@ export interface DaemonStatus {
   uptimeSeconds: number;
   decisions: number;
   warnings: string[];
+  /** The watch over containerd's images; absent when `containerd.enabled` is false. */
+  containerd?: NodeEnforcerStatus;
 }
 
 export class Daemon {
@@ -49,6 +53,7 @@ export class Daemon {
   /** Serialises key loading so a reload and a refresh never interleave. */
   private keyWork: Promise<void> = Promise.resolve();
   private readonly statusListeners = new Set<() => void>();
+  private readonly nodeImages: NodeImageEnforcer | undefined;
 
   constructor(private readonly config: DaemonConfig, private readonly log: Logger, extraProviders: KeyProvider[] = []) {
     this.keys = new KeyRing([new PemKeyProvider(), new SigstoreKeyProvider(), ...extraProviders], log);
@@ -76,6 +81,19 @@ export class Daemon {
         this.notify();
       },
     });
+    if (config.containerd.enabled) {
+      this.nodeImages = new NodeImageEnforcer(
+        { ...(config.containerd.namespaces ? { namespaces: config.containerd.namespaces } : {}), onUnverified: config.images.onUnverified, reverifyIntervalMs: config.images.reverifyIntervalMs },
+        {
+          client: new ContainerdClient(config.containerd.address),
+          decide: (request) => this.engine.verify(request),
+          ready: () => this.policy !== undefined,
+          policyGeneration: () => this.policy?.generation ?? '',
+          record: (verdict, event, action) => this.audit.record(verdict.decision, { event, namespace: verdict.image.namespace, action }),
+          log,
+        },
+      );
+    }
   }
 
   async start(): Promise<void> {
@@ -84,6 +102,7 @@ export class Daemon {
     if (this.policy === undefined) this.log.error('no valid policy at start: every image is rejected until one loads', { policyDir: this.config.policyDir });
     this.refreshTimer = setInterval(() => void this.refreshKeys(), this.config.keyRefreshIntervalMs);
     this.refreshTimer.unref();
+    this.nodeImages?.start();
   }
 
   /** Load the keys the new policy names, then swap policy in one assignment. */
@@ -95,15 +114,28 @@ export class Daemon {
       this.lastReloadError = undefined;
       this.log.info('policy loaded', { generation: policy.generation, files: policy.files, keys: this.keys.size });
       this.notify();
+      // Images already on the node are decided again under the new policy.
+      void this.nodeImages?.reverify('policy');
     });
     return this.keyWork;
   }
 
   refreshKeys(): Promise<void> {
-    this.keyWork = this.keyWork.then(() => this.keys.refresh()).catch((err: unknown) => {
-      this.log.error('key refresh failed', { error: describeError(err) });
-    });
+    this.keyWork = this.keyWork
+      .then(async () => {
+        const before = this.keyFingerprint();
+        await this.keys.refresh();
+        // A key that went away, came back or changed changes verdicts: decide the node's images again.
+        if (this.keyFingerprint() !== before) void this.nodeImages?.reverify('keys');
+      })
+      .catch((err: unknown) => {
+        this.log.error('key refresh failed', { error: describeError(err) });
+      });
     return this.keyWork;
+  }
+
+  private keyFingerprint(): string {
+    return JSON.stringify(this.keys.status().map((k) => [k.name, k.fingerprint ?? '', k.lastError ?? '']));
   }
 
   /** Reload on SIGHUP: policy files and keys. */
@@ -132,6 +164,7 @@ export class Daemon {
       uptimeSeconds: (Date.now() - this.startedAt) / 1000,
       decisions: this.decisions,
       warnings: this.keyWarnings(),
+      ...(this.nodeImages ? { containerd: this.nodeImages.status() } : {}),
     };
   }
 
@@ -160,6 +193,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
+    await this.nodeImages?.stop();
     await this.watcher.close();
     await this.keyWork.catch(() => undefined);
     await this.keys.close();

@@ -55,6 +55,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<DaemonHa
       'registryRetries: 0',
       'verifyTimeout: 5s',
       ...(options.extraConfig?.includes('logLevel:') ? [] : ['logLevel: debug']),
+      // Tests never watch a containerd of the machine's own; those that want one name its socket.
+      ...(options.extraConfig?.includes('containerd:') ? [] : ['containerd: { enabled: false }']),
       options.extraConfig ?? '',
     ].join('\n'),
   );

@@ -27,3 +27,28 @@ describe('signetd config', () => {
     it(`rejects ${what} with file and line`, () => assert.throws(() => parseConfig(text, 'c.yaml'), (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && re.test(e.message)));
   }
 });
+
+describe('signetd config: containerd and images', () => {
+  it('watches containerd at its default socket, all namespaces, reporting, hourly', () => {
+    const c = parseConfig('', 'c.yaml');
+    assert.deepEqual(c.containerd, { enabled: true, address: '/run/containerd/containerd.sock' });
+    assert.deepEqual(c.images, { onUnverified: 'report', reverifyIntervalMs: 3_600_000 });
+  });
+  it('reads address, namespaces, onUnverified and reverifyInterval', () => {
+    const c = parseConfig('containerd: { address: /run/k3s/containerd.sock, namespaces: [k8s.io, default] }\nimages: { onUnverified: remove, reverifyInterval: 10m }\n', 'c.yaml');
+    assert.deepEqual(c.containerd, { enabled: true, address: '/run/k3s/containerd.sock', namespaces: ['k8s.io', 'default'] });
+    assert.deepEqual(c.images, { onUnverified: 'remove', reverifyIntervalMs: 600_000 });
+    assert.equal(parseConfig('containerd: { enabled: false }\n', 'c.yaml').containerd.enabled, false);
+  });
+  const bad: Array<[string, string, RegExp]> = [
+    ['an unknown containerd setting', 'containerd: { adress: /x }\n', /containerd: unknown setting "adress"/],
+    ['a relative containerd address', 'containerd: { address: run/c.sock }\n', /absolute path/],
+    ['an empty namespace list', 'containerd: { namespaces: [] }\n', /non-empty list/],
+    ['another onUnverified', 'images: { onUnverified: delete }\n', /report or remove/],
+    ['a reverifyInterval below 1s', 'images: { reverifyInterval: 10ms }\n', /at least 1s/],
+    ['images as a list', 'images: [remove]\n', /must be a mapping/],
+  ];
+  for (const [what, text, re] of bad) {
+    it(`rejects ${what}`, () => assert.throws(() => parseConfig(text, 'c.yaml'), (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && re.test(e.message)));
+  }
+});

@@ -27,6 +27,7 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
       ...(status['policyFiles'] as string[]).map((f) => `         ${f}`),
       ...(status['lastReloadError'] ? [`reload error: ${status['lastReloadError']}`] : []),
       ...(status['warnings'] as string[]).map((w) => `warning: ${w}`),
+      ...containerdLines(status['containerd'] as Record<string, any> | null | undefined),
       'keys',
       ...(status['keys'] as Array<Record<string, string>>).map(
         (k) => `  ${k['name']}  ${k['algorithm'] || '?'}  ${k['fingerprint'] || ''}  ${k['location']}${k['lastError'] ? `  ERROR: ${k['lastError']}` : ''}`,
@@ -40,4 +41,17 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
   } finally {
     client.close();
   }
+}
+
+/** The containerd watch: connection, image events, the last reverification, refused images on the node. */
+function containerdLines(c: Record<string, any> | null | undefined): string[] {
+  if (!c) return ['containerd  not watched (containerd.enabled: false)'];
+  const lines = [
+    `containerd  ${c['connected'] ? `connected, ${c['version']}` : `NOT CONNECTED${c['lastError'] ? `: ${c['lastError']}` : ''}`}  (${c['address']})`,
+    `images      ${c['imageEvents']} decided from events, ${c['imageEventsRefused']} refused, ${c['imagesRemoved']} removed  (onUnverified: ${c['onUnverified']})`,
+    `reverify    ${c['lastReverify'] ? `${c['lastReverify']} (${c['lastReverifyTrigger']}): ${c['lastReverifyImages']} images, ${c['lastReverifyRefused']} refused` : 'not yet'}`,
+  ];
+  const refused = (c['refusedImages'] as string[] | undefined) ?? [];
+  if (refused.length > 0) lines.push(`refused images on this node (${refused.length}):`, ...refused.slice(0, 20).map((r) => `  ${r}`), ...(refused.length > 20 ? [`  … and ${refused.length - 20} more (signet node audit lists them all)`] : []));
+  return lines;
 }
