@@ -1,7 +1,83 @@
-/** `signet node`: being written. */
-import type { CommandIo } from './io.js';
+/**
+ * `signet node audit`: decide every image containerd holds on this node, in every namespace, under
+ * the current policy (the engine in process, as `signet verify` does). Exit 1 if any is refused:
+ * after a key is revoked, this names every image that still depends on it.
+ */
+import { parseArgs } from 'node:util';
+import { ContainerdClient, DEFAULT_CONTAINERD_ADDRESS } from '../../containerd/client.js';
+import { decideGroup, groupByTarget, mapLimit, type ImageVerdict } from '../../containerd/image-verdicts.js';
+import { isUndecided } from '../../containerd/node-enforcer.js';
+import { printable } from '../../util/printable.js';
+import { openEngineFromOptions, outputFormat, POLICY_OPTIONS, REGISTRY_OPTIONS } from './common.js';
+import { UsageError, type CommandIo } from './io.js';
 
-export async function nodeCommand(_argv: string[], io: CommandIo): Promise<number> {
-  io.stderr.write('signet node: not available yet\n');
-  return 1;
+const USAGE = `usage: signet node audit [--containerd SOCK] [--namespace NS]... [--policy-dir DIR]
+                         [--insecure-registry HOST:PORT]... [--docker-config FILE] [--output text|json]
+
+Decides every image record containerd holds (all namespaces unless --namespace is given) under the
+policy in --policy-dir, and exits 1 if any is refused. --containerd defaults to $CONTAINERD_ADDRESS,
+else ${DEFAULT_CONTAINERD_ADDRESS}.`;
+
+export interface NodeAuditRow {
+  namespace: string;
+  name: string;
+  digest: string;
+  decision: 'accept' | 'reject' | 'warn';
+  /** True when the image could not be checked (registry down, key unavailable), as opposed to refused. */
+  undecided: boolean;
+  code: string;
+  scope: string;
+  reason: string;
+}
+
+export async function nodeCommand(argv: string[], io: CommandIo): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    (sub === undefined ? io.stderr : io.stdout).write(`${USAGE}\n`);
+    return sub === undefined ? 2 : 0;
+  }
+  if (sub !== 'audit') throw new UsageError(`unknown subcommand "${sub}"\n${USAGE}`);
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: { ...REGISTRY_OPTIONS, ...POLICY_OPTIONS, containerd: { type: 'string' }, namespace: { type: 'string', multiple: true }, output: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help) {
+    io.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"\n${USAGE}`);
+  const output = outputFormat(values.output);
+  const address = values.containerd ?? process.env['CONTAINERD_ADDRESS'] ?? DEFAULT_CONTAINERD_ADDRESS;
+  const local = await openEngineFromOptions(values);
+  const client = new ContainerdClient(address);
+  try {
+    const all = await client.namespaces();
+    const namespaces = values.namespace ?? all;
+    for (const ns of namespaces) if (!all.includes(ns)) io.stderr.write(`signet node audit: containerd has no namespace "${printable(ns)}"\n`);
+    const images = (await Promise.all(namespaces.filter((ns) => all.includes(ns)).map((ns) => client.listImages(ns)))).flat();
+    const verdicts = (await mapLimit(groupByTarget(images), 4, (g) => decideGroup(g, (r) => local.engine.verify(r), () => local.policy.generation))).flat();
+    const rows = verdicts.map(toRow).sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+    const refused = rows.filter((r) => r.decision === 'reject').length;
+    const summary = { containerd: address, namespaces, images: rows.length, accepted: rows.length - refused, refused, policyGeneration: local.policy.generation };
+    if (output === 'json') io.stdout.write(`${JSON.stringify({ ...summary, results: rows }, null, 2)}\n`);
+    else io.stdout.write(formatTable(rows, summary));
+    return refused > 0 ? 1 : 0;
+  } finally {
+    client.close();
+    await local.close();
+  }
+}
+
+function toRow(v: ImageVerdict): NodeAuditRow {
+  return { namespace: v.image.namespace, name: v.image.name, digest: v.image.target.digest, decision: v.decision.decision, undecided: isUndecided(v.decision), code: v.decision.code ?? '', scope: v.decision.scope, reason: v.decision.reason };
+}
+
+function formatTable(rows: NodeAuditRow[], summary: { containerd: string; images: number; accepted: number; refused: number }): string {
+  const header = ['NAMESPACE', 'IMAGE', 'DIGEST', 'DECISION', 'REASON'];
+  const body = rows.map((r) => [printable(r.namespace), printable(r.name), `${r.digest.slice(0, 19)}…`, r.undecided ? 'unchecked' : r.decision, r.decision === 'accept' ? '' : printable(r.reason)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (i === 4 ? 0 : row[i]!.length))));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return `${[line(header), ...body.map(line)].join('\n')}\n\n${printable(summary.containerd)}: ${summary.images} images, ${summary.accepted} accepted, ${summary.refused} refused\n`;
 }

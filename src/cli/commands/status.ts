@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos, verifierServiceClient } from '../../daemon/grpc-server.js';
+import { printable } from '../../util/printable.js';
 import { UsageError, type CommandIo } from './io.js';
 
 const USAGE = 'usage: signet status [--socket PATH] [--output text|json]';
@@ -47,11 +48,11 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
 function containerdLines(c: Record<string, any> | null | undefined): string[] {
   if (!c) return ['containerd  not watched (containerd.enabled: false)'];
   const lines = [
-    `containerd  ${c['connected'] ? `connected, ${c['version']}` : `NOT CONNECTED${c['lastError'] ? `: ${c['lastError']}` : ''}`}  (${c['address']})`,
+    `containerd  ${c['connected'] ? `connected, ${c['version']}` : `NOT CONNECTED${c['lastError'] ? `: ${printable(c['lastError'])}` : ''}`}  (${c['address']})`,
     `images      ${c['imageEvents']} decided from events, ${c['imageEventsRefused']} refused, ${c['imagesRemoved']} removed  (onUnverified: ${c['onUnverified']})`,
     `reverify    ${c['lastReverify'] ? `${c['lastReverify']} (${c['lastReverifyTrigger']}): ${c['lastReverifyImages']} images, ${c['lastReverifyRefused']} refused` : 'not yet'}`,
   ];
   const refused = (c['refusedImages'] as string[] | undefined) ?? [];
-  if (refused.length > 0) lines.push(`refused images on this node (${refused.length}):`, ...refused.slice(0, 20).map((r) => `  ${r}`), ...(refused.length > 20 ? [`  … and ${refused.length - 20} more (signet node audit lists them all)`] : []));
+  if (refused.length > 0) lines.push(`refused images on this node (${refused.length}):`, ...refused.slice(0, 20).map((r) => `  ${printable(r)}`), ...(refused.length > 20 ? [`  … and ${refused.length - 20} more (signet node audit lists them all)`] : []));
   return lines;
 }
