@@ -358,7 +358,7 @@ export async function startContainerd(options: ContainerdOptions): Promise<Conta
 
   const fail = async (why: string): Promise<never> => {
     await stop();
-    throw new Error(`containerd ${line} (${join(binDir, 'containerd')}) ${why}\nconfig ${configPath}:\n${config}\nlog tail:\n${tail(output)}`);
+    throw new Error(`containerd ${line} (${join(binDir, 'containerd')}) ${why}\nlog tail:\n${tail(output)}\nconfig (${configPath}, now removed):\n${config}`);
   };
 
   const deadline = started + (options.startTimeoutMs ?? 20_000);

@@ -358,6 +358,23 @@ describe('containerd 2.x pulls through signet-verifier (real containerd, signetd
       assert.equal(daemon.audit().filter((l) => l['digest'] === img.digest).length, 0, 'signetd was asked after all');
     });
 
+    it('GAP: with use_local_image_pull = true, CRI PullImage stores an unsigned image without running the verifier, and containerd logs no warning at all', async () => {
+      const local = await startContainerd({ line: '2.x', verifierDir, criConfig: 'use_local_image_pull = true', env: { SIGNET_SOCKET: daemon.socket } });
+      const localCri = criClient(local.address);
+      try {
+        const img = await push('prod/local-pull-unsigned', 'v1');
+        const ref = `${host}/prod/local-pull-unsigned:v1`;
+        assert.equal(await localCri.pullImage(ref), img.config.digest);
+        assert.ok(await localCri.imageStatus(ref), 'the unsigned image should have been stored (this is the gap)');
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(daemon.audit().filter((l) => l['digest'] === img.digest).length, 0, 'signetd was asked after all');
+        assert.doesNotMatch(local.log(), /Falling back to local image pull mode/);
+      } finally {
+        localCri.close();
+        await local.stop();
+      }
+    });
+
     it('still verifies ctr image pull on that containerd (the transfer service is unaffected)', async () => {
       const img = await push('prod/fallback-ctr', 'v1');
       const res = await ctrPull(ctd, `${host}/prod/fallback-ctr:v1`);
@@ -365,5 +382,29 @@ describe('containerd 2.x pulls through signet-verifier (real containerd, signetd
       assert.match(res.stderr, /verifier signet-verifier rejected image \(exit code 1\): .*no signatures found/);
       assert.equal((await auditFor(daemon, img.digest))[0]!['decision'], 'reject');
     });
+  });
+
+  describe('containerd 1.6 and 1.7: no image-verifier plugin', () => {
+    for (const line of ['1.7', '1.6'] as const) {
+      it(`GAP: containerd ${line} has no bindir verifier, so CRI PullImage stores an unsigned image`, async () => {
+        const old = await startContainerd({ line });
+        const oldCri = criClient(old.address);
+        try {
+          assert.match(old.version, new RegExp(`^${line.replace('.', '\\.')}\\.`));
+          const plugins = await old.ctr(['plugins', 'ls']);
+          assert.equal(plugins.code, 0, plugins.stderr);
+          assert.doesNotMatch(plugins.stdout, /image-verifier/);
+          const img = await push(`prod/containerd-${line.replace('.', '')}-unsigned`, 'v1');
+          const ref = `${host}/prod/containerd-${line.replace('.', '')}-unsigned:v1`;
+          assert.equal(await oldCri.pullImage(ref), img.config.digest);
+          assert.ok(await oldCri.imageStatus(ref));
+          const res = await ctrPull(old, ref);
+          assert.equal(res.code, 0, res.stderr);
+        } finally {
+          oldCri.close();
+          await old.stop();
+        }
+      });
+    }
   });
 });
