@@ -7,7 +7,8 @@
  *
  * Keep the import graph tiny: node builtins and src/verifier only (start-up time is per pull).
  */
-import { parseDurationMs, parseStdinDescriptor, parseVerifierArgs, UsageError } from '../verifier/contract.js';
+import { readFileSync } from 'node:fs';
+import { isVersionRequest, parseDurationMs, parseStdinDescriptor, parseVerifierArgs, UsageError, versionLine } from '../verifier/contract.js';
 import { CallError, unaryCall } from '../verifier/grpc-unary.js';
 import { decodeJudgement, encodeVerifyImageRequest } from '../verifier/wire.js';
 
@@ -50,7 +51,21 @@ function say(line: string): void {
   process.stdout.write(`${line.replace(/[\r\n]+/g, ' ').trim()}\n`);
 }
 
+/** The package version, from the package.json shipped next to dist/ (read only for -version). */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
 async function main(): Promise<number> {
+  if (isVersionRequest(process.argv.slice(2))) {
+    process.stdout.write(`${versionLine(packageVersion())}\n`);
+    return EXIT_ALLOW;
+  }
   const socket = process.env['SIGNET_SOCKET'] || DEFAULT_SOCKET;
   let timeoutMs = DEFAULT_TIMEOUT_MS;
   let args;

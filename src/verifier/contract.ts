@@ -9,6 +9,19 @@ const DIGEST_RE = /^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$/;
 
 export class UsageError extends Error {}
 
+/**
+ * `signet-verifier -version` (or `--version`), alone: print `signet-verifier <version>` and exit 0.
+ * Not part of containerd's contract (containerd always passes -name, -digest and -stdin-media-type);
+ * `signet doctor` uses it to check that the file in bin_dir starts.
+ */
+export function isVersionRequest(argv: string[]): boolean {
+  return argv.length === 1 && (argv[0] === '-version' || argv[0] === '--version');
+}
+
+export function versionLine(version: string): string {
+  return `signet-verifier ${version}`;
+}
+
 export interface VerifierArgs {
   name: string;
   digest: string;

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseDurationMs, parseStdinDescriptor, parseVerifierArgs, UsageError } from '../../src/verifier/contract.js';
+import { isVersionRequest, parseDurationMs, parseStdinDescriptor, parseVerifierArgs, UsageError } from '../../src/verifier/contract.js';
 import { decodeJudgement, encodeVerifyImageRequest } from '../../src/verifier/wire.js';
-import { ROOT } from '../helpers/daemon.js';
+import { ROOT, VERIFIER } from '../helpers/daemon.js';
 
 const D = `sha256:${'e'.repeat(64)}`;
 const MT = 'application/vnd.oci.descriptor.v1+json';
@@ -26,6 +28,27 @@ describe('verifier argv (containerd bindir contract)', () => {
   for (const [what, argv, re] of bad) {
     it(`rejects ${what}`, () => assert.throws(() => parseVerifierArgs(argv), (e: Error) => e instanceof UsageError && re.test(e.message)));
   }
+});
+
+describe('verifier -version (for signet doctor)', () => {
+  it('is asked with -version or --version alone', () => {
+    assert.equal(isVersionRequest(['-version']), true);
+    assert.equal(isVersionRequest(['--version']), true);
+    assert.equal(isVersionRequest([]), false);
+    assert.equal(isVersionRequest(['-version', '-name', 'a']), false);
+    assert.equal(isVersionRequest(['-versions']), false);
+  });
+  it('mixed with containerd\'s flags it is an unknown flag, not a version request', () => {
+    assert.throws(() => parseVerifierArgs(['-version', '-name', 'a', '-digest', D, '-stdin-media-type', MT]), /unknown flag "-version"/);
+  });
+  it('the built verifier prints "signet-verifier <package version>" and exits 0 without reading stdin', () => {
+    const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    for (const flag of ['-version', '--version']) {
+      const res = spawnSync(process.execPath, [VERIFIER, flag], { encoding: 'utf8', timeout: 10_000, stdio: ['pipe', 'pipe', 'pipe'] });
+      assert.equal(res.status, 0, res.stderr);
+      assert.equal(res.stdout, `signet-verifier ${version}\n`);
+    }
+  });
 });
 
 describe('verifier stdin descriptor', () => {
