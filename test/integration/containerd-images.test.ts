@@ -74,22 +74,55 @@ describe('images that reach containerd by any path (image events, reverification
   }
 
   const auditFor = (daemon: DaemonHandle, name: string, event: string) => daemon.audit().filter((l) => l['event'] === event && l['name'] === name);
+  /** Lines about an image that arrived after signetd started: from its event, or from a sweep that was running then. */
+  const caught = (daemon: DaemonHandle, name: string) => daemon.audit().filter((l) => (l['event'] === 'image-event' || l['event'] === 'reverify') && l['name'] === name);
   const imageNames = async (ctd: ContainerdHandle, namespace = 'default') => (await ctd.ctr(['images', 'ls', '-q'], { namespace })).stdout.split('\n').filter(Boolean);
 
   async function startWatchingDaemon(ctd: ContainerdHandle, onUnverified: 'report' | 'remove'): Promise<DaemonHandle> {
     const daemon = await startDaemon({ insecureRegistries: [host], extraConfig: `containerd: { address: ${ctd.address} }\nimages: { onUnverified: ${onUnverified} }` });
     daemon.writePolicy('policy.yaml', policy());
     await waitFor(() => daemon.log().includes('watching containerd image events'), 'signetd to watch containerd', 10_000);
+    await waitFor(() => daemon.log().includes('reverified the images on the node'), 'the first sweep over the node', 10_000);
     return daemon;
   }
 
   for (const line of ['2.x', '1.7', '1.6'] as ContainerdLine[]) {
-    describe(`containerd ${line}: ctr image import`, () => {
+    describe(`containerd ${line}: ctr image import${line === '2.x' ? '' : ', ctr image pull and CRI pulls (no verifier on 1.x)'}`, () => {
       let ctd: ContainerdHandle;
+      let certs: string;
       before(async () => {
-        ctd = await startContainerd({ line });
+        certs = writeRegistryHosts(mkdtempSync(join(tmpdir(), 'signet-certs-')), host);
+        ctd = await startContainerd({ line, registryConfigPath: certs });
       });
-      after(async () => ctd?.stop());
+      after(async () => {
+        await ctd?.stop();
+        rmSync(certs, { recursive: true, force: true });
+      });
+
+      if (line !== '2.x') {
+        it('removes unsigned images pulled with ctr image pull and through CRI, which 1.x never verifies', async () => {
+          const daemon = await startWatchingDaemon(ctd, 'remove');
+          const cri = criClient(ctd.address);
+          try {
+            const tag = line.replace('.', '');
+            await image(`prod/ctr-${tag}`, false);
+            await image(`prod/cri-${tag}`, false);
+            const ctrName = `${host}/prod/ctr-${tag}:v1`;
+            const criName = `${host}/prod/cri-${tag}:v1`;
+            const pulled = await ctd.ctr(['images', 'pull', '--plain-http', ctrName]);
+            assert.equal(pulled.code, 0, `containerd ${line} pulls without asking anyone: ${pulled.stderr}`);
+            await cri.pullImage(criName);
+            await waitFor(async () => !(await imageNames(ctd)).includes(ctrName), 'the image pulled with ctr to be removed', 2000);
+            await waitFor(async () => (await cri.imageStatus(criName)) === null, 'the image CRI pulled to be removed', 2000);
+            await waitFor(() => caught(daemon, ctrName).length > 0 && caught(daemon, criName).length > 0, 'the audit lines', 1000);
+            assert.equal(caught(daemon, ctrName).at(-1)?.['action'], 'removed');
+            assert.equal(caught(daemon, criName).at(-1)?.['action'], 'removed');
+          } finally {
+            cri.close();
+            await daemon.stop();
+          }
+        });
+      }
 
       it('reports an unsigned imported image within 2 s (audit line, status), and keeps it with onUnverified: report', async () => {
         const daemon = await startWatchingDaemon(ctd, 'report');
@@ -129,11 +162,13 @@ describe('images that reach containerd by any path (image events, reverification
             assert.equal(imported.code, 0, imported.stderr);
           }
           await waitFor(async () => !(await imageNames(ctd)).includes(unsignedName), 'the unsigned image to be removed', 2000);
-          await waitFor(() => auditFor(daemon, signedName, 'image-event').length > 0, 'the decision on the signed image', 2000);
-          const removed = auditFor(daemon, unsignedName, 'image-event').at(-1)!;
+          await waitFor(() => caught(daemon, signedName).length > 0, 'the decision on the signed image', 2000);
+          // The audit file is written asynchronously: the line may follow the removal by a moment.
+          await waitFor(() => caught(daemon, unsignedName).length > 0, 'the audit line of the removal', 1000);
+          const removed = caught(daemon, unsignedName).at(-1)!;
           assert.equal(removed['action'], 'removed');
           assert.equal(removed['decision'], 'reject');
-          const kept = auditFor(daemon, signedName, 'image-event').at(-1)!;
+          const kept = caught(daemon, signedName).at(-1)!;
           assert.equal(kept['decision'], 'accept');
           assert.equal(kept['action'], 'none');
           assert.ok((await imageNames(ctd)).includes(signedName), 'the signed image stays');
@@ -166,8 +201,9 @@ describe('images that reach containerd by any path (image events, reverification
       const name = `${host}/prod/local:v1`;
       const pulled = await ctd.ctr(['images', 'pull', '--local', '--plain-http', name]);
       assert.equal(pulled.code, 0, `ctr pull --local does not run the verifier, so it succeeds: ${pulled.stderr}`);
+      await waitFor(() => caught(daemon, name).length > 0, 'the decision on the image pulled with --local', 2000);
       await waitFor(async () => !(await imageNames(ctd)).includes(name), 'the image pulled with --local to be removed', 2000);
-      assert.equal(auditFor(daemon, name, 'image-event').at(-1)?.['action'], 'removed');
+      assert.equal(caught(daemon, name).at(-1)?.['action'], 'removed', JSON.stringify(daemon.audit().slice(-3)));
     });
 
     it('removes an unsigned image CRI pulled through its local-pull fallback, with its digest and ID records', async () => {
@@ -178,6 +214,7 @@ describe('images that reach containerd by any path (image events, reverification
         await cri.pullImage(name);
         assert.match(ctd.log(), /Falling back to local image pull mode/);
         await waitFor(async () => (await cri.imageStatus(name)) === null, 'CRI to no longer know the image', 2000);
+        await waitFor(() => daemon.audit().some((l) => l['name'] === img.config.digest && l['action'] === 'removed'), 'the audit line of the ID record', 1000);
         const records = await imageNames(ctd, 'k8s.io');
         assert.deepEqual(records.filter((r) => r.includes('cri-fallback') || r === img.config.digest), [], 'no record of the image is left');
         const lines = daemon.audit().filter((l) => l['event'] === 'image-event' && l['digest'] === img.digest && l['namespace'] === 'k8s.io');
