@@ -10,7 +10,7 @@ import type { Decision, VerifyRequest } from '../engine/decision.js';
 import { VerificationEngine } from '../engine/engine.js';
 import { SourceFactory } from '../engine/default-sources.js';
 import { keyUsability } from '../engine/key-window.js';
-import { KeyRing } from '../keys/keyring.js';
+import { KeyRing, type KeySet } from '../keys/keyring.js';
 import { PemKeyProvider } from '../keys/pem-provider.js';
 import { SigstoreKeyProvider } from '../keys/sigstore-provider.js';
 import type { KeyProvider } from '../keys/provider.js';
@@ -40,7 +40,8 @@ export interface DaemonStatus {
 }
 
 export class Daemon {
-  private policy: Policy | undefined;
+  /** The policy and its keys, swapped together in one assignment (see PolicySnapshot). */
+  private snapshot: { policy: Policy; keys: KeySet } | undefined;
   private lastReload: Date | undefined;
   private lastReloadError: string | undefined;
   private decisions = 0;
@@ -66,8 +67,7 @@ export class Daemon {
     });
     const sources = new SourceFactory(client);
     this.engine = new VerificationEngine({
-      policy: () => ({ ...(this.policy ? { policy: this.policy } : {}), ...(this.lastReloadError ? { error: this.lastReloadError } : {}) }),
-      keys: this.keys,
+      snapshot: () => ({ ...this.snapshot, ...(this.lastReloadError ? { error: this.lastReloadError } : {}) }),
       sourcesFor: (specs, formats) => sources.sources(specs, formats),
       timeoutMs: config.verifyTimeoutMs,
       maxSignatures: config.maxSignatures,
@@ -108,8 +108,8 @@ export class Daemon {
   /** Load the keys the new policy names, then swap policy in one assignment. */
   private install(policy: Policy): Promise<void> {
     this.keyWork = this.keyWork.then(async () => {
-      await this.keys.load(policy.keys);
-      this.policy = policy;
+      const keys = await this.keys.load(policy.keys);
+      this.snapshot = { policy, keys };
       this.lastReload = new Date();
       this.lastReloadError = undefined;
       this.log.info('policy loaded', { generation: policy.generation, files: policy.files, keys: this.keys.size });
@@ -176,6 +176,10 @@ export class Daemon {
       if (u.usable) return u.warning ? [u.warning] : [];
       return u.code === 'KEY_EXPIRED' || u.code === 'KEY_REVOKED' ? [u.reason] : [];
     });
+  }
+
+  private get policy(): Policy | undefined {
+    return this.snapshot?.policy;
   }
 
   get ready(): boolean {

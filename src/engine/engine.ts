@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { describeError, SignetError, type ErrorCode } from '../errors.js';
-import type { KeyRing } from '../keys/keyring.js';
+import type { KeySet } from '../keys/keyring.js';
 import { resolveScope } from '../policy/scope.js';
 import type { Policy, ScopePolicy, SignatureSourceSpec } from '../policy/types.js';
 import type { SourceSet } from './default-sources.js';
@@ -17,10 +17,20 @@ import type { DiscoveredSignature } from './sources.js';
 import { evaluateAttestationRequirement } from './attestations.js';
 import type { UntrustedAttestation } from './attestation-source.js';
 
+/**
+ * The policy in force and the keys it names, loaded together and swapped together. A decision reads
+ * the snapshot once, at its start, and uses it to the end: a reload under way never mixes one
+ * generation's policy with another's keys.
+ */
+export interface PolicySnapshot {
+  policy?: Policy;
+  keys?: KeySet;
+  /** Why no policy (or not the newest) is in force. */
+  error?: string;
+}
+
 export interface EngineOptions {
-  /** The policy in force, read at the start of each decision (so a reload swaps it atomically). */
-  policy: () => { policy?: Policy; error?: string };
-  keys: KeyRing;
+  snapshot: () => PolicySnapshot;
   /** The signature and attestation sources for a scope's `signatureSources`. */
   sourcesFor: (specs: SignatureSourceSpec[], formats: readonly FormatName[]) => SourceSet;
   /** Upper bound on one decision, including registry round trips. */
@@ -40,7 +50,7 @@ export class VerificationEngine {
 
   async verify(request: VerifyRequest): Promise<Decision> {
     const started = performance.now();
-    const { policy, error: policyError } = this.options.policy();
+    const { policy, keys, error: policyError } = this.options.snapshot();
     const decision: Decision = {
       ok: false,
       decision: 'reject',
@@ -57,7 +67,7 @@ export class VerificationEngine {
     };
     let mode = 'enforce' as ScopePolicy['mode'];
     try {
-      const outcome = await this.decide(request, policy, policyError, decision, (m) => (mode = m));
+      const outcome = await this.decide(request, policy && keys ? { policy, keys } : undefined, policyError, decision, (m) => (mode = m));
       if (outcome instanceof Refusal) {
         decision.code = outcome.code;
         if (mode === 'warn' && !outcome.final) {
@@ -77,7 +87,8 @@ export class VerificationEngine {
   }
 
   /** Returns the reason for an acceptance, or a Refusal. */
-  private async decide(request: VerifyRequest, policy: Policy | undefined, policyError: string | undefined, decision: Decision, setMode: (m: ScopePolicy['mode']) => void): Promise<string | Refusal> {
+  private async decide(request: VerifyRequest, snapshot: { policy: Policy; keys: KeySet } | undefined, policyError: string | undefined, decision: Decision, setMode: (m: ScopePolicy['mode']) => void): Promise<string | Refusal> {
+    const policy = snapshot?.policy;
     let image: ImageReference;
     try {
       image = parseReference(request.name);
@@ -108,7 +119,7 @@ export class VerificationEngine {
     const attestationsFound = scopePolicy.attestations.length > 0 ? this.discoverAttestations(sources, image, digest) : Promise.resolve([]);
     attestationsFound.catch(() => undefined); // awaited below; never an unhandled rejection if signatures fail first
     const signatures = await this.discover(sources, image, digest);
-    const ctx: EvaluationContext = { image, digest, subject: { digest, mediaType: request.descriptor.mediaType, size: request.descriptor.size }, keys: this.options.keys, keyDefinitions: policy.keys, now: this.options.now?.() ?? new Date() };
+    const ctx: EvaluationContext = { image, digest, subject: { digest, mediaType: request.descriptor.mediaType, size: request.descriptor.size }, keys: snapshot!.keys, keyDefinitions: policy.keys, now: this.options.now?.() ?? new Date() };
     if (scopePolicy.rejectIfSignedBy.length > 0) {
       const { hits, unchecked } = await signedByRejectedKeys(scopePolicy.rejectIfSignedBy, signatures, ctx);
       if (hits.length > 0) return new Refusal('SIGNED_BY_REJECTED_KEY', `rejected ${subject}: signed by ${hits.join(', ')}, which ${where} refuses (rejectIfSignedBy)`);

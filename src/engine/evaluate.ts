@@ -7,7 +7,7 @@ import { cosignFormat } from '../formats/cosign.js';
 import { sigstoreBundleFormat } from '../formats/bundle.js';
 import { notationFormat } from '../formats/notation-format.js';
 import type { ExpectedSubject, FormatName, SignatureCheck, SignatureFormat, UntrustedSignature } from '../formats/types.js';
-import type { KeyRing } from '../keys/keyring.js';
+import type { KeySet } from '../keys/keyring.js';
 import { checkIdentity } from '../policy/identity.js';
 import type { KeyDefinition, SignatureRequirement } from '../policy/types.js';
 import type { ImageReference } from '../registry/reference.js';
@@ -39,7 +39,8 @@ export interface EvaluationContext {
   digest: string;
   /** The descriptor containerd resolved (envelope formats compare all of it). */
   subject: ExpectedSubject;
-  keys: KeyRing;
+  /** The keys of the same policy generation as keyDefinitions. */
+  keys: KeySet;
   keyDefinitions: Record<string, KeyDefinition>;
   now: Date;
 }

@@ -40,8 +40,7 @@ export async function openLocalEngine(options: LocalEngineOptions): Promise<Loca
   });
   const sources = new SourceFactory(client);
   const engine = new VerificationEngine({
-    policy: () => ({ policy }),
-    keys,
+    snapshot: () => ({ policy, keys }),
     sourcesFor: (specs, formats) => sources.sources(specs, formats),
     timeoutMs: options.timeoutMs ?? 30_000,
     maxSignatures: options.maxSignatures ?? 32,

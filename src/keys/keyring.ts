@@ -17,12 +17,22 @@ interface Entry {
 
 export type KeyLookup = { key: TrustedKey; error?: undefined } | { key?: undefined; error: SignetError };
 
+/**
+ * The keys of one policy generation, as a decision sees them: a name always resolves to the key the
+ * policy of that generation defined, even while a reload installs another policy that reuses the name.
+ */
+export interface KeySet {
+  get(name: string): KeyLookup;
+  /** Mark a key unusable after a failure seen during verification (token removed…); refresh restores it. */
+  markFailed(name: string, error: SignetError): void;
+}
+
 export interface KeyRingLogger {
   warn(message: string, meta?: Record<string, unknown>): void;
   info(message: string, meta?: Record<string, unknown>): void;
 }
 
-export class KeyRing {
+export class KeyRing implements KeySet {
   private entries = new Map<string, Entry>();
   private readonly providers: Map<KeyScheme, KeyProvider>;
 
@@ -30,12 +40,17 @@ export class KeyRing {
     this.providers = new Map(providers.map((p) => [p.scheme, p]));
   }
 
-  /** Replace the set of keys with `specs` and load them all; never throws for a single bad key. */
-  async load(specs: Record<string, KeySpec>): Promise<void> {
+  /**
+   * Replace the set of keys with `specs` and load them all; never throws for a single bad key.
+   * Returns the new generation's keys: decisions hold on to it, so a later load that maps a name to
+   * another key never changes what a decision already under way verifies with.
+   */
+  async load(specs: Record<string, KeySpec>): Promise<KeySet> {
     const next = new Map<string, Entry>();
     for (const [name, spec] of Object.entries(specs)) next.set(name, { spec });
     await Promise.all([...next.entries()].map(([name, entry]) => this.loadEntry(name, entry)));
     this.entries = next;
+    return { get: (name) => lookup(next, name), markFailed: (name, error) => this.markFailedIn(next, name, error) };
   }
 
   /** Look every key up again (policy reload, refresh interval). */
@@ -43,16 +58,17 @@ export class KeyRing {
     await Promise.all([...this.entries.entries()].map(([name, entry]) => this.loadEntry(name, entry)));
   }
 
+  /** The current generation's key `name`. */
   get(name: string): KeyLookup {
-    const entry = this.entries.get(name);
-    if (entry === undefined) return { error: new SignetError('KEY_NOT_FOUND', `key "${name}" is not defined in the policy`) };
-    if (entry.key !== undefined && entry.error === undefined) return { key: entry.key };
-    return { error: entry.error ?? new SignetError('KEY_UNAVAILABLE', `key "${name}" is not loaded`) };
+    return lookup(this.entries, name);
   }
 
-  /** Mark a key unusable after a failure seen during verification (token removed…); refresh restores it. */
   markFailed(name: string, error: SignetError): void {
-    const entry = this.entries.get(name);
+    this.markFailedIn(this.entries, name, error);
+  }
+
+  private markFailedIn(entries: Map<string, Entry>, name: string, error: SignetError): void {
+    const entry = entries.get(name);
     if (entry === undefined) return;
     entry.error = error;
     this.log?.warn('key failed during verification', { key: name, error: describeError(error) });
@@ -95,6 +111,13 @@ export class KeyRing {
     }
     entry.lastRefresh = new Date();
   }
+}
+
+function lookup(entries: Map<string, Entry>, name: string): KeyLookup {
+  const entry = entries.get(name);
+  if (entry === undefined) return { error: new SignetError('KEY_NOT_FOUND', `key "${name}" is not defined in the policy`) };
+  if (entry.key !== undefined && entry.error === undefined) return { key: entry.key };
+  return { error: entry.error ?? new SignetError('KEY_UNAVAILABLE', `key "${name}" is not loaded`) };
 }
 
 /** A printable location for a spec (PKCS#11 URIs are printed without PIN attributes by their provider). */

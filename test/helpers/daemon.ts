@@ -51,9 +51,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<DaemonHa
       `policyDir: ${policyDir}`,
       `auditLog: ${auditLog}`,
       `insecureRegistries: ${JSON.stringify(options.insecureRegistries ?? [])}`,
-      'registryTimeout: 2s',
-      'registryRetries: 0',
-      'verifyTimeout: 5s',
+      // Settings the test's extraConfig gives replace these defaults.
+      ...['registryTimeout: 2s', 'registryRetries: 0', 'verifyTimeout: 5s'].filter((l) => !new RegExp(`^${l.split(':')[0]}:`, 'm').test(options.extraConfig ?? '')),
       ...(options.extraConfig?.includes('logLevel:') ? [] : ['logLevel: debug']),
       // Tests never watch a containerd of the machine's own; those that want one name its socket.
       ...(options.extraConfig?.includes('containerd:') ? [] : ['containerd: { enabled: false }']),
