@@ -1,0 +1,246 @@
+/**
+ * `signet doctor` against real parts: containerd 2.x (signet-verifier in its bin_dir) and 1.6 started
+ * by test/helpers/containerd.ts, the real signetd, Debian's docker-registry, and the CLI run as an
+ * operator runs it. What is asserted is the lines doctor prints and its exit code; for --probe, also
+ * what containerd really holds afterwards.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CriImageClient } from '../../src/containerd/cri-client.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { signImageCosign } from '../../src/signing/cosign-sign.js';
+import { startContainerd, writeRegistryHosts, type ContainerdHandle } from '../helpers/containerd.js';
+import { SIGNET, startDaemon, VERIFIER, waitFor, type DaemonHandle } from '../helpers/daemon.js';
+import { requireDebianParts } from '../helpers/debian-parts.js';
+import { makeTestKey } from '../helpers/keys.js';
+import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
+import { pushRunnableImage } from '../helpers/runnable-image.js';
+
+interface DoctorRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  lines: string[];
+}
+
+function doctor(args: string[], env: NodeJS.ProcessEnv = {}): Promise<DoctorRun> {
+  return new Promise((resolve, reject) => {
+    // No CONTAINERD_ADDRESS / SIGNET_SOCKET from the outside: each test names what it checks.
+    const base = { ...process.env };
+    delete base['CONTAINERD_ADDRESS'];
+    delete base['SIGNET_SOCKET'];
+    const child = spawn(process.execPath, [SIGNET, 'doctor', ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, lines: stdout.split('\n').filter(Boolean) });
+    });
+  });
+}
+
+const show = (r: DoctorRun): string => `exit ${r.code}\n${r.stdout}${r.stderr}`;
+const line = (r: DoctorRun, re: RegExp): string => {
+  const found = r.lines.find((l) => re.test(l));
+  assert.ok(found, `no line matching ${re}:\n${show(r)}`);
+  return found;
+};
+
+describe('signet doctor (real containerd, signetd, docker-registry)', function () {
+  this.timeout(60_000);
+  let registry: RegistryHandle;
+  let host: string;
+  let client: RegistryClient;
+  let daemon: DaemonHandle;
+  let verifierDir: string;
+  let hostsDir: string;
+  let containerd: ContainerdHandle;
+  const release = makeTestKey('ecdsa-p256');
+
+  const args = (c: ContainerdHandle, d: DaemonHandle = daemon) => ['--containerd', c.address, '--containerd-config', c.configPath, '--socket', d.socket];
+
+  before(async function () {
+    requireDebianParts();
+    try {
+      accessSync(VERIFIER, constants.X_OK);
+    } catch {
+      throw new Error(`${VERIFIER} is missing or not executable: build with "npx tsc -p tsconfig.json" and run scripts/bootstrap.sh`);
+    }
+    registry = await startRegistry();
+    host = registry.host;
+    client = new RegistryClient({ insecureRegistries: [host], retries: 0 });
+    daemon = await startDaemon({ insecureRegistries: [host] });
+    release.writePublic(join(daemon.dir, 'release.pub'));
+    daemon.writePolicy('policy.yaml', {
+      apiVersion: 'signet/v1',
+      keys: { release: { file: join(daemon.dir, 'release.pub') } },
+      default: { action: 'reject' },
+      scopes: { [`${host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } } },
+    });
+    await waitFor(() => daemon.log().includes('policy loaded'), 'the first policy');
+    verifierDir = mkdtempSync('/tmp/sv-doc-');
+    symlinkSync(VERIFIER, join(verifierDir, 'signet-verifier'));
+    // CRI reaches the plain-HTTP registry through hosts.toml (registry.config_path), which keeps the verifying path.
+    hostsDir = writeRegistryHosts(mkdtempSync(join(tmpdir(), 'doc-hosts-')), host);
+    containerd = await startContainerd({ line: '2.x', verifierDir, registryConfigPath: hostsDir, env: { SIGNET_SOCKET: daemon.socket } });
+  });
+  after(async () => {
+    await containerd?.stop();
+    await daemon?.stop();
+    await registry?.stop();
+    for (const d of [verifierDir, hostsDir]) if (d) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('containerd 2.x with signet-verifier in bin_dir and a healthy signetd: every check ✔, exit 0', async () => {
+    const r = await doctor(args(containerd));
+    assert.equal(r.code, 0, show(r));
+    for (const l of r.lines) assert.match(l, /^[✔!] /, `not ✔ or !: ${l}\n${show(r)}`);
+    line(r, new RegExp(`^✔ containerd 2\\.\\d+\\.\\d+\\S* answers at ${containerd.address}$`));
+    line(r, /^✔ containerd 2\.\d+\.\d+\S* runs image verifiers before pulls through its transfer service \(ctr image pull, CRI PullImage\)$/);
+    line(r, /^✔ the image verifier plugin io\.containerd\.image-verifier\.v1\.bindir is loaded$/);
+    line(r, new RegExp(`^✔ verifier bin_dir ${verifierDir} \\(set in ${containerd.configPath}\\) holds signet-verifier → ${VERIFIER}, which starts: signet-verifier 0\\.1\\.0$`));
+    line(r, new RegExp(`^✔ containerd config ${containerd.configPath}, version 3: no CRI setting takes CRI pulls off the verifier; registry.config_path ${hostsDir} \\(hosts.toml\\) keeps them on it$`));
+    line(r, /^✔ NRI is enabled \(socket .*nri\.sock\); signetd's NRI plugin .* is not written yet$/);
+    line(r, new RegExp(`^✔ signetd 0\\.1\\.0 at ${daemon.socket} is SERVING with policy sha256:[a-f0-9]{64} \\(1 file in ${daemon.policyDir}\\)$`));
+    line(r, /^✔ signetd's 1 key loaded without errors: release$/);
+
+    const j = await doctor([...args(containerd), '--output', 'json']);
+    assert.equal(j.code, 0, show(j));
+    const checks = JSON.parse(j.stdout) as Array<Record<string, unknown>>;
+    assert.ok(checks.length >= 7);
+    for (const c of checks) {
+      assert.deepEqual(Object.keys(c).sort(), ['check', 'detail', 'fix', 'level', 'ok']);
+      assert.equal(c['ok'], true);
+    }
+    assert.ok(checks.some((c) => c['check'] === 'verifier.signet' && /signet-verifier 0\.1\.0/.test(String(c['detail']))));
+  });
+
+  it('--probe with an unsigned image on 2.x: ✔ refused through CRI, with signet\'s reason, and nothing stored', async () => {
+    const img = await pushRunnableImage(client, { registry: host, repository: 'prod/probe' }, { tag: 'v1' });
+    const ref = `${host}/prod/probe:v1`;
+    const r = await doctor([...args(containerd), '--probe', ref]);
+    assert.equal(r.code, 0, show(r));
+    const l = line(r, /^✔ containerd refused to pull /);
+    assert.match(l, new RegExp(`refused to pull ${ref} through CRI \\(as kubelet would\\): .*verifier signet-verifier rejected image \\(exit code 1\\): rejected ${host}/prod/probe\\S*@${img.digest}: no signatures found`));
+    const cri = new CriImageClient(containerd.address);
+    try {
+      assert.equal(await cri.imageStatus(ref), undefined);
+    } finally {
+      cri.close();
+    }
+  });
+
+  it('a CRI bypass setting is named with its file and value, exit 1; --probe then shows the node pulled the image, and removes it', async () => {
+    const bypass = await startContainerd({ line: '2.x', verifierDir, registryConfigPath: hostsDir, criConfig: 'max_concurrent_downloads = 2', env: { SIGNET_SOCKET: daemon.socket } });
+    try {
+      await pushRunnableImage(client, { registry: host, repository: 'prod/probe-bypass' }, { tag: 'v1' });
+      const ref = `${host}/prod/probe-bypass:v1`;
+      const r = await doctor([...args(bypass), '--probe', ref]);
+      assert.equal(r.code, 1, show(r));
+      assert.equal(
+        line(r, /^✘ CRI setting /),
+        `✘ CRI setting plugins."io.containerd.cri.v1.images".max_concurrent_downloads = 2 (default 3) in ${bypass.configPath} makes CRI pull without the verifier — remove it or set 3 (set download concurrency in [plugins."io.containerd.transfer.v1.local"] max_concurrent_downloads instead)`,
+      );
+      // The setting doctor names is the one containerd acted on.
+      assert.match(bypass.log(), /Found 'MaxConcurrentDownloads' in CRI config .*Falling back to local image pull mode/);
+      assert.match(
+        line(r, /^✘ the node pulled /),
+        new RegExp(`^✘ the node pulled ${ref}, which the policy refuses \\(signetd: rejected ${host}/prod/probe-bypass\\S*@sha256:[a-f0-9]{64}: no signatures found.*\\): CRI pulls are not verified \\(image sha256:[a-f0-9]{64}; doctor removed it again\\) — remove the CRI settings named above$`),
+      );
+      const cri = new CriImageClient(bypass.address);
+      try {
+        assert.equal(await cri.imageStatus(ref), undefined, 'doctor left the probe image on the node');
+      } finally {
+        cri.close();
+      }
+      const ls = await bypass.ctr(['image', 'ls', '-q'], { namespace: 'k8s.io' });
+      assert.ok(!ls.stdout.includes(ref), ls.stdout);
+
+      // A probe image the policy accepts proves nothing, and doctor says so instead of blaming the node.
+      const signedImg = await pushRunnableImage(client, { registry: host, repository: 'prod/probe-signed' }, { tag: 'v1' });
+      await signImageCosign(client, { registry: host, repository: 'prod/probe-signed' }, signedImg.digest, release.signer, { dockerReference: `${host}/prod/probe-signed` });
+      const s = await doctor([...args(bypass), '--probe', `${host}/prod/probe-signed:v1`]);
+      assert.equal(s.code, 1, show(s));
+      assert.match(line(s, /^✘ the node pulled /), /but the policy accepts it \(signetd: accept: accepted .*\), so the probe proves nothing .* — probe with an image the policy refuses/);
+    } finally {
+      await bypass.stop();
+    }
+  });
+
+  it('containerd 1.6 (Debian 12\'s own): the no-verifier line and what is enforced instead, exit 1', async () => {
+    const old = await startContainerd({ line: '1.6' });
+    try {
+      const r = await doctor(args(old));
+      assert.equal(r.code, 1, show(r));
+      assert.match(
+        line(r, /^✘ containerd 1\.6/),
+        /^✘ containerd 1\.6\.\d+\S* has no image verifier: pulls are not checked before they land; what is enforced instead: signetd's image-event watcher .*reports it .* or removes it .*after the fact and best effort — upgrade to containerd 2\.1 or later/,
+      );
+      assert.ok(!r.lines.some((l) => /bin_dir/.test(l)), `containerd 1.6 has no bin_dir to check:\n${show(r)}`);
+      line(r, /^! containerd 1\.6\.\d+\S* has no NRI/);
+    } finally {
+      await old.stop();
+    }
+  });
+
+  it('signetd stopped: ✘ not running (no socket); killed with its socket left behind: ✘ nothing answers', async () => {
+    const other = await startDaemon({ insecureRegistries: [host], policy: { apiVersion: 'signet/v1', default: { action: 'reject' } } });
+    const socket = other.socket;
+    other.proc.kill('SIGKILL');
+    await new Promise((r) => other.proc.once('exit', r));
+    try {
+      const stale = await doctor(['--containerd', containerd.address, '--containerd-config', containerd.configPath, '--socket', socket]);
+      assert.equal(stale.code, 1, show(stale));
+      assert.match(line(stale, /^✘ a socket file is at /), new RegExp(`^✘ a socket file is at ${socket} but nothing answers \\(ECONNREFUSED\\).* — restart signetd`));
+    } finally {
+      await other.stop();
+    }
+    // Stopped cleanly (the folder is gone): no socket at all. Found through SIGNET_SOCKET, as `signet status` finds it.
+    const gone = await doctor(['--containerd', containerd.address, '--containerd-config', containerd.configPath], { SIGNET_SOCKET: socket });
+    assert.equal(gone.code, 1, show(gone));
+    assert.equal(line(gone, /^. signetd is/), `✘ signetd is not running: no socket at ${socket} — start signetd (systemctl enable --now signetd), or name its socket with --socket or SIGNET_SOCKET`);
+    // Everything else is still ✔.
+    assert.deepEqual(gone.lines.filter((l) => l.startsWith('✘')).length, 1, show(gone));
+  });
+
+  it('containerd unreachable: the config, bin_dir and signetd are still checked; values from the config are printed escaped', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'doc-cfg-'));
+    try {
+      const cfg = join(dir, 'config.toml');
+      writeFileSync(cfg, `version = 3\n[plugins."io.containerd.image-verifier.v1.bindir"]\nbin_dir = "/nonexistent/\\u001b[31mred\\r\\nforged"\n[plugins."io.containerd.cri.v1.images"]\ndiscard_unpacked_layers = true\n`);
+      const r = await doctor(['--containerd', join(dir, 'none.sock'), '--containerd-config', cfg, '--socket', daemon.socket]);
+      assert.equal(r.code, 1, show(r));
+      assert.ok(!/[\u001b\r]/.test(r.stdout), `raw control characters reached the terminal:\n${JSON.stringify(r.stdout)}`);
+      line(r, new RegExp(`^✘ containerd is not running here: no socket at ${dir}/none\\.sock`));
+      line(r, /^✘ verifier bin_dir \/nonexistent\/\\x1b\[31mred\\r\\nforged \(set in .*\) does not exist: containerd lets every pull through/);
+      line(r, new RegExp(`^✘ CRI setting plugins."io.containerd.cri.v1.images".discard_unpacked_layers = true \\(default false\\) in ${cfg} makes CRI pull without the verifier — remove it or set false$`));
+      line(r, /^✔ signetd 0\.1\.0 at .* is SERVING/);
+
+      // A missing config file: containerd's defaults, said so.
+      const d = await doctor(['--containerd', join(dir, 'none.sock'), '--containerd-config', join(dir, 'absent.toml'), '--socket', daemon.socket]);
+      line(d, new RegExp(`^✔ containerd config ${dir}/absent\\.toml does not exist: containerd's defaults apply`));
+      // Malformed TOML: the file, line and column.
+      writeFileSync(cfg, 'version = 3\n[plugins\n');
+      const m = await doctor(['--containerd', join(dir, 'none.sock'), '--containerd-config', cfg, '--socket', daemon.socket]);
+      assert.equal(m.code, 1);
+      line(m, new RegExp(`^✘ containerd config: ${cfg}:2:\\d+: not valid TOML .* — fix ${cfg}$`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--help prints the usage and exits 0; a bad --output is a usage error (exit 2)', async () => {
+    const h = await doctor(['--help']);
+    assert.equal(h.code, 0);
+    assert.match(h.stdout, /^usage: signet doctor \[--containerd-config FILE\] \[--containerd SOCK\] \[--socket SIGNETD_SOCK\] \[--probe IMAGE\] \[--output text\|json\]/);
+    const bad = await doctor(['--output', 'yaml']);
+    assert.equal(bad.code, 2, show(bad));
+  });
+});
