@@ -42,6 +42,7 @@ export type ErrorCode =
   | 'CONTAINERD_UNAVAILABLE'
   | 'CONTAINERD_ERROR'
   | 'IMAGE_UNNAMED'
+  | 'AUDIT_UNAVAILABLE'
   | 'INTERNAL';
 
 export class SignetError extends Error {

@@ -1,10 +1,16 @@
 /**
- * The audit trail: one JSON object per decision, one line each, appended to a file with winston.
+ * The audit trail: one JSON object per decision, one line each, appended to a file.
  * Lines carry everything needed to answer "why was this pulled?" later without the daemon.
+ *
+ * Written synchronously, so that the caller knows whether its record is on disk before it answers:
+ * with `auditFailure: reject` a decision that cannot be recorded is refused. A failure (full disk,
+ * read-only or vanished file) starts an episode: logged once, counted, shown in Status and Health;
+ * the file is reopened at most once a second until a write succeeds again. The path is watched
+ * for rotation (renamed or deleted and recreated, as logrotate's `create` does) and reopened on
+ * SIGHUP, so records always go to the file the operator sees at that path.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import winston from 'winston';
 import type { Decision } from '../engine/decision.js';
 
 /**
@@ -40,30 +46,44 @@ export interface AuditRecord {
   durationMs: number;
 }
 
-/** `time` first thing in each record, RFC 3339 with milliseconds. */
-const stampTime = winston.format((info) => Object.assign(info, { time: new Date().toISOString() }));
+export interface AuditHealth {
+  path: string;
+  /** False during a failure episode: records are being lost. */
+  writable: boolean;
+  /** Records that could not be written, since start. */
+  failures: number;
+  /** Records written since start. */
+  written: number;
+  lastError: string;
+  /** Start of the current failure episode (RFC 3339), or ''. */
+  failingSince: string;
+}
+
+export interface AuditLogger {
+  error(message: string, meta?: Record<string, unknown>): void;
+  info(message: string, meta?: Record<string, unknown>): void;
+}
+
+/** How often a failed or possibly rotated file is looked at again. */
+const RECHECK_MS = 1000;
 
 export class AuditLog {
-  private readonly logger: winston.Logger;
+  private fd: number | undefined;
+  private openedIno: number | undefined;
+  private lastCheck = 0;
+  private readonly state = { failures: 0, written: 0, lastError: '', failingSince: '' };
+  private readonly listeners = new Set<(writable: boolean) => void>();
 
   /** `path` is a file path, or `-` for standard output. */
-  constructor(path: string) {
-    const transport =
-      path === '-'
-        ? new winston.transports.Stream({ stream: process.stdout })
-        : (mkdirSync(dirname(path), { recursive: true, mode: 0o750 }), new winston.transports.File({ filename: path, options: { flags: 'a', mode: 0o640 } }));
-    this.logger = winston.createLogger({
-      level: 'info',
-      format: winston.format.combine(stampTime(), winston.format.json()),
-      transports: [transport],
-    });
-    // A full disk or a removed directory must not take the daemon down: say so on stderr (journald).
-    this.logger.on('error', (err: Error) => {
-      process.stderr.write(`${JSON.stringify({ level: 'error', message: 'cannot write the audit log', auditLog: path, error: err.message })}\n`);
-    });
+  constructor(
+    private readonly path: string,
+    private readonly log?: AuditLogger,
+  ) {
+    if (path !== '-') this.open();
   }
 
-  record(decision: Decision, node?: NodeContext): void {
+  /** Append one record; false when it could not be written (the episode is logged once). */
+  record(decision: Decision, node?: NodeContext): boolean {
     const record: AuditRecord = {
       event: node?.event ?? 'decision',
       ...(node ? { namespace: node.namespace, action: node.action } : {}),
@@ -80,15 +100,101 @@ export class AuditLog {
       policyGeneration: decision.policyGeneration,
       durationMs: decision.durationMs,
     };
-    this.logger.info(decision.decision, record);
+    // `time` first; `level` and `message` as the lines have always carried them.
+    const line = `${JSON.stringify({ time: new Date().toISOString(), ...record, level: 'info', message: decision.decision })}\n`;
+    return this.write(Buffer.from(line));
   }
 
-  /** Flush and close the file. */
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.logger.on('finish', () => resolve());
-      this.logger.end();
-      setTimeout(resolve, 2000).unref();
-    });
+  health(): AuditHealth {
+    return { path: this.path, writable: this.state.failingSince === '', ...this.state };
+  }
+
+  /** Called with false when an episode starts and true when writing works again. */
+  onHealthChange(listener: (writable: boolean) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Reopen the file at `path` (SIGHUP, after rotation). */
+  reopen(): void {
+    if (this.path === '-') return;
+    this.closeFd();
+    this.open();
+  }
+
+  private write(bytes: Buffer): boolean {
+    if (this.path === '-') {
+      process.stdout.write(bytes);
+      this.state.written++;
+      return true;
+    }
+    const now = Date.now();
+    if (now - this.lastCheck >= RECHECK_MS) {
+      this.lastCheck = now;
+      if (this.fd === undefined || this.rotated()) this.reopen();
+    }
+    try {
+      if (this.fd === undefined) throw new Error(this.state.lastError || 'the audit log is not open');
+      let offset = 0;
+      while (offset < bytes.length) offset += writeSync(this.fd, bytes, offset);
+    } catch (err) {
+      this.state.failures++;
+      this.fail(err);
+      return false;
+    }
+    this.state.written++;
+    if (this.state.failingSince !== '') {
+      this.log?.info('audit log writable again', { auditLog: this.path, lost: this.state.failures, since: this.state.failingSince });
+      this.state.failingSince = '';
+      for (const l of this.listeners) l(true);
+    }
+    return true;
+  }
+
+  /** The path no longer names the file we hold open (renamed away, deleted, replaced). */
+  private rotated(): boolean {
+    try {
+      return statSync(this.path).ino !== this.openedIno || fstatSync(this.fd!).nlink === 0;
+    } catch {
+      return true;
+    }
+  }
+
+  private open(): void {
+    try {
+      mkdirSync(dirname(this.path), { recursive: true, mode: 0o750 });
+      this.fd = openSync(this.path, 'a', 0o640);
+      this.openedIno = fstatSync(this.fd).ino;
+    } catch (err) {
+      this.fd = undefined;
+      this.fail(err);
+    }
+  }
+
+  private fail(err: unknown): void {
+    const e = err as NodeJS.ErrnoException;
+    const message = `${e.code ? `${e.code}: ` : ''}${e.message}`;
+    this.state.lastError = message;
+    this.closeFd();
+    if (this.state.failingSince === '') {
+      this.state.failingSince = new Date().toISOString();
+      this.log?.error('cannot write the audit log: records are being lost until it is writable again', { auditLog: this.path, error: message });
+      for (const l of this.listeners) l(false);
+    }
+  }
+
+  private closeFd(): void {
+    if (this.fd === undefined) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+      /* already gone */
+    }
+    this.fd = undefined;
+  }
+
+  /** Close the file. */
+  async close(): Promise<void> {
+    this.closeFd();
   }
 }

@@ -42,14 +42,15 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<DaemonHa
   const policyDir = join(dir, 'policy.d');
   mkdirSync(policyDir);
   const socket = join(dir, 'run', 'signetd.sock');
-  const auditLog = join(dir, 'audit.log');
+  // A test may put the audit log elsewhere (auditLog: in extraConfig); the handle reads that file.
+  const auditLog = /^auditLog: (\S+)$/m.exec(options.extraConfig ?? '')?.[1] ?? join(dir, 'audit.log');
   const configPath = join(dir, 'signetd.yaml');
   writeFileSync(
     configPath,
     [
       `socket: ${socket}`,
       `policyDir: ${policyDir}`,
-      `auditLog: ${auditLog}`,
+      ...(/^auditLog:/m.test(options.extraConfig ?? '') ? [] : [`auditLog: ${auditLog}`]),
       `insecureRegistries: ${JSON.stringify(options.insecureRegistries ?? [])}`,
       // Settings the test's extraConfig gives replace these defaults.
       ...['registryTimeout: 2s', 'registryRetries: 0', 'verifyTimeout: 5s'].filter((l) => !new RegExp(`^${l.split(':')[0]}:`, 'm').test(options.extraConfig ?? '')),

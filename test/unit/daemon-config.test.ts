@@ -52,3 +52,11 @@ describe('signetd config: containerd and images', () => {
     it(`rejects ${what}`, () => assert.throws(() => parseConfig(text, 'c.yaml'), (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && re.test(e.message)));
   }
 });
+
+describe('signetd config: auditFailure', () => {
+  it('refuses what cannot be audited by default, and reads allow', () => {
+    assert.equal(parseConfig('', 'c.yaml').auditFailure, 'reject');
+    assert.equal(parseConfig('auditFailure: allow\n', 'c.yaml').auditFailure, 'allow');
+    assert.throws(() => parseConfig('auditFailure: ignore\n', 'c.yaml'), /auditFailure: must be reject/);
+  });
+});

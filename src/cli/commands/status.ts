@@ -28,6 +28,7 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
       ...(status['policyFiles'] as string[]).map((f) => `         ${f}`),
       ...(status['lastReloadError'] ? [`reload error: ${status['lastReloadError']}`] : []),
       ...(status['warnings'] as string[]).map((w) => `warning: ${w}`),
+      ...auditLines(status['audit'] as Record<string, any> | null | undefined),
       ...containerdLines(status['containerd'] as Record<string, any> | null | undefined),
       'keys',
       ...(status['keys'] as Array<Record<string, string>>).map(
@@ -35,7 +36,7 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
       ),
     ];
     io.stdout.write(`${lines.join('\n')}\n`);
-    return status['ready'] ? 0 : 1;
+    return status['ready'] && status['audit']?.['writable'] !== false ? 0 : 1;
   } catch (err) {
     io.stderr.write(`signet status: cannot reach signetd at ${socket}: ${(err as grpc.ServiceError).details ?? (err as Error).message}\n`);
     return 1;
@@ -55,4 +56,12 @@ function containerdLines(c: Record<string, any> | null | undefined): string[] {
   const refused = (c['refusedImages'] as string[] | undefined) ?? [];
   if (refused.length > 0) lines.push(`refused images on this node (${refused.length}):`, ...refused.slice(0, 20).map((r) => `  ${printable(r)}`), ...(refused.length > 20 ? [`  … and ${refused.length - 20} more (signet node audit lists them all)`] : []));
   return lines;
+}
+
+/** The audit log: written, or failing (and what happens to decisions meanwhile). */
+function auditLines(a: Record<string, any> | null | undefined): string[] {
+  if (!a) return [];
+  if (a['writable']) return [`audit    ${printable(a['path'])}  ${a['written']} records${Number(a['failures']) > 0 ? `, ${a['failures']} lost earlier` : ''}`];
+  const effect = a['onFailure'] === 'allow' ? 'decisions go on unrecorded (auditFailure: allow)' : 'every image is refused (auditFailure: reject)';
+  return [`audit    FAILING since ${a['failingSince']}: ${printable(a['lastError'])}  (${printable(a['path'])}; ${a['failures']} records lost; ${effect})`];
 }
