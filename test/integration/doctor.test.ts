@@ -222,6 +222,13 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
       line(r, /^✘ verifier bin_dir \/nonexistent\/\\x1b\[31mred\\r\\nforged \(set in .*\) does not exist: containerd lets every pull through/);
       line(r, new RegExp(`^✘ CRI setting plugins."io.containerd.cri.v1.images".discard_unpacked_layers = true \\(default false\\) in ${cfg} makes CRI pull without the verifier — remove it or set false$`));
       line(r, /^✔ signetd 0\.1\.0 at .* is SERVING/);
+      // JSON keeps the value intact for a program, and still shows no raw control character.
+      const j = await doctor(['--containerd', join(dir, 'none.sock'), '--containerd-config', cfg, '--socket', daemon.socket, '--output', 'json']);
+      assert.equal(j.code, 1);
+      assert.ok(!/[\u001b\r]/.test(j.stdout), JSON.stringify(j.stdout));
+      const binDir = (JSON.parse(j.stdout) as Array<{ check: string; ok: boolean; detail: string }>).find((c) => c.check === 'verifier.bin_dir');
+      assert.equal(binDir?.ok, false);
+      assert.ok(binDir.detail.includes('/nonexistent/\u001b[31mred\r\nforged'), binDir.detail);
 
       // A missing config file: containerd's defaults, said so.
       const d = await doctor(['--containerd', join(dir, 'none.sock'), '--containerd-config', join(dir, 'absent.toml'), '--socket', daemon.socket]);

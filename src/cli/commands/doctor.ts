@@ -26,9 +26,9 @@ import {
 } from '../../containerd/containerd-config.js';
 import { CRI_NAMESPACE, CriCallError, CriImageClient } from '../../containerd/cri-client.js';
 import { loadProtos } from '../../daemon/grpc-server.js';
+import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import { outputFormat } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
-import { escapeControl } from './terminal-text.js';
 
 const USAGE = `usage: signet doctor [--containerd-config FILE] [--containerd SOCK] [--socket SIGNETD_SOCK] [--probe IMAGE] [--output text|json]
 
@@ -495,7 +495,8 @@ async function probe(checks: Checks, image: string, state: ContainerdState, conf
 const SYMBOL: Record<Level, string> = { ok: '✔', warn: '!', fail: '✘' };
 
 function printText(io: CommandIo, list: Check[]): void {
-  for (const c of list) io.stdout.write(`${SYMBOL[c.level]} ${escapeControl(c.detail)}${c.fix ? ` — ${escapeControl(c.fix)}` : ''}\n`);
+  // Details quote config values and containerd's and signetd's errors: escaped, and bounded.
+  for (const c of list) io.stdout.write(`${SYMBOL[c.level]} ${printable(c.detail, LIMITS.reason)}${c.fix ? ` — ${printable(c.fix, LIMITS.reason)}` : ''}\n`);
 }
 
 export async function doctorCommand(argv: string[], io: CommandIo): Promise<number> {
@@ -545,7 +546,7 @@ export async function doctorCommand(argv: string[], io: CommandIo): Promise<numb
   if (values.probe !== undefined) await probe(checks, values.probe, state, config, signetdAnswers ? socket : undefined);
 
   if (output === 'json') {
-    io.stdout.write(`${JSON.stringify(checks.list.map((c) => ({ check: c.check, ok: c.level !== 'fail', level: c.level, detail: c.detail, fix: c.fix ?? null })), null, 2)}\n`);
+    io.stdout.write(`${printableJson(checks.list.map((c) => ({ check: c.check, ok: c.level !== 'fail', level: c.level, detail: c.detail, fix: c.fix ?? null })), 2)}\n`);
   } else {
     printText(io, checks.list);
   }
