@@ -10,12 +10,15 @@
 import { readFileSync } from 'node:fs';
 import { isVersionRequest, parseDurationMs, parseStdinDescriptor, parseVerifierArgs, UsageError, versionLine } from '../verifier/contract.js';
 import { CallError, unaryCall } from '../verifier/grpc-unary.js';
+import { printable } from '../verifier/printable.js';
 import { decodeJudgement, encodeVerifyImageRequest } from '../verifier/wire.js';
 
 const DEFAULT_SOCKET = '/run/signet/signetd.sock';
 const DEFAULT_TIMEOUT_MS = 8000;
 const STDIN_LIMIT = 1 << 20;
 const STDIN_TIMEOUT_MS = 2000;
+/** The most the verifier prints (containerd shows it to the user, and keeps the first 32 KiB). */
+const MAX_LINE = 4096;
 
 const EXIT_ALLOW = 0;
 const EXIT_REJECT = 1;
@@ -47,8 +50,9 @@ function readStdin(): Promise<string> {
   });
 }
 
+/** One line on stdout: what signetd or anyone else said, control characters escaped, bounded. */
 function say(line: string): void {
-  process.stdout.write(`${line.replace(/[\r\n]+/g, ' ').trim()}\n`);
+  process.stdout.write(`${printable(line.replace(/[\r\n]+/g, ' ').trim(), MAX_LINE)}\n`);
 }
 
 /** The package version, from the package.json shipped next to dist/ (read only for -version). */

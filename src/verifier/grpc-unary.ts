@@ -7,18 +7,26 @@ import { connect } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 
 export class CallError extends Error {
-  constructor(message: string, readonly kind: 'unreachable' | 'deadline' | 'status' | 'protocol') {
+  constructor(message: string, readonly kind: 'unreachable' | 'deadline' | 'status' | 'protocol' | 'too-large') {
     super(message);
   }
 }
 
-export function unaryCall(socketPath: string, path: string, request: Buffer, deadlineMs: number): Promise<Buffer> {
+/**
+ * The most the verifier reads of an answer (the 5-byte frame included). A Judgement is a few KiB; a
+ * peer that sends more is not a signetd worth believing, and buffering it would let it exhaust memory.
+ */
+export const MAX_ANSWER_BYTES = 1 << 20;
+/** The most header bytes (grpc-status, grpc-message…) accepted from the peer. */
+const MAX_HEADER_LIST_BYTES = 64 * 1024;
+
+export function unaryCall(socketPath: string, path: string, request: Buffer, deadlineMs: number, maxAnswerBytes = MAX_ANSWER_BYTES): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let settled = false;
     // Errors of the socket itself (ENOENT, ECONNREFUSED, EACCES) say more than the stream's cancel code.
     const socket = netConnect(socketPath);
     socket.on('error', (err: NodeJS.ErrnoException) => finish(new CallError(err.code ?? err.message, 'unreachable')));
-    const session = connect('http://localhost', { createConnection: () => socket });
+    const session = connect('http://localhost', { createConnection: () => socket, settings: { maxHeaderListSize: MAX_HEADER_LIST_BYTES }, maxSessionMemory: 4 });
     const finish = (err: CallError | undefined, value?: Buffer): void => {
       if (settled) return;
       settled = true;
@@ -54,7 +62,13 @@ export function unaryCall(socketPath: string, path: string, request: Buffer, dea
       readStatus(headers);
     });
     stream.on('trailers', readStatus);
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    let received = 0;
+    stream.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      // Fail closed the moment the answer outgrows the cap: stop reading, drop the connection.
+      if (received > maxAnswerBytes) return finish(new CallError(`the answer is larger than ${maxAnswerBytes} bytes`, 'too-large'));
+      chunks.push(chunk);
+    });
     stream.on('error', (err: NodeJS.ErrnoException) => setImmediate(() => finish(new CallError(err.code ?? err.message, 'unreachable'))));
     stream.on('end', () => {
       if (status === undefined) return finish(new CallError('no grpc-status in the answer', 'protocol'));

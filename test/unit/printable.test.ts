@@ -2,9 +2,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { printable as verifierPrintable } from '../../src/verifier/printable.js';
 import { LIMITS, printable, printableJson } from '../../src/util/printable.js';
-
-/** Anything a terminal acts on: C0, DEL, C1, line separators, bidi controls, lone surrogates. */
-export const RAW_CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/u;
+import { RAW_CONTROL } from '../helpers/raw-control.js';
 
 describe('printable(): untrusted text made safe and bounded for terminals and logs', () => {
   it('is one implementation: the verifier\'s, re-exported by util', () => {
