@@ -13,7 +13,6 @@ import type { FormatName } from '../formats/types.js';
 import { formatReference, parseReference, repositoryName, type ImageReference } from '../registry/reference.js';
 import type { Decision, SignatureResult, VerifyRequest } from './decision.js';
 import { evaluateRequirement, signedByRejectedKeys, type EvaluationContext } from './evaluate.js';
-import type { DiscoveredSignature } from './sources.js';
 import { evaluateAttestationRequirement } from './attestations.js';
 import type { UntrustedAttestation } from './attestation-source.js';
 
@@ -38,6 +37,11 @@ export interface EngineOptions {
   /** Signatures examined per image: a flood of signatures is not a denial of service. */
   maxSignatures: number;
   now?: () => Date;
+}
+
+interface Lookup<T> {
+  found: T[];
+  failures: SignetError[];
 }
 
 /** A refusal on its way out: `final` ones (deny lists, no policy) ignore warn mode. */
@@ -116,14 +120,19 @@ export class VerificationEngine {
 
     const sources = this.options.sourcesFor(scopePolicy.signatureSources, scopePolicy.formats);
     // Signatures and attestations are looked up at the same time.
-    const attestationsFound = scopePolicy.attestations.length > 0 ? this.discoverAttestations(sources, image, digest) : Promise.resolve([]);
-    attestationsFound.catch(() => undefined); // awaited below; never an unhandled rejection if signatures fail first
-    const signatures = await this.discover(sources, image, digest);
+    // A lookup that fails (a referrers endpoint answering 500, a listing over its size cap) refuses the
+    // image only when what it might have found could change the decision: below, that is when
+    // rejectIfSignedBy applies, or when the requirements are not met without it.
+    const attestationsFound: Promise<Lookup<UntrustedAttestation>> = scopePolicy.attestations.length > 0 ? this.lookup(sources.attestations, 'attestations', image, digest) : Promise.resolve({ found: [], failures: [] });
+    const { found: signatures, failures: signatureFailures } = await this.lookup(sources.signatures, 'signatures', image, digest);
     const ctx: EvaluationContext = { image, digest, subject: { digest, mediaType: request.descriptor.mediaType, size: request.descriptor.size }, keys: snapshot!.keys, keyDefinitions: policy.keys, now: this.options.now?.() ?? new Date() };
     if (scopePolicy.rejectIfSignedBy.length > 0) {
       const { hits, unchecked } = await signedByRejectedKeys(scopePolicy.rejectIfSignedBy, signatures, ctx);
       if (hits.length > 0) return new Refusal('SIGNED_BY_REJECTED_KEY', `rejected ${subject}: signed by ${hits.join(', ')}, which ${where} refuses (rejectIfSignedBy)`);
       if (unchecked.length > 0) return new Refusal('KEY_UNAVAILABLE', `rejected ${subject}: cannot check for signatures by refused key(s) ${unchecked.join(', ')} (${where})`);
+      // A signature by a refused key could be in what was not read.
+      const lost = signatureFailures[0];
+      if (lost) return new Refusal(lost.code, `rejected ${subject}: cannot rule out a signature by ${scopePolicy.rejectIfSignedBy.join(', ')} (rejectIfSignedBy): ${lost.message} (${where})`);
     }
     const results: SignatureResult[] = [];
     const satisfied: string[] = [];
@@ -135,8 +144,8 @@ export class VerificationEngine {
       if (outcome.satisfied) satisfied.push(outcome.reason);
       else failed.push({ ...(outcome.code ? { code: outcome.code } : {}), reason: outcome.reason });
     }
+    const { found: attestations, failures: attestationFailures } = await attestationsFound;
     if (scopePolicy.attestations.length > 0) {
-      const attestations = await attestationsFound;
       for (const requirement of scopePolicy.attestations) {
         const outcome = await evaluateAttestationRequirement(requirement, attestations, ctx);
         for (const r of outcome.results) if (!results.some((x) => x.source === r.source && x.key === r.key && x.valid === r.valid)) results.push(r);
@@ -146,32 +155,36 @@ export class VerificationEngine {
     }
     // One line per signature: a valid result wins over failures of other groups for the same signature.
     decision.signatures = results.filter((r) => r.valid || !results.some((x) => x.source === r.source && x.valid));
-    if (failed.length === 0) return `accepted ${subject}: ${satisfied.join(' and ')} (${where})`;
+    const lookupFailures = [...signatureFailures, ...attestationFailures];
+    if (failed.length === 0) {
+      // Met without what could not be read: nothing there could change that.
+      for (const f of lookupFailures) decision.warnings.push(`${f.message} (the requirements were met without it)`);
+      return `accepted ${subject}: ${satisfied.join(' and ')} (${where})`;
+    }
     const total = scopePolicy.signatures.length + scopePolicy.attestations.length;
     const groups = total > 1 ? `${failed.length} of ${total} requirements not met: ` : '';
-    return new Refusal(failed[0]!.code ?? 'SIGNATURE_NOT_FOUND', `rejected ${subject}: ${groups}${failed.map((f) => f.reason).join('; ')} (${where})`);
+    const unmet = `${groups}${failed.map((f) => f.reason).join('; ')}`;
+    // Not met with what could be read, and a lookup failed: the failure is why we cannot tell.
+    const lost = lookupFailures[0];
+    if (lost) return new Refusal(lost.code, `rejected ${subject}: ${lost.message}; with what could be read: ${unmet} (${where})`);
+    return new Refusal(failed[0]!.code ?? 'SIGNATURE_NOT_FOUND', `rejected ${subject}: ${unmet} (${where})`);
   }
 
-  private async discoverAttestations(sources: SourceSet, image: ImageReference, digest: string): Promise<UntrustedAttestation[]> {
+  /** Ask every source at once; what was found, and each source that failed (as a coded error). */
+  private async lookup<T>(sources: ReadonlyArray<{ name: string; find(image: ImageReference, digest: string, options: { limit: number; signal: AbortSignal }): Promise<T[]> }>, what: 'signatures' | 'attestations', image: ImageReference, digest: string): Promise<Lookup<T>> {
     const signal = AbortSignal.timeout(this.options.timeoutMs);
-    const lookups = sources.attestations.map((source) =>
-      source.find(image, digest, { limit: this.options.maxSignatures, signal }).catch((err: unknown) => {
-        const e = err instanceof SignetError ? err : new SignetError('REGISTRY_UNAVAILABLE', describeError(err));
-        throw new SignetError(e.code, `cannot look up attestations in the ${source.name}: ${e.message}`);
-      }),
-    );
-    return (await Promise.all(lookups)).flat().slice(0, this.options.maxSignatures);
-  }
-
-  private async discover(sources: SourceSet, image: ImageReference, digest: string): Promise<DiscoveredSignature[]> {
-    const signal = AbortSignal.timeout(this.options.timeoutMs);
-    const lookups = sources.signatures.map((source) =>
-      source.find(image, digest, { limit: this.options.maxSignatures, signal }).catch((err: unknown) => {
-        const e = err instanceof SignetError ? err : new SignetError('REGISTRY_UNAVAILABLE', describeError(err));
-        if (signal.aborted && e.code === 'REGISTRY_TIMEOUT') throw new SignetError('REGISTRY_TIMEOUT', `looking up signatures took longer than ${this.options.timeoutMs} ms`);
-        throw new SignetError(e.code, `cannot look up signatures in the ${source.name}: ${e.message}`);
-      }),
-    );
-    return (await Promise.all(lookups)).flat().slice(0, this.options.maxSignatures);
+    const settled = await Promise.allSettled(sources.map((source) => source.find(image, digest, { limit: this.options.maxSignatures, signal })));
+    const found: T[] = [];
+    const failures: SignetError[] = [];
+    settled.forEach((r, i) => {
+      if (r.status === 'fulfilled') {
+        found.push(...r.value);
+        return;
+      }
+      const e = r.reason instanceof SignetError ? r.reason : new SignetError('REGISTRY_UNAVAILABLE', describeError(r.reason));
+      if (signal.aborted && e.code === 'REGISTRY_TIMEOUT') failures.push(new SignetError('REGISTRY_TIMEOUT', `looking up ${what} took longer than ${this.options.timeoutMs} ms`));
+      else failures.push(new SignetError(e.code, `cannot look up ${what} in the ${sources[i]!.name}: ${e.message}`));
+    });
+    return { found: found.slice(0, this.options.maxSignatures), failures };
   }
 }
