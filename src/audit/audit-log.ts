@@ -12,6 +12,8 @@
 import { closeSync, fstatSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Decision } from '../engine/decision.js';
+import { LIMITS, printable, printableJson } from '../util/printable.js';
+import { printableDecision } from '../util/printable-decision.js';
 
 /**
  * `decision`: a question asked through the API (a pull through containerd's verifier, `signet`);
@@ -83,10 +85,12 @@ export class AuditLog {
   }
 
   /** Append one record; false when it could not be written (the episode is logged once). */
-  record(decision: Decision, node?: NodeContext): boolean {
+  record(untrustedDecision: Decision, node?: NodeContext): boolean {
+    // Names, reasons and sources carry untrusted text: escaped and bounded, so one line stays one short line.
+    const decision = printableDecision(untrustedDecision);
     const record: AuditRecord = {
       event: node?.event ?? 'decision',
-      ...(node ? { namespace: node.namespace, action: node.action } : {}),
+      ...(node ? { namespace: printable(node.namespace, LIMITS.name), action: node.action } : {}),
       name: decision.name,
       image: decision.image,
       digest: decision.digest,
@@ -101,7 +105,7 @@ export class AuditLog {
       durationMs: decision.durationMs,
     };
     // `time` first; `level` and `message` as the lines have always carried them.
-    const line = `${JSON.stringify({ time: new Date().toISOString(), ...record, level: 'info', message: decision.decision })}\n`;
+    const line = `${printableJson({ time: new Date().toISOString(), ...record, level: 'info', message: decision.decision })}\n`;
     return this.write(Buffer.from(line));
   }
 

@@ -1,12 +1,40 @@
-/** The daemon's own log (not the audit trail): JSON lines on stderr, for journald. */
+/**
+ * The daemon's own log (not the audit trail): JSON lines on stderr, for journald. Its fields carry
+ * untrusted text (image names, registry and containerd errors): every string is escaped and bounded
+ * before it is written, so a line can neither forge another line nor grow without bound.
+ */
+import type { Writable } from 'node:stream';
 import winston from 'winston';
+import { LIMITS, printable } from '../util/printable.js';
 
 export type Logger = winston.Logger;
 
-export function createLogger(level: string): Logger {
+/** The most fields of one object, and the deepest nesting, written for one line. */
+const MAX_KEYS = 64;
+const MAX_DEPTH = 4;
+
+function sanitize(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return printable(value, LIMITS.field);
+  if (value === null || typeof value !== 'object') return value;
+  if (value instanceof Error) return printable(value.message, LIMITS.field);
+  if (depth >= MAX_DEPTH) return '[nested too deep]';
+  if (Array.isArray(value)) return value.slice(0, LIMITS.items).map((v) => sanitize(v, depth + 1));
+  if (Object.getPrototypeOf(value) !== Object.prototype && Object.getPrototypeOf(value) !== null) return value;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value).slice(0, MAX_KEYS)) out[printable(key, LIMITS.name)] = sanitize((value as Record<string, unknown>)[key], depth + 1);
+  return out;
+}
+
+/** Every string-keyed field of the line (message included), escaped and bounded; winston's symbols kept. */
+export const printableFields = winston.format((info) => {
+  for (const key of Object.keys(info)) info[key] = sanitize(info[key], 0);
+  return info;
+});
+
+export function createLogger(level: string, stream: Writable = process.stderr): Logger {
   return winston.createLogger({
     level,
-    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
-    transports: [new winston.transports.Stream({ stream: process.stderr })],
+    format: winston.format.combine(printableFields(), winston.format.timestamp(), winston.format.json()),
+    transports: [new winston.transports.Stream({ stream })],
   });
 }

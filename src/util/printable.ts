@@ -10,6 +10,8 @@ export const LIMITS = {
   name: 512,
   /** A reason or an error message. */
   reason: 4096,
+  /** One item of a list: a signature's reason, a warning. */
+  detail: 1024,
   /** Any other string field of a log line. */
   field: 4096,
   /** Items of a list (warnings, signatures) kept in one audit line or answer. */

@@ -1,0 +1,32 @@
+/**
+ * A Decision as it leaves signetd (the Judgement of the API, the audit line): every string escaped and
+ * bounded, lists capped. A decision carries untrusted text — the name containerd or a client sent,
+ * registry error messages quoted in reasons, signature sources — and must not carry it raw or unbounded
+ * to a terminal or a log: a 1 MiB name would otherwise make a 3 MB audit line.
+ */
+import type { Decision, SignatureResult } from '../engine/decision.js';
+import { LIMITS, printable } from './printable.js';
+
+function signature(s: SignatureResult): SignatureResult {
+  return { ...s, source: printable(s.source, LIMITS.name), key: printable(s.key, LIMITS.name), reason: printable(s.reason, LIMITS.detail) };
+}
+
+/** A copy of `d` fit for output; `d` itself is left as the engine made it. */
+export function printableDecision(d: Decision): Decision {
+  const signatures = d.signatures.slice(0, LIMITS.items).map(signature);
+  const warnings = d.warnings.slice(0, LIMITS.items).map((w) => printable(w, LIMITS.detail));
+  if (d.signatures.length > LIMITS.items) warnings.push(`${d.signatures.length - LIMITS.items} more signature results not listed`);
+  if (d.warnings.length > LIMITS.items) warnings.push(`${d.warnings.length - LIMITS.items} more warnings not listed`);
+  return {
+    ...d,
+    reason: printable(d.reason, LIMITS.reason),
+    name: printable(d.name, LIMITS.name),
+    image: printable(d.image, LIMITS.name),
+    digest: printable(d.digest, LIMITS.name),
+    mediaType: printable(d.mediaType, LIMITS.name),
+    scope: printable(d.scope, LIMITS.name),
+    policyGeneration: printable(d.policyGeneration, LIMITS.name),
+    signatures,
+    warnings,
+  };
+}
