@@ -1,0 +1,273 @@
+/**
+ * The decision at container creation. NRI's CreateContainer carries no image digest (NRI 0.6 in
+ * containerd 1.7, 0.8 in 2.1): CRI puts the image reference it resolved in the container's annotation
+ * `io.kubernetes.cri.image-name`, and (2.x only) the pod sandbox's image in the pod's
+ * `io.kubernetes.cri.podsandbox.image-name`. Each name is resolved to its digest with containerd's
+ * images API in CRI's namespace (k8s.io) and decided by the daemon's engine, like a pull.
+ *
+ * Fail closed: a name that does not resolve, containerd unreachable, or no decision within the bound
+ * (containerd stops waiting at its plugin_request_timeout and then creates the container unchecked)
+ * is a refusal, with a reason that says which.
+ *
+ * A small verdict memory keeps the last decision per (name, digest) for `cacheTtlMs`, valid only under
+ * the policy generation it was made with, and emptied on every policy or key change (clear()); the
+ * image watcher's verdicts are remembered too, so an image decided when it arrived is decided again at
+ * creation without a registry round trip. Only definitive verdicts are kept: "could not check" is
+ * never remembered.
+ */
+import type { Logger } from '../daemon/logger.js';
+import { describeError } from '../errors.js';
+import type { Decision, VerifyRequest } from '../engine/decision.js';
+import type { ContainerdImage } from '../containerd/client.js';
+import { decideGroup, isImageId } from '../containerd/image-verdicts.js';
+import { isUndecided } from '../containerd/node-enforcer.js';
+import { parseReference, repositoryName } from '../registry/reference.js';
+import { IMAGE_NAME_ANNOTATION, SANDBOX_IMAGE_NAME_ANNOTATION, type CreateContainerRequest, type PodSandbox } from './messages.js';
+
+/** The containerd namespace CRI keeps its images and containers in. */
+export const CRI_NAMESPACE = 'k8s.io';
+
+export type ImageRole = 'container' | 'sandbox';
+
+/** What an audit line of a creation decision says beyond the decision itself. */
+export interface CreateAuditContext {
+  event: 'create';
+  /** The pod's Kubernetes namespace. */
+  namespace: string;
+  pod: string;
+  /** The container's name; empty for a pod sandbox decided at RunPodSandbox. */
+  container: string;
+  /** Which image of the creation this line decides: the container's or its pod sandbox's. */
+  role: ImageRole;
+  action: 'allowed' | 'refused';
+  /** The verdict came from memory (same name, digest and policy generation). */
+  cached: boolean;
+  /** A code for refusals the engine does not make (IMAGE_NOT_FOUND, DECISION_TIMEOUT, IMAGE_NAME_MISSING). */
+  code?: string;
+}
+
+export interface CreationGateDeps {
+  images: { getImage(namespace: string, name: string): Promise<ContainerdImage | undefined>; listImages(namespace: string, filters?: string[]): Promise<ContainerdImage[]> };
+  decide: (request: VerifyRequest) => Promise<Decision>;
+  policyGeneration: () => string;
+  record: (decision: Decision, context: CreateAuditContext) => void;
+  log: Logger;
+}
+
+export interface CreationGateOptions {
+  namespace?: string;
+  cacheTtlMs?: number;
+  cacheSize?: number;
+}
+
+export interface CreationStatus {
+  /** Images decided at creation (a container's image and its sandbox's each count). */
+  decided: number;
+  refused: number;
+  /** Refused because no decision came within the bound. */
+  timedOut: number;
+  /** Decisions answered from the verdict memory. */
+  cached: number;
+  lastRefusal: string;
+}
+
+interface Remembered {
+  decision: Decision;
+  expires: number;
+}
+
+interface Outcome {
+  decision: Decision;
+  cached: boolean;
+  code?: string;
+}
+
+/** What is known of one image while it is being decided (for the reason when time runs out). */
+interface Progress {
+  role: ImageRole;
+  name: string;
+  digest?: string;
+}
+
+const DEFAULT_TTL_MS = 60_000;
+const DEFAULT_CACHE_SIZE = 1024;
+
+export class CreationGate {
+  private readonly memory = new Map<string, Remembered>();
+  private readonly counts: CreationStatus = { decided: 0, refused: 0, timedOut: 0, cached: 0, lastRefusal: '' };
+  private readonly namespace: string;
+
+  constructor(private readonly deps: CreationGateDeps, private readonly options: CreationGateOptions = {}) {
+    this.namespace = options.namespace ?? CRI_NAMESPACE;
+  }
+
+  status(): CreationStatus {
+    return { ...this.counts };
+  }
+
+  /** Forget every verdict (policy or keys changed). */
+  clear(): void {
+    this.memory.clear();
+  }
+
+  /** A verdict the image watcher made for a record in CRI's namespace. */
+  remember(decision: Decision, namespace: string): void {
+    if (namespace !== this.namespace) return;
+    this.store(decision.name, decision.digest, decision);
+  }
+
+  /** CreateContainer: the container's image and, when CRI names it, its pod sandbox's. */
+  createContainer(req: CreateContainerRequest, deadlineMs: number): Promise<string | undefined> {
+    const pod = req.pod;
+    const container = req.container;
+    const images: Array<{ role: ImageRole; name: string | undefined }> = [{ role: 'container', name: container?.annotations[IMAGE_NAME_ANNOTATION] }];
+    const sandboxImage = pod?.annotations[SANDBOX_IMAGE_NAME_ANNOTATION] ?? container?.annotations[SANDBOX_IMAGE_NAME_ANNOTATION];
+    if (sandboxImage !== undefined) images.push({ role: 'sandbox', name: sandboxImage });
+    return this.decideAll(images, { namespace: pod?.namespace ?? '', pod: pod?.name ?? '', container: container?.name ?? '' }, deadlineMs);
+  }
+
+  /** RunPodSandbox: the sandbox image, when CRI names it (containerd 2.x; 1.7 does not). */
+  runPodSandbox(pod: PodSandbox, deadlineMs: number): Promise<string | undefined> {
+    const name = pod.annotations[SANDBOX_IMAGE_NAME_ANNOTATION];
+    if (name === undefined) return Promise.resolve(undefined);
+    return this.decideAll([{ role: 'sandbox', name }], { namespace: pod.namespace, pod: pod.name, container: '' }, deadlineMs);
+  }
+
+  private async decideAll(images: Array<{ role: ImageRole; name: string | undefined }>, where: { namespace: string; pod: string; container: string }, deadlineMs: number): Promise<string | undefined> {
+    const started = Date.now();
+    const progress: Progress[] = images.map((i) => ({ role: i.role, name: i.name ?? '' }));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), deadlineMs)));
+    const work = Promise.all(images.map((img, i) => this.decideOne(img.role, img.name, progress[i]!)));
+    let outcomes: Outcome[] | 'timeout';
+    try {
+      outcomes = await Promise.race([work, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+    const elapsed = Date.now() - started;
+    if (outcomes === 'timeout') {
+      // The decision goes on and, when definitive, is remembered: kubelet's retry gets it at once.
+      work.catch(() => undefined);
+      const slow = progress.map((p) => this.timeoutDecision(p, deadlineMs, elapsed));
+      this.counts.timedOut++;
+      return this.conclude(slow.map((decision) => ({ decision, cached: false, code: 'DECISION_TIMEOUT' })), progress, where, elapsed);
+    }
+    return this.conclude(outcomes, progress, where, elapsed);
+  }
+
+  private conclude(outcomes: Outcome[], progress: Progress[], where: { namespace: string; pod: string; container: string }, elapsedMs: number): string | undefined {
+    let refusal: string | undefined;
+    outcomes.forEach((o, i) => {
+      const role = progress[i]!.role;
+      this.counts.decided++;
+      if (o.cached) this.counts.cached++;
+      const action = o.decision.ok ? 'allowed' : 'refused';
+      this.deps.record({ ...o.decision, durationMs: o.cached ? elapsedMs : o.decision.durationMs }, { event: 'create', ...where, role, action, cached: o.cached, ...(o.code ? { code: o.code } : {}) });
+      if (!o.decision.ok && refusal === undefined) refusal = refusalMessage(o.decision, role);
+    });
+    if (refusal !== undefined) {
+      this.counts.refused++;
+      this.counts.lastRefusal = refusal;
+      this.deps.log.warn('refused a container creation', { namespace: where.namespace, pod: where.pod, container: where.container, reason: refusal });
+    }
+    return refusal;
+  }
+
+  private async decideOne(role: ImageRole, name: string | undefined, progress: Progress): Promise<Outcome> {
+    try {
+      return await this.resolveAndDecide(role, name, progress);
+    } catch (err) {
+      const what = progress.digest ? subjectOf(progress.name, progress.digest) : progress.name;
+      return { decision: { ...synthetic(progress.name, progress.digest ?? '', `rejected ${what}: ${describeError(err)}`, this.deps.policyGeneration()), code: 'INTERNAL' }, cached: false };
+    }
+  }
+
+  private async resolveAndDecide(role: ImageRole, name: string | undefined, progress: Progress): Promise<Outcome> {
+    const generation = this.deps.policyGeneration();
+    if (name === undefined || name === '') {
+      const annotation = role === 'container' ? IMAGE_NAME_ANNOTATION : SANDBOX_IMAGE_NAME_ANNOTATION;
+      return { decision: synthetic('', '', `rejected: the runtime did not say which image the ${role} runs (no ${annotation} annotation)`, generation), cached: false, code: 'IMAGE_NAME_MISSING' };
+    }
+    let image: ContainerdImage | undefined;
+    try {
+      image = await this.deps.images.getImage(this.namespace, name);
+    } catch (err) {
+      return { decision: { ...synthetic(name, '', `rejected ${name}: cannot resolve the image's digest with containerd: ${describeError(err)}`, generation), code: 'CONTAINERD_UNAVAILABLE' }, cached: false };
+    }
+    if (!image) {
+      return { decision: synthetic(name, '', `rejected ${name}: containerd has no image of that name in namespace ${this.namespace}, so its digest is unknown`, generation), cached: false, code: 'IMAGE_NOT_FOUND' };
+    }
+    progress.digest = image.target.digest;
+    const known = this.recall(name, image.target.digest);
+    if (known) return { decision: known, cached: true };
+    let decision: Decision;
+    if (isImageId(name)) {
+      // An image ID is not a name a policy speaks about: it follows its named records.
+      const group = await this.deps.images.listImages(this.namespace, [`target.digest==${image.target.digest}`]);
+      const verdicts = await decideGroup(group.some((i) => i.name === name) ? group : [...group, image], this.deps.decide, this.deps.policyGeneration);
+      decision = verdicts.find((v) => v.image.name === name)!.decision;
+    } else {
+      decision = await this.deps.decide({ name, descriptor: image.target });
+    }
+    this.store(name, image.target.digest, decision);
+    return { decision, cached: false };
+  }
+
+  private timeoutDecision(p: Progress, deadlineMs: number, elapsedMs: number): Decision {
+    const what = p.digest ? subjectOf(p.name, p.digest) : p.name;
+    return synthetic(p.name, p.digest ?? '', `rejected ${what}: no decision within ${deadlineMs} ms (${elapsedMs} ms elapsed); containerd would create the container unchecked once its plugin_request_timeout passes, so signet refuses it (fail closed)`, this.deps.policyGeneration());
+  }
+
+  private key(name: string, digest: string): string {
+    return `${name}\u0000${digest}`;
+  }
+
+  private recall(name: string, digest: string): Decision | undefined {
+    const k = this.key(name, digest);
+    const m = this.memory.get(k);
+    if (!m) return undefined;
+    if (m.expires <= Date.now() || m.decision.policyGeneration !== this.deps.policyGeneration()) {
+      this.memory.delete(k);
+      return undefined;
+    }
+    return m.decision;
+  }
+
+  private store(name: string, digest: string, decision: Decision): void {
+    if (isUndecided(decision) || decision.policyGeneration === '' || digest === '') return;
+    const k = this.key(name, digest);
+    this.memory.delete(k);
+    this.memory.set(k, { decision, expires: Date.now() + (this.options.cacheTtlMs ?? DEFAULT_TTL_MS) });
+    const max = this.options.cacheSize ?? DEFAULT_CACHE_SIZE;
+    while (this.memory.size > max) this.memory.delete(this.memory.keys().next().value!);
+  }
+}
+
+function synthetic(name: string, digest: string, reason: string, policyGeneration: string): Decision {
+  return { ok: false, decision: 'reject', reason, name, image: name, digest, mediaType: '', scope: '', signatures: [], warnings: [], policyGeneration, durationMs: 0 };
+}
+
+/** `host/repo@sha256:…` for a name and the digest it resolved to (the name itself when it does not parse). */
+export function subjectOf(name: string, digest: string): string {
+  if (isImageId(name)) return name;
+  try {
+    return `${repositoryName(parseReference(name))}@${digest}`;
+  } catch {
+    return `${name}@${digest}`;
+  }
+}
+
+/**
+ * The error containerd hands back to the CRI caller: `signet: rejected <repository>@<digest>: <the
+ * engine's reason>`, as at pull time, with the sandbox named when it is the pod's image that failed.
+ */
+export function refusalMessage(decision: Decision, role: ImageRole): string {
+  let text = decision.reason;
+  if (decision.digest && decision.name && !isImageId(decision.name)) {
+    // The engine's reasons start `rejected <reference>: `; name the image by repository and digest.
+    const rest = /^rejected(?: \S+)?: ([\s\S]*)$/.exec(text)?.[1];
+    if (rest !== undefined) text = `rejected ${subjectOf(decision.name, decision.digest)}: ${rest}`;
+  }
+  return `signet: ${text}${role === 'sandbox' ? ' (the pod sandbox image)' : ''}`;
+}
