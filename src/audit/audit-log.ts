@@ -18,22 +18,45 @@ import { printableDecision } from '../util/printable-decision.js';
 /**
  * `decision`: a question asked through the API (a pull through containerd's verifier, `signet`);
  * `image-event`: an image that arrived in containerd by any path, seen in its event stream;
- * `reverify`: an image already on the node, decided again (policy or key change, interval, restart).
+ * `reverify`: an image already on the node, decided again (policy or key change, interval, restart);
+ * `create`: a container (or pod sandbox) about to be created from the image, asked through NRI.
  */
-export type AuditEvent = 'decision' | 'image-event' | 'reverify';
+export type AuditEvent = 'decision' | 'image-event' | 'reverify' | 'create';
 
 /** Where an image-event or reverify decision came from, and what was done about it. */
 export interface NodeContext {
-  event: Exclude<AuditEvent, 'decision'>;
+  event: 'image-event' | 'reverify';
   namespace: string;
   /** none (accepted), reported, removed (record deleted from containerd), kept (could not be checked). */
   action: string;
+}
+
+/** A creation decision (NRI): which pod and container, which of their images, what was done. */
+export interface CreateContext {
+  event: 'create';
+  /** The pod's Kubernetes namespace. */
+  namespace: string;
+  pod: string;
+  /** Empty for a pod sandbox decided at RunPodSandbox. */
+  container: string;
+  /** `container` (the container's image) or `sandbox` (its pod sandbox's image). */
+  role: string;
+  /** allowed | refused */
+  action: string;
+  /** The verdict came from memory (same name, digest and policy generation). */
+  cached: boolean;
+  /** A code for refusals the engine does not make (IMAGE_NOT_FOUND, DECISION_TIMEOUT, …). */
+  code?: string;
 }
 
 export interface AuditRecord {
   event: AuditEvent;
   namespace?: string;
   action?: string;
+  pod?: string;
+  container?: string;
+  role?: string;
+  cached?: boolean;
   name: string;
   image: string;
   digest: string;
@@ -85,12 +108,15 @@ export class AuditLog {
   }
 
   /** Append one record; false when it could not be written (the episode is logged once). */
-  record(untrustedDecision: Decision, node?: NodeContext): boolean {
+  record(untrustedDecision: Decision, node?: NodeContext | CreateContext): boolean {
     // Names, reasons and sources carry untrusted text: escaped and bounded, so one line stays one short line.
     const decision = printableDecision(untrustedDecision);
+    const create = node?.event === 'create' ? node : undefined;
+    const code = create?.code ?? decision.code;
     const record: AuditRecord = {
       event: node?.event ?? 'decision',
       ...(node ? { namespace: printable(node.namespace, LIMITS.name), action: node.action } : {}),
+      ...(create ? { pod: printable(create.pod, LIMITS.name), container: printable(create.container, LIMITS.name), role: create.role, cached: create.cached } : {}),
       name: decision.name,
       image: decision.image,
       digest: decision.digest,
@@ -98,7 +124,7 @@ export class AuditLog {
       scope: decision.scope,
       decision: decision.decision,
       reason: decision.reason,
-      ...(decision.code !== undefined ? { code: decision.code } : {}),
+      ...(code !== undefined ? { code } : {}),
       signatures: decision.signatures,
       warnings: decision.warnings,
       policyGeneration: decision.policyGeneration,
