@@ -7,6 +7,7 @@
 import { describeError, SignetError } from '../errors.js';
 import { schemeOf, type KeyProvider, type KeyScheme, type KeySpec } from './provider.js';
 import type { KeyStatus, TrustedKey } from './types.js';
+import { keyLocation } from './location.js';
 
 interface Entry {
   spec: KeySpec;
@@ -120,11 +121,7 @@ function lookup(entries: Map<string, Entry>, name: string): KeyLookup {
   return { error: entry.error ?? new SignetError('KEY_UNAVAILABLE', `key "${name}" is not loaded`) };
 }
 
-/** A printable location for a spec (PKCS#11 URIs are printed without PIN attributes by their provider). */
+/** A printable location for a spec: the one redaction (keys/location.ts), PINs never included. */
 function locationOf(spec: KeySpec): string {
-  if (spec.file !== undefined) return `file:${spec.file}`;
-  if (spec.certificates !== undefined) return `file:${spec.certificates}`;
-  if (spec.sigstore !== undefined) return `sigstore:${spec.sigstore.trustedRoot}`;
-  if (spec.pkcs11 !== undefined) return spec.pkcs11.replace(/[;?&]pin-value=[^;?&]*/g, '');
-  return 'unknown';
+  return keyLocation(spec);
 }

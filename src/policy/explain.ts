@@ -3,6 +3,7 @@
  * count today. Pure: no registry, no HSM.
  */
 import { keyUsability } from '../engine/key-window.js';
+import { keyLocation } from '../keys/location.js';
 import { formatReference, type ImageReference } from '../registry/reference.js';
 import { resolveScope } from './scope.js';
 import type { IdentityRule, Policy } from './types.js';
@@ -57,7 +58,7 @@ export function explain(policy: Policy, image: ImageReference, now = new Date())
       const window = def ? [def.notBefore ? `from ${def.notBefore.toISOString()}` : '', def.notAfter ? `until ${def.notAfter.toISOString()}` : ''].filter(Boolean).join(' ') : '';
       return {
         name,
-        location: def?.file !== undefined ? `file:${def.file}` : def?.pkcs11 ?? 'undefined',
+        location: keyLocation(def),
         counts: u.usable,
         ...(u.usable ? (window || u.warning ? { note: [window, u.warning].filter(Boolean).join('; ') } : {}) : { note: u.reason }),
       };
