@@ -42,6 +42,9 @@ export interface NriPluginOptions {
 
 export interface NriStatus {
   socket: string;
+  index: string;
+  /** The bound on one creation decision (ms). */
+  timeoutMs: number;
   /** Registered and synchronized: containerd consults signetd for every creation. */
   connected: boolean;
   runtime: string;
@@ -75,7 +78,7 @@ export class NriPlugin {
   }
 
   status(): NriStatus {
-    return { socket: this.options.socket, ...this.state };
+    return { socket: this.options.socket, index: this.options.index, timeoutMs: this.options.timeoutMs, ...this.state };
   }
 
   /** Called each time the plugin is registered and synchronized (tests, readiness). */
