@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { basicAuthorization, parseChallenges, parseTokenResponse, TokenCache, type Challenge } from './auth.js';
 import { CredentialStore } from './credentials.js';
-import { httpExchange, NetworkError, type HttpResponse } from './http.js';
+import { HostConcurrency, httpExchange, NetworkError, type HttpRequest, type HttpResponse } from './http.js';
 import { DOCKER_HUB, DOCKER_HUB_API, isDigest, isValidRepository } from './reference.js';
 import { MANIFEST_MEDIA_TYPES, MEDIA_TYPES, type Descriptor, type FetchedManifest } from './types.js';
 
@@ -25,6 +25,8 @@ export interface RegistryClientOptions {
   maxManifestBytes?: number;
   maxBlobBytes?: number;
   userAgent?: string;
+  /** Requests in flight to one host at once (default 16); more wait, and their timeout starts when they are sent. */
+  concurrencyPerHost?: number;
 }
 
 export interface CallOptions {
@@ -42,6 +44,7 @@ export class RegistryClient {
   private readonly maxManifestBytes: number;
   private readonly maxBlobBytes: number;
   private readonly userAgent: string;
+  private readonly slots: HostConcurrency;
 
   constructor(options: RegistryClientOptions = {}) {
     this.insecure = new Set(options.insecureRegistries ?? []);
@@ -51,6 +54,18 @@ export class RegistryClient {
     this.maxManifestBytes = options.maxManifestBytes ?? 4 * 1024 * 1024;
     this.maxBlobBytes = options.maxBlobBytes ?? 16 * 1024 * 1024;
     this.userAgent = options.userAgent ?? 'signet/0.1.0';
+    this.slots = new HostConcurrency(options.concurrencyPerHost ?? 16);
+  }
+
+  /** One exchange when its host has a free slot; the request's timeout starts then, not while it waits. */
+  private exchange(req: HttpRequest): Promise<HttpResponse> {
+    let host: string;
+    try {
+      host = new URL(req.url).host;
+    } catch {
+      return httpExchange(req); // reports the bad URL
+    }
+    return this.slots.run(host, req.what, req.signal, () => httpExchange(req));
   }
 
   /** A manifest by tag or digest; bytes verified against the digest when fetched by digest. */
@@ -246,7 +261,7 @@ export class RegistryClient {
       const retry = attempt < this.retries && !req.signal?.aborted;
       let res: HttpResponse;
       try {
-        res = await httpExchange({ method: req.method, url, headers, ...(req.body ? { body: req.body } : {}), timeoutMs: this.timeoutMs, maxBytes: req.maxBytes, what: req.what, ...(req.signal ? { signal: req.signal } : {}) });
+        res = await this.exchange({ method: req.method, url, headers, ...(req.body ? { body: req.body } : {}), timeoutMs: this.timeoutMs, maxBytes: req.maxBytes, what: req.what, ...(req.signal ? { signal: req.signal } : {}) });
       } catch (err) {
         // Only a reset connection is worth another try; refused, unresolvable or timed out are not.
         if (!(err instanceof NetworkError && err.retryable && retry)) throw err;
@@ -306,10 +321,10 @@ export class RegistryClient {
     let res: HttpResponse;
     if (creds?.identityToken !== undefined) {
       const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, service: challenge.params['service'] ?? '', scope: scopes.join(' '), client_id: 'signet' });
-      res = await httpExchange({ method: 'POST', url: realm, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), timeoutMs: this.timeoutMs, maxBytes: 1 << 20, what: `${what} (token)`, ...(signal ? { signal } : {}) });
+      res = await this.exchange({ method: 'POST', url: realm, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), timeoutMs: this.timeoutMs, maxBytes: 1 << 20, what: `${what} (token)`, ...(signal ? { signal } : {}) });
     } else {
       if (creds?.username !== undefined) headers['authorization'] = basicAuthorization(creds);
-      res = await httpExchange({ method: 'GET', url: url.toString(), headers, timeoutMs: this.timeoutMs, maxBytes: 1 << 20, what: `${what} (token)`, ...(signal ? { signal } : {}) });
+      res = await this.exchange({ method: 'GET', url: url.toString(), headers, timeoutMs: this.timeoutMs, maxBytes: 1 << 20, what: `${what} (token)`, ...(signal ? { signal } : {}) });
     }
     if (res.status === 401 || res.status === 403) {
       throw new SignetError('REGISTRY_UNAUTHORIZED', `${what}: the token service refused ${creds ? 'the configured credentials' : 'anonymous access'} (${res.status})`);

@@ -187,3 +187,58 @@ function networkError(err: unknown, what: string): NetworkError {
   const retryable = code === 'ECONNRESET' || code === 'EPIPE';
   return new NetworkError(`${what}: ${text}${reason[code] !== undefined ? ` (${code})` : ''}`, retryable, err);
 }
+
+/**
+ * At most `perHost` exchanges in flight to one host at a time; the others wait their turn (first come,
+ * first served). A request's own timeout starts when it gets its turn, so a burst of decisions queues
+ * here instead of timing out in a registry's accept queue; the caller's signal (the decision's deadline)
+ * still bounds the wait.
+ */
+export class HostConcurrency {
+  private readonly hosts = new Map<string, { active: number; waiting: Set<() => void> }>();
+
+  constructor(readonly perHost: number) {
+    if (!(perHost >= 1)) throw new RangeError('perHost must be at least 1');
+  }
+
+  async run<T>(host: string, what: string, signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+    let h = this.hosts.get(host);
+    if (h === undefined) {
+      h = { active: 0, waiting: new Set() };
+      this.hosts.set(host, h);
+    }
+    if (h.active < this.perHost) h.active++;
+    else await this.wait(h, host, what, signal); // the slot is handed over with `active` unchanged
+    try {
+      return await work();
+    } finally {
+      const next = h.waiting.values().next();
+      if (!next.done) {
+        h.waiting.delete(next.value);
+        next.value();
+      } else if (--h.active === 0) this.hosts.delete(host);
+    }
+  }
+
+  /** Exchanges in flight and waiting for one host (for tests and status). */
+  load(host: string): { active: number; waiting: number } {
+    const h = this.hosts.get(host);
+    return { active: h?.active ?? 0, waiting: h?.waiting.size ?? 0 };
+  }
+
+  private wait(h: { waiting: Set<() => void> }, host: string, what: string, signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) return Promise.reject(new SignetError('REGISTRY_TIMEOUT', `${what}: cancelled (deadline reached) before a connection to ${host} was free`));
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        h.waiting.delete(turn);
+        reject(new SignetError('REGISTRY_TIMEOUT', `${what}: cancelled (deadline reached) while waiting for one of the ${this.perHost} connections to ${host}`));
+      };
+      const turn = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      h.waiting.add(turn);
+    });
+  }
+}
