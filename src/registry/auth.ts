@@ -116,6 +116,18 @@ export class TokenCache {
   }
 }
 
+/**
+ * May the registry's credentials (Basic, or an identity token) go to this token realm? Over HTTPS, yes.
+ * Over plain HTTP only when the registry itself is reached over plain HTTP (it is in
+ * `insecureRegistries`) and the realm is on the registry's own host: listing a registry as insecure
+ * accepts clear text to that host, not to wherever its challenge points (a hostile or spoofed registry
+ * would otherwise collect the password with `realm="http://elsewhere/token"`).
+ */
+export function credentialsMayGoTo(realm: URL, registryBase: URL): boolean {
+  if (realm.protocol === 'https:') return true;
+  return realm.protocol === 'http:' && registryBase.protocol === 'http:' && realm.hostname.toLowerCase() === registryBase.hostname.toLowerCase();
+}
+
 export function basicAuthorization(creds: Credentials): string {
   return `Basic ${Buffer.from(`${creds.username ?? ''}:${creds.password ?? ''}`).toString('base64')}`;
 }

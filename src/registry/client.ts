@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { SignetError, type ErrorCode } from '../errors.js';
-import { basicAuthorization, parseChallenges, parseTokenResponse, TokenCache, type Challenge } from './auth.js';
+import { basicAuthorization, credentialsMayGoTo, parseChallenges, parseTokenResponse, TokenCache, type Challenge } from './auth.js';
 import { CredentialStore } from './credentials.js';
 import { HostConcurrency, httpExchange, NetworkError, type HttpRequest, type HttpResponse } from './http.js';
 import { DOCKER_HUB, DOCKER_HUB_API, isDigest, isValidRepository } from './reference.js';
@@ -307,9 +307,9 @@ export class RegistryClient {
     } catch {
       throw new SignetError('REGISTRY_PROTOCOL', `${what}: Bearer realm is not a URL`);
     }
-    // Credentials travel in clear text only where the operator accepted plain HTTP for this registry.
-    if (url.protocol !== 'https:' && creds !== undefined && !this.insecure.has(registry)) {
-      throw new SignetError('REGISTRY_PROTOCOL', `${what}: the token endpoint is not HTTPS; credentials are not sent there`);
+    // Credentials travel in clear text only to the host the operator accepted plain HTTP for.
+    if (creds !== undefined && !credentialsMayGoTo(url, new URL(this.baseUrl(registry)))) {
+      throw new SignetError('REGISTRY_PROTOCOL', `${what}: the token endpoint ${url.protocol}//${url.host} is neither HTTPS nor the registry's own host; credentials are not sent there`);
     }
     if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
     // Ask for the scope this operation needs (the token is cached under it), and for the challenge's own
