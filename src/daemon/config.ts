@@ -20,6 +20,14 @@ export interface DaemonConfig {
   /** Bound on one decision; below the verifier's 8 s so the daemon answers before it gives up. */
   verifyTimeoutMs: number;
   maxSignatures: number;
+  /** Decisions run at once; more wait in a queue. */
+  maxConcurrentDecisions: number;
+  /** Decisions waiting for a slot; beyond, a request is refused at once (RESOURCE_EXHAUSTED, fail closed). */
+  maxQueuedDecisions: number;
+  /** Longest wait in that queue (also ended just before the caller's own deadline). */
+  maxQueueWaitMs: number;
+  /** Requests in flight to one registry host at once; more wait (their timeout starts when they are sent). */
+  registryConcurrency: number;
   keyRefreshIntervalMs: number;
   pkcs11Module?: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
@@ -38,13 +46,17 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   registryRetries: 1,
   verifyTimeoutMs: 7000,
   maxSignatures: 32,
+  maxConcurrentDecisions: 64,
+  maxQueuedDecisions: 1024,
+  maxQueueWaitMs: 5000,
+  registryConcurrency: 16,
   keyRefreshIntervalMs: 5 * 60_000,
   logLevel: 'info',
   containerd: { enabled: true, address: '/run/containerd/containerd.sock' },
   images: { onUnverified: 'report', reverifyIntervalMs: 60 * 60_000 },
 };
 
-const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'keyRefreshInterval', 'pkcs11', 'logLevel', 'containerd', 'images'];
+const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'maxConcurrentDecisions', 'maxQueuedDecisions', 'maxQueueWait', 'registryConcurrency', 'keyRefreshInterval', 'pkcs11', 'logLevel', 'containerd', 'images'];
 
 export async function loadConfig(path: string): Promise<DaemonConfig> {
   let text: string;
@@ -104,6 +116,7 @@ export function parseConfig(text: string, file: string): DaemonConfig {
   config.registryTimeoutMs = duration('registryTimeout') ?? config.registryTimeoutMs;
   config.verifyTimeoutMs = duration('verifyTimeout') ?? config.verifyTimeoutMs;
   config.keyRefreshIntervalMs = duration('keyRefreshInterval') ?? config.keyRefreshIntervalMs;
+  config.maxQueueWaitMs = duration('maxQueueWait') ?? config.maxQueueWaitMs;
   const int = (key: string, min: number, max: number): number | undefined => {
     const v = c[key];
     if (v === undefined) return undefined;
@@ -112,6 +125,9 @@ export function parseConfig(text: string, file: string): DaemonConfig {
   };
   config.registryRetries = int('registryRetries', 0, 10) ?? config.registryRetries;
   config.maxSignatures = int('maxSignatures', 1, 1000) ?? config.maxSignatures;
+  config.maxConcurrentDecisions = int('maxConcurrentDecisions', 1, 4096) ?? config.maxConcurrentDecisions;
+  config.maxQueuedDecisions = int('maxQueuedDecisions', 0, 65536) ?? config.maxQueuedDecisions;
+  config.registryConcurrency = int('registryConcurrency', 1, 1024) ?? config.registryConcurrency;
   if (c['pkcs11'] !== undefined) {
     const p = c['pkcs11'];
     if (typeof p !== 'object' || p === null || Array.isArray(p)) fail('pkcs11', 'must be a mapping like { module: /usr/lib/softhsm/libsofthsm2.so }');

@@ -18,6 +18,7 @@ import type { KeyStatus } from '../keys/types.js';
 import type { Policy } from '../policy/types.js';
 import { PolicyWatcher } from '../policy/watcher.js';
 import { RegistryClient } from '../registry/client.js';
+import { Admission, type AdmissionStatus } from './admission.js';
 import type { DaemonConfig } from './config.js';
 import type { Logger } from './logger.js';
 
@@ -35,6 +36,8 @@ export interface DaemonStatus {
   uptimeSeconds: number;
   decisions: number;
   warnings: string[];
+  /** Decisions in progress and waiting, and what was refused for lack of capacity. */
+  admission: AdmissionStatus;
   /** The watch over containerd's images; absent when `containerd.enabled` is false. */
   containerd?: NodeEnforcerStatus;
 }
@@ -55,6 +58,8 @@ export class Daemon {
   private keyWork: Promise<void> = Promise.resolve();
   private readonly statusListeners = new Set<() => void>();
   private readonly nodeImages: NodeImageEnforcer | undefined;
+  /** Bounds decisions in flight and waiting (the gRPC server runs VerifyImage through it). */
+  readonly admission: Admission;
 
   constructor(private readonly config: DaemonConfig, private readonly log: Logger, extraProviders: KeyProvider[] = []) {
     this.keys = new KeyRing([new PemKeyProvider(), new SigstoreKeyProvider(), ...extraProviders], log);
@@ -62,10 +67,12 @@ export class Daemon {
       insecureRegistries: config.insecureRegistries,
       requestTimeoutMs: config.registryTimeoutMs,
       retries: config.registryRetries,
+      concurrencyPerHost: config.registryConcurrency,
       ...(config.dockerConfig !== undefined ? { dockerConfigPath: config.dockerConfig } : {}),
       userAgent: `signetd/${VERSION}`,
     });
     const sources = new SourceFactory(client);
+    this.admission = new Admission({ maxInFlight: config.maxConcurrentDecisions, maxQueued: config.maxQueuedDecisions, maxQueueWaitMs: config.maxQueueWaitMs });
     this.engine = new VerificationEngine({
       snapshot: () => ({ ...this.snapshot, ...(this.lastReloadError ? { error: this.lastReloadError } : {}) }),
       sourcesFor: (specs, formats) => sources.sources(specs, formats),
@@ -164,6 +171,7 @@ export class Daemon {
       uptimeSeconds: (Date.now() - this.startedAt) / 1000,
       decisions: this.decisions,
       warnings: this.keyWarnings(),
+      admission: this.admission.status(),
       ...(this.nodeImages ? { containerd: this.nodeImages.status() } : {}),
     };
   }

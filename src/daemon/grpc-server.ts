@@ -10,6 +10,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { describeError, SignetError } from '../errors.js';
 import { isDigest } from '../registry/reference.js';
 import type { Decision } from '../engine/decision.js';
+import { Abandoned, Overloaded } from './admission.js';
 import type { Daemon } from './daemon.js';
 import type { Logger } from './logger.js';
 
@@ -78,9 +79,24 @@ export class GrpcServer {
           callback({ code: grpc.status.INVALID_ARGUMENT, details: describeError(err) });
           return;
         }
-        this.daemon.verify(request).then(
+        // Admission control: decisions beyond the bounds are refused at once (the caller fails closed and
+        // says why); an admitted decision's own deadlines start only now, not while it waited.
+        const gone = new AbortController();
+        call.once('cancelled', () => gone.abort());
+        const deadline = call.getDeadline();
+        const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+        this.daemon.admission.run(() => this.daemon.verify(request), { signal: gone.signal, ...(Number.isFinite(deadlineMs) ? { deadline: deadlineMs } : {}) }).then(
           (decision) => callback(null, judgement(decision)),
           (err: unknown) => {
+            if (err instanceof Overloaded) {
+              this.overloaded(err);
+              callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `RESOURCE_EXHAUSTED: ${err.message}; refusing ${request.name.slice(0, 256)} (fail closed)` });
+              return;
+            }
+            if (err instanceof Abandoned) {
+              callback({ code: grpc.status.CANCELLED, details: err.message });
+              return;
+            }
             // verify() never throws by design; if it does, fail closed with a reason.
             this.log.error('verification crashed', { error: describeError(err) });
             callback(null, { ok: false, decision: 'reject', reason: `rejected ${request.name}: internal error (${describeError(err)})`, code: 'INTERNAL' });
@@ -111,6 +127,24 @@ export class GrpcServer {
         call.on('close', off);
       },
     });
+  }
+
+  /** Overload episodes are logged once when they start and once when they end, never per refusal. */
+  private overload: { since: number; refused: number; timer?: NodeJS.Timeout } | undefined;
+  private overloaded(err: Overloaded): void {
+    if (this.overload === undefined) {
+      this.log.warn('overloaded: refusing decisions (RESOURCE_EXHAUSTED) until the load drops', { why: err.message });
+      this.overload = { since: Date.now(), refused: 0 };
+    }
+    const o = this.overload;
+    o.refused++;
+    clearTimeout(o.timer);
+    // The episode ends after a second without a refusal.
+    o.timer = setTimeout(() => {
+      this.overload = undefined;
+      this.log.warn('overload over', { refused: o.refused, seconds: Math.round((Date.now() - o.since) / 100) / 10 });
+    }, 1000);
+    o.timer.unref();
   }
 
   /** Bind the unix socket with mode 0600 (created under a restrictive umask, so never briefly wider). */
