@@ -10,6 +10,8 @@ import * as protoLoader from '@grpc/proto-loader';
 import { describeError, SignetError } from '../errors.js';
 import { isDigest } from '../registry/reference.js';
 import type { Decision } from '../engine/decision.js';
+import { LIMITS, printable } from '../util/printable.js';
+import { printableDecision } from '../util/printable-decision.js';
 import { Abandoned, Overloaded } from './admission.js';
 import type { Daemon } from './daemon.js';
 import type { Logger } from './logger.js';
@@ -40,7 +42,9 @@ interface RawRequest {
   descriptor?: { mediaType?: unknown; digest?: unknown; size?: unknown } | null;
 }
 
-function judgement(d: Decision): Record<string, unknown> {
+/** The Judgement of a decision, every string escaped and bounded: containerd prints the reason to users. */
+function judgement(untrusted: Decision): Record<string, unknown> {
+  const d = printableDecision(untrusted);
   return {
     ok: d.ok,
     reason: d.reason,
@@ -99,7 +103,7 @@ export class GrpcServer {
             }
             // verify() never throws by design; if it does, fail closed with a reason.
             this.log.error('verification crashed', { error: describeError(err) });
-            callback(null, { ok: false, decision: 'reject', reason: `rejected ${request.name}: internal error (${describeError(err)})`, code: 'INTERNAL' });
+            callback(null, { ok: false, decision: 'reject', reason: printable(`rejected ${request.name}: internal error (${describeError(err)})`, LIMITS.reason), code: 'INTERNAL' });
           },
         );
       },
