@@ -2,6 +2,7 @@
 /** signet: the command line for CI and operators. Each subcommand lives in commands/. */
 import { describeError, SignetError } from '../errors.js';
 import type { CommandIo } from './commands/io.js';
+import { LIMITS, printable } from '../util/printable.js';
 
 const USAGE = `usage: signet <command> [options]
 
@@ -44,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const load = COMMANDS[name];
   if (load === undefined) {
-    process.stderr.write(`signet: unknown command "${name}"\n${USAGE}\n`);
+    process.stderr.write(`signet: unknown command "${printable(name, LIMITS.name)}"\n${USAGE}\n`);
     return 2;
   }
   try {
@@ -52,9 +53,20 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     // One line, never a stack trace: usage errors exit 2, everything else 1.
     const usage = err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
-    process.stderr.write(`signet ${name}: ${err instanceof SignetError ? describeError(err) : (err as Error).message}\n`);
+    process.stderr.write(`signet ${name}: ${printableError(err)}\n`);
     return usage || (err as Error).name === 'UsageError' ? 2 : 1;
   }
+}
+
+/**
+ * An error message quotes registries, files and arguments: escaped and bounded like every output. Usage
+ * texts and policy problems (one per line) keep their lines, each escaped; anything else is one line.
+ */
+function printableError(err: unknown): string {
+  const text = err instanceof SignetError ? describeError(err) : String((err as Error)?.message ?? err);
+  const name = (err as Error)?.name;
+  if (name === 'UsageError' || name === 'PolicyLoadError') return text.split('\n').slice(0, 200).map((line) => printable(line, LIMITS.reason)).join('\n');
+  return printable(text, LIMITS.reason);
 }
 
 main(process.argv.slice(2)).then((code) => process.exit(code));

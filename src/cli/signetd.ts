@@ -8,6 +8,7 @@ import { GrpcServer } from '../daemon/grpc-server.js';
 import { createLogger } from '../daemon/logger.js';
 import { describeError } from '../errors.js';
 import { Pkcs11KeyProvider } from '../keys/pkcs11/provider.js';
+import { LIMITS, printable } from '../util/printable.js';
 
 const DEFAULT_CONFIG_PATH = '/etc/signet/signetd.yaml';
 const USAGE = `usage: signetd [--config FILE]   (default ${DEFAULT_CONFIG_PATH} if it exists)`;
@@ -17,7 +18,7 @@ async function main(): Promise<number> {
   try {
     ({ values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } }, strict: true }));
   } catch (err) {
-    process.stderr.write(`signetd: ${(err as Error).message}\n${USAGE}\n`);
+    process.stderr.write(`signetd: ${printable((err as Error).message, LIMITS.reason)}\n${USAGE}\n`);
     return 2;
   }
   if (values.help) {
@@ -33,7 +34,7 @@ async function main(): Promise<number> {
     // Without --config: the default file if there is one (a broken one is an error, never ignored), else defaults.
     config = values.config !== undefined ? await loadConfig(values.config) : existsSync(DEFAULT_CONFIG_PATH) ? await loadConfig(DEFAULT_CONFIG_PATH) : DEFAULT_CONFIG;
   } catch (err) {
-    process.stderr.write(`signetd: ${describeError(err)}\n`);
+    process.stderr.write(`signetd: ${printable(describeError(err), LIMITS.reason)}\n`);
     return 2;
   }
   const log = createLogger(config.logLevel);
@@ -69,7 +70,7 @@ async function main(): Promise<number> {
 
 process.on('unhandledRejection', (err) => {
   // Never crash on input; log and keep serving.
-  process.stderr.write(`${JSON.stringify({ level: 'error', message: 'unhandled rejection', error: describeError(err) })}\n`);
+  process.stderr.write(`${JSON.stringify({ level: 'error', message: 'unhandled rejection', error: printable(describeError(err), LIMITS.reason) })}\n`);
 });
 
 main().then((code) => process.exit(code));

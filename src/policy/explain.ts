@@ -5,6 +5,7 @@
 import { keyUsability } from '../engine/key-window.js';
 import { keyLocation } from '../keys/location.js';
 import { formatReference, type ImageReference } from '../registry/reference.js';
+import { LIMITS, printable } from '../util/printable.js';
 import { resolveScope } from './scope.js';
 import type { IdentityRule, Policy } from './types.js';
 
@@ -93,21 +94,24 @@ export function explain(policy: Policy, image: ImageReference, now = new Date())
   };
 }
 
+/** One field of an explanation, escaped and bounded: the image comes from the command line, the rest from policy files. */
+const t = (text: string, max: number = LIMITS.name): string => printable(text, max);
+
 export function formatExplanation(e: Explanation): string {
-  const lines = [`image   ${e.image}`, `scope   ${e.scope}${e.definedAt ? `  (defined at ${e.definedAt})` : ''}`, 'tried, most specific first:'];
-  for (const t of e.tried) lines.push(`  ${t.chosen ? '→' : ' '} ${t.scope}${t.chosen ? '  matched' : t.defined ? '' : '  (not in the policy)'}`);
-  lines.push(`action  ${e.action}${e.mode === 'warn' ? '  (warn mode: refusals are recorded, images allowed)' : ''}`);
-  if (e.denied) lines.push(`DENIED  ${e.denied}: refused whatever else holds`);
+  const lines = [`image   ${t(e.image)}`, `scope   ${t(e.scope)}${e.definedAt ? `  (defined at ${t(e.definedAt, LIMITS.reason)})` : ''}`, 'tried, most specific first:'];
+  for (const x of e.tried) lines.push(`  ${x.chosen ? '→' : ' '} ${t(x.scope)}${x.chosen ? '  matched' : x.defined ? '' : '  (not in the policy)'}`);
+  lines.push(`action  ${t(e.action)}${e.mode === 'warn' ? '  (warn mode: refusals are recorded, images allowed)' : ''}`);
+  if (e.denied) lines.push(`DENIED  ${t(e.denied, LIMITS.reason)}: refused whatever else holds`);
   e.requirements.forEach((r, i) => {
     lines.push(`requirement${e.requirements.length > 1 ? ` ${i + 1} of ${e.requirements.length} (all must hold)` : ''}: ${r.threshold} valid signature${r.threshold > 1 ? 's' : ''} by distinct keys of:`);
-    for (const k of r.keys) lines.push(`  ${k.counts ? 'counts ' : 'IGNORED'}  ${k.name}  ${k.location}${k.note ? `  — ${k.note}` : ''}`);
-    lines.push(`  identity: ${r.identity}`);
+    for (const k of r.keys) lines.push(`  ${k.counts ? 'counts ' : 'IGNORED'}  ${t(k.name)}  ${t(k.location, LIMITS.reason)}${k.note ? `  — ${t(k.note, LIMITS.reason)}` : ''}`);
+    lines.push(`  identity: ${t(r.identity, LIMITS.reason)}`);
   });
   for (const a of e.attestations) {
-    lines.push(`attestation: ${a.threshold} ${a.predicateType} by ${a.keys.join(', ')}${a.maxAge ? `, scan no older than ${a.maxAge}` : ''}${a.maxSeverity ? `, nothing above ${a.maxSeverity}` : ''}${a.ignore.length ? ` (ignoring ${a.ignore.join(', ')})` : ''}`);
+    lines.push(`attestation: ${a.threshold} ${t(a.predicateType)} by ${a.keys.map((k) => t(k)).join(', ')}${a.maxAge ? `, scan no older than ${t(a.maxAge)}` : ''}${a.maxSeverity ? `, nothing above ${t(a.maxSeverity)}` : ''}${a.ignore.length ? ` (ignoring ${a.ignore.map((x) => t(x)).join(', ')})` : ''}`);
   }
-  if (e.action === 'verify') lines.push(`formats ${e.formats.join(', ')}; signatures read from ${e.signatureSources.join(', then ')}`);
-  if (e.rejectIfSignedBy.length) lines.push(`refused if signed by: ${e.rejectIfSignedBy.join(', ')}`);
-  for (const w of e.warnings) lines.push(`warning: ${w}`);
+  if (e.action === 'verify') lines.push(`formats ${e.formats.map((f) => t(f)).join(', ')}; signatures read from ${e.signatureSources.map((x) => t(x, LIMITS.reason)).join(', then ')}`);
+  if (e.rejectIfSignedBy.length) lines.push(`refused if signed by: ${e.rejectIfSignedBy.map((k) => t(k)).join(', ')}`);
+  for (const w of e.warnings) lines.push(`warning: ${t(w, LIMITS.reason)}`);
   return `${lines.join('\n')}\n`;
 }

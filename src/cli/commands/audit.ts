@@ -5,12 +5,15 @@
 import cliProgress from 'cli-progress';
 import type { LocalEngine } from '../../engine/local.js';
 import type { Decision } from '../../engine/decision.js';
-import { describeError } from '../../errors.js';
+import { describeError, SignetError } from '../../errors.js';
 import { parseReference, repositoryName } from '../../registry/reference.js';
+import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import { openEngineFromOptions, parseEngineCommand } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
 
-const USAGE = 'usage: signet audit REPOSITORY [--policy-dir DIR] [--insecure-registry HOST:PORT]... [--docker-config FILE] [--output text|json]';
+const USAGE = 'usage: signet audit REPOSITORY [--policy-dir DIR] [--insecure-registry HOST:PORT]... [--docker-config FILE] [--max-tags N] [--output text|json]';
+/** Image tags audited at most (signature and attestation tags do not count); more is an error, never a partial audit. */
+const DEFAULT_MAX_TAGS = 10_000;
 /** Tags cosign and friends use to store signatures, attestations and SBOMs: artifacts, not images. */
 const ARTIFACT_TAG = /^sha256-[a-f0-9]{64}(\.[a-z]+)?$/;
 
@@ -24,7 +27,8 @@ export interface AuditRow {
 }
 
 export async function auditCommand(argv: string[], io: CommandIo): Promise<number> {
-  const cmd = parseEngineCommand(argv, USAGE, 'REPOSITORY', io);
+  const { maxTags, rest } = takeMaxTags(argv);
+  const cmd = parseEngineCommand(rest, USAGE, 'REPOSITORY', io);
   if (cmd === undefined) return 0;
   const output = cmd.output;
   const ref = parseReference(cmd.target);
@@ -32,20 +36,27 @@ export async function auditCommand(argv: string[], io: CommandIo): Promise<numbe
   const repoName = repositoryName(ref);
   const local = await openEngineFromOptions(cmd.values);
   try {
-    const tags = (await local.client.listTags(ref)).filter((t) => !ARTIFACT_TAG.test(t)).sort();
+    // Bounded: artifact tags are dropped as they arrive, the rest may not exceed --max-tags.
+    let tags: string[];
+    try {
+      tags = (await local.client.listTags(ref, { keep: (t) => !ARTIFACT_TAG.test(t), maxTags })).sort();
+    } catch (err) {
+      if (err instanceof SignetError && err.code === 'BLOB_TOO_LARGE' && /more than \d+ tags/.test(err.message)) throw new SignetError('BLOB_TOO_LARGE', `${repoName} has more than ${maxTags} image tags: nothing audited (a partial audit would hide tags); raise --max-tags to audit them all`);
+      throw err;
+    }
     const tty = Boolean((io.stderr as NodeJS.WriteStream).isTTY) && output === 'text';
     const bar = tty ? new cliProgress.SingleBar({ stream: io.stderr as NodeJS.WriteStream, format: 'auditing {bar} {value}/{total} {tag}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic) : undefined;
     bar?.start(tags.length, 0, { tag: '' });
     const rows: AuditRow[] = [];
     for (const tag of tags) {
-      bar?.update(rows.length, { tag });
+      bar?.update(rows.length, { tag: printable(tag, 64) });
       rows.push(await auditTag(local, ref, repoName, tag));
     }
     bar?.update(rows.length, { tag: '' });
     bar?.stop();
     const rejected = rows.filter((r) => r.decision === 'reject' || r.decision === 'error').length;
     const summary = { repository: repoName, tags: rows.length, accepted: rows.length - rejected, rejected, policyGeneration: local.policy.generation };
-    if (output === 'json') io.stdout.write(`${JSON.stringify({ ...summary, results: rows }, null, 2)}\n`);
+    if (output === 'json') io.stdout.write(`${printableJson({ ...summary, results: rows.map(printableRow) }, 2)}\n`);
     else io.stdout.write(formatTable(rows, summary));
     return rejected > 0 ? 1 : 0;
   } finally {
@@ -64,10 +75,43 @@ async function auditTag(local: LocalEngine, ref: { registry: string; repository:
   }
 }
 
+/** Tags, signers, reasons and warnings come from the registry and the policy: escaped and bounded. */
+function printableRow(r: AuditRow): AuditRow {
+  return {
+    ...r,
+    tag: printable(r.tag, LIMITS.name),
+    digest: printable(r.digest, LIMITS.name),
+    signers: r.signers.slice(0, LIMITS.items).map((s) => printable(s, LIMITS.name)),
+    reason: printable(r.reason, LIMITS.reason),
+    warnings: r.warnings.slice(0, LIMITS.items).map((w) => printable(w, LIMITS.detail)),
+  };
+}
+
 function formatTable(rows: AuditRow[], summary: { repository: string; tags: number; accepted: number; rejected: number }): string {
   const header = ['TAG', 'DIGEST', 'DECISION', 'SIGNERS', 'NOTES'];
-  const body = rows.map((r) => [r.tag, r.digest ? `${r.digest.slice(0, 19)}…` : '-', r.decision, r.signers.join(',') || '-', [...r.warnings, r.decision === 'accept' ? '' : r.reason].filter(Boolean).join('; ')]);
+  const body = rows.map(printableRow).map((r) => [r.tag, r.digest ? `${r.digest.slice(0, 19)}…` : '-', r.decision, r.signers.join(',') || '-', [...r.warnings, r.decision === 'accept' ? '' : r.reason].filter(Boolean).join('; ')]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (i === 4 ? 0 : row[i]!.length))));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  return `${[line(header), ...body.map(line)].join('\n')}\n\n${summary.repository}: ${summary.tags} tags, ${summary.accepted} accepted, ${summary.rejected} rejected\n`;
+  return `${[line(header), ...body.map(line)].join('\n')}\n\n${printable(summary.repository, LIMITS.name)}: ${summary.tags} tags, ${summary.accepted} accepted, ${summary.rejected} rejected\n`;
+}
+
+/** `--max-tags N` (or `--max-tags=N`), taken out of argv before the shared options are parsed. */
+function takeMaxTags(argv: string[]): { maxTags: number; rest: string[] } {
+  const rest: string[] = [];
+  let maxTags = DEFAULT_MAX_TAGS;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    if (arg !== '--max-tags' && !arg.startsWith('--max-tags=')) {
+      rest.push(arg);
+      continue;
+    }
+    const value = arg === '--max-tags' ? argv[++i] : arg.slice('--max-tags='.length);
+    if (value === undefined || !/^[1-9]\d{0,6}$/.test(value)) throw new UsageError(`--max-tags needs a number from 1 to 9999999\n${USAGE}`);
+    maxTags = Number(value);
+  }
+  return { maxTags, rest };
 }

@@ -6,6 +6,7 @@ import { moduleFor } from '../../keys/pkcs11/module.js';
 import { exportPublicKey, generateKeyPair, GENERATE_ALGORITHMS, importPublicKey, listObjects, randomId, type GenerateAlgorithm } from '../../keys/pkcs11/manage.js';
 import { DEFAULT_PKCS11_MODULE } from '../../keys/pkcs11/provider.js';
 import { parsePkcs11Uri, resolvePin, type Pkcs11Uri } from '../../keys/pkcs11/uri.js';
+import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import { fingerprintOf } from '../../keys/node-key.js';
 import { outputFormat } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
@@ -59,15 +60,15 @@ export async function keysCommand(argv: string[], io: CommandIo): Promise<number
         if (!label) throw new UsageError('give --label or object= in the URI');
         const id = idOf(values.id, uri) ?? randomId();
         const res = await generateKeyPair(module, uri, needPin(), algorithm, label, id);
-        io.stdout.write(`generated ${algorithm} key "${label}" id ${id.toString('hex')}\nfingerprint ${fingerprintOf(res.publicKey)}\npolicy URI  ${res.uri}\n`);
+        io.stdout.write(`generated ${algorithm} key "${printable(label, LIMITS.name)}" id ${id.toString('hex')}\nfingerprint ${fingerprintOf(res.publicKey)}\npolicy URI  ${printable(res.uri, LIMITS.reason)}\n`);
         return 0;
       }
       case 'list': {
         const output = outputFormat(values.output);
         const objects = (await listObjects(module, { ...uri }, pin())).sort((a, b) => a.label.localeCompare(b.label) || a.type.localeCompare(b.type));
-        if (output === 'json') io.stdout.write(`${JSON.stringify(objects, null, 2)}\n`);
+        if (output === 'json') io.stdout.write(`${printableJson(objects, 2)}\n`);
         else {
-          const rows = [['LABEL', 'ID', 'TYPE', 'ALGORITHM', 'URI'], ...objects.map((o) => [o.label, o.id, o.type, o.algorithm, o.uri])];
+          const rows = [['LABEL', 'ID', 'TYPE', 'ALGORITHM', 'URI'], ...objects.map((o) => [o.label, o.id, o.type, o.algorithm, o.uri].map((c) => printable(c, LIMITS.name)))];
           const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
           io.stdout.write(`${rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n')}\n`);
         }
@@ -87,7 +88,7 @@ export async function keysCommand(argv: string[], io: CommandIo): Promise<number
         const label = values.label ?? uri.object;
         if (!label) throw new UsageError('give --label or object= in the URI');
         const res = await importPublicKey(module, uri, needPin(), pem, label, idOf(values.id, uri) ?? randomId());
-        io.stdout.write(`imported ${res.algorithm} public key "${label}"\nfingerprint ${res.fingerprint}\npolicy URI  ${res.uri}\n`);
+        io.stdout.write(`imported ${res.algorithm} public key "${printable(label, LIMITS.name)}"\nfingerprint ${res.fingerprint}\npolicy URI  ${printable(res.uri, LIMITS.reason)}\n`);
         return 0;
       }
       default:

@@ -5,6 +5,7 @@ import { explain, formatExplanation } from '../../policy/explain.js';
 import { loadPolicyDir, PolicyLoadError, formatProblem } from '../../policy/load.js';
 import { policySchemaText } from '../../policy/schema.js';
 import { parseReference } from '../../registry/reference.js';
+import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import { outputFormat, policyDir, POLICY_OPTIONS } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
 import { verifyCommand } from './verify.js';
@@ -55,13 +56,13 @@ async function check(argv: string[], io: CommandIo): Promise<number> {
   const dir = positionals[0] ?? policyDir({});
   try {
     const p = await loadPolicyDir(dir);
-    if (output === 'json') io.stdout.write(`${JSON.stringify({ ok: true, generation: p.generation, files: p.files, keys: Object.keys(p.keys).length, scopes: Object.keys(p.scopes).length }, null, 2)}\n`);
+    if (output === 'json') io.stdout.write(`${printableJson({ ok: true, generation: p.generation, files: p.files, keys: Object.keys(p.keys).length, scopes: Object.keys(p.scopes).length }, 2)}\n`);
     else io.stdout.write(`ok: ${p.files.length} file(s), ${Object.keys(p.keys).length} key(s), ${Object.keys(p.scopes).length} scope(s), generation ${p.generation}\n`);
     return 0;
   } catch (err) {
     if (!(err instanceof PolicyLoadError)) throw err;
-    if (output === 'json') io.stdout.write(`${JSON.stringify({ ok: false, problems: err.problems }, null, 2)}\n`);
-    else io.stdout.write(`${err.problems.map(formatProblem).join('\n')}\n${err.problems.length} problem(s); signetd would keep its last good policy\n`);
+    if (output === 'json') io.stdout.write(`${printableJson({ ok: false, problems: err.problems }, 2)}\n`);
+    else io.stdout.write(`${err.problems.map((problem) => printable(formatProblem(problem), LIMITS.reason)).join('\n')}\n${err.problems.length} problem(s); signetd would keep its last good policy\n`);
     return 1;
   }
 }
@@ -74,6 +75,6 @@ async function explainCommand(argv: string[], io: CommandIo): Promise<number> {
     throw err instanceof PolicyLoadError ? new SignetError(err.code, `the policy does not load (run signet policy check): ${err.problems.length} problem(s), first: ${formatProblem(err.problems[0]!)}`) : err;
   });
   const e = explain(policy, parseReference(positionals[0]!));
-  io.stdout.write(output === 'json' ? `${JSON.stringify(e, null, 2)}\n` : formatExplanation(e));
+  io.stdout.write(output === 'json' ? `${printableJson(e, 2)}\n` : formatExplanation(e));
   return 0;
 }

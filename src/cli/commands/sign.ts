@@ -17,6 +17,7 @@ import { signImageCosign } from '../../signing/cosign-sign.js';
 import { buildImageBundle, pushBundleReferrer } from '../../signing/bundle-sign.js';
 import { insecureRegistries, outputFormat, REGISTRY_OPTIONS } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
+import { LIMITS, printable, printableJson } from '../../util/printable.js';
 
 const USAGE = `usage: signet sign --key KEYREF IMAGE [options]
   KEYREF                    pkcs11:… URI (PIN: pin-source=, pin-value= or $SIGNET_PKCS11_PIN) or a PEM PKCS#8 private key file ($SIGNET_KEY_PASSPHRASE)
@@ -91,9 +92,10 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
   if (report !== undefined) {
     const alsoDigests = descriptor.mediaType === MEDIA_TYPES.ociIndex || descriptor.mediaType === MEDIA_TYPES.dockerManifestList ? await childDigests(client, repo, digest) : [];
     gate = evaluateGate(report, { ...(maxSeverity ? { maxSeverity } : {}), ignore, image: { repository: repoName, digest, alsoDigests } });
-    if (gate.match.warning) io.stderr.write(`signet sign: warning: ${gate.match.warning}\n`);
+    if (gate.match.warning) io.stderr.write(`signet sign: warning: ${printable(gate.match.warning, LIMITS.reason)}\n`);
     if (!gate.passed) {
-      io.stdout.write(`${formatBlockingTable(gate.blocking)}\n`);
+      // Findings come from the scanner's report: each line escaped and bounded.
+      io.stdout.write(`${formatBlockingTable(gate.blocking).split('\n').map((l) => printable(l, LIMITS.reason)).join('\n')}\n`);
       throw new SignetError('SCAN_GATE_FAILED', gateFailureMessage(report, gate));
     }
   }
@@ -120,14 +122,14 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
       ...(attestation ? { attestation: { tag: `${repoName}:${attestation.tag}`, manifestDigest: attestation.manifestDigest, attestations: attestation.layers } } : {}),
       ...(gate ? { gate: { passed: true, maxSeverity: gate.maxSeverity, counts: gate.counts, ignored: gate.ignored.map((f) => f.id) } } : {}),
     };
-    if (output === 'json') io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    if (output === 'json') io.stdout.write(`${printableJson(result, 2)}\n`);
     else {
       io.stdout.write(
         [
-          `signed      ${repoName}@${digest}`,
+          `signed      ${printable(`${repoName}@${digest}`, LIMITS.reason)}`,
           `key         ${signer.fingerprint} (${signer.algorithm})`,
-          format === 'cosign' ? `signature   ${result.signature.tag} (${signed.layers} signature${signed.layers === 1 ? '' : 's'})` : `signature   ${result.signature.tag} (sigstore bundle, OCI 1.1 referrer)`,
-          ...(result.attestation ? [`attestation ${result.attestation.tag}`] : []),
+          format === 'cosign' ? `signature   ${printable(result.signature.tag, LIMITS.reason)} (${signed.layers} signature${signed.layers === 1 ? '' : 's'})` : `signature   ${printable(result.signature.tag, LIMITS.reason)} (sigstore bundle, OCI 1.1 referrer)`,
+          ...(result.attestation ? [`attestation ${printable(result.attestation.tag, LIMITS.reason)}`] : []),
           ...(gate ? [`scan gate   passed (max ${gate.maxSeverity}${gate.ignored.length ? `, ${gate.ignored.length} ignored` : ''})`] : []),
         ].join('\n') + '\n',
       );

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos, verifierServiceClient } from '../../daemon/grpc-server.js';
-import { printable } from '../../util/printable.js';
+import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import { UsageError, type CommandIo } from './io.js';
 
 const USAGE = 'usage: signet status [--socket PATH] [--output text|json]';
@@ -19,49 +19,55 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
       (client as any).Status({}, { deadline }, (err: grpc.ServiceError | null, res: Record<string, any>) => (err ? reject(err) : resolve(res)));
     });
     if (values.output === 'json') {
-      io.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+      io.stdout.write(`${printableJson(status, 2)}\n`);
       return 0;
     }
+    // Everything signetd reports may quote untrusted text (names, registry and token errors, policy files).
     const lines = [
-      `signetd ${status['version']}  up ${Math.round(status['uptimeSeconds'])} s  ${status['decisions']} decisions`,
-      `policy   ${status['ready'] ? status['policyGeneration'] : 'NONE LOADED: every image is rejected'}  (${status['policyDir']})`,
-      ...(status['policyFiles'] as string[]).map((f) => `         ${f}`),
-      ...(status['lastReloadError'] ? [`reload error: ${status['lastReloadError']}`] : []),
-      ...(status['warnings'] as string[]).map((w) => `warning: ${w}`),
+      `signetd ${t(status['version'])}  up ${Math.round(status['uptimeSeconds'])} s  ${status['decisions']} decisions`,
+      `policy   ${status['ready'] ? t(status['policyGeneration']) : 'NONE LOADED: every image is rejected'}  (${t(status['policyDir'])})`,
+      ...(status['policyFiles'] as string[]).map((f) => `         ${t(f)}`),
+      ...(status['lastReloadError'] ? String(status['lastReloadError']).split('\n').map((l, i) => `${i === 0 ? 'reload error: ' : '  '}${t(l)}`) : []),
+      ...(status['warnings'] as string[]).map((w) => `warning: ${t(w)}`),
       ...auditLines(status['audit'] as Record<string, any> | null | undefined),
       ...containerdLines(status['containerd'] as Record<string, any> | null | undefined),
       'keys',
       ...(status['keys'] as Array<Record<string, string>>).map(
-        (k) => `  ${k['name']}  ${k['algorithm'] || '?'}  ${k['fingerprint'] || ''}  ${k['location']}${k['lastError'] ? `  ERROR: ${k['lastError']}` : ''}`,
+        (k) => `  ${t(k['name'], LIMITS.name)}  ${t(k['algorithm'] || '?')}  ${t(k['fingerprint'] || '')}  ${t(k['location'])}${k['lastError'] ? `  ERROR: ${t(k['lastError'])}` : ''}`,
       ),
     ];
     io.stdout.write(`${lines.join('\n')}\n`);
     return status['ready'] && status['audit']?.['writable'] !== false ? 0 : 1;
   } catch (err) {
-    io.stderr.write(`signet status: cannot reach signetd at ${socket}: ${(err as grpc.ServiceError).details ?? (err as Error).message}\n`);
+    io.stderr.write(`signet status: cannot reach signetd at ${t(socket)}: ${t((err as grpc.ServiceError).details ?? (err as Error).message)}\n`);
     return 1;
   } finally {
     client.close();
   }
 }
 
+/** A field of the status as one bounded, escaped piece of a line. */
+function t(value: unknown, max: number = LIMITS.reason): string {
+  return printable(String(value ?? ''), max);
+}
+
 /** The containerd watch: connection, image events, the last reverification, refused images on the node. */
 function containerdLines(c: Record<string, any> | null | undefined): string[] {
   if (!c) return ['containerd  not watched (containerd.enabled: false)'];
   const lines = [
-    `containerd  ${c['connected'] ? `connected, ${c['version']}` : `NOT CONNECTED${c['lastError'] ? `: ${printable(c['lastError'])}` : ''}`}  (${c['address']})`,
-    `images      ${c['imageEvents']} decided from events, ${c['imageEventsRefused']} refused, ${c['imagesRemoved']} removed  (onUnverified: ${c['onUnverified']})`,
-    `reverify    ${c['lastReverify'] ? `${c['lastReverify']} (${c['lastReverifyTrigger']}): ${c['lastReverifyImages']} images, ${c['lastReverifyRefused']} refused` : 'not yet'}`,
+    `containerd  ${c['connected'] ? `connected, ${t(c['version'])}` : `NOT CONNECTED${c['lastError'] ? `: ${t(c['lastError'])}` : ''}`}  (${t(c['address'])})`,
+    `images      ${c['imageEvents']} decided from events, ${c['imageEventsRefused']} refused, ${c['imagesRemoved']} removed  (onUnverified: ${t(c['onUnverified'])})`,
+    `reverify    ${c['lastReverify'] ? `${t(c['lastReverify'])} (${t(c['lastReverifyTrigger'])}): ${c['lastReverifyImages']} images, ${c['lastReverifyRefused']} refused` : 'not yet'}`,
   ];
   const refused = (c['refusedImages'] as string[] | undefined) ?? [];
-  if (refused.length > 0) lines.push(`refused images on this node (${refused.length}):`, ...refused.slice(0, 20).map((r) => `  ${printable(r)}`), ...(refused.length > 20 ? [`  … and ${refused.length - 20} more (signet node audit lists them all)`] : []));
+  if (refused.length > 0) lines.push(`refused images on this node (${refused.length}):`, ...refused.slice(0, 20).map((r) => `  ${t(r)}`), ...(refused.length > 20 ? [`  … and ${refused.length - 20} more (signet node audit lists them all)`] : []));
   return lines;
 }
 
 /** The audit log: written, or failing (and what happens to decisions meanwhile). */
 function auditLines(a: Record<string, any> | null | undefined): string[] {
   if (!a) return [];
-  if (a['writable']) return [`audit    ${printable(a['path'])}  ${a['written']} records${Number(a['failures']) > 0 ? `, ${a['failures']} lost earlier` : ''}`];
+  if (a['writable']) return [`audit    ${t(a['path'])}  ${a['written']} records${Number(a['failures']) > 0 ? `, ${a['failures']} lost earlier` : ''}`];
   const effect = a['onFailure'] === 'allow' ? 'decisions go on unrecorded (auditFailure: allow)' : 'every image is refused (auditFailure: reject)';
-  return [`audit    FAILING since ${a['failingSince']}: ${printable(a['lastError'])}  (${printable(a['path'])}; ${a['failures']} records lost; ${effect})`];
+  return [`audit    FAILING since ${t(a['failingSince'])}: ${t(a['lastError'])}  (${t(a['path'])}; ${a['failures']} records lost; ${effect})`];
 }

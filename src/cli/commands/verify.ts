@@ -1,6 +1,8 @@
 /** `signet verify IMAGE`: what a node would decide for IMAGE, and why, without a daemon. */
 import type { Decision } from '../../engine/decision.js';
 import { parseReference } from '../../registry/reference.js';
+import { printableJson } from '../../util/printable.js';
+import { printableDecision } from '../../util/printable-decision.js';
 import { openEngineFromOptions, parseEngineCommand } from './common.js';
 import type { CommandIo } from './io.js';
 
@@ -16,7 +18,7 @@ export async function verifyCommand(argv: string[], io: CommandIo): Promise<numb
   try {
     const descriptor = await local.client.resolve(ref, ref.digest ?? ref.tag!);
     const decision = await local.engine.verify({ name: image, descriptor });
-    if (output === 'json') io.stdout.write(`${JSON.stringify(decision, null, 2)}\n`);
+    if (output === 'json') io.stdout.write(`${printableJson(printableDecision(decision), 2)}\n`);
     else io.stdout.write(formatDecision(decision));
     return decision.ok ? 0 : 1;
   } finally {
@@ -24,7 +26,9 @@ export async function verifyCommand(argv: string[], io: CommandIo): Promise<numb
   }
 }
 
-export function formatDecision(d: Decision): string {
+/** The decision as text: every field escaped and bounded (names, reasons and sources carry registry text). */
+export function formatDecision(untrusted: Decision): string {
+  const d = printableDecision(untrusted);
   const lines = [
     `${d.decision.toUpperCase()}  ${d.image}`,
     `  digest  ${d.digest}`,
