@@ -29,6 +29,8 @@ export interface DaemonConfig {
   /** Requests in flight to one registry host at once; more wait (their timeout starts when they are sent). */
   registryConcurrency: number;
   keyRefreshIntervalMs: number;
+  /** Load the policy directory and check its watch this often, events or not (0: never); a safety net under the watch. */
+  policyRescanIntervalMs: number;
   pkcs11Module?: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   /** containerd's API, for image events and reverification; `enabled: false` turns the watch off. */
@@ -51,12 +53,13 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   maxQueueWaitMs: 5000,
   registryConcurrency: 16,
   keyRefreshIntervalMs: 5 * 60_000,
+  policyRescanIntervalMs: 30_000,
   logLevel: 'info',
   containerd: { enabled: true, address: '/run/containerd/containerd.sock' },
   images: { onUnverified: 'report', reverifyIntervalMs: 60 * 60_000 },
 };
 
-const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'maxConcurrentDecisions', 'maxQueuedDecisions', 'maxQueueWait', 'registryConcurrency', 'keyRefreshInterval', 'pkcs11', 'logLevel', 'containerd', 'images'];
+const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'maxConcurrentDecisions', 'maxQueuedDecisions', 'maxQueueWait', 'registryConcurrency', 'keyRefreshInterval', 'policyRescanInterval', 'pkcs11', 'logLevel', 'containerd', 'images'];
 
 export async function loadConfig(path: string): Promise<DaemonConfig> {
   let text: string;
@@ -116,6 +119,8 @@ export function parseConfig(text: string, file: string): DaemonConfig {
   config.registryTimeoutMs = duration('registryTimeout') ?? config.registryTimeoutMs;
   config.verifyTimeoutMs = duration('verifyTimeout') ?? config.verifyTimeoutMs;
   config.keyRefreshIntervalMs = duration('keyRefreshInterval') ?? config.keyRefreshIntervalMs;
+  config.policyRescanIntervalMs = duration('policyRescanInterval') ?? config.policyRescanIntervalMs;
+  if (config.policyRescanIntervalMs !== 0 && config.policyRescanIntervalMs < 1000) fail('policyRescanInterval', 'must be at least 1s (or 0s to turn the rescan off)');
   config.maxQueueWaitMs = duration('maxQueueWait') ?? config.maxQueueWaitMs;
   const int = (key: string, min: number, max: number): number | undefined => {
     const v = c[key];

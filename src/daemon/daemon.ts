@@ -87,7 +87,13 @@ export class Daemon {
         this.log.error('policy not loaded; the last good policy stays in force', { policyDir: config.policyDir, error: this.lastReloadError, generation: this.policy?.generation ?? null });
         this.notify();
       },
-    });
+      onRecovered: (policy) => {
+        // The directory loads again and gives the policy in force: the error in status is history.
+        this.lastReloadError = undefined;
+        this.log.info('policy directory loads again; the policy in force is unchanged', { policyDir: config.policyDir, generation: policy.generation });
+        this.notify();
+      },
+    }, { rescanMs: config.policyRescanIntervalMs });
     if (config.containerd.enabled) {
       this.nodeImages = new NodeImageEnforcer(
         { ...(config.containerd.namespaces ? { namespaces: config.containerd.namespaces } : {}), onUnverified: config.images.onUnverified, reverifyIntervalMs: config.images.reverifyIntervalMs },
