@@ -35,6 +35,8 @@ export type ErrorCode =
   | 'REGISTRY_NOT_FOUND'
   | 'REGISTRY_UNAVAILABLE'
   | 'REGISTRY_TIMEOUT'
+  /** The decision's bound (verifyTimeout) passed after discovery, while verifying (a slow key or token). */
+  | 'DECISION_TIMEOUT'
   | 'REGISTRY_PROTOCOL'
   | 'BLOB_TOO_LARGE'
   | 'SCAN_REPORT_INVALID'

@@ -9,13 +9,14 @@ import { checkEnvelope, INTOTO_PAYLOAD_TYPE, parseEnvelope } from '../formats/ds
 import { parseStatement, statementCoversDigest } from '../formats/intoto.js';
 import type { AttestationRequirement } from '../policy/types.js';
 import type { SignatureResult } from './decision.js';
-import type { EvaluationContext } from './evaluate.js';
+import { failureRank, mostTellingCode, type EvaluationContext } from './evaluate.js';
 import { keyUsability } from './key-window.js';
 import type { UntrustedAttestation } from './attestation-source.js';
 
 type Check = { ok: true; reason: string } | { ok: false; code: ErrorCode; reason: string };
 
 async function checkOne(untrustedEnvelope: Buffer, keyName: string, requirement: AttestationRequirement, ctx: EvaluationContext): Promise<Check> {
+  ctx.signal?.throwIfAborted();
   const lookup = ctx.keys.get(keyName);
   if (lookup.error) return { ok: false, code: lookup.error.code, reason: `key "${keyName}" cannot be used: ${lookup.error.message}` };
   let statement;
@@ -46,8 +47,6 @@ async function checkOne(untrustedEnvelope: Buffer, keyName: string, requirement:
   return { ok: true, reason: `valid ${requirement.predicateType} attestation by key "${keyName}"` };
 }
 
-const RANK: Partial<Record<ErrorCode, number>> = { ATTESTATION_REJECTED: 6, DIGEST_MISMATCH: 5, KEY_EXPIRED: 5, KEY_REVOKED: 5, KEY_NOT_YET_VALID: 5, SIGNATURE_MALFORMED: 4, SIGNATURE_INVALID: 3 };
-
 export async function evaluateAttestationRequirement(
   requirement: AttestationRequirement,
   attestations: UntrustedAttestation[],
@@ -69,15 +68,14 @@ export async function evaluateAttestationRequirement(
         best = r;
         break;
       }
-      if (best === undefined || (RANK[r.code!] ?? 0) > (RANK[best.code!] ?? 0)) best = r;
+      if (best === undefined || failureRank(r.code) > failureRank(best.code)) best = r;
     }
     if (best) results.push(best);
   }
   const name = requirement.predicateType;
   if (valid.size >= requirement.threshold) return { satisfied: true, results, reason: `${name} attested by ${[...valid].join(', ')}` };
   const failures = results.filter((r) => !r.valid);
-  let code: ErrorCode = 'ATTESTATION_NOT_FOUND';
-  for (const f of failures) if ((RANK[f.code!] ?? 1) > (RANK[code] ?? 0)) code = f.code!;
+  const code = mostTellingCode(failures, 'ATTESTATION_NOT_FOUND');
   const need = `${requirement.threshold} ${name} attestation${requirement.threshold > 1 ? 's' : ''} by ${requirement.keys.join(', ')}`;
   const detail = [...new Set(failures.map((f) => f.reason))].slice(0, 3).join('; ');
   return { satisfied: false, results, code, reason: attestations.length === 0 ? `no attestations found; needs ${need}` : `needs ${need}; ${attestations.length} attestation(s) found: ${detail}` };

@@ -18,8 +18,14 @@ import { isUnreadable, type DiscoveredSignature } from './sources.js';
 /** The formats this build can verify; a signature in another format is reported, never counted. */
 export const FORMATS: Partial<Record<FormatName, SignatureFormat>> = { cosign: cosignFormat, 'sigstore-bundle': sigstoreBundleFormat, notation: notationFormat };
 
-/** How telling a failure is: a signature a trusted key made for the wrong thing says more than "not our key". */
+/**
+ * How telling a failure is: a signature a trusted key made for the wrong thing says more than "not our
+ * key". The one ranking of the engine: signature and attestation requirements both pick their most
+ * telling failure with it (an attestation a trusted key made about this digest that fails its checks
+ * ranks with a signature for the wrong identity: both are the key holder's own statement, refused).
+ */
 const FAILURE_RANK: Partial<Record<ErrorCode, number>> = {
+  ATTESTATION_REJECTED: 9,
   IDENTITY_MISMATCH: 9,
   DIGEST_MISMATCH: 8,
   KEY_REVOKED: 7,
@@ -32,7 +38,25 @@ const FAILURE_RANK: Partial<Record<ErrorCode, number>> = {
   PIN_INCORRECT: 3,
   KEY_NOT_FOUND: 2,
 };
-const rank = (code: ErrorCode | undefined) => (code === undefined ? 0 : FAILURE_RANK[code] ?? 1);
+
+/** 0 for no code, 1 for a code not ranked above, else its rank: higher is more telling. */
+export const failureRank = (code: ErrorCode | undefined): number => (code === undefined ? 0 : FAILURE_RANK[code] ?? 1);
+
+/**
+ * The most telling code among `failures`; `fallback` (SIGNATURE_NOT_FOUND, ATTESTATION_NOT_FOUND) unless
+ * one ranks above it (a code not in the ranking does not). The first of equal rank wins.
+ */
+export function mostTellingCode(failures: ReadonlyArray<{ code?: ErrorCode }>, fallback: ErrorCode): ErrorCode {
+  let code = fallback;
+  let best = failureRank(fallback);
+  for (const f of failures) {
+    if (failureRank(f.code) > best) {
+      best = failureRank(f.code);
+      code = f.code!;
+    }
+  }
+  return code;
+}
 
 export interface EvaluationContext {
   image: ImageReference;
@@ -43,6 +67,8 @@ export interface EvaluationContext {
   keys: KeySet;
   keyDefinitions: Record<string, KeyDefinition>;
   now: Date;
+  /** The decision's deadline: once it has passed, no key is asked again (the check throws its reason). */
+  signal?: AbortSignal;
 }
 
 export interface RequirementOutcome {
@@ -58,6 +84,7 @@ export interface RequirementOutcome {
 
 /** Authenticity and integrity of one signature with one key (identity is the caller's business). */
 async function checkAuthentic(sig: UntrustedSignature, keyName: string, ctx: EvaluationContext): Promise<SignatureCheck> {
+  ctx.signal?.throwIfAborted();
   const lookup = ctx.keys.get(keyName);
   if (lookup.error) return { valid: false, code: lookup.error.code, reason: `key "${keyName}" cannot be used: ${lookup.error.message}` };
   try {
@@ -105,7 +132,7 @@ export async function evaluateRequirement(requirement: SignatureRequirement, sig
         validKeys.add(keyName);
         break;
       }
-      if (best === undefined || rank(result.code) > rank(best.code)) best = result;
+      if (best === undefined || failureRank(result.code) > failureRank(best.code)) best = result;
     }
     results.push(best ?? { format: sig.format, source: sig.source, key: '', valid: false, reason: 'no keys to check against', code: 'KEY_NOT_FOUND' });
   }
@@ -113,8 +140,7 @@ export async function evaluateRequirement(requirement: SignatureRequirement, sig
   const satisfied = validKeys.size >= requirement.threshold;
   if (satisfied) return { satisfied, validKeys: [...validKeys], results, reason: `signed by ${[...validKeys].join(', ')}`, warnings: [...warnings] };
   const failures = results.filter((r) => !r.valid);
-  let code: ErrorCode = 'SIGNATURE_NOT_FOUND';
-  for (const f of failures) if (rank(f.code) > rank(code)) code = f.code!;
+  const code = mostTellingCode(failures, 'SIGNATURE_NOT_FOUND');
   const keyList = requirement.keys.join(', ');
   const need = requirement.threshold === 1 ? `a valid signature by ${requirement.keys.length > 1 ? `one of ${keyList}` : keyList}` : `valid signatures by ${requirement.threshold} of ${keyList}`;
   let reason: string;
