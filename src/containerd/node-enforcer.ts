@@ -63,7 +63,7 @@ export interface NodeEnforcerStatus {
 }
 
 /** Refusals that say "could not check", not "not allowed": never a reason to delete. */
-const UNDECIDED: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['REGISTRY_UNAVAILABLE', 'REGISTRY_TIMEOUT', 'REGISTRY_UNAUTHORIZED', 'REGISTRY_DENIED', 'REGISTRY_PROTOCOL', 'KEY_UNAVAILABLE', 'PKCS11_ERROR', 'PIN_INCORRECT', 'POLICY_NOT_FOUND', 'INTERNAL', 'CONTAINERD_UNAVAILABLE', 'CONTAINERD_ERROR']);
+const UNDECIDED: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['REGISTRY_UNAVAILABLE', 'REGISTRY_TIMEOUT', 'DECISION_TIMEOUT', 'REGISTRY_UNAUTHORIZED', 'REGISTRY_DENIED', 'REGISTRY_PROTOCOL', 'KEY_UNAVAILABLE', 'PKCS11_ERROR', 'PIN_INCORRECT', 'POLICY_NOT_FOUND', 'INTERNAL', 'CONTAINERD_UNAVAILABLE', 'CONTAINERD_ERROR']);
 
 export function isUndecided(decision: Decision): boolean {
   return !decision.ok && decision.code !== undefined && UNDECIDED.has(decision.code);
