@@ -24,9 +24,9 @@
  */
 import { SignetError } from '../errors.js';
 import { isDigest } from '../registry/reference.js';
-import type { Signer, TrustedKey } from '../keys/types.js';
-import { DSSE_ENVELOPE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE, checkEnvelope, parseEnvelope, serializeEnvelope, signEnvelope, type DsseEnvelope } from '../formats/dsse.js';
-import { buildStatement, parseStatement, serializeStatement, statementCoversDigest, subjectForDigest, type Statement } from '../formats/intoto.js';
+import type { Signer } from '../keys/types.js';
+import { DSSE_ENVELOPE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE, serializeEnvelope, signEnvelope, type DsseEnvelope } from '../formats/dsse.js';
+import { buildStatement, serializeStatement, subjectForDigest, type Statement } from '../formats/intoto.js';
 import { isPlainObject, requireExactKeys } from '../formats/strict-json.js';
 import { SEVERITIES, isRfc3339, normaliseScanReport, type ScanReport, type Severity } from '../scan/report.js';
 import { countBySeverity, exceeds, ignoreSet, isIgnored, isMaxSeverity, severityRank, type MaxSeverity } from '../scan/gate.js';
@@ -284,37 +284,4 @@ export function evaluateVulnAttestation(predicate: unknown, requirements: VulnRe
   }
   const sev = requirements.maxSeverity === undefined ? 'severities not checked' : `no finding above ${requirements.maxSeverity}${ignoredCount > 0 ? ` (${ignoredCount} ignored)` : ''}`;
   return { ok: true, reason: `scan by ${scanner} finished ${formatDuration(Math.max(0, age))} ago; ${sev}`, blocking: [] };
-}
-
-export type VulnAttestationCheck =
-  | { ok: true; reason: string; statement: Statement }
-  | { ok: false; code: 'SIGNATURE_MALFORMED' | 'SIGNATURE_INVALID' | 'DIGEST_MISMATCH' | 'POLICY_REJECTED'; reason: string };
-
-/**
- * Every check a node makes on one `.att` layer, in order, each failure naming itself: envelope
- * parses; a signature verifies with `key` over the PAE; payload type is in-toto; the statement
- * parses; its predicate type is the vuln predicate; a subject is `digest`; the predicate meets
- * `requirements`.
- */
-export async function checkVulnAttestation(envelopeBytes: Uint8Array, key: TrustedKey, digest: string, requirements: VulnRequirements = {}): Promise<VulnAttestationCheck> {
-  let statement: Statement;
-  try {
-    const envelope = parseEnvelope(envelopeBytes);
-    const check = await checkEnvelope(envelope, key);
-    if (!check.verified) return { ok: false, code: 'SIGNATURE_INVALID', reason: `attestation does not verify with key "${key.name}"` };
-    if (envelope.payloadType !== INTOTO_PAYLOAD_TYPE) return { ok: false, code: 'SIGNATURE_MALFORMED', reason: `attestation payloadType is ${JSON.stringify(envelope.payloadType)}, not ${INTOTO_PAYLOAD_TYPE}` };
-    statement = parseStatement(envelope.untrustedPayload);
-  } catch (err) {
-    return { ok: false, code: 'SIGNATURE_MALFORMED', reason: err instanceof SignetError ? err.message : String(err) };
-  }
-  if (statement.predicateType !== COSIGN_VULN_PREDICATE_TYPE) {
-    return { ok: false, code: 'SIGNATURE_MALFORMED', reason: `attestation by key "${key.name}" has predicateType ${statement.predicateType}, not ${COSIGN_VULN_PREDICATE_TYPE}` };
-  }
-  if (!statementCoversDigest(statement, digest)) {
-    const subjects = statement.subject.map((s) => Object.entries(s.digest).map(([a, h]) => `${a}:${h}`).join('/')).join(', ');
-    return { ok: false, code: 'DIGEST_MISMATCH', reason: `attestation by key "${key.name}" is for ${subjects}, not ${digest}` };
-  }
-  const verdict = evaluateVulnAttestation(statement.predicate, requirements);
-  if (!verdict.ok) return { ok: false, code: 'POLICY_REJECTED', reason: `attestation by key "${key.name}": ${verdict.reason}` };
-  return { ok: true, reason: `attestation by key "${key.name}": ${verdict.reason}`, statement };
 }
