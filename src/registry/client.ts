@@ -34,6 +34,9 @@ export interface CallOptions {
 }
 
 const MAX_TAG_PAGES = 1000;
+/** Tags kept by one listing, and bytes read for it over all pages, unless the caller says otherwise. */
+export const DEFAULT_MAX_TAGS = 100_000;
+export const DEFAULT_MAX_TAG_LIST_BYTES = 16 * 1024 * 1024;
 
 export class RegistryClient {
   private readonly insecure: Set<string>;
@@ -174,13 +177,32 @@ export class RegistryClient {
     return out.slice(0, options.limit);
   }
 
-  /** Every tag, following `Link` pagination. */
-  async listTags(repo: RepositoryRef, options: CallOptions & { pageSize?: number } = {}): Promise<string[]> {
-    const tags: string[] = [];
+  /**
+   * Every tag, following `Link` pagination, within bounds: at most `maxTags` tags kept (after `keep`, which
+   * drops tags the caller does not want as they arrive) and `maxBytes` read over all pages. A page asked
+   * for twice (a `Link` loop) is an error. Beyond a bound the listing fails rather than return part of it:
+   * a partial list would silently hide tags.
+   */
+  async listTags(repo: RepositoryRef, options: CallOptions & { pageSize?: number; maxTags?: number; maxBytes?: number; keep?: (tag: string) => boolean } = {}): Promise<string[]> {
+    const what = `listing tags of ${name(repo)}`;
+    const maxTags = options.maxTags ?? DEFAULT_MAX_TAGS;
+    const maxBytes = options.maxBytes ?? DEFAULT_MAX_TAG_LIST_BYTES;
+    const tags = new Set<string>();
+    const asked = new Set<string>();
+    let read = 0;
     let path: string | undefined = `tags/list${options.pageSize ? `?n=${options.pageSize}` : ''}`;
     for (let page = 0; path !== undefined && page < MAX_TAG_PAGES; page++) {
-      const what = `listing tags of ${name(repo)}`;
-      const res = await this.send(repo, 'pull', { method: 'GET', path, headers: { accept: 'application/json' }, maxBytes: this.maxManifestBytes, what, ...(options.signal ? { signal: options.signal } : {}) });
+      if (asked.has(path)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: the pagination loops back to a page already read`);
+      asked.add(path);
+      const budget = Math.min(this.maxManifestBytes, maxBytes - read);
+      let res: HttpResponse;
+      try {
+        res = await this.send(repo, 'pull', { method: 'GET', path, headers: { accept: 'application/json' }, maxBytes: budget, what, ...(options.signal ? { signal: options.signal } : {}) });
+      } catch (err) {
+        if (err instanceof SignetError && err.code === 'BLOB_TOO_LARGE' && budget < this.maxManifestBytes) throw new SignetError('BLOB_TOO_LARGE', `${what}: the tag list is larger than ${maxBytes} bytes in all`);
+        throw err;
+      }
+      read += res.body.length;
       expectStatus(res, [200], what);
       let doc: unknown;
       try {
@@ -189,13 +211,17 @@ export class RegistryClient {
         throw new SignetError('REGISTRY_PROTOCOL', `${what}: the answer is not JSON`);
       }
       const list = (doc as { tags?: unknown } | null)?.tags;
-      if (list !== null && list !== undefined && (!Array.isArray(list) || list.some((t) => typeof t !== 'string'))) throw new SignetError('REGISTRY_PROTOCOL', `${what}: "tags" is not a list of strings`);
-      tags.push(...((list as string[] | null | undefined) ?? []));
+      if (list !== null && list !== undefined && !Array.isArray(list)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: "tags" is not a list`);
+      for (const tag of (list as unknown[] | null | undefined) ?? []) {
+        if (typeof tag !== 'string' || !TAG_RE.test(tag)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: "tags" holds ${typeof tag === 'string' ? 'a string that is not a tag' : `a ${tag === null ? 'null' : typeof tag}`}`);
+        if (options.keep !== undefined && !options.keep(tag)) continue;
+        tags.add(tag);
+        if (tags.size > maxTags) throw new SignetError('BLOB_TOO_LARGE', `${what}: more than ${maxTags} tags`);
+      }
       path = nextLink(res.headers.get('link'), repo, what);
     }
-    // A partial list would silently hide tags (signatures live under tags): refuse instead.
-    if (path !== undefined) throw new SignetError('REGISTRY_PROTOCOL', `listing tags of ${name(repo)}: more than ${MAX_TAG_PAGES} pages`);
-    return tags;
+    if (path !== undefined) throw new SignetError('REGISTRY_PROTOCOL', `${what}: more than ${MAX_TAG_PAGES} pages`);
+    return [...tags];
   }
 
   /** Upload a blob unless the registry has it; monolithic POST then PUT. */

@@ -17,8 +17,8 @@ import type { Socket } from 'node:net';
 export type HostileAction =
   /** Answer this status with an OCI error body whose message is `message` (control characters welcome). */
   | { kind: 'status'; status: number; code?: string; message?: string; headers?: Record<string, string> }
-  /** Serve these bytes instead of the real body (digest mismatch, garbage, huge documents). */
-  | { kind: 'body'; body: Buffer | (() => Buffer); status?: number; contentType?: string; headers?: Record<string, string> }
+  /** Serve these bytes instead of the real body (digest mismatch, garbage, huge documents); functions get the request path. */
+  | { kind: 'body'; body: Buffer | ((path: string) => Buffer); status?: number; contentType?: string; headers?: Record<string, string> | ((path: string) => Record<string, string>) }
   /** Declare `declared` bytes in Content-Length, then send bytes as fast as the client takes them until it hangs up. */
   | { kind: 'oversize'; declared: number }
   /** A chunked body that never ends: `chunk` repeated as fast as the client reads. */
@@ -215,8 +215,9 @@ export async function startHostileRegistry(options: HostileRegistryOptions = {})
         return ociError(res, a.status, a.code ?? 'UNKNOWN', a.message ?? `injected ${a.status}`, a.headers);
       case 'body': {
         req.resume();
-        const body = typeof a.body === 'function' ? a.body() : a.body;
-        res.writeHead(a.status ?? 200, { 'content-type': a.contentType ?? 'application/json', 'content-length': String(body.length), ...a.headers });
+        const body = typeof a.body === 'function' ? a.body(path) : a.body;
+        const headers = typeof a.headers === 'function' ? a.headers(path) : a.headers;
+        res.writeHead(a.status ?? 200, { 'content-type': a.contentType ?? 'application/json', 'content-length': String(body.length), ...headers });
         return void res.end(req.method === 'HEAD' ? undefined : body);
       }
       case 'oversize':

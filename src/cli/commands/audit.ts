@@ -5,13 +5,15 @@
 import cliProgress from 'cli-progress';
 import type { LocalEngine } from '../../engine/local.js';
 import type { Decision } from '../../engine/decision.js';
-import { describeError } from '../../errors.js';
+import { describeError, SignetError } from '../../errors.js';
 import { parseReference, repositoryName } from '../../registry/reference.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import { openEngineFromOptions, parseEngineCommand } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
 
-const USAGE = 'usage: signet audit REPOSITORY [--policy-dir DIR] [--insecure-registry HOST:PORT]... [--docker-config FILE] [--output text|json]';
+const USAGE = 'usage: signet audit REPOSITORY [--policy-dir DIR] [--insecure-registry HOST:PORT]... [--docker-config FILE] [--max-tags N] [--output text|json]';
+/** Image tags audited at most (signature and attestation tags do not count); more is an error, never a partial audit. */
+const DEFAULT_MAX_TAGS = 10_000;
 /** Tags cosign and friends use to store signatures, attestations and SBOMs: artifacts, not images. */
 const ARTIFACT_TAG = /^sha256-[a-f0-9]{64}(\.[a-z]+)?$/;
 
@@ -25,7 +27,8 @@ export interface AuditRow {
 }
 
 export async function auditCommand(argv: string[], io: CommandIo): Promise<number> {
-  const cmd = parseEngineCommand(argv, USAGE, 'REPOSITORY', io);
+  const { maxTags, rest } = takeMaxTags(argv);
+  const cmd = parseEngineCommand(rest, USAGE, 'REPOSITORY', io);
   if (cmd === undefined) return 0;
   const output = cmd.output;
   const ref = parseReference(cmd.target);
@@ -33,7 +36,14 @@ export async function auditCommand(argv: string[], io: CommandIo): Promise<numbe
   const repoName = repositoryName(ref);
   const local = await openEngineFromOptions(cmd.values);
   try {
-    const tags = (await local.client.listTags(ref)).filter((t) => !ARTIFACT_TAG.test(t)).sort();
+    // Bounded: artifact tags are dropped as they arrive, the rest may not exceed --max-tags.
+    let tags: string[];
+    try {
+      tags = (await local.client.listTags(ref, { keep: (t) => !ARTIFACT_TAG.test(t), maxTags })).sort();
+    } catch (err) {
+      if (err instanceof SignetError && err.code === 'BLOB_TOO_LARGE' && /more than \d+ tags/.test(err.message)) throw new SignetError('BLOB_TOO_LARGE', `${repoName} has more than ${maxTags} image tags: nothing audited (a partial audit would hide tags); raise --max-tags to audit them all`);
+      throw err;
+    }
     const tty = Boolean((io.stderr as NodeJS.WriteStream).isTTY) && output === 'text';
     const bar = tty ? new cliProgress.SingleBar({ stream: io.stderr as NodeJS.WriteStream, format: 'auditing {bar} {value}/{total} {tag}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic) : undefined;
     bar?.start(tags.length, 0, { tag: '' });
@@ -83,4 +93,25 @@ function formatTable(rows: AuditRow[], summary: { repository: string; tags: numb
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (i === 4 ? 0 : row[i]!.length))));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
   return `${[line(header), ...body.map(line)].join('\n')}\n\n${printable(summary.repository, LIMITS.name)}: ${summary.tags} tags, ${summary.accepted} accepted, ${summary.rejected} rejected\n`;
+}
+
+/** `--max-tags N` (or `--max-tags=N`), taken out of argv before the shared options are parsed. */
+function takeMaxTags(argv: string[]): { maxTags: number; rest: string[] } {
+  const rest: string[] = [];
+  let maxTags = DEFAULT_MAX_TAGS;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    if (arg !== '--max-tags' && !arg.startsWith('--max-tags=')) {
+      rest.push(arg);
+      continue;
+    }
+    const value = arg === '--max-tags' ? argv[++i] : arg.slice('--max-tags='.length);
+    if (value === undefined || !/^[1-9]\d{0,6}$/.test(value) || Number(value) > 1_000_000) throw new UsageError(`--max-tags needs a number from 1 to 1000000\n${USAGE}`);
+    maxTags = Number(value);
+  }
+  return { maxTags, rest };
 }
