@@ -42,7 +42,7 @@ export interface CreateAuditContext {
   action: 'allowed' | 'refused';
   /** The verdict came from memory (same name, digest and policy generation). */
   cached: boolean;
-  /** A code for refusals the engine does not make (IMAGE_NOT_FOUND, DECISION_TIMEOUT, IMAGE_NAME_MISSING). */
+  /** A code for refusals that are not an ErrorCode (IMAGE_NOT_FOUND, IMAGE_NAME_MISSING). */
   code?: string;
 }
 
@@ -151,7 +151,7 @@ export class CreationGate {
       work.catch(() => undefined);
       const slow = progress.map((p) => this.timeoutDecision(p, deadlineMs, elapsed));
       this.counts.timedOut++;
-      return this.conclude(slow.map((decision) => ({ decision, cached: false, code: 'DECISION_TIMEOUT' })), progress, where, elapsed);
+      return this.conclude(slow.map((decision) => ({ decision, cached: false })), progress, where, elapsed);
     }
     return this.conclude(outcomes, progress, where, elapsed);
   }
@@ -216,7 +216,7 @@ export class CreationGate {
 
   private timeoutDecision(p: Progress, deadlineMs: number, elapsedMs: number): Decision {
     const what = p.digest ? subjectOf(p.name, p.digest) : p.name;
-    return synthetic(p.name, p.digest ?? '', `rejected ${what}: no decision within ${deadlineMs} ms (${elapsedMs} ms elapsed); containerd would create the container unchecked once its plugin_request_timeout passes, so signet refuses it (fail closed)`, this.deps.policyGeneration());
+    return { ...synthetic(p.name, p.digest ?? '', `rejected ${what}: no decision within ${deadlineMs} ms (${elapsedMs} ms elapsed); containerd would create the container unchecked once its plugin_request_timeout passes, so signet refuses it (fail closed)`, this.deps.policyGeneration()), code: 'DECISION_TIMEOUT' };
   }
 
   private key(name: string, digest: string): string {

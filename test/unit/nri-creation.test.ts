@@ -138,7 +138,7 @@ describe('NRI creation decisions', () => {
     const refusal = await gate.createContainer(request('reg.example/prod/app:v1'), 80);
     assert.ok(Date.now() - started < 500);
     assert.match(refusal!, new RegExp(`^signet: rejected reg\\.example/prod/app@${D('a')}: no decision within 80 ms \\(\\d+ ms elapsed\\); containerd would create the container unchecked once its plugin_request_timeout passes, so signet refuses it \\(fail closed\\)$`));
-    assert.equal(f.audit[0]!.context.code, 'DECISION_TIMEOUT');
+    assert.equal(f.audit[0]!.decision.code, 'DECISION_TIMEOUT');
     assert.equal(gate.status().timedOut, 1);
     release();
     await new Promise((r) => setTimeout(r, 10));
