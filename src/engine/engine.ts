@@ -16,7 +16,7 @@ import type { Mode, Policy, ScopePolicy, SignatureSourceSpec } from '../policy/t
 import type { FormatName } from '../formats/types.js';
 import { formatReference, parseReference, repositoryName, type ImageReference } from '../registry/reference.js';
 import type { Decision, SignatureResult, VerifyRequest } from './decision.js';
-import { evaluateRequirement, signedByRejectedKeys, type EvaluationContext } from './evaluate.js';
+import { evaluateRequirement, mostTellingCode, signedByRejectedKeys, type EvaluationContext } from './evaluate.js';
 import { evaluateAttestationRequirement } from './attestations.js';
 import type { UntrustedAttestation } from './attestation-source.js';
 import { isUnreadable, type DiscoveredSignature, type SignatureSource } from './sources.js';
@@ -246,7 +246,8 @@ export class VerificationEngine {
     // Not met with what could be read, and a lookup failed: the failure is why we cannot tell.
     const lost = lookupFailures[0];
     if (lost) return { signatures: lines, warnings, outcome: refuse(lost.code, `rejected ${subject}: ${lost.message}; with what could be read: ${unmet} (${where})`) };
-    return { signatures: lines, warnings, outcome: refuse(failed[0]!.code ?? 'SIGNATURE_NOT_FOUND', `rejected ${subject}: ${unmet} (${where})`) };
+    // The most telling failure of all the requirements, as within one (the first of equal rank).
+    return { signatures: lines, warnings, outcome: refuse(mostTellingCode(failed, failed[0]!.code ?? 'SIGNATURE_NOT_FOUND'), `rejected ${subject}: ${unmet} (${where})`) };
   }
 
   /** Ask every source at once; what was found, and each source that failed (as a coded error). */
