@@ -37,7 +37,15 @@ export interface DaemonConfig {
   containerd: { enabled: boolean; address: string; namespaces?: string[] };
   /** What to do about images that reached containerd without passing the policy. */
   images: { onUnverified: 'report' | 'remove'; reverifyIntervalMs: number };
+  /**
+   * signetd as an NRI plugin: every container creation decided (present in the file = on). `index`:
+   * two digits, containerd calls plugins in ascending order; `timeoutMs`: bound on one creation
+   * decision, below containerd's plugin_request_timeout (2 s by default; NRI fails open after it).
+   */
+  nri?: { socket: string; index: string; timeoutMs: number };
 }
+
+export const DEFAULT_NRI = { socket: '/var/run/nri/nri.sock', index: '10', timeoutMs: 1500 };
 
 export const DEFAULT_CONFIG: DaemonConfig = {
   socket: '/run/signet/signetd.sock',
@@ -59,7 +67,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   images: { onUnverified: 'report', reverifyIntervalMs: 60 * 60_000 },
 };
 
-const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'maxConcurrentDecisions', 'maxQueuedDecisions', 'maxQueueWait', 'registryConcurrency', 'keyRefreshInterval', 'policyRescanInterval', 'pkcs11', 'logLevel', 'containerd', 'images'];
+const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'maxConcurrentDecisions', 'maxQueuedDecisions', 'maxQueueWait', 'registryConcurrency', 'keyRefreshInterval', 'policyRescanInterval', 'pkcs11', 'logLevel', 'containerd', 'images', 'nri'];
 
 export async function loadConfig(path: string): Promise<DaemonConfig> {
   let text: string;
@@ -181,6 +189,29 @@ export function parseConfig(text: string, file: string): DaemonConfig {
         fail('images', (err as Error).message);
       }
       if (config.images.reverifyIntervalMs < 1000) fail('images', 'reverifyInterval must be at least 1s');
+    }
+  }
+  if (c['nri'] !== undefined) {
+    // `nri:` alone (null) turns the plugin on with the defaults.
+    if (c['nri'] === null) c['nri'] = {};
+    const n = mapping('nri', ['socket', 'index', 'timeout'], '{ socket: /var/run/nri/nri.sock, index: "10", timeout: 1.5s }')!;
+    config.nri = { ...DEFAULT_NRI };
+    if (n['socket'] !== undefined) {
+      if (typeof n['socket'] !== 'string' || !isAbsolute(n['socket'])) fail('nri', 'socket must be the absolute path of containerd\'s NRI socket');
+      config.nri.socket = n['socket'] as string;
+    }
+    if (n['index'] !== undefined) {
+      const idx = typeof n['index'] === 'number' && Number.isInteger(n['index']) && n['index'] >= 0 && n['index'] <= 99 ? String(n['index']).padStart(2, '0') : n['index'];
+      if (typeof idx !== 'string' || !/^[0-9]{2}$/.test(idx)) fail('nri', `index must be two digits ("00" to "99"), got ${JSON.stringify(n['index'])}`);
+      config.nri.index = idx as string;
+    }
+    if (n['timeout'] !== undefined) {
+      try {
+        config.nri.timeoutMs = parseDuration(n['timeout'], 'timeout', 'CONFIG_INVALID');
+      } catch (err) {
+        fail('nri', (err as Error).message);
+      }
+      if (config.nri.timeoutMs < 100 || config.nri.timeoutMs > 60_000) fail('nri', 'timeout must be from 100ms to 60s (and below containerd\'s plugin_request_timeout, 2s by default)');
     }
   }
   if (config.verifyTimeoutMs >= 8000) fail('verifyTimeout', 'must be below 8s, the verifier\'s own deadline, so that signetd answers first');

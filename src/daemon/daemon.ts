@@ -6,6 +6,8 @@ import { describeError } from '../errors.js';
 import { AuditLog } from '../audit/audit-log.js';
 import { ContainerdClient } from '../containerd/client.js';
 import { NodeImageEnforcer, type NodeEnforcerStatus } from '../containerd/node-enforcer.js';
+import { CreationGate, type CreationStatus } from '../nri/creation.js';
+import { NriPlugin, type NriStatus } from '../nri/plugin.js';
 import type { Decision, VerifyRequest } from '../engine/decision.js';
 import { VerificationEngine } from '../engine/engine.js';
 import { SourceFactory } from '../engine/default-sources.js';
@@ -40,6 +42,8 @@ export interface DaemonStatus {
   admission: AdmissionStatus;
   /** The watch over containerd's images; absent when `containerd.enabled` is false. */
   containerd?: NodeEnforcerStatus;
+  /** signetd as an NRI plugin (container creation); absent when `nri` is not configured. */
+  nri?: NriStatus & CreationStatus;
 }
 
 export class Daemon {
@@ -58,6 +62,8 @@ export class Daemon {
   private keyWork: Promise<void> = Promise.resolve();
   private readonly statusListeners = new Set<() => void>();
   private readonly nodeImages: NodeImageEnforcer | undefined;
+  /** The NRI plugin and the decisions it asks for at container creation. */
+  private readonly nri: { plugin: NriPlugin; gate: CreationGate; client: ContainerdClient } | undefined;
   /** Bounds decisions in flight and waiting (the gRPC server runs VerifyImage through it). */
   readonly admission: Admission;
 
@@ -102,10 +108,21 @@ export class Daemon {
           decide: (request) => this.engine.verify(request),
           ready: () => this.policy !== undefined,
           policyGeneration: () => this.policy?.generation ?? '',
-          record: (verdict, event, action) => this.audit.record(verdict.decision, { event, namespace: verdict.image.namespace, action }),
+          record: (verdict, event, action) => {
+            // An image decided when it arrived is not decided again when a container is created from it.
+            this.nri?.gate.remember(verdict.decision, verdict.image.namespace);
+            this.audit.record(verdict.decision, { event, namespace: verdict.image.namespace, action });
+          },
           log,
         },
       );
+    }
+    if (config.nri) {
+      // Container creation through NRI: the image name resolved to its digest in CRI's namespace, then
+      // the same engine and policy as a pull. Not through admission: creations are few, and bounded.
+      const client = new ContainerdClient(config.containerd.address, config.nri.timeoutMs);
+      const gate = new CreationGate({ images: client, decide: (request) => this.engine.verify(request), policyGeneration: () => this.policy?.generation ?? '', record: (decision, context) => this.audit.record(decision, context), log });
+      this.nri = { client, gate, plugin: new NriPlugin({ socket: config.nri.socket, index: config.nri.index, timeoutMs: config.nri.timeoutMs }, gate, log) };
     }
   }
 
@@ -116,6 +133,7 @@ export class Daemon {
     this.refreshTimer = setInterval(() => void this.refreshKeys(), this.config.keyRefreshIntervalMs);
     this.refreshTimer.unref();
     this.nodeImages?.start();
+    this.nri?.plugin.start();
   }
 
   /** Load the keys the new policy names, then swap policy in one assignment. */
@@ -127,6 +145,7 @@ export class Daemon {
       this.lastReloadError = undefined;
       this.log.info('policy loaded', { generation: policy.generation, files: policy.files, keys: this.keys.size });
       this.notify();
+      this.nri?.gate.clear();
       // Images already on the node are decided again under the new policy.
       void this.nodeImages?.reverify('policy');
     });
@@ -139,7 +158,10 @@ export class Daemon {
         const before = this.keyFingerprint();
         await this.keys.refresh();
         // A key that went away, came back or changed changes verdicts: decide the node's images again.
-        if (this.keyFingerprint() !== before) void this.nodeImages?.reverify('keys');
+        if (this.keyFingerprint() !== before) {
+          this.nri?.gate.clear();
+          void this.nodeImages?.reverify('keys');
+        }
       })
       .catch((err: unknown) => {
         this.log.error('key refresh failed', { error: describeError(err) });
@@ -179,6 +201,7 @@ export class Daemon {
       warnings: this.keyWarnings(),
       admission: this.admission.status(),
       ...(this.nodeImages ? { containerd: this.nodeImages.status() } : {}),
+      ...(this.nri ? { nri: { ...this.nri.plugin.status(), ...this.nri.gate.status() } } : {}),
     };
   }
 
@@ -211,6 +234,8 @@ export class Daemon {
 
   async stop(): Promise<void> {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
+    await this.nri?.plugin.stop();
+    this.nri?.client.close();
     await this.nodeImages?.stop();
     await this.watcher.close();
     await this.keyWork.catch(() => undefined);

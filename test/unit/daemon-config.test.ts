@@ -60,3 +60,28 @@ describe('signetd config: auditFailure', () => {
     assert.throws(() => parseConfig('auditFailure: ignore\n', 'c.yaml'), /auditFailure: must be reject/);
   });
 });
+
+describe('signetd config: nri', () => {
+  it('is off unless present; `nri:` alone turns it on with containerd\'s default socket, index 10 and a 1.5 s bound', () => {
+    assert.equal(parseConfig('', 'c.yaml').nri, undefined);
+    assert.deepEqual(parseConfig('nri:\n', 'c.yaml').nri, { socket: '/var/run/nri/nri.sock', index: '10', timeoutMs: 1500 });
+    assert.deepEqual(parseConfig('nri: {}\n', 'c.yaml').nri, { socket: '/var/run/nri/nri.sock', index: '10', timeoutMs: 1500 });
+  });
+  it('reads socket, index (a string, or a number made two digits) and timeout', () => {
+    assert.deepEqual(parseConfig('nri: { socket: /run/ctd/nri.sock, index: "05", timeout: 800ms }\n', 'c.yaml').nri, { socket: '/run/ctd/nri.sock', index: '05', timeoutMs: 800 });
+    assert.equal(parseConfig('nri: { index: 7 }\n', 'c.yaml').nri!.index, '07');
+    assert.equal(parseConfig('nri: { index: 42 }\n', 'c.yaml').nri!.index, '42');
+  });
+  const bad: Array<[string, string, RegExp]> = [
+    ['a relative socket', 'nri: { socket: nri.sock }\n', /c\.yaml:1: nri: socket must be the absolute path/],
+    ['a three-digit index', 'nri: { index: "100" }\n', /nri: index must be two digits/],
+    ['a one-digit string index', 'nri: { index: "5" }\n', /nri: index must be two digits/],
+    ['a timeout too long', 'nri: { timeout: 2m }\n', /nri: timeout must be from 100ms to 60s/],
+    ['a timeout that is no duration', 'nri: { timeout: soon }\n', /nri: .*timeout/],
+    ['an unknown setting', 'nri: { sock: /x }\n', /nri: unknown setting "sock" \(known: socket, index, timeout\)/],
+    ['a list', 'nri: [a]\n', /nri: must be a mapping/],
+  ];
+  for (const [what, text, re] of bad) {
+    it(`rejects ${what}`, () => assert.throws(() => parseConfig(text, 'c.yaml'), (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && re.test(e.message)));
+  }
+});
