@@ -33,6 +33,8 @@ export interface DaemonConfig {
   policyRescanIntervalMs: number;
   pkcs11Module?: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
+  /** What a decision does when its audit record cannot be written: `reject` it (default) or `allow` it. */
+  auditFailure: 'reject' | 'allow';
   /** containerd's API, for image events and reverification; `enabled: false` turns the watch off. */
   containerd: { enabled: boolean; address: string; namespaces?: string[] };
   /** What to do about images that reached containerd without passing the policy. */
@@ -63,11 +65,12 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   keyRefreshIntervalMs: 5 * 60_000,
   policyRescanIntervalMs: 30_000,
   logLevel: 'info',
+  auditFailure: 'reject',
   containerd: { enabled: true, address: '/run/containerd/containerd.sock' },
   images: { onUnverified: 'report', reverifyIntervalMs: 60 * 60_000 },
 };
 
-const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'maxConcurrentDecisions', 'maxQueuedDecisions', 'maxQueueWait', 'registryConcurrency', 'keyRefreshInterval', 'policyRescanInterval', 'pkcs11', 'logLevel', 'containerd', 'images', 'nri'];
+const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'maxConcurrentDecisions', 'maxQueuedDecisions', 'maxQueueWait', 'registryConcurrency', 'keyRefreshInterval', 'policyRescanInterval', 'pkcs11', 'logLevel', 'auditFailure', 'containerd', 'images', 'nri'];
 
 export async function loadConfig(path: string): Promise<DaemonConfig> {
   let text: string;
@@ -148,6 +151,10 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     const m = (p as Record<string, unknown>)['module'];
     if (m !== undefined && (typeof m !== 'string' || !isAbsolute(m))) fail('pkcs11', 'module must be an absolute path');
     if (typeof m === 'string') config.pkcs11Module = m;
+  }
+  if (c['auditFailure'] !== undefined) {
+    if (c['auditFailure'] !== 'reject' && c['auditFailure'] !== 'allow') fail('auditFailure', 'must be reject (refuse what cannot be audited) or allow');
+    config.auditFailure = c['auditFailure'] as DaemonConfig['auditFailure'];
   }
   if (c['logLevel'] !== undefined) {
     if (!['error', 'warn', 'info', 'debug'].includes(c['logLevel'] as string)) fail('logLevel', 'must be error, warn, info or debug');

@@ -3,7 +3,7 @@
  * and the audit trail. The gRPC server is a thin layer over verify() and status().
  */
 import { describeError } from '../errors.js';
-import { AuditLog } from '../audit/audit-log.js';
+import { AuditLog, type AuditHealth } from '../audit/audit-log.js';
 import { ContainerdClient } from '../containerd/client.js';
 import { NodeImageEnforcer, type NodeEnforcerStatus } from '../containerd/node-enforcer.js';
 import { CreationGate, type CreationStatus } from '../nri/creation.js';
@@ -40,6 +40,7 @@ export interface DaemonStatus {
   warnings: string[];
   /** Decisions in progress and waiting, and what was refused for lack of capacity. */
   admission: AdmissionStatus;
+  audit: AuditHealth & { onFailure: DaemonConfig['auditFailure'] };
   /** The watch over containerd's images; absent when `containerd.enabled` is false. */
   containerd?: NodeEnforcerStatus;
   /** signetd as an NRI plugin (container creation); absent when `nri` is not configured. */
@@ -85,7 +86,8 @@ export class Daemon {
       timeoutMs: config.verifyTimeoutMs,
       maxSignatures: config.maxSignatures,
     });
-    this.audit = new AuditLog(config.auditLog);
+    this.audit = new AuditLog(config.auditLog, log);
+    this.audit.onHealthChange(() => this.notify());
     this.watcher = new PolicyWatcher(config.policyDir, {
       onPolicy: (policy) => void this.install(policy),
       onError: (err) => {
@@ -175,6 +177,7 @@ export class Daemon {
 
   /** Reload on SIGHUP: policy files and keys. */
   async reload(): Promise<void> {
+    this.audit.reopen();
     await this.watcher.reload?.();
     await this.refreshKeys();
   }
@@ -182,8 +185,16 @@ export class Daemon {
   async verify(request: VerifyRequest): Promise<Decision> {
     const decision = await this.engine.verify(request);
     this.decisions++;
-    this.audit.record(decision);
-    return decision;
+    if (this.audit.record(decision) || this.config.auditFailure === 'allow' || !decision.ok) return decision;
+    // Like auditd's disk_full_action: what cannot be recorded is not allowed.
+    const { lastError } = this.audit.health();
+    return {
+      ...decision,
+      ok: false,
+      decision: 'reject',
+      code: 'AUDIT_UNAVAILABLE',
+      reason: `rejected ${decision.image}@${decision.digest}: the decision cannot be recorded in the audit log ${this.config.auditLog} (${lastError}); auditFailure: reject refuses what cannot be audited`,
+    };
   }
 
   status(): DaemonStatus {
@@ -200,6 +211,7 @@ export class Daemon {
       decisions: this.decisions,
       warnings: this.keyWarnings(),
       admission: this.admission.status(),
+      audit: { ...this.audit.health(), onFailure: this.config.auditFailure },
       ...(this.nodeImages ? { containerd: this.nodeImages.status() } : {}),
       ...(this.nri ? { nri: { ...this.nri.plugin.status(), ...this.nri.gate.status() } } : {}),
     };
@@ -221,6 +233,11 @@ export class Daemon {
 
   get ready(): boolean {
     return this.policy !== undefined;
+  }
+
+  /** Health: a policy is loaded and decisions can be recorded. */
+  get serving(): boolean {
+    return this.ready && this.audit.health().writable;
   }
 
   onStatusChange(listener: () => void): () => void {

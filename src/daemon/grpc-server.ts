@@ -111,7 +111,7 @@ export class GrpcServer {
         callback(null, this.daemon.status());
       },
     });
-    const health = (): string => (this.daemon.ready ? 'SERVING' : 'NOT_SERVING');
+    const health = (): string => (this.daemon.serving ? 'SERVING' : 'NOT_SERVING');
     const known = (svc: string): boolean => svc === '' || svc === 'signet.v1.ImageVerifier';
     this.server.addService(service(root, 'grpc.health.v1.Health').service, {
       Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
