@@ -1,19 +1,26 @@
 #!/usr/bin/env node
 /** signetd: the node daemon. `signetd --config /etc/signet/signetd.yaml` */
+// First: SIGHUP is handled from the first instant (a reload during start-up must not kill signetd).
+// Only small modules are imported statically; the daemon itself is imported in main(), after the
+// handler is in place (every static import is loaded before any module body runs).
+import { onHangup } from './signetd-hangup.js';
 import { existsSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { DEFAULT_CONFIG, loadConfig, type DaemonConfig } from '../daemon/config.js';
-import { Daemon, VERSION } from '../daemon/daemon.js';
-import { GrpcServer } from '../daemon/grpc-server.js';
-import { createLogger } from '../daemon/logger.js';
+import type { DaemonConfig } from '../daemon/config.js';
 import { describeError } from '../errors.js';
-import { Pkcs11KeyProvider } from '../keys/pkcs11/provider.js';
 import { LIMITS, printable } from '../util/printable.js';
 
 const DEFAULT_CONFIG_PATH = '/etc/signet/signetd.yaml';
 const USAGE = `usage: signetd [--config FILE]   (default ${DEFAULT_CONFIG_PATH} if it exists)`;
 
 async function main(): Promise<number> {
+  const [{ DEFAULT_CONFIG, loadConfig }, { Daemon, VERSION }, { GrpcServer }, { createLogger }, { Pkcs11KeyProvider }] = await Promise.all([
+    import('../daemon/config.js'),
+    import('../daemon/daemon.js'),
+    import('../daemon/grpc-server.js'),
+    import('../daemon/logger.js'),
+    import('../keys/pkcs11/provider.js'),
+  ]);
   let values;
   try {
     ({ values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } }, strict: true }));
@@ -57,7 +64,7 @@ async function main(): Promise<number> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
+    onHangup(() => {
       log.info('SIGHUP: reloading policy and keys');
       void daemon.reload();
     });
