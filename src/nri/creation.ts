@@ -169,7 +169,7 @@ export class CreationGate {
     if (refusal !== undefined) {
       this.counts.refused++;
       this.counts.lastRefusal = refusal;
-      this.deps.log.warn('refused a container creation', { namespace: where.namespace, pod: where.pod, container: where.container, reason: refusal });
+      this.deps.log.warn(where.container ? 'refused a container creation' : 'refused a pod sandbox', { namespace: where.namespace, pod: where.pod, container: where.container, reason: refusal });
     }
     return refusal;
   }

@@ -1,0 +1,247 @@
+/**
+ * signetd as an NRI plugin on real containerd 2.x and 1.7: containers are created through CRI
+ * (RunPodSandbox, CreateContainer, StartContainer) as kubelet creates them, from runnable busybox
+ * images in a real docker-registry, and signetd decides each creation with the same engine and policy
+ * as a pull. Whatever path the image took to the node — `ctr -n k8s.io image import`, CRI's local pull
+ * (`use_local_image_pull = true` on 2.x, every pull on 1.7) — an image the policy refuses does not
+ * become a container; an image whose key is revoked after the pull is refused at its next creation;
+ * after containerd restarts, signetd registers again and enforcement resumes.
+ *
+ * The image watcher runs too (it always does with `containerd: { address }`), with
+ * `onUnverified: report` so that it does not remove the images before creation is attempted.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { RegistryClient, type RepositoryRef } from '../../src/registry/client.js';
+import { signImageCosign } from '../../src/signing/cosign-sign.js';
+import { startContainerd, writeRegistryHosts, type ContainerdHandle, type ContainerdLine } from '../helpers/containerd.js';
+import { criClient, hostNetworkPod, type CriClient, type CriError, type PodSandboxConfig } from '../helpers/cri.js';
+import { startDaemon, VERIFIER, waitFor, type DaemonHandle } from '../helpers/daemon.js';
+import { makeTestKey } from '../helpers/keys.js';
+import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
+import { makeTar, pushRunnableImage, type RunnableImage } from '../helpers/runnable-image.js';
+
+/** What CRI returns when an NRI plugin refuses a container (containerd 2.1.9 and 1.7.24 alike). */
+const CREATE_REFUSAL = /^failed to create containerd container: failed to get NRI adjustment for container: rpc error: code = PermissionDenied desc = (signet: .*)$/;
+const PAUSE_ENTRYPOINT = ['/bin/sh', '-c', 'trap "exit 0" TERM; while :; do sleep 1; done'];
+
+describe('NRI: no container from an image the policy refuses (real containerd, signetd, docker-registry)', function () {
+  this.timeout(120_000);
+  let registry: RegistryHandle;
+  let client: RegistryClient;
+  let host: string;
+  let work: string;
+  const release = makeTestKey('ecdsa-p256');
+  const repo = (name: string): RepositoryRef => ({ registry: host, repository: name });
+
+  const policy = (opts: { revoked?: boolean } = {}) => ({
+    apiVersion: 'signet/v1',
+    keys: { release: { file: join(work, 'release.pub'), ...(opts.revoked ? { revoked: true } : {}) } },
+    default: { action: 'reject' },
+    scopes: { [`${host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } } },
+  });
+
+  before(async () => {
+    registry = await startRegistry();
+    host = registry.host;
+    client = new RegistryClient({ insecureRegistries: [host], retries: 0 });
+    work = mkdtempSync(join(tmpdir(), 'signet-nri-'));
+    release.writePublic(join(work, 'release.pub'));
+  });
+  after(async () => {
+    await registry?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  async function image(name: string, signed: boolean, options: { entrypoint?: string[]; cmd?: string[] } = {}): Promise<RunnableImage> {
+    const img = await pushRunnableImage(client, repo(name), { tag: 'v1', ...options });
+    if (signed) await signImageCosign(client, repo(name), img.digest, release.signer, { dockerReference: `${host}/${name}` });
+    return img;
+  }
+
+  /** An OCI archive for `ctr image import`, the image named `name`. */
+  async function archive(img: RunnableImage, repoName: string, name: string): Promise<string> {
+    const blobs = new Map<string, Buffer>([[img.digest, img.manifestBytes]]);
+    for (const d of [img.config, ...img.layers]) blobs.set(d.digest, await client.getBlob(repo(repoName), d.digest));
+    const index = { schemaVersion: 2, manifests: [{ mediaType: img.mediaType, digest: img.digest, size: img.size, annotations: { 'io.containerd.image.name': name, 'org.opencontainers.image.ref.name': 'v1' } }] };
+    const file = join(work, `${img.digest.slice(7, 19)}.tar`);
+    writeFileSync(
+      file,
+      makeTar([
+        { path: 'oci-layout', type: 'file', content: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
+        { path: 'index.json', type: 'file', content: Buffer.from(JSON.stringify(index)) },
+        { path: 'blobs', type: 'dir' },
+        { path: 'blobs/sha256', type: 'dir' },
+        ...[...blobs].map(([digest, content]) => ({ path: `blobs/sha256/${digest.slice(7)}`, type: 'file' as const, content })),
+      ]),
+    );
+    return file;
+  }
+
+  for (const line of ['2.x', '1.7'] as ContainerdLine[]) {
+    describe(`containerd ${line}`, () => {
+      const tag = line.replace('.', '');
+      let ctd: ContainerdHandle;
+      let daemon: DaemonHandle;
+      let cri: CriClient;
+      let certs: string;
+      let verifierDir: string | undefined;
+      let restarted: ChildProcess | undefined;
+      let pod: PodSandboxConfig;
+      let podId: string;
+      let n = 0;
+
+      const registrations = () => daemon.log().split('\n').filter((l) => l.includes('"NRI: registered with the runtime')).length;
+      const createAudit = () => daemon.audit().filter((l) => l['event'] === 'create');
+
+      /** CreateContainer + StartContainer of `ref` in the test pod; resolves with the exit code. */
+      async function run(ref: string): Promise<number> {
+        const id = await cri.createContainer(podId, { metadata: { name: `c${++n}` }, image: { image: ref }, command: ['/bin/true'], logPath: `c${n}.log` }, pod);
+        await cri.startContainer(id);
+        await waitFor(async () => (await cri.containerStatus(id))['state'] === 'CONTAINER_EXITED', 'the container to exit', 10_000);
+        return (await cri.containerStatus(id))['exitCode'] as number;
+      }
+
+      /** CreateContainer of `ref`, which must be refused by signet: returns signet's reason. */
+      async function refused(ref: string): Promise<string> {
+        const name = `c${++n}`;
+        const err = await cri.createContainer(podId, { metadata: { name }, image: { image: ref }, command: ['/bin/true'] }, pod).then(
+          (id) => assert.fail(`container ${id} was created from ${ref}`),
+          (e: CriError) => e,
+        );
+        assert.equal(err.code, 7, `PERMISSION_DENIED expected: ${err.message}`);
+        const m = CREATE_REFUSAL.exec(err.details);
+        assert.ok(m, `unexpected CRI error: ${err.details}`);
+        const containers = await cri.call<{ containers?: Array<{ metadata: { name: string } }> }>('runtime', 'ListContainers', {});
+        assert.ok(!(containers.containers ?? []).some((c) => c.metadata.name === name), 'no container record was left behind');
+        return m[1]!;
+      }
+
+      before(async () => {
+        certs = writeRegistryHosts(mkdtempSync(join(tmpdir(), 'signet-certs-')), host);
+        // The pod sandbox image follows the policy too: signed, in the verified scope.
+        await image(`prod/pause-${tag}`, true, { entrypoint: PAUSE_ENTRYPOINT, cmd: [] });
+        if (line === '2.x') {
+          // signet-verifier installed as the README says; CRI's local pull mode goes around it.
+          accessSync(VERIFIER, constants.X_OK);
+          verifierDir = mkdtempSync('/tmp/sv-bin-');
+          symlinkSync(VERIFIER, join(verifierDir, 'signet-verifier'));
+        }
+        ctd = await startContainerd({
+          line,
+          registryConfigPath: certs,
+          sandboxImage: `${host}/prod/pause-${tag}:v1`,
+          ...(line === '2.x' ? { criConfig: 'use_local_image_pull = true', verifierDir: verifierDir! } : {}),
+        });
+        daemon = await startDaemon({
+          insecureRegistries: [host],
+          extraConfig: [`containerd: { address: ${ctd.address} }`, 'images: { onUnverified: report }', `nri: { socket: ${ctd.nriSocket}, index: "10" }`].join('\n'),
+        });
+        daemon.writePolicy('policy.yaml', policy());
+        await waitFor(() => registrations() === 1, 'signetd to register with containerd\'s NRI', 10_000);
+        cri = criClient(ctd.address);
+        pod = hostNetworkPod(`nri-${tag}`, { logDirectory: join(ctd.dir, 'pod-logs') });
+        podId = await cri.runPodSandbox(pod);
+      });
+      after(async () => {
+        cri?.close();
+        await daemon?.stop();
+        restarted?.kill('SIGKILL');
+        await ctd?.stop();
+        rmSync(certs, { recursive: true, force: true });
+        if (verifierDir) rmSync(verifierDir, { recursive: true, force: true });
+      });
+
+      it('runs a container from a signed image, and audits the creation (event create, pod, container, namespace)', async () => {
+        await image(`prod/signed-${tag}`, true);
+        const ref = `${host}/prod/signed-${tag}:v1`;
+        await cri.pullImage(ref);
+        assert.equal(await run(ref), 0);
+        const lines = createAudit().filter((l) => l['name'] === ref);
+        assert.equal(lines.length, 1, JSON.stringify(createAudit()));
+        assert.deepEqual([lines[0]!['decision'], lines[0]!['action'], lines[0]!['role'], lines[0]!['namespace'], lines[0]!['pod']], ['accept', 'allowed', 'container', 'signet-test', `nri-${tag}`]);
+        assert.match(String(lines[0]!['container']), /^c\d+$/);
+        const sandbox = createAudit().filter((l) => l['role'] === 'sandbox');
+        if (line === '2.x') assert.ok(sandbox.length >= 1 && sandbox.every((l) => l['decision'] === 'accept' && l['name'] === `${host}/prod/pause-${tag}:v1`), 'the sandbox image was decided too');
+        else assert.equal(sandbox.length, 0, 'containerd 1.7 does not name the sandbox image to NRI');
+      });
+
+      it('refuses to create a container from an unsigned image imported with ctr -n k8s.io image import', async () => {
+        const img = await image(`prod/imported-${tag}`, false);
+        const ref = `${host}/prod/imported-${tag}:v1`;
+        const imported = await ctd.ctr(['images', 'import', await archive(img, `prod/imported-${tag}`, ref)], { namespace: 'k8s.io' });
+        assert.equal(imported.code, 0, imported.stderr);
+        // CRI learns about the record from containerd's event stream, as kubelet would see it.
+        await waitFor(async () => (await cri.imageStatus(ref)) !== null, 'CRI to know the imported image', 5000);
+        const reason = await refused(ref);
+        assert.match(reason, new RegExp(`^signet: rejected ${host.replace(/\./g, '\\.')}/prod/imported-${tag}@${img.digest}: .*no (valid )?signature`));
+        const line = createAudit().find((l) => l['name'] === ref)!;
+        assert.deepEqual([line['decision'], line['action'], line['code'], line['digest']], ['reject', 'refused', 'SIGNATURE_NOT_FOUND', img.digest]);
+      });
+
+      it(line === '2.x' ? 'refuses an unsigned image CRI pulled around the verifier (use_local_image_pull = true)' : 'refuses an unsigned image CRI pulled (1.7 has no verifier at all)', async () => {
+        const img = await image(`prod/pulled-${tag}`, false);
+        const ref = `${host}/prod/pulled-${tag}:v1`;
+        assert.equal(await cri.pullImage(ref), img.config.digest, 'CRI stored the unsigned image');
+        const reason = await refused(ref);
+        assert.ok(reason.startsWith(`signet: rejected ${host}/prod/pulled-${tag}@${img.digest}: `), reason);
+      });
+
+      it('refuses an image whose signing key was revoked after the pull at its next creation (and, on 2.x, a new pod whose sandbox image it signed)', async () => {
+        await image(`prod/revoked-${tag}`, true);
+        const ref = `${host}/prod/revoked-${tag}:v1`;
+        await cri.pullImage(ref);
+        assert.equal(await run(ref), 0, 'runs while the key is trusted');
+        daemon.writePolicy('policy.yaml', policy({ revoked: true }));
+        await waitFor(() => daemon.log().split('\n').filter((l) => l.includes('"policy loaded"')).length >= 2, 'the policy change', 5000);
+        const reason = await refused(ref);
+        assert.match(reason, /revoked/);
+        const second = hostNetworkPod(`nri-${tag}-b`, { logDirectory: join(ctd.dir, 'pod-logs') });
+        if (line === '2.x') {
+          const err = await cri.runPodSandbox(second).then(
+            () => assert.fail('a pod sandbox ran from an image signed only by a revoked key'),
+            (e: CriError) => e,
+          );
+          assert.match(err.details, /NRI RunPodSandbox failed: rpc error: code = PermissionDenied desc = signet: rejected \S+\/prod\/pause-2x@sha256:[a-f0-9]{64}: .*revoked.*\(the pod sandbox image\)/);
+        } else {
+          // GAP on 1.7: the runtime does not tell NRI which image the sandbox runs.
+          const id = await cri.runPodSandbox(second);
+          await cri.stopPodSandbox(id);
+          await cri.removePodSandbox(id);
+        }
+        daemon.writePolicy('policy.yaml', policy());
+        await waitFor(() => daemon.log().split('\n').filter((l) => l.includes('"policy loaded"')).length >= 3, 'the key trusted again', 5000);
+      });
+
+      it('registers again within a second of containerd\'s NRI socket returning after a restart, and enforcement resumes', async () => {
+        const signedImg = await image(`prod/after-${tag}`, true);
+        const unsigned = await image(`prod/after-unsigned-${tag}`, false);
+        const signedRef = `${host}/prod/after-${tag}:v1`;
+        const unsignedRef = `${host}/prod/after-unsigned-${tag}:v1`;
+        const before = registrations();
+        // Stop containerd (its shims and the pod stay), then start it again with the same config.
+        ctd.proc.kill('SIGTERM');
+        await new Promise<void>((r) => (ctd.proc.exitCode !== null || ctd.proc.signalCode !== null ? r() : ctd.proc.once('exit', () => r())));
+        await waitFor(() => daemon.log().includes('NRI: not registered with containerd'), 'signetd to notice', 5000);
+        const PATH = [ctd.binDir, dirname(process.execPath), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':');
+        restarted = spawn(join(ctd.binDir, 'containerd'), ['--config', ctd.configPath], { env: { ...process.env, PATH }, stdio: 'ignore' });
+        await waitFor(() => existsSync(ctd.nriSocket), 'the NRI socket to return', 20_000);
+        const back = Date.now();
+        await waitFor(() => registrations() > before, 'signetd to register again', 5000);
+        assert.ok(Date.now() - back < 1000, `registered ${Date.now() - back} ms after the socket returned`);
+        await waitFor(async () => (await ctd.ctr(['version'], { timeoutMs: 2000 })).code === 0, 'containerd to serve', 10_000);
+        cri.close();
+        cri = criClient(ctd.address);
+        await cri.pullImage(signedRef);
+        await cri.pullImage(unsignedRef);
+        assert.equal(await run(signedRef), 0);
+        const reason = await refused(unsignedRef);
+        assert.ok(reason.startsWith(`signet: rejected ${host}/prod/after-unsigned-${tag}@${unsigned.digest}: `), reason);
+        assert.ok(signedImg.digest);
+      });
+    });
+  }
+});
