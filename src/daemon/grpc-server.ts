@@ -94,7 +94,7 @@ export class GrpcServer {
           (err: unknown) => {
             if (err instanceof Overloaded) {
               this.overloaded(err);
-              callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `RESOURCE_EXHAUSTED: ${err.message}; refusing ${request.name.slice(0, 256)} (fail closed)` });
+              callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `RESOURCE_EXHAUSTED: ${err.message}; refusing ${printable(request.name, LIMITS.name)} (fail closed)` });
               return;
             }
             if (err instanceof Abandoned) {

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { ContainerdClient, DEFAULT_CONTAINERD_ADDRESS } from '../../containerd/client.js';
 import { decideGroup, groupByTarget, mapLimit, type ImageVerdict } from '../../containerd/image-verdicts.js';
 import { isUndecided } from '../../containerd/node-enforcer.js';
-import { printable } from '../../util/printable.js';
+import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import { openEngineFromOptions, outputFormat, POLICY_OPTIONS, REGISTRY_OPTIONS } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
 
@@ -55,13 +55,13 @@ export async function nodeCommand(argv: string[], io: CommandIo): Promise<number
   try {
     const all = await client.namespaces();
     const namespaces = values.namespace ?? all;
-    for (const ns of namespaces) if (!all.includes(ns)) io.stderr.write(`signet node audit: containerd has no namespace "${printable(ns)}"\n`);
+    for (const ns of namespaces) if (!all.includes(ns)) io.stderr.write(`signet node audit: containerd has no namespace "${printable(ns, LIMITS.name)}"\n`);
     const images = (await Promise.all(namespaces.filter((ns) => all.includes(ns)).map((ns) => client.listImages(ns)))).flat();
     const verdicts = (await mapLimit(groupByTarget(images), 4, (g) => decideGroup(g, (r) => local.engine.verify(r), () => local.policy.generation))).flat();
     const rows = verdicts.map(toRow).sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
     const refused = rows.filter((r) => r.decision === 'reject').length;
     const summary = { containerd: address, namespaces, images: rows.length, accepted: rows.length - refused, refused, policyGeneration: local.policy.generation };
-    if (output === 'json') io.stdout.write(`${JSON.stringify({ ...summary, results: rows }, null, 2)}\n`);
+    if (output === 'json') io.stdout.write(`${printableJson({ ...summary, results: rows }, 2)}\n`);
     else io.stdout.write(formatTable(rows, summary));
     return refused > 0 ? 1 : 0;
   } finally {
@@ -76,8 +76,8 @@ function toRow(v: ImageVerdict): NodeAuditRow {
 
 function formatTable(rows: NodeAuditRow[], summary: { containerd: string; images: number; accepted: number; refused: number }): string {
   const header = ['NAMESPACE', 'IMAGE', 'DIGEST', 'DECISION', 'REASON'];
-  const body = rows.map((r) => [printable(r.namespace), printable(r.name), `${r.digest.slice(0, 19)}…`, r.undecided ? 'unchecked' : r.decision, r.decision === 'accept' ? '' : printable(r.reason)]);
+  const body = rows.map((r) => [printable(r.namespace, LIMITS.name), printable(r.name, LIMITS.name), `${printable(r.digest, LIMITS.name).slice(0, 19)}…`, r.undecided ? 'unchecked' : r.decision, r.decision === 'accept' ? '' : printable(r.reason, LIMITS.reason)]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (i === 4 ? 0 : row[i]!.length))));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  return `${[line(header), ...body.map(line)].join('\n')}\n\n${printable(summary.containerd)}: ${summary.images} images, ${summary.accepted} accepted, ${summary.refused} refused\n`;
+  return `${[line(header), ...body.map(line)].join('\n')}\n\n${printable(summary.containerd, LIMITS.name)}: ${summary.images} images, ${summary.accepted} accepted, ${summary.refused} refused\n`;
 }
