@@ -114,7 +114,11 @@ export class VerificationEngine {
   async verify(request: VerifyRequest): Promise<Decision> {
     const started = performance.now();
     const snapshot = this.options.snapshot();
-    const verdict = await this.decide(request, snapshot);
+    const verdict = await this.decide(request, snapshot).catch((err: unknown): Verdict => {
+      // decide() handles every error it expects; this is the fail-closed net for the ones it does not.
+      const e = err instanceof SignetError ? err : new SignetError('INTERNAL', describeError(err));
+      return { image: request.name, scope: '', mode: 'enforce', signatures: [], warnings: [], outcome: refuse(e.code, `rejected ${request.name}: ${e.message}`, true) };
+    });
     const { outcome } = verdict;
     const decision: Decision = {
       ok: outcome.ok,

@@ -4,7 +4,8 @@
  * refuse and says so; no policy, a bad name or a pinned digest that is not the resolved one refuse.
  */
 import assert from 'node:assert/strict';
-import { cosignSignature, DIGEST, harness, IMAGE, KEYS, keysDoc, loadPolicy, OTHER_DIGEST, REPO, scopePolicy } from '../helpers/engine.js';
+import { VerificationEngine } from '../../src/engine/engine.js';
+import { cosignSignature, DIGEST, harness, IMAGE, KEYS, keysDoc, loadPolicy, MANIFEST, OTHER_DIGEST, REPO, ringKeys, scopePolicy } from '../helpers/engine.js';
 
 const SUBJECT = `${REPO}@${DIGEST}`;
 const verify = { action: 'verify', signatures: { keys: ['release'] } };
@@ -143,5 +144,26 @@ describe('engine: refusals before any policy rule', () => {
     assert.equal(d.mediaType, 'application/vnd.oci.image.manifest.v1+json');
     assert.equal(d.policyGeneration, policy.generation);
     assert.ok(d.durationMs >= 0 && d.durationMs < 1000);
+  });
+});
+
+describe('engine: errors nobody expected fail closed', () => {
+  it('an internal error is a refusal (INTERNAL) that warn mode does not turn into an allowance', async () => {
+    const policy = scopePolicy({ ...verify, mode: 'warn' });
+    const keys = await ringKeys(policy);
+    const engine = new VerificationEngine({
+      snapshot: () => ({ policy, keys }),
+      sourcesFor: () => {
+        throw new Error('no sources for you');
+      },
+      timeoutMs: 1000,
+      maxSignatures: 8,
+    });
+    const d = await engine.verify({ name: IMAGE, descriptor: { mediaType: MANIFEST, digest: DIGEST, size: 1 } });
+    assert.equal(d.decision, 'reject');
+    assert.equal(d.ok, false);
+    assert.equal(d.code, 'INTERNAL');
+    assert.equal(d.reason, `rejected ${IMAGE}: no sources for you`);
+    assert.equal(d.scope, REPO);
   });
 });
