@@ -34,6 +34,12 @@ export interface CallOptions {
 }
 
 const MAX_TAG_PAGES = 1000;
+/** Referrer listing pages read at most, and bytes over all of them. */
+const MAX_REFERRER_PAGES = 100;
+const MAX_REFERRER_LIST_BYTES = 16 * 1024 * 1024;
+/** A token service's answer, and the token in it (JWTs of real registries are a few kB). */
+const MAX_TOKEN_ANSWER_BYTES = 64 * 1024;
+export const MAX_TOKEN_LENGTH = 16 * 1024;
 /** Tags kept by one listing, and bytes read for it over all pages, unless the caller says otherwise. */
 export const DEFAULT_MAX_TAGS = 100_000;
 export const DEFAULT_MAX_TAG_LIST_BYTES = 16 * 1024 * 1024;
@@ -160,21 +166,35 @@ export class RegistryClient {
   async referrers(repo: RepositoryRef, digest: string, options: CallOptions & { artifactType?: string; limit: number }): Promise<Descriptor[]> {
     if (!isDigest(digest)) throw new SignetError('INVALID_ARGUMENT', `not a digest: ${digest}`);
     const what = `listing referrers of ${name(repo)}@${digest}`;
-    const out: Descriptor[] = [];
+    const found = new Map<string, Descriptor>(); // by digest: a page served twice does not count twice
+    const asked = new Set<string>();
+    let read = 0;
     let path: string | undefined = `referrers/${digest}${options.artifactType ? `?artifactType=${encodeURIComponent(options.artifactType)}` : ''}`;
-    for (let page = 0; path !== undefined && page < 100 && out.length < options.limit; page++) {
-      const res = await this.send(repo, 'pull', { method: 'GET', path, headers: { accept: MEDIA_TYPES.ociIndex }, maxBytes: this.maxManifestBytes, what, ...(options.signal ? { signal: options.signal } : {}) });
+    for (let page = 0; path !== undefined && page < MAX_REFERRER_PAGES && found.size < options.limit; page++) {
+      if (asked.has(path)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: the pagination loops back to a page already read`);
+      asked.add(path);
+      const budget = Math.min(this.maxManifestBytes, MAX_REFERRER_LIST_BYTES - read);
+      let res: HttpResponse;
+      try {
+        res = await this.send(repo, 'pull', { method: 'GET', path, headers: { accept: MEDIA_TYPES.ociIndex }, maxBytes: budget, what, ...(options.signal ? { signal: options.signal } : {}) });
+      } catch (err) {
+        if (err instanceof SignetError && err.code === 'BLOB_TOO_LARGE' && budget < this.maxManifestBytes) throw new SignetError('BLOB_TOO_LARGE', `${what}: the listing is larger than ${MAX_REFERRER_LIST_BYTES} bytes over all its pages`);
+        throw err;
+      }
+      read += res.body.length;
       if (res.status === 404 && page === 0) {
         // The registry does not serve the referrers API: read the referrers tag schema instead.
         const fallback = await this.tryGetManifest(repo, digest.replace(':', '-'), { accept: [MEDIA_TYPES.ociIndex], ...(options.signal ? { signal: options.signal } : {}) });
-        return fallback === undefined ? [] : filterReferrers(parseIndexManifests(fallback.bytes, what), options.artifactType, false).slice(0, options.limit);
+        return fallback === undefined ? [] : dedupe(filterReferrers(parseIndexManifests(fallback.bytes, what), options.artifactType, false)).slice(0, options.limit);
       }
       expectStatus(res, [200], what);
       const filtered = (res.headers.get('oci-filters-applied') ?? '').split(',').map((f) => f.trim()).includes('artifactType');
-      out.push(...filterReferrers(parseIndexManifests(res.body, what), options.artifactType, filtered));
+      for (const d of filterReferrers(parseIndexManifests(res.body, what), options.artifactType, filtered)) if (!found.has(d.digest)) found.set(d.digest, d);
       path = nextLink(res.headers.get('link'), repo, what);
     }
-    return out.slice(0, options.limit);
+    // Out of pages before the limit with more to come: a listing that never ends is an error, not a silent cut.
+    if (path !== undefined && found.size < options.limit) throw new SignetError('REGISTRY_PROTOCOL', `${what}: more than ${MAX_REFERRER_PAGES} pages`);
+    return [...found.values()].slice(0, options.limit);
   }
 
   /**
@@ -347,16 +367,20 @@ export class RegistryClient {
     let res: HttpResponse;
     if (creds?.identityToken !== undefined) {
       const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, service: challenge.params['service'] ?? '', scope: scopes.join(' '), client_id: 'signet' });
-      res = await this.exchange({ method: 'POST', url: realm, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), timeoutMs: this.timeoutMs, maxBytes: 1 << 20, what: `${what} (token)`, ...(signal ? { signal } : {}) });
+      res = await this.exchange({ method: 'POST', url: realm, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), timeoutMs: this.timeoutMs, maxBytes: MAX_TOKEN_ANSWER_BYTES, what: `${what} (token)`, ...(signal ? { signal } : {}) });
     } else {
       if (creds?.username !== undefined) headers['authorization'] = basicAuthorization(creds);
-      res = await this.exchange({ method: 'GET', url: url.toString(), headers, timeoutMs: this.timeoutMs, maxBytes: 1 << 20, what: `${what} (token)`, ...(signal ? { signal } : {}) });
+      res = await this.exchange({ method: 'GET', url: url.toString(), headers, timeoutMs: this.timeoutMs, maxBytes: MAX_TOKEN_ANSWER_BYTES, what: `${what} (token)`, ...(signal ? { signal } : {}) });
     }
     if (res.status === 401 || res.status === 403) {
       throw new SignetError('REGISTRY_UNAUTHORIZED', `${what}: the token service refused ${creds ? 'the configured credentials' : 'anonymous access'} (${res.status})`);
     }
     expectStatus(res, [200], `${what} (token)`);
     const { token, expiresIn } = parseTokenResponse(res.body.toString('utf8'), url.origin);
+    // A token is sent on every request and cached per scope: a huge one would be refused by the registry
+    // (431) on every request until it expires, and a thousand of them would fill the cache.
+    if (token.length > MAX_TOKEN_LENGTH) throw new SignetError('REGISTRY_PROTOCOL', `${what}: the token service answered a token of ${token.length} characters, more than ${MAX_TOKEN_LENGTH}`);
+    if (!/^[\x21-\x7e]+$/.test(token)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: the token service answered a token with characters an HTTP header cannot carry`);
     return { authorization: `Bearer ${token}`, expiresIn };
   }
 }
@@ -449,6 +473,12 @@ export function parseIndexManifests(bytes: Buffer, what: string): Descriptor[] {
   if (manifests === undefined || manifests === null) return [];
   if (!Array.isArray(manifests)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: "manifests" is not a list`);
   return manifests.filter((m): m is Descriptor => typeof m === 'object' && m !== null && typeof (m as Descriptor).digest === 'string' && isDigest((m as Descriptor).digest) && typeof (m as Descriptor).mediaType === 'string' && typeof (m as Descriptor).size === 'number');
+}
+
+/** One descriptor per digest, first one wins. */
+function dedupe(list: Descriptor[]): Descriptor[] {
+  const seen = new Set<string>();
+  return list.filter((d) => !seen.has(d.digest) && (seen.add(d.digest), true));
 }
 
 function filterReferrers(list: Descriptor[], artifactType: string | undefined, alreadyFiltered: boolean): Descriptor[] {

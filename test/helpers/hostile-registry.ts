@@ -4,7 +4,8 @@
  * signatures can be pushed to it with the project's RegistryClient; then rules make chosen requests
  * misbehave: oversize, endless or trickling bodies, hangs, redirect loops, redirects and token realms
  * on another host, `Link` loops, huge or replaced bodies (digest mismatches, huge referrer indexes and
- * signature manifests), error messages full of control characters, huge or garbage tokens, huge
+ * signature manifests), error messages full of control characters, huge or garbage tokens (a second
+ * instance on 127.0.0.2 serves as another host: redirect target or token realm), huge
  * headers, reset connections.
  *
  * Every request is recorded (method, path, Authorization) and the number in flight is tracked, so tests
@@ -79,7 +80,8 @@ export interface HostileRegistryOptions {
 }
 
 const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-const ROUTE = /^\/v2\/(.+?)\/(manifests|blobs\/uploads|blobs|tags\/list|referrers)(?:\/([^?]*))?$/;
+/** Greedy repository name: `/v2/a/referrers/blobs/sha256:…` is a blob of repository `a/referrers`. */
+const ROUTE = /^\/v2\/(.+)\/(manifests|blobs\/uploads|blobs|tags\/list|referrers)(?:\/([^/?]*))?$/;
 
 export async function startHostileRegistry(options: HostileRegistryOptions = {}): Promise<HostileRegistry> {
   const blobs = new Map<string, Buffer>();

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignetError } from '../../src/errors.js';
@@ -53,9 +53,7 @@ describe('signet audit: bounded tag listings', function () {
     client = new RegistryClient({ insecureRegistries: [registry.host], retries: 0 });
     dir = mkdtempSync(join(tmpdir(), 'signet-audit-bounds-'));
     policyDir = join(dir, 'policy.d');
-    writeFileSync(join(dir, 'placeholder'), '');
-    rmSync(join(dir, 'placeholder'));
-    await import('node:fs').then((fs) => fs.mkdirSync(policyDir));
+    mkdirSync(policyDir);
     writeFileSync(join(policyDir, 'policy.yaml'), 'apiVersion: signet/v1\ndefault: { action: reject }\n');
   });
   after(async () => {
