@@ -20,6 +20,7 @@ import { signImageCosign } from '../../src/signing/cosign-sign.js';
 import { startContainerd, writeRegistryHosts, type ContainerdHandle, type ContainerdLine } from '../helpers/containerd.js';
 import { criClient, hostNetworkPod, type CriClient, type CriError, type PodSandboxConfig } from '../helpers/cri.js';
 import { startDaemon, VERIFIER, waitFor, type DaemonHandle } from '../helpers/daemon.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeTestKey } from '../helpers/keys.js';
 import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
 import { makeTar, pushRunnableImage, type RunnableImage } from '../helpers/runnable-image.js';
@@ -31,6 +32,8 @@ const PAUSE_ENTRYPOINT = ['/bin/sh', '-c', 'trap "exit 0" TERM; while :; do slee
 describe('NRI: no container from an image the policy refuses (real containerd, signetd, docker-registry)', function () {
   this.timeout(120_000);
   let registry: RegistryHandle;
+  /** The same registry behind a proxy that can make signature lookups hang. */
+  let proxy: FaultProxy;
   let client: RegistryClient;
   let host: string;
   let work: string;
@@ -41,17 +44,19 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
     apiVersion: 'signet/v1',
     keys: { release: { file: join(work, 'release.pub'), ...(opts.revoked ? { revoked: true } : {}) } },
     default: { action: 'reject' },
-    scopes: { [`${host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } } },
+    scopes: { [`${host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } }, [`${proxy.host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } } },
   });
 
   before(async () => {
     registry = await startRegistry();
     host = registry.host;
+    proxy = await startFaultProxy(host);
     client = new RegistryClient({ insecureRegistries: [host], retries: 0 });
     work = mkdtempSync(join(tmpdir(), 'signet-nri-'));
     release.writePublic(join(work, 'release.pub'));
   });
   after(async () => {
+    await proxy?.stop();
     await registry?.stop();
     rmSync(work, { recursive: true, force: true });
   });
@@ -122,6 +127,7 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
 
       before(async () => {
         certs = writeRegistryHosts(mkdtempSync(join(tmpdir(), 'signet-certs-')), host);
+        writeRegistryHosts(certs, proxy.host);
         // The pod sandbox image follows the policy too: signed, in the verified scope.
         await image(`prod/pause-${tag}`, true, { entrypoint: PAUSE_ENTRYPOINT, cmd: [] });
         if (line === '2.x') {
@@ -137,7 +143,7 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
           ...(line === '2.x' ? { criConfig: 'use_local_image_pull = true', verifierDir: verifierDir! } : {}),
         });
         daemon = await startDaemon({
-          insecureRegistries: [host],
+          insecureRegistries: [host, proxy.host],
           extraConfig: [`containerd: { address: ${ctd.address} }`, 'images: { onUnverified: report }', `nri: { socket: ${ctd.nriSocket}, index: "10" }`].join('\n'),
         });
         daemon.writePolicy('policy.yaml', policy());
@@ -214,6 +220,26 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
         }
         daemon.writePolicy('policy.yaml', policy());
         await waitFor(() => daemon.log().split('\n').filter((l) => l.includes('"policy loaded"')).length >= 3, 'the key trusted again', 5000);
+      });
+
+      it('refuses, with the reason, a creation whose decision takes longer than the bound (1.5 s, before containerd\'s 2 s), and decides it again next time', async () => {
+        const slow = await image(`prod/slow-${tag}`, false);
+        // Signed for the name it is pulled by: the proxy's.
+        await signImageCosign(client, repo(`prod/slow-${tag}`), slow.digest, release.signer, { dockerReference: `${proxy.host}/prod/slow-${tag}` });
+        const ref = `${proxy.host}/prod/slow-${tag}:v1`;
+        await cri.pullImage(ref);
+        // Signature lookups for this image hang (registry overloaded); the pull itself went through.
+        proxy.rules.push({ path: new RegExp(`^/v2/prod/slow-${tag}/(manifests/sha256-|referrers/)`), action: { kind: 'hang' } });
+        const started = Date.now();
+        const reason = await refused(ref);
+        const took = Date.now() - started;
+        assert.match(reason, new RegExp(`^signet: rejected ${proxy.host.replace(/\./g, '\\.')}/prod/slow-${tag}@sha256:[a-f0-9]{64}: no decision within 1500 ms \\(\\d+ ms elapsed\\); containerd would create the container unchecked once its plugin_request_timeout passes, so signet refuses it \\(fail closed\\)$`));
+        assert.ok(took >= 1400 && took < 2000, `answered after ${took} ms`);
+        const line = createAudit().find((l) => l['name'] === ref)!;
+        assert.deepEqual([line['decision'], line['code']], ['reject', 'DECISION_TIMEOUT']);
+        assert.match(ctd.log(), /PermissionDenied desc = signet: rejected \S+ no decision within 1500 ms/);
+        proxy.reset();
+        assert.equal(await run(ref), 0, 'decided again (nothing was remembered of the timeout), now in time');
       });
 
       it('registers again within a second of containerd\'s NRI socket returning after a restart, and enforcement resumes', async () => {

@@ -104,12 +104,16 @@ describe('NRI plugin (fake runtime over a unix socket)', function () {
     assert.deepEqual(seen.map((s) => s.image), ['reg.example/prod/app:v1', 'reg.example/prod/bad:v1', 'reg.example/sys/pause:3.10', 'reg.example/sys/bad:1']);
   });
 
-  it('bounds each decision by its timeout, cut to 3/4 of the deadline the runtime sends', async () => {
+  it('bounds each decision by its timeout, and ends it before the deadline the runtime sends (300 ms, or a quarter, ahead)', async () => {
     await startPlugin({ timeoutMs: 1500 });
     await runtime.createContainer({ pod, container: container('a', 'reg.example/prod/app:v1') }, 2000);
     await runtime.createContainer({ pod, container: container('b', 'reg.example/prod/app:v1') }, 1000);
-    assert.equal(seen[0]!.deadline, 1500);
+    await runtime.createContainer({ pod, container: container('c', 'reg.example/prod/app:v1') }, 1700);
+    await runtime.createContainer({ pod, container: container('d', 'reg.example/prod/app:v1') }, 400);
+    assert.equal(seen[0]!.deadline, 1500, 'containerd\'s default 2 s leaves the configured 1.5 s');
     assert.ok(seen[1]!.deadline <= 750 && seen[1]!.deadline > 700, String(seen[1]!.deadline));
+    assert.ok(seen[2]!.deadline <= 1400 && seen[2]!.deadline > 1350, String(seen[2]!.deadline));
+    assert.ok(seen[3]!.deadline <= 300 && seen[3]!.deadline > 250, String(seen[3]!.deadline));
   });
 
   it('answers unknown methods with UNIMPLEMENTED and malformed requests with INVALID_ARGUMENT, and keeps serving', async () => {
