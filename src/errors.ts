@@ -35,7 +35,7 @@ export type ErrorCode =
   | 'REGISTRY_NOT_FOUND'
   | 'REGISTRY_UNAVAILABLE'
   | 'REGISTRY_TIMEOUT'
-  /** The decision's bound (verifyTimeout) passed after discovery, while verifying (a slow key or token). */
+  /** A decision's bound passed without a verdict: the engine's (verifyTimeout) while verifying, a slow key or token; NRI's creation deadline. Lookups still under way at the bound are REGISTRY_TIMEOUT. */
   | 'DECISION_TIMEOUT'
   | 'REGISTRY_PROTOCOL'
   | 'BLOB_TOO_LARGE'
