@@ -11,15 +11,16 @@
  * `onUnverified: report` so that it does not remove the images before creation is attempted.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { RegistryClient, type RepositoryRef } from '../../src/registry/client.js';
 import { signImageCosign } from '../../src/signing/cosign-sign.js';
 import { startContainerd, writeRegistryHosts, type ContainerdHandle, type ContainerdLine } from '../helpers/containerd.js';
 import { criClient, hostNetworkPod, type CriClient, type CriError, type PodSandboxConfig } from '../helpers/cri.js';
-import { startDaemon, VERIFIER, waitFor, type DaemonHandle } from '../helpers/daemon.js';
+import { SIGNET, startDaemon, VERIFIER, waitFor, type DaemonHandle } from '../helpers/daemon.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeTestKey } from '../helpers/keys.js';
 import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
@@ -267,6 +268,11 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
         const reason = await refused(unsignedRef);
         assert.ok(reason.startsWith(`signet: rejected ${host}/prod/after-unsigned-${tag}@${unsigned.digest}: `), reason);
         assert.ok(signedImg.digest);
+        // signet status: registered again, and the creations decided so far.
+        const status = (await promisify(execFile)(process.execPath, [SIGNET, 'status', '--socket', daemon.socket])).stdout;
+        assert.match(status, new RegExp(`nri\\s+registered with containerd ${line === '2.x' ? '2\\.1' : '1\\.7'}\\S* since \\S+\\s+\\(${ctd.nriSocket.replace(/\//g, '\\/')}, index 10; decisions bounded at 1500 ms${line === '2.x' ? ', containerd waits 2000 ms' : ''}\\)`));
+        assert.match(status, /creations\s+\d+ images decided, [5-9] creations refused \(1 for want of a decision in time\), \d+ from memory/);
+        assert.match(status, /last refusal: signet: rejected \S+\/prod\/after-unsigned-/);
       });
     });
   }

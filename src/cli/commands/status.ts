@@ -31,6 +31,7 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
       ...(status['warnings'] as string[]).map((w) => `warning: ${t(w)}`),
       ...auditLines(status['audit'] as Record<string, any> | null | undefined),
       ...containerdLines(status['containerd'] as Record<string, any> | null | undefined),
+      ...nriLines(status['nri'] as Record<string, any> | null | undefined),
       'keys',
       ...(status['keys'] as Array<Record<string, string>>).map(
         (k) => `  ${t(k['name'], LIMITS.name)}  ${t(k['algorithm'] || '?')}  ${t(k['fingerprint'] || '')}  ${t(k['location'])}${k['lastError'] ? `  ERROR: ${t(k['lastError'])}` : ''}`,
@@ -70,4 +71,15 @@ function auditLines(a: Record<string, any> | null | undefined): string[] {
   if (a['writable']) return [`audit    ${t(a['path'])}  ${a['written']} records${Number(a['failures']) > 0 ? `, ${a['failures']} lost earlier` : ''}`];
   const effect = a['onFailure'] === 'allow' ? 'decisions go on unrecorded (auditFailure: allow)' : 'every image is refused (auditFailure: reject)';
   return [`audit    FAILING since ${t(a['failingSince'])}: ${t(a['lastError'])}  (${t(a['path'])}; ${a['failures']} records lost; ${effect})`];
+}
+
+/** The NRI plugin: registered with containerd or not (NRI fails open meanwhile), and creation decisions. */
+function nriLines(n: Record<string, any> | null | undefined): string[] {
+  if (!n) return ['nri         off (no nri: in the config): containers are not checked at creation'];
+  const timeout = `decisions bounded at ${n['timeoutMs']} ms${Number(n['runtimeRequestTimeoutMs']) > 0 ? `, containerd waits ${n['runtimeRequestTimeoutMs']} ms` : ''}`;
+  return [
+    `nri         ${n['connected'] ? `registered with ${t(n['runtime'])} since ${t(n['since'])}` : `NOT REGISTERED (containers are created unchecked: NRI fails open)${n['lastError'] ? `: ${t(n['lastError'])}` : ''}`}  (${t(n['socket'])}, index ${t(n['index'])}; ${timeout})`,
+    `creations   ${n['decided']} images decided, ${n['refused']} creations refused (${n['timedOut']} for want of a decision in time), ${n['cached']} from memory${Number(n['protocolErrors']) > 0 ? `; ${n['protocolErrors']} malformed messages from containerd` : ''}`,
+    ...(n['lastRefusal'] ? [`last refusal: ${t(n['lastRefusal'])}`] : []),
+  ];
 }
