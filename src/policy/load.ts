@@ -5,10 +5,13 @@
  * Atomic by construction: either a complete Policy comes back, or a PolicyLoadError.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
-import { LineCounter, parseDocument, type Document } from 'yaml';
-import { SignetError } from '../errors.js';
+import { constants, type Stats } from 'node:fs';
+import { lstat, open, opendir, realpath } from 'node:fs/promises';
+import { isAbsolute, join, resolve, sep } from 'node:path';
+import { CST, isScalar, Lexer, LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { Worker } from 'node:worker_threads';
+import { describeError, SignetError } from '../errors.js';
+import { printable } from '../util/printable.js';
 import { parseReference } from '../registry/reference.js';
 import { parseDuration } from '../util/duration.js';
 import { ALL_FORMATS, type FormatName } from '../formats/types.js';
@@ -17,14 +20,41 @@ import { validatePolicyFile } from './schema.js';
 import { scopeSyntaxError } from './scope-syntax.js';
 import type { AttestationRequirement, SignatureSourceSpec, IdentityRule, KeyDefinition, Mode, Policy, PolicyProblem, ScopePolicy, SignatureRequirement } from './types.js';
 
-const MAX_FILE_BYTES = 1 << 20;
-const MAX_FILES = 1000;
-const MAX_ALIAS_COUNT = 100;
+/**
+ * Bounds that keep a hostile or foreign file cheap: checked before anything is parsed. A policy file
+ * of a thousand scopes is about 100 KiB and nested about 8 levels deep.
+ */
+export const POLICY_LIMITS = {
+  /** One file, in bytes. */
+  fileBytes: 256 * 1024,
+  /** All files of the directory together, in bytes. */
+  totalBytes: 2 * 1024 * 1024,
+  /** Files in the directory. */
+  files: 1000,
+  /** Nesting of collections (block indentation, compact `- -` sequences and flow `[ {`). */
+  nesting: 32,
+  /** Alias expansions (billion laughs). */
+  aliases: 100,
+  /** Problems reported for one file; more are summarised in one line. */
+  problemsPerFile: 20,
+  /** Unknown fields named for one file; a foreign file has one per line. */
+  unknownFieldsPerFile: 5,
+} as const;
+const MAX_FILE_BYTES = POLICY_LIMITS.fileBytes;
+const MAX_FILES = POLICY_LIMITS.files;
+const MAX_ALIAS_COUNT = POLICY_LIMITS.aliases;
+/** Characters of an untrusted value (a message, a path) kept in a problem. */
+const MAX_MESSAGE_CHARS = 1024;
 const DEFAULT_EXPIRY_WARNING_MS = 30 * 86_400_000;
 
 export class PolicyLoadError extends SignetError {
-  constructor(readonly problems: PolicyProblem[], code: 'POLICY_INVALID' | 'POLICY_NOT_FOUND' = 'POLICY_INVALID') {
-    super(code, problems.map(formatProblem).join('\n'));
+  /** Every problem, its file and message escaped (control characters) and bounded. */
+  readonly problems: PolicyProblem[];
+
+  constructor(problems: PolicyProblem[], code: 'POLICY_INVALID' | 'POLICY_NOT_FOUND' = 'POLICY_INVALID') {
+    const safe = problems.map((p) => ({ ...p, file: printable(p.file, MAX_MESSAGE_CHARS), message: printable(p.message, MAX_MESSAGE_CHARS), ...(p.path !== undefined ? { path: printable(p.path, MAX_MESSAGE_CHARS) } : {}) }));
+    super(code, safe.map(formatProblem).join('\n'));
+    this.problems = safe;
     this.name = 'PolicyLoadError';
   }
 }
@@ -38,38 +68,158 @@ export function isPolicyFileName(name: string): boolean {
   return /\.(ya?ml|json)$/.test(name) && !name.startsWith('.') && !name.startsWith('#') && !name.endsWith('~');
 }
 
+/**
+ * The policy files of a directory, read with every bound applied before parsing. A policy file must be
+ * a regular file, or a symbolic link that resolves to a regular file within the directory (as
+ * Kubernetes mounts a ConfigMap: `policy.yaml -> ..data/policy.yaml`, `..data -> ..2026_…`); a link
+ * to anywhere else (`/etc/shadow`), a named pipe, a socket or a device is refused, naming the file.
+ * Subdirectories are not policy files and are skipped.
+ */
 export async function readPolicyFiles(dir: string): Promise<Array<{ path: string; text: string }>> {
   const abs = resolve(dir);
   let names: string[];
+  let realDir: string;
   try {
-    names = await readdir(abs);
+    names = await policyFileNames(abs);
+    realDir = await realpath(abs);
   } catch (err) {
+    if (err instanceof PolicyLoadError) throw err;
     throw new PolicyLoadError([{ file: abs, message: `cannot read the policy directory: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }], 'POLICY_NOT_FOUND');
   }
-  const files = names.filter(isPolicyFileName).sort();
-  if (files.length === 0) throw new PolicyLoadError([{ file: abs, message: 'no policy files (*.yaml, *.yml, *.json) in the policy directory' }], 'POLICY_NOT_FOUND');
-  if (files.length > MAX_FILES) throw new PolicyLoadError([{ file: abs, message: `more than ${MAX_FILES} policy files` }]);
+  if (names.length === 0) throw new PolicyLoadError([{ file: abs, message: 'no policy files (*.yaml, *.yml, *.json) in the policy directory' }], 'POLICY_NOT_FOUND');
   const out: Array<{ path: string; text: string }> = [];
-  for (const name of files) {
+  let total = 0;
+  for (const name of names) {
     const path = join(abs, name);
+    let text: string | undefined;
     try {
-      const s = await stat(path);
-      if (!s.isFile()) continue;
-      if (s.size > MAX_FILE_BYTES) throw new PolicyLoadError([{ file: path, message: `larger than ${MAX_FILE_BYTES} bytes` }]);
-      out.push({ path, text: await readFile(path, 'utf8') });
+      text = await readPolicyFile(path, realDir);
     } catch (err) {
       if (err instanceof PolicyLoadError) throw err;
-      // Vanished between readdir and read (an editor's rename): the watcher reloads again.
+      // Vanished between readdir and read (an editor's rename), or a dangling link: the watcher reloads again.
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw new PolicyLoadError([{ file: path, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }]);
     }
+    if (text === undefined) continue;
+    total += Buffer.byteLength(text);
+    if (total > POLICY_LIMITS.totalBytes) throw new PolicyLoadError([{ file: abs, message: `the policy files together are larger than ${POLICY_LIMITS.totalBytes} bytes` }]);
+    out.push({ path, text });
   }
   if (out.length === 0) throw new PolicyLoadError([{ file: abs, message: 'no readable policy files in the policy directory' }], 'POLICY_NOT_FOUND');
   return out;
 }
 
+/** The names of policy files in `dir`, sorted; at most MAX_FILES of them are kept in memory. */
+async function policyFileNames(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of await opendir(dir)) {
+    if (!isPolicyFileName(entry.name)) continue;
+    names.push(entry.name);
+    if (names.length > MAX_FILES) throw new PolicyLoadError([{ file: dir, message: `more than ${MAX_FILES} policy files` }]);
+  }
+  return names.sort();
+}
+
+function kindOf(s: Stats): string {
+  if (s.isFIFO()) return 'a named pipe';
+  if (s.isSocket()) return 'a socket';
+  if (s.isBlockDevice() || s.isCharacterDevice()) return 'a device';
+  if (s.isSymbolicLink()) return 'a symbolic link';
+  return 'not a file';
+}
+
+/** One policy file's text, or undefined for a directory; throws PolicyLoadError for anything refused. */
+async function readPolicyFile(path: string, realDir: string): Promise<string | undefined> {
+  const entry = await lstat(path);
+  let target = path;
+  if (entry.isSymbolicLink()) {
+    const real = await realpath(path);
+    if (real !== realDir && !real.startsWith(realDir === sep ? sep : `${realDir}${sep}`)) {
+      throw new PolicyLoadError([{ file: path, message: `is a symbolic link to ${printable(real, 256)}, outside the policy directory; a policy file must be a regular file, or a link that stays within ${realDir} (as Kubernetes mounts ConfigMaps)` }]);
+    }
+    target = real;
+  } else if (entry.isDirectory()) {
+    return undefined;
+  }
+  // O_NONBLOCK: opening a named pipe must not wait for a writer; O_NOFOLLOW: `target` has no link left.
+  const fh = await open(target, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  try {
+    const s = await fh.stat();
+    if (s.isDirectory()) return undefined;
+    if (!s.isFile()) throw new PolicyLoadError([{ file: path, message: `is ${kindOf(s)}, not a regular file; a policy file must be a regular file, or a link to one within the policy directory` }]);
+    if (s.size > MAX_FILE_BYTES) throw new PolicyLoadError([{ file: path, message: `larger than ${MAX_FILE_BYTES} bytes; split the policy into several files` }]);
+    // Read at most one byte more than allowed, whatever the size said (the file may grow meanwhile).
+    const buf = Buffer.alloc(MAX_FILE_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n === buf.length) throw new PolicyLoadError([{ file: path, message: `larger than ${MAX_FILE_BYTES} bytes; split the policy into several files` }]);
+    }
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Read and build the policy of a directory. A small policy (the usual few KiB) is built here; a large
+ * one in a worker thread, so that parsing it never holds up the decisions this process is making,
+ * with its memory and time bounded. The last result is kept: the same files again (a rescan) cost one
+ * hash, not a parse.
+ */
 export async function loadPolicyDir(dir: string): Promise<Policy> {
-  return buildPolicy(await readPolicyFiles(dir));
+  const files = await readPolicyFiles(dir);
+  const key = createHash('sha256');
+  for (const f of files) key.update(`${f.path}\0${f.text.length}\0`).update(f.text);
+  const fingerprint = key.digest('hex');
+  if (lastBuild?.fingerprint === fingerprint) {
+    if (lastBuild.error) throw lastBuild.error;
+    return lastBuild.policy!;
+  }
+  const bytes = files.reduce((n, f) => n + f.text.length, 0);
+  try {
+    const policy = bytes <= IN_THREAD_BYTES ? buildPolicy(files) : await buildPolicyInWorker(resolve(dir), files);
+    lastBuild = { fingerprint, policy };
+    return policy;
+  } catch (err) {
+    if (err instanceof PolicyLoadError) lastBuild = { fingerprint, error: err };
+    throw err;
+  }
+}
+
+/** Policies up to this many characters are parsed on the calling thread (a few milliseconds). */
+const IN_THREAD_BYTES = 32 * 1024;
+/** Bounds on the worker that parses a larger policy. */
+const WORKER_LIMITS = { timeoutMs: 20_000, maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32 };
+let lastBuild: { fingerprint: string; policy?: Policy; error?: PolicyLoadError } | undefined;
+
+function buildPolicyInWorker(dir: string, files: Array<{ path: string; text: string }>): Promise<Policy> {
+  return new Promise<Policy>((resolvePolicy, reject) => {
+    const worker = new Worker(new URL('./build-worker.js', import.meta.url), {
+      workerData: files,
+      resourceLimits: { maxOldGenerationSizeMb: WORKER_LIMITS.maxOldGenerationSizeMb, maxYoungGenerationSizeMb: WORKER_LIMITS.maxYoungGenerationSizeMb },
+    });
+    let settled = false;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      void worker.terminate();
+      fn();
+    };
+    const timer = setTimeout(() => settle(() => reject(new PolicyLoadError([{ file: dir, message: `the policy files took longer than ${WORKER_LIMITS.timeoutMs / 1000} s to parse; split or simplify them` }]))), WORKER_LIMITS.timeoutMs);
+    timer.unref();
+    worker.once('message', (m: { ok: true; policy: Policy } | { ok: false; code: 'POLICY_INVALID' | 'POLICY_NOT_FOUND'; problems: PolicyProblem[] }) => {
+      settle(() => (m.ok ? resolvePolicy(m.policy) : reject(new PolicyLoadError(m.problems, m.code))));
+    });
+    worker.once('error', (err: Error & { code?: string }) => {
+      const why = err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `parsing them needs more than ${WORKER_LIMITS.maxOldGenerationSizeMb} MB` : describeError(err);
+      settle(() => reject(new PolicyLoadError([{ file: dir, message: `the policy files cannot be loaded: ${why}` }])));
+    });
+    worker.once('exit', (code) => settle(() => reject(new PolicyLoadError([{ file: dir, message: `the policy files cannot be loaded: the parser stopped (exit ${code})` }]))));
+  });
 }
 
 interface ParsedFile {
@@ -241,62 +391,168 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
   }
   const def = defaultScope ? scopePolicy(defaultScope.pf, ['default'], defaultScope.raw) : { action: 'reject' as const, mode, signatures: [], rejectIfSignedBy: [], denyDigests: [], attestations: [], signatureSources: ['registry' as const], formats: [...ALL_FORMATS] };
   if (defaultScope) origins['scope:default'] = where(defaultScope.pf, [], 'default');
-  if (problems.length > 0) throw new PolicyLoadError(sortProblems(problems));
+  if (problems.length > 0) throw new PolicyLoadError(boundProblems(sortProblems(problems)));
 
   const merged = { apiVersion: 'signet/v1' as const, keys, default: def, scopes, denyDigests: [...denyDigests].sort() };
   return { ...merged, generation: `sha256:${createHash('sha256').update(canonicalJson(merged)).digest('hex')}`, files: parsed.map((p) => p.path).sort(), origins };
 }
 
 function parseFile(path: string, text: string, problems: PolicyProblem[]): ParsedFile | undefined {
+  // Problems of this file are collected apart and bounded: a foreign file must not produce one per line.
+  const mine: PolicyProblem[] = [];
+  const parsed = parseFileUnbounded(path, text, (p) => mine.push(p));
+  problems.push(...boundFileProblems(path, mine));
+  return parsed;
+}
+
+function parseFileUnbounded(path: string, text: string, add: (p: PolicyProblem) => void): ParsedFile | undefined {
   const lines = new LineCounter();
   if (Buffer.byteLength(text) > MAX_FILE_BYTES) {
-    problems.push({ file: path, message: `larger than ${MAX_FILE_BYTES} bytes; split the policy into several files` });
+    add({ file: path, message: `larger than ${MAX_FILE_BYTES} bytes; split the policy into several files` });
     return undefined;
   }
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false, strict: true });
+  // Before the parser sees it: the cost of parsing grows with nesting, and no policy nests deep.
+  const deep = nestedTooDeep(text, POLICY_LIMITS.nesting);
+  if (deep !== undefined) {
+    const pos = lineCol(text, deep);
+    add({ file: path, line: pos.line, column: pos.col, message: `nested deeper than ${POLICY_LIMITS.nesting} levels; a policy file needs far fewer (is this a policy file?)` });
+    return undefined;
+  }
+  // Duplicate keys are found below in one pass: yaml's own check is quadratic in the keys of a mapping.
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false, strict: true });
   // Warnings are errors here: an unresolved tag (`!foo x`) must not silently become a string.
   const yamlErrors = [...doc.errors, ...doc.warnings];
-  if (yamlErrors.length > 0) {
-    for (const e of yamlErrors) {
-      const pos = lines.linePos(e.pos[0]);
-      problems.push({ file: path, line: pos.line, column: pos.col, message: yamlMessage(e.code, e.message, text, e.pos) });
-    }
-    return undefined;
+  for (const e of yamlErrors) {
+    const pos = lines.linePos(e.pos[0]);
+    add({ file: path, line: pos.line, column: pos.col, message: yamlMessage(e.code, e.message) });
   }
+  const duplicates = duplicateKeys(doc);
+  for (const d of duplicates) {
+    const pos = lines.linePos(d.offset);
+    add({ file: path, line: pos.line, column: pos.col, message: `duplicate key "${printable(d.key, 128)}": each key may appear once in a mapping; remove or merge one of them` });
+  }
+  if (yamlErrors.length > 0 || duplicates.length > 0) return undefined;
   let value: unknown;
   try {
     // Aliases are capped (billion laughs); a policy has no real use for many of them.
     value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (err) {
-    problems.push({ file: path, line: 1, column: 1, message: `${(err as Error).message}: use fewer YAML aliases (at most ${MAX_ALIAS_COUNT} expansions)` });
+    add({ file: path, line: 1, column: 1, message: `${(err as Error).message}: use fewer YAML aliases (at most ${MAX_ALIAS_COUNT} expansions)` });
     return undefined;
   }
   if (value === null || value === undefined) {
-    problems.push({ file: path, line: 1, message: 'the file is empty; it needs at least "apiVersion: signet/v1"' });
+    add({ file: path, line: 1, message: 'the file is empty; it needs at least "apiVersion: signet/v1"' });
     return undefined;
   }
   const schemaProblems = validatePolicyFile(value);
+  let unknownFields = 0;
   for (const sp of schemaProblems) {
+    if (sp.unknownField && ++unknownFields > POLICY_LIMITS.unknownFieldsPerFile) continue;
     const segments = pointerSegments(sp.pointer);
     const pos = locate(doc, lines, segments, sp.key);
-    problems.push({ file: path, ...(pos ? { line: pos.line, column: pos.col } : {}), path: sp.pointer || '/', message: sp.message });
+    add({ file: path, ...(pos ? { line: pos.line, column: pos.col } : {}), path: sp.pointer || '/', message: sp.message });
+  }
+  if (unknownFields > POLICY_LIMITS.unknownFieldsPerFile) {
+    const more = unknownFields - POLICY_LIMITS.unknownFieldsPerFile;
+    add({ file: path, message: `${more} more unknown field${more === 1 ? '' : 's'} not listed; is this a signet policy file?` });
   }
   if (schemaProblems.length > 0) return undefined;
   return { path, doc, lines, value: value as RawFile };
 }
 
-/** The mapping key written at `offset` (yaml points at its first character only). */
-function keyAt(text: string, offset: number): string {
-  const m = /^(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([^:,{}\n]*?))\s*:/.exec(text.slice(offset, offset + 1024));
-  return m ? (m[1] ?? m[2] ?? m[3] ?? '') : text.slice(offset, offset + 1);
+/** At most POLICY_LIMITS.problemsPerFile problems per file (in a list sorted by file), the rest summarised. */
+function boundProblems(problems: PolicyProblem[]): PolicyProblem[] {
+  const out: PolicyProblem[] = [];
+  for (let i = 0; i < problems.length; ) {
+    let j = i;
+    while (j < problems.length && problems[j]!.file === problems[i]!.file) j++;
+    out.push(...boundFileProblems(problems[i]!.file, problems.slice(i, j)));
+    i = j;
+  }
+  return out;
 }
 
-/** yaml's messages, phrased as what to change. */
-function yamlMessage(code: string, message: string, text: string, pos: [number, number]): string {
-  const first = message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+/** At most POLICY_LIMITS.problemsPerFile problems of one file, the rest summarised in the last one. */
+function boundFileProblems(path: string, problems: PolicyProblem[]): PolicyProblem[] {
+  const max = POLICY_LIMITS.problemsPerFile;
+  if (problems.length <= max) return problems;
+  return [...problems.slice(0, max - 1), { file: path, message: `${problems.length - max + 1} more problems in this file not listed` }];
+}
+
+/** Line and column (1-based) of `offset` in `text`. */
+function lineCol(text: string, offset: number): { line: number; col: number } {
+  const lc = new LineCounter();
+  lc.addNewLine(0);
+  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) lc.addNewLine(i + 1);
+  return lc.linePos(offset);
+}
+
+/**
+ * The offset where `text` first nests deeper than `max` collections, or undefined. It reads yaml's own
+ * lexer tokens (so quotes, comments and block scalars are what the parser will see) and stops there:
+ * a million `[` cost a few dozen tokens. Block nesting is counted by indentation columns and compact
+ * `- ` / `? ` indicators, flow nesting by `[` and `{`; the count errs on the high side (an indented
+ * line counts as a level), which the bound leaves room for.
+ */
+export function nestedTooDeep(text: string, max: number): number | undefined {
+  let flow = 0;
+  const columns: number[] = [];
+  let col = 0;
+  let offset = 0;
+  let lineStart = true;
+  let scalarNext = false;
+  for (const token of new Lexer().lex(text)) {
+    if (token === '\x02' || token === '\x18') continue; // document mode, flow error end: no source text
+    if (token === '\x1f') {
+      scalarNext = true; // a scalar's source follows, whatever it looks like
+      continue;
+    }
+    const start = offset;
+    const startCol = col;
+    offset += token.length;
+    const nl = token.lastIndexOf('\n');
+    col = nl === -1 ? col + token.length : token.length - nl - 1;
+    const type = scalarNext ? 'scalar' : CST.tokenType(token);
+    scalarNext = false;
+    if (type === 'newline') {
+      lineStart = true;
+      continue;
+    }
+    if (type === 'space' || type === 'comment' || type === 'byte-order-mark') continue;
+    if (flow === 0 && (lineStart || type === 'seq-item-ind' || type === 'explicit-key-ind')) {
+      while (columns.length > 0 && columns[columns.length - 1]! >= startCol) columns.pop();
+      columns.push(startCol);
+    }
+    lineStart = false;
+    if (type === 'flow-seq-start' || type === 'flow-map-start') flow++;
+    else if ((type === 'flow-seq-end' || type === 'flow-map-end') && flow > 0) flow--;
+    if (columns.length + flow > max) return start;
+  }
+  return undefined;
+}
+
+/** Keys that appear twice in one mapping, with the offset of the second; one pass over the document. */
+function duplicateKeys(doc: Document): Array<{ key: string; offset: number }> {
+  const out: Array<{ key: string; offset: number }> = [];
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        const k = pair.key as unknown;
+        const text = isScalar(k) ? String(k.value) : String(k);
+        const id = isScalar(k) ? `${typeof k.value}:${text}` : `node:${text}`;
+        if (seen.has(id)) out.push({ key: text, offset: (k as { range?: [number, number] } | null)?.range?.[0] ?? 0 });
+        else seen.add(id);
+      }
+    },
+  });
+  return out;
+}
+
+/** yaml's messages, phrased as what to change (their text can quote the file: escaped and cut short). */
+function yamlMessage(code: string, message: string): string {
+  const first = printable(message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''), 200);
   switch (code) {
-    case 'DUPLICATE_KEY':
-      return `duplicate key "${keyAt(text, pos[0])}": each key may appear once in a mapping; remove or merge one of them`;
     case 'MULTIPLE_DOCS':
       return 'a policy file holds one YAML document; remove the "---" separator or split it into several files';
     case 'TAG_RESOLVE_FAILED':

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { printable } from '../util/printable.js';
 
 export const SCHEMA_PATH = fileURLToPath(new URL('../../../schema/policy.schema.json', import.meta.url));
 
@@ -24,7 +25,27 @@ export interface SchemaProblem {
   pointer: string;
   /** Set when the problem is a key itself (unknown or missing property). */
   key?: string;
+  /** Set when the problem is an unknown field (a foreign file has one per line: the loader bounds them). */
+  unknownField?: true;
   message: string;
+}
+
+/**
+ * A key of the file, as a message shows it: whole when it looks like a field or scope name, else (a
+ * line of /etc/passwd read as YAML…) only a short escaped prefix and its length, so that messages
+ * name the problem without echoing what a foreign file holds.
+ */
+export function fieldName(key: string): string {
+  if (/^[A-Za-z0-9][A-Za-z0-9_.\/-]{0,127}$/.test(key)) return `"${key}"`;
+  return `"${printable(key, 13)}" (${key.length} characters)`;
+}
+
+/** A JSON pointer into the file, as a message shows it: each segment escaped and bounded. */
+function pointerText(pointer: string): string {
+  return pointer
+    .split('/')
+    .map((seg) => printable(seg, 65))
+    .join('/');
 }
 
 const TYPE_NAMES: Record<string, string> = { object: 'a mapping', array: 'a list', string: 'a string', integer: 'an integer', boolean: 'true or false', number: 'a number' };
@@ -32,7 +53,7 @@ const TYPE_NAMES: Record<string, string> = { object: 'a mapping', array: 'a list
 /** The last segment of a JSON pointer: the field an operator sees. */
 function field(pointer: string): string {
   const seg = pointer.slice(pointer.lastIndexOf('/') + 1).replace(/~1/g, '/').replace(/~0/g, '~');
-  return /^\d+$/.test(seg) ? `${pointer.slice(0, pointer.lastIndexOf('/')).split('/').pop() ?? ''}[${seg}]` : seg;
+  return printable(/^\d+$/.test(seg) ? `${pointer.slice(0, pointer.lastIndexOf('/')).split('/').pop() ?? ''}[${seg}]` : seg, 65);
 }
 
 function describe(v: unknown): string {
@@ -61,7 +82,7 @@ export function validatePolicyFile(value: unknown): SchemaProblem[] {
     switch (e.keyword) {
       case 'additionalProperties': {
         const extra = (e.params as { additionalProperty: string }).additionalProperty;
-        push({ pointer: where, key: extra, message: `unknown field "${extra}"${where ? ` in ${where}` : ''}; check the spelling against schema/policy.schema.json` });
+        push({ pointer: where, key: extra, unknownField: true, message: `unknown field ${fieldName(extra)}${where ? ` in ${pointerText(where)}` : ''}; check the spelling against schema/policy.schema.json` });
         break;
       }
       case 'required': {
@@ -105,14 +126,14 @@ export function validatePolicyFile(value: unknown): SchemaProblem[] {
         push({ pointer: where, message: `"${field(where)}" must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` });
         break;
       case 'pattern':
-        if (e.propertyName !== undefined) push({ pointer: where, key: e.propertyName, message: `key name "${e.propertyName}" must be letters, digits, ".", "_" or "-" (at most 128, starting with a letter or digit)` });
+        if (e.propertyName !== undefined) push({ pointer: where, key: e.propertyName, message: `key name ${fieldName(e.propertyName)} must be letters, digits, ".", "_" or "-" (at most 128, starting with a letter or digit)` });
         else if (where.endsWith('expiryWarning')) push({ pointer: where, message: '"expiryWarning" must be a duration such as 30m, 24h or 7d' });
         else if (where.endsWith('/pkcs11')) push({ pointer: where, message: '"pkcs11" must be an RFC 7512 URI starting with "pkcs11:"' });
         else if (/\/digests\/\d+$/.test(where)) push({ pointer: where, message: 'must be a digest such as sha256:<64 hex digits>' });
         else push({ pointer: where, message: `"${field(where)}" has an invalid value (${e.message ?? 'pattern'})` });
         break;
       default:
-        push({ pointer: where, message: `${where || 'the file'} ${e.message ?? 'is invalid'}` });
+        push({ pointer: where, message: `${where ? pointerText(where) : 'the file'} ${e.message ?? 'is invalid'}` });
     }
   }
   return out;

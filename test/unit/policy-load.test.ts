@@ -3,7 +3,8 @@
  * semantic problem located by file AND line (asserted on the PolicyProblem fields, not only on text).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -247,9 +248,9 @@ describe('policy-load: strict YAML', () => {
     });
   }
 
-  it('refuses a file larger than 1 MiB', () => {
-    const err = refused({ 'p.yaml': `${H}# ${'x'.repeat(1 << 20)}\n` });
-    assert.match(err.problems[0]!.message, /larger than 1048576 bytes/);
+  it('refuses a file larger than 256 KiB', () => {
+    const err = refused({ 'p.yaml': `${H}# ${'x'.repeat(256 << 10)}\n` });
+    assert.match(err.problems[0]!.message, /larger than 262144 bytes/);
   });
 
   it('refuses an empty list of files as POLICY_NOT_FOUND', () => {
@@ -292,6 +293,59 @@ describe('policy-load: loadPolicyDir', () => {
     assert.deepEqual((await loadPolicyDir(tmp)).files, [join(tmp, 'p.yaml')]);
   });
 
+  it('refuses a policy file that links outside the policy directory, naming it and echoing nothing of what it points to', async () => {
+    const dir = join(tmp, 'policy.d');
+    mkdirSync(dir);
+    mkdirSync(join(tmp, 'elsewhere'));
+    const secret = Array.from({ length: 30 }, (_, i) => `user${i}:$6$SECRETSALT${i}$hashhashhash:19000:0:99999:7:::`).join('\n');
+    writeFileSync(join(tmp, 'elsewhere', 'shadow'), `${secret}\n`);
+    writeFileSync(join(dir, 'a.yaml'), `${H}default: { action: accept }\n`);
+    symlinkSync('../elsewhere/shadow', join(dir, 'policy.yaml'));
+    await assert.rejects(loadPolicyDir(dir), (e: unknown) => {
+      assert.ok(e instanceof PolicyLoadError, String(e));
+      assert.equal(e.code, 'POLICY_INVALID');
+      assert.equal(e.problems.length, 1, e.message);
+      assert.equal(e.problems[0]!.file, join(dir, 'policy.yaml'));
+      assert.match(e.message, /policy\.yaml: is a symbolic link to .*elsewhere\/shadow, outside the policy directory/);
+      assert.ok(!/SECRETSALT|user\d/.test(e.message), e.message);
+      return true;
+    });
+  });
+
+  it('refuses a link to /etc/shadow (or any file outside), whatever it holds', async () => {
+    const target = existsSync('/etc/shadow') ? '/etc/shadow' : '/etc/passwd';
+    writeFileSync(join(tmp, 'a.yaml'), `${H}default: { action: accept }\n`);
+    symlinkSync(target, join(tmp, 'policy.yaml'));
+    await assert.rejects(loadPolicyDir(tmp), (e: unknown) => e instanceof PolicyLoadError && e.problems.length === 1 && e.problems[0]!.file === join(tmp, 'policy.yaml') && !/root:/.test(e.message) && /outside the policy directory/.test(e.message));
+  });
+
+  it("accepts links that stay within the policy directory: a Kubernetes ConfigMap's ..data layout", async () => {
+    mkdirSync(join(tmp, '..2026_01_01_00_00_00.1'));
+    writeFileSync(join(tmp, '..2026_01_01_00_00_00.1', 'policy.yaml'), `${H}default: { action: accept }\n`);
+    symlinkSync('..2026_01_01_00_00_00.1', join(tmp, '..data'));
+    symlinkSync('..data/policy.yaml', join(tmp, 'policy.yaml'));
+    const p = await loadPolicyDir(tmp);
+    assert.deepEqual(p.files, [join(tmp, 'policy.yaml')]);
+    assert.equal(p.default.action, 'accept');
+  });
+
+  it('accepts a policy directory that is itself a link (policy.d -> a versioned directory)', async () => {
+    mkdirSync(join(tmp, 'v1'));
+    writeFileSync(join(tmp, 'v1', 'policy.yaml'), `${H}default: { action: accept }\n`);
+    symlinkSync(join(tmp, 'v1', 'policy.yaml'), join(tmp, 'v1', 'same.yaml.link'));
+    symlinkSync('v1', join(tmp, 'policy.d'));
+    const p = await loadPolicyDir(join(tmp, 'policy.d'));
+    assert.deepEqual(p.files, [join(tmp, 'policy.d', 'policy.yaml')]);
+  });
+
+  it('refuses a named pipe (it would block the loader), naming it', async () => {
+    writeFileSync(join(tmp, 'a.yaml'), `${H}default: { action: accept }\n`);
+    execFileSync('mkfifo', [join(tmp, 'pipe.yaml')]);
+    const started = Date.now();
+    await assert.rejects(loadPolicyDir(tmp), (e: unknown) => e instanceof PolicyLoadError && e.problems[0]!.file === join(tmp, 'pipe.yaml') && /not a regular file/.test(e.message));
+    assert.ok(Date.now() - started < 1000);
+  });
+
   it('reports a missing directory as POLICY_NOT_FOUND', async () => {
     await assert.rejects(loadPolicyDir(join(tmp, 'nope')), (e: unknown) => e instanceof PolicyLoadError && e.code === 'POLICY_NOT_FOUND' && e.problems[0]!.file === join(tmp, 'nope'));
   });
@@ -312,6 +366,131 @@ describe('policy-load: loadPolicyDir', () => {
       assert.match(e.message, new RegExp(`^${join(tmp, 'b.yaml')}:5:\\d+: key "b" is not defined`));
       return true;
     });
+  });
+});
+
+describe('policy-load: hostile files cost little and echo little (issue 11)', () => {
+  const timed = <T>(fn: () => T): { ms: number; value: T } => {
+    const start = performance.now();
+    const value = fn();
+    return { ms: performance.now() - start, value };
+  };
+  const refusedIn = (files: Files, ms: number): PolicyLoadError => {
+    const t = timed(() => {
+      try {
+        build(files);
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    });
+    assert.ok(t.value instanceof PolicyLoadError, `expected a PolicyLoadError, got ${String(t.value)}`);
+    assert.ok(t.ms < ms, `took ${t.ms.toFixed(0)} ms, more than ${ms}`);
+    return t.value;
+  };
+
+  it('a foreign file (passwd, shadow lines) is named by its fields, each a short escaped prefix, a few of them only', () => {
+    const lines = Array.from({ length: 500 }, (_, i) => `user${i}:$6$SECRETSALT${i}$hashhashhash:19000:0:99999:7:::`);
+    lines.splice(3, 0, '"esc\\e[31mred\\a\\u202e": x');
+    const err = refusedIn({ 'p.yaml': `${lines.join('\n')}\n` }, 2000);
+    assert.ok(!err.message.includes('SECRETSALT'), err.message);
+    assert.ok(!/[\u0000-\u0009\u000b-\u001f\u007f]/.test(err.message), 'a raw control character in the message');
+    assert.ok(err.problems.length <= 8, `${err.problems.length} problems`);
+    assert.ok(err.message.length < 2000, `${err.message.length} characters`);
+    assert.match(err.message, /unknown field "user0:\$6\$SEC…" \(\d+ characters\)/);
+    assert.match(err.message, /\d+ more unknown fields/);
+    // The key with ESC, BEL and a bidi override (written as YAML escapes), alone in a file: escaped and cut.
+    const escaped = refusedIn({ 'p.yaml': `${lines[3]}\n` }, 500);
+    assert.match(escaped.message, /unknown field "esc\\x1b\[31mr…" \(13 characters\)/);
+    assert.ok(!/[\u001b\u0007\u202e]/.test(escaped.message));
+  });
+
+  it('names a sensible unknown field in full', () => {
+    oneProblem({ 'p.yaml': `${H}registry.example.com/prod: { action: accept }\n` }, 'p.yaml', 2, /unknown field "registry\.example\.com\/prod"/);
+  });
+
+  it('1,000,000 "[" (the probe of the issue): refused before parsing, at once, naming the file', () => {
+    const err = refusedIn({ 'p.yaml': '['.repeat(1_000_000) }, 500);
+    assert.equal(err.problems.length, 1, err.message);
+    assert.equal(err.problems[0]!.file, `${DIR}/p.yaml`);
+    assert.match(err.message, /larger than|nested deeper than/);
+  });
+
+  const deep: Array<[string, string]> = [
+    ['200,000 "[" (within the size bound)', '['.repeat(200_000)],
+    ['200,000 "{a: "', '{a: '.repeat(60_000)],
+    ['compact block sequences ("- - - …")', `${'- '.repeat(100_000)}x\n`],
+    ['indentation 600 levels deep', Array.from({ length: 600 }, (_, i) => `${' '.repeat(i)}k:`).join('\n')],
+    ['nesting hidden after a quote in a plain scalar', `${H}a: it's\nb: ${'['.repeat(100_000)}\n`],
+  ];
+  for (const [what, text] of deep) {
+    it(`refuses ${what} as nested too deep, quickly`, () => {
+      const err = refusedIn({ 'p.yaml': text }, 300);
+      assert.equal(err.problems.length, 1, err.message);
+      assert.match(err.problems[0]!.message, /nested deeper than 32 levels/);
+      assert.equal(err.problems[0]!.file, `${DIR}/p.yaml`);
+      assert.equal(typeof err.problems[0]!.line, 'number');
+    });
+  }
+
+  it('20,000 keys in one mapping cost little (duplicate keys are found in linear time)', () => {
+    const text = `${H}${Array.from({ length: 20_000 }, (_, i) => `k${i}: 1`).join('\n')}\nk7: 2\n`;
+    const err = refusedIn({ 'p.yaml': text }, 2500);
+    assert.ok(err.problems.some((p) => /duplicate key "k7"/.test(p.message)), err.message);
+    assert.ok(err.problems.length <= 21, `${err.problems.length} problems`);
+  });
+
+  describe('large policies are parsed off the event loop', () => {
+    let tmp: string;
+    beforeEach(() => {
+      tmp = mkdtempSync(join(tmpdir(), 'signet-policy-large-'));
+    });
+    afterEach(() => rmSync(tmp, { recursive: true, force: true }));
+    /** The longest the event loop went without running a 5 ms timer while `work` ran. */
+    const longestStall = async (work: () => Promise<unknown>): Promise<number> => {
+      let last = performance.now();
+      let worst = 0;
+      const t = setInterval(() => {
+        const now = performance.now();
+        worst = Math.max(worst, now - last);
+        last = now;
+      }, 5);
+      try {
+        await work().catch(() => undefined);
+      } finally {
+        clearInterval(t);
+      }
+      return Math.max(worst, performance.now() - last);
+    };
+
+    it('a 120 KB hostile file (a flat list of 60,000 items) refused without holding up anything else', async () => {
+      writeFileSync(join(tmp, 'p.yaml'), `${H}x: [${'1,'.repeat(60_000)}1]\n`);
+      let error: unknown;
+      const stall = await longestStall(() => loadPolicyDir(tmp).catch((e: unknown) => (error = e)));
+      assert.ok(error instanceof PolicyLoadError, String(error));
+      assert.equal(error.problems[0]!.file, join(tmp, 'p.yaml'));
+      assert.match(error.message, /unknown field "x"/);
+      assert.ok(stall < 150, `the event loop stalled ${stall.toFixed(0)} ms`);
+    });
+
+    it('a large valid policy loads the same off the event loop as on it, and is not parsed again when unchanged', async () => {
+      const scopes = Array.from({ length: 600 }, (_, i) => `  r${i}.example.com/app: { action: verify, signatures: { keys: [a], threshold: 1 } }`).join('\n');
+      const text = `${H}keys: { a: { file: /a.pub } }\nscopes:\n${scopes}\n`;
+      assert.ok(text.length > 32 * 1024);
+      writeFileSync(join(tmp, 'p.yaml'), text);
+      const p = await loadPolicyDir(tmp);
+      assert.equal(p.generation, buildPolicy([{ path: join(tmp, 'p.yaml'), text }]).generation);
+      assert.ok(p.scopes['r599.example.com/app']);
+      const started = performance.now();
+      assert.equal((await loadPolicyDir(tmp)).generation, p.generation);
+      assert.ok(performance.now() - started < 100, 'parsed again');
+    });
+  });
+
+  it('the example policy is far from the nesting bound', () => {
+    assert.ok(build({ 'policy.yaml': EXAMPLE }));
+    const nested = `${H}keys: { a: { file: /a.pub } }\nscopes:\n  r.example.com/a:\n    action: verify\n    signatures:\n      - keys:\n          - a\n        identity:\n          type: matchRepository\n`;
+    assert.ok(build({ 'p.yaml': nested }).scopes['r.example.com/a']);
   });
 });
 
