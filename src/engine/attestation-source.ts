@@ -1,4 +1,4 @@
-/** Cosign attestations in the image's repository: tag `sha256-<hex>.att`, one DSSE envelope per layer. */
+/** Cosign attestations in the image's repository: tag `sha256-<hex>.att` (`sha512-<hex>.att`), one DSSE envelope per layer. */
 import { SignetError } from '../errors.js';
 import { cosignAttestationTag, DSSE_ENVELOPE_MEDIA_TYPE } from '../attest/vuln.js';
 import { parseStrictJson, isPlainObject } from '../formats/strict-json.js';

@@ -1,4 +1,7 @@
-/** Cosign signatures stored beside the image under tag `sha256-<hex>.sig`, in a registry or an OCI layout. */
+/**
+ * Cosign signatures stored beside the image under tag `sha256-<hex>.sig` (`sha512-<hex>.sig` for a
+ * sha512 image: cosign's name, 139 characters, see isRegistryTag), in a registry or an OCI layout.
+ */
 import { SignetError } from '../errors.js';
 import { cosignSignatureTag, decodeBase64Strict, parseSignatureManifest } from '../formats/cosign.js';
 import type { ContentStore } from '../registry/store.js';

@@ -8,7 +8,7 @@ import { SignetError, type ErrorCode } from '../errors.js';
 import { basicAuthorization, credentialsMayGoTo, parseChallenges, parseTokenResponse, TokenCache, type Challenge } from './auth.js';
 import { CredentialStore } from './credentials.js';
 import { HostConcurrency, httpExchange, NetworkError, type HttpRequest, type HttpResponse } from './http.js';
-import { DOCKER_HUB, DOCKER_HUB_API, isDigest, isValidRepository } from './reference.js';
+import { DOCKER_HUB, DOCKER_HUB_API, isDigest, isRegistryTag, isValidRepository } from './reference.js';
 import { MANIFEST_MEDIA_TYPES, MEDIA_TYPES, type Descriptor, type FetchedManifest } from './types.js';
 
 export interface RepositoryRef {
@@ -233,7 +233,7 @@ export class RegistryClient {
       const list = (doc as { tags?: unknown } | null)?.tags;
       if (list !== null && list !== undefined && !Array.isArray(list)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: "tags" is not a list`);
       for (const tag of (list as unknown[] | null | undefined) ?? []) {
-        if (typeof tag !== 'string' || !TAG_RE.test(tag)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: "tags" holds ${typeof tag === 'string' ? 'a string that is not a tag' : `a ${tag === null ? 'null' : typeof tag}`}`);
+        if (typeof tag !== 'string' || !isRegistryTag(tag)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: "tags" holds ${typeof tag === 'string' ? 'a string that is not a tag' : `a ${tag === null ? 'null' : typeof tag}`}`);
         if (options.keep !== undefined && !options.keep(tag)) continue;
         tags.add(tag);
         if (tags.size > maxTags) throw new SignetError('BLOB_TOO_LARGE', `${what}: more than ${maxTags} tags`);
@@ -385,11 +385,9 @@ export class RegistryClient {
   }
 }
 
-const TAG_RE = /^[\w][\w.-]{0,127}$/;
-
-/** A tag or digest, checked before it becomes part of a URL path. */
+/** A tag or digest, checked before it becomes part of a URL path (cosign's sha512 tags included: see isRegistryTag). */
 function checkReference(reference: string, what: string): void {
-  if (!isDigest(reference) && !TAG_RE.test(reference)) throw new SignetError('INVALID_ARGUMENT', `${what}: "${reference.slice(0, 200)}" is neither a tag nor a digest`);
+  if (!isDigest(reference) && !isRegistryTag(reference)) throw new SignetError('INVALID_ARGUMENT', `${what}: "${reference.slice(0, 200)}" is neither a tag nor a digest`);
 }
 
 function name(repo: RepositoryRef): string {

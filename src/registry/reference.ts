@@ -21,7 +21,30 @@ export interface ImageReference {
 }
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$/;
+/** A tag as people write them (distribution/reference, the OCI rule): at most 128 characters. */
 const TAG_RE = /^[\w][\w.-]{0,127}$/;
+/**
+ * A tag derived from a digest: cosign's `<alg>-<hex>.sig`, `.att`, `.sbom` (pkg/oci/remote `normalize`:
+ * algorithm, `-`, hex, `.`, suffix, never shortened) and the OCI referrers tag schema's `<alg>-<hex>`.
+ * For a sha512 digest these are 135 and 139 characters, beyond the 128 of the tag rule: that is how
+ * cosign names them, so that is where signet looks for them and writes them.
+ */
+const DIGEST_TAG_RE = /^(?:sha256-[a-f0-9]{64}|sha512-[a-f0-9]{128})(?:\.(?:sig|att|sbom))?$/;
+
+/** A tag a person may write in a reference: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`. */
+export function isValidTag(tag: string): boolean {
+  return TAG_RE.test(tag);
+}
+
+/** A tag signet reads or writes in a registry: a valid tag, or a tag derived from a digest (see DIGEST_TAG_RE). */
+export function isRegistryTag(tag: string): boolean {
+  return TAG_RE.test(tag) || DIGEST_TAG_RE.test(tag);
+}
+
+/** A tag cosign or the referrers tag schema derived from a digest (a signature, an attestation, an SBOM, a referrers index). */
+export function isDigestTag(tag: string): boolean {
+  return DIGEST_TAG_RE.test(tag);
+}
 const PATH_COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$/;
 const HOST_RE = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$/;
 

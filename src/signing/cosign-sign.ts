@@ -1,6 +1,7 @@
 /**
  * Write a cosign simple-signing signature for an image digest: payload blob, signature as layer
- * annotation, appended to the existing `sha256-<hex>.sig` manifest so earlier signatures survive.
+ * annotation, appended to the existing `sha256-<hex>.sig` manifest so earlier signatures survive
+ * (`sha512-<hex>.sig` for a sha512 image, as cosign names it).
  */
 import { buildSimpleSigningPayload, COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIMPLESIGNING_MEDIA_TYPE, cosignSignatureTag } from '../formats/cosign.js';
 import type { Signer } from '../keys/types.js';

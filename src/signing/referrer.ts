@@ -1,9 +1,10 @@
 /**
  * Push an artifact (a signature envelope) as an OCI 1.1 referrer of an image: a manifest with
  * `artifactType`, an empty config, one layer and `subject`; and, for registries without the referrers
- * API, the referrers tag schema (the image index at `sha256-<hex>`) kept up to date.
+ * API, the referrers tag schema (the image index at `sha256-<hex>`, `sha512-<hex>`) kept up to date.
  */
 import { sha256Digest } from '../formats/cosign.js';
+import { explainLongTag } from './artifact-manifest.js';
 import type { RegistryClient, RepositoryRef } from '../registry/client.js';
 import { MEDIA_TYPES, type Descriptor } from '../registry/types.js';
 
@@ -24,6 +25,8 @@ export async function pushReferrer(client: RegistryClient, repo: RepositoryRef, 
   const existing = await client.tryGetManifest(repo, tag, { accept: [MEDIA_TYPES.ociIndex] });
   const manifests: Descriptor[] = existing ? ((JSON.parse(existing.bytes.toString('utf8')) as { manifests?: Descriptor[] }).manifests ?? []) : [];
   if (!manifests.some((m) => m.digest === digest)) manifests.push({ mediaType: MEDIA_TYPES.ociManifest, digest, size: manifest.length, artifactType });
-  await client.pushManifest(repo, tag, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests })), MEDIA_TYPES.ociIndex);
+  await client.pushManifest(repo, tag, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests })), MEDIA_TYPES.ociIndex).catch((err: unknown) => {
+    throw explainLongTag(err, tag);
+  });
   return digest;
 }
