@@ -14,11 +14,20 @@
  * image watcher's verdicts are remembered too, so an image decided when it arrived is decided again at
  * creation without a registry round trip. Only definitive verdicts are kept: "could not check" is
  * never remembered.
+ *
+ * Resolving a name costs a round trip to containerd (about half a millisecond), so name → digest is
+ * remembered too, but only while containerd's image event stream for CRI's namespace is followed:
+ * any create, update or delete of the name forgets it, a lookup during which any image event arrived
+ * is not remembered, nothing is remembered until the stream has been up for a second (containerd
+ * gives no sign of when its side of a subscription starts), and everything is forgotten when the
+ * stream ends. CRI's own view of its images comes from the same events, so this is no staler than
+ * the name CRI resolved; entries also expire after `resolveTtlMs`.
  */
 import type { Logger } from '../daemon/logger.js';
 import { describeError } from '../errors.js';
 import type { Decision, VerifyRequest } from '../engine/decision.js';
-import type { ContainerdImage } from '../containerd/client.js';
+import type { ContainerdImage, EventSubscription } from '../containerd/client.js';
+import type { ContainerdEvent } from '../containerd/events.js';
 import { decideGroup, isImageId } from '../containerd/image-verdicts.js';
 import { isUndecided } from '../containerd/node-enforcer.js';
 import { parseReference, repositoryName } from '../registry/reference.js';
@@ -47,7 +56,12 @@ export interface CreateAuditContext {
 }
 
 export interface CreationGateDeps {
-  images: { getImage(namespace: string, name: string): Promise<ContainerdImage | undefined>; listImages(namespace: string, filters?: string[]): Promise<ContainerdImage[]> };
+  images: {
+    getImage(namespace: string, name: string): Promise<ContainerdImage | undefined>;
+    listImages(namespace: string, filters?: string[]): Promise<ContainerdImage[]>;
+    /** containerd's event stream; without it, every name is looked up at every creation. */
+    subscribe?(filters: string[], onEvent: (event: ContainerdEvent) => void, onEnd: (err?: Error) => void): EventSubscription;
+  };
   decide: (request: VerifyRequest) => Promise<Decision>;
   policyGeneration: () => string;
   record: (decision: Decision, context: CreateAuditContext) => void;
@@ -58,6 +72,10 @@ export interface CreationGateOptions {
   namespace?: string;
   cacheTtlMs?: number;
   cacheSize?: number;
+  /** How long a remembered name → digest lasts at most (default 10 s). */
+  resolveTtlMs?: number;
+  /** How long the event stream must have been up before names are remembered (default 1 s). */
+  watchGraceMs?: number;
 }
 
 export interface CreationStatus {
@@ -68,6 +86,8 @@ export interface CreationStatus {
   timedOut: number;
   /** Decisions answered from the verdict memory. */
   cached: number;
+  /** Names resolved from the name → digest memory (no round trip to containerd). */
+  namesFromMemory: number;
   lastRefusal: string;
 }
 
@@ -91,10 +111,20 @@ interface Progress {
 
 const DEFAULT_TTL_MS = 60_000;
 const DEFAULT_CACHE_SIZE = 1024;
+const DEFAULT_RESOLVE_TTL_MS = 10_000;
+const MAX_WATCH_BACKOFF_MS = 30_000;
 
 export class CreationGate {
   private readonly memory = new Map<string, Remembered>();
-  private readonly counts: CreationStatus = { decided: 0, refused: 0, timedOut: 0, cached: 0, lastRefusal: '' };
+  /** name → image record, while the event stream is followed. */
+  private readonly resolved = new Map<string, { image: ContainerdImage; expires: number }>();
+  /** Image events seen in the namespace (a lookup that saw one change is not remembered). */
+  private eventSeq = 0;
+  private watch: { subscription: EventSubscription; since: number } | undefined;
+  private watchRetry: NodeJS.Timeout | undefined;
+  private watchBackoffMs = 1000;
+  private stopped = false;
+  private readonly counts: CreationStatus = { decided: 0, refused: 0, timedOut: 0, cached: 0, namesFromMemory: 0, lastRefusal: '' };
   private readonly namespace: string;
 
   constructor(private readonly deps: CreationGateDeps, private readonly options: CreationGateOptions = {}) {
@@ -103,6 +133,68 @@ export class CreationGate {
 
   status(): CreationStatus {
     return { ...this.counts };
+  }
+
+  /** Follow containerd's image events for the name → digest memory (when the client can). */
+  start(): void {
+    this.stopped = false;
+    this.follow();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.watchRetry);
+    this.watch?.subscription.close();
+    this.watch = undefined;
+    this.resolved.clear();
+  }
+
+  private follow(): void {
+    const subscribe = this.deps.images.subscribe;
+    if (!subscribe || this.stopped) return;
+    const subscription = subscribe.call(
+      this.deps.images,
+      [`namespace=="${this.namespace}",topic~="^/images/"`],
+      (event) => this.onImageEvent(event),
+      (err) => {
+        if (this.watch?.subscription !== subscription) return;
+        this.watch = undefined;
+        this.resolved.clear();
+        this.eventSeq++;
+        if (this.stopped) return;
+        this.deps.log.debug('NRI: containerd image events ended; names are looked up at every creation until they are back', { error: err ? describeError(err) : 'end of stream', retryInMs: this.watchBackoffMs });
+        this.watchRetry = setTimeout(() => this.follow(), this.watchBackoffMs);
+        this.watchRetry.unref();
+        this.watchBackoffMs = Math.min(this.watchBackoffMs * 2, MAX_WATCH_BACKOFF_MS);
+      },
+    );
+    this.watch = { subscription, since: Date.now() };
+  }
+
+  private onImageEvent(event: ContainerdEvent): void {
+    if (event.namespace !== this.namespace) return;
+    this.watchBackoffMs = 1000;
+    this.eventSeq++;
+    if (event.imageName !== undefined) this.resolved.delete(event.imageName);
+    else this.resolved.clear();
+  }
+
+  /** The record of `name`: remembered while the event stream vouches for it, else from containerd. */
+  private async lookup(name: string): Promise<ContainerdImage | undefined> {
+    const now = Date.now();
+    const known = this.resolved.get(name);
+    if (known && known.expires > now && this.watch) {
+      this.counts.namesFromMemory++;
+      return known.image;
+    }
+    const seq = this.eventSeq;
+    const image = await this.deps.images.getImage(this.namespace, name);
+    const watching = this.watch !== undefined && now - this.watch.since >= (this.options.watchGraceMs ?? 1000);
+    if (image && watching && seq === this.eventSeq) {
+      this.resolved.set(name, { image, expires: Date.now() + (this.options.resolveTtlMs ?? DEFAULT_RESOLVE_TTL_MS) });
+      if (this.resolved.size > (this.options.cacheSize ?? DEFAULT_CACHE_SIZE)) this.resolved.delete(this.resolved.keys().next().value!);
+    }
+    return image;
   }
 
   /** Forget every verdict (policy or keys changed). */
@@ -191,7 +283,7 @@ export class CreationGate {
     }
     let image: ContainerdImage | undefined;
     try {
-      image = await this.deps.images.getImage(this.namespace, name);
+      image = await this.lookup(name);
     } catch (err) {
       return { decision: { ...synthetic(name, '', `rejected ${name}: cannot resolve the image's digest with containerd: ${describeError(err)}`, generation), code: 'CONTAINERD_UNAVAILABLE' }, cached: false };
     }

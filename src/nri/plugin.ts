@@ -26,6 +26,9 @@ export interface CreationHandlers {
   /** `deadlineMs`: how long the answer may take, already bounded by the caller's timeout. */
   createContainer(request: CreateContainerRequest, deadlineMs: number): Promise<string | undefined>;
   runPodSandbox?(pod: PodSandbox, deadlineMs: number): Promise<string | undefined>;
+  /** Started and stopped with the plugin (the handlers' own watches). */
+  start?(): void;
+  stop?(): void | Promise<void>;
 }
 
 export interface NriPluginOptions {
@@ -74,6 +77,7 @@ export class NriPlugin {
   }
 
   start(): void {
+    this.handlers.start?.();
     this.dial();
   }
 
@@ -257,6 +261,7 @@ export class NriPlugin {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    await this.handlers.stop?.();
     const sock = this.socket;
     if (sock && !sock.destroyed) {
       await new Promise<void>((resolve) => {

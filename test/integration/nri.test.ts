@@ -189,6 +189,23 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
         assert.deepEqual([line['decision'], line['action'], line['code'], line['digest']], ['reject', 'refused', 'SIGNATURE_NOT_FOUND', img.digest]);
       });
 
+      it('refuses a name re-pointed at an unsigned image (ctr import over a signed tag) right after the signed image ran', async () => {
+        const signedImg = await image(`prod/moved-${tag}`, true);
+        const ref = `${host}/prod/moved-${tag}:v1`;
+        await cri.pullImage(ref);
+        // Until the name is answered from memory (the image event stream must have been up for a second).
+        const fromMemory = async (): Promise<number> => Number(JSON.parse((await promisify(execFile)(process.execPath, [SIGNET, 'status', '--socket', daemon.socket, '--output', 'json'])).stdout)['nri']['namesFromMemory']);
+        const before = await fromMemory();
+        await waitFor(async () => (await run(ref)) === 0 && (await fromMemory()) > before, 'a creation answered from the name memory', 5000);
+        const unsigned = await image(`prod/moved-unsigned-${tag}`, false);
+        const imported = await ctd.ctr(['images', 'import', await archive(unsigned, `prod/moved-unsigned-${tag}`, ref)], { namespace: 'k8s.io' });
+        assert.equal(imported.code, 0, imported.stderr);
+        await waitFor(async () => (await cri.imageStatus(ref))?.id === unsigned.config.digest, 'CRI to see the name on the unsigned image', 5000);
+        const reason = await refused(ref);
+        assert.ok(reason.startsWith(`signet: rejected ${host}/prod/moved-${tag}@${unsigned.digest}: `), reason);
+        assert.notEqual(unsigned.digest, signedImg.digest);
+      });
+
       it(line === '2.x' ? 'refuses an unsigned image CRI pulled around the verifier (use_local_image_pull = true)' : 'refuses an unsigned image CRI pulled (1.7 has no verifier at all)', async () => {
         const img = await image(`prod/pulled-${tag}`, false);
         const ref = `${host}/prod/pulled-${tag}:v1`;
@@ -271,7 +288,7 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
         // signet status: registered again, and the creations decided so far.
         const status = (await promisify(execFile)(process.execPath, [SIGNET, 'status', '--socket', daemon.socket])).stdout;
         assert.match(status, new RegExp(`nri\\s+registered with containerd ${line === '2.x' ? '2\\.1' : '1\\.7'}\\S* since \\S+\\s+\\(${ctd.nriSocket.replace(/\//g, '\\/')}, index 10; decisions bounded at 1500 ms${line === '2.x' ? ', containerd waits 2000 ms' : ''}\\)`));
-        assert.match(status, /creations\s+\d+ images decided, [5-9] creations refused \(1 for want of a decision in time\), \d+ from memory/);
+        assert.match(status, /creations\s+\d+ images decided, [6-9] creations refused \(1 for want of a decision in time\), \d+ verdicts and [1-9]\d* names from memory/);
         assert.match(status, /last refusal: signet: rejected \S+\/prod\/after-unsigned-/);
       });
     });

@@ -75,7 +75,7 @@ describe('NRI creation decisions', () => {
       ['sandbox', 'allowed', 'shop', 'web-0', 'app', D('c')],
     ]);
     assert.equal(f.audit[0]!.context.event, 'create');
-    assert.deepEqual(gate.status(), { decided: 2, refused: 0, timedOut: 0, cached: 0, lastRefusal: '' });
+    assert.deepEqual(gate.status(), { decided: 2, refused: 0, timedOut: 0, cached: 0, namesFromMemory: 0, lastRefusal: '' });
   });
 
   it('refuses with signet: rejected <repository>@<digest>: <the engine\'s reason>', async () => {
@@ -207,5 +207,100 @@ describe('NRI creation decisions', () => {
     const refusal = await gate.runPodSandbox({ id: 'p', name: 'web-0', uid: 'u', namespace: 'shop', annotations: { 'io.kubernetes.cri.podsandbox.image-name': 'reg.example/sys/pause:3.10' } }, 1500);
     assert.match(refusal!, /^signet: rejected reg\.example\/sys\/pause@sha256:c+: no signatures found \(scope default\) \(the pod sandbox image\)$/);
     assert.deepEqual([f.audit.at(-1)!.context.role, f.audit.at(-1)!.context.container], ['sandbox', '']);
+  });
+});
+
+describe('NRI creation decisions: name → digest memory, kept coherent by containerd\'s image events', () => {
+  function watched(f: Fake) {
+    let lookups = 0;
+    const get = f.deps.images.getImage;
+    f.deps.images.getImage = async (ns, name) => {
+      lookups++;
+      return get(ns, name);
+    };
+    const subs: Array<{ filters: string[]; onEvent: (e: { namespace: string; topic: string; imageName?: string }) => void; onEnd: (err?: Error) => void; closed: boolean }> = [];
+    f.deps.images.subscribe = (filters, onEvent, onEnd) => {
+      const sub = { filters, onEvent, onEnd, closed: false };
+      subs.push(sub);
+      return { close: () => (sub.closed = true) };
+    };
+    return { lookups: () => lookups, subs };
+  }
+
+  it('looks every name up when there is no event stream', async () => {
+    const f = fake();
+    let lookups = 0;
+    const get = f.deps.images.getImage;
+    f.deps.images.getImage = async (ns, name) => (lookups++, get(ns, name));
+    const gate = new CreationGate(f.deps, { watchGraceMs: 0 });
+    gate.start();
+    for (let i = 0; i < 3; i++) await gate.createContainer(request('reg.example/prod/app:v1'), 1500);
+    assert.equal(lookups, 3);
+  });
+
+  it('remembers a name while the stream is up, and forgets it on an event for it (a tag moved to an unsigned image)', async () => {
+    const f = fake();
+    const w = watched(f);
+    const gate = new CreationGate(f.deps, { watchGraceMs: 0 });
+    gate.start();
+    assert.deepEqual(w.subs[0]!.filters, ['namespace=="k8s.io",topic~="^/images/"']);
+    await gate.createContainer(request('reg.example/prod/app:v1'), 1500);
+    await gate.createContainer(request('reg.example/prod/app:v1'), 1500);
+    assert.equal(w.lookups(), 1);
+    assert.equal(gate.status().namesFromMemory, 1);
+    // Someone imports an unsigned image under the same name.
+    f.records.set('reg.example/prod/app:v1', { ...f.records.get('reg.example/prod/bad:v1')!, name: 'reg.example/prod/app:v1' });
+    f.verdicts.set('reg.example/prod/app:v1', (req) => decision(req, req.descriptor.digest === D('a'), req.descriptor.digest === D('a') ? 'accepted' : `rejected reg.example/prod/app@${req.descriptor.digest}: no signatures found`, f.generation.value));
+    w.subs[0]!.onEvent({ namespace: 'default', topic: '/images/update', imageName: 'reg.example/prod/app:v1' });
+    assert.equal(await gate.createContainer(request('reg.example/prod/app:v1'), 1500), undefined, 'an event of another namespace changes nothing');
+    w.subs[0]!.onEvent({ namespace: 'k8s.io', topic: '/images/update', imageName: 'reg.example/prod/app:v1' });
+    assert.equal(await gate.createContainer(request('reg.example/prod/app:v1'), 1500), `signet: rejected reg.example/prod/app@${D('b')}: no signatures found`);
+    assert.equal(w.lookups(), 2);
+    gate.stop();
+    assert.equal(w.subs[0]!.closed, true);
+  });
+
+  it('does not remember a lookup during which an image event arrived, nor before the stream has been up for the grace period', async () => {
+    const f = fake();
+    const w = watched(f);
+    const get = f.deps.images.getImage;
+    let during: (() => void) | undefined;
+    f.deps.images.getImage = async (ns, name) => {
+      const r = await get(ns, name);
+      during?.();
+      return r;
+    };
+    const gate = new CreationGate(f.deps, { watchGraceMs: 0 });
+    gate.start();
+    during = () => w.subs[0]!.onEvent({ namespace: 'k8s.io', topic: '/images/create', imageName: 'something/else:1' });
+    await gate.createContainer(request('reg.example/prod/app:v1'), 1500);
+    during = undefined;
+    await gate.createContainer(request('reg.example/prod/app:v1'), 1500);
+    await gate.createContainer(request('reg.example/prod/app:v1'), 1500);
+    assert.equal(w.lookups(), 2, 'the first lookup was not remembered, the second was');
+    const f2 = fake();
+    const w2 = watched(f2);
+    const graced = new CreationGate(f2.deps, { watchGraceMs: 60_000 });
+    graced.start();
+    await graced.createContainer(request('reg.example/prod/app:v1'), 1500);
+    await graced.createContainer(request('reg.example/prod/app:v1'), 1500);
+    assert.equal(w2.lookups(), 2);
+    graced.stop();
+    gate.stop();
+  });
+
+  it('forgets every name when the stream ends, looks names up until it is back, and subscribes again', async () => {
+    const f = fake();
+    const w = watched(f);
+    const gate = new CreationGate(f.deps, { watchGraceMs: 0 });
+    gate.start();
+    await gate.createContainer(request('reg.example/prod/app:v1'), 1500);
+    w.subs[0]!.onEnd(new Error('containerd restarted'));
+    await gate.createContainer(request('reg.example/prod/app:v1'), 1500);
+    await gate.createContainer(request('reg.example/prod/app:v1'), 1500);
+    assert.equal(w.lookups(), 3);
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal(w.subs.length, 2, 'subscribed again after a second');
+    gate.stop();
   });
 });

@@ -79,7 +79,7 @@ function nriLines(n: Record<string, any> | null | undefined): string[] {
   const timeout = `decisions bounded at ${n['timeoutMs']} ms${Number(n['runtimeRequestTimeoutMs']) > 0 ? `, containerd waits ${n['runtimeRequestTimeoutMs']} ms` : ''}`;
   return [
     `nri         ${n['connected'] ? `registered with ${t(n['runtime'])} since ${t(n['since'])}` : `NOT REGISTERED (containers are created unchecked: NRI fails open)${n['lastError'] ? `: ${t(n['lastError'])}` : ''}`}  (${t(n['socket'])}, index ${t(n['index'])}; ${timeout})`,
-    `creations   ${n['decided']} images decided, ${n['refused']} creations refused (${n['timedOut']} for want of a decision in time), ${n['cached']} from memory${Number(n['protocolErrors']) > 0 ? `; ${n['protocolErrors']} malformed messages from containerd` : ''}`,
+    `creations   ${n['decided']} images decided, ${n['refused']} creations refused (${n['timedOut']} for want of a decision in time), ${n['cached']} verdicts and ${n['namesFromMemory']} names from memory${Number(n['protocolErrors']) > 0 ? `; ${n['protocolErrors']} malformed messages from containerd` : ''}`,
     ...(n['lastRefusal'] ? [`last refusal: ${t(n['lastRefusal'])}`] : []),
   ];
 }
