@@ -3,7 +3,9 @@
  * measured in the same run, as a ratio:
  *  - signet-verifier wall time per call against a warm signetd  vs  a bare `node -e 0` start;
  *  - signetd VerifyImage latency for a signed image             vs  one manifest GET from the same registry;
- *  - decisions per second under concurrent calls                vs  manifest GETs per second, same concurrency.
+ *  - decisions per second under concurrent calls                vs  manifest GETs per second, same concurrency;
+ *  - NRI CreateContainer round trip to signetd, image already decided  vs  a bare ttrpc round trip on the
+ *    same NRI connection (StateChange for an event signetd does not act on).
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -22,6 +24,11 @@ import { Pkcs11KeyProvider } from '../src/keys/pkcs11/provider.js';
 import { Pkcs11Signer } from '../src/keys/pkcs11/signer.js';
 import { closeAllModules } from '../src/keys/pkcs11/module.js';
 import { createToken, SOFTHSM_MODULE } from '../test/helpers/softhsm.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { RuntimeSide } from '../src/nri/runtime-side.js';
+import { startContainerd, writeRegistryHosts } from '../test/helpers/containerd.js';
+import { pushRunnableImage } from '../test/helpers/runnable-image.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 40);
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
@@ -108,6 +115,64 @@ async function main(): Promise<void> {
     await registry.stop();
   }
   await benchPkcs11();
+  await benchNri();
+}
+
+/**
+ * signetd as an NRI plugin, with this process playing containerd's NRI side (so that both requests can
+ * be timed from the runtime's end) and a real containerd 2.x answering signetd's image lookups.
+ */
+async function benchNri(): Promise<void> {
+  const registry = await startRegistry();
+  const host = registry.host;
+  const client = new RegistryClient({ insecureRegistries: [host] });
+  const key = makeTestKey('ecdsa-p256');
+  const repo = { registry: host, repository: 'bench/nri' };
+  const img = await pushRunnableImage(client, repo, { tag: 'v1' });
+  await signImageCosign(client, repo, img.digest, key.signer, { dockerReference: `${host}/bench/nri` });
+  const ref = `${host}/bench/nri:v1`;
+  const dir = mkdtempSync(join(tmpdir(), 'bench-nri-'));
+  const certs = writeRegistryHosts(join(dir, 'certs'), host);
+  const ctd = await startContainerd({ line: '2.x', registryConfigPath: certs, nri: false });
+  const runtime = new RuntimeSide(join(dir, 'nri.sock'), { runtimeName: 'containerd', runtimeVersion: ctd.version, requestTimeoutMs: 2000 });
+  let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+  try {
+    const pulled = await ctd.ctr(['images', 'pull', '--plain-http', ref], { namespace: 'k8s.io' });
+    if (pulled.code !== 0) throw new Error(`ctr pull: ${pulled.stderr}`);
+    await runtime.listen();
+    const registered = runtime.nextRegistration();
+    daemon = await startDaemon({ insecureRegistries: [host], extraConfig: ['logLevel: warn', `containerd: { address: ${ctd.address} }`, `nri: { socket: ${runtime.socketPath} }`].join('\n') });
+    key.writePublic(join(daemon.dir, 'release.pub'));
+    daemon.writePolicy('policy.yaml', {
+      apiVersion: 'signet/v1',
+      keys: { release: { file: join(daemon.dir, 'release.pub') } },
+      scopes: { [`${host}/bench`]: { action: 'verify', signatures: { keys: ['release'] } } },
+    });
+    await registered;
+    await new Promise((r) => setTimeout(r, 1000));
+    const pod = { id: 'p', name: 'bench', uid: 'u', namespace: 'bench', annotations: { 'io.kubernetes.cri.sandbox-name': 'bench' } };
+    const container = { id: 'c', pod_sandbox_id: 'p', name: 'app', annotations: { 'io.kubernetes.cri.image-name': ref, 'io.kubernetes.cri.container-type': 'container' } };
+    const create = () => runtime.createContainer({ pod, container });
+    const bare = () => runtime.stateChange({ event: 7 /* POST_START_CONTAINER: not subscribed, answered without a decision */, pod, container });
+    await create(); // decided once (registry round trips); from here on the image is already decided
+    for (let i = 0; i < 50; i++) {
+      await create();
+      await bare();
+    }
+    const createLat: number[] = [];
+    const bareLat: number[] = [];
+    for (let i = 0; i < RUNS * 10; i++) {
+      createLat.push(await timeIt(create));
+      bareLat.push(await timeIt(bare));
+    }
+    console.log(`NRI CreateContainer round trip (image already decided)  median ${fmt(median(createLat))} ms  p95 ${fmt(p95(createLat))} ms   bare ttrpc round trip on the same connection median ${fmt(median(bareLat))} ms   ratio ${fmt(median(createLat) / median(bareLat))}x   (target <= 2x)`);
+  } finally {
+    await daemon?.stop();
+    await runtime.close();
+    await ctd.stop();
+    await registry.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Verifications per second with a SoftHSM2 key, both modes, next to node:crypto with the same key; signatures per second on the token. */
