@@ -49,6 +49,9 @@ function subjectName(cert: SigstoreX509) {
 export function parseCertificate(der: Buffer, where: string): ParsedCertificate {
   try {
     const node = new NodeX509(der);
+    // Node parses the public key lazily: a broken one must fail here, as a malformed certificate, not
+    // later as an untyped OpenSSL error in the middle of a check.
+    void node.publicKey;
     const asn1 = SigstoreX509.parse(der as Buffer<ArrayBuffer>);
     return { der, node, asn1, fingerprint: `sha256:${createHash('sha256').update(der).digest('hex')}`, subject: parseDerName(subjectName(asn1)) };
   } catch (err) {
