@@ -123,7 +123,7 @@ export class Daemon {
       // Container creation through NRI: the image name resolved to its digest in CRI's namespace, then
       // the same engine and policy as a pull. Not through admission: creations are few, and bounded.
       const client = new ContainerdClient(config.containerd.address, config.nri.timeoutMs);
-      const gate = new CreationGate({ images: client, decide: (request) => this.engine.verify(request), policyGeneration: () => this.policy?.generation ?? '', record: (decision, context) => this.audit.record(decision, context), log });
+      const gate = new CreationGate({ images: client, decide: (request) => this.engine.verify(request), policyGeneration: () => this.policy?.generation ?? '', record: (decision, context) => this.audit.record(decision, context), auditFailure: () => this.config.auditFailure, log });
       this.nri = { client, gate, plugin: new NriPlugin({ socket: config.nri.socket, index: config.nri.index, timeoutMs: config.nri.timeoutMs }, gate, log) };
     }
   }

@@ -64,7 +64,10 @@ export interface CreationGateDeps {
   };
   decide: (request: VerifyRequest) => Promise<Decision>;
   policyGeneration: () => string;
-  record: (decision: Decision, context: CreateAuditContext) => void;
+  /** Write the audit line; false when it could not be written. */
+  record: (decision: Decision, context: CreateAuditContext) => boolean | void;
+  /** `reject`: an allowed creation whose audit line cannot be written is refused (as pulls are). */
+  auditFailure?: () => 'reject' | 'allow';
   log: Logger;
 }
 
@@ -255,8 +258,13 @@ export class CreationGate {
       this.counts.decided++;
       if (o.cached) this.counts.cached++;
       const action = o.decision.ok ? 'allowed' : 'refused';
-      this.deps.record({ ...o.decision, durationMs: o.cached ? elapsedMs : o.decision.durationMs }, { event: 'create', ...where, role, action, cached: o.cached, ...(o.code ? { code: o.code } : {}) });
-      if (!o.decision.ok && refusal === undefined) refusal = refusalMessage(o.decision, role);
+      const written = this.deps.record({ ...o.decision, durationMs: o.cached ? elapsedMs : o.decision.durationMs }, { event: 'create', ...where, role, action, cached: o.cached, ...(o.code ? { code: o.code } : {}) });
+      let decision = o.decision;
+      if (written === false && decision.ok && this.deps.auditFailure?.() === 'reject') {
+        // Like a pull: what cannot be recorded is not allowed.
+        decision = { ...decision, ok: false, decision: 'reject', code: 'AUDIT_UNAVAILABLE', reason: `rejected ${subjectOf(decision.name, decision.digest)}: the decision cannot be recorded in the audit log; auditFailure: reject refuses what cannot be audited` };
+      }
+      if (!decision.ok && refusal === undefined) refusal = refusalMessage(decision, role);
     });
     if (refusal !== undefined) {
       this.counts.refused++;

@@ -51,7 +51,7 @@ function fake(): Fake {
       return req.name.includes('/bad') ? decision(req, false, `rejected reg.example/prod/bad@${req.descriptor.digest}: no signatures found; needs a valid signature by release (scope reg.example/prod)`, generation.value, { code: 'SIGNATURE_NOT_FOUND' }) : decision(req, true, 'accepted', generation.value);
     },
     policyGeneration: () => generation.value,
-    record: (d, context) => audit.push({ decision: d, context }),
+    record: (d, context) => void audit.push({ decision: d, context }),
     log,
   };
   return { deps, records, decided, audit, generation, verdicts };
@@ -185,6 +185,17 @@ describe('NRI creation decisions', () => {
     assert.equal(await gate.createContainer(request('reg.example/prod/app:v1'), 1500), undefined);
     assert.match((await gate.createContainer(request('reg.example/prod/bad:v1'), 1500))!, /no signatures found/);
     assert.deepEqual(f.decided, ['reg.example/prod/bad:v1']);
+  });
+
+  it('refuses an allowed creation whose audit line cannot be written when auditFailure is reject, and allows it with allow', async () => {
+    const f = fake();
+    let mode: 'reject' | 'allow' = 'reject';
+    f.deps.record = () => false;
+    f.deps.auditFailure = () => mode;
+    const gate = new CreationGate(f.deps);
+    assert.equal(await gate.createContainer(request('reg.example/prod/app:v1'), 1500), `signet: rejected reg.example/prod/app@${D('a')}: the decision cannot be recorded in the audit log; auditFailure: reject refuses what cannot be audited`);
+    mode = 'allow';
+    assert.equal(await gate.createContainer(request('reg.example/prod/app:v1'), 1500), undefined);
   });
 
   it('decides an image named by its ID through its named records', async () => {
