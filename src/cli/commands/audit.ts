@@ -15,7 +15,7 @@ const USAGE = 'usage: signet audit REPOSITORY [--policy-dir DIR] [--insecure-reg
 /** Image tags audited at most (signature and attestation tags do not count); more is an error, never a partial audit. */
 const DEFAULT_MAX_TAGS = 10_000;
 /** Tags cosign and friends use to store signatures, attestations and SBOMs: artifacts, not images. */
-const ARTIFACT_TAG = /^sha256-[a-f0-9]{64}(\.[a-z]+)?$/;
+const ARTIFACT_TAG = /^(?:sha256-[a-f0-9]{64}|sha512-[a-f0-9]{128})(\.[a-z]+)?$/;
 
 export interface AuditRow {
   tag: string;
