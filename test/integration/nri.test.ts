@@ -41,11 +41,11 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
   const release = makeTestKey('ecdsa-p256');
   const repo = (name: string): RepositoryRef => ({ registry: host, repository: name });
 
-  const policy = (opts: { revoked?: boolean } = {}) => ({
+  const policy = (opts: { revoked?: boolean; accept?: string } = {}) => ({
     apiVersion: 'signet/v1',
     keys: { release: { file: join(work, 'release.pub'), ...(opts.revoked ? { revoked: true } : {}) } },
     default: { action: 'reject' },
-    scopes: { [`${host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } }, [`${proxy.host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } } },
+    scopes: { [`${host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } }, [`${proxy.host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } }, ...(opts.accept ? { [opts.accept]: { action: 'accept' } } : {}) },
   });
 
   before(async () => {
@@ -229,15 +229,22 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
             () => assert.fail('a pod sandbox ran from an image signed only by a revoked key'),
             (e: CriError) => e,
           );
-          assert.match(err.details, /NRI RunPodSandbox failed: rpc error: code = PermissionDenied desc = signet: rejected \S+\/prod\/pause-2x@sha256:[a-f0-9]{64}: .*revoked.*\(the pod sandbox image\)/);
+          assert.match(err.details, /^NRI RunPodSandbox failed: rpc error: code = PermissionDenied desc = signet: rejected \S+\/prod\/pause-2x@sha256:[a-f0-9]{64}: .*revoked.*\(the pod sandbox image\)$/);
+          // The README's exemption: accept the sandbox image by a scope of its own (most specific wins).
+          daemon.writePolicy('policy.yaml', policy({ revoked: true, accept: `${host}/prod/pause-2x:v1` }));
+          await waitFor(() => daemon.log().split('\n').filter((l) => l.includes('"policy loaded"')).length >= 3, 'the exemption', 5000);
+          const id = await cri.runPodSandbox(second);
+          await cri.stopPodSandbox(id);
+          await cri.removePodSandbox(id);
         } else {
           // GAP on 1.7: the runtime does not tell NRI which image the sandbox runs.
           const id = await cri.runPodSandbox(second);
           await cri.stopPodSandbox(id);
           await cri.removePodSandbox(id);
         }
+        const loads = daemon.log().split('\n').filter((l) => l.includes('"policy loaded"')).length;
         daemon.writePolicy('policy.yaml', policy());
-        await waitFor(() => daemon.log().split('\n').filter((l) => l.includes('"policy loaded"')).length >= 3, 'the key trusted again', 5000);
+        await waitFor(() => daemon.log().split('\n').filter((l) => l.includes('"policy loaded"')).length > loads, 'the key trusted again', 5000);
       });
 
       it('refuses, with the reason, a creation whose decision takes longer than the bound (1.5 s, before containerd\'s 2 s), and decides it again next time', async () => {
