@@ -25,6 +25,8 @@ import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeTestKey } from '../helpers/keys.js';
 import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
 import { makeTar, pushRunnableImage, type RunnableImage } from '../helpers/runnable-image.js';
+import winston from 'winston';
+import { NriPlugin } from '../../src/nri/plugin.js';
 
 /** What CRI returns when an NRI plugin refuses a container (containerd 2.1.9 and 1.7.24 alike). */
 const CREATE_REFUSAL = /^failed to create containerd container: failed to get NRI adjustment for container: rpc error: code = PermissionDenied desc = (signet: .*)$/;
@@ -148,6 +150,7 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
           extraConfig: [`containerd: { address: ${ctd.address} }`, 'images: { onUnverified: report }', `nri: { socket: ${ctd.nriSocket}, index: "10" }`].join('\n'),
         });
         daemon.writePolicy('policy.yaml', policy());
+        await waitFor(() => daemon.log().includes('"policy loaded"'), 'the policy', 5000);
         await waitFor(() => registrations() === 1, 'signetd to register with containerd\'s NRI', 10_000);
         cri = criClient(ctd.address);
         pod = hostNetworkPod(`nri-${tag}`, { logDirectory: join(ctd.dir, 'pod-logs') });
@@ -298,6 +301,37 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
         assert.match(status, /creations\s+\d+ images decided, [6-9] creations refused \(1 for want of a decision in time\), \d+ verdicts and [1-9]\d* names from memory/);
         assert.match(status, /last refusal: signet: rejected \S+\/prod\/after-unsigned-/);
       });
+    });
+  }
+  for (const line of ['2.x', '1.7'] as ContainerdLine[]) {
+    it(`containerd ${line}: a refusal longer than containerd's 4 KiB read buffer reaches the CRI caller whole (the plugin writes frames of at most 4 KiB)`, async () => {
+      const tag = line.replace('.', '');
+      const certs = writeRegistryHosts(mkdtempSync(join(tmpdir(), 'signet-certs-')), host);
+      await image(`prod/wire-pause-${tag}`, false, { entrypoint: PAUSE_ENTRYPOINT, cmd: [] });
+      await image(`prod/wire-${tag}`, false);
+      const ctd = await startContainerd({ line, registryConfigPath: certs, sandboxImage: `${host}/prod/wire-pause-${tag}:v1` });
+      const long = `signet: rejected for a reason of ${'0123456789'.repeat(1000)} bytes, END`;
+      const plugin = new NriPlugin({ socket: ctd.nriSocket, index: '10', timeoutMs: 1500 }, { createContainer: async () => long }, winston.createLogger({ silent: true }));
+      const registered = new Promise<void>((r) => plugin.onRegistered(r));
+      plugin.start();
+      const cri = criClient(ctd.address);
+      try {
+        await registered;
+        await cri.pullImage(`${host}/prod/wire-${tag}:v1`);
+        const pod = hostNetworkPod(`wire-${tag}`, { logDirectory: join(ctd.dir, 'pod-logs') });
+        const podId = await cri.runPodSandbox(pod);
+        const err = await cri.createContainer(podId, { metadata: { name: 'long' }, image: { image: `${host}/prod/wire-${tag}:v1` }, command: ['/bin/true'] }, pod).then(
+          () => assert.fail('created'),
+          (e: CriError) => e,
+        );
+        assert.equal(CREATE_REFUSAL.exec(err.details)?.[1], long);
+        assert.equal(plugin.status().registrations, 1, 'the connection held');
+      } finally {
+        cri.close();
+        await plugin.stop();
+        await ctd.stop();
+        rmSync(certs, { recursive: true, force: true });
+      }
     });
   }
 });
