@@ -311,9 +311,9 @@ function checkConfig(checks: Checks, configPath: string, config: ContainerdConfi
 // ---- NRI ----
 
 function checkNri(checks: Checks, state: ContainerdState, config: ContainerdConfigReport | undefined): void {
-  const later = "signetd's NRI plugin (a check when a container is created) is not written yet";
+  const later = "signetd's NRI plugin checks every container creation there (see the signetd lines)";
   if (state.line === '1.6') {
-    checks.warn('nri', `containerd ${state.version} has no NRI: ${later}, and could not run here`, 'upgrade containerd to 2.1 or later');
+    checks.warn('nri', `containerd ${state.version} has no NRI: container creation cannot be checked, only the images on the node (the image watcher)`, 'upgrade containerd to 1.7 (NRI enabled) or 2.1 or later');
     return;
   }
   const plugin = findPlugin(state.plugins, 'io.containerd.nri.v1', 'nri');
@@ -403,10 +403,34 @@ async function checkSignetd(checks: Checks, socket: string): Promise<boolean> {
       checks.fail('signetd.key', `signetd key ${k['name']} (${k['location']}): ${k['lastError']}`, 'images that need this key are rejected until it loads: fix the key file or token (signet status shows its state)');
     }
     if (keys.length > 0 && failing.length === 0) checks.ok('signetd.key', `signetd's ${keys.length} key${keys.length === 1 ? '' : 's'} loaded without errors: ${keys.map((k) => k['name']).join(', ')}`);
+    checkWatch(checks, status['containerd'] as Record<string, any> | null | undefined);
+    checkNriRegistration(checks, status['nri'] as Record<string, any> | null | undefined);
     return true;
   } finally {
     health.close();
     verifier.close();
+  }
+}
+
+/** signetd's watch over containerd's images (events and reverification). */
+function checkWatch(checks: Checks, c: Record<string, any> | null | undefined): void {
+  if (!c) {
+    checks.warn('signetd.containerd', 'signetd does not watch containerd (containerd: { enabled: false }): images that arrive without the verifier (import, --local, CRI fallbacks, containerd 1.x) are not decided', 'remove enabled: false from the containerd section of signetd.yaml');
+  } else if (!c['connected']) {
+    checks.fail('signetd.containerd', `signetd cannot reach containerd at ${c['address']}${c['lastError'] ? ` (${c['lastError']})` : ''}: images that arrive without the verifier are not decided until it can`, 'set containerd.address in signetd.yaml to containerd\'s socket');
+  } else {
+    checks.ok('signetd.containerd', `signetd watches containerd ${c['version']} at ${c['address']}: every image that arrives is decided (onUnverified: ${c['onUnverified']})`);
+  }
+}
+
+/** signetd registered as an NRI plugin: every container creation is decided. */
+function checkNriRegistration(checks: Checks, n: Record<string, any> | null | undefined): void {
+  if (!n) {
+    checks.warn('signetd.nri', "signetd's NRI plugin is off: containers are created from images already on the node without a check", 'add nri: {} to signetd.yaml (containerd 1.7 with NRI enabled, or 2.x)');
+  } else if (!n['connected']) {
+    checks.fail('signetd.nri', `signetd's NRI plugin is not registered with containerd at ${n['socket']}${n['lastError'] ? ` (${n['lastError']})` : ''}: NRI fails open, so containers are created unchecked`, 'enable NRI in containerd and point nri.socket in signetd.yaml at its socket_path; then restart signetd');
+  } else {
+    checks.ok('signetd.nri', `signetd is registered with ${n['runtime'] || 'containerd'}'s NRI at ${n['socket']} (index ${n['index']}) since ${n['since']}: every container creation is decided`);
   }
 }
 
