@@ -56,6 +56,9 @@ export function decodeJudgement(buf: Buffer): JudgementLite {
   };
   while (pos < buf.length) {
     const tag = readVarint();
+    // A tag is a field number (1 to 2^29 - 1) and a wire type: at most 32 bits. A longer varint would lose
+    // its low bits (the wire type) in a double and misalign everything after it.
+    if (tag < 8 || tag > 0xffffffff) throw new Error('invalid field tag');
     const field = Math.floor(tag / 8);
     const wire = tag & 7;
     if (wire === 0) {

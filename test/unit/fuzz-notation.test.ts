@@ -35,8 +35,8 @@ function jwsInnerMutations(): fc.Arbitrary<Buffer> {
     mutateJson(hdr).map((h) => Buffer.from(JSON.stringify({ ...doc, protected: b64url(JSON.stringify(h) ?? 'null') }))),
     mutateJson(payload).map((p) => Buffer.from(JSON.stringify({ ...doc, payload: b64url(JSON.stringify(p) ?? 'null') }))),
     mutateJson(doc.header).map((u) => Buffer.from(JSON.stringify({ ...doc, header: u }))),
-    // The signing certificate itself, damaged (X.509 parsing of untrusted DER).
-    mutateBytes(Buffer.from((doc.header as { x5c: string[] }).x5c[0]!, 'base64')).map((der) => Buffer.from(JSON.stringify({ ...doc, header: { ...(doc.header as object), x5c: [der.toString('base64')] } }))),
+    // The signing certificate itself, damaged (X.509 parsing of untrusted DER), anywhere or in its extensions.
+    fc.oneof(mutateBytes(Buffer.from((doc.header as { x5c: string[] }).x5c[0]!, 'base64')), mutateExtensions(Buffer.from((doc.header as { x5c: string[] }).x5c[0]!, 'base64'))).map((der) => Buffer.from(JSON.stringify({ ...doc, header: { ...(doc.header as object), x5c: [der.toString('base64')] } }))),
   );
 }
 
@@ -66,7 +66,7 @@ function coseInnerMutations(): fc.Arbitrary<Buffer> {
     }),
     mutateBytes(Buffer.from(payload)).map((p) => enc([prot, unprot, new Uint8Array(p), sig])),
     // The signing certificate itself, damaged (X.509 parsing of untrusted DER).
-    mutateBytes(Buffer.from(leafDer(unprot))).map((der) => {
+    fc.oneof(mutateBytes(Buffer.from(leafDer(unprot))), mutateExtensions(Buffer.from(leafDer(unprot)))).map((der) => {
       const u = new Map(unprot);
       u.set(33, new Uint8Array(der));
       return enc([prot, u, payload, sig]);
@@ -77,6 +77,19 @@ function coseInnerMutations(): fc.Arbitrary<Buffer> {
 function leafDer(unprot: Map<unknown, unknown>): Uint8Array {
   const chain = unprot.get(33);
   return chain instanceof Uint8Array ? chain : (chain as Uint8Array[])[0]!;
+}
+
+/** Edits confined to the X.509 extensions of a certificate (key usage, EKU, basic constraints): lazily parsed parts. */
+function mutateExtensions(der: Buffer): fc.Arbitrary<Buffer> {
+  const first = der.indexOf(Buffer.from([0x06, 0x03, 0x55, 0x1d]));
+  const last = der.lastIndexOf(Buffer.from([0x06, 0x03, 0x55, 0x1d]));
+  const start = Math.max(0, first - 4);
+  const end = Math.min(der.length, last + 40);
+  return fc.array(fc.tuple(fc.integer({ min: start, max: end - 1 }), fc.nat(255)), { minLength: 1, maxLength: 3 }).map((edits) => {
+    const b = Buffer.from(der);
+    for (const [at, byte] of edits) b[at] = byte;
+    return b;
+  });
 }
 
 /** A CBOR nest `depth` deep of arrays, maps or tags, inside tag 18. */
@@ -131,7 +144,7 @@ describe('fuzz: Notation JWS and COSE envelopes', function () {
           assert.ok(parsed.signingInput.equals(original.signingInput), 'accepted a changed signing input');
           assert.ok(parsed.untrustedPayload.equals(original.untrustedPayload), 'accepted a changed payload');
         }),
-        params(300),
+        params(2000),
       );
     });
   }

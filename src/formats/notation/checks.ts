@@ -53,6 +53,13 @@ export function parseCertificate(der: Buffer, where: string): ParsedCertificate 
     // later as an untyped OpenSSL error in the middle of a check.
     void node.publicKey;
     const asn1 = SigstoreX509.parse(der as Buffer<ArrayBuffer>);
+    // @sigstore/core decodes extensions and times lazily, too: read now everything the checks read later,
+    // so that a malformed extension is a malformed certificate here, not an untyped error mid-check.
+    void asn1.extKeyUsage?.digitalSignature;
+    void asn1.extBasicConstraints?.pathLenConstraint;
+    void asn1.notBefore;
+    void asn1.notAfter;
+    asn1.extension(OID_EKU)?.valueObj.subs[0]?.subs.forEach((s) => s.toOID());
     return { der, node, asn1, fingerprint: `sha256:${createHash('sha256').update(der).digest('hex')}`, subject: parseDerName(subjectName(asn1)) };
   } catch (err) {
     if (err instanceof SignetError) throw new SignetError('SIGNATURE_MALFORMED', `notation ${where}: ${err.message}`);
