@@ -5,10 +5,11 @@
  * at capacity no longer refuses validly signed images with REGISTRY_TIMEOUT.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { RegistryClient } from '../../src/registry/client.js';
 import { signImageCosign } from '../../src/signing/cosign-sign.js';
-import { startDaemon, waitFor, type DaemonHandle } from '../helpers/daemon.js';
+import { SIGNET, startDaemon, waitFor, type DaemonHandle } from '../helpers/daemon.js';
 import { verifyClient } from '../helpers/grpc-verify.js';
 import { startHostileRegistry, type HostileRegistry } from '../helpers/hostile-registry.js';
 import { pushImage } from '../helpers/images.js';
@@ -47,7 +48,8 @@ describe('signetd admission control', function () {
   it('refuses a decision beyond the queue at once with RESOURCE_EXHAUSTED; the verifier fails closed and says why', async () => {
     const d = await daemon('maxConcurrentDecisions: 1\nmaxQueuedDecisions: 0');
     try {
-      registry.on(/\/manifests\/sha256-/, { kind: 'delay', ms: 1500 }, { times: 1 });
+      registry.reset(); // forget the pushes of before(): wait for this decision's own request
+      registry.on(/\/manifests\/sha256-/, { kind: 'delay', ms: 1500 });
       const slow = runVerifier({ socket: d.socket, name: image.name, descriptor: image.descriptor });
       await waitFor(() => registry.seen.some((s) => s.path.includes('/manifests/sha256-')), 'the first decision to reach the registry');
       const shed = await runVerifier({ socket: d.socket, name: image.name, descriptor: image.descriptor });
@@ -59,6 +61,12 @@ describe('signetd admission control', function () {
       assert.match(d.log(), /overloaded: refusing decisions/);
       // The refused call was not a decision: one audit line, for the admitted one.
       await waitFor(() => d.audit().length === 1, 'one audit line');
+      // signet status shows the load and what was refused for it.
+      const status = spawnSync(process.execPath, [SIGNET, 'status', '--socket', d.socket, '--output', 'json'], { encoding: 'utf8' });
+      const admission = (JSON.parse(status.stdout) as { admission?: Record<string, number> }).admission;
+      assert.deepEqual({ ...admission, admitted: undefined }, { inFlight: 0, queued: 0, maxInFlight: 1, maxQueued: 0, admitted: undefined, refusedQueueFull: 1, refusedQueueTimeout: 0, abandoned: 0, peakQueued: 0 }, status.stdout + status.stderr);
+      const text = spawnSync(process.execPath, [SIGNET, 'status', '--socket', d.socket], { encoding: 'utf8' }).stdout;
+      assert.match(text, /^load +0\/1 deciding, 0\/0 waiting \(peak 0\); 1 refused as overloaded \(RESOURCE_EXHAUSTED\)$/m);
     } finally {
       await d.stop();
     }
@@ -84,7 +92,8 @@ describe('signetd admission control', function () {
     const d = await daemon('maxConcurrentDecisions: 1\nmaxQueuedDecisions: 16');
     const client = verifyClient(d.socket);
     try {
-      registry.on(/\/manifests\/sha256-/, { kind: 'delay', ms: 1600 }, { times: 1 });
+      registry.reset();
+      registry.on(/\/manifests\/sha256-/, { kind: 'delay', ms: 1600 });
       const slow = client.verify(image.name, image.descriptor, 8000);
       await waitFor(() => registry.seen.some((s) => s.path.includes('/manifests/sha256-')), 'the first decision to reach the registry');
       const queued = await client.verify(image.name, image.descriptor, 1000);

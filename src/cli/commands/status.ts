@@ -30,6 +30,7 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
       ...(status['lastReloadError'] ? String(status['lastReloadError']).split('\n').map((l, i) => `${i === 0 ? 'reload error: ' : '  '}${t(l)}`) : []),
       ...(status['warnings'] as string[]).map((w) => `warning: ${t(w)}`),
       ...auditLines(status['audit'] as Record<string, any> | null | undefined),
+      ...admissionLines(status['admission'] as Record<string, any> | null | undefined),
       ...containerdLines(status['containerd'] as Record<string, any> | null | undefined),
       ...nriLines(status['nri'] as Record<string, any> | null | undefined),
       'keys',
@@ -82,4 +83,11 @@ function nriLines(n: Record<string, any> | null | undefined): string[] {
     `creations   ${n['decided']} images decided, ${n['refused']} creations refused (${n['timedOut']} for want of a decision in time), ${n['cached']} verdicts and ${n['namesFromMemory']} names from memory${Number(n['protocolErrors']) > 0 ? `; ${n['protocolErrors']} malformed messages from containerd` : ''}`,
     ...(n['lastRefusal'] ? [`last refusal: ${t(n['lastRefusal'])}`] : []),
   ];
+}
+
+/** Admission control: the load now, and how many decisions were refused as overloaded. */
+function admissionLines(a: Record<string, any> | null | undefined): string[] {
+  if (!a) return [];
+  const refused = Number(a['refusedQueueFull'] ?? 0) + Number(a['refusedQueueTimeout'] ?? 0);
+  return [`load     ${a['inFlight']}/${a['maxInFlight']} deciding, ${a['queued']}/${a['maxQueued']} waiting (peak ${a['peakQueued']}); ${refused} refused as overloaded (RESOURCE_EXHAUSTED)`];
 }
