@@ -7,8 +7,9 @@ import { createHash } from 'node:crypto';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { basicAuthorization, credentialsMayGoTo, parseChallenges, parseTokenResponse, TokenCache, type Challenge } from './auth.js';
 import { CredentialStore } from './credentials.js';
+import { hostLabel, RegistryHosts, type HostCapability, type RegistryHost } from './hosts.js';
 import { HostConcurrency, httpExchange, NetworkError, type HttpRequest, type HttpResponse } from './http.js';
-import { DOCKER_HUB, DOCKER_HUB_API, isDigest, isRegistryTag, isValidRepository } from './reference.js';
+import { isDigest, isRegistryTag, isValidRepository } from './reference.js';
 import { MANIFEST_MEDIA_TYPES, MEDIA_TYPES, type Descriptor, type FetchedManifest } from './types.js';
 
 export interface RepositoryRef {
@@ -20,6 +21,11 @@ export interface RegistryClientOptions {
   /** `host:port` registries reached over plain HTTP; everything else is HTTPS with the system CAs. */
   insecureRegistries?: string[];
   dockerConfigPath?: string;
+  /**
+   * containerd's hosts.toml folder (`registry.config_path`, e.g. /etc/containerd/certs.d): mirrors, CAs,
+   * client certificates, skip_verify, plain-HTTP hosts, as containerd uses them (see hosts.ts).
+   */
+  registryConfigPath?: string;
   requestTimeoutMs?: number;
   retries?: number;
   maxManifestBytes?: number;
@@ -45,7 +51,8 @@ export const DEFAULT_MAX_TAGS = 100_000;
 export const DEFAULT_MAX_TAG_LIST_BYTES = 16 * 1024 * 1024;
 
 export class RegistryClient {
-  private readonly insecure: Set<string>;
+  /** The hosts to try for each registry (hosts.toml), in containerd's order. */
+  readonly hosts: RegistryHosts;
   private readonly credentials: CredentialStore;
   private readonly tokens = new TokenCache();
   private readonly timeoutMs: number;
@@ -56,7 +63,7 @@ export class RegistryClient {
   private readonly slots: HostConcurrency;
 
   constructor(options: RegistryClientOptions = {}) {
-    this.insecure = new Set(options.insecureRegistries ?? []);
+    this.hosts = new RegistryHosts({ insecure: options.insecureRegistries ?? [], ...(options.registryConfigPath !== undefined ? { configPath: options.registryConfigPath } : {}) });
     this.credentials = new CredentialStore(options.dockerConfigPath);
     this.timeoutMs = options.requestTimeoutMs ?? 5000;
     this.retries = options.retries ?? 2;
@@ -81,7 +88,13 @@ export class RegistryClient {
   async getManifest(repo: RepositoryRef, reference: string, options: CallOptions & { accept?: string[] } = {}): Promise<FetchedManifest> {
     const what = `fetching manifest ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}`;
     checkReference(reference, what);
+    return this.acrossHosts(repo, isDigest(reference) ? ['pull'] : ['pull', 'resolve'], what, options.signal, (host) => this.getManifestAt(host, repo, reference, options));
+  }
+
+  private async getManifestAt(host: RegistryHost, repo: RepositoryRef, reference: string, options: CallOptions & { accept?: string[] } = {}): Promise<FetchedManifest> {
+    const what = `fetching manifest ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}${from(host)}`;
     const res = await this.send(repo, 'pull', {
+      host,
       method: 'GET',
       path: `manifests/${reference}`,
       headers: { accept: (options.accept ?? MANIFEST_MEDIA_TYPES).join(', ') },
@@ -107,20 +120,20 @@ export class RegistryClient {
 
   /** Like getManifest, but undefined when the registry says the manifest or repository does not exist. */
   async tryGetManifest(repo: RepositoryRef, reference: string, options: CallOptions & { accept?: string[] } = {}): Promise<FetchedManifest | undefined> {
-    try {
-      return await this.getManifest(repo, reference, options);
-    } catch (err) {
-      // Only the registry saying so: a 404 that carries another error code (or none we know) is not "absent".
-      if (err instanceof RegistryError && err.code === 'REGISTRY_NOT_FOUND' && (err.registryCode === undefined || ABSENT_CODES.has(err.registryCode))) return undefined;
-      throw err;
-    }
+    return absentAsUndefined(this.getManifest(repo, reference, options));
   }
 
   /** Resolve a tag or digest to a descriptor (HEAD, falling back to GET when HEAD says too little). */
   async resolve(repo: RepositoryRef, reference: string, options: CallOptions = {}): Promise<Descriptor> {
-    const what = `resolving ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}`;
-    checkReference(reference, what);
+    const what0 = `resolving ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}`;
+    checkReference(reference, what0);
+    return this.acrossHosts(repo, isDigest(reference) ? ['pull'] : ['pull', 'resolve'], what0, options.signal, (host) => this.resolveAt(host, repo, reference, options));
+  }
+
+  private async resolveAt(host: RegistryHost, repo: RepositoryRef, reference: string, options: CallOptions): Promise<Descriptor> {
+    const what = `resolving ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}${from(host)}`;
     const res = await this.send(repo, 'pull', {
+      host,
       method: 'HEAD',
       path: `manifests/${reference}`,
       headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') },
@@ -136,15 +149,20 @@ export class RegistryClient {
       if (isDigest(reference) && digest !== reference) throw new SignetError('DIGEST_MISMATCH', `${what}: registry answered for ${digest}`);
       return { mediaType, digest, size };
     }
-    const m = await this.getManifest(repo, reference, options);
+    const m = await this.getManifestAt(host, repo, reference, options);
     return { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
   }
 
   /** A blob, digest-verified, at most `maxBytes`. */
   async getBlob(repo: RepositoryRef, digest: string, options: CallOptions & { maxBytes?: number } = {}): Promise<Buffer> {
     if (!isDigest(digest)) throw new SignetError('INVALID_ARGUMENT', `not a digest: ${digest}`);
-    const what = `fetching blob ${name(repo)}@${digest}`;
+    return this.acrossHosts(repo, ['pull'], `fetching blob ${name(repo)}@${digest}`, options.signal, (host) => this.getBlobAt(host, repo, digest, options));
+  }
+
+  private async getBlobAt(host: RegistryHost, repo: RepositoryRef, digest: string, options: CallOptions & { maxBytes?: number }): Promise<Buffer> {
+    const what = `fetching blob ${name(repo)}@${digest}${from(host)}`;
     const res = await this.send(repo, 'pull', {
+      host,
       method: 'GET',
       path: `blobs/${digest}`,
       headers: {},
@@ -165,7 +183,12 @@ export class RegistryClient {
    */
   async referrers(repo: RepositoryRef, digest: string, options: CallOptions & { artifactType?: string; limit: number }): Promise<Descriptor[]> {
     if (!isDigest(digest)) throw new SignetError('INVALID_ARGUMENT', `not a digest: ${digest}`);
-    const what = `listing referrers of ${name(repo)}@${digest}`;
+    // A host that lists none falls through to the next: a mirror without the signatures is not the last word.
+    return this.acrossHosts(repo, ['pull'], `listing referrers of ${name(repo)}@${digest}`, options.signal, (host) => this.referrersAt(host, repo, digest, options), (list) => list.length === 0);
+  }
+
+  private async referrersAt(host: RegistryHost, repo: RepositoryRef, digest: string, options: CallOptions & { artifactType?: string; limit: number }): Promise<Descriptor[]> {
+    const what = `listing referrers of ${name(repo)}@${digest}${from(host)}`;
     const found = new Map<string, Descriptor>(); // by digest: a page served twice does not count twice
     const asked = new Set<string>();
     let read = 0;
@@ -176,7 +199,7 @@ export class RegistryClient {
       const budget = Math.min(this.maxManifestBytes, MAX_REFERRER_LIST_BYTES - read);
       let res: HttpResponse;
       try {
-        res = await this.send(repo, 'pull', { method: 'GET', path, headers: { accept: MEDIA_TYPES.ociIndex }, maxBytes: budget, what, ...(options.signal ? { signal: options.signal } : {}) });
+        res = await this.send(repo, 'pull', { host, method: 'GET', path, headers: { accept: MEDIA_TYPES.ociIndex }, maxBytes: budget, what, ...(options.signal ? { signal: options.signal } : {}) });
       } catch (err) {
         if (err instanceof SignetError && err.code === 'BLOB_TOO_LARGE' && budget < this.maxManifestBytes) throw new SignetError('BLOB_TOO_LARGE', `${what}: the listing is larger than ${MAX_REFERRER_LIST_BYTES} bytes over all its pages`);
         throw err;
@@ -184,7 +207,7 @@ export class RegistryClient {
       read += res.body.length;
       if (res.status === 404 && page === 0) {
         // The registry does not serve the referrers API: read the referrers tag schema instead.
-        const fallback = await this.tryGetManifest(repo, digest.replace(':', '-'), { accept: [MEDIA_TYPES.ociIndex], ...(options.signal ? { signal: options.signal } : {}) });
+        const fallback = await absentAsUndefined(this.getManifestAt(host, repo, digest.replace(':', '-'), { accept: [MEDIA_TYPES.ociIndex], ...(options.signal ? { signal: options.signal } : {}) }));
         return fallback === undefined ? [] : dedupe(filterReferrers(parseIndexManifests(fallback.bytes, what), options.artifactType, false)).slice(0, options.limit);
       }
       expectStatus(res, [200], what);
@@ -204,7 +227,11 @@ export class RegistryClient {
    * a partial list would silently hide tags.
    */
   async listTags(repo: RepositoryRef, options: CallOptions & { pageSize?: number; maxTags?: number; maxBytes?: number; keep?: (tag: string) => boolean } = {}): Promise<string[]> {
-    const what = `listing tags of ${name(repo)}`;
+    return this.acrossHosts(repo, ['pull', 'resolve'], `listing tags of ${name(repo)}`, options.signal, (host) => this.listTagsAt(host, repo, options));
+  }
+
+  private async listTagsAt(host: RegistryHost, repo: RepositoryRef, options: CallOptions & { pageSize?: number; maxTags?: number; maxBytes?: number; keep?: (tag: string) => boolean }): Promise<string[]> {
+    const what = `listing tags of ${name(repo)}${from(host)}`;
     const maxTags = options.maxTags ?? DEFAULT_MAX_TAGS;
     const maxBytes = options.maxBytes ?? DEFAULT_MAX_TAG_LIST_BYTES;
     const tags = new Set<string>();
@@ -217,7 +244,7 @@ export class RegistryClient {
       const budget = Math.min(this.maxManifestBytes, maxBytes - read);
       let res: HttpResponse;
       try {
-        res = await this.send(repo, 'pull', { method: 'GET', path, headers: { accept: 'application/json' }, maxBytes: budget, what, ...(options.signal ? { signal: options.signal } : {}) });
+        res = await this.send(repo, 'pull', { host, method: 'GET', path, headers: { accept: 'application/json' }, maxBytes: budget, what, ...(options.signal ? { signal: options.signal } : {}) });
       } catch (err) {
         if (err instanceof SignetError && err.code === 'BLOB_TOO_LARGE' && budget < this.maxManifestBytes) throw new SignetError('BLOB_TOO_LARGE', `${what}: the tag list is larger than ${maxBytes} bytes in all`);
         throw err;
@@ -248,7 +275,8 @@ export class RegistryClient {
   async pushBlob(repo: RepositoryRef, bytes: Buffer, options: CallOptions = {}): Promise<{ digest: string; size: number }> {
     const digest = sha256(bytes);
     const what = `pushing blob ${name(repo)}@${digest}`;
-    const signal = options.signal ? { signal: options.signal } : {};
+    const host = this.pushHost(repo, what);
+    const signal = { host, ...(options.signal ? { signal: options.signal } : {}) };
     const head = await this.send(repo, 'push', { method: 'HEAD', path: `blobs/${digest}`, headers: {}, maxBytes: 0, what, ...signal });
     if (head.status === 200) return { digest, size: bytes.length };
     const start = await this.send(repo, 'push', { method: 'POST', path: 'blobs/uploads/', headers: { 'content-length': '0' }, maxBytes: 64 * 1024, what, ...signal });
@@ -273,41 +301,91 @@ export class RegistryClient {
     const what = `pushing manifest ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}`;
     checkReference(reference, what);
     if (isDigest(reference) && reference !== digest) throw new SignetError('INVALID_ARGUMENT', `${what}: the manifest's bytes have digest ${digest}`);
-    const res = await this.send(repo, 'push', { method: 'PUT', path: `manifests/${reference}`, headers: { 'content-type': mediaType }, body: bytes, maxBytes: 64 * 1024, what, ...(options.signal ? { signal: options.signal } : {}) });
+    const res = await this.send(repo, 'push', { host: this.pushHost(repo, what), method: 'PUT', path: `manifests/${reference}`, headers: { 'content-type': mediaType }, body: bytes, maxBytes: 64 * 1024, what, ...(options.signal ? { signal: options.signal } : {}) });
     expectStatus(res, [201, 200, 204], what);
     return digest;
   }
 
-  /** The base URL of a registry's API. */
+  /** The base URL of a registry's API: its server (the last of its hosts). */
   baseUrl(registry: string): string {
-    const host = registry === DOCKER_HUB ? DOCKER_HUB_API : registry;
-    return `${this.insecure.has(registry) ? 'http' : 'https'}://${host}/v2/`;
+    return hostBase(this.hosts.hostsFor(registry).at(-1)!);
+  }
+
+  /** The host pushes go to: the first that may push (containerd's pusher does the same). */
+  private pushHost(repo: RepositoryRef, what: string): RegistryHost {
+    const all = this.hosts.hostsFor(repo.registry);
+    const host = all.find((h) => h.capabilities.has('push'));
+    if (host === undefined) throw new SignetError('REGISTRY_DENIED', `${what}: no host of ${repo.registry} has the push capability in ${all[0]?.source ?? 'its hosts.toml'}`);
+    return host;
+  }
+
+  /**
+   * One read tried on each host that has the capabilities, in order, as containerd does: a host that
+   * says "not found" (404), or fails, or (with `empty`) has nothing, gives way to the next. Nothing found
+   * anywhere: the first failure, else the "not found", else the last empty answer. A deadline ends it.
+   */
+  private async acrossHosts<T>(repo: RepositoryRef, need: HostCapability[], what: string, signal: AbortSignal | undefined, op: (host: RegistryHost) => Promise<T>, empty?: (value: T) => boolean): Promise<T> {
+    const all = this.hosts.hostsFor(repo.registry);
+    const hosts = all.filter((h) => need.every((c) => h.capabilities.has(c)));
+    if (hosts.length === 0) throw new SignetError('REGISTRY_NOT_FOUND', `${what}: no host of ${repo.registry} has the ${need.join(' and ')} capabilities in ${all[0]?.source ?? 'its hosts.toml'}`);
+    if (hosts.length === 1) return op(hosts[0]!);
+    let failure: unknown;
+    let notFound: unknown;
+    let nothing: { value: T } | undefined;
+    for (const host of hosts) {
+      try {
+        const value = await op(host);
+        if (empty !== undefined && empty(value)) {
+          nothing ??= { value };
+          continue;
+        }
+        return value;
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        if (err instanceof RegistryError && err.code === 'REGISTRY_NOT_FOUND') notFound ??= err;
+        else if (err instanceof SignetError && (err.code === 'INVALID_ARGUMENT' || err.code === 'DIGEST_MISMATCH')) throw err;
+        else failure ??= err;
+      }
+    }
+    if (failure !== undefined) throw failure;
+    if (notFound !== undefined) throw notFound;
+    return nothing!.value;
   }
 
   /** One request with authentication and retries. */
   private async send(
     repo: RepositoryRef,
     action: 'pull' | 'push',
-    req: { method: 'GET' | 'HEAD' | 'POST' | 'PUT'; path?: string; url?: string; headers: Record<string, string>; body?: Buffer; maxBytes: number; what: string; signal?: AbortSignal },
+    req: { host: RegistryHost; method: 'GET' | 'HEAD' | 'POST' | 'PUT'; path?: string; url?: string; headers: Record<string, string>; body?: Buffer; maxBytes: number; what: string; signal?: AbortSignal },
   ): Promise<HttpResponse> {
     if (!isValidRepository(repo.repository)) throw new SignetError('INVALID_ARGUMENT', `${req.what}: "${repo.repository}" is not a repository name`);
-    const base = this.baseUrl(repo.registry);
-    const url = req.url ?? `${base}${repo.repository}/${req.path}`;
+    const host = req.host;
+    const base = hostBase(host);
+    let url = req.url;
+    if (url === undefined) {
+      const u = new URL(`${base}${repo.repository}/${req.path}`);
+      // A mirror is told which registry the repository belongs to (containerd's `ns` parameter).
+      if (host.ns !== undefined) u.searchParams.append('ns', host.ns);
+      url = u.toString();
+    }
     // The registry's credentials go to the registry only, never to an upload URL on another host.
     const sameOrigin = new URL(url).origin === new URL(base).origin;
     const scope = `repository:${repo.repository}:${action === 'push' ? 'pull,push' : 'pull'}`;
-    // Basic credentials hold for the whole registry; Bearer tokens for one scope.
-    const basicKey = `${repo.registry}|basic`;
-    const tokenKey = `${repo.registry}|${scope}`;
+    // Credentials are looked up by the host asked (a mirror's own), as containerd does; the registry's own
+    // host by the registry's name (docker.io, not registry-1.docker.io).
+    const credentialsFor = host.ns !== undefined ? host.host : repo.registry;
+    // Basic credentials hold for the whole host; Bearer tokens for one scope.
+    const basicKey = `${host.scheme}://${host.host}${host.path}|basic`;
+    const tokenKey = `${host.scheme}://${host.host}${host.path}|${scope}`;
     let authorization = sameOrigin ? (this.tokens.get(tokenKey) ?? this.tokens.get(basicKey)) : undefined;
     let triedAuth = false;
     for (let attempt = 0; ; attempt++) {
-      const headers: Record<string, string> = { 'user-agent': this.userAgent, ...req.headers };
+      const headers: Record<string, string> = { 'user-agent': this.userAgent, ...hostHeaders(host), ...req.headers };
       if (authorization !== undefined) headers['authorization'] = authorization;
       const retry = attempt < this.retries && !req.signal?.aborted;
       let res: HttpResponse;
       try {
-        res = await this.exchange({ method: req.method, url, headers, ...(req.body ? { body: req.body } : {}), timeoutMs: this.timeoutMs, maxBytes: req.maxBytes, what: req.what, ...(req.signal ? { signal: req.signal } : {}) });
+        res = await this.exchange({ method: req.method, url, headers, ...(req.body ? { body: req.body } : {}), timeoutMs: this.timeoutMs, maxBytes: req.maxBytes, what: req.what, ...(req.signal ? { signal: req.signal } : {}), ...(host.tls !== undefined && sameOrigin ? { tls: host.tls } : {}) });
       } catch (err) {
         // Only a reset connection is worth another try; refused, unresolvable or timed out are not.
         if (!(err instanceof NetworkError && err.retryable && retry)) throw err;
@@ -318,7 +396,7 @@ export class RegistryClient {
         triedAuth = true;
         const challenge = pickChallenge(res.headers.get('www-authenticate'), req.what);
         if (challenge !== undefined) {
-          const answer = await this.authorize(repo.registry, challenge, scope, req.what, req.signal);
+          const answer = await this.authorize(credentialsFor, host, challenge, scope, req.what, req.signal);
           if (answer !== undefined) {
             authorization = answer.authorization;
             this.tokens.set(challenge.scheme === 'bearer' ? tokenKey : basicKey, answer.authorization, answer.expiresIn);
@@ -331,7 +409,7 @@ export class RegistryClient {
         continue;
       }
       if (res.status === 401) {
-        const creds = this.credentials.lookup(repo.registry);
+        const creds = this.credentials.lookup(credentialsFor);
         throw registryError('REGISTRY_UNAUTHORIZED', res, `${req.what}: unauthorized (${creds ? 'the configured credentials were refused' : 'no credentials configured for this registry'})`);
       }
       if ((res.status === 429 || res.status >= 500) && attempt > 0) {
@@ -342,7 +420,7 @@ export class RegistryClient {
   }
 
   /** Answer a challenge: Basic with the configured credentials, or fetch a Bearer token. */
-  private async authorize(registry: string, challenge: Challenge, scope: string, what: string, signal?: AbortSignal): Promise<{ authorization: string; expiresIn: number } | undefined> {
+  private async authorize(registry: string, host: RegistryHost, challenge: Challenge, scope: string, what: string, signal?: AbortSignal): Promise<{ authorization: string; expiresIn: number } | undefined> {
     const creds = this.credentials.lookup(registry);
     if (challenge.scheme === 'basic') return creds?.username !== undefined ? { authorization: basicAuthorization(creds), expiresIn: 3600 } : undefined;
     const realm = challenge.params['realm'];
@@ -354,7 +432,7 @@ export class RegistryClient {
       throw new SignetError('REGISTRY_PROTOCOL', `${what}: Bearer realm is not a URL`);
     }
     // Credentials travel in clear text only to the host the operator accepted plain HTTP for.
-    if (creds !== undefined && !credentialsMayGoTo(url, new URL(this.baseUrl(registry)))) {
+    if (creds !== undefined && !credentialsMayGoTo(url, new URL(hostBase(host)))) {
       throw new SignetError('REGISTRY_PROTOCOL', `${what}: the token endpoint ${url.protocol}//${url.host} is neither HTTPS nor the registry's own host; credentials are not sent there`);
     }
     if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
@@ -364,13 +442,15 @@ export class RegistryClient {
     const scopes = [scope, ...(challenge.params['scope'] !== undefined && challenge.params['scope'] !== scope ? [challenge.params['scope']] : [])];
     for (const s of scopes) url.searchParams.append('scope', s);
     const headers: Record<string, string> = { 'user-agent': this.userAgent, accept: 'application/json' };
+    // A token service on the host itself is reached with the host's TLS settings (its CA, its client certificate).
+    const tokenTls = host.tls !== undefined && url.origin === new URL(hostBase(host)).origin ? { tls: host.tls } : {};
     let res: HttpResponse;
     if (creds?.identityToken !== undefined) {
       const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, service: challenge.params['service'] ?? '', scope: scopes.join(' '), client_id: 'signet' });
-      res = await this.exchange({ method: 'POST', url: realm, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), timeoutMs: this.timeoutMs, maxBytes: MAX_TOKEN_ANSWER_BYTES, what: `${what} (token)`, ...(signal ? { signal } : {}) });
+      res = await this.exchange({ method: 'POST', url: realm, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), timeoutMs: this.timeoutMs, maxBytes: MAX_TOKEN_ANSWER_BYTES, what: `${what} (token)`, ...(signal ? { signal } : {}), ...tokenTls });
     } else {
       if (creds?.username !== undefined) headers['authorization'] = basicAuthorization(creds);
-      res = await this.exchange({ method: 'GET', url: url.toString(), headers, timeoutMs: this.timeoutMs, maxBytes: MAX_TOKEN_ANSWER_BYTES, what: `${what} (token)`, ...(signal ? { signal } : {}) });
+      res = await this.exchange({ method: 'GET', url: url.toString(), headers, timeoutMs: this.timeoutMs, maxBytes: MAX_TOKEN_ANSWER_BYTES, what: `${what} (token)`, ...(signal ? { signal } : {}), ...tokenTls });
     }
     if (res.status === 401 || res.status === 403) {
       throw new SignetError('REGISTRY_UNAUTHORIZED', `${what}: the token service refused ${creds ? 'the configured credentials' : 'anonymous access'} (${res.status})`);
@@ -388,6 +468,34 @@ export class RegistryClient {
 /** A tag or digest, checked before it becomes part of a URL path (cosign's sha512 tags included: see isRegistryTag). */
 function checkReference(reference: string, what: string): void {
   if (!isDigest(reference) && !isRegistryTag(reference)) throw new SignetError('INVALID_ARGUMENT', `${what}: "${reference.slice(0, 200)}" is neither a tag nor a digest`);
+}
+
+/** `https://mirror.example/v2/` */
+function hostBase(h: RegistryHost): string {
+  return `${h.scheme}://${h.host}${h.path}/`;
+}
+
+/** For messages: which host answered, when it is not simply the registry's own. */
+function from(h: RegistryHost): string {
+  return h.source === undefined ? '' : ` from ${hostLabel(h)}`;
+}
+
+/** A hosts.toml `[header]` table as request headers (several values joined, as HTTP allows). */
+function hostHeaders(h: RegistryHost): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h.header)) if (k !== 'authorization' && k !== 'host' && k !== 'content-length') out[k] = v.join(', ');
+  return out;
+}
+
+/** A manifest, or undefined when the registry says it does not exist. */
+async function absentAsUndefined(p: Promise<FetchedManifest>): Promise<FetchedManifest | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    // Only the registry saying so: a 404 that carries another error code (or none we know) is not "absent".
+    if (err instanceof RegistryError && err.code === 'REGISTRY_NOT_FOUND' && (err.registryCode === undefined || ABSENT_CODES.has(err.registryCode))) return undefined;
+    throw err;
+  }
 }
 
 function name(repo: RepositoryRef): string {

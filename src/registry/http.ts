@@ -6,11 +6,14 @@
  * system CA bundle on Node 20, and would follow redirects without letting us drop the registry's
  * Authorization header when the redirect leaves the registry's origin.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { rootCertificates } from 'node:tls';
+import { EnvHttpProxyAgent, request as undiciRequest, type Dispatcher } from 'undici';
 import { SignetError } from '../errors.js';
+import type { HostTls } from './hosts.js';
 
 export interface HttpResponse {
   status: number;
@@ -30,6 +33,8 @@ export interface HttpRequest {
   signal?: AbortSignal;
   /** What is being done, for error messages: "fetching manifest host/repo:tag". */
   what: string;
+  /** A host's own TLS settings (hosts.toml `ca`, `client`, `skip_verify`); else the system CAs. */
+  tls?: HostTls;
 }
 
 /** A network failure; `retryable` when the connection was reset (the server may have restarted). */
@@ -45,32 +50,91 @@ const MAX_REDIRECTS = 5;
 /** Debian's and Red Hat's system bundles: a registry signed by a locally installed CA must work. */
 const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt'];
 
-let agents: { http: http.Agent; https: https.Agent } | undefined;
-function agentFor(protocol: string): http.Agent {
-  if (agents === undefined) {
-    const ca = [...rootCertificates];
-    for (const path of SYSTEM_BUNDLES) {
-      try {
-        ca.push(readFileSync(path, 'utf8'));
-        break;
-      } catch {
-        /* not this distribution's path */
-      }
+function systemCas(): string[] {
+  const ca = [...rootCertificates];
+  for (const path of SYSTEM_BUNDLES) {
+    try {
+      ca.push(readFileSync(path, 'utf8'));
+      break;
+    } catch {
+      /* not this distribution's path */
     }
-    // An explicit `ca` replaces the store NODE_EXTRA_CA_CERTS would have extended: keep honouring it.
-    const extra = process.env['NODE_EXTRA_CA_CERTS'];
-    if (extra) {
-      try {
-        ca.push(readFileSync(extra, 'utf8'));
-      } catch {
-        /* Node itself warns about an unreadable NODE_EXTRA_CA_CERTS at startup */
-      }
+  }
+  // An explicit `ca` replaces the store NODE_EXTRA_CA_CERTS would have extended: keep honouring it.
+  const extra = process.env['NODE_EXTRA_CA_CERTS'];
+  if (extra) {
+    try {
+      ca.push(readFileSync(extra, 'utf8'));
+    } catch {
+      /* Node itself warns about an unreadable NODE_EXTRA_CA_CERTS at startup */
     }
+  }
+  return ca;
+}
+
+interface TlsMaterial {
+  key: string;
+  options: { ca: string[]; cert?: string[]; key?: string[]; rejectUnauthorized: boolean };
+}
+
+let systemCa: string[] | undefined;
+/**
+ * The TLS options of one host: the system CAs plus its own, its client pairs, skip_verify. Files are read
+ * each time (they are small; a renewed certificate takes effect at once) and the agents cached by content.
+ */
+function tlsMaterial(tls: HostTls | undefined, what: string): TlsMaterial {
+  systemCa ??= systemCas();
+  if (tls === undefined) return { key: 'system', options: { ca: systemCa, rejectUnauthorized: true } };
+  const read = (file: string, kind: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new SignetError('CONFIG_INVALID', `${what}: cannot read the ${kind} ${file} named in the registry's hosts.toml (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  };
+  const ca = tls.ca.map((f) => read(f, 'CA certificate'));
+  const certs: string[] = [];
+  const keys: string[] = [];
+  for (const [cert, key] of tls.clients) {
+    const c = read(cert, 'client certificate');
+    certs.push(c);
+    keys.push(key === '' ? c : read(key, 'client key'));
+  }
+  const options = { ca: [...systemCa, ...ca], ...(certs.length > 0 ? { cert: certs, key: keys } : {}), rejectUnauthorized: tls.skipVerify !== true };
+  const hash = createHash('sha256').update(JSON.stringify([ca, certs, keys, options.rejectUnauthorized])).digest('hex');
+  return { key: hash, options };
+}
+
+const httpAgent = new http.Agent({ keepAlive: true, timeout: 30_000 });
+const httpsAgents = new Map<string, https.Agent>();
+const proxyAgents = new Map<string, Dispatcher>();
+
+function agentFor(protocol: string, tls: TlsMaterial): http.Agent {
+  if (protocol !== 'https:') return httpAgent;
+  let agent = httpsAgents.get(tls.key);
+  if (agent === undefined) {
     // Keep-alive: signature discovery makes several requests per image. Node unrefs free sockets, so
     // they do not keep a CLI process alive.
-    agents = { http: new http.Agent({ keepAlive: true, timeout: 30_000 }), https: new https.Agent({ keepAlive: true, timeout: 30_000, ca }) };
+    agent = new https.Agent({ keepAlive: true, timeout: 30_000, ...tls.options });
+    httpsAgents.set(tls.key, agent);
+    if (httpsAgents.size > 64) httpsAgents.delete(httpsAgents.keys().next().value!);
   }
-  return protocol === 'https:' ? agents.https : agents.http;
+  return agent;
+}
+
+/** HTTP_PROXY / HTTPS_PROXY (either case) set: requests go through undici's EnvHttpProxyAgent, which also honours NO_PROXY. */
+export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
+  return ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy'].some((k) => (env[k] ?? '') !== '');
+}
+
+function proxyDispatcher(tls: TlsMaterial): Dispatcher {
+  let d = proxyAgents.get(tls.key);
+  if (d === undefined) {
+    // `connect` for direct connections (NO_PROXY), `requestTls` for the TLS inside a CONNECT tunnel.
+    d = new EnvHttpProxyAgent({ connect: tls.options, requestTls: tls.options, keepAliveTimeout: 30_000 });
+    proxyAgents.set(tls.key, d);
+  }
+  return d;
 }
 
 export async function httpExchange(req: HttpRequest): Promise<HttpResponse> {
@@ -85,7 +149,13 @@ export async function httpExchange(req: HttpRequest): Promise<HttpResponse> {
     let body = req.body;
     const headers = { ...req.headers };
     for (let hop = 0; ; hop++) {
-      const res = await exchangeOnce(url, method, headers, body, req.maxBytes, deadline.signal, req.what);
+      const tls = tlsMaterial(req.tls, req.what);
+      const res = proxyConfigured()
+        ? await exchangeViaUndici(url, method, headers, body, req.maxBytes, deadline.signal, req.what, proxyDispatcher(tls))
+        : await exchangeOnce(url, method, headers, body, req.maxBytes, deadline.signal, req.what, tls);
+      if (url.protocol === 'http:' && res.status === 400 && /HTTP request to an HTTPS server/i.test(res.body.toString('utf8', 0, 200))) {
+        throw new SignetError('REGISTRY_PROTOCOL', `${req.what}: the registry speaks TLS, but it is asked over plain HTTP: remove it from insecureRegistries (--insecure-registry), or name it https://… in its hosts.toml`);
+      }
       const location = res.headers.get('location');
       if (![301, 302, 303, 307, 308].includes(res.status) || location === null || req.method === 'PUT' || req.method === 'PATCH' || req.method === 'POST') {
         return { ...res, url: url.toString() };
@@ -104,7 +174,7 @@ export async function httpExchange(req: HttpRequest): Promise<HttpResponse> {
     if (req.signal?.aborted) throw new SignetError('REGISTRY_TIMEOUT', `${req.what}: cancelled (deadline reached)`);
     if (deadline.signal.aborted) throw new SignetError('REGISTRY_TIMEOUT', `${req.what}: no complete answer within ${req.timeoutMs} ms`);
     if (err instanceof SignetError) throw err;
-    throw networkError(err, req.what);
+    throw networkError(err, req.what, req.url);
   } finally {
     clearTimeout(timer);
     req.signal?.removeEventListener('abort', onCallerAbort);
@@ -122,12 +192,12 @@ function parseUrl(text: string, what: string, base?: URL): URL {
   return url;
 }
 
-function exchangeOnce(url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined, maxBytes: number, signal: AbortSignal, what: string): Promise<Omit<HttpResponse, 'url'>> {
+function exchangeOnce(url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined, maxBytes: number, signal: AbortSignal, what: string, tls: TlsMaterial): Promise<Omit<HttpResponse, 'url'>> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new Error('aborted'));
     const out: Record<string, string> = { ...headers };
     if (body !== undefined || method === 'POST' || method === 'PUT') out['content-length'] = String(body?.length ?? 0);
-    const request = (url.protocol === 'https:' ? https : http).request(url, { method, headers: out, agent: agentFor(url.protocol) });
+    const request = (url.protocol === 'https:' ? https : http).request(url, { method, headers: out, agent: agentFor(url.protocol, tls) });
     const onAbort = () => request.destroy(new Error('aborted'));
     signal.addEventListener('abort', onAbort, { once: true });
     const finish = (err: unknown, value?: Omit<HttpResponse, 'url'>) => {
@@ -172,8 +242,11 @@ function exchangeOnce(url: URL, method: string, headers: Record<string, string>,
   });
 }
 
-function networkError(err: unknown, what: string): NetworkError {
-  const code = (err as NodeJS.ErrnoException).code ?? '';
+function networkError(err: unknown, what: string, url: string): NetworkError {
+  let e = err as NodeJS.ErrnoException & { cause?: unknown };
+  // undici wraps the socket's error.
+  if (!e.code?.match(/^E[A-Z]+$/) && (e.cause as NodeJS.ErrnoException | undefined)?.code !== undefined) e = e.cause as NodeJS.ErrnoException;
+  const code = e.code ?? '';
   const reason: Record<string, string> = {
     ECONNREFUSED: 'connection refused',
     ECONNRESET: 'connection reset',
@@ -183,9 +256,47 @@ function networkError(err: unknown, what: string): NetworkError {
     EHOSTUNREACH: 'host unreachable',
     ENETUNREACH: 'network unreachable',
   };
-  const text = reason[code] ?? (code.startsWith('ERR_TLS') || /CERT|SELF_SIGNED|SIGNATURE/.test(code) ? `TLS verification failed (${code})` : code || (err as Error).message);
+  const https = url.startsWith('https:');
+  const message = String(e.message ?? '');
+  let text: string;
+  if (https && (code === 'EPROTO' || code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number|packet length too long|http request/i.test(message))) {
+    // The classic: a plain-HTTP registry asked over TLS.
+    text = `the registry does not speak TLS (it answers plain HTTP; ${code || 'EPROTO'}): if it is meant to be reached over plain HTTP, list its host:port in insecureRegistries (signetd.yaml) or pass --insecure-registry, or name it http://… in its hosts.toml`;
+  } else if (!https && code.startsWith('HPE_')) {
+    text = `the registry's answer is not HTTP (${code}): is it a TLS registry listed in insecureRegistries (or named http://… in hosts.toml)? Remove it from there`;
+  } else text = reason[code] ?? (code.startsWith('ERR_TLS') || /CERT|SELF_SIGNED|SIGNATURE/.test(code) ? `TLS verification failed (${code}): give the registry's CA with ca = "…" in its hosts.toml (registry.config_path)` : code || message);
   const retryable = code === 'ECONNRESET' || code === 'EPIPE';
   return new NetworkError(`${what}: ${text}${reason[code] !== undefined ? ` (${code})` : ''}`, retryable, err);
+}
+
+/** The same exchange through undici (used when a proxy is configured in the environment). */
+async function exchangeViaUndici(url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined, maxBytes: number, signal: AbortSignal, what: string, dispatcher: Dispatcher): Promise<Omit<HttpResponse, 'url'>> {
+  const out: Record<string, string> = { ...headers };
+  delete out['content-length'];
+  const res = await undiciRequest(url, { method: method as Dispatcher.HttpMethod, headers: out, ...(body !== undefined ? { body } : method === 'POST' || method === 'PUT' ? { body: Buffer.alloc(0) } : {}), dispatcher, signal });
+  const responseHeaders = new Headers();
+  for (const [k, v] of Object.entries(res.headers)) {
+    if (v !== undefined) for (const one of Array.isArray(v) ? v : [v]) responseHeaders.append(k, one);
+  }
+  const status = res.statusCode;
+  const redirect = status >= 300 && status < 400;
+  const declared = Number(res.headers['content-length'] ?? NaN);
+  if (method !== 'HEAD' && !redirect && Number.isFinite(declared) && declared > maxBytes) {
+    res.body.destroy();
+    throw new SignetError('BLOB_TOO_LARGE', `${what}: ${declared} bytes is more than the limit of ${maxBytes}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    if (redirect) continue;
+    size += chunk.length;
+    if (size > maxBytes) {
+      res.body.destroy();
+      throw new SignetError('BLOB_TOO_LARGE', `${what}: more than the limit of ${maxBytes} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return { status, headers: responseHeaders, body: Buffer.concat(chunks) };
 }
 
 /**
