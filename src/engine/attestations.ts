@@ -3,7 +3,7 @@
  * required predicate type about this digest, and (vulnerability predicate) the scan is recent and clean
  * enough. One check, one step; every failure names itself.
  */
-import { COSIGN_VULN_PREDICATE_TYPE, evaluateVulnAttestation } from '../attest/vuln.js';
+import { COSIGN_VULN_PREDICATE_TYPE, evaluateVulnAttestation, parseVulnPredicate } from '../attest/vuln.js';
 import { describeError, type ErrorCode } from '../errors.js';
 import { checkEnvelope, INTOTO_PAYLOAD_TYPE, parseEnvelope } from '../formats/dsse.js';
 import { parseStatement, statementCoversDigest } from '../formats/intoto.js';
@@ -13,7 +13,8 @@ import { failureRank, mostTellingCode, type EvaluationContext } from './evaluate
 import { keyUsability } from './key-window.js';
 import type { UntrustedAttestation } from './attestation-source.js';
 
-type Check = { ok: true; reason: string } | { ok: false; code: ErrorCode; reason: string };
+/** `validUntil` (epoch ms): when a valid attestation stops counting (scan finished + maxAge). */
+type Check = { ok: true; reason: string; validUntil?: number } | { ok: false; code: ErrorCode; reason: string };
 
 async function checkOne(untrustedEnvelope: Buffer, keyName: string, requirement: AttestationRequirement, ctx: EvaluationContext): Promise<Check> {
   ctx.signal?.throwIfAborted();
@@ -42,7 +43,9 @@ async function checkOne(untrustedEnvelope: Buffer, keyName: string, requirement:
       now: ctx.now,
     });
     if (!verdict.ok) return { ok: false, code: 'ATTESTATION_REJECTED', reason: `attestation by key "${keyName}": ${verdict.reason}` };
-    return { ok: true, reason: `attestation by key "${keyName}": ${verdict.reason}` };
+    // It stops counting once the scan is older than maxAge: a cached verdict must not outlive that.
+    const validUntil = requirement.maxAgeMs !== undefined ? Date.parse(parseVulnPredicate(statement.predicate).scanFinishedOn) + requirement.maxAgeMs : undefined;
+    return { ok: true, reason: `attestation by key "${keyName}": ${verdict.reason}`, ...(validUntil !== undefined && Number.isFinite(validUntil) ? { validUntil } : {}) };
   }
   return { ok: true, reason: `valid ${requirement.predicateType} attestation by key "${keyName}"` };
 }
@@ -51,8 +54,9 @@ export async function evaluateAttestationRequirement(
   requirement: AttestationRequirement,
   attestations: UntrustedAttestation[],
   ctx: EvaluationContext,
-): Promise<{ satisfied: boolean; results: SignatureResult[]; code?: ErrorCode; reason: string }> {
+): Promise<{ satisfied: boolean; results: SignatureResult[]; code?: ErrorCode; reason: string; validUntil?: number }> {
   const valid = new Set<string>();
+  let validUntil: number | undefined;
   const results: SignatureResult[] = [];
   for (const att of attestations) {
     if (att.untrustedEnvelope === undefined) {
@@ -65,6 +69,7 @@ export async function evaluateAttestationRequirement(
       const r: SignatureResult = c.ok ? { format: 'in-toto', source: att.source, key: keyName, valid: true, reason: c.reason } : { format: 'in-toto', source: att.source, key: keyName, valid: false, reason: c.reason, code: c.code };
       if (c.ok) {
         valid.add(keyName);
+        if (c.validUntil !== undefined) validUntil = Math.min(validUntil ?? Infinity, c.validUntil);
         best = r;
         break;
       }
@@ -73,7 +78,7 @@ export async function evaluateAttestationRequirement(
     if (best) results.push(best);
   }
   const name = requirement.predicateType;
-  if (valid.size >= requirement.threshold) return { satisfied: true, results, reason: `${name} attested by ${[...valid].join(', ')}` };
+  if (valid.size >= requirement.threshold) return { satisfied: true, results, reason: `${name} attested by ${[...valid].join(', ')}`, ...(validUntil !== undefined ? { validUntil } : {}) };
   const failures = results.filter((r) => !r.valid);
   const code = mostTellingCode(failures, 'ATTESTATION_NOT_FOUND');
   const need = `${requirement.threshold} ${name} attestation${requirement.threshold > 1 ? 's' : ''} by ${requirement.keys.join(', ')}`;

@@ -34,6 +34,10 @@ export interface Decision {
   warnings: string[];
   policyGeneration: string;
   durationMs: number;
+  /** Answered from signetd's verdict cache (the audit line and the Judgement say so). */
+  cached?: boolean;
+  /** RFC 3339: the earliest instant this verdict could change under the same policy and keys, when known (an attestation's maxAge). */
+  validUntil?: string;
 }
 
 export interface VerifyRequest {

@@ -72,6 +72,8 @@ export interface Verdict {
   signatures: SignatureResult[];
   warnings: string[];
   outcome: Outcome;
+  /** Epoch ms: when what the decision rests on stops holding (an attestation's maxAge), when known. */
+  validUntil?: number;
 }
 
 const accept = (reason: string): Outcome => ({ ok: true, reason });
@@ -133,6 +135,7 @@ export class VerificationEngine {
       warnings: verdict.warnings,
       policyGeneration: snapshot.policy?.generation ?? '',
       durationMs: Math.round((performance.now() - started) * 100) / 100,
+      ...(verdict.validUntil !== undefined ? { validUntil: new Date(verdict.validUntil).toISOString() } : {}),
     };
     if (!outcome.ok) {
       decision.code = outcome.code;
@@ -180,8 +183,8 @@ export class VerificationEngine {
     try {
       const checked = this.check(work, deadline, pending);
       checked.catch(() => undefined); // it may lose the race below and fail later: never an unhandled rejection
-      const { signatures, warnings, outcome } = await beforeDeadline(checked, deadline, () => pending.filter((p) => !p.done).map((p) => p.what));
-      return verdict(outcome, signatures, warnings);
+      const { signatures, warnings, outcome, validUntil } = await beforeDeadline(checked, deadline, () => pending.filter((p) => !p.done).map((p) => p.what));
+      return { ...verdict(outcome, signatures, warnings), ...(validUntil !== undefined ? { validUntil } : {}) };
     } catch (err) {
       if (err instanceof DeadlinePassed) {
         const bound = `the decision bound of ${this.options.timeoutMs} ms (verifyTimeout)`;
@@ -194,7 +197,7 @@ export class VerificationEngine {
   }
 
   /** Look up, verify, and hold the result against the scope's requirements. */
-  private async check(work: Work, deadline: AbortSignal, pending: Array<PendingLookup<unknown>>): Promise<Pick<Verdict, 'signatures' | 'warnings' | 'outcome'>> {
+  private async check(work: Work, deadline: AbortSignal, pending: Array<PendingLookup<unknown>>): Promise<Pick<Verdict, 'signatures' | 'warnings' | 'outcome' | 'validUntil'>> {
     const { digest, subject, where, scopePolicy, ctx } = work;
     const sources = this.options.sourcesFor(scopePolicy.signatureSources, scopePolicy.formats);
     // Signatures and attestations are looked up at the same time.
@@ -230,8 +233,10 @@ export class VerificationEngine {
       else failed.push({ ...(outcome.code ? { code: outcome.code } : {}), reason: outcome.reason });
     }
     const { found: attestations, failures: attestationFailures } = attestationLookup ? await attestationLookup.result : { found: [], failures: [] };
+    let validUntil: number | undefined;
     for (const requirement of scopePolicy.attestations) {
       const outcome = await evaluateAttestationRequirement(requirement, attestations, ctx);
+      if (outcome.satisfied && outcome.validUntil !== undefined) validUntil = Math.min(validUntil ?? Infinity, outcome.validUntil);
       addResults(outcome.results);
       if (outcome.satisfied) satisfied.push(outcome.reason);
       else failed.push({ ...(outcome.code ? { code: outcome.code } : {}), reason: outcome.reason });
@@ -242,7 +247,7 @@ export class VerificationEngine {
     if (failed.length === 0) {
       // Met without what could not be read: nothing there could change that.
       for (const f of lookupFailures) warnings.push(`${f.message} (the requirements were met without it)`);
-      return { signatures: lines, warnings, outcome: accept(`accepted ${subject}: ${satisfied.join(' and ')} (${where})`) };
+      return { signatures: lines, warnings, outcome: accept(`accepted ${subject}: ${satisfied.join(' and ')} (${where})`), ...(validUntil !== undefined ? { validUntil } : {}) };
     }
     const total = scopePolicy.signatures.length + scopePolicy.attestations.length;
     const groups = total > 1 ? `${failed.length} of ${total} requirements not met: ` : '';
