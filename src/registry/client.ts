@@ -33,6 +33,19 @@ export interface RegistryClientOptions {
   userAgent?: string;
   /** Requests in flight to one host at once (default 16); more wait, and their timeout starts when they are sent. */
   concurrencyPerHost?: number;
+  /** Told of every HTTP exchange once it ends (metrics): the host, the method, the status or the error's code. */
+  onExchange?: (info: ExchangeInfo) => void;
+}
+
+/** One exchange with a registry (or its token service, or storage behind a redirect), as it ended. */
+export interface ExchangeInfo {
+  host: string;
+  method: string;
+  /** The HTTP status, or 0 when there was no answer. */
+  status: number;
+  /** The error's code when there was no answer (REGISTRY_TIMEOUT, REGISTRY_UNAVAILABLE…). */
+  error?: string;
+  seconds: number;
 }
 
 export interface CallOptions {
@@ -61,6 +74,7 @@ export class RegistryClient {
   private readonly maxBlobBytes: number;
   private readonly userAgent: string;
   private readonly slots: HostConcurrency;
+  private readonly onExchange: ((info: ExchangeInfo) => void) | undefined;
 
   constructor(options: RegistryClientOptions = {}) {
     this.hosts = new RegistryHosts({ insecure: options.insecureRegistries ?? [], ...(options.registryConfigPath !== undefined ? { configPath: options.registryConfigPath } : {}) });
@@ -71,6 +85,7 @@ export class RegistryClient {
     this.maxBlobBytes = options.maxBlobBytes ?? 16 * 1024 * 1024;
     this.userAgent = options.userAgent ?? 'signet/0.1.0';
     this.slots = new HostConcurrency(options.concurrencyPerHost ?? 16);
+    this.onExchange = options.onExchange;
   }
 
   /** One exchange when its host has a free slot; the request's timeout starts then, not while it waits. */
@@ -81,7 +96,20 @@ export class RegistryClient {
     } catch {
       return httpExchange(req); // reports the bad URL
     }
-    return this.slots.run(host, req.what, req.signal, () => httpExchange(req));
+    const observe = this.onExchange;
+    if (observe === undefined) return this.slots.run(host, req.what, req.signal, () => httpExchange(req));
+    return this.slots.run(host, req.what, req.signal, async () => {
+      const started = performance.now();
+      const seconds = (): number => (performance.now() - started) / 1000;
+      try {
+        const res = await httpExchange(req);
+        observe({ host, method: req.method, status: res.status, seconds: seconds() });
+        return res;
+      } catch (err) {
+        observe({ host, method: req.method, status: 0, error: err instanceof SignetError ? err.code : 'ERROR', seconds: seconds() });
+        throw err;
+      }
+    });
   }
 
   /** A manifest by tag or digest; bytes verified against the digest when fetched by digest. */
