@@ -13,8 +13,10 @@ export interface DaemonConfig {
   auditLog: string;
   /** `host:port` registries reached over plain HTTP. */
   insecureRegistries: string[];
-  /** Docker-style config.json with registry credentials. */
+  /** Docker-style config.json with registry credentials (default: $DOCKER_CONFIG/config.json when DOCKER_CONFIG is set). */
   dockerConfig?: string;
+  /** containerd's hosts.toml folder (its registry.config_path): mirrors, CAs, client certificates, as containerd pulls. */
+  registryConfigPath?: string;
   registryTimeoutMs: number;
   registryRetries: number;
   /** Bound on one decision; below the verifier's 8 s so the daemon answers before it gives up. */
@@ -54,6 +56,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   policyDir: '/etc/signet/policy.d',
   auditLog: '/var/log/signet/audit.log',
   insecureRegistries: [],
+  registryConfigPath: '/etc/containerd/certs.d',
   registryTimeoutMs: 5000,
   registryRetries: 1,
   verifyTimeoutMs: 7000,
@@ -70,7 +73,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   images: { onUnverified: 'report', reverifyIntervalMs: 60 * 60_000 },
 };
 
-const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'maxConcurrentDecisions', 'maxQueuedDecisions', 'maxQueueWait', 'registryConcurrency', 'keyRefreshInterval', 'policyRescanInterval', 'pkcs11', 'logLevel', 'auditFailure', 'containerd', 'images', 'nri'];
+const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryConfigPath', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'maxConcurrentDecisions', 'maxQueuedDecisions', 'maxQueueWait', 'registryConcurrency', 'keyRefreshInterval', 'policyRescanInterval', 'pkcs11', 'logLevel', 'auditFailure', 'containerd', 'images', 'nri'];
 
 export async function loadConfig(path: string): Promise<DaemonConfig> {
   let text: string;
@@ -100,7 +103,7 @@ export function parseConfig(text: string, file: string): DaemonConfig {
   for (const key of Object.keys(c)) if (!KNOWN_KEYS.includes(key)) fail(key, `unknown setting (known: ${KNOWN_KEYS.join(', ')})`);
 
   const config: DaemonConfig = { ...DEFAULT_CONFIG, insecureRegistries: [], containerd: { ...DEFAULT_CONFIG.containerd }, images: { ...DEFAULT_CONFIG.images } };
-  const path = (key: 'socket' | 'policyDir' | 'auditLog' | 'dockerConfig'): void => {
+  const path = (key: 'socket' | 'policyDir' | 'auditLog' | 'dockerConfig' | 'registryConfigPath'): void => {
     const v = c[key];
     if (v === undefined) return;
     if (typeof v !== 'string' || v.length === 0) fail(key, 'must be a non-empty string');
@@ -111,6 +114,7 @@ export function parseConfig(text: string, file: string): DaemonConfig {
   path('policyDir');
   path('auditLog');
   path('dockerConfig');
+  path('registryConfigPath');
   if (c['insecureRegistries'] !== undefined) {
     const list = c['insecureRegistries'];
     if (!Array.isArray(list)) fail('insecureRegistries', 'must be a list of host:port');

@@ -76,6 +76,7 @@ export class Daemon {
       retries: config.registryRetries,
       concurrencyPerHost: config.registryConcurrency,
       ...(config.dockerConfig !== undefined ? { dockerConfigPath: config.dockerConfig } : {}),
+      ...(config.registryConfigPath !== undefined ? { registryConfigPath: config.registryConfigPath } : {}),
       userAgent: `signetd/${VERSION}`,
     });
     const sources = new SourceFactory(client);

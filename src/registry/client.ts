@@ -437,7 +437,7 @@ export class RegistryClient {
         continue;
       }
       if (res.status === 401) {
-        const creds = this.credentials.lookup(credentialsFor);
+        const creds = await this.credentials.lookup(credentialsFor).catch(() => undefined);
         throw registryError('REGISTRY_UNAUTHORIZED', res, `${req.what}: unauthorized (${creds ? 'the configured credentials were refused' : 'no credentials configured for this registry'})`);
       }
       if ((res.status === 429 || res.status >= 500) && attempt > 0) {
@@ -449,7 +449,7 @@ export class RegistryClient {
 
   /** Answer a challenge: Basic with the configured credentials, or fetch a Bearer token. */
   private async authorize(registry: string, host: RegistryHost, challenge: Challenge, scope: string, what: string, signal?: AbortSignal): Promise<{ authorization: string; expiresIn: number } | undefined> {
-    const creds = this.credentials.lookup(registry);
+    const creds = await this.credentials.lookup(registry);
     if (challenge.scheme === 'basic') return creds?.username !== undefined ? { authorization: basicAuthorization(creds), expiresIn: 3600 } : undefined;
     const realm = challenge.params['realm'];
     if (!realm) throw new SignetError('REGISTRY_PROTOCOL', `${what}: Bearer challenge without realm`);

@@ -63,48 +63,48 @@ describe('Docker config.json credentials', () => {
     return new CredentialStore(path);
   };
 
-  it('decodes auth (base64 user:password, a colon in the password kept)', () => {
+  it('decodes auth (base64 user:password, a colon in the password kept)', async () => {
     const s = store({ auths: { '127.0.0.1:5000': { auth: b64('ci:pa:ss') } } });
-    assert.deepEqual(s.lookup('127.0.0.1:5000'), { username: 'ci', password: 'pa:ss' });
-    assert.equal(s.lookup('127.0.0.1:5001'), undefined, 'another port is another registry');
+    assert.deepEqual(await s.lookup('127.0.0.1:5000'), { username: 'ci', password: 'pa:ss' });
+    assert.equal(await s.lookup('127.0.0.1:5001'), undefined, 'another port is another registry');
   });
 
-  it('reads username/password and identitytoken', () => {
+  it('reads username/password and identitytoken', async () => {
     const s = store({ auths: { 'a.example': { username: 'u', password: 'p' }, 'b.example': { auth: b64('<token>:'), identitytoken: 'refresh-me' } } });
-    assert.deepEqual(s.lookup('a.example'), { username: 'u', password: 'p' });
-    assert.deepEqual(s.lookup('b.example'), { username: '<token>', password: '', identityToken: 'refresh-me' });
+    assert.deepEqual(await s.lookup('a.example'), { username: 'u', password: 'p' });
+    assert.deepEqual(await s.lookup('b.example'), { username: '<token>', password: '', identityToken: 'refresh-me' });
   });
 
-  it('finds entries keyed https://host and https://host/v1/', () => {
-    assert.deepEqual(store({ auths: { 'https://reg.example': { auth: b64('a:b') } } }).lookup('reg.example'), { username: 'a', password: 'b' });
-    assert.deepEqual(store({ auths: { 'https://reg.example/v1/': { auth: b64('c:d') } } }).lookup('reg.example'), { username: 'c', password: 'd' });
+  it('finds entries keyed https://host and https://host/v1/', async () => {
+    assert.deepEqual(await store({ auths: { 'https://reg.example': { auth: b64('a:b') } } }).lookup('reg.example'), { username: 'a', password: 'b' });
+    assert.deepEqual(await store({ auths: { 'https://reg.example/v1/': { auth: b64('c:d') } } }).lookup('reg.example'), { username: 'c', password: 'd' });
   });
 
-  it('finds Docker Hub under https://index.docker.io/v1/', () => {
-    assert.deepEqual(store({ auths: { 'https://index.docker.io/v1/': { auth: b64('hub:pw') } } }).lookup('docker.io'), { username: 'hub', password: 'pw' });
+  it('finds Docker Hub under https://index.docker.io/v1/', async () => {
+    assert.deepEqual(await store({ auths: { 'https://index.docker.io/v1/': { auth: b64('hub:pw') } } }).lookup('docker.io'), { username: 'hub', password: 'pw' });
   });
 
-  it('ignores credsStore and credHelpers (no helper programs run), and empty entries', () => {
-    const s = store({ credsStore: 'desktop', credHelpers: { 'reg.example': 'ecr-login' }, auths: { 'reg.example': {} } });
-    assert.equal(s.lookup('reg.example'), undefined);
+  it('treats an empty auths entry as no credentials (helpers: credential-helpers.test)', async () => {
+    const s = store({ auths: { 'reg.example': {} } });
+    assert.equal(await s.lookup('reg.example'), undefined);
   });
 
-  it('treats a missing file as no credentials, and no path as anonymous', () => {
-    assert.equal(new CredentialStore(join(dir, 'absent.json')).lookup('reg.example'), undefined);
-    assert.equal(new CredentialStore(undefined).lookup('reg.example'), undefined);
+  it('treats a missing file as no credentials, and no path as anonymous', async () => {
+    assert.equal(await new CredentialStore(join(dir, 'absent.json')).lookup('reg.example'), undefined);
+    assert.equal(await new CredentialStore(undefined).lookup('reg.example'), undefined);
   });
 
-  it('re-reads the file when it changes', () => {
+  it('re-reads the file when it changes', async () => {
     const s = store({ auths: { 'reg.example': { auth: b64('old:1') } } });
-    assert.equal(s.lookup('reg.example')?.username, 'old');
+    assert.equal((await s.lookup('reg.example'))?.username, 'old');
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ auths: { 'reg.example': { auth: b64('new:2') } } }));
-    assert.equal(s.lookup('reg.example')?.username, 'new');
+    assert.equal((await s.lookup('reg.example'))?.username, 'new');
   });
 
-  it('rejects malformed JSON as CONFIG_INVALID naming the file but not its contents', () => {
+  it('rejects malformed JSON as CONFIG_INVALID naming the file but not its contents', async () => {
     const secret = b64('ci:very-secret-password');
     const s = store(`{"auths":{"reg.example":{"auth":"${secret}"}}`);
-    assert.throws(() => s.lookup('reg.example'), (e: { code?: string; message: string }) => e.code === 'CONFIG_INVALID' && e.message.includes(join(dir, 'config.json')) && /not valid JSON/.test(e.message) && !e.message.includes(secret));
+    await assert.rejects(() => s.lookup('reg.example'), (e: { code?: string; message: string }) => e.code === 'CONFIG_INVALID' && e.message.includes(join(dir, 'config.json')) && /not valid JSON/.test(e.message) && !e.message.includes(secret));
   });
 
   for (const [label, doc, why] of [
