@@ -10,6 +10,7 @@
  * SIGHUP, so records always go to the file the operator sees at that path.
  */
 import { closeSync, fstatSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Decision } from '../engine/decision.js';
 import { LIMITS, printable, printableJson } from '../util/printable.js';
@@ -51,6 +52,8 @@ export interface CreateContext {
 
 export interface AuditRecord {
   event: AuditEvent;
+  /** The node that decided (os.hostname()), so lines shipped off the node still say where. */
+  host: string;
   namespace?: string;
   action?: string;
   pod?: string;
@@ -89,6 +92,9 @@ export interface AuditLogger {
   info(message: string, meta?: Record<string, unknown>): void;
 }
 
+/** The node's name, read once: every line carries it. */
+const HOST = printable(hostname(), LIMITS.name);
+
 /** How often a failed or possibly rotated file is looked at again. */
 const RECHECK_MS = 1000;
 
@@ -115,8 +121,11 @@ export class AuditLog {
     const code = create?.code ?? decision.code;
     const record: AuditRecord = {
       event: node?.event ?? 'decision',
+      host: HOST,
       ...(node ? { namespace: printable(node.namespace, LIMITS.name), action: node.action } : {}),
-      ...(create ? { pod: printable(create.pod, LIMITS.name), container: printable(create.container, LIMITS.name), role: create.role, cached: create.cached } : {}),
+      ...(create ? { pod: printable(create.pod, LIMITS.name), container: printable(create.container, LIMITS.name), role: create.role } : {}),
+      // Every line says whether the verdict came from signetd's verdict cache.
+      cached: create?.cached ?? decision.cached === true,
       name: decision.name,
       image: decision.image,
       digest: decision.digest,

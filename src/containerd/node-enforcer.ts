@@ -58,6 +58,8 @@ export interface NodeEnforcerStatus {
   lastReverifyTrigger: string;
   lastReverifyImages: number;
   lastReverifyRefused: number;
+  /** Reverification passes completed since start (metrics). */
+  reverifications: number;
   /** Refused records still on the node, `namespace/name`, as last decided. */
   refusedImages: string[];
 }
@@ -82,7 +84,7 @@ export class NodeImageEnforcer {
   private sweeping: Promise<void> | undefined;
   private sweepAgain: string | undefined;
   private readonly refused = new Map<string, string>();
-  private readonly state = { connected: false, version: '', lastError: '', imageEvents: 0, imageEventsRefused: 0, imagesRemoved: 0, lastReverify: '', lastReverifyTrigger: '', lastReverifyImages: 0, lastReverifyRefused: 0 };
+  private readonly state = { connected: false, version: '', lastError: '', imageEvents: 0, imageEventsRefused: 0, imagesRemoved: 0, lastReverify: '', lastReverifyTrigger: '', lastReverifyImages: 0, lastReverifyRefused: 0, reverifications: 0 };
   private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(private readonly options: NodeEnforcerOptions, private readonly deps: NodeEnforcerDeps) {}
@@ -200,7 +202,7 @@ export class NodeImageEnforcer {
     for (const key of this.refused.keys()) if (!present.has(key)) this.refused.delete(key);
     await this.enforce(verdicts, 'reverify');
     const refused = verdicts.filter((v) => !v.decision.ok).length;
-    Object.assign(this.state, { lastReverify: new Date().toISOString(), lastReverifyTrigger: trigger, lastReverifyImages: verdicts.length, lastReverifyRefused: refused });
+    Object.assign(this.state, { lastReverify: new Date().toISOString(), lastReverifyTrigger: trigger, lastReverifyImages: verdicts.length, lastReverifyRefused: refused, reverifications: this.state.reverifications + 1 });
     this.deps.log.info('reverified the images on the node', { trigger, images: verdicts.length, refused, namespaces });
   }
 

@@ -5,6 +5,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { SignetError } from '../errors.js';
 import { isValidHost } from '../registry/reference.js';
 import { parseDuration } from '../util/duration.js';
+import { parseListen } from '../metrics/server.js';
 
 export interface DaemonConfig {
   socket: string;
@@ -47,6 +48,16 @@ export interface DaemonConfig {
    * decision, below containerd's plugin_request_timeout (2 s by default; NRI fails open after it).
    */
   nri?: { socket: string; index: string; timeoutMs: number };
+  /** Longest life of a cached acceptance (0: no verdict cache; identical requests still share one verification). */
+  cacheTtlMs: number;
+  /** Longest life of a cached refusal ("could not check" is never cached). */
+  negativeCacheTtlMs: number;
+  /** Verdicts kept at most (least recently used dropped first). */
+  cacheEntries: number;
+  /** Bytes of manifests and blobs fetched by digest kept at most (0: no content cache). */
+  contentCacheBytes: number;
+  /** Prometheus metrics endpoint (absent: off). `listen`: `host:port` or an absolute unix socket path. */
+  metrics?: { listen: string };
 }
 
 export const DEFAULT_NRI = { socket: '/var/run/nri/nri.sock', index: '10', timeoutMs: 1500 };
@@ -71,9 +82,13 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   auditFailure: 'reject',
   containerd: { enabled: true, address: '/run/containerd/containerd.sock' },
   images: { onUnverified: 'report', reverifyIntervalMs: 60 * 60_000 },
+  cacheTtlMs: 5 * 60_000,
+  negativeCacheTtlMs: 10_000,
+  cacheEntries: 10_000,
+  contentCacheBytes: 64 * 1024 * 1024,
 };
 
-const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryConfigPath', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'maxConcurrentDecisions', 'maxQueuedDecisions', 'maxQueueWait', 'registryConcurrency', 'keyRefreshInterval', 'policyRescanInterval', 'pkcs11', 'logLevel', 'auditFailure', 'containerd', 'images', 'nri'];
+const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryConfigPath', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'maxConcurrentDecisions', 'maxQueuedDecisions', 'maxQueueWait', 'registryConcurrency', 'keyRefreshInterval', 'policyRescanInterval', 'pkcs11', 'logLevel', 'auditFailure', 'containerd', 'images', 'nri', 'cacheTTL', 'negativeCacheTTL', 'cacheEntries', 'contentCacheSize', 'metrics'];
 
 export async function loadConfig(path: string): Promise<DaemonConfig> {
   let text: string;
@@ -225,6 +240,34 @@ export function parseConfig(text: string, file: string): DaemonConfig {
       if (config.nri.timeoutMs < 100 || config.nri.timeoutMs > 60_000) fail('nri', 'timeout must be from 100ms to 60s (and below containerd\'s plugin_request_timeout, 2s by default)');
     }
   }
+  config.cacheTtlMs = duration('cacheTTL') ?? config.cacheTtlMs;
+  config.negativeCacheTtlMs = duration('negativeCacheTTL') ?? config.negativeCacheTtlMs;
+  if (config.cacheTtlMs > 24 * 3600_000) fail('cacheTTL', 'must be at most 24h');
+  if (config.negativeCacheTtlMs > config.cacheTtlMs && c['negativeCacheTTL'] !== undefined) fail('negativeCacheTTL', 'must not be longer than cacheTTL');
+  config.cacheEntries = int('cacheEntries', 1, 10_000_000) ?? config.cacheEntries;
+  if (c['contentCacheSize'] !== undefined) {
+    const bytes = parseSize(c['contentCacheSize']);
+    if (bytes === undefined || bytes > 16 * 1024 ** 3) fail('contentCacheSize', 'must be a size like 64MiB, 512KiB or a number of bytes (0 turns it off; at most 16GiB)');
+    config.contentCacheBytes = bytes!;
+  }
+  if (c['metrics'] !== undefined) {
+    // `metrics:` alone (null) turns the endpoint on at 127.0.0.1:9464.
+    if (c['metrics'] === null) c['metrics'] = {};
+    const m = mapping('metrics', ['listen'], '{ listen: "127.0.0.1:9464" } or { listen: /run/signet/metrics.sock }')!;
+    const listen = m['listen'] ?? '127.0.0.1:9464';
+    if (typeof listen !== 'string' || parseListen(listen) === undefined) fail('metrics', `listen must be host:port (127.0.0.1:9464) or an absolute unix socket path, got ${JSON.stringify(listen)}`);
+    config.metrics = { listen: listen as string };
+  }
   if (config.verifyTimeoutMs >= 8000) fail('verifyTimeout', 'must be below 8s, the verifier\'s own deadline, so that signetd answers first');
   return config;
+}
+
+/** `64MiB`, `512KiB`, `1GiB`, `1000000` (bytes): bytes, or undefined when it is none of these. */
+export function parseSize(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+  if (typeof v !== 'string') return undefined;
+  const m = /^([0-9]+)\s*(B|KiB|MiB|GiB)?$/.exec(v.trim());
+  if (!m) return undefined;
+  const unit = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[(m[2] ?? 'B') as 'B' | 'KiB' | 'MiB' | 'GiB'];
+  return Number(m[1]) * unit;
 }

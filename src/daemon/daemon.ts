@@ -19,7 +19,12 @@ import type { KeyProvider } from '../keys/provider.js';
 import type { KeyStatus } from '../keys/types.js';
 import type { Policy } from '../policy/types.js';
 import { PolicyWatcher } from '../policy/watcher.js';
-import { RegistryClient } from '../registry/client.js';
+import { CachingRegistryClient } from '../registry/content-cache.js';
+import { VerdictCache, type VerdictCacheStats } from '../cache/verdict-cache.js';
+import { Metrics } from '../metrics/metrics.js';
+import { MetricsServer } from '../metrics/server.js';
+import type { NodeContext, CreateContext } from '../audit/audit-log.js';
+import type { ContentCacheStats } from '../registry/content-cache.js';
 import { Admission, type AdmissionStatus } from './admission.js';
 import type { DaemonConfig } from './config.js';
 import type { Logger } from './logger.js';
@@ -45,6 +50,10 @@ export interface DaemonStatus {
   containerd?: NodeEnforcerStatus;
   /** signetd as an NRI plugin (container creation); absent when `nri` is not configured. */
   nri?: NriStatus & CreationStatus;
+  /** The verdict cache (shared by every path) and the content cache (manifests and blobs by digest). */
+  cache: VerdictCacheStats & { ttlMs: number; negativeTtlMs: number; content: ContentCacheStats };
+  /** Where the metrics are served, or '' when off. */
+  metricsListen: string;
 }
 
 export class Daemon {
@@ -67,10 +76,33 @@ export class Daemon {
   private readonly nri: { plugin: NriPlugin; gate: CreationGate; client: ContainerdClient } | undefined;
   /** Bounds decisions in flight and waiting (the gRPC server runs VerifyImage through it). */
   readonly admission: Admission;
+  /** Bumped on every change of the keys (a policy load, a refresh that saw a key change): part of the cache key. */
+  private keyGeneration = 0;
+  /** One verdict cache for every path: VerifyImage, the image watcher, NRI creation. */
+  readonly verdicts: VerdictCache;
+  private readonly registry: CachingRegistryClient;
+  readonly metrics: Metrics;
+  private metricsServer: MetricsServer | undefined;
+  private metricsAddress = '';
 
   constructor(private readonly config: DaemonConfig, private readonly log: Logger, extraProviders: KeyProvider[] = []) {
     this.keys = new KeyRing([new PemKeyProvider(), new SigstoreKeyProvider(), ...extraProviders], log);
-    const client = new RegistryClient({
+    this.metrics = new Metrics({
+      policy: () => ({ loaded: this.policy !== undefined, generation: this.policy?.generation ?? '' }),
+      keys: () => {
+        const status = new Map(this.keys.status().map((k) => [k.name, k]));
+        return Object.entries(this.policy?.keys ?? {}).map(([name, def]) => ({ name, loaded: status.get(name)?.lastError === undefined && status.get(name)?.fingerprint !== undefined, revoked: def.revoked, ...(def.notAfter ? { notAfter: def.notAfter } : {}) }));
+      },
+      verdictCache: () => this.verdicts.stats(),
+      contentCache: () => this.registry.contentStats(),
+      audit: () => this.audit.health(),
+      admission: () => this.admission.status(),
+      containerd: () => (this.nodeImages ? this.nodeImages.status() : undefined),
+      nri: () => (this.nri ? { socket: this.config.nri!.socket, connected: this.nri.plugin.status().connected, ...this.nri.gate.status() } : undefined),
+    });
+    const client = (this.registry = new CachingRegistryClient({
+      contentCacheBytes: config.contentCacheBytes,
+      onExchange: (info) => this.metrics.registryExchange(info),
       insecureRegistries: config.insecureRegistries,
       requestTimeoutMs: config.registryTimeoutMs,
       retries: config.registryRetries,
@@ -78,7 +110,7 @@ export class Daemon {
       ...(config.dockerConfig !== undefined ? { dockerConfigPath: config.dockerConfig } : {}),
       ...(config.registryConfigPath !== undefined ? { registryConfigPath: config.registryConfigPath } : {}),
       userAgent: `signetd/${VERSION}`,
-    });
+    }));
     const sources = new SourceFactory(client);
     this.admission = new Admission({ maxInFlight: config.maxConcurrentDecisions, maxQueued: config.maxQueuedDecisions, maxQueueWaitMs: config.maxQueueWaitMs });
     this.engine = new VerificationEngine({
@@ -87,11 +119,16 @@ export class Daemon {
       timeoutMs: config.verifyTimeoutMs,
       maxSignatures: config.maxSignatures,
     });
+    this.verdicts = new VerdictCache(
+      { decide: (request) => this.engine.verify(request), snapshot: () => ({ ...this.snapshot, keyGeneration: this.keyGeneration }) },
+      { ttlMs: config.cacheTtlMs, negativeTtlMs: config.negativeCacheTtlMs, maxEntries: config.cacheEntries },
+    );
     this.audit = new AuditLog(config.auditLog, log);
     this.audit.onHealthChange(() => this.notify());
     this.watcher = new PolicyWatcher(config.policyDir, {
       onPolicy: (policy) => void this.install(policy),
       onError: (err) => {
+        this.metrics.policyReload(false);
         this.lastReloadError = describeError(err);
         this.log.error('policy not loaded; the last good policy stays in force', { policyDir: config.policyDir, error: this.lastReloadError, generation: this.policy?.generation ?? null });
         this.notify();
@@ -108,14 +145,12 @@ export class Daemon {
         { ...(config.containerd.namespaces ? { namespaces: config.containerd.namespaces } : {}), onUnverified: config.images.onUnverified, reverifyIntervalMs: config.images.reverifyIntervalMs },
         {
           client: new ContainerdClient(config.containerd.address),
-          decide: (request) => this.engine.verify(request),
+          decide: (request) => this.decideCached(request),
           ready: () => this.policy !== undefined,
           policyGeneration: () => this.policy?.generation ?? '',
-          record: (verdict, event, action) => {
-            // An image decided when it arrived is not decided again when a container is created from it.
-            this.nri?.gate.remember(verdict.decision, verdict.image.namespace);
-            this.audit.record(verdict.decision, { event, namespace: verdict.image.namespace, action });
-          },
+          // An image decided when it arrived is not decided again when a container is created from it: the
+          // verdict cache is shared with NRI.
+          record: (verdict, event, action) => void this.record(verdict.decision, { event, namespace: verdict.image.namespace, action }),
           log,
         },
       );
@@ -124,7 +159,8 @@ export class Daemon {
       // Container creation through NRI: the image name resolved to its digest in CRI's namespace, then
       // the same engine and policy as a pull. Not through admission: creations are few, and bounded.
       const client = new ContainerdClient(config.containerd.address, config.nri.timeoutMs);
-      const gate = new CreationGate({ images: client, decide: (request) => this.engine.verify(request), policyGeneration: () => this.policy?.generation ?? '', record: (decision, context) => this.audit.record(decision, context), auditFailure: () => this.config.auditFailure, log });
+      // The gate's own verdict memory is off: the shared verdict cache answers for it.
+      const gate = new CreationGate({ images: client, decide: (request) => this.decideCached(request), policyGeneration: () => this.policy?.generation ?? '', record: (decision, context) => this.record(decision, context), auditFailure: () => this.config.auditFailure, log }, { cacheTtlMs: 0 });
       this.nri = { client, gate, plugin: new NriPlugin({ socket: config.nri.socket, index: config.nri.index, timeoutMs: config.nri.timeoutMs }, gate, log) };
     }
   }
@@ -137,13 +173,44 @@ export class Daemon {
     this.refreshTimer.unref();
     this.nodeImages?.start();
     this.nri?.plugin.start();
+    if (this.config.metrics) {
+      this.metricsServer = new MetricsServer(this.metrics, this.config.metrics.listen);
+      this.metricsAddress = await this.metricsServer.start();
+      this.log.info('metrics served', { listen: this.metricsAddress });
+    }
+  }
+
+  /** A decision through the verdict cache (cached: true when it came from memory). */
+  private async decideCached(request: VerifyRequest): Promise<Decision> {
+    const { decision, cached } = await this.verdicts.decide(request);
+    return cached ? decision : { ...decision, cached: false };
+  }
+
+  /** The audit line, and the decision counted in the metrics. */
+  private record(decision: Decision, context?: NodeContext | CreateContext): boolean {
+    const written = this.audit.record(decision, context);
+    const scopes = this.policy?.scopes;
+    const mode = (decision.scope === 'default' ? this.policy?.default.mode : scopes?.[decision.scope]?.mode) ?? '';
+    this.metrics.decision(context?.event ?? 'decision', decision, mode, decision.durationMs / 1000);
+    return written;
+  }
+
+  /** Drop every verdict: the policy or the keys changed. */
+  private keysChanged(): void {
+    this.keyGeneration++;
+    this.verdicts.clear();
+    this.nri?.gate.clear();
   }
 
   /** Load the keys the new policy names, then swap policy in one assignment. */
   private install(policy: Policy): Promise<void> {
     this.keyWork = this.keyWork.then(async () => {
       const keys = await this.keys.load(policy.keys);
+      // The cache is dropped in the same tick as the swap: no request sees the new snapshot with old verdicts.
+      this.keyGeneration++;
       this.snapshot = { policy, keys };
+      this.verdicts.clear();
+      this.metrics.policyReload(true);
       this.lastReload = new Date();
       this.lastReloadError = undefined;
       this.log.info('policy loaded', { generation: policy.generation, files: policy.files, keys: this.keys.size });
@@ -162,7 +229,7 @@ export class Daemon {
         await this.keys.refresh();
         // A key that went away, came back or changed changes verdicts: decide the node's images again.
         if (this.keyFingerprint() !== before) {
-          this.nri?.gate.clear();
+          this.keysChanged();
           void this.nodeImages?.reverify('keys');
         }
       })
@@ -184,9 +251,9 @@ export class Daemon {
   }
 
   async verify(request: VerifyRequest): Promise<Decision> {
-    const decision = await this.engine.verify(request);
+    const decision = await this.decideCached(request);
     this.decisions++;
-    if (this.audit.record(decision) || this.config.auditFailure === 'allow' || !decision.ok) return decision;
+    if (this.record(decision) || this.config.auditFailure === 'allow' || !decision.ok) return decision;
     // Like auditd's disk_full_action: what cannot be recorded is not allowed.
     const { lastError } = this.audit.health();
     return {
@@ -215,6 +282,8 @@ export class Daemon {
       audit: { ...this.audit.health(), onFailure: this.config.auditFailure },
       ...(this.nodeImages ? { containerd: this.nodeImages.status() } : {}),
       ...(this.nri ? { nri: { ...this.nri.plugin.status(), ...this.nri.gate.status() } } : {}),
+      cache: { ...this.verdicts.stats(), ttlMs: this.config.cacheTtlMs, negativeTtlMs: this.config.negativeCacheTtlMs, content: this.registry.contentStats() },
+      metricsListen: this.metricsAddress,
     };
   }
 
@@ -252,6 +321,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
+    await this.metricsServer?.stop();
     await this.nri?.plugin.stop();
     this.nri?.client.close();
     await this.nodeImages?.stop();

@@ -57,6 +57,7 @@ function judgement(untrusted: Decision): Record<string, unknown> {
     digest: d.digest,
     code: d.code ?? '',
     warnings: d.warnings,
+    cached: d.cached === true,
   };
 }
 

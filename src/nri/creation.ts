@@ -9,7 +9,9 @@
  * (containerd stops waiting at its plugin_request_timeout and then creates the container unchecked)
  * is a refusal, with a reason that says which.
  *
- * A small verdict memory keeps the last decision per (name, digest) for `cacheTtlMs`, valid only under
+ * signetd passes `cacheTtlMs: 0` and a `decide` backed by its shared verdict cache (src/cache/), which
+ * also holds the image watcher's verdicts and says `cached` on what it answers from memory. Standalone,
+ * a small verdict memory keeps the last decision per (name, digest) for `cacheTtlMs`, valid only under
  * the policy generation it was made with, and emptied on every policy or key change (clear()); the
  * image watcher's verdicts are remembered too, so an image decided when it arrived is decided again at
  * creation without a registry round trip. Only definitive verdicts are kept: "could not check" is
@@ -311,7 +313,8 @@ export class CreationGate {
       decision = await this.deps.decide({ name, descriptor: image.target });
     }
     this.store(name, image.target.digest, decision);
-    return { decision, cached: false };
+    // A decide() backed by signetd's shared verdict cache says when it answered from memory.
+    return { decision, cached: decision.cached === true };
   }
 
   private timeoutDecision(p: Progress, deadlineMs: number, elapsedMs: number): Decision {
@@ -335,7 +338,7 @@ export class CreationGate {
   }
 
   private store(name: string, digest: string, decision: Decision): void {
-    if (isUndecided(decision) || decision.policyGeneration === '' || digest === '') return;
+    if (isUndecided(decision) || decision.policyGeneration === '' || digest === '' || (this.options.cacheTtlMs ?? DEFAULT_TTL_MS) <= 0) return;
     const k = this.key(name, digest);
     this.memory.delete(k);
     this.memory.set(k, { decision, expires: Date.now() + (this.options.cacheTtlMs ?? DEFAULT_TTL_MS) });

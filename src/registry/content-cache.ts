@@ -26,10 +26,13 @@ export const DEFAULT_CONTENT_CACHE_BYTES = 64 * 1024 * 1024;
 export class CachingRegistryClient extends RegistryClient {
   private readonly content: LRUCache<string, Content>;
   private readonly counts = { hits: 0, misses: 0 };
+  /** False with contentCacheSize 0: every fetch goes to the registry. */
+  private readonly enabled: boolean;
 
   constructor(options: RegistryClientOptions & { contentCacheBytes?: number } = {}) {
     super(options);
     const maxSize = options.contentCacheBytes ?? DEFAULT_CONTENT_CACHE_BYTES;
+    this.enabled = maxSize > 0;
     this.content = new LRUCache<string, Content>({
       maxSize: Math.max(1, maxSize),
       sizeCalculation: (c) => Math.max(1, c.kind === 'manifest' ? c.manifest.bytes.length : c.bytes.length),
@@ -37,7 +40,7 @@ export class CachingRegistryClient extends RegistryClient {
   }
 
   override async getManifest(repo: RepositoryRef, reference: string, options: CallOptions & { accept?: string[] } = {}): Promise<FetchedManifest> {
-    if (!isDigest(reference)) return super.getManifest(repo, reference, options);
+    if (!this.enabled || !isDigest(reference)) return super.getManifest(repo, reference, options);
     const key = `m\u0000${repo.registry}/${repo.repository}\u0000${reference}`;
     const hit = this.content.get(key);
     if (hit?.kind === 'manifest' && (options.accept === undefined || options.accept.includes(hit.manifest.mediaType))) {
@@ -51,6 +54,7 @@ export class CachingRegistryClient extends RegistryClient {
   }
 
   override async getBlob(repo: RepositoryRef, digest: string, options: CallOptions & { maxBytes?: number } = {}): Promise<Buffer> {
+    if (!this.enabled) return super.getBlob(repo, digest, options);
     const key = `b\u0000${repo.registry}/${repo.repository}\u0000${digest}`;
     const hit = this.content.get(key);
     if (hit?.kind === 'blob' && (options.maxBytes === undefined || hit.bytes.length <= options.maxBytes)) {

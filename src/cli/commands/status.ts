@@ -33,6 +33,7 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
       ...admissionLines(status['admission'] as Record<string, any> | null | undefined),
       ...containerdLines(status['containerd'] as Record<string, any> | null | undefined),
       ...nriLines(status['nri'] as Record<string, any> | null | undefined),
+      ...cacheLines(status['cache'] as Record<string, any> | null | undefined, status['metricsListen']),
       'keys',
       ...(status['keys'] as Array<Record<string, string>>).map(
         (k) => `  ${t(k['name'], LIMITS.name)}  ${t(k['algorithm'] || '?')}  ${t(k['fingerprint'] || '')}  ${t(k['location'])}${k['lastError'] ? `  ERROR: ${t(k['lastError'])}` : ''}`,
@@ -90,4 +91,18 @@ function admissionLines(a: Record<string, any> | null | undefined): string[] {
   if (!a) return [];
   const refused = Number(a['refusedQueueFull'] ?? 0) + Number(a['refusedQueueTimeout'] ?? 0);
   return [`load     ${a['inFlight']}/${a['maxInFlight']} deciding, ${a['queued']}/${a['maxQueued']} waiting (peak ${a['peakQueued']}); ${refused} refused as overloaded (RESOURCE_EXHAUSTED)`];
+}
+
+/** The verdict cache (every path shares it), the content cache, and where the metrics are served. */
+function cacheLines(c: Record<string, any> | null | undefined, metricsListen: unknown): string[] {
+  if (!c) return [];
+  const asked = Number(c['hits']) + Number(c['misses']) + Number(c['coalesced']);
+  const share = asked > 0 ? ` (${Math.round((100 * Number(c['hits'])) / asked)}% of ${asked} answered from memory)` : '';
+  const content = c['content'] as Record<string, any> | undefined;
+  const mib = (n: unknown): string => `${(Number(n) / 1024 / 1024).toFixed(1)} MiB`;
+  return [
+    `cache       ${c['entries']}/${c['maxEntries']} verdicts, ${c['hits']} hits, ${c['misses']} verifications, ${c['coalesced']} requests joined one under way${share}; dropped ${c['cleared']} times (policy or key changes); acceptances ${Number(c['ttlMs']) / 1000} s, refusals ${Number(c['negativeTtlMs']) / 1000} s at most`,
+    ...(content ? [`content     ${content['entries']} manifests and blobs by digest, ${mib(content['bytes'])} of ${mib(content['maxBytes'])}, ${content['hits']} hits, ${content['misses']} fetched`] : []),
+    `metrics     ${!metricsListen ? 'off (metrics: { listen: 127.0.0.1:9464 } turns them on)' : String(metricsListen).startsWith('/') ? `GET /metrics on unix socket ${t(metricsListen)}` : `http://${t(metricsListen)}/metrics`}`,
+  ];
 }
