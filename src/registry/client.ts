@@ -26,6 +26,8 @@ export interface RegistryClientOptions {
    * client certificates, skip_verify, plain-HTTP hosts, as containerd uses them (see hosts.ts).
    */
   registryConfigPath?: string;
+  /** Longest wait for a Docker credential helper (default 10 s). */
+  credentialHelperTimeoutMs?: number;
   requestTimeoutMs?: number;
   retries?: number;
   maxManifestBytes?: number;
@@ -78,7 +80,7 @@ export class RegistryClient {
 
   constructor(options: RegistryClientOptions = {}) {
     this.hosts = new RegistryHosts({ insecure: options.insecureRegistries ?? [], ...(options.registryConfigPath !== undefined ? { configPath: options.registryConfigPath } : {}) });
-    this.credentials = new CredentialStore(options.dockerConfigPath);
+    this.credentials = new CredentialStore(options.dockerConfigPath, options.credentialHelperTimeoutMs);
     this.timeoutMs = options.requestTimeoutMs ?? 5000;
     this.retries = options.retries ?? 2;
     this.maxManifestBytes = options.maxManifestBytes ?? 4 * 1024 * 1024;

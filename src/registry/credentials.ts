@@ -118,9 +118,13 @@ export function runCredentialHelper(name: string, server: string, timeoutMs: num
     const out: Buffer[] = [];
     let size = 0;
     let timedOut = false;
+    // Settled at the bound without waiting for 'close': a grandchild holding the pipes keeps it away.
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');
+      child.stdout.destroy();
+      child.stderr.destroy();
+      fail(`no answer within ${timeoutMs} ms`);
     }, timeoutMs);
     child.stdout.on('data', (c: Buffer) => {
       size += c.length;
@@ -134,7 +138,8 @@ export function runCredentialHelper(name: string, server: string, timeoutMs: num
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (timedOut || signal !== null) return fail(timedOut ? `no answer within ${timeoutMs} ms` : `killed by ${signal}`);
+      if (timedOut) return;
+      if (signal !== null) return fail(`killed by ${signal}`);
       const text = Buffer.concat(out).toString('utf8');
       if (code !== 0) {
         // docker-credential-helpers' ErrCredentialsNotFound: anonymous access, as Docker does.

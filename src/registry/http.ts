@@ -128,11 +128,15 @@ export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
 }
 
 function proxyDispatcher(tls: TlsMaterial): Dispatcher {
-  let d = proxyAgents.get(tls.key);
+  // EnvHttpProxyAgent reads the environment when made: one per TLS setting and proxy environment.
+  const env = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'NO_PROXY', 'no_proxy'].map((k) => process.env[k] ?? '').join('\n');
+  const key = `${tls.key}\n${env}`;
+  let d = proxyAgents.get(key);
   if (d === undefined) {
     // `connect` for direct connections (NO_PROXY), `requestTls` for the TLS inside a CONNECT tunnel.
     d = new EnvHttpProxyAgent({ connect: tls.options, requestTls: tls.options, keepAliveTimeout: 30_000 });
-    proxyAgents.set(tls.key, d);
+    proxyAgents.set(key, d);
+    if (proxyAgents.size > 64) proxyAgents.delete(proxyAgents.keys().next().value!);
   }
   return d;
 }
