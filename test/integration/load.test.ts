@@ -153,4 +153,17 @@ describe('signetd under load', function () {
       await daemon.stop();
     }
   });
+
+  it('300 pulls through the verifier executable, 10 at a time as containerd runs them: every exit code right', async () => {
+    const daemon = await daemonWithPolicy();
+    try {
+      const auditBefore = daemon.audit().length;
+      const runs = await pool(300, 10, (i) => runVerifier({ socket: daemon.socket, name: cases[i % 3]!.name, descriptor: cases[i % 3]!.descriptor, timeoutMs: 20_000 }));
+      const wrong = runs.map((r, i) => ({ r, c: cases[i % 3]! })).filter(({ r, c }) => r.code !== (c.expect === 'accept' ? 0 : 1)).map(({ r, c }) => `${c.name}: exit ${r.code} ${r.stdout}`);
+      assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} wrong exit codes`);
+      await waitFor(() => daemon.audit().length - auditBefore === 300, 'one audit line per pull', 10_000);
+    } finally {
+      await daemon.stop();
+    }
+  });
 });
