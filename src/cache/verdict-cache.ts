@@ -106,6 +106,17 @@ export class VerdictCache {
     this.now = options.now ?? Date.now;
   }
 
+  /** The cached decision for `request`, synchronously, or undefined (a miss is not counted: decide() follows). */
+  peek(request: VerifyRequest): Decision | undefined {
+    const started = performance.now();
+    const key = cacheKey(request, this.deps.snapshot());
+    if (key === undefined) return undefined;
+    const hit = this.lru.get(key);
+    if (hit === undefined || hit.expires <= this.now()) return undefined;
+    this.counts.hits++;
+    return { ...hit.decision, cached: true, name: request.name, durationMs: round(performance.now() - started) };
+  }
+
   /** The decision for `request`: from memory, from a decision under way, or a new one. Never throws unless `decide` does. */
   async decide(request: VerifyRequest): Promise<CachedDecision> {
     const snapshot = this.deps.snapshot();

@@ -251,7 +251,20 @@ export class Daemon {
   }
 
   async verify(request: VerifyRequest): Promise<Decision> {
-    const decision = await this.decideCached(request);
+    return this.conclude(await this.decideCached(request));
+  }
+
+  /**
+   * VerifyImage answered from the verdict cache, synchronously (audited like any other), or undefined:
+   * a cached verdict needs no decision slot, so the gRPC layer asks here before admission.
+   */
+  verifyCached(request: VerifyRequest): Decision | undefined {
+    const decision = this.verdicts.peek(request);
+    return decision === undefined ? undefined : this.conclude(decision);
+  }
+
+  /** Count, audit, and refuse what cannot be audited (auditFailure: reject). */
+  private conclude(decision: Decision): Decision {
     this.decisions++;
     if (this.record(decision) || this.config.auditFailure === 'allow' || !decision.ok) return decision;
     // Like auditd's disk_full_action: what cannot be recorded is not allowed.

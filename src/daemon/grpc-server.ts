@@ -84,6 +84,12 @@ export class GrpcServer {
           callback({ code: grpc.status.INVALID_ARGUMENT, details: describeError(err) });
           return;
         }
+        // A verdict in the cache is answered at once: it takes no decision slot.
+        const cached = this.daemon.verifyCached(request);
+        if (cached !== undefined) {
+          callback(null, judgement(cached));
+          return;
+        }
         // Admission control: decisions beyond the bounds are refused at once (the caller fails closed and
         // says why); an admitted decision's own deadlines start only now, not while it waited.
         const gone = new AbortController();
