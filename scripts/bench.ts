@@ -2,12 +2,16 @@
  * npm run bench. Machines are shared and noisy, so every figure is printed next to a baseline
  * measured in the same run, as a ratio:
  *  - signet-verifier wall time per call against a warm signetd  vs  a bare `node -e 0` start;
- *  - signetd VerifyImage latency for a signed image             vs  one manifest GET from the same registry;
- *  - decisions per second under concurrent calls                vs  manifest GETs per second, same concurrency;
+ *  - cached VerifyImage latency (median, p99)                   vs  a grpc.health.v1 Check on the same socket;
+ *  - cached decisions per second at concurrency 16              vs  Health checks per second;
+ *  - signetd's RSS growth over 100k cached decisions;
+ *  - uncached VerifyImage latency (cacheTTL 0, content cache on) vs  one manifest GET from the same registry;
+ *  - registry requests of 50 simultaneous requests for one uncached image  vs  those of one decision;
  *  - NRI CreateContainer round trip to signetd, image already decided  vs  a bare ttrpc round trip on the
  *    same NRI connection (StateChange for an event signetd does not act on).
  */
 import { spawnSync } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
@@ -35,6 +39,34 @@ const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
 const TOTAL = Number(process.env['BENCH_TOTAL'] ?? 800);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.99))]!;
+const RSS_DECISIONS = Number(process.env['BENCH_RSS_DECISIONS'] ?? 100_000);
+
+/** signetd's /metrics over its unix socket. */
+function metricsText(socketPath: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    httpRequest({ socketPath, path: '/metrics' }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve(body));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+async function metricValue(socketPath: string, series: string): Promise<number> {
+  const line = (await metricsText(socketPath)).split('\n').find((l) => l.startsWith(`${series} `));
+  return Number(line?.slice(series.length + 1) ?? NaN);
+}
+
+/** Every request signetd sent to registries so far (signet_registry_requests_total over all labels). */
+async function registryRequests(socketPath: string): Promise<number> {
+  return (await metricsText(socketPath))
+    .split('\n')
+    .filter((l) => l.startsWith('signet_registry_requests_total{'))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
 const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))]!;
 const fmt = (n: number) => n.toFixed(2);
 
@@ -61,9 +93,11 @@ async function main(): Promise<void> {
   const repo = { registry: host, repository: 'bench/app' };
   const img = await pushImage(client, repo, 'v1');
   await signImageCosign(client, repo, img.digest, key.signer, { dockerReference: `${host}/bench/app` });
+  const metricsDir = mkdtempSync(join(tmpdir(), 'bench-metrics-'));
+  const metricsSocket = join(metricsDir, 'metrics.sock');
   const daemon = await startDaemon({
     insecureRegistries: [host],
-    extraConfig: 'logLevel: warn',
+    extraConfig: `logLevel: warn\nmetrics: { listen: ${metricsSocket} }`,
   });
   key.writePublic(join(daemon.dir, 'release.pub'));
   daemon.writePolicy('policy.yaml', {
@@ -88,10 +122,58 @@ async function main(): Promise<void> {
     const ratio = median(verifierMs) / median(nodeMs);
     console.log(`verifier call (warm daemon, signed image)  median ${fmt(median(verifierMs))} ms   bare node -e 0 median ${fmt(median(nodeMs))} ms   ratio ${fmt(ratio)}x   (target <= 2x)`);
 
-    // 2. daemon-side latency against the local registry.
-    const Verifier = verifierServiceClient(loadProtos());
+    // 2. cached VerifyImage (the verdict cache answers) against a grpc.health.v1 Check on the same socket.
+    const root = loadProtos();
+    const Verifier = verifierServiceClient(root);
     const c = new Verifier(`unix://${daemon.socket}`, grpc.credentials.createInsecure()) as any;
+    const Health = (root as any).grpc.health.v1.Health as grpc.ServiceClientConstructor;
+    const h = new Health(`unix://${daemon.socket}`, grpc.credentials.createInsecure()) as any;
     const call = () => new Promise<void>((res, rej) => c.VerifyImage({ name, descriptor }, (e: Error | null, r: { ok: boolean }) => (e ? rej(e) : r.ok ? res() : rej(new Error('rejected')))));
+    const check = () => new Promise<void>((res, rej) => h.Check({ service: '' }, (e: Error | null) => (e ? rej(e) : res())));
+    const getManifest = () => client.getManifest(repo, img.digest);
+    for (let i = 0; i < 50; i++) {
+      await call();
+      await check();
+      await getManifest();
+    }
+    const verifyLat: number[] = [];
+    const healthLat: number[] = [];
+    for (let i = 0; i < RUNS * 25; i++) {
+      verifyLat.push(await timeIt(call));
+      healthLat.push(await timeIt(check));
+    }
+    console.log(`cached VerifyImage  median ${fmt(median(verifyLat))} ms  p99 ${fmt(p99(verifyLat))} ms   Health Check median ${fmt(median(healthLat))} ms  p99 ${fmt(p99(healthLat))} ms   ratio median ${fmt(median(verifyLat) / median(healthLat))}x  p99 ${fmt(p99(verifyLat) / p99(healthLat))}x   (target <= 1.5x)`);
+
+    // 3. cached decisions per second under concurrency against Health checks per second.
+    const checks = await rate(TOTAL * 4, CONCURRENCY, check);
+    const decisions = await rate(TOTAL * 4, CONCURRENCY, call);
+    console.log(`cached decisions/s at concurrency ${CONCURRENCY}: ${fmt(decisions)}   Health checks/s: ${fmt(checks)}   ratio ${fmt(decisions / checks)}   (target >= 0.7)`);
+
+    // 4. RSS growth over many cached decisions (signetd's own process_resident_memory_bytes).
+    // After a warm-up (JIT, heap sized for the load), so that what is measured is growth per decision.
+    await rate(RSS_DECISIONS / 10, CONCURRENCY, call);
+    const rss0 = await metricValue(metricsSocket, 'process_resident_memory_bytes');
+    await rate(RSS_DECISIONS, CONCURRENCY, call);
+    const rss1 = await metricValue(metricsSocket, 'process_resident_memory_bytes');
+    console.log(`RSS growth over ${RSS_DECISIONS} cached decisions (after ${RSS_DECISIONS / 10} to warm up): ${fmt((rss1 - rss0) / 1024 / 1024)} MB   (target <= 20 MB)`);
+    c.close();
+    h.close();
+  } finally {
+    await daemon.stop();
+  }
+
+  // 5. uncached decisions (cacheTTL 0: every request verifies; the content cache keeps what is fetched by digest).
+  const uncached = await startDaemon({ insecureRegistries: [host], extraConfig: `logLevel: warn\ncacheTTL: 0s\nmetrics: { listen: ${metricsSocket} }` });
+  try {
+    key.writePublic(join(uncached.dir, 'release.pub'));
+    uncached.writePolicy('policy.yaml', {
+      apiVersion: 'signet/v1',
+      keys: { release: { file: join(uncached.dir, 'release.pub') } },
+      scopes: { [`${host}/bench`]: { action: 'verify', signatures: { keys: ['release'] } } },
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    const c = new (verifierServiceClient(loadProtos()))(`unix://${uncached.socket}`, grpc.credentials.createInsecure()) as any;
+    const call = () => new Promise<void>((res, rej) => c.VerifyImage({ name, descriptor }, (e: Error | null, r: { ok: boolean; reason: string }) => (e ? rej(e) : r.ok ? res() : rej(new Error(r.reason)))));
     const getManifest = () => client.getManifest(repo, img.digest);
     for (let i = 0; i < 20; i++) {
       await call();
@@ -103,16 +185,20 @@ async function main(): Promise<void> {
       verifyLat.push(await timeIt(call));
       manifestLat.push(await timeIt(getManifest));
     }
-    console.log(`VerifyImage latency  median ${fmt(median(verifyLat))} ms  p95 ${fmt(p95(verifyLat))} ms   one manifest GET median ${fmt(median(manifestLat))} ms   ratio ${fmt(median(verifyLat) / median(manifestLat))}x   (cosign .sig + payload, referrers listing + tag fallback)`);
-
-    // 3. throughput under concurrency.
-    const baseline = await rate(TOTAL, CONCURRENCY, getManifest);
-    const decisions = await rate(TOTAL, CONCURRENCY, call);
-    console.log(`decisions/s at concurrency ${CONCURRENCY}: ${fmt(decisions)}   manifest GETs/s same concurrency: ${fmt(baseline)}   ratio ${fmt(decisions / baseline)}`);
+    console.log(`uncached VerifyImage  median ${fmt(median(verifyLat))} ms  p95 ${fmt(p95(verifyLat))} ms   one manifest GET median ${fmt(median(manifestLat))} ms   ratio ${fmt(median(verifyLat) / median(manifestLat))}x   (target <= 3x; content cache on)`);
+    // 6. 50 simultaneous requests for one uncached image: the registry requests of one decision.
+    const before1 = await registryRequests(metricsSocket);
+    await call();
+    const one = (await registryRequests(metricsSocket)) - before1;
+    const before50 = await registryRequests(metricsSocket);
+    await Promise.all(Array.from({ length: 50 }, call));
+    const fifty = (await registryRequests(metricsSocket)) - before50;
+    console.log(`50 simultaneous requests, one uncached image: ${fifty} registry requests   one decision: ${one}   ratio ${fmt(fifty / Math.max(1, one))}   (target 1)`);
     c.close();
   } finally {
-    await daemon.stop();
+    await uncached.stop();
     await registry.stop();
+    rmSync(metricsDir, { recursive: true, force: true });
   }
   await benchPkcs11();
   await benchNri();
