@@ -21,6 +21,8 @@ export type ErrorCode =
   | 'KEY_INVALID'
   | 'KEY_UNAVAILABLE'
   | 'PIN_INCORRECT'
+  /** A token operation needs the user PIN and none was given (pin-source=, pin-value=, SIGNET_PKCS11_PIN). */
+  | 'PIN_REQUIRED'
   | 'PKCS11_ERROR'
   | 'SIGNATURE_INVALID'
   | 'SIGNATURE_MALFORMED'

@@ -70,6 +70,18 @@ async function main(): Promise<number> {
     process.stdout.write(`${versionLine(packageVersion())}\n`);
     return EXIT_ALLOW;
   }
+  // Help, like -version, never reads stdin.
+  const first = process.argv[2];
+  if (process.argv.length === 3 && (first === '-help' || first === '--help' || first === '-h')) {
+    process.stdout.write(`usage: signet-verifier -name REF -digest DIGEST -stdin-media-type application/vnd.oci.descriptor.v1+json < descriptor
+       signet-verifier -version
+
+containerd's image verifier (bindir plugin): asks signetd whether REF at DIGEST may be pulled.
+Exit 0 allow, 1 reject (also when signetd cannot answer: fail closed), 2 malformed arguments or stdin.
+Environment: SIGNET_SOCKET (default ${DEFAULT_SOCKET}), SIGNET_VERIFIER_TIMEOUT (default 8s).
+`);
+    return EXIT_ALLOW;
+  }
   const socket = process.env['SIGNET_SOCKET'] || DEFAULT_SOCKET;
   let timeoutMs = DEFAULT_TIMEOUT_MS;
   let args;

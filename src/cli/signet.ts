@@ -3,21 +3,13 @@
 import { describeError, SignetError } from '../errors.js';
 import type { CommandIo } from './commands/io.js';
 import { LIMITS, printable } from '../util/printable.js';
+import { bashCompletion, findCommand, helpText, manPage } from './spec.js';
 
-const USAGE = `usage: signet <command> [options]
+const VERSION = '0.1.0';
+const USAGE = helpText([]).trimEnd();
 
-commands:
-  status              state of the local signetd (policy generation, keys, uptime)
-  sign IMAGE          sign an image digest (HSM or PEM key), gated on a scan report, with attestations
-  verify IMAGE        what a node would decide for IMAGE, and why (no daemon needed)
-  audit REPOSITORY    verify every tag of a repository against the policy
-  policy              check, explain and test the trust policy; print its JSON Schema
-  keys                manage keys on a PKCS#11 token: generate, list, export, import
-  node audit          decide every image containerd holds on this node under the current policy
-  doctor              check that this node enforces: containerd, its verifier, CRI settings, signetd
-  version             print the version
-
-Run "signet <command> --help" for a command's options.`;
+/** Commands whose own usage text answers --help (more detail than the spec's); the others answer from the spec. */
+const OWN_HELP = new Set(['sign', 'verify', 'audit', 'node', 'doctor']);
 
 type Command = (argv: string[], io: CommandIo) => Promise<number>;
 
@@ -39,8 +31,34 @@ async function main(argv: string[]): Promise<number> {
     (name === undefined ? process.stderr : process.stdout).write(`${USAGE}\n`);
     return name === undefined ? 2 : 0;
   }
+  // --help (or -h) after any command or subcommand: that command's help, never its action.
+  const dashdash = argv.indexOf('--');
+  const words = dashdash < 0 ? argv : argv.slice(0, dashdash);
+  if ((words.includes('--help') || words.includes('-h')) && !OWN_HELP.has(name)) {
+    const path = [name];
+    for (const w of rest) {
+      if (w.startsWith('-') || findCommand([...path, w]) === undefined) break;
+      path.push(w);
+    }
+    if (findCommand(path) !== undefined) {
+      process.stdout.write(helpText(path));
+      return 0;
+    }
+  }
   if (name === 'version' || name === '--version') {
-    process.stdout.write('signet 0.1.0\n');
+    process.stdout.write(`signet ${VERSION}\n`);
+    return 0;
+  }
+  if (name === 'completion') {
+    if (rest[0] !== 'bash') {
+      process.stderr.write(`signet completion: give the shell (bash)\n${helpText(['completion'])}`);
+      return 2;
+    }
+    process.stdout.write(bashCompletion());
+    return 0;
+  }
+  if (name === 'man') {
+    process.stdout.write(manPage(VERSION));
     return 0;
   }
   const load = COMMANDS[name];

@@ -16,6 +16,8 @@ export interface LocalEngineOptions {
   policyDir: string;
   insecureRegistries: string[];
   dockerConfig?: string;
+  /** containerd's hosts.toml folder (mirrors, CAs, client certificates). */
+  registryConfigPath?: string;
   pkcs11Module?: string;
   timeoutMs?: number;
   maxSignatures?: number;
@@ -36,6 +38,7 @@ export async function openLocalEngine(options: LocalEngineOptions): Promise<Loca
   const client = new RegistryClient({
     insecureRegistries: options.insecureRegistries,
     ...(options.dockerConfig !== undefined ? { dockerConfigPath: options.dockerConfig } : {}),
+    ...(options.registryConfigPath !== undefined ? { registryConfigPath: options.registryConfigPath } : {}),
     userAgent: 'signet-cli/0.1.0',
   });
   const sources = new SourceFactory(client);

@@ -1,4 +1,5 @@
 /** signet policy check / explain / schema: the operator's tools to change a policy safely. */
+import { generateKeyPairSync } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,9 @@ describe('signet policy', () => {
     mkdirSync(good);
     mkdirSync(bad);
     const soon = new Date(Date.now() + 5 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
-    writeFileSync(join(good, 'keys.yaml'), `apiVersion: signet/v1\nkeys:\n  old: { file: /etc/signet/keys/old.pub, notAfter: "${soon}" }\n  new: { file: /etc/signet/keys/new.pub }\n  gone: { file: /etc/signet/keys/gone.pub, revoked: true }\n`);
+    // policy check reads every key file the policy names: they must exist.
+    for (const k of ['old', 'new', 'gone']) writeFileSync(join(dir, `${k}.pub`), generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }));
+    writeFileSync(join(good, 'keys.yaml'), `apiVersion: signet/v1\nkeys:\n  old: { file: ${join(dir, 'old.pub')}, notAfter: "${soon}" }\n  new: { file: ${join(dir, 'new.pub')} }\n  gone: { file: ${join(dir, 'gone.pub')}, revoked: true }\n`);
     writeFileSync(join(good, 'scopes.yaml'), 'apiVersion: signet/v1\ndefault: { action: reject }\nscopes:\n  registry.example.com/prod:\n    action: verify\n    signatures: { keys: [old, new, gone], threshold: 1 }\n    rejectIfSignedBy: [gone]\n  registry.example.com: { action: accept }\n');
     writeFileSync(join(bad, 'a.yaml'), 'apiVersion: signet/v1\nscopes:\n  registry.example.com/prod:\n    action: verify\n    signatures: { keys: [ghost], threshold: 2 }\n');
   });

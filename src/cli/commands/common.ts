@@ -1,13 +1,27 @@
 /** Options shared by the commands that talk to registries or load a policy. */
 import { parseArgs } from 'node:util';
 import { openLocalEngine, type LocalEngine } from '../../engine/local.js';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { dockerConfigPath } from '../../registry/credentials.js';
+import { DEFAULT_REGISTRY_CONFIG_PATH } from '../../registry/hosts.js';
 import { isValidHost } from '../../registry/reference.js';
 import { UsageError } from './io.js';
 
 export const REGISTRY_OPTIONS = {
   'insecure-registry': { type: 'string', multiple: true },
   'docker-config': { type: 'string' },
+  'hosts-dir': { type: 'string' },
 } as const;
+
+/**
+ * Where the CLI reads registry settings: --docker-config, else $DOCKER_CONFIG/config.json, else
+ * ~/.docker/config.json (as docker does); --hosts-dir, else containerd's /etc/containerd/certs.d.
+ */
+export function registrySettings(values: { 'docker-config'?: string | undefined; 'hosts-dir'?: string | undefined }): { dockerConfigPath?: string; registryConfigPath: string } {
+  const docker = dockerConfigPath(values['docker-config'], process.env, join(homedir(), '.docker', 'config.json'));
+  return { ...(docker !== undefined ? { dockerConfigPath: docker } : {}), registryConfigPath: values['hosts-dir'] ?? DEFAULT_REGISTRY_CONFIG_PATH };
+}
 
 export const POLICY_OPTIONS = {
   'policy-dir': { type: 'string' },
@@ -50,11 +64,13 @@ export function parseEngineCommand(argv: string[], usage: string, positionalName
 }
 
 /** The daemon's engine in process, configured from the command line. */
-export function openEngineFromOptions(values: { 'policy-dir'?: string | undefined; 'insecure-registry'?: string[] | undefined; 'docker-config'?: string | undefined; 'pkcs11-module'?: string | undefined }): Promise<LocalEngine> {
+export function openEngineFromOptions(values: { 'policy-dir'?: string | undefined; 'insecure-registry'?: string[] | undefined; 'docker-config'?: string | undefined; 'hosts-dir'?: string | undefined; 'pkcs11-module'?: string | undefined }): Promise<LocalEngine> {
+  const registry = registrySettings(values);
   return openLocalEngine({
     policyDir: policyDir(values),
     insecureRegistries: insecureRegistries(values),
-    ...(values['docker-config'] !== undefined ? { dockerConfig: values['docker-config'] } : {}),
+    registryConfigPath: registry.registryConfigPath,
+    ...(registry.dockerConfigPath !== undefined ? { dockerConfig: registry.dockerConfigPath } : {}),
     ...(values['pkcs11-module'] !== undefined ? { pkcs11Module: values['pkcs11-module'] } : {}),
   });
 }

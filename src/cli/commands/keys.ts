@@ -16,11 +16,13 @@ const USAGE = `usage: signet keys <generate|list|export|import> --key PKCS11-URI
   list     --key URI [--output text|json]
   export   --key URI                      public key as PEM SubjectPublicKeyInfo
   import   --key URI --file PEM [--label L] [--id HEX]
-common: --module PATH (default: the URI's module-path, $SIGNET_PKCS11_MODULE, ${DEFAULT_PKCS11_MODULE})
+common: --pkcs11-module PATH (default: the URI's module-path, $SIGNET_PKCS11_MODULE, ${DEFAULT_PKCS11_MODULE}); --module is its deprecated spelling
 PIN: the URI's pin-source=file:… or pin-value=…, else $SIGNET_PKCS11_PIN.`;
 
 const OPTIONS = {
   key: { type: 'string' },
+  'pkcs11-module': { type: 'string' },
+  /** Deprecated spelling of --pkcs11-module (the other commands' name). */
   module: { type: 'string' },
   algorithm: { type: 'string' },
   label: { type: 'string' },
@@ -44,11 +46,14 @@ export async function keysCommand(argv: string[], io: CommandIo): Promise<number
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${String(positionals[0 as number])}"`);
   if (values.key === undefined) throw new UsageError(`--key PKCS11-URI is required\n${USAGE}`);
   const uri = parsePkcs11Uri(values.key);
-  const module = moduleFor(uri.modulePath ?? values.module ?? process.env['SIGNET_PKCS11_MODULE'] ?? DEFAULT_PKCS11_MODULE);
-  const pin = (): string | undefined => resolvePin(uri, process.env['SIGNET_PKCS11_PIN']);
+  if (values.module !== undefined) io.stderr.write('signet keys: --module is deprecated; use --pkcs11-module (the same flag as the other commands)\n');
+  if (values.module !== undefined && values['pkcs11-module'] !== undefined && values.module !== values['pkcs11-module']) throw new UsageError('--module and --pkcs11-module name different modules; give --pkcs11-module only');
+  const module = moduleFor(uri.modulePath ?? values['pkcs11-module'] ?? values.module ?? process.env['SIGNET_PKCS11_MODULE'] ?? DEFAULT_PKCS11_MODULE);
+  // An empty SIGNET_PKCS11_PIN is no PIN (as an unset one), not an empty PIN for the token to refuse.
+  const pin = (): string | undefined => resolvePin(uri, process.env['SIGNET_PKCS11_PIN'] || undefined) || undefined;
   const needPin = (): string => {
     const p = pin();
-    if (p === undefined) throw new SignetError('PIN_INCORRECT', `${uri.redacted}: this needs the user PIN (pin-source= in the URI, or SIGNET_PKCS11_PIN)`);
+    if (p === undefined) throw new SignetError('PIN_REQUIRED', `${uri.redacted}: this needs the token's user PIN, and none was given: add pin-source=file:/path/to/pin (or pin-value=…) to the URI, or set SIGNET_PKCS11_PIN`);
     return p;
   };
   try {

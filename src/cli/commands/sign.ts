@@ -15,7 +15,7 @@ import { parseScanReport, type ScanReport } from '../../scan/report.js';
 import { appendArtifactLayer } from '../../signing/artifact-manifest.js';
 import { signImageCosign } from '../../signing/cosign-sign.js';
 import { buildImageBundle, pushBundleReferrer } from '../../signing/bundle-sign.js';
-import { insecureRegistries, outputFormat, REGISTRY_OPTIONS } from './common.js';
+import { insecureRegistries, outputFormat, REGISTRY_OPTIONS, registrySettings } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
 
@@ -81,7 +81,7 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
   const repoName = repositoryName(ref);
   const client = new RegistryClient({
     insecureRegistries: insecureRegistries(values),
-    ...(values['docker-config'] !== undefined ? { dockerConfigPath: values['docker-config'] } : {}),
+    ...registrySettings(values),
     userAgent: 'signet-cli/0.1.0',
   });
   // Resolve once; from here on only the digest is used, so a tag moved meanwhile changes nothing.

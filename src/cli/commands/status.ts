@@ -1,4 +1,5 @@
 /** `signet status`: ask a running signetd for its state (policy generation, keys, uptime). */
+import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos, verifierServiceClient } from '../../daemon/grpc-server.js';
@@ -6,6 +7,10 @@ import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import { UsageError, type CommandIo } from './io.js';
 
 const USAGE = 'usage: signet status [--socket PATH] [--output text|json]';
+/** Exit codes: signetd healthy; signetd answered with a problem; signetd could not be asked. */
+const EXIT_OK = 0;
+const EXIT_PROBLEM = 1;
+const EXIT_UNREACHABLE = 3;
 
 export async function statusCommand(argv: string[], io: CommandIo): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { socket: { type: 'string' }, output: { type: 'string', default: 'text' } }, strict: true });
@@ -18,9 +23,12 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
       const deadline = new Date(Date.now() + 5000);
       (client as any).Status({}, { deadline }, (err: grpc.ServiceError | null, res: Record<string, any>) => (err ? reject(err) : resolve(res)));
     });
+    // Healthy: a policy in force, no reload error, every key loaded, the audit log written.
+    const keyErrors = (status['keys'] as Array<Record<string, string>>).filter((k) => k['lastError']);
+    const healthy = Boolean(status['ready']) && !status['lastReloadError'] && keyErrors.length === 0 && status['audit']?.['writable'] !== false;
     if (values.output === 'json') {
       io.stdout.write(`${printableJson(status, 2)}\n`);
-      return 0;
+      return healthy ? EXIT_OK : EXIT_PROBLEM;
     }
     // Everything signetd reports may quote untrusted text (names, registry and token errors, policy files).
     const lines = [
@@ -39,13 +47,36 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
         (k) => `  ${t(k['name'], LIMITS.name)}  ${t(k['algorithm'] || '?')}  ${t(k['fingerprint'] || '')}  ${t(k['location'])}${k['lastError'] ? `  ERROR: ${t(k['lastError'])}` : ''}`,
       ),
     ];
+    if (!healthy) {
+      const problems = [
+        ...(status['ready'] ? [] : ['no policy loaded']),
+        ...(status['lastReloadError'] ? ['the last policy reload failed (the previous policy stays in force)'] : []),
+        ...(keyErrors.length > 0 ? [`${keyErrors.length} key(s) with errors: ${keyErrors.map((k) => t(k['name'], LIMITS.name)).join(', ')}`] : []),
+        ...(status['audit']?.['writable'] === false ? ['the audit log cannot be written'] : []),
+      ];
+      lines.push(`PROBLEMS: ${problems.join('; ')}`);
+    }
     io.stdout.write(`${lines.join('\n')}\n`);
-    return status['ready'] && status['audit']?.['writable'] !== false ? 0 : 1;
+    return healthy ? EXIT_OK : EXIT_PROBLEM;
   } catch (err) {
-    io.stderr.write(`signet status: cannot reach signetd at ${t(socket)}: ${t((err as grpc.ServiceError).details ?? (err as Error).message)}\n`);
-    return 1;
+    io.stderr.write(`signet status: cannot reach signetd at ${t(socket)}: ${socketState(socket)}: ${t((err as grpc.ServiceError).details ?? (err as Error).message)}\n`);
+    return EXIT_UNREACHABLE;
   } finally {
     client.close();
+  }
+}
+
+/** What is at the socket path: told apart so a wrong path and a stopped daemon read differently. */
+function socketState(path: string): string {
+  try {
+    const st = statSync(path);
+    if (!st.isSocket()) return 'the file exists but is not a socket (wrong --socket or SIGNET_SOCKET?)';
+    return 'the socket file exists but nobody answers on it (signetd stopped uncleanly, or is starting: systemctl status signetd)';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 'no such file (signetd is not running, or listens elsewhere: --socket, SIGNET_SOCKET, socket: in signetd.yaml)';
+    if (code === 'EACCES') return 'permission denied on the path (the socket is mode 0600: run as root)';
+    return `cannot look at the path (${code ?? 'error'})`;
   }
 }
 

@@ -23,7 +23,7 @@ export class Pkcs11Signer implements Signer {
     const uri = parsePkcs11Uri(uriText);
     const module = moduleFor(uri.modulePath ?? options.module ?? process.env['SIGNET_PKCS11_MODULE'] ?? DEFAULT_PKCS11_MODULE);
     const pin = resolvePin(uri, options.pin ?? process.env['SIGNET_PKCS11_PIN']);
-    if (pin === undefined) throw new SignetError('PIN_INCORRECT', `signing key ${uri.redacted}: no PIN (give pin-source= in the URI or set SIGNET_PKCS11_PIN)`);
+    if (pin === undefined) throw new SignetError('PIN_REQUIRED', `signing key ${uri.redacted}: the token's user PIN is needed and none was given: add pin-source=file:/path/to/pin (or pin-value=…) to the URI, or set SIGNET_PKCS11_PIN`);
     const what = `signing key ${uri.redacted}`;
     // The public half (same label/id) gives algorithm and fingerprint; the private object must exist.
     const publicKey = await module.withSession(uri, pin, what, (api, session) => {

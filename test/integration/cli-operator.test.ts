@@ -1,0 +1,184 @@
+/**
+ * The command line as an operator meets it: --help on every command and subcommand (from the one
+ * command list that also makes the bash completion and the man page), --version on the three
+ * executables, one name per flag, and errors an operator can act on (status exit codes and socket
+ * diagnosis, PIN_REQUIRED, policy check reading key files).
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { allPaths, SIGNET as SPEC } from '../../src/cli/spec.js';
+import { SIGNET, SIGNETD, startDaemon, VERIFIER, waitFor } from '../helpers/daemon.js';
+import { createToken, SOFTHSM_MODULE, softhsmConf } from '../helpers/softhsm.js';
+
+function run(bin: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', input: '', timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+const signet = (args: string[], env: NodeJS.ProcessEnv = {}) => run(SIGNET, args, env);
+
+describe('signet for an operator: help everywhere, flags, actionable errors', function () {
+  this.timeout(60_000);
+  const work = mkdtempSync(join(tmpdir(), 'signet-cli-op-'));
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  describe('--help and --version', () => {
+    for (const path of allPaths(SPEC)) {
+      for (const flag of ['--help', '-h']) {
+        it(`signet ${[...path, flag].join(' ')}: its usage on stdout, exit 0`, () => {
+          const r = signet([...path, flag]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(r.stderr, '');
+          assert.match(r.stdout, new RegExp(`^usage: signet${path.length ? ` ${path.join(' ')}` : ''}[ \\n]`));
+        });
+      }
+    }
+
+    it('policy schema --help prints help, not the schema; --help after other options too', () => {
+      const r = signet(['policy', 'schema', '--help']);
+      assert.doesNotMatch(r.stdout, /\$schema/);
+      const s = signet(['status', '--socket', '/nonexistent', '--help']);
+      assert.equal(s.code, 0);
+      assert.match(s.stdout, /^usage: signet status/);
+      const c = signet(['policy', 'check', '/nonexistent', '--output', 'json', '-h']);
+      assert.match(c.stdout, /^usage: signet policy check/);
+    });
+
+    it('--version on signet, signetd and signet-verifier (which answers without reading stdin)', async () => {
+      assert.match(signet(['--version']).stdout, /^signet \d+\.\d+\.\d+/);
+      assert.match(run(SIGNETD, ['--version']).stdout, /^signetd \d+\.\d+\.\d+/);
+      for (const flag of ['-version', '--version', '--help']) {
+        // stdin stays open: a verifier that read it would hang until the test's timeout.
+        const child = spawn(process.execPath, [VERIFIER, flag], { stdio: ['pipe', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+        child.stdin.destroy();
+        assert.equal(code, 0, flag);
+        assert.match(out, flag === '--help' ? /^usage: signet-verifier/ : /^signet-verifier \d+\.\d+\.\d+/);
+      }
+    });
+  });
+
+  describe('completion and man page from the same definitions', () => {
+    it('bash completion: valid bash that completes commands, subcommands, options and option values', () => {
+      const script = join(work, 'signet.bash');
+      writeFileSync(script, signet(['completion', 'bash']).stdout);
+      const complete = (line: string): string[] => {
+        const words = line.split(' ');
+        const r = spawnSync('bash', ['-c', `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _signet; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout.split('\n').filter(Boolean);
+      };
+      assert.ok(complete('signet ').includes('status'));
+      assert.deepEqual(complete('signet policy ').filter((w) => !w.startsWith('-')), ['check', 'explain', 'test', 'schema']);
+      assert.ok(complete('signet keys list --').includes('--pkcs11-module'));
+      assert.ok(complete('signet verify --h').includes('--hosts-dir'));
+      assert.deepEqual(complete('signet status --output '), ['text', 'json']);
+    });
+
+    it('man page: roff naming every command and option', () => {
+      const man = signet(['man']).stdout;
+      assert.match(man, /^\.TH SIGNET 1/);
+      for (const path of allPaths(SPEC).filter((p) => p.length > 0)) assert.ok(man.includes(`.B signet ${path.join(' ')}`.replace(/-/g, '\\-')), path.join(' '));
+      assert.ok(man.includes('\\-\\-pkcs11\\-module'));
+    });
+  });
+
+  describe('one name per flag', () => {
+    it('keys takes --pkcs11-module like every other command; --module still works but says it is deprecated', () => {
+      const bogus = join(work, 'no-such-module.so');
+      const now = signet(['keys', 'list', '--key', 'pkcs11:token=x', '--pkcs11-module', bogus]);
+      assert.notEqual(now.code, 2, `--pkcs11-module must be accepted: ${now.stderr}`);
+      assert.match(now.stderr, /no-such-module\.so/);
+      const old = signet(['keys', 'list', '--key', 'pkcs11:token=x', '--module', bogus]);
+      assert.match(old.stderr, /--module is deprecated; use --pkcs11-module/);
+      assert.match(old.stderr, /no-such-module\.so/);
+    });
+
+    it('verify, audit, policy test and sign take --hosts-dir (not an unknown option)', () => {
+      for (const args of [['verify', 'reg.invalid/a:1'], ['audit', 'reg.invalid/a'], ['policy', 'test', 'reg.invalid/a:1'], ['sign', '--key', join(work, 'none.pem'), 'reg.invalid/a:1']]) {
+        const r = signet([...args, '--hosts-dir', work, '--policy-dir', work].filter((a, i, all) => !(args[0] === 'sign' && (a === '--policy-dir' || all[i - 1] === '--policy-dir'))));
+        assert.doesNotMatch(r.stderr, /Unknown option/, `${args.join(' ')}: ${r.stderr}`);
+      }
+    });
+  });
+
+  describe('errors an operator can act on', () => {
+    it('status: exit 3 naming the socket; a missing file, a file that is not a socket and a dead socket read differently', async () => {
+      const missing = signet(['status', '--socket', join(work, 'absent.sock')]);
+      assert.equal(missing.code, 3);
+      assert.match(missing.stderr, /absent\.sock: no such file \(signetd is not running, or listens elsewhere/);
+      writeFileSync(join(work, 'plain-file'), '');
+      const notSocket = signet(['status', '--socket', join(work, 'plain-file')]);
+      assert.equal(notSocket.code, 3);
+      assert.match(notSocket.stderr, /exists but is not a socket/);
+      // A socket whose listener was killed: the file stays, nobody answers.
+      const dead = join(work, 'dead.sock');
+      const holder = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(dead)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+      const stale = signet(['status', '--socket', dead]);
+      assert.equal(stale.code, 3);
+      assert.match(stale.stderr, /socket file exists but nobody answers/);
+    });
+
+    it('status: exit 1 while signetd reports a key error, and while it reports a reload error; 0 when healthy', async () => {
+      const d = await startDaemon();
+      try {
+        const keyFile = join(d.dir, 'release.pub');
+        d.writePolicy('policy.yaml', { apiVersion: 'signet/v1', keys: { release: { file: keyFile } }, scopes: { 'reg.example/prod': { action: 'verify', signatures: { keys: ['release'] } } } });
+        await waitFor(() => d.log().includes('policy loaded'), 'the policy');
+        const broken = signet(['status', '--socket', d.socket]);
+        assert.equal(broken.code, 1, broken.stdout);
+        assert.match(broken.stdout, /ERROR/);
+        assert.match(broken.stdout, /PROBLEMS: 1 key\(s\) with errors: release/);
+        assert.equal(signet(['status', '--socket', d.socket, '--output', 'json']).code, 1);
+
+        d.writePolicy('policy.yaml', { apiVersion: 'signet/v1', scopes: { 'reg.example/prod': { action: 'accept' } } });
+        await waitFor(() => signet(['status', '--socket', d.socket]).code === 0, 'a healthy status once the policy names no missing key', 10_000);
+
+        d.writePolicy('zz-bad.yaml', 'apiVersion: signet/v1\nscopes: [\n');
+        await waitFor(() => /reload error/.test(signet(['status', '--socket', d.socket]).stdout), 'the reload error', 10_000);
+        const reload = signet(['status', '--socket', d.socket]);
+        assert.equal(reload.code, 1);
+        assert.match(reload.stdout, /PROBLEMS: the last policy reload failed/);
+      } finally {
+        await d.stop();
+      }
+    });
+
+    it('policy check: a key file that does not exist is a problem with file and line (exit 1); one that exists is ok', () => {
+      const dir = join(work, 'policy');
+      spawnSync('mkdir', ['-p', dir]);
+      writeFileSync(join(dir, 'p.yaml'), `apiVersion: signet/v1\n# comment\nkeys:\n  release: { file: ${join(work, 'missing.pub')} }\nscopes:\n  reg.example/prod: { action: verify, signatures: { keys: [release] } }\n`);
+      const r = signet(['policy', 'check', dir]);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stdout, /p\.yaml:4: key "release": file \S*missing\.pub does not exist/);
+      writeFileSync(join(work, 'missing.pub'), 'not a key');
+      assert.match(signet(['policy', 'check', dir]).stdout, /holds no PEM block/);
+      const { publicKey } = require_crypto().generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      writeFileSync(join(work, 'missing.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+      const ok = signet(['policy', 'check', dir]);
+      assert.equal(ok.code, 0, ok.stdout);
+    });
+
+    it('keys without a PIN: PIN_REQUIRED saying where a PIN can come from (not PIN_INCORRECT)', () => {
+      const token = createToken('nopin');
+      const r = signet(['keys', 'generate', '--key', token.uri, '--label', 'x', '--pkcs11-module', SOFTHSM_MODULE], { SOFTHSM2_CONF: softhsmConf(), SIGNET_PKCS11_PIN: '' });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /PIN_REQUIRED/);
+      assert.match(r.stderr, /pin-source=/);
+      assert.match(r.stderr, /SIGNET_PKCS11_PIN/);
+      assert.doesNotMatch(r.stderr, /PIN_INCORRECT/);
+    });
+  });
+});
+
+import * as nodeCrypto from 'node:crypto';
+function require_crypto(): typeof nodeCrypto {
+  return nodeCrypto;
+}
