@@ -14,7 +14,7 @@ const DEFAULT_CONFIG_PATH = '/etc/signet/signetd.yaml';
 const USAGE = `usage: signetd [--config FILE]   (default ${DEFAULT_CONFIG_PATH} if it exists)`;
 
 async function main(): Promise<number> {
-  const [{ DEFAULT_CONFIG, loadConfig }, { Daemon, VERSION }, { GrpcServer }, { createLogger }, { Pkcs11KeyProvider }] = await Promise.all([
+  const [{ DEFAULT_CONFIG, loadConfig }, { Daemon, VERSION }, { GrpcServer }, { createLogger, routeProcessWarnings }, { Pkcs11KeyProvider }] = await Promise.all([
     import('../daemon/config.js'),
     import('../daemon/daemon.js'),
     import('../daemon/grpc-server.js'),
@@ -45,6 +45,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const log = createLogger(config.logLevel);
+  routeProcessWarnings(log);
   const daemon = new Daemon(config, log, [new Pkcs11KeyProvider(config.pkcs11Module !== undefined ? { defaultModule: config.pkcs11Module } : {})]);
   const server = new GrpcServer(daemon, log);
   try {

@@ -31,10 +31,36 @@ export const printableFields = winston.format((info) => {
   return info;
 });
 
-export function createLogger(level: string, stream: Writable = process.stderr): Logger {
+/** sd-daemon(3) priorities: journald reads `<N>` at the start of a line as its priority (SyslogLevelPrefix). */
+const PRIORITY: Record<string, number> = { error: 3, warn: 4, info: 6, debug: 7 };
+const MESSAGE = Symbol.for('message');
+
+/** `<3>{…}`: the priority in front of the finished JSON line. */
+const syslogPrefix = winston.format((info) => {
+  const line = (info as unknown as Record<symbol, unknown>)[MESSAGE];
+  (info as unknown as Record<symbol, unknown>)[MESSAGE] = `<${PRIORITY[info.level] ?? 6}>${String(line)}`;
+  return info;
+});
+
+/**
+ * `syslogPrefix`: start each line with its journald priority (`<3>` error, `<4>` warn, `<6>` info,
+ * `<7>` debug). Default: when stderr is connected to the journal (systemd sets JOURNAL_STREAM), so
+ * that `journalctl -p warning -u signetd` works; a terminal or a pipe gets plain JSON lines.
+ */
+export function createLogger(level: string, stream: Writable = process.stderr, options: { syslogPrefix?: boolean } = {}): Logger {
+  const prefix = options.syslogPrefix ?? (process.env['JOURNAL_STREAM'] !== undefined && stream === process.stderr);
   return winston.createLogger({
     level,
-    format: winston.format.combine(printableFields(), winston.format.timestamp(), winston.format.json()),
+    format: winston.format.combine(printableFields(), winston.format.timestamp(), winston.format.json(), ...(prefix ? [syslogPrefix()] : [])),
     transports: [new winston.transports.Stream({ stream })],
   });
+}
+
+/**
+ * Node's own warnings (MaxListenersExceededWarning, deprecations) as log lines: by default Node writes
+ * them to stderr as free text, which breaks the JSON lines journald and log shippers parse.
+ */
+export function routeProcessWarnings(log: Logger): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => log.warn('node warning', { name: warning.name, warning: warning.message }));
 }

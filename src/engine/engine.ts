@@ -8,6 +8,7 @@
  * the decision is a refusal naming the bound (REGISTRY_TIMEOUT while lookups were still under way,
  * DECISION_TIMEOUT after), no key is asked again, and nothing that finishes later changes it.
  */
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { describeError, SignetError, type ErrorCode } from '../errors.js';
 import type { KeySet } from '../keys/keyring.js';
@@ -149,6 +150,9 @@ export class VerificationEngine {
   /** The whole decision as a value; never throws. */
   private async decide(request: VerifyRequest, snapshot: PolicySnapshot): Promise<Verdict> {
     const deadline = AbortSignal.timeout(this.options.timeoutMs);
+    // Every registry request of the decision listens on it (dozens for an image with many signatures):
+    // not a leak, so no MaxListenersExceededWarning.
+    setMaxListeners(Math.max(64, 8 * this.options.maxSignatures), deadline);
     const none = (image: string, outcome: Outcome): Verdict => ({ image, scope: '', mode: 'enforce', signatures: [], warnings: [], outcome });
     // The pure part first: the name, the policy, deny lists, the scope. Synchronous, so within any bound.
     let image: ImageReference;
