@@ -88,13 +88,16 @@ const UNDECIDED = new Set<string>([
   'KEY_UNAVAILABLE', 'PKCS11_ERROR', 'PIN_INCORRECT', 'POLICY_NOT_FOUND', 'INTERNAL', 'CONTAINERD_UNAVAILABLE', 'CONTAINERD_ERROR', 'AUDIT_UNAVAILABLE',
 ]);
 
+/** A request joining a decision under way for at least this long asks again itself if it could not check. */
+export const REJOIN_AFTER_MS = 1000;
+
 export function couldNotCheck(decision: Decision): boolean {
   return decision.code !== undefined && UNDECIDED.has(decision.code);
 }
 
 export class VerdictCache {
   private readonly lru: LRUCache<string, Entry>;
-  private readonly inflight = new Map<string, Promise<Decision>>();
+  private readonly inflight = new Map<string, { work: Promise<Decision>; started: number }>();
   /** Bumped by clear(): a decision started before it is not stored after it. */
   private epoch = 0;
   private readonly counts = { hits: 0, misses: 0, coalesced: 0, stored: 0, cleared: 0 };
@@ -118,7 +121,7 @@ export class VerdictCache {
   }
 
   /** The decision for `request`: from memory, from a decision under way, or a new one. Never throws unless `decide` does. */
-  async decide(request: VerifyRequest): Promise<CachedDecision> {
+  async decide(request: VerifyRequest, rejoined = false): Promise<CachedDecision> {
     const snapshot = this.deps.snapshot();
     const key = cacheKey(request, snapshot);
     if (key === undefined) return { decision: await this.deps.decide(request), cached: false, coalesced: false };
@@ -134,19 +137,24 @@ export class VerdictCache {
     const running = this.inflight.get(key);
     if (running !== undefined) {
       this.counts.coalesced++;
-      const decision = await running;
+      const late = this.now() - running.started >= REJOIN_AFTER_MS;
+      const decision = await running.work;
+      // A request that came while the decision had been under way for a while (a retry, say kubelet's
+      // after a creation refused for time) and hears "could not check" asks once more itself: what
+      // held the first one up (a hanging registry) may have passed. Requests of one burst share it.
+      if (late && !rejoined && couldNotCheck(decision)) return this.decide(request, true);
       return { decision: { ...decision, name: request.name }, cached: false, coalesced: true };
     }
     this.counts.misses++;
     const epoch = this.epoch;
     const work = this.deps.decide(request);
-    this.inflight.set(key, work);
+    this.inflight.set(key, { work, started: this.now() });
     try {
       const decision = await work;
       if (epoch === this.epoch && this.options.ttlMs > 0) this.store(key, decision, snapshot);
       return { decision, cached: false, coalesced: false };
     } finally {
-      this.inflight.delete(key);
+      if (this.inflight.get(key)?.work === work) this.inflight.delete(key);
     }
   }
 

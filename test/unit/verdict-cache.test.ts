@@ -28,7 +28,7 @@ interface Rig {
   ask(name?: string, digest?: string): ReturnType<VerdictCache['decide']>;
 }
 
-async function rig(policy: Policy, options: { signatures?: DiscoveredSignature[]; attestations?: UntrustedAttestation[]; fail?: SignetError; hold?: Promise<void>; ttlMs?: number; negativeTtlMs?: number; maxEntries?: number; now?: number } = {}): Promise<Rig> {
+async function rig(policy: Policy, options: { find?: (call: number) => Promise<DiscoveredSignature[]>; signatures?: DiscoveredSignature[]; attestations?: UntrustedAttestation[]; fail?: SignetError; hold?: Promise<void>; ttlMs?: number; negativeTtlMs?: number; maxEntries?: number; now?: number } = {}): Promise<Rig> {
   const clock = { now: options.now ?? T0 };
   let signatures = options.signatures ?? [];
   let lookups = 0;
@@ -41,6 +41,7 @@ async function rig(policy: Policy, options: { signatures?: DiscoveredSignature[]
           name: 'registry',
           find: async () => {
             lookups++;
+            if (options.find) return options.find(lookups);
             await options.hold;
             if (options.fail) throw options.fail;
             return signatures;
@@ -210,6 +211,30 @@ describe('verdict cache', () => {
     assert.equal(r.cache.stats().entries, 2);
     assert.equal((await r.ask(`${REPO}:a`)).cached, true);
     assert.equal((await r.ask(`${REPO}:b`)).cached, false);
+  });
+
+  it('a request that joins a decision under way for over a second, which then could not check, asks again itself; one of the same burst shares the failure', async () => {
+    let release!: () => void;
+    const hold = new Promise<void>((resolve) => (release = resolve));
+    const sig = await cosignSignature(KEYS.release);
+    // The first lookup hangs, then times out (a registry overloaded); later ones answer.
+    const r = await rig(verify(), {
+      find: async (call) => {
+        if (call > 1) return [sig];
+        await hold;
+        throw new SignetError('REGISTRY_TIMEOUT', 'no complete answer within 2000 ms');
+      },
+    });
+    const first = r.ask();
+    const sameBurst = r.ask();
+    r.clock.now = T0 + 1000;
+    const retry = r.ask(); // kubelet's retry, a second later
+    release();
+    assert.equal((await first).decision.code, 'REGISTRY_TIMEOUT');
+    assert.equal((await sameBurst).decision.code, 'REGISTRY_TIMEOUT', 'shared the failure');
+    const again = await retry;
+    assert.equal(again.decision.decision, 'accept', again.decision.reason);
+    assert.equal(r.lookups(), 2);
   });
 
   it('cacheTTL 0: nothing is kept, identical requests under way still share one verification', async () => {
