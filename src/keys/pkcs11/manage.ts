@@ -1,6 +1,6 @@
 /** Key management on a token: generate, list, export and import keys. */
 import { randomBytes, type KeyObject } from 'node:crypto';
-import pkcs11js from 'pkcs11js';
+import pkcs11js from './binding.js';
 import { SignetError } from '../../errors.js';
 import { fingerprintOf, keyAlgorithmOf } from '../node-key.js';
 import { publicKeyFromPem } from '../pem.js';

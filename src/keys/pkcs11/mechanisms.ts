@@ -1,6 +1,6 @@
 /** Which Cryptoki mechanism signs/verifies for each key algorithm, and how data and signatures are shaped for it. */
 import { createHash } from 'node:crypto';
-import pkcs11js from 'pkcs11js';
+import pkcs11js from './binding.js';
 import type { HashAlgorithm, KeyAlgorithm } from '../types.js';
 import { derToRaw, rawToDer } from './ecdsa-encoding.js';
 import { CKM_EDDSA } from './objects.js';

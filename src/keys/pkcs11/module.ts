@@ -4,7 +4,7 @@
  * slot id (slot ids change), a bounded pool of sessions per token (never two operations on one session),
  * and re-initialisation after device errors so that a returning token is seen without a restart.
  */
-import pkcs11js from 'pkcs11js';
+import pkcs11js from './binding.js';
 import { SignetError } from '../../errors.js';
 import type { Pkcs11Uri } from './uri.js';
 

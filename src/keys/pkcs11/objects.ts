@@ -1,6 +1,6 @@
 /** Finding objects on a token and turning their attributes into Node public keys (and back, for import). */
 import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import pkcs11js from 'pkcs11js';
+import pkcs11js from './binding.js';
 import { SignetError } from '../../errors.js';
 import type { KeyAlgorithm } from '../types.js';
 import type { Handle, PKCS11 } from './module.js';

@@ -12,7 +12,7 @@ import { plan } from './mechanisms.js';
 import { callAsync, moduleFor, pkcs11Code, TokenNotFoundError, type Pkcs11Module } from './module.js';
 import { findOne, readCertificate, readPublicKey } from './objects.js';
 import { parsePkcs11Uri, resolvePin, type Pkcs11Uri } from './uri.js';
-import pkcs11js from 'pkcs11js';
+import pkcs11js from './binding.js';
 
 export const DEFAULT_PKCS11_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 
