@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { rootCertificates } from 'node:tls';
-import { EnvHttpProxyAgent, request as undiciRequest, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { SignetError } from '../errors.js';
 import type { HostTls } from './hosts.js';
 
@@ -127,7 +127,18 @@ export function proxyConfigured(env: NodeJS.ProcessEnv = process.env): boolean {
   return ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy'].some((k) => (env[k] ?? '') !== '');
 }
 
-function proxyDispatcher(tls: TlsMaterial): Dispatcher {
+/**
+ * undici is imported only when a proxy is configured: importing it installs its Agent as the process's
+ * global dispatcher when none is set yet, which Node 20's own fetch (an older undici) then uses.
+ */
+let undiciModule: typeof import('undici') | undefined;
+async function undici(): Promise<typeof import('undici')> {
+  undiciModule ??= await import('undici');
+  return undiciModule;
+}
+
+async function proxyDispatcher(tls: TlsMaterial): Promise<Dispatcher> {
+  const { EnvHttpProxyAgent } = await undici();
   // EnvHttpProxyAgent reads the environment when made: one per TLS setting and proxy environment.
   const env = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'NO_PROXY', 'no_proxy'].map((k) => process.env[k] ?? '').join('\n');
   const key = `${tls.key}\n${env}`;
@@ -155,7 +166,7 @@ export async function httpExchange(req: HttpRequest): Promise<HttpResponse> {
     for (let hop = 0; ; hop++) {
       const tls = tlsMaterial(req.tls, req.what);
       const res = proxyConfigured()
-        ? await exchangeViaUndici(url, method, headers, body, req.maxBytes, deadline.signal, req.what, proxyDispatcher(tls))
+        ? await exchangeViaUndici(url, method, headers, body, req.maxBytes, deadline.signal, req.what, await proxyDispatcher(tls))
         : await exchangeOnce(url, method, headers, body, req.maxBytes, deadline.signal, req.what, tls);
       if (url.protocol === 'http:' && res.status === 400 && /HTTP request to an HTTPS server/i.test(res.body.toString('utf8', 0, 200))) {
         throw new SignetError('REGISTRY_PROTOCOL', `${req.what}: the registry speaks TLS, but it is asked over plain HTTP: remove it from insecureRegistries (--insecure-registry), or name it https://… in its hosts.toml`);
@@ -277,7 +288,7 @@ function networkError(err: unknown, what: string, url: string): NetworkError {
 async function exchangeViaUndici(url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined, maxBytes: number, signal: AbortSignal, what: string, dispatcher: Dispatcher): Promise<Omit<HttpResponse, 'url'>> {
   const out: Record<string, string> = { ...headers };
   delete out['content-length'];
-  const res = await undiciRequest(url, { method: method as Dispatcher.HttpMethod, headers: out, ...(body !== undefined ? { body } : method === 'POST' || method === 'PUT' ? { body: Buffer.alloc(0) } : {}), dispatcher, signal });
+  const res = await (await undici()).request(url, { method: method as Dispatcher.HttpMethod, headers: out, ...(body !== undefined ? { body } : method === 'POST' || method === 'PUT' ? { body: Buffer.alloc(0) } : {}), dispatcher, signal });
   const responseHeaders = new Headers();
   for (const [k, v] of Object.entries(res.headers)) {
     if (v !== undefined) for (const one of Array.isArray(v) ? v : [v]) responseHeaders.append(k, one);
