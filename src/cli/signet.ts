@@ -22,6 +22,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   policy: async () => (await import('./commands/policy.js')).policyCommand,
   node: async () => (await import('./commands/node.js')).nodeCommand,
   doctor: async () => (await import('./commands/doctor.js')).doctorCommand,
+  install: async () => (await import('./commands/install.js')).installCommand,
+  uninstall: async () => (await import('./commands/install.js')).uninstallCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -53,7 +53,7 @@ export const SIGNET: CommandSpec = {
       name: 'status',
       summary: 'state of the local signetd (policy generation, keys, audit, containerd, NRI)',
       description: 'Exit 0 when signetd serves a policy with every key loaded; 1 when it answers with a problem (no policy, a reload error, a key error, the audit log failing); 3 when signetd cannot be reached (the message names the socket and says whether the file exists).',
-      options: [socket, output],
+      options: [socket, output, { name: 'wait', value: 'DURATION', help: 'keep trying until signetd answers, at most this long (e.g. 30s)' }, { name: 'ready', help: 'print nothing; exit 0 when signetd answers, 3 when it does not (with --wait: the unit\'s readiness check)' }],
     },
     {
       name: 'sign',
@@ -126,6 +126,16 @@ export const SIGNET: CommandSpec = {
         output,
       ],
     },
+    {
+      name: 'install',
+      summary: 'set up this host: systemd unit, signetd.yaml, an example policy (warn mode), the verifier in containerd\'s bin_dir, a containerd drop-in (verifier plugin, NRI)',
+      description: "Says what it wrote; existing files are kept. containerd's config.toml is never rewritten: without one, one is created that imports conf.d/*.toml; when it does not import the drop-in, install names the line to add (exit 1).",
+      options: [
+        { name: 'prefix', value: 'DIR', help: 'write under DIR instead of / (a staging root)', complete: 'dir' },
+        { name: 'containerd-config', value: 'FILE', help: "containerd's config (default PREFIX/etc/containerd/config.toml)", complete: 'file' },
+      ],
+    },
+    { name: 'uninstall', summary: 'remove what signet install wrote (files changed since are kept and named)', options: [{ name: 'prefix', value: 'DIR', help: 'the root install wrote under', complete: 'dir' }] },
     { name: 'completion', summary: 'print the shell completion script', args: 'bash', description: 'Install: signet completion bash > /etc/bash_completion.d/signet' },
     { name: 'man', summary: 'print the man page (roff)', description: 'The package ships it as man/signet.1: man ./man/signet.1' },
     { name: 'version', summary: 'print the version' },

@@ -6,23 +6,44 @@ import { loadProtos, verifierServiceClient } from '../../daemon/grpc-server.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import { UsageError, type CommandIo } from './io.js';
 
-const USAGE = 'usage: signet status [--socket PATH] [--output text|json]';
+const USAGE = 'usage: signet status [--socket PATH] [--output text|json] [--wait DURATION] [--ready]';
 /** Exit codes: signetd healthy; signetd answered with a problem; signetd could not be asked. */
 const EXIT_OK = 0;
 const EXIT_PROBLEM = 1;
 const EXIT_UNREACHABLE = 3;
 
 export async function statusCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { socket: { type: 'string' }, output: { type: 'string', default: 'text' } }, strict: true });
+  const { values } = parseArgs({ args: argv, options: { socket: { type: 'string' }, output: { type: 'string', default: 'text' }, wait: { type: 'string' }, ready: { type: 'boolean' } }, strict: true });
+  let waitMs = 0;
+  if (values.wait !== undefined) {
+    const m = /^(\d+)(ms|s|m)?$/.exec(values.wait);
+    if (m === null) throw new UsageError(`--wait takes a duration such as 500ms, 30s or 2m\n${USAGE}`);
+    waitMs = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000);
+  }
   if (values.output !== 'text' && values.output !== 'json') throw new UsageError(`--output must be text or json\n${USAGE}`);
   const socket = values.socket ?? process.env['SIGNET_SOCKET'] ?? '/run/signet/signetd.sock';
   const Client = verifierServiceClient(loadProtos());
   const client = new Client(`unix://${socket}`, grpc.credentials.createInsecure());
   try {
-    const status = await new Promise<Record<string, any>>((resolve, reject) => {
-      const deadline = new Date(Date.now() + 5000);
-      (client as any).Status({}, { deadline }, (err: grpc.ServiceError | null, res: Record<string, any>) => (err ? reject(err) : resolve(res)));
-    });
+    const ask = () =>
+      new Promise<Record<string, any>>((resolve, reject) => {
+        const deadline = new Date(Date.now() + 5000);
+        (client as any).Status({}, { deadline }, (err: grpc.ServiceError | null, res: Record<string, any>) => (err ? reject(err) : resolve(res)));
+      });
+    // --wait: until signetd answers (systemd's ExecStartPost uses it as the readiness signal), then as usual.
+    const until = Date.now() + waitMs;
+    let status: Record<string, any>;
+    for (;;) {
+      try {
+        status = await ask();
+        break;
+      } catch (err) {
+        if (Date.now() >= until) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    // --ready: only whether signetd answers (exit 0) or not (3), nothing printed.
+    if (values.ready) return EXIT_OK;
     // Healthy: a policy in force, no reload error, every key loaded, the audit log written.
     const keyErrors = (status['keys'] as Array<Record<string, string>>).filter((k) => k['lastError']);
     const healthy = Boolean(status['ready']) && !status['lastReloadError'] && keyErrors.length === 0 && status['audit']?.['writable'] !== false;

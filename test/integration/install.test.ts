@@ -1,0 +1,114 @@
+/**
+ * `signet install` and `signet uninstall` on a temporary root: what is written, read back as signetd
+ * and containerd read it (signetd.yaml, the policy, containerd's config with its imports); the
+ * operator's own config.toml never rewritten; uninstall leaving the tree as it was.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { readContainerdConfig } from '../../src/containerd/containerd-config.js';
+import { parseConfig } from '../../src/daemon/config.js';
+import { loadPolicyDir } from '../../src/policy/load.js';
+import { SIGNET, startDaemon } from '../helpers/daemon.js';
+
+function signet(args: string[]) {
+  const r = spawnSync(process.execPath, [SIGNET, ...args], { encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Every path under `root` with its content (links: their target), for before/after comparisons. */
+function tree(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const r = spawnSync('find', [root, '-mindepth', '1'], { encoding: 'utf8' });
+  for (const p of r.stdout.split('\n').filter(Boolean).sort()) {
+    const rel = relative(root, p);
+    const kind = spawnSync('stat', ['-c', '%F', p], { encoding: 'utf8' }).stdout.trim();
+    out[rel] = kind === 'symbolic link' ? `-> ${readlinkSync(p)}` : kind === 'directory' ? 'dir' : readFileSync(p, 'utf8');
+  }
+  return out;
+}
+
+describe('signet install / uninstall on a temporary root', function () {
+  this.timeout(60_000);
+  let root: string;
+  beforeEach(() => (root = mkdtempSync(join(tmpdir(), 'signet-root-'))));
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it('on an empty root: unit, config, warn-mode example policy, verifier in bin_dir, containerd config importing the drop-in; uninstall leaves nothing', () => {
+    const r = signet(['install', '--prefix', root]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    for (const p of ['/etc/systemd/system/signetd.service', '/etc/signet/signetd.yaml', '/etc/signet/policy.d/00-example.yaml', '/etc/containerd/conf.d/signet.toml', '/opt/containerd/image-verifier/bin/signet-verifier']) {
+      assert.match(r.stdout, new RegExp(`(wrote|linked) +${join(root, p).replace(/[.]/g, '\\.')}`), p);
+    }
+    // signetd reads its config; the example policy loads and is in warn mode.
+    const config = parseConfig(readFileSync(join(root, 'etc/signet/signetd.yaml'), 'utf8'), 'signetd.yaml');
+    assert.equal(config.registryConfigPath, '/etc/containerd/certs.d');
+    assert.ok(config.nri, 'NRI is on');
+    return loadPolicyDir(join(root, 'etc/signet/policy.d')).then((policy) => {
+      assert.equal(policy.default.mode, 'warn');
+      assert.equal(policy.default.action, 'verify');
+      // containerd reads config.toml, follows its import to the drop-in: bin_dir and NRI from there.
+      const ctd = readContainerdConfig(join(root, 'etc/containerd/config.toml'));
+      assert.ok(ctd.files.includes(join(root, 'etc/containerd/conf.d/signet.toml')), ctd.files.join(', '));
+      assert.equal(ctd.binDir.value, '/opt/containerd/image-verifier/bin');
+      assert.equal(ctd.nri.disable?.value, false);
+      assert.ok(existsSync(readlinkSync(join(root, 'opt/containerd/image-verifier/bin/signet-verifier'))), 'the link points at the installed verifier');
+      const unit = readFileSync(join(root, 'etc/systemd/system/signetd.service'), 'utf8');
+      assert.match(unit, /^Before=containerd\.service/m);
+      assert.match(unit, /^Type=exec$/m);
+      assert.doesNotMatch(unit, /^Type=simple/m);
+      assert.match(unit, /^ExecStartPost=\S+ \S+signet\.js status --socket \/run\/signet\/signetd\.sock --wait 60s --ready$/m);
+
+      assert.notEqual(signet(['install', '--prefix', root]).code, 0, 'a second install refuses');
+      const u = signet(['uninstall', '--prefix', root]);
+      assert.equal(u.code, 0, u.stdout + u.stderr);
+      assert.deepEqual(tree(root), {}, 'uninstall removes everything install wrote');
+    });
+  });
+
+  it("an operator's config.toml without imports is not rewritten: install names the line to add (exit 1); their policy is kept; uninstall restores the tree", () => {
+    mkdirSync(join(root, 'etc/containerd'), { recursive: true });
+    writeFileSync(join(root, 'etc/containerd/config.toml'), 'version = 3\n[plugins."io.containerd.image-verifier.v1.bindir"]\n  bin_dir = "/srv/verifiers"\n');
+    mkdirSync(join(root, 'etc/signet/policy.d'), { recursive: true });
+    writeFileSync(join(root, 'etc/signet/policy.d/prod.yaml'), 'apiVersion: signet/v1\ndefault: { action: reject }\n');
+    const before = tree(root);
+    const r = signet(['install', '--prefix', root]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /does not import \S+conf\.d\/signet\.toml; signet did not change it/);
+    assert.match(r.stdout, /imports = \["\/etc\/containerd\/conf\.d\/signet\.toml"\]/);
+    assert.match(r.stdout, /kept +\S+policy\.d \(holds a policy already\)/);
+    assert.equal(readFileSync(join(root, 'etc/containerd/config.toml'), 'utf8'), before['etc/containerd/config.toml']);
+    assert.ok(!existsSync(join(root, 'etc/signet/policy.d/00-example.yaml')));
+    // The operator's bin_dir is where the verifier goes.
+    assert.ok(existsSync(join(root, 'srv/verifiers/signet-verifier')) || readlinkSync(join(root, 'srv/verifiers/signet-verifier')));
+    assert.match(readFileSync(join(root, 'etc/containerd/conf.d/signet.toml'), 'utf8'), /bin_dir = "\/srv\/verifiers"/);
+    assert.equal(signet(['uninstall', '--prefix', root]).code, 0);
+    assert.deepEqual(tree(root), before);
+  });
+
+  it('uninstall keeps a file changed since install, and says so (exit 1)', () => {
+    assert.equal(signet(['install', '--prefix', root]).code, 0);
+    writeFileSync(join(root, 'etc/signet/signetd.yaml'), 'socket: /run/signet/other.sock\n');
+    const u = signet(['uninstall', '--prefix', root]);
+    assert.equal(u.code, 1);
+    assert.match(u.stdout, /kept +\S+signetd\.yaml \(changed since install\)/);
+    assert.deepEqual(Object.keys(tree(root)).sort(), ['etc', 'etc/signet', 'etc/signet/signetd.yaml']);
+  });
+
+  it("the unit's readiness check: status --wait --ready exits 0 once signetd answers, 3 when it never does", async () => {
+    const t0 = Date.now();
+    const none = signet(['status', '--socket', join(root, 'absent.sock'), '--wait', '600ms', '--ready']);
+    assert.equal(none.code, 3);
+    assert.ok(Date.now() - t0 >= 600, 'it kept trying for the whole wait');
+    const d = await startDaemon();
+    try {
+      const ok = signet(['status', '--socket', d.socket, '--wait', '10s', '--ready']);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(ok.stdout, '');
+    } finally {
+      await d.stop();
+    }
+  });
+});
