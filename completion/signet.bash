@@ -6,20 +6,21 @@ _signet() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     w="${path:+$path }${COMP_WORDS[i]}"
     case "$w" in
-      "status"|"sign"|"verify"|"audit"|"policy"|"policy check"|"policy explain"|"policy test"|"policy schema"|"keys"|"keys generate"|"keys list"|"keys export"|"keys import"|"node"|"node audit"|"doctor"|"completion"|"man"|"version") path="$w" ;;
+      "status"|"sign"|"verify"|"audit"|"policy"|"policy check"|"policy explain"|"policy test"|"policy schema"|"keys"|"keys generate"|"keys list"|"keys export"|"keys import"|"node"|"node audit"|"doctor"|"install"|"uninstall"|"completion"|"man"|"version") path="$w" ;;
     esac
   done
   case "$path" in
     "")
       case "$prev" in
       esac
-      COMPREPLY=($(compgen -W "status sign verify audit policy keys node doctor completion man version --help --version --help" -- "$cur")) ;;
+      COMPREPLY=($(compgen -W "status sign verify audit policy keys node doctor install uninstall completion man version --help --version --help" -- "$cur")) ;;
     "status")
       case "$prev" in
         --socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --output) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+        --wait) COMPREPLY=(); return ;;
       esac
-      COMPREPLY=($(compgen -W "--socket --output --help" -- "$cur")) ;;
+      COMPREPLY=($(compgen -W "--socket --output --wait --ready --help" -- "$cur")) ;;
     "sign")
       case "$prev" in
         --key) COMPREPLY=(); return ;;
@@ -146,6 +147,17 @@ _signet() {
         --output) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
       esac
       COMPREPLY=($(compgen -W "--containerd-config --containerd --socket --probe --output --help" -- "$cur")) ;;
+    "install")
+      case "$prev" in
+        --prefix) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --containerd-config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+      esac
+      COMPREPLY=($(compgen -W "--prefix --containerd-config --help" -- "$cur")) ;;
+    "uninstall")
+      case "$prev" in
+        --prefix) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+      esac
+      COMPREPLY=($(compgen -W "--prefix --help" -- "$cur")) ;;
     "completion")
       case "$prev" in
       esac
