@@ -82,13 +82,21 @@ export const SIGNET: CommandSpec = {
     },
     {
       name: 'policy',
-      summary: 'check, explain and test the trust policy; print its JSON Schema',
-      args: '<check|explain|test|schema> [options]',
+      summary: 'check, explain and test the trust policy; print its JSON Schema; push it to a registry for a fleet',
+      args: '<check|explain|test|schema|push|status> [options]',
       subcommands: [
         { name: 'check', summary: 'validate the policy directory as signetd does, and read every key file and trust root it names (exit 1 on any problem)', args: '[DIR] [options]', options: [output] },
         { name: 'explain', summary: 'which scope applies to IMAGE and why, what it requires, which keys count today (no registry access)', args: 'IMAGE [options]', options: [policyDir, output] },
         { name: 'test', summary: 'explain, then verify IMAGE against the registry with each step shown', args: 'IMAGE [options]', options: [policyDir, ...registry, pkcs11Module, output] },
         { name: 'schema', summary: 'print the JSON Schema of a policy file' },
+        {
+          name: 'push',
+          summary: 'check DIR as signetd does, push it as a signed OCI artifact (one deterministic tar layer) to REF, print its digest',
+          args: 'DIR REF --key KEYREF [options]',
+          description: 'Nodes whose signetd.yaml has policySource: { ref: REF, keys: … } verify the signature with those keys, then enforce it. The same files always give the same digest. The artifact is pushed by digest and signed before REF is moved to it.',
+          options: [{ name: 'key', value: 'KEYREF', help: 'pkcs11:… URI or a PEM PKCS#8 private key file ($SIGNET_KEY_PASSPHRASE)' }, ...registry, pkcs11Module, output],
+        },
+        { name: 'status', summary: 'which digest REF points to now, its policy files and signatures (compare with signet status on a node)', args: 'REF [options]', options: [...registry, output] },
       ],
     },
     {

@@ -3,13 +3,20 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { SignetError } from '../errors.js';
-import { isValidHost } from '../registry/reference.js';
+import { isValidHost, parseReference } from '../registry/reference.js';
 import { parseDuration } from '../util/duration.js';
 import { parseListen } from '../metrics/server.js';
 
 export interface DaemonConfig {
   socket: string;
+  /** The local policy directory; '' when only `policySource` gives the policy. */
   policyDir: string;
+  /**
+   * The policy from a signed OCI artifact (a fleet): polled every `intervalMs`, its signature verified
+   * with `keys` (defined here, never by the policy), the last verified one kept in `cacheDir`; merged
+   * with `policyDir` when both are set.
+   */
+  policySource?: { ref: string; keys: Record<string, { file?: string; pkcs11?: string }>; intervalMs: number; cacheDir: string };
   /** File path for the JSON-lines audit log, or `-` for standard output. */
   auditLog: string;
   /** `host:port` registries reached over plain HTTP. */
@@ -88,7 +95,8 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   contentCacheBytes: 64 * 1024 * 1024,
 };
 
-const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryConfigPath', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'maxConcurrentDecisions', 'maxQueuedDecisions', 'maxQueueWait', 'registryConcurrency', 'keyRefreshInterval', 'policyRescanInterval', 'pkcs11', 'logLevel', 'auditFailure', 'containerd', 'images', 'nri', 'cacheTTL', 'negativeCacheTTL', 'cacheEntries', 'contentCacheSize', 'metrics'];
+const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryConfigPath', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'maxConcurrentDecisions', 'maxQueuedDecisions', 'maxQueueWait', 'registryConcurrency', 'keyRefreshInterval', 'policyRescanInterval', 'pkcs11', 'logLevel', 'auditFailure', 'containerd', 'images', 'nri', 'cacheTTL', 'negativeCacheTTL', 'cacheEntries', 'contentCacheSize', 'metrics', 'policySource'];
+export const DEFAULT_POLICY_SOURCE = { intervalMs: 60_000, cacheDir: '/var/lib/signet/policy' };
 
 export async function loadConfig(path: string): Promise<DaemonConfig> {
   let text: string;
@@ -257,6 +265,45 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     const listen = m['listen'] ?? '127.0.0.1:9464';
     if (typeof listen !== 'string' || parseListen(listen) === undefined) fail('metrics', `listen must be host:port (127.0.0.1:9464) or an absolute unix socket path, got ${JSON.stringify(listen)}`);
     config.metrics = { listen: listen as string };
+  }
+  if (c['policySource'] !== undefined) {
+    const ps = mapping('policySource', ['ref', 'keys', 'interval', 'cacheDir'], '{ ref: registry.example.com/security/node-policy:prod, keys: { policy-signer: { file: /etc/signet/policy-signer.pub } } }')!;
+    const ref = ps['ref'];
+    if (typeof ref !== 'string') fail('policySource', 'ref must be the policy artifact\'s reference, like registry.example.com/security/node-policy:prod');
+    try {
+      const parsed = parseReference(ref as string);
+      if (parsed.tag === undefined && parsed.digest === undefined) fail('policySource', 'ref needs a tag (or a digest)');
+    } catch (err) {
+      if (err instanceof SignetError && err.code === 'CONFIG_INVALID') throw err;
+      fail('policySource', `ref: ${(err as Error).message}`);
+    }
+    const keys = ps['keys'];
+    if (typeof keys !== 'object' || keys === null || Array.isArray(keys) || Object.keys(keys).length === 0) fail('policySource', 'keys must name at least one key that may sign the policy, like { policy-signer: { file: /etc/signet/policy-signer.pub } }');
+    const specs: Record<string, { file?: string; pkcs11?: string }> = {};
+    for (const [name, spec] of Object.entries(keys as Record<string, unknown>)) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) fail('policySource', `key name "${name}" may hold letters, digits, ".", "_" and "-"`);
+      const s = spec as Record<string, unknown> | null;
+      const kinds = s !== null && typeof s === 'object' && !Array.isArray(s) ? Object.keys(s) : [];
+      if (kinds.length !== 1 || !['file', 'pkcs11'].includes(kinds[0]!)) fail('policySource', `key "${name}" must be { file: /absolute/path.pub } or { pkcs11: "pkcs11:…" }`);
+      const v = s![kinds[0]!];
+      if (kinds[0] === 'file' && (typeof v !== 'string' || !isAbsolute(v))) fail('policySource', `key "${name}": file must be an absolute path`);
+      if (kinds[0] === 'pkcs11' && (typeof v !== 'string' || !v.startsWith('pkcs11:'))) fail('policySource', `key "${name}": pkcs11 must be an RFC 7512 URI (pkcs11:…)`);
+      specs[name] = { [kinds[0]!]: v as string };
+    }
+    let intervalMs = DEFAULT_POLICY_SOURCE.intervalMs;
+    if (ps['interval'] !== undefined) {
+      try {
+        intervalMs = parseDuration(ps['interval'], 'interval', 'CONFIG_INVALID');
+      } catch (err) {
+        fail('policySource', (err as Error).message);
+      }
+      if (intervalMs < 1000) fail('policySource', 'interval must be at least 1s');
+    }
+    const cacheDir = ps['cacheDir'] ?? DEFAULT_POLICY_SOURCE.cacheDir;
+    if (typeof cacheDir !== 'string' || !isAbsolute(cacheDir)) fail('policySource', 'cacheDir must be an absolute path');
+    config.policySource = { ref: ref as string, keys: specs, intervalMs, cacheDir: cacheDir as string };
+    // The policy comes from the source alone unless a local directory is named too.
+    if (c['policyDir'] === undefined) config.policyDir = '';
   }
   if (config.verifyTimeoutMs >= 8000) fail('verifyTimeout', 'must be below 8s, the verifier\'s own deadline, so that signetd answers first');
   return config;

@@ -19,6 +19,8 @@ import type { KeyProvider } from '../keys/provider.js';
 import type { KeyStatus } from '../keys/types.js';
 import type { Policy } from '../policy/types.js';
 import { PolicyWatcher } from '../policy/watcher.js';
+import { loadPolicyFiles, PolicyLoadError, readPolicyFiles } from '../policy/load.js';
+import { PolicySource, type PolicyArtifact, type PolicySourceStatus } from '../policy-source/source.js';
 import { CachingRegistryClient } from '../registry/content-cache.js';
 import { VerdictCache, type VerdictCacheStats } from '../cache/verdict-cache.js';
 import { Metrics } from '../metrics/metrics.js';
@@ -54,6 +56,8 @@ export interface DaemonStatus {
   cache: VerdictCacheStats & { ttlMs: number; negativeTtlMs: number; content: ContentCacheStats };
   /** Where the metrics are served, or '' when off. */
   metricsListen: string;
+  /** The signed policy artifact (`policySource`); absent when none is configured. */
+  policySource?: PolicySourceStatus;
 }
 
 export class Daemon {
@@ -66,7 +70,11 @@ export class Daemon {
   private readonly keys: KeyRing;
   private readonly engine: VerificationEngine;
   private readonly audit: AuditLog;
-  private readonly watcher: PolicyWatcher;
+  /** The local policy directory; absent when `policySource` alone gives the policy. */
+  private readonly watcher: PolicyWatcher | undefined;
+  /** The fleet's signed policy artifact, and the one verified last (merged with the local directory). */
+  private readonly source: PolicySource | undefined;
+  private sourceArtifact: PolicyArtifact | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   /** Serialises key loading so a reload and a refresh never interleave. */
   private keyWork: Promise<void> = Promise.resolve();
@@ -99,6 +107,7 @@ export class Daemon {
       admission: () => this.admission.status(),
       containerd: () => (this.nodeImages ? this.nodeImages.status() : undefined),
       nri: () => (this.nri ? { socket: this.config.nri!.socket, connected: this.nri.plugin.status().connected, ...this.nri.gate.status() } : undefined),
+      policySource: () => this.source?.status(),
     });
     const client = (this.registry = new CachingRegistryClient({
       contentCacheBytes: config.contentCacheBytes,
@@ -125,8 +134,23 @@ export class Daemon {
     );
     this.audit = new AuditLog(config.auditLog, log);
     this.audit.onHealthChange(() => this.notify());
-    this.watcher = new PolicyWatcher(config.policyDir, {
-      onPolicy: (policy) => void this.install(policy),
+    if (config.policySource) {
+      this.source = new PolicySource(config.policySource, {
+        client,
+        keyProviders: [new PemKeyProvider(), ...extraProviders],
+        log,
+        timeoutMs: config.verifyTimeoutMs,
+        maxSignatures: config.maxSignatures,
+        apply: (artifact) => this.applySource(artifact),
+        onCheck: (result) => {
+          this.metrics.policySourceCheck(result);
+          this.notify();
+        },
+      });
+    }
+    this.watcher = config.policyDir === '' ? undefined : new PolicyWatcher(config.policyDir, {
+      // A policy already in force (the source installed this merge itself) is not installed twice.
+      onPolicy: (policy) => void (policy.generation !== this.policy?.generation ? this.install(policy) : undefined),
       onError: (err) => {
         this.metrics.policyReload(false);
         this.lastReloadError = describeError(err);
@@ -139,7 +163,7 @@ export class Daemon {
         this.log.info('policy directory loads again; the policy in force is unchanged', { policyDir: config.policyDir, generation: policy.generation });
         this.notify();
       },
-    }, { rescanMs: config.policyRescanIntervalMs });
+    }, { rescanMs: config.policyRescanIntervalMs, ...(this.source ? { load: (dir: string) => this.loadWithSource(dir) } : {}) });
     if (config.containerd.enabled) {
       this.nodeImages = new NodeImageEnforcer(
         { ...(config.containerd.namespaces ? { namespaces: config.containerd.namespaces } : {}), onUnverified: config.images.onUnverified, reverifyIntervalMs: config.images.reverifyIntervalMs },
@@ -166,9 +190,11 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
-    await this.watcher.start();
+    // The source first: the local directory is merged with the artifact it verified (or kept in cacheDir).
+    await this.source?.start();
+    await this.watcher?.start();
     await this.keyWork;
-    if (this.policy === undefined) this.log.error('no valid policy at start: every image is rejected until one loads', { policyDir: this.config.policyDir });
+    if (this.policy === undefined) this.log.error('no valid policy at start: every image is rejected until one loads', { policyDir: this.config.policyDir, policySource: this.config.policySource?.ref ?? null });
     this.refreshTimer = setInterval(() => void this.refreshKeys(), this.config.keyRefreshIntervalMs);
     this.refreshTimer.unref();
     this.nodeImages?.start();
@@ -200,6 +226,33 @@ export class Daemon {
     this.keyGeneration++;
     this.verdicts.clear();
     this.nri?.gate.clear();
+  }
+
+  /**
+   * The local directory merged with the verified policy artifact, as two files are merged. The
+   * generation is the artifact's digest (followed by `+` and the merge's content hash when a local
+   * directory takes part), so every audit line, status and metric names the artifact in force.
+   */
+  private async merged(localFiles: Array<{ path: string; text: string }>, artifact: PolicyArtifact): Promise<Policy> {
+    const policy = await loadPolicyFiles([...localFiles, ...artifact.files], `${this.config.policyDir ? `${this.config.policyDir} + ` : ''}${artifact.ref}@${artifact.digest}`);
+    return { ...policy, generation: localFiles.length > 0 ? `${artifact.digest}+${policy.generation}` : artifact.digest };
+  }
+
+  /** The watcher's load when a policySource is configured: the directory with the artifact in force. */
+  private async loadWithSource(dir: string): Promise<Policy> {
+    const artifact = this.sourceArtifact;
+    if (artifact === undefined) {
+      throw new PolicyLoadError([{ file: this.config.policySource!.ref, message: 'no verified policy artifact yet (the registry gave none that verifies, and cacheDir holds none): every image is rejected until one is verified' }], 'POLICY_NOT_FOUND');
+    }
+    return this.merged(await readPolicyFiles(dir, { allowEmpty: true }), artifact);
+  }
+
+  /** A verified artifact: merged with the local directory and installed, or a throw (nothing changes). */
+  private async applySource(artifact: PolicyArtifact): Promise<void> {
+    const local = this.config.policyDir === '' ? [] : await readPolicyFiles(this.config.policyDir, { allowEmpty: true });
+    const policy = await this.merged(local, artifact);
+    this.sourceArtifact = artifact;
+    if (policy.generation !== this.policy?.generation) await this.install(policy);
   }
 
   /** Load the keys the new policy names, then swap policy in one assignment. */
@@ -246,7 +299,8 @@ export class Daemon {
   /** Reload on SIGHUP: policy files and keys. */
   async reload(): Promise<void> {
     this.audit.reopen();
-    await this.watcher.reload?.();
+    await this.watcher?.reload();
+    await this.source?.reload();
     await this.refreshKeys();
   }
 
@@ -297,6 +351,7 @@ export class Daemon {
       ...(this.nri ? { nri: { ...this.nri.plugin.status(), ...this.nri.gate.status() } } : {}),
       cache: { ...this.verdicts.stats(), ttlMs: this.config.cacheTtlMs, negativeTtlMs: this.config.negativeCacheTtlMs, content: this.registry.contentStats() },
       metricsListen: this.metricsAddress,
+      ...(this.source ? { policySource: this.source.status() } : {}),
     };
   }
 
@@ -338,7 +393,8 @@ export class Daemon {
     await this.nri?.plugin.stop();
     this.nri?.client.close();
     await this.nodeImages?.stop();
-    await this.watcher.close();
+    await this.source?.close();
+    await this.watcher?.close();
     await this.keyWork.catch(() => undefined);
     await this.keys.close();
     await this.audit.close();

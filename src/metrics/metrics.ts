@@ -17,6 +17,8 @@ export interface MetricsSource {
   admission(): { inFlight: number; queued: number; refusedQueueFull: number; refusedQueueTimeout: number };
   containerd(): { address: string; connected: boolean; imageEvents: number; imageEventsRefused: number; imagesRemoved: number; reverifications: number } | undefined;
   nri(): { socket: string; connected: boolean; decided: number; refused: number; timedOut: number; cached: number } | undefined;
+  /** The signed policy artifact (policySource), when one is configured. */
+  policySource?(): { ref: string; digest: string; lastError: string } | undefined;
 }
 
 /** Decision latency buckets, seconds: a cached answer is sub-millisecond, a registry walk tens of ms, the bound 7 s. */
@@ -57,6 +59,7 @@ export class Metrics {
   private readonly registryRequests: Counter;
   private readonly registryLatency: Histogram;
   private readonly reloads: Counter;
+  private readonly sourceChecks: Counter;
 
   constructor(source: MetricsSource, options: { now?: () => number; processMetrics?: boolean } = {}) {
     const r = this.register;
@@ -69,6 +72,15 @@ export class Metrics {
     this.reloads = new Counter({ name: 'signet_policy_reloads_total', help: 'Policy loads, by result (success, failure).', labelNames: ['result'], registers: [r] });
     this.reloads.inc({ result: 'success' }, 0);
     this.reloads.inc({ result: 'failure' }, 0);
+    this.sourceChecks = new Counter({ name: 'signet_policy_source_checks_total', help: 'Checks of the policy artifact (policySource), by result: unchanged (one HEAD), applied (a new artifact verified and in force, or the one kept in cacheDir at start), rejected (signature, content or merge refused; nothing changed), unavailable (registry unreachable).', labelNames: ['result'], registers: [r] });
+    readGauge(r, 'signet_policy_source_info', 'The policy artifact in force (policySource): its reference and digest as labels; value 1 (absent until one is verified).', ['ref', 'digest'], () => {
+      const s = source.policySource?.();
+      return s && s.digest ? [[{ ref: s.ref, digest: s.digest }, 1]] : [];
+    });
+    readGauge(r, 'signet_policy_source_failing', '1 while the last check of the policy artifact failed (unreachable or refused; the artifact in force stays), 0 otherwise; absent without policySource.', ['ref'], () => {
+      const s = source.policySource?.();
+      return s ? [[{ ref: s.ref }, s.lastError ? 1 : 0]] : [];
+    });
     readGauge(r, 'signet_policy_loaded', 'Whether a valid policy is in force (1) or every image is refused (0).', [], () => [[{}, source.policy().loaded ? 1 : 0]]);
     readGauge(r, 'signet_policy_generation_info', 'The policy generation in force (content hash), as a label; value 1.', ['generation'], () => {
       const p = source.policy();
@@ -139,6 +151,10 @@ export class Metrics {
   registryExchange(info: ExchangeInfo): void {
     this.registryRequests.inc({ host: info.host, method: info.method, status: info.status > 0 ? String(info.status) : (info.error ?? 'error') });
     this.registryLatency.observe({ host: info.host }, info.seconds);
+  }
+
+  policySourceCheck(result: 'unchanged' | 'applied' | 'rejected' | 'unavailable'): void {
+    this.sourceChecks.inc({ result });
   }
 
   policyReload(ok: boolean): void {

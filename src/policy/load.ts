@@ -75,7 +75,7 @@ export function isPolicyFileName(name: string): boolean {
  * to anywhere else (`/etc/shadow`), a named pipe, a socket or a device is refused, naming the file.
  * Subdirectories are not policy files and are skipped.
  */
-export async function readPolicyFiles(dir: string): Promise<Array<{ path: string; text: string }>> {
+export async function readPolicyFiles(dir: string, options: { allowEmpty?: boolean } = {}): Promise<Array<{ path: string; text: string }>> {
   const abs = resolve(dir);
   let names: string[];
   let realDir: string;
@@ -86,6 +86,8 @@ export async function readPolicyFiles(dir: string): Promise<Array<{ path: string
     if (err instanceof PolicyLoadError) throw err;
     throw new PolicyLoadError([{ file: abs, message: `cannot read the policy directory: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }], 'POLICY_NOT_FOUND');
   }
+  // allowEmpty: a directory merged with a policy artifact (policySource) may contribute nothing.
+  if (names.length === 0 && options.allowEmpty) return [];
   if (names.length === 0) throw new PolicyLoadError([{ file: abs, message: 'no policy files (*.yaml, *.yml, *.json) in the policy directory' }], 'POLICY_NOT_FOUND');
   const out: Array<{ path: string; text: string }> = [];
   let total = 0;
@@ -170,7 +172,17 @@ async function readPolicyFile(path: string, realDir: string): Promise<string | u
  * hash, not a parse.
  */
 export async function loadPolicyDir(dir: string): Promise<Policy> {
-  const files = await readPolicyFiles(dir);
+  return loadPolicyFiles(await readPolicyFiles(dir), resolve(dir));
+}
+
+/**
+ * Build the policy of files already in memory (a policy directory's, a signed policy artifact's, or
+ * both merged), with the same bounds, merge rules, worker and memo as loadPolicyDir. `where` names
+ * them in problems that concern them all (too large, too slow to parse).
+ */
+export async function loadPolicyFiles(files: Array<{ path: string; text: string }>, where: string): Promise<Policy> {
+  if (files.length > MAX_FILES) throw new PolicyLoadError([{ file: where, message: `more than ${MAX_FILES} policy files` }]);
+  if (files.reduce((n, f) => n + Buffer.byteLength(f.text), 0) > POLICY_LIMITS.totalBytes) throw new PolicyLoadError([{ file: where, message: `the policy files together are larger than ${POLICY_LIMITS.totalBytes} bytes` }]);
   const key = createHash('sha256');
   for (const f of files) key.update(`${f.path}\0${f.text.length}\0`).update(f.text);
   const fingerprint = key.digest('hex');
@@ -180,7 +192,7 @@ export async function loadPolicyDir(dir: string): Promise<Policy> {
   }
   const bytes = files.reduce((n, f) => n + f.text.length, 0);
   try {
-    const policy = bytes <= IN_THREAD_BYTES ? buildPolicy(files) : await buildPolicyInWorker(resolve(dir), files);
+    const policy = bytes <= IN_THREAD_BYTES ? buildPolicy(files) : await buildPolicyInWorker(where, files);
     lastBuild = { fingerprint, policy };
     return policy;
   } catch (err) {

@@ -1,14 +1,21 @@
 /** `signet policy check|explain|test|schema`: the policy a node enforces, checked and explained. */
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SignetError } from '../../errors.js';
 import { explain, formatExplanation } from '../../policy/explain.js';
-import { loadPolicyDir, PolicyLoadError, formatProblem } from '../../policy/load.js';
+import { loadPolicyDir, PolicyLoadError, formatProblem, readPolicyFiles } from '../../policy/load.js';
+import { openSigner } from '../../keys/open-signer.js';
+import { buildPolicyArtifact, MAX_POLICY_LAYER_BYTES, policyLayerOf, POLICY_ARTIFACT_TYPE, readPolicyTar } from '../../policy-source/artifact.js';
+import { RegistryClient } from '../../registry/client.js';
+import { MEDIA_TYPES } from '../../registry/types.js';
+import { cosignSignatureTag, parseSignatureManifest } from '../../formats/cosign.js';
+import { signImageCosign } from '../../signing/cosign-sign.js';
 import type { Policy, PolicyProblem } from '../../policy/types.js';
 import { policySchemaText } from '../../policy/schema.js';
-import { parseReference } from '../../registry/reference.js';
+import { formatReference, parseReference, repositoryName } from '../../registry/reference.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
-import { outputFormat, policyDir, POLICY_OPTIONS } from './common.js';
+import { insecureRegistries, outputFormat, policyDir, POLICY_OPTIONS, REGISTRY_OPTIONS, registrySettings } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
 import { verifyCommand } from './verify.js';
 
@@ -16,7 +23,9 @@ const USAGE = `usage: signet policy <command>
   check [DIR]                       validate the policy directory as signetd does (exit 1 on any problem)
   explain IMAGE [--policy-dir DIR]  which scope applies and why, what it requires, which keys count today (no registry access)
   test IMAGE [--policy-dir DIR] [registry options]   explain, then verify against the registry with each step shown
-  schema                            print the JSON Schema of a policy file`;
+  schema                            print the JSON Schema of a policy file
+  push DIR REF --key KEYREF [registry options]   check DIR as signetd does, push it as a signed OCI artifact, print its digest
+  status REF [registry options]     which artifact digest REF points to now (what nodes with policySource will verify next)`;
 
 export async function policyCommand(argv: string[], io: CommandIo): Promise<number> {
   const [sub, ...rest] = argv;
@@ -28,6 +37,10 @@ export async function policyCommand(argv: string[], io: CommandIo): Promise<numb
       return check(rest, io);
     case 'explain':
       return explainCommand(rest, io);
+    case 'push':
+      return pushCommand(rest, io);
+    case 'status':
+      return sourceStatusCommand(rest, io);
     case 'test': {
       const code = await explainCommand(rest.filter((a, i) => !isRegistryArg(rest, i)), io);
       if (code !== 0) return code;
@@ -120,4 +133,100 @@ async function explainCommand(argv: string[], io: CommandIo): Promise<number> {
   const e = explain(policy, parseReference(positionals[0]!));
   io.stdout.write(output === 'json' ? `${printableJson(e, 2)}\n` : formatExplanation(e));
   return 0;
+}
+
+/** The problems of a policy that does not load, as `check` prints them; exit 1. */
+function printProblems(err: PolicyLoadError, output: 'text' | 'json', io: CommandIo, what: string): number {
+  if (output === 'json') io.stdout.write(`${printableJson({ ok: false, problems: err.problems }, 2)}\n`);
+  else io.stdout.write(`${err.problems.map((problem) => printable(formatProblem(problem), LIMITS.reason)).join('\n')}\n${err.problems.length} problem(s); ${what}\n`);
+  return 1;
+}
+
+/**
+ * `signet policy push DIR REF --key KEYREF`: the directory validated as signetd validates it, packed
+ * as one deterministic tar layer (same files, same digest), pushed by digest, signed (cosign simple
+ * signing), and only then tagged: a node that sees the new tag finds its signature already there.
+ */
+async function pushCommand(argv: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: { ...REGISTRY_OPTIONS, key: { type: 'string' }, 'pkcs11-module': { type: 'string' }, output: { type: 'string' } }, allowPositionals: true, strict: true });
+  if (positionals.length !== 2) throw new UsageError(`expected DIR and REF\n${USAGE}`);
+  if (values.key === undefined) throw new UsageError('--key KEYREF is required: a policy is pushed signed, or not at all');
+  const output = outputFormat(values.output);
+  const [dir, refText] = positionals as [string, string];
+  const ref = parseReference(refText);
+  if (ref.tag === undefined || ref.digest !== undefined) throw new UsageError(`REF needs a tag and no digest (nodes poll a tag, e.g. registry.example.com/security/node-policy:prod), got ${printable(refText, LIMITS.name)}`);
+  let policy: Policy;
+  try {
+    policy = await loadPolicyDir(dir);
+  } catch (err) {
+    if (err instanceof PolicyLoadError) return printProblems(err, output, io, 'nothing was pushed');
+    throw err;
+  }
+  const files = await readPolicyFiles(dir);
+  const artifact = buildPolicyArtifact(files.map((f) => ({ name: basename(f.path), bytes: Buffer.from(f.text, 'utf8') })));
+  if (artifact.layer.length > MAX_POLICY_LAYER_BYTES) throw new SignetError('POLICY_INVALID', `the policy artifact would be ${artifact.layer.length} bytes, more than nodes accept (${MAX_POLICY_LAYER_BYTES})`);
+  // The key first: a wrong key or PIN fails before anything changes in the registry.
+  const signer = await openSigner(values.key, values['pkcs11-module'] !== undefined ? { pkcs11Module: values['pkcs11-module'] } : {});
+  try {
+    const client = new RegistryClient({ insecureRegistries: insecureRegistries(values), ...registrySettings(values), userAgent: 'signet-cli/0.1.0' });
+    const repo = { registry: ref.registry, repository: ref.repository };
+    await client.pushBlob(repo, artifact.config);
+    await client.pushBlob(repo, artifact.layer);
+    await client.pushManifest(repo, artifact.digest, artifact.manifest, MEDIA_TYPES.ociManifest);
+    const signed = await signImageCosign(client, repo, artifact.digest, signer, { dockerReference: repositoryName(ref) });
+    const digest = await client.pushManifest(repo, ref.tag, artifact.manifest, MEDIA_TYPES.ociManifest);
+    if (digest !== artifact.digest) throw new SignetError('REGISTRY_PROTOCOL', `the registry stored the manifest as ${digest}, not ${artifact.digest}`);
+    const result = { ref: formatReference(ref), digest, files: files.map((f) => basename(f.path)), generation: policy.generation, key: { fingerprint: signer.fingerprint, algorithm: signer.algorithm }, signatures: signed.layers };
+    if (output === 'json') io.stdout.write(`${printableJson(result, 2)}\n`);
+    else {
+      io.stderr.write(`pushed ${printable(result.ref, LIMITS.name)} (${files.length} file(s)), signed by ${signer.fingerprint} (${signer.algorithm}; ${signed.layers} signature(s) on it)\n`);
+      io.stdout.write(`${digest}\n`);
+    }
+    return 0;
+  } finally {
+    await signer.close?.();
+  }
+}
+
+/** `signet policy status REF`: the digest REF points to now, whether it is a signet policy artifact, its files and signatures. */
+async function sourceStatusCommand(argv: string[], io: CommandIo): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: { ...REGISTRY_OPTIONS, output: { type: 'string' } }, allowPositionals: true, strict: true });
+  if (positionals.length !== 1) throw new UsageError(`expected one REF\n${USAGE}`);
+  const output = outputFormat(values.output);
+  const ref = parseReference(positionals[0]!);
+  const client = new RegistryClient({ insecureRegistries: insecureRegistries(values), ...registrySettings(values), userAgent: 'signet-cli/0.1.0' });
+  const repo = { registry: ref.registry, repository: ref.repository };
+  const descriptor = await client.resolve(repo, ref.digest ?? ref.tag ?? 'latest');
+  const where = `${repositoryName(ref)}@${descriptor.digest}`;
+  let files: string[] = [];
+  let problem = '';
+  try {
+    const manifest = await client.getManifest(repo, descriptor.digest);
+    const layer = policyLayerOf(manifest.bytes, where);
+    files = readPolicyTar(await client.getBlob(repo, layer.digest, { maxBytes: MAX_POLICY_LAYER_BYTES }), where).map((f) => f.name);
+  } catch (err) {
+    if (!(err instanceof SignetError)) throw err;
+    problem = err.message;
+  }
+  const sig = await client.tryGetManifest(repo, cosignSignatureTag(descriptor.digest), { accept: [MEDIA_TYPES.ociManifest] });
+  let signatures = 0;
+  if (sig) {
+    try {
+      signatures = parseSignatureManifest(sig.bytes).length;
+    } catch {
+      signatures = 0;
+    }
+  }
+  const result = { ref: formatReference(ref), digest: descriptor.digest, artifactType: problem ? '' : POLICY_ARTIFACT_TYPE, files, signatures, ...(problem ? { problem } : {}) };
+  if (output === 'json') io.stdout.write(`${printableJson(result, 2)}\n`);
+  else {
+    io.stdout.write(
+      [
+        `${printable(result.ref, LIMITS.name)}  ${descriptor.digest}`,
+        problem ? `  NOT A SIGNET POLICY ARTIFACT: ${printable(problem, LIMITS.reason)}` : `  policy artifact, ${files.length} file(s): ${files.map((f) => printable(f, LIMITS.name)).join(', ')}`,
+        `  ${signatures} cosign signature(s) at ${cosignSignatureTag(descriptor.digest)} (signetd verifies them with policySource.keys before reading the artifact)`,
+      ].join('\n') + '\n',
+    );
+  }
+  return problem ? 1 : 0;
 }

@@ -46,7 +46,8 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
     if (values.ready) return EXIT_OK;
     // Healthy: a policy in force, no reload error, every key loaded, the audit log written.
     const keyErrors = (status['keys'] as Array<Record<string, string>>).filter((k) => k['lastError']);
-    const healthy = Boolean(status['ready']) && !status['lastReloadError'] && keyErrors.length === 0 && status['audit']?.['writable'] !== false;
+    const source = status['policySource'] as Record<string, any> | null | undefined;
+    const healthy = Boolean(status['ready']) && !status['lastReloadError'] && keyErrors.length === 0 && status['audit']?.['writable'] !== false && !source?.['lastError'];
     if (values.output === 'json') {
       io.stdout.write(`${printableJson(status, 2)}\n`);
       return healthy ? EXIT_OK : EXIT_PROBLEM;
@@ -54,7 +55,8 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
     // Everything signetd reports may quote untrusted text (names, registry and token errors, policy files).
     const lines = [
       `signetd ${t(status['version'])}  up ${Math.round(status['uptimeSeconds'])} s  ${status['decisions']} decisions`,
-      `policy   ${status['ready'] ? t(status['policyGeneration']) : 'NONE LOADED: every image is rejected'}  (${t(status['policyDir'])})`,
+      `policy   ${status['ready'] ? t(status['policyGeneration']) : 'NONE LOADED: every image is rejected'}  (${t(status['policyDir']) || 'no local policyDir'})`,
+      ...sourceLines(source),
       ...(status['policyFiles'] as string[]).map((f) => `         ${t(f)}`),
       ...(status['lastReloadError'] ? String(status['lastReloadError']).split('\n').map((l, i) => `${i === 0 ? 'reload error: ' : '  '}${t(l)}`) : []),
       ...(status['warnings'] as string[]).map((w) => `warning: ${t(w)}`),
@@ -74,6 +76,7 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
         ...(status['lastReloadError'] ? ['the last policy reload failed (the previous policy stays in force)'] : []),
         ...(keyErrors.length > 0 ? [`${keyErrors.length} key(s) with errors: ${keyErrors.map((k) => t(k['name'], LIMITS.name)).join(', ')}`] : []),
         ...(status['audit']?.['writable'] === false ? ['the audit log cannot be written'] : []),
+        ...(source?.['lastError'] ? ['the policy source\'s last check failed (the artifact in force stays)'] : []),
       ];
       lines.push(`PROBLEMS: ${problems.join('; ')}`);
     }
@@ -104,6 +107,18 @@ function socketState(path: string): string {
 /** A field of the status as one bounded, escaped piece of a line. */
 function t(value: unknown, max: number = LIMITS.reason): string {
   return printable(String(value ?? ''), max);
+}
+
+/** The signed policy artifact: which digest is in force, what the reference points to, the last failure. */
+function sourceLines(s: Record<string, any> | null | undefined): string[] {
+  if (!s) return [];
+  const inForce = s['digest'] ? `${t(s['digest'])} verified ${t(s['verifiedAt'])}${s['fromCache'] ? ' (from cacheDir: the registry gave none)' : ''}` : 'NONE VERIFIED';
+  const remote = s['remoteDigest'] && s['remoteDigest'] !== s['digest'] ? `; ${t(s['ref'])} now points to ${t(s['remoteDigest'])}` : '';
+  return [
+    `source   ${t(s['ref'])}  ${inForce}${remote}`,
+    `         checked every ${Number(s['intervalMs']) / 1000} s, last ${t(s['lastCheck']) || 'never'}; ${s['checks']} checks, ${s['failures']} failed, ${s['rejected']} artifacts refused  (cache ${t(s['cacheDir'])})`,
+    ...(s['lastError'] ? [`source error: ${t(s['lastError'])}`] : []),
+  ];
 }
 
 /** The containerd watch: connection, image events, the last reverification, refused images on the node. */
