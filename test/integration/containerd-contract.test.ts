@@ -48,7 +48,8 @@ describe('containerd contract: signet-verifier → signetd → docker-registry',
     registry = await startRegistry();
     host = registry.host;
     client = new RegistryClient({ insecureRegistries: [host], retries: 0 });
-    daemon = await startDaemon({ insecureRegistries: [host] });
+    // Tests here sign an image again between two verifications: no cached refusal in between.
+    daemon = await startDaemon({ insecureRegistries: [host], extraConfig: 'negativeCacheTTL: 0s' });
     release.writePublic(join(daemon.dir, 'release.pub'));
     daemon.writePolicy('policy.yaml', policy());
     await waitFor(() => daemon.log().includes('policy loaded'), 'the first policy');

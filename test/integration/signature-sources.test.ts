@@ -58,7 +58,8 @@ describe('signature sources', function () {
       await fetch(`http://${host}/v2/airgap/app/manifests/${sig.digest}`, { method: 'DELETE' });
       assert.equal(await client.tryGetManifest(repo, sigTag), undefined);
 
-      daemon = await startDaemon({ insecureRegistries: [host] });
+      // These tests change the signatures on disk between verifications of one image: no verdict cache.
+      daemon = await startDaemon({ insecureRegistries: [host], extraConfig: 'cacheTTL: 0s\nnegativeCacheTTL: 0s' });
       key.writePublic(join(daemon.dir, 'k.pub'));
       daemon.writePolicy('policy.yaml', {
         apiVersion: 'signet/v1',
