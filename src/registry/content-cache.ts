@@ -49,7 +49,7 @@ export class CachingRegistryClient extends RegistryClient {
     }
     this.counts.misses++;
     const manifest = await super.getManifest(repo, reference, options);
-    this.content.set(key, { kind: 'manifest', manifest });
+    this.content.set(key, { kind: 'manifest', manifest: { ...manifest, bytes: unpooled(manifest.bytes) } });
     return manifest;
   }
 
@@ -63,11 +63,21 @@ export class CachingRegistryClient extends RegistryClient {
     }
     this.counts.misses++;
     const bytes = await super.getBlob(repo, digest, options);
-    this.content.set(key, { kind: 'blob', bytes });
+    this.content.set(key, { kind: 'blob', bytes: unpooled(bytes) });
     return bytes;
   }
 
   contentStats(): ContentCacheStats {
     return { entries: this.content.size, bytes: this.content.calculatedSize, maxBytes: this.content.maxSize, ...this.counts };
   }
+}
+
+/**
+ * A copy in memory of its own: a small Buffer is often a slice of Node's shared 8 KiB pool, and keeping
+ * it would keep the whole slab, so the cache would hold far more than the bytes it counts.
+ */
+function unpooled(b: Buffer): Buffer {
+  const own = Buffer.allocUnsafeSlow(b.length);
+  b.copy(own);
+  return own;
 }
