@@ -28,8 +28,8 @@ import type { Signer } from '../keys/types.js';
 import { DSSE_ENVELOPE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE, serializeEnvelope, signEnvelope, type DsseEnvelope } from '../formats/dsse.js';
 import { buildStatement, serializeStatement, subjectForDigest, type Statement } from '../formats/intoto.js';
 import { isPlainObject, requireExactKeys } from '../formats/strict-json.js';
-import { SEVERITIES, isRfc3339, normaliseScanReport, type ScanReport, type Severity } from '../scan/report.js';
-import { countBySeverity, exceeds, ignoreSet, isIgnored, isMaxSeverity, severityRank, type MaxSeverity } from '../scan/gate.js';
+import { SEVERITIES, isRfc3339, normaliseScanReport, type ScanReport, type Severity } from './scan-report.js';
+import { countBySeverity, exceeds, ignoreSet, isIgnored, isMaxSeverity, severityRank, type MaxSeverity } from './severity.js';
 
 export { DSSE_ENVELOPE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE };
 export const COSIGN_VULN_PREDICATE_TYPE = 'https://cosign.sigstore.dev/attestation/vuln/v1';

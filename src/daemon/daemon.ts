@@ -11,7 +11,7 @@ import { NriPlugin, type NriStatus } from '../nri/plugin.js';
 import type { Decision, VerifyRequest } from '../engine/decision.js';
 import { VerificationEngine } from '../engine/engine.js';
 import { SourceFactory } from '../engine/default-sources.js';
-import { keyUsability } from '../engine/key-window.js';
+import { keyUsability } from '../policy/key-window.js';
 import { KeyRing, type KeySet } from '../keys/keyring.js';
 import { PemKeyProvider } from '../keys/pem-provider.js';
 import { SigstoreKeyProvider } from '../keys/sigstore-provider.js';

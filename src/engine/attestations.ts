@@ -10,7 +10,7 @@ import { parseStatement, statementCoversDigest } from '../formats/intoto.js';
 import type { AttestationRequirement } from '../policy/types.js';
 import type { SignatureResult } from './decision.js';
 import { failureRank, mostTellingCode, type EvaluationContext } from './evaluate.js';
-import { keyUsability } from './key-window.js';
+import { keyUsability } from '../policy/key-window.js';
 import type { UntrustedAttestation } from './attestation-source.js';
 
 /** `validUntil` (epoch ms): when a valid attestation stops counting (scan finished + maxAge). */

@@ -1,6 +1,8 @@
 /**
- * The stores signatures are read from, and the sources that read each format from a store: the one
- * place to add a format or a store. A scope's `signatureSources` picks the stores (default: registry).
+ * The stores signatures are read from, and the sources that read each format from a store. The
+ * sources follow the format list (formats/index.ts): a format stored under a tag gets a TagSource, one
+ * stored as referrers a ReferrersSource sharing the store's one listing. A scope's `signatureSources`
+ * picks the stores (default: registry).
  */
 import type { RegistryClient } from '../registry/client.js';
 import { OciLayoutStore } from '../registry/oci-layout.js';
@@ -8,11 +10,10 @@ import { RegistryStore } from '../registry/registry-store.js';
 import type { ContentStore } from '../registry/store.js';
 import type { SignatureSourceSpec } from '../policy/types.js';
 import { AttestationSource } from './attestation-source.js';
-import { CosignSource } from './cosign-source.js';
 import type { SignatureSource } from './sources.js';
-import { ALL_FORMATS, type FormatName } from '../formats/types.js';
-import { FORMATS } from './evaluate.js';
-import { ReferrersListing, ReferrersSource, REFERRER_FORMATS } from './referrers-source.js';
+import { ALL_FORMATS, FORMAT_LIST, type FormatName } from '../formats/index.js';
+import { ReferrersListing, ReferrersSource } from './referrers-source.js';
+import { TagSource } from './tag-source.js';
 
 export interface SourceSet {
   signatures: SignatureSource[];
@@ -46,10 +47,10 @@ export class SourceFactory {
     const stores = specs.map((s) => this.store(s));
     const signatures: SignatureSource[] = [];
     for (const store of stores) {
-      if (formats.includes('cosign')) signatures.push(new CosignSource(store));
       const listing = new ReferrersListing(store);
-      for (const f of ['sigstore-bundle', 'notation'] as const) {
-        if (formats.includes(f) && FORMATS[f] !== undefined) signatures.push(new ReferrersSource(listing, REFERRER_FORMATS[f]));
+      for (const format of FORMAT_LIST) {
+        if (!formats.includes(format.name)) continue;
+        signatures.push(format.location.kind === 'tag' ? new TagSource(store, format) : new ReferrersSource(listing, format));
       }
     }
     return { signatures, attestations: stores.map((s) => new AttestationSource(s)) };

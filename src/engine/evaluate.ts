@@ -3,20 +3,15 @@
  * No I/O here except through TrustedKey.verify (which may be an HSM call).
  */
 import { SignetError, type ErrorCode } from '../errors.js';
-import { cosignFormat } from '../formats/cosign.js';
-import { sigstoreBundleFormat } from '../formats/bundle.js';
-import { notationFormat } from '../formats/notation-format.js';
-import type { ExpectedSubject, FormatName, SignatureCheck, SignatureFormat, UntrustedSignature } from '../formats/types.js';
+import { formatNamed } from '../formats/index.js';
+import type { ExpectedSubject, SignatureCheck, UntrustedSignature } from '../formats/types.js';
 import type { KeySet } from '../keys/keyring.js';
 import { checkIdentity } from '../policy/identity.js';
 import type { KeyDefinition, SignatureRequirement } from '../policy/types.js';
 import type { ImageReference } from '../registry/reference.js';
 import type { SignatureResult } from './decision.js';
-import { keyUsability } from './key-window.js';
+import { keyUsability } from '../policy/key-window.js';
 import { isUnreadable, type DiscoveredSignature } from './sources.js';
-
-/** The formats this build can verify; a signature in another format is reported, never counted. */
-export const FORMATS: Partial<Record<FormatName, SignatureFormat>> = { cosign: cosignFormat, 'sigstore-bundle': sigstoreBundleFormat, notation: notationFormat };
 
 /**
  * How telling a failure is: a signature a trusted key made for the wrong thing says more than "not our
@@ -88,7 +83,8 @@ async function checkAuthentic(sig: UntrustedSignature, keyName: string, ctx: Eva
   const lookup = ctx.keys.get(keyName);
   if (lookup.error) return { valid: false, code: lookup.error.code, reason: `key "${keyName}" cannot be used: ${lookup.error.message}` };
   try {
-    const format = FORMATS[sig.format];
+    // The formats of the list (formats/index.ts); a signature in another format is reported, never counted.
+    const format = formatNamed(sig.format);
     if (format === undefined) return { valid: false, code: 'SIGNATURE_MALFORMED', reason: `${sig.format} signatures cannot be verified by this build` };
     const trustedIdentities = ctx.keyDefinitions[keyName]?.trustedIdentities;
     return await format.verify(sig, lookup.key, ctx.subject, trustedIdentities ? { trustedIdentities } : undefined);

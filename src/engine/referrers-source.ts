@@ -1,24 +1,16 @@
 /**
  * Signatures stored as OCI 1.1 referrers of the image (sigstore bundles, Notation): found by
- * artifact type through the store's referrers listing, one envelope per referrer manifest.
+ * artifact type through the store's referrers listing, one envelope per referrer manifest. Generic
+ * over the format: its `location` names the artifact types, layer media types and size cap.
  */
 import { SignetError } from '../errors.js';
 import { isPlainObject, parseStrictJson } from '../formats/strict-json.js';
-import type { FormatName } from '../formats/types.js';
+import type { FormatName } from '../formats/index.js';
+import type { SignatureFormat } from '../formats/types.js';
 import { isDigest, repositoryName, type ImageReference } from '../registry/reference.js';
 import type { ContentStore } from '../registry/store.js';
 import type { Descriptor } from '../registry/types.js';
 import type { DiscoveredSignature, SignatureSource } from './sources.js';
-
-const MAX_ENVELOPE_BYTES = 1024 * 1024;
-
-export interface ReferrerFormat {
-  format: FormatName;
-  /** Artifact types (or, for older clients, config media types) of the referrer manifests. */
-  artifactTypes: string[];
-  /** Media types of the envelope layer. */
-  layerMediaTypes: string[];
-}
 
 /**
  * One referrers listing per store and decision, shared by every referrers-based format: the registry is
@@ -39,7 +31,11 @@ export class ReferrersSource implements SignatureSource {
   readonly name: string;
   private readonly store: ContentStore;
 
-  constructor(private readonly listing: ReferrersListing, private readonly spec: ReferrerFormat) {
+  private readonly spec: { format: FormatName; artifactTypes: readonly string[]; layerMediaTypes: readonly string[]; maxEnvelopeBytes: number };
+
+  constructor(private readonly listing: ReferrersListing, format: SignatureFormat<FormatName>) {
+    if (format.location.kind !== 'referrers') throw new SignetError('INVALID_ARGUMENT', `${format.name} signatures are not stored as referrers`);
+    this.spec = { format: format.name, ...format.location };
     this.store = listing.store;
     this.name = this.store.name;
   }
@@ -61,7 +57,7 @@ export class ReferrersSource implements SignatureSource {
           const layers = isPlainObject(doc) && Array.isArray(doc['layers']) ? (doc['layers'] as unknown[]) : [];
           const layer = layers.find((l): l is { mediaType: string; digest: string } => isPlainObject(l) && typeof l['mediaType'] === 'string' && this.spec.layerMediaTypes.includes(l['mediaType']) && typeof l['digest'] === 'string' && isDigest(l['digest']));
           if (layer === undefined) throw new SignetError('SIGNATURE_MALFORMED', `${this.spec.format} signature manifest ${d.digest} has no ${this.spec.layerMediaTypes.join(' or ')} layer`);
-          const untrustedPayload = await this.store.getBlob(repo, layer.digest, { maxBytes: MAX_ENVELOPE_BYTES, ...signal });
+          const untrustedPayload = await this.store.getBlob(repo, layer.digest, { maxBytes: this.spec.maxEnvelopeBytes, ...signal });
           return { format: this.spec.format, source, untrustedPayload, untrustedSignature: Buffer.alloc(0), envelopeMediaType: layer.mediaType };
         } catch (err) {
           if (err instanceof SignetError && ['SIGNATURE_MALFORMED', 'DIGEST_MISMATCH', 'BLOB_TOO_LARGE', 'REGISTRY_NOT_FOUND'].includes(err.code)) return { format: this.spec.format, source, error: err };
@@ -71,16 +67,3 @@ export class ReferrersSource implements SignatureSource {
     );
   }
 }
-
-export const REFERRER_FORMATS: Record<'sigstore-bundle' | 'notation', ReferrerFormat> = {
-  'sigstore-bundle': {
-    format: 'sigstore-bundle',
-    artifactTypes: ['application/vnd.dev.sigstore.bundle.v0.3+json'],
-    layerMediaTypes: ['application/vnd.dev.sigstore.bundle.v0.3+json'],
-  },
-  notation: {
-    format: 'notation',
-    artifactTypes: ['application/vnd.cncf.notary.signature'],
-    layerMediaTypes: ['application/jose+json', 'application/cose'],
-  },
-};

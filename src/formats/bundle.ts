@@ -4,15 +4,33 @@
  * HSM, through TrustedKey), keyless bundles against a `sigstore` key's offline trusted root and
  * identity (certificate chain, transparency-log and timestamp evidence, issuer and subject).
  */
-import type { TrustedKey } from '../keys/types.js';
-import { COSIGN_SIGN_V1_PREDICATE_TYPE, verifySigstoreBundle } from './sigstore-bundle.js';
-import type { ExpectedSubject, SignatureCheck, SignatureFormat, UntrustedSignature } from './types.js';
+import type { Signer, TrustedKey } from '../keys/types.js';
+import type { ExpectedSubject, SignatureCheck, SignatureFormat, SignedArtifact, SignRequest, UntrustedSignature } from './types.js';
 
-export { COSIGN_SIGN_V1_PREDICATE_TYPE as COSIGN_SIGN_PREDICATE_TYPE };
+// The sigstore libraries are loaded when a bundle is first verified or signed: the format list is read
+// by policy loading and discovery, which need only where bundles live.
+/** The same values as ./sigstore-bundle.ts exports (held equal by test/unit/registries.test.ts). */
+export const COSIGN_SIGN_PREDICATE_TYPE = 'https://sigstore.dev/cosign/sign/v1';
+const BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 
-export const sigstoreBundleFormat: SignatureFormat = {
+/**
+ * A key-based cosign v3 image signature: an in-toto statement (predicate cosign/sign/v1) about the
+ * digest, in a DSSE envelope signed over the pre-authentication encoding, wrapped in a v0.3 bundle.
+ */
+async function signBundle(request: SignRequest, signer: Signer): Promise<SignedArtifact> {
+  const [{ bundleToJSON, toDSSEBundle }, { dsseHashFor, INTOTO_PAYLOAD_TYPE, preAuthEncoding }, { buildStatement, serializeStatement, subjectForDigest }] = await Promise.all([import('@sigstore/bundle'), import('./dsse.js'), import('./intoto.js')]);
+  const statement = serializeStatement(buildStatement([subjectForDigest(request.repositoryName, request.digest)], COSIGN_SIGN_PREDICATE_TYPE, {}));
+  const signature = Buffer.from(await signer.sign(preAuthEncoding(INTOTO_PAYLOAD_TYPE, statement), dsseHashFor(signer.algorithm)));
+  const bundle = toDSSEBundle({ artifact: statement, artifactType: INTOTO_PAYLOAD_TYPE, signature, keyHint: signer.fingerprint });
+  return { blob: Buffer.from(JSON.stringify(bundleToJSON(bundle))), mediaType: BUNDLE_MEDIA_TYPE };
+}
+
+export const sigstoreBundleFormat: SignatureFormat<'sigstore-bundle'> = {
   name: 'sigstore-bundle',
+  location: { kind: 'referrers', artifactTypes: [BUNDLE_MEDIA_TYPE], layerMediaTypes: [BUNDLE_MEDIA_TYPE], maxEnvelopeBytes: 1024 * 1024 },
+  sign: signBundle,
   async verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject): Promise<SignatureCheck> {
+    const { verifySigstoreBundle } = await import('./sigstore-bundle.js');
     const r = await verifySigstoreBundle({
       untrustedBundle: signature.untrustedPayload,
       expectedDigest: expected.digest,

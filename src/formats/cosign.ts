@@ -11,14 +11,15 @@ import type { Descriptor } from '../registry/types.js';
 import { MEDIA_TYPES } from '../registry/types.js';
 import type { TrustedKey } from '../keys/types.js';
 import { isPlainObject, parseStrictJson, requireExactKeys } from './strict-json.js';
-import type { ExpectedSubject, SignatureCheck, SignatureFormat, UntrustedSignature } from './types.js';
+import type { Signer } from '../keys/types.js';
+import type { ExpectedSubject, SignatureCheck, SignatureFormat, SignedArtifact, SignRequest, UntrustedSignature, UntrustedTagLayer } from './types.js';
 
 export const COSIGN_SIMPLESIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
 export const COSIGN_SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
 export const COSIGN_SIGNATURE_TYPE = 'cosign container image signature';
 /** More layers than this in one .sig manifest is treated as hostile. */
 export const MAX_SIGNATURE_LAYERS = 256;
-const MAX_PAYLOAD_BYTES = 64 * 1024;
+export const MAX_PAYLOAD_BYTES = 64 * 1024;
 
 /** `sha256:abc…` → `sha256-abc….sig`, the tag cosign stores signatures under. */
 export function cosignSignatureTag(digest: string): string {
@@ -135,9 +136,27 @@ export function sha256Digest(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
+/** The `.sig` manifest's simple-signing layers, as the generic tag source reads them. */
+function readSignatureManifest(untrustedManifest: Buffer): UntrustedTagLayer[] {
+  return parseSignatureManifest(untrustedManifest).map((layer) => ({
+    digest: layer.descriptor.digest,
+    annotations: Object.fromEntries(Object.entries(layer.descriptor.annotations ?? {}).filter(([, v]) => typeof v === 'string')),
+    signature: () => decodeBase64Strict(layer.untrustedSignatureBase64, 'signature annotation'),
+  }));
+}
+
+/** A simple-signing payload for the image, signed over its exact bytes (SHA-256), as cosign does. */
+async function signSimpleSigning(request: SignRequest, signer: Signer): Promise<SignedArtifact> {
+  const payload = buildSimpleSigningPayload(request.dockerReference, request.digest, request.annotations);
+  const signature = await signer.sign(payload, 'sha256');
+  return { blob: payload, mediaType: COSIGN_SIMPLESIGNING_MEDIA_TYPE, annotations: { [COSIGN_SIGNATURE_ANNOTATION]: Buffer.from(signature).toString('base64') } };
+}
+
 /** One check, one function: authenticity, then integrity of the claims. */
-export const cosignFormat: SignatureFormat = {
+export const cosignFormat: SignatureFormat<'cosign'> = {
   name: 'cosign',
+  location: { kind: 'tag', suffix: '.sig', maxPayloadBytes: MAX_PAYLOAD_BYTES, readManifest: readSignatureManifest },
+  sign: signSimpleSigning,
   async verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject): Promise<SignatureCheck> {
     const expectedDigest = expected.digest;
     const authentic = await key.verify(signature.untrustedPayload, signature.untrustedSignature, 'sha256');

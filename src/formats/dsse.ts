@@ -157,8 +157,3 @@ export async function checkEnvelope(envelope: UntrustedEnvelope, key: TrustedKey
   }
   return { verified: false };
 }
-
-/** True when any signature of `envelope` verifies with `key` over the PAE. */
-export async function verifyEnvelope(envelope: UntrustedEnvelope, key: TrustedKey): Promise<boolean> {
-  return (await checkEnvelope(envelope, key)).verified;
-}

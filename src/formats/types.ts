@@ -1,12 +1,15 @@
 /**
- * The seam between discovery and verification. A source finds untrusted signatures for a digest;
- * a format checks one of them against one key. A new envelope is a new SignatureFormat module.
+ * The seam between discovery and verification. A format module says where its signatures live
+ * (`location`), how to check one against a key (`verify`) and, optionally, how to make one (`sign`).
+ * The modules are listed once, in ./index.ts: sources, evaluation and the policy schema's `formats`
+ * enum derive from that list. A new envelope is one module plus one line there.
  */
 import type { ErrorCode } from '../errors.js';
-import type { TrustedKey } from '../keys/types.js';
+import type { Signer, TrustedKey } from '../keys/types.js';
+import type { FormatName } from './index.js';
 
-export type FormatName = 'cosign' | 'sigstore-bundle' | 'notation';
-export const ALL_FORMATS: readonly FormatName[] = ['cosign', 'sigstore-bundle', 'notation'];
+export type { FormatName };
+export { ALL_FORMATS } from './index.js';
 
 /** The image a signature must be about: the descriptor containerd resolved. */
 export interface ExpectedSubject {
@@ -26,6 +29,8 @@ export interface UntrustedSignature {
   untrustedSignature: Buffer;
   /** For envelope formats: the media type of the envelope (`application/jose+json`, `application/cose`, bundle). */
   envelopeMediaType?: string;
+  /** For tag formats: the layer's annotations as stored (cosign certificate, chain, bundle…), unchecked. */
+  untrustedAnnotations?: Record<string, string>;
 }
 
 /** What one signature proved, checked against one key. */
@@ -42,14 +47,67 @@ export type SignatureCheck =
     }
   | { valid: false; code: ErrorCode; reason: string };
 
-export interface SignatureFormat {
-  readonly name: FormatName;
+/** One layer of a tag-stored signature manifest, as the format reads it; nothing about it checked. */
+export interface UntrustedTagLayer {
+  /** The payload blob's digest. */
+  digest: string;
+  /** The layer's annotations (strings only). */
+  annotations: Record<string, string>;
+  /** The raw signature bytes carried beside the payload; throws SIGNATURE_MALFORMED when they cannot be decoded. */
+  signature(): Buffer;
+}
+
+/** Where a format's signatures are stored, relative to the image they are about. */
+export type SignatureLocation =
+  | {
+      kind: 'tag';
+      /** The tag is the digest with `:` made `-` plus this suffix (`sha256-<hex>.sig`). */
+      suffix: string;
+      /** Size cap of one payload blob. */
+      maxPayloadBytes: number;
+      /** The signature layers of the manifest at the tag; throws SIGNATURE_MALFORMED for a malformed manifest. */
+      readManifest(untrustedManifest: Buffer): UntrustedTagLayer[];
+    }
+  | {
+      kind: 'referrers';
+      /** Artifact types (or, for older clients, config media types) of the referrer manifests. */
+      artifactTypes: readonly string[];
+      /** Media types of the envelope layer. */
+      layerMediaTypes: readonly string[];
+      /** Size cap of one envelope blob. */
+      maxEnvelopeBytes: number;
+    };
+
+/** What to sign: the image and the identity to bind it to. */
+export interface SignRequest {
+  /** `registry/repo` without tag or digest (the in-toto subject name). */
+  repositoryName: string;
+  /** The docker-reference a simple-signing payload names. */
+  dockerReference: string;
+  digest: string;
+  /** Unsigned-by-policy extras (cosign's `optional`). */
+  annotations?: Record<string, string>;
+}
+
+/** A signature ready to store where the format's `location` says: the blob and its layer. */
+export interface SignedArtifact {
+  blob: Buffer;
+  mediaType: string;
+  annotations?: Record<string, string>;
+}
+
+export interface SignatureFormat<N extends string = string> {
+  readonly name: N;
+  /** Where signatures of this format live (discovery derives its sources from this). */
+  readonly location: SignatureLocation;
   /**
    * Check authenticity (signature by `key`) and integrity (the payload is about `expected`).
    * Identity rules are the policy's business and are applied by the caller to `signedIdentity`.
    * Rejects only when the key itself is unusable (HSM gone); a bad signature resolves `valid: false`.
    */
   verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject, options?: FormatOptions): Promise<SignatureCheck>;
+  /** Make a signature of this format (formats signet only reads leave this out). */
+  sign?(request: SignRequest, signer: Signer): Promise<SignedArtifact>;
 }
 
 /** Per-key settings from the policy that some formats use. */

@@ -5,7 +5,8 @@
  * without a restart once the file, key or token is back.
  */
 import { describeError, SignetError } from '../errors.js';
-import { schemeOf, type KeyProvider, type KeyScheme, type KeySpec } from './provider.js';
+import { KEY_KINDS, keyStoreFor } from './index.js';
+import type { KeyProvider, KeyScheme, KeySpec, KeyStoreOptions } from './provider.js';
 import type { KeyStatus, TrustedKey } from './types.js';
 import { keyLocation } from './location.js';
 
@@ -37,7 +38,11 @@ export class KeyRing implements KeySet {
   private entries = new Map<string, Entry>();
   private readonly providers: Map<KeyScheme, KeyProvider>;
 
-  constructor(providers: KeyProvider[], private readonly log?: KeyRingLogger) {
+  /**
+   * `providers` replace the stores' own (tests, a daemon-configured PKCS#11 provider); every other
+   * store of the list (keys/index.ts) gets its provider, with `options`, when a key first needs it.
+   */
+  constructor(providers: KeyProvider[] = [], private readonly log?: KeyRingLogger, private readonly options: KeyStoreOptions = {}) {
     this.providers = new Map(providers.map((p) => [p.scheme, p]));
   }
 
@@ -94,10 +99,14 @@ export class KeyRing implements KeySet {
   }
 
   private async loadEntry(name: string, entry: Entry): Promise<void> {
-    const scheme = schemeOf(entry.spec);
-    const provider = this.providers.get(scheme);
     try {
-      if (provider === undefined) throw new SignetError('KEY_UNAVAILABLE', `key "${name}": no ${scheme} key provider is configured`);
+      const store = keyStoreFor(entry.spec);
+      if (store === undefined) throw new SignetError('KEY_INVALID', `key "${name}" names no key store (one of ${KEY_KINDS.join(', ')})`);
+      let provider = this.providers.get(store.kind);
+      if (provider === undefined) {
+        provider = store.provider(this.options);
+        this.providers.set(store.kind, provider);
+      }
       const key = await provider.load(name, entry.spec);
       const changed = entry.key !== undefined && entry.key.fingerprint !== key.fingerprint;
       if (entry.error !== undefined) this.log?.info('key available again', { key: name });

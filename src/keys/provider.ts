@@ -1,25 +1,23 @@
-/** Where trust anchors come from. A new key store is a new KeyProvider, nothing else changes. */
+/**
+ * Key stores: where trust anchors come from. Each store is one module — a KeyStore: the policy field
+ * that selects it (`file:`, `pkcs11:`, `certificates:`, `sigstore:`), the key's printable location and a
+ * provider that loads its keys — listed once in ./index.ts. The key ring, Status, explanations and the
+ * schema's one-of-these check (held to the list by test/unit/registries.test.ts) derive from the list.
+ * A new store is one module that adds its field to KeySpec (declaration merging, as ./file.ts does)
+ * and one line in ./index.ts.
+ */
 import type { TrustedKey } from './types.js';
+import type { KeyKind } from './index.js';
 
-/** A key as the policy names it: exactly one of `file` or `pkcs11`. */
-export interface KeySpec {
-  /** Path of a PEM public key or certificate. */
-  file?: string;
-  /** RFC 7512 PKCS#11 URI of a public-key (or certificate) object. */
-  pkcs11?: string;
-  /** Path of a PEM file of trust-store certificates (Notation's trust store). */
-  certificates?: string;
-  /** Keyless sigstore signers: a trusted root JSON file and the identity the signing certificate must carry. */
-  sigstore?: { trustedRoot: string; issuer: string; subject?: string; subjectRegExp?: string };
-  /** PKCS#11 only: verify in process with the cached public key (default) or on the token itself. */
-  verifyOn?: 'node' | 'token';
-}
+/**
+ * A key as the policy names it: exactly one store's field. The fields are declared by the store
+ * modules (`declare module './provider.js' { interface KeySpec { file?: string } }`).
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface, @typescript-eslint/no-empty-object-type
+export interface KeySpec {}
 
-export type KeyScheme = 'file' | 'pkcs11' | 'sigstore';
-
-export function schemeOf(spec: KeySpec): KeyScheme {
-  return spec.pkcs11 !== undefined ? 'pkcs11' : spec.sigstore !== undefined ? 'sigstore' : 'file';
-}
+/** The store a key spec names: `file`, `pkcs11`, `certificates` or `sigstore` (the list's kinds). */
+export type KeyScheme = KeyKind;
 
 export interface KeyProvider {
   readonly scheme: KeyScheme;
@@ -27,4 +25,19 @@ export interface KeyProvider {
   load(name: string, spec: KeySpec): Promise<TrustedKey>;
   /** Release sessions, modules and the like. */
   close(): Promise<void>;
+}
+
+/** Settings a store's provider may take from the daemon's configuration. */
+export interface KeyStoreOptions {
+  /** The default PKCS#11 module (`pkcs11.module`); a URI's module-path wins. */
+  pkcs11Module?: string;
+}
+
+export interface KeyStore<K extends string = string> {
+  /** The policy field that selects this store: a key with `file: …` is a `file` key. */
+  readonly kind: K;
+  /** Where a key of this store lives, safe to print (Status, logs, explanations): PINs never included. */
+  location(spec: KeySpec): string;
+  /** A provider for keys of this store. */
+  provider(options: KeyStoreOptions): KeyProvider;
 }

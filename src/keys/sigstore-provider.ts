@@ -5,11 +5,23 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { TrustedRoot } from '@sigstore/protobuf-specs';
-import { toTrustMaterial } from '@sigstore/verify';
 import { SignetError } from '../errors.js';
-import type { KeyProvider, KeySpec } from './provider.js';
+import type { KeyProvider, KeySpec, KeyStore } from './provider.js';
 import type { TrustedKey } from './types.js';
+
+declare module './provider.js' {
+  interface KeySpec {
+    /** Keyless sigstore signers: a trusted root JSON file and the identity the signing certificate must carry. */
+    sigstore?: { trustedRoot: string; issuer: string; subject?: string; subjectRegExp?: string };
+  }
+}
+
+/** `sigstore:` keys: an offline trusted root and a signer identity (the sigstore libraries load with the first key). */
+export const sigstoreKeyStore: KeyStore<'sigstore'> = {
+  kind: 'sigstore',
+  location: (spec: KeySpec) => `sigstore:${spec.sigstore?.trustedRoot}`,
+  provider: () => new SigstoreKeyProvider(),
+};
 
 export class SigstoreKeyProvider implements KeyProvider {
   readonly scheme = 'sigstore' as const;
@@ -24,6 +36,7 @@ export class SigstoreKeyProvider implements KeyProvider {
       const code = (err as NodeJS.ErrnoException).code;
       throw new SignetError(code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE', `key "${name}": cannot read trusted root ${s.trustedRoot}: ${code ?? (err as Error).message}`);
     }
+    const [{ TrustedRoot }, { toTrustMaterial }] = await Promise.all([import('@sigstore/protobuf-specs'), import('@sigstore/verify')]);
     let trustedRoot: unknown;
     try {
       trustedRoot = JSON.parse(text);

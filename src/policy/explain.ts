@@ -2,7 +2,7 @@
  * `signet policy explain`: which scope applies to an image and why, what it requires, and which keys
  * count today. Pure: no registry, no HSM.
  */
-import { keyUsability } from '../engine/key-window.js';
+import { keyUsability } from './key-window.js';
 import { keyLocation } from '../keys/location.js';
 import { formatReference, type ImageReference } from '../registry/reference.js';
 import { LIMITS, printable } from '../util/printable.js';

@@ -7,6 +7,7 @@ import { printable } from '../util/printable.js';
 export const SCHEMA_PATH = fileURLToPath(new URL('../../../schema/policy.schema.json', import.meta.url));
 
 let validator: ValidateFunction | undefined;
+let keyKinds: string[] = [];
 
 export function policySchemaText(): string {
   return readFileSync(SCHEMA_PATH, 'utf8');
@@ -16,7 +17,10 @@ function compiled(): ValidateFunction {
   if (validator === undefined) {
     // Formats (date-time) are checked by the loader with better messages.
     const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, validateFormats: false });
-    validator = ajv.compile(JSON.parse(policySchemaText()) as object);
+    const schema = JSON.parse(policySchemaText()) as { definitions?: { key?: { oneOf?: Array<{ required?: string[] }> } } };
+    // The key stores the schema's one-of-these names (held to keys/index.ts KEY_STORES by a test).
+    keyKinds = (schema.definitions?.key?.oneOf ?? []).flatMap((o) => o.required ?? []);
+    validator = ajv.compile(schema);
   }
   return validator;
 }
@@ -60,6 +64,12 @@ function describe(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `a ${typeof v}`;
 }
 
+/** `"a", "b" or "c"`. */
+function quotedList(names: readonly string[]): string {
+  const q = names.map((n) => `"${n}"`);
+  return q.length <= 1 ? (q[0] ?? '') : `${q.slice(0, -1).join(', ')} or ${q[q.length - 1]}`;
+}
+
 /** Schema problems in one parsed file, de-duplicated and phrased for operators. */
 export function validatePolicyFile(value: unknown): SchemaProblem[] {
   const validate = compiled();
@@ -97,7 +107,7 @@ export function validatePolicyFile(value: unknown): SchemaProblem[] {
         if (e.schemaPath.includes('/else/')) push({ pointer: where, key: 'signatures', message: '"signatures" only applies to action "verify"; remove it or set action: verify' });
         break;
       case 'oneOf':
-        if (keyOneOf.has(where)) push({ pointer: where, message: 'a key needs exactly one of "file", "pkcs11", "certificates" or "sigstore"' });
+        if (keyOneOf.has(where)) push({ pointer: where, message: `a key needs exactly one of ${quotedList(keyKinds)}` });
         else push({ pointer: where, message: `"${field(where)}" has an invalid form` });
         break;
       case 'if':

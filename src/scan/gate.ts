@@ -13,56 +13,8 @@ import { SignetError } from '../errors.js';
 import { parseReference, repositoryName } from '../registry/reference.js';
 import { SEVERITIES, type Finding, type ScanReport, type Severity } from './report.js';
 
-export const MAX_SEVERITIES = ['none', 'low', 'medium', 'high', 'critical'] as const;
-export type MaxSeverity = (typeof MAX_SEVERITIES)[number];
-export const DEFAULT_MAX_SEVERITY: MaxSeverity = 'high';
-
-const RANK: Record<Severity, number> = { unknown: -1, negligible: 0, low: 1, medium: 2, high: 3, critical: 4 };
-const MAX_RANK: Record<MaxSeverity, number> = { none: -1, low: 1, medium: 2, high: 3, critical: 4 };
-
-export function isMaxSeverity(value: unknown): value is MaxSeverity {
-  return typeof value === 'string' && (MAX_SEVERITIES as readonly string[]).includes(value);
-}
-
-/** Parse a `--max-severity` value (case-insensitive); INVALID_ARGUMENT otherwise. */
-export function parseMaxSeverity(value: string): MaxSeverity {
-  const v = value.trim().toLowerCase();
-  if (!isMaxSeverity(v)) throw new SignetError('INVALID_ARGUMENT', `--max-severity must be one of ${MAX_SEVERITIES.join(', ')}, not ${JSON.stringify(value)}`);
-  return v;
-}
-
-/** Whether a finding of `severity` exceeds `maxSeverity` (see the ordering note above). */
-export function exceeds(severity: Severity, maxSeverity: MaxSeverity): boolean {
-  if (maxSeverity === 'none') return true;
-  if (severity === 'unknown') return false;
-  return RANK[severity] > MAX_RANK[maxSeverity];
-}
-
-/** Sort key: critical first, unknown last. */
-export function severityRank(severity: Severity): number {
-  return RANK[severity];
-}
-
-export function emptyCounts(): Record<Severity, number> {
-  return Object.fromEntries(SEVERITIES.map((s) => [s, 0])) as Record<Severity, number>;
-}
-
-export function countBySeverity(findings: readonly { severity: Severity }[]): Record<Severity, number> {
-  const counts = emptyCounts();
-  for (const f of findings) counts[f.severity] += 1;
-  return counts;
-}
-
-/** An ID set compared case-insensitively (GHSA IDs are written both ways). */
-export function ignoreSet(ignore: readonly string[]): Set<string> {
-  return new Set(ignore.map((id) => id.trim().toUpperCase()).filter((id) => id.length > 0));
-}
-
-/** A finding is ignored when its ID or any alias (Grype related CVEs, Trivy vendor IDs) is listed. */
-export function isIgnored(finding: Pick<Finding, 'id'> & { aliases?: readonly string[] }, ignored: Set<string>): boolean {
-  if (ignored.has(finding.id.toUpperCase())) return true;
-  return (finding.aliases ?? []).some((a) => ignored.has(a.toUpperCase()));
-}
+export { MAX_SEVERITIES, type MaxSeverity, DEFAULT_MAX_SEVERITY, isMaxSeverity, parseMaxSeverity, exceeds, severityRank, emptyCounts, countBySeverity, ignoreSet, isIgnored } from '../attest/severity.js';
+import { countBySeverity, DEFAULT_MAX_SEVERITY, exceeds, isIgnored, ignoreSet, isMaxSeverity, MAX_SEVERITIES, severityRank, type MaxSeverity } from '../attest/severity.js';
 
 export interface ImageIdentity {
   /** `host/repo` (normalised or as the user wrote it; compared after normalisation). */
@@ -96,7 +48,7 @@ export interface GateResult {
 }
 
 function byseverityThenId(a: Finding, b: Finding): number {
-  return RANK[b.severity] - RANK[a.severity] || a.id.localeCompare(b.id) || a.package.localeCompare(b.package);
+  return severityRank(b.severity) - severityRank(a.severity) || a.id.localeCompare(b.id) || a.package.localeCompare(b.package);
 }
 
 /**

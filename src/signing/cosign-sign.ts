@@ -3,7 +3,7 @@
  * annotation, appended to the existing `sha256-<hex>.sig` manifest so earlier signatures survive
  * (`sha512-<hex>.sig` for a sha512 image, as cosign names it).
  */
-import { buildSimpleSigningPayload, COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIMPLESIGNING_MEDIA_TYPE, cosignSignatureTag } from '../formats/cosign.js';
+import { cosignFormat, cosignSignatureTag } from '../formats/cosign.js';
 import type { Signer } from '../keys/types.js';
 import type { RegistryClient, RepositoryRef } from '../registry/client.js';
 import { appendArtifactLayer } from './artifact-manifest.js';
@@ -24,11 +24,10 @@ export async function signImageCosign(
   signer: Signer,
   options: { dockerReference: string; annotations?: Record<string, string>; signal?: AbortSignal },
 ): Promise<CosignSignResult> {
-  const payload = buildSimpleSigningPayload(options.dockerReference, digest, options.annotations);
-  const signature = await signer.sign(payload, 'sha256');
-  const res = await appendArtifactLayer(client, repo, cosignSignatureTag(digest), payload, {
-    mediaType: COSIGN_SIMPLESIGNING_MEDIA_TYPE,
-    annotations: { [COSIGN_SIGNATURE_ANNOTATION]: Buffer.from(signature).toString('base64') },
+  const signed = await cosignFormat.sign!({ repositoryName: options.dockerReference, dockerReference: options.dockerReference, digest, ...(options.annotations !== undefined ? { annotations: options.annotations } : {}) }, signer);
+  const res = await appendArtifactLayer(client, repo, cosignSignatureTag(digest), signed.blob, {
+    mediaType: signed.mediaType,
+    ...(signed.annotations !== undefined ? { annotations: signed.annotations } : {}),
   }, options.signal);
   return { digest, signatureTag: res.tag, signatureManifestDigest: res.manifestDigest, payloadDigest: res.layerDigest, layers: res.layers };
 }

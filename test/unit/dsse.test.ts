@@ -11,12 +11,14 @@ import {
   preAuthEncoding,
   serializeEnvelope,
   signEnvelope,
-  verifyEnvelope,
   type UntrustedEnvelope,
 } from '../../src/formats/dsse.js';
 import { trustedKeyFromKeyObject } from '../../src/keys/node-key.js';
 import type { KeyAlgorithm, TrustedKey } from '../../src/keys/types.js';
 import { makeTestKey, type TestKey } from '../helpers/keys.js';
+
+/** Whether any signature of the envelope verifies with the key (what dsse.verifyEnvelope was, test-only). */
+const verifies = async (envelope: Parameters<typeof checkEnvelope>[0], key: Parameters<typeof checkEnvelope>[1]): Promise<boolean> => (await checkEnvelope(envelope, key)).verified;
 
 function trusted(key: TestKey, name = 'test'): TrustedKey {
   return trustedKeyFromKeyObject(name, `memory:${name}`, createPublicKey(key.publicPem));
@@ -78,7 +80,7 @@ describe('DSSE', () => {
           assert.equal(envelope.signatures[0]!.keyid, '', 'cosign writes an empty keyid for key-based signatures');
           const parsed = parseEnvelope(serializeEnvelope(envelope));
           assert.ok(parsed.untrustedPayload.equals(PAYLOAD));
-          assert.equal(await verifyEnvelope(parsed, trusted(key)), true);
+          assert.equal(await verifies(parsed, trusted(key)), true);
           const check = await checkEnvelope(parsed, trusted(key));
           assert.equal(check.signatureIndex, 0);
           if (algorithm !== 'ed25519') assert.equal(check.hash, dsseHashFor(algorithm));
@@ -105,16 +107,16 @@ describe('DSSE', () => {
           for (let i = 0; i < PAYLOAD.length; i++) {
             const p = Buffer.from(PAYLOAD);
             p[i]! ^= 0x01;
-            assert.equal(await verifyEnvelope({ ...good, untrustedPayload: p }, tk), false, `payload byte ${i}`);
+            assert.equal(await verifies({ ...good, untrustedPayload: p }, tk), false, `payload byte ${i}`);
           }
           for (let i = 0; i < sig.length; i++) {
             const s = Buffer.from(sig);
             s[i]! ^= 0x01;
-            assert.equal(await verifyEnvelope({ ...good, signatures: [{ untrustedSig: s }] }, tk), false, `signature byte ${i}`);
+            assert.equal(await verifies({ ...good, signatures: [{ untrustedSig: s }] }, tk), false, `signature byte ${i}`);
           }
-          assert.equal(await verifyEnvelope({ ...good, payloadType: 'application/vnd.in-toto+jsom' }, tk), false);
-          assert.equal(await verifyEnvelope({ ...good, untrustedPayload: Buffer.concat([PAYLOAD, Buffer.from(' ')]) }, tk), false, 'appended byte');
-          assert.equal(await verifyEnvelope({ ...good, signatures: [{ untrustedSig: sig.subarray(0, sig.length - 1) }] }, tk), false, 'truncated signature');
+          assert.equal(await verifies({ ...good, payloadType: 'application/vnd.in-toto+jsom' }, tk), false);
+          assert.equal(await verifies({ ...good, untrustedPayload: Buffer.concat([PAYLOAD, Buffer.from(' ')]) }, tk), false, 'appended byte');
+          assert.equal(await verifies({ ...good, signatures: [{ untrustedSig: sig.subarray(0, sig.length - 1) }] }, tk), false, 'truncated signature');
         });
       });
     }
@@ -124,14 +126,14 @@ describe('DSSE', () => {
       const b = makeTestKey('ecdsa-p256');
       const byA = await signEnvelope(INTOTO_PAYLOAD_TYPE, PAYLOAD, a.signer, 'key-a');
       const byB = await signEnvelope(INTOTO_PAYLOAD_TYPE, PAYLOAD, b.signer, 'key-b');
-      assert.equal(await verifyEnvelope(parseEnvelope(serializeEnvelope(byA)), trusted(b)), false);
+      assert.equal(await verifies(parseEnvelope(serializeEnvelope(byA)), trusted(b)), false);
       const both = parseEnvelope(JSON.stringify({ ...byA, signatures: [...byA.signatures, ...byB.signatures] }));
       assert.deepEqual(both.signatures.map((s) => s.keyid), ['key-a', 'key-b']);
       assert.deepEqual(await checkEnvelope(both, trusted(b)), { verified: true, signatureIndex: 1, hash: 'sha256' });
       // The keyid is a hint only: a lying keyid changes nothing.
       const lying = parseEnvelope(JSON.stringify({ ...byA, signatures: [{ keyid: 'key-b', sig: byA.signatures[0]!.sig }] }));
-      assert.equal(await verifyEnvelope(lying, trusted(b)), false);
-      assert.equal(await verifyEnvelope(lying, trusted(a)), true);
+      assert.equal(await verifies(lying, trusted(b)), false);
+      assert.equal(await verifies(lying, trusted(a)), true);
     });
 
     it('P-384: signs over SHA-384, and accepts SHA-256 signatures of cosign ≤ 2.4', async () => {
@@ -141,7 +143,7 @@ describe('DSSE', () => {
       const env: UntrustedEnvelope = { payloadType: INTOTO_PAYLOAD_TYPE, untrustedPayload: PAYLOAD, signatures: [{ untrustedSig: legacy }] };
       assert.deepEqual(await checkEnvelope(env, trusted(key)), { verified: true, signatureIndex: 0, hash: 'sha256' });
       const sha1 = cryptoSign('sha1', preAuthEncoding(INTOTO_PAYLOAD_TYPE, PAYLOAD), key.privateKey);
-      assert.equal(await verifyEnvelope({ ...env, signatures: [{ untrustedSig: sha1 }] }, trusted(key)), false, 'other hashes are not tried');
+      assert.equal(await verifies({ ...env, signatures: [{ untrustedSig: sha1 }] }, trusted(key)), false, 'other hashes are not tried');
     });
   });
 

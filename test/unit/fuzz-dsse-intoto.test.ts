@@ -7,12 +7,15 @@ import assert from 'node:assert/strict';
 import { createHash, createPublicKey } from 'node:crypto';
 import fc from 'fast-check';
 import { SignetError } from '../../src/errors.js';
-import { INTOTO_PAYLOAD_TYPE, parseEnvelope, serializeEnvelope, signEnvelope, verifyEnvelope, decodeDsseBase64, preAuthEncoding } from '../../src/formats/dsse.js';
+import { INTOTO_PAYLOAD_TYPE, parseEnvelope, serializeEnvelope, signEnvelope, checkEnvelope, decodeDsseBase64, preAuthEncoding } from '../../src/formats/dsse.js';
 import { buildStatement, parseStatement, serializeStatement, statementCoversDigest, subjectForDigest, INTOTO_STATEMENT_V01 } from '../../src/formats/intoto.js';
 import { trustedKeyFromKeyObject } from '../../src/keys/node-key.js';
 import { isDigest } from '../../src/registry/reference.js';
 import { anyBytes, jsonTextTricks, mutateBytes, mutateJson, params, typedOutcome, typedOutcomeAsync } from '../helpers/fuzz.js';
 import { makeTestKey } from '../helpers/keys.js';
+
+/** Whether any signature of the envelope verifies with the key (what dsse.verifyEnvelope was, test-only). */
+const verifies = async (envelope: Parameters<typeof checkEnvelope>[0], key: Parameters<typeof checkEnvelope>[1]): Promise<boolean> => (await checkEnvelope(envelope, key)).verified;
 
 const digest = `sha256:${createHash('sha256').update('image').digest('hex')}`;
 const statement = buildStatement([subjectForDigest('registry.example/app', digest)], 'https://cosign.sigstore.dev/attestation/vuln/v1', { scanner: { uri: 'pkg:github/aquasecurity/trivy', version: '0.50.0' }, metadata: { scanFinishedOn: '2026-01-01T00:00:00Z' } });
@@ -30,7 +33,7 @@ describe('fuzz: DSSE and in-toto', function () {
   });
 
   it('the valid samples are valid (the control)', async () => {
-    assert.equal(await verifyEnvelope(parseEnvelope(envelopeBytes), key), true);
+    assert.equal(await verifies(parseEnvelope(envelopeBytes), key), true);
     assert.ok(statementCoversDigest(parseStatement(statementBytes), digest));
   });
 
@@ -56,7 +59,7 @@ describe('fuzz: DSSE and in-toto', function () {
       fc.asyncProperty(fc.oneof(mutateBytes(envelopeBytes), mutateJson(doc).map((d) => Buffer.from(JSON.stringify(d) ?? 'null'))), async (bytes) => {
         const parsed = typedOutcome(() => parseEnvelope(bytes), [SignetError], bytes);
         if (!parsed.ok) return;
-        const r = await typedOutcomeAsync(() => verifyEnvelope(parsed.value, key), [], bytes);
+        const r = await typedOutcomeAsync(() => verifies(parsed.value, key), [], bytes);
         if (r.ok && r.value) {
           assert.equal(parsed.value.payloadType, original.payloadType, 'accepted another payload type');
           assert.ok(parsed.value.untrustedPayload.equals(original.untrustedPayload), 'accepted other payload bytes');

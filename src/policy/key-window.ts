@@ -1,6 +1,6 @@
-/** Key lifecycle: revocation and validity windows decide whether a key's signatures count today. Pure. */
+/** Key lifecycle, a policy rule: revocation and validity windows decide whether a key's signatures count today. Pure; used by the engine, explain and Status. */
 import type { ErrorCode } from '../errors.js';
-import type { KeyDefinition } from '../policy/types.js';
+import type { KeyDefinition } from './types.js';
 
 export type KeyUsability = { usable: true; warning?: string } | { usable: false; code: ErrorCode; reason: string };
 
