@@ -99,11 +99,6 @@ describe('signature sources', function () {
       const path = join(layout, 'blobs', 'sha256', payloadDigest.slice(7));
       const original = readFileSync(path);
       writeFileSync(path, Buffer.from(original.toString().replace('airgap', 'airgaX')));
-      // The accept of the first test is in the verdict cache; a policy change drops it, so this is decided afresh.
-      const reloads = () => daemon.log().split('\n').filter((l) => l.includes('policy loaded')).length;
-      const before = reloads();
-      daemon.writePolicy('touch.yaml', { apiVersion: 'signet/v1' });
-      await waitFor(() => reloads() > before, 'the policy reload that drops the verdict cache');
       try {
         const r = await verify('v1');
         assert.equal(r.code, 1);
