@@ -2,7 +2,8 @@
  * Cosign "simple signing" signatures (cosign ≤ v2, podman, skopeo): the manifest at tag
  * `sha256-<hex>.sig` in the image's repository, one layer per signature, the layer blob is the
  * payload and the `dev.cosignproject.cosign/signature` annotation is the base64 signature over the
- * exact payload bytes (SHA-256).
+ * exact payload bytes (SHA-256). With a policy key the signature is checked with the key; with a
+ * `sigstore` key (keyless: certificate, chain and Rekor record annotations) by ./cosign-keyless.ts.
  */
 import { createHash } from 'node:crypto';
 import { SignetError } from '../errors.js';
@@ -159,9 +160,18 @@ export const cosignFormat: SignatureFormat<'cosign'> = {
   sign: signSimpleSigning,
   async verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject): Promise<SignatureCheck> {
     const expectedDigest = expected.digest;
-    const authentic = await key.verify(signature.untrustedPayload, signature.untrustedSignature, 'sha256');
-    if (!authentic) {
-      return { valid: false, code: 'SIGNATURE_INVALID', reason: `signature does not verify with key "${key.name}" (signed by another key, or the payload was altered)` };
+    let signer: Record<string, string> = {};
+    if (key.sigstore !== undefined) {
+      // Keyless (cosign v2 `.sig` with certificate and Rekor record): the sigstore libraries, loaded when first needed.
+      const { verifyCosignKeyless } = await import('./cosign-keyless.js');
+      const r = await verifyCosignKeyless(signature.untrustedPayload, signature.untrustedSignature, signature.untrustedAnnotations ?? {}, key.sigstore.trustedRoot, key.sigstore);
+      if (!r.valid) return { valid: false, code: r.code, reason: `${r.reason} (key "${key.name}")` };
+      signer = { issuer: r.issuer, subject: r.subject };
+    } else {
+      const authentic = await key.verify(signature.untrustedPayload, signature.untrustedSignature, 'sha256');
+      if (!authentic) {
+        return { valid: false, code: 'SIGNATURE_INVALID', reason: `signature does not verify with key "${key.name}" (signed by another key, or the payload was altered)` };
+      }
     }
     // Authentic from here on: the key holder signed these bytes.
     let claims: SimpleSigningClaims;
@@ -173,6 +183,6 @@ export const cosignFormat: SignatureFormat<'cosign'> = {
     if (claims.manifestDigest !== expectedDigest) {
       return { valid: false, code: 'DIGEST_MISMATCH', reason: `signature by key "${key.name}" is for digest ${claims.manifestDigest}, not ${expectedDigest}` };
     }
-    return { valid: true, signedIdentity: claims.dockerReference, signedDigest: claims.manifestDigest, annotations: claims.optional };
+    return { valid: true, signedIdentity: claims.dockerReference, signedDigest: claims.manifestDigest, annotations: { ...claims.optional, ...(key.sigstore !== undefined ? { signer } : {}) } };
   },
 };

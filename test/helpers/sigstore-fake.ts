@@ -21,6 +21,22 @@ export interface FakeSigstore {
   identity: string;
   /** A keyless bundle (v0.3) for an image digest, signed by the certificate's key. */
   bundleFor(repository: string, digest: string, options?: { tamperSet?: boolean }): Buffer;
+  /**
+   * A cosign v2 keyless `.sig` layer for an image digest, as the real cosign lays it out: the
+   * simple-signing payload (the layer blob), the signature, and the certificate, chain and Rekor
+   * record (hashedrekord v0.0.1 entry, signed entry timestamp) annotations.
+   */
+  cosignSigFor(dockerReference: string, digest: string, options?: { integratedTime?: number; bodyCertificatePem?: string }): CosignKeylessLayer;
+  /** The leaf (Fulcio) and CA certificates, PEM. */
+  leafPem: string;
+  caPem: string;
+}
+
+export interface CosignKeylessLayer {
+  payload: Buffer;
+  signature: Buffer;
+  /** The layer's annotations: signature, certificate, chain, bundle. */
+  annotations: Record<string, string>;
 }
 
 function canonical(value: unknown): string {
@@ -60,11 +76,41 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
   const trustedRootPath = join(dir, 'trusted_root.json');
   writeFileSync(trustedRootPath, JSON.stringify(trustedRoot, null, 2));
 
+  const leafPem = readFileSync(join(dir, 'leaf.pem'), 'utf8');
+  const caPem = readFileSync(join(dir, 'ca.pem'), 'utf8');
   return {
     dir,
     trustedRootPath,
     issuer,
     identity,
+    leafPem,
+    caPem,
+    cosignSigFor(dockerReference: string, digest: string, options = {}) {
+      const payload = Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': dockerReference }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null }));
+      const signature = sign('sha256', payload, leafKey);
+      // Rekor's hashedrekord v0.0.1 entry: the payload's hash, the signature and the certificate (PEM, base64).
+      const body = Buffer.from(canonical({
+        apiVersion: '0.0.1',
+        kind: 'hashedrekord',
+        spec: {
+          data: { hash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') } },
+          signature: { content: signature.toString('base64'), publicKey: { content: Buffer.from(options.bodyCertificatePem ?? leafPem).toString('base64') } },
+        },
+      }));
+      const integratedTime = options.integratedTime ?? Math.ceil(Date.now() / 1000);
+      const setPayload = { body: body.toString('base64'), integratedTime, logIndex: 7, logID: logId.toString('hex') };
+      const set = sign('sha256', Buffer.from(canonical(setPayload)), rekorKey);
+      return {
+        payload,
+        signature,
+        annotations: {
+          'dev.cosignproject.cosign/signature': signature.toString('base64'),
+          'dev.sigstore.cosign/certificate': leafPem,
+          'dev.sigstore.cosign/chain': caPem,
+          'dev.sigstore.cosign/bundle': JSON.stringify({ SignedEntryTimestamp: set.toString('base64'), Payload: setPayload }),
+        },
+      };
+    },
     bundleFor(repository: string, digest: string, options = {}) {
       const payload = serializeStatement(buildStatement([subjectForDigest(repository, digest)], COSIGN_SIGN_PREDICATE_TYPE, {}));
       const sig = sign('sha256', preAuthEncoding(INTOTO_PAYLOAD_TYPE, payload), leafKey);

@@ -1,0 +1,192 @@
+/**
+ * Cosign v2 keyless `.sig` signatures (and any cosign signature carrying a certificate), verified with
+ * the sigstore project's own packages. Besides `dev.cosignproject.cosign/signature`, a keyless layer
+ * carries annotations:
+ *
+ *   dev.sigstore.cosign/certificate  the Fulcio leaf certificate, PEM
+ *   dev.sigstore.cosign/chain        intermediates and root, PEM (not trusted: the trusted root is)
+ *   dev.sigstore.cosign/bundle       the Rekor record: {"SignedEntryTimestamp": base64,
+ *                                    "Payload": {"body": base64, "integratedTime", "logIndex", "logID": hex}}
+ *   dev.sigstore.cosign/timestamp    optionally {"SignedRFC3161Timestamp": base64}
+ *
+ * The layer maps onto a sigstore message-signature bundle (v0.1: an inclusion promise, no proof) over
+ * the payload bytes, with the Rekor record as a hashedrekord tlog entry, so @sigstore/verify checks the
+ * certificate chain to a Fulcio CA of the trusted root at the time the log (or a timestamp authority)
+ * vouches for, the signed entry timestamp with a log key of the trusted root, the entry's body against
+ * this signature and payload digest, and the signature itself. The body's certificate is then compared
+ * with the annotation's here (the library compares only signature and digest), and the certificate's
+ * identity against the key's.
+ */
+import { createHash, X509Certificate } from 'node:crypto';
+import { SignetError } from '../errors.js';
+import type { SigstoreIdentity } from '../keys/types.js';
+import { isPlainObject, parseStrictJson } from './strict-json.js';
+import { verifySigstoreBundle } from './sigstore-bundle.js';
+
+export const COSIGN_CERTIFICATE_ANNOTATION = 'dev.sigstore.cosign/certificate';
+export const COSIGN_CHAIN_ANNOTATION = 'dev.sigstore.cosign/chain';
+export const COSIGN_BUNDLE_ANNOTATION = 'dev.sigstore.cosign/bundle';
+export const COSIGN_TIMESTAMP_ANNOTATION = 'dev.sigstore.cosign/timestamp';
+const MAX_ANNOTATION_CHARS = 64 * 1024;
+
+const malformed = (why: string): never => {
+  throw new SignetError('SIGNATURE_MALFORMED', `cosign keyless signature: ${why}`);
+};
+
+/** Base64 as Go's decoder takes it in these annotations: line breaks allowed, otherwise strict. */
+function base64Field(value: unknown, what: string): Buffer {
+  if (typeof value !== 'string') return malformed(`${what} is not a string`);
+  const compact = value.replace(/[\r\n]/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 === 1) return malformed(`${what} is not valid base64`);
+  return Buffer.from(compact, 'base64');
+}
+
+/** The DER of the one certificate in a PEM text. */
+export function singleCertificateDer(pem: string, what: string): Buffer {
+  const blocks = [...pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)];
+  if (blocks.length !== 1) return malformed(`${what} holds ${blocks.length} PEM certificates, not one`);
+  const der = base64Field(blocks[0]![1]!.replace(/\s/g, ''), what);
+  try {
+    new X509Certificate(der);
+  } catch {
+    return malformed(`${what} is not an X.509 certificate`);
+  }
+  return der;
+}
+
+interface RekorRecord {
+  set: Buffer;
+  body: Buffer;
+  integratedTime: number;
+  logIndex: number;
+  logId: Buffer;
+}
+
+function parseRekorRecord(text: string): RekorRecord {
+  if (text.length > MAX_ANNOTATION_CHARS) malformed(`${COSIGN_BUNDLE_ANNOTATION} is longer than ${MAX_ANNOTATION_CHARS} characters`);
+  const doc = parseStrictJson(text, COSIGN_BUNDLE_ANNOTATION, 'SIGNATURE_MALFORMED');
+  if (!isPlainObject(doc) || !isPlainObject(doc['Payload'])) return malformed(`${COSIGN_BUNDLE_ANNOTATION} has no Payload object`);
+  const p = doc['Payload'];
+  const int = (v: unknown, what: string): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : malformed(`${COSIGN_BUNDLE_ANNOTATION} ${what} is not a non-negative integer`));
+  const logID = p['logID'];
+  if (typeof logID !== 'string' || !/^[0-9a-f]{64}$/.test(logID)) malformed(`${COSIGN_BUNDLE_ANNOTATION} Payload.logID is not 64 hex digits`);
+  return {
+    set: base64Field(doc['SignedEntryTimestamp'], `${COSIGN_BUNDLE_ANNOTATION} SignedEntryTimestamp`),
+    body: base64Field(p['body'], `${COSIGN_BUNDLE_ANNOTATION} Payload.body`),
+    integratedTime: int(p['integratedTime'], 'Payload.integratedTime'),
+    logIndex: int(p['logIndex'], 'Payload.logIndex'),
+    logId: Buffer.from(logID as string, 'hex'),
+  };
+}
+
+/** The hashedrekord body's kind, version and certificate (what it says was logged). */
+function readBody(body: Buffer): { kind: string; apiVersion: string; certificateDer?: Buffer } {
+  const doc = parseStrictJson(body.toString('utf8'), 'Rekor entry body', 'SIGNATURE_MALFORMED');
+  if (!isPlainObject(doc) || typeof doc['kind'] !== 'string' || typeof doc['apiVersion'] !== 'string') return malformed('the Rekor entry body has no kind and apiVersion');
+  const spec = doc['spec'];
+  const sig = isPlainObject(spec) ? spec['signature'] : undefined;
+  const pk = isPlainObject(sig) ? sig['publicKey'] : undefined;
+  const content = isPlainObject(pk) ? pk['content'] : undefined;
+  let certificateDer: Buffer | undefined;
+  if (typeof content === 'string') {
+    const pem = base64Field(content, 'Rekor entry body publicKey').toString('utf8');
+    if (pem.includes('BEGIN CERTIFICATE')) certificateDer = singleCertificateDer(pem, 'Rekor entry body certificate');
+  }
+  return { kind: doc['kind'], apiVersion: doc['apiVersion'], ...(certificateDer !== undefined ? { certificateDer } : {}) };
+}
+
+/** Every CA certificate (DER) the trusted root lists. */
+function trustedCaCertificates(trustedRoot: unknown): Buffer[] {
+  const out: Buffer[] = [];
+  const cas = isPlainObject(trustedRoot) && Array.isArray(trustedRoot['certificateAuthorities']) ? (trustedRoot['certificateAuthorities'] as unknown[]) : [];
+  for (const ca of cas) {
+    const chain = isPlainObject(ca) && isPlainObject(ca['certChain']) && Array.isArray(ca['certChain']['certificates']) ? (ca['certChain']['certificates'] as unknown[]) : [];
+    for (const c of chain) if (isPlainObject(c) && typeof c['rawBytes'] === 'string') out.push(Buffer.from(c['rawBytes'], 'base64'));
+  }
+  return out;
+}
+
+/**
+ * The chain annotation is not what the chain is checked against (the trusted root is), but it is part
+ * of the signature as stored: every certificate in it must be one of the trusted root's CA certificates,
+ * so a chain that was altered or names another CA is refused rather than ignored.
+ */
+function checkChainAnnotation(chainPem: string | undefined, trustedRoot: unknown): void {
+  if (chainPem === undefined || chainPem === '') return;
+  const blocks = [...chainPem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)];
+  const rest = chainPem.replace(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g, '').trim();
+  if (blocks.length === 0 || rest !== '') malformed(`${COSIGN_CHAIN_ANNOTATION} is not a list of PEM certificates`);
+  const trusted = trustedCaCertificates(trustedRoot);
+  for (const [i, b] of blocks.entries()) {
+    const der = base64Field(b[1]!.replace(/\s/g, ''), `${COSIGN_CHAIN_ANNOTATION} certificate ${i}`);
+    if (!trusted.some((t) => t.equals(der))) throw new SignetError('CERTIFICATE_INVALID', `cosign keyless signature: certificate ${i} of ${COSIGN_CHAIN_ANNOTATION} is not a CA certificate of the trusted root`);
+  }
+}
+
+/** The message-signature bundle (v0.1 JSON) a keyless cosign layer stands for. */
+export function cosignLayerToBundle(untrustedPayload: Buffer, untrustedSignature: Buffer, annotations: Record<string, string>): { bundle: Buffer; certificateDer: Buffer; bodyCertificateDer?: Buffer } {
+  const certPem = annotations[COSIGN_CERTIFICATE_ANNOTATION];
+  if (certPem === undefined || certPem === '') return malformed(`no ${COSIGN_CERTIFICATE_ANNOTATION} annotation (a signature by a key, not keyless)`);
+  const certificateDer = singleCertificateDer(certPem, COSIGN_CERTIFICATE_ANNOTATION);
+  const recordText = annotations[COSIGN_BUNDLE_ANNOTATION];
+  if (recordText === undefined || recordText === '') return malformed(`no ${COSIGN_BUNDLE_ANNOTATION} annotation: no transparency-log record vouches for when the certificate was used`);
+  const record = parseRekorRecord(recordText);
+  const body = readBody(record.body);
+  let timestamps: Array<{ signedTimestamp: string }> = [];
+  const ts = annotations[COSIGN_TIMESTAMP_ANNOTATION];
+  if (ts !== undefined && ts !== '') {
+    const doc = parseStrictJson(ts, COSIGN_TIMESTAMP_ANNOTATION, 'SIGNATURE_MALFORMED');
+    if (!isPlainObject(doc)) malformed(`${COSIGN_TIMESTAMP_ANNOTATION} is not a JSON object`);
+    timestamps = [{ signedTimestamp: base64Field((doc as Record<string, unknown>)['SignedRFC3161Timestamp'], `${COSIGN_TIMESTAMP_ANNOTATION} SignedRFC3161Timestamp`).toString('base64') }];
+  }
+  const bundle = {
+    mediaType: 'application/vnd.dev.sigstore.bundle+json;version=0.1',
+    verificationMaterial: {
+      x509CertificateChain: { certificates: [{ rawBytes: certificateDer.toString('base64') }] },
+      tlogEntries: [{
+        logIndex: String(record.logIndex),
+        logId: { keyId: record.logId.toString('base64') },
+        kindVersion: { kind: body.kind, version: body.apiVersion },
+        integratedTime: String(record.integratedTime),
+        inclusionPromise: { signedEntryTimestamp: record.set.toString('base64') },
+        canonicalizedBody: record.body.toString('base64'),
+      }],
+      ...(timestamps.length > 0 ? { timestampVerificationData: { rfc3161Timestamps: timestamps } } : {}),
+    },
+    messageSignature: {
+      messageDigest: { algorithm: 'SHA2_256', digest: createHash('sha256').update(untrustedPayload).digest('base64') },
+      signature: untrustedSignature.toString('base64'),
+    },
+  };
+  return { bundle: Buffer.from(JSON.stringify(bundle)), certificateDer, ...(body.certificateDer !== undefined ? { bodyCertificateDer: body.certificateDer } : {}) };
+}
+
+export type KeylessCheck = { valid: true; issuer: string; subject: string } | { valid: false; code: SignetError['code']; reason: string };
+
+/**
+ * Authenticity of a keyless cosign layer: everything but the payload's claims (the caller parses the
+ * simple-signing payload, now authentic, and compares its digest).
+ */
+export async function verifyCosignKeyless(untrustedPayload: Buffer, untrustedSignature: Buffer, annotations: Record<string, string>, trustedRoot: unknown, identity: SigstoreIdentity): Promise<KeylessCheck> {
+  let mapped;
+  try {
+    mapped = cosignLayerToBundle(untrustedPayload, untrustedSignature, annotations);
+    checkChainAnnotation(annotations[COSIGN_CHAIN_ANNOTATION], trustedRoot);
+  } catch (err) {
+    if (err instanceof SignetError) return { valid: false, code: err.code, reason: err.message };
+    throw err;
+  }
+  const r = await verifySigstoreBundle({
+    untrustedBundle: mapped.bundle,
+    expectedDigest: `sha256:${createHash('sha256').update(untrustedPayload).digest('hex')}`,
+    artifact: untrustedPayload,
+    trustedRoot,
+    identity: { issuer: identity.issuer, ...(identity.subject !== undefined ? { subject: identity.subject } : {}), ...(identity.subjectRegExp !== undefined ? { subjectRegExp: identity.subjectRegExp } : {}) },
+  });
+  if (!r.valid) return { valid: false, code: r.code, reason: r.reason.replace(/^sigstore bundle/, 'cosign keyless signature') };
+  // The log vouched for this signature and digest; it must also have logged this certificate.
+  if (mapped.bodyCertificateDer === undefined || !mapped.bodyCertificateDer.equals(mapped.certificateDer)) {
+    return { valid: false, code: 'SIGNATURE_INVALID', reason: 'cosign keyless signature: the Rekor entry does not hold the signature\'s certificate' };
+  }
+  return { valid: true, issuer: r.signer.issuer ?? '', subject: r.signer.subject ?? '' };
+}
