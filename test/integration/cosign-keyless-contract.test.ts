@@ -1,0 +1,78 @@
+/**
+ * Cosign v2 keyless `.sig` signatures through the containerd contract: a real docker-registry holding
+ * the `.sig` manifest as cosign lays it out (simple-signing layer, signature, certificate, chain and
+ * Rekor record annotations, made with the fake Fulcio CA and Rekor log of test/helpers/sigstore-fake.ts),
+ * a real signetd with a `sigstore` key, and the verifier spawned as containerd runs it.
+ */
+import assert from 'node:assert/strict';
+import { RegistryClient } from '../../src/registry/client.js';
+import { cosignSignatureTag, COSIGN_SIMPLESIGNING_MEDIA_TYPE } from '../../src/formats/cosign.js';
+import { appendArtifactLayer } from '../../src/signing/artifact-manifest.js';
+import { startDaemon, waitFor } from '../helpers/daemon.js';
+import { pushImage } from '../helpers/images.js';
+import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
+import { createFakeSigstore, type CosignKeylessLayer } from '../helpers/sigstore-fake.js';
+import { runVerifier } from '../helpers/verifier.js';
+
+describe('cosign keyless .sig through the containerd contract', function () {
+  this.timeout(90_000);
+  let registry: RegistryHandle;
+  let client: RegistryClient;
+  let host: string;
+  before(async () => {
+    registry = await startRegistry();
+    host = registry.host;
+    client = new RegistryClient({ insecureRegistries: [host], retries: 0 });
+  });
+  after(async () => registry?.stop());
+
+  const pushSig = (repo: { registry: string; repository: string }, digest: string, layer: CosignKeylessLayer) =>
+    appendArtifactLayer(client, repo, cosignSignatureTag(digest), layer.payload, { mediaType: COSIGN_SIMPLESIGNING_MEDIA_TYPE, annotations: layer.annotations });
+
+  it('accepts the required signer identity; refuses another identity, a tampered record and an untrusted CA', async () => {
+    const fake = createFakeSigstore('release@example.com', 'https://token.actions.example.com');
+    const other = createFakeSigstore('release@example.com', 'https://token.actions.example.com');
+    const repo = { registry: host, repository: 'keyless/sig' };
+    const good = await pushImage(client, repo, 'good');
+    const tampered = await pushImage(client, repo, 'tampered', { architecture: 'arm64', os: 'linux' });
+    const foreign = await pushImage(client, repo, 'foreign', { architecture: 's390x', os: 'linux' });
+    await pushSig(repo, good.digest, fake.cosignSigFor(`${host}/keyless/sig`, good.digest));
+    const t = fake.cosignSigFor(`${host}/keyless/sig`, tampered.digest);
+    const record = JSON.parse(t.annotations['dev.sigstore.cosign/bundle']!) as { Payload: { integratedTime: number } };
+    record.Payload.integratedTime += 1;
+    await pushSig(repo, tampered.digest, { ...t, annotations: { ...t.annotations, 'dev.sigstore.cosign/bundle': JSON.stringify(record) } });
+    await pushSig(repo, foreign.digest, other.cosignSigFor(`${host}/keyless/sig`, foreign.digest));
+    const daemon = await startDaemon({
+      insecureRegistries: [host],
+      policy: {
+        apiVersion: 'signet/v1',
+        keys: {
+          release: { sigstore: { trustedRoot: fake.trustedRootPath, issuer: fake.issuer, subject: 'release@example.com' } },
+          ops: { sigstore: { trustedRoot: fake.trustedRootPath, issuer: fake.issuer, subjectRegExp: 'ops-.*@example\\.com' } },
+        },
+        scopes: {
+          [`${host}/keyless/sig`]: { action: 'verify', signatures: { keys: ['release'] } },
+          [`${host}/keyless/sig:ops`]: { action: 'verify', signatures: { keys: ['ops'] } },
+        },
+      },
+    });
+    try {
+      await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
+      const d = (p: typeof good) => ({ mediaType: p.mediaType, digest: p.digest, size: p.size });
+      const ok = await runVerifier({ socket: daemon.socket, name: `${host}/keyless/sig:good`, descriptor: d(good) });
+      assert.equal(ok.code, 0, ok.stdout);
+      assert.match(ok.stdout, /signed by release/);
+      const ops = await runVerifier({ socket: daemon.socket, name: `${host}/keyless/sig:ops`, descriptor: d(good) });
+      assert.equal(ops.code, 1, ops.stdout);
+      assert.match(ops.stdout, /does not match/);
+      const bad = await runVerifier({ socket: daemon.socket, name: `${host}/keyless/sig:tampered`, descriptor: d(tampered) });
+      assert.equal(bad.code, 1, bad.stdout);
+      assert.match(bad.stdout, /inclusion promise/);
+      const untrusted = await runVerifier({ socket: daemon.socket, name: `${host}/keyless/sig:foreign`, descriptor: d(foreign) });
+      assert.equal(untrusted.code, 1, untrusted.stdout);
+      assert.match(untrusted.stdout, /not a CA certificate of the trusted root|certificate chain/);
+    } finally {
+      await daemon.stop();
+    }
+  });
+});
