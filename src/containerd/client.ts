@@ -17,6 +17,7 @@ const PROTO_FILES = [
   'containerd/services/version/v1/version.proto',
   'containerd/services/introspection/v1/introspection.proto',
   'containerd/services/namespaces/v1/namespace.proto',
+  'containerd/services/containers/v1/containers.proto',
 ];
 
 export interface ContainerdDescriptor {
@@ -86,6 +87,7 @@ export class ContainerdClient {
   private readonly versionService: grpc.Client;
   private readonly introspection: grpc.Client;
   private readonly namespacesService: grpc.Client;
+  private readonly containers: grpc.Client;
 
   constructor(readonly address: string = DEFAULT_CONTAINERD_ADDRESS, private readonly timeoutMs = 10_000) {
     const target = `unix://${address}`;
@@ -97,6 +99,7 @@ export class ContainerdClient {
     this.versionService = new (ctor('containerd.services.version.v1.Version'))(target, creds, options);
     this.introspection = new (ctor('containerd.services.introspection.v1.Introspection'))(target, creds, options);
     this.namespacesService = new (ctor('containerd.services.namespaces.v1.Namespaces'))(target, creds, options);
+    this.containers = new (ctor('containerd.services.containers.v1.Containers'))(target, creds, options);
   }
 
   private call<Req, Res>(client: grpc.Client, method: string, request: Req, namespace?: string): Promise<Res> {
@@ -146,6 +149,17 @@ export class ContainerdClient {
     }
   }
 
+  /** The image name a container record was created from, or undefined when there is no such container. */
+  async containerImage(namespace: string, id: string): Promise<string | undefined> {
+    try {
+      const res = await this.call<object, { container?: { image?: string } | null }>(this.containers, 'Get', { id }, namespace);
+      return res.container?.image || undefined;
+    } catch (err) {
+      if ((err as SignetError).cause && ((err as SignetError).cause as grpc.ServiceError).code === grpc.status.NOT_FOUND) return undefined;
+      throw err;
+    }
+  }
+
   /**
    * Delete an image record, only if it still points at `target` (a record re-pointed meanwhile is not
    * ours to delete). Returns false when there was no such record.
@@ -188,6 +202,6 @@ export class ContainerdClient {
   }
 
   close(): void {
-    for (const c of [this.images, this.events, this.versionService, this.introspection, this.namespacesService]) c.close();
+    for (const c of [this.images, this.events, this.versionService, this.introspection, this.namespacesService, this.containers]) c.close();
   }
 }

@@ -61,6 +61,8 @@ export interface CreationGateDeps {
   images: {
     getImage(namespace: string, name: string): Promise<ContainerdImage | undefined>;
     listImages(namespace: string, filters?: string[]): Promise<ContainerdImage[]>;
+    /** The image a container record names (containerd 1.7's pod sandbox, which it does not name to NRI). */
+    containerImage?(namespace: string, id: string): Promise<string | undefined>;
     /** containerd's event stream; without it, every name is looked up at every creation. */
     subscribe?(filters: string[], onEvent: (event: ContainerdEvent) => void, onEnd: (err?: Error) => void): EventSubscription;
   };
@@ -213,12 +215,24 @@ export class CreationGate {
     this.store(decision.name, decision.digest, decision);
   }
 
-  /** CreateContainer: the container's image and, when CRI names it, its pod sandbox's. */
-  createContainer(req: CreateContainerRequest, deadlineMs: number): Promise<string | undefined> {
+  /**
+   * CreateContainer: the container's image and its pod sandbox's — named by CRI (2.x), or read from
+   * the sandbox container's record (1.7 names it to nobody).
+   */
+  async createContainer(req: CreateContainerRequest, deadlineMs: number): Promise<string | undefined> {
     const pod = req.pod;
     const container = req.container;
     const images: Array<{ role: ImageRole; name: string | undefined }> = [{ role: 'container', name: container?.annotations[IMAGE_NAME_ANNOTATION] }];
-    const sandboxImage = pod?.annotations[SANDBOX_IMAGE_NAME_ANNOTATION] ?? container?.annotations[SANDBOX_IMAGE_NAME_ANNOTATION];
+    let sandboxImage = pod?.annotations[SANDBOX_IMAGE_NAME_ANNOTATION] ?? container?.annotations[SANDBOX_IMAGE_NAME_ANNOTATION];
+    if (sandboxImage === undefined && pod?.id && this.deps.images.containerImage) {
+      try {
+        sandboxImage = await this.deps.images.containerImage(this.namespace, pod.id);
+      } catch (err) {
+        // Fail closed: a sandbox whose image cannot be told is not let through unchecked.
+        this.deps.log.warn('cannot read the pod sandbox container to learn its image', { pod: pod.name, sandbox: pod.id, error: describeError(err) });
+        sandboxImage = '';
+      }
+    }
     if (sandboxImage !== undefined) images.push({ role: 'sandbox', name: sandboxImage });
     return this.decideAll(images, { namespace: pod?.namespace ?? '', pod: pod?.name ?? '', container: container?.name ?? '' }, deadlineMs);
   }
