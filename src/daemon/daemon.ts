@@ -149,8 +149,16 @@ export class Daemon {
       });
     }
     this.watcher = config.policyDir === '' ? undefined : new PolicyWatcher(config.policyDir, {
-      // A policy already in force (the source installed this merge itself) is not installed twice.
-      onPolicy: (policy) => void (policy.generation !== this.policy?.generation ? this.install(policy) : undefined),
+      onPolicy: (policy) => {
+        // Merged with an artifact the source has replaced meanwhile: merge again with the one verified last.
+        const artifact = this.sourceArtifact;
+        if (artifact !== undefined && !policy.generation.startsWith(artifact.digest)) {
+          this.applySource(artifact).catch((err: unknown) => this.log.error('policy not loaded; the last good policy stays in force', { policyDir: config.policyDir, error: describeError(err) }));
+          return;
+        }
+        // A policy already in force (the source installed this merge itself) is not installed twice.
+        if (policy.generation !== this.policy?.generation) void this.install(policy);
+      },
       onError: (err) => {
         this.metrics.policyReload(false);
         this.lastReloadError = describeError(err);
