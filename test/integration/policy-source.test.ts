@@ -17,6 +17,7 @@ import { SIGNET, startDaemon, waitFor, type DaemonHandle } from '../helpers/daem
 import { verifyClient } from '../helpers/grpc-verify.js';
 import { makeTestKey } from '../helpers/keys.js';
 import { freePort, startRegistry, type RegistryHandle } from '../helpers/registry.js';
+import { createToken, SOFTHSM_MODULE, softhsmConf } from '../helpers/softhsm.js';
 
 const DESCRIPTOR = { mediaType: MEDIA_TYPES.ociManifest, digest: `sha256:${'a'.repeat(64)}`, size: 100 };
 
@@ -257,6 +258,59 @@ describe('policySource: a signed policy from the registry', function () {
     assert.equal(s['policySource']['remoteDigest'], clash);
     assert.equal(s['policyGeneration'], generation);
     assert.equal(await decide(d, 'app-b'), 'reject');
+  });
+
+  it('a refused artifact is verified again after SIGHUP, with the keys read again (the key file replaced)', async () => {
+    const rotating = join(work, 'rotating.pub');
+    writeFileSync(rotating, fleet.publicPem);
+    const repo = 'security/rotating:prod';
+    const good = push(policyDir('rot1', ['app-a']), fleetKey, `${registry.host}/${repo}`);
+    const d = await startDaemon({
+      insecureRegistries: [registry.host],
+      extraConfig: `policySource: { ref: "${registry.host}/${repo}", keys: { fleet: { file: ${rotating} } }, interval: 1s, cacheDir: ${join(work, 'cache-rot')} }`,
+    });
+    daemons.push(d);
+    assert.equal(status(d).json['policySource']['digest'], good);
+    const next = push(policyDir('rot2', ['app-b']), otherKey, `${registry.host}/${repo}`);
+    await waitFor(() => status(d).json['policySource']['remoteDigest'] === next && status(d).json['policySource']['lastError'] !== '', 'the refusal', 5000);
+    // Not verified again on its own, however long it waits.
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(status(d).json['policySource']['rejected'], 1);
+    assert.equal(status(d).json['policySource']['digest'], good);
+    writeFileSync(rotating, other.publicPem);
+    d.proc.kill('SIGHUP');
+    await waitFor(() => status(d).json['policySource']['digest'] === next, 'the artifact verified with the new key', 5000);
+    assert.equal(status(d).json['policySource']['lastError'], '');
+    assert.equal(await decide(d, 'app-b'), 'accept');
+  });
+
+  it('PKCS#11: pushed with a key on a token, verified by a node that names the token object by pkcs11: URI', async () => {
+    softhsmConf();
+    const token = createToken('policy');
+    const gen = signet(['keys', 'generate', '--key', token.uri, '--label', 'policy-signer', '--pkcs11-module', SOFTHSM_MODULE]);
+    assert.notEqual(gen.status, 0, 'no PIN given: refused');
+    const env = { ...process.env, DOCKER_CONFIG: '/nonexistent', SIGNET_PKCS11_PIN: token.pin };
+    const run = (args: string[]) => spawnSync(process.execPath, [SIGNET, ...args], { encoding: 'utf8', env });
+    const g = run(['keys', 'generate', '--key', token.uri, '--label', 'policy-signer', '--pkcs11-module', SOFTHSM_MODULE]);
+    assert.equal(g.status, 0, g.stderr);
+    const hsmRef = `${registry.host}/security/hsm-policy:prod`;
+    const r = run(['policy', 'push', policyDir('hsm', ['app-hsm']), hsmRef, '--key', `${token.uri};object=policy-signer`, '--pkcs11-module', SOFTHSM_MODULE, '--insecure-registry', registry.host]);
+    assert.equal(r.status, 0, r.stderr);
+    const digest = r.stdout.trim();
+    const d = await startDaemon({
+      insecureRegistries: [registry.host],
+      extraConfig: [`pkcs11: { module: ${SOFTHSM_MODULE} }`, `policySource: { ref: "${hsmRef}", keys: { hsm: { pkcs11: "${token.uri};object=policy-signer;type=public" } }, interval: 1s, cacheDir: ${join(work, 'cache-hsm')} }`].join('\n'),
+    });
+    daemons.push(d);
+    const s = status(d).json;
+    assert.equal(s['policySource']['digest'], digest, JSON.stringify(s['policySource']));
+    assert.equal(await decide(d, 'app-hsm'), 'accept');
+    // The same artifact's trust does not come from anywhere else: a node naming another key refuses it.
+    const d2 = await startDaemon({ insecureRegistries: [registry.host], extraConfig: `policySource: { ref: "${hsmRef}", keys: { fleet: { file: ${fleetPub} } }, interval: 1s, cacheDir: ${join(work, 'cache-hsm2')} }` });
+    daemons.push(d2);
+    assert.equal(status(d2).json['ready'], false);
+    assert.match(status(d2).json['policySource']['lastError'], /refused/);
+    assert.equal(await decide(d2, 'app-hsm'), 'reject');
   });
 
   it('a node that boots without the registry enforces the last policy it verified, from cacheDir, and not a tampered one', async () => {
