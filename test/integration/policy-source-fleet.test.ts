@@ -1,7 +1,7 @@
 /**
  * A fleet by simulation: 20 real signetd processes poll one docker-registry for their policy
  * (`policySource`, 2 s interval). A policy pushed once reaches every node within two intervals (each
- * node's own verification time, from its Status), one signed by another key reaches none, and an
+ * node's own verification time, from its Status), one signed by another key or not signed reaches none, and an
  * unchanged reference costs each node one HEAD per interval and nothing else (each node's metrics).
  */
 import assert from 'node:assert/strict';
@@ -12,6 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos, verifierServiceClient } from '../../src/daemon/grpc-server.js';
+import { buildPolicyArtifact } from '../../src/policy-source/artifact.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { MEDIA_TYPES } from '../../src/registry/types.js';
 import { SIGNET, startDaemon, waitFor, type DaemonHandle } from '../helpers/daemon.js';
 import { makeTestKey } from '../helpers/keys.js';
 import { freePort, startRegistry, type RegistryHandle } from '../helpers/registry.js';
@@ -96,16 +99,26 @@ describe('policySource: a fleet of 20 nodes polling one registry', function () {
     assert.ok(Math.max(...lags) <= 2 * INTERVAL_MS, `slowest node: ${Math.max(...lags)} ms after the push (lags ${lags.join(', ')})`);
   });
 
-  it('a policy signed by another key is enforced by none', async () => {
+  it('a policy signed by another key, or not signed, is enforced by none', async () => {
     const before = (await sourceStatus(nodes[0]!))['digest'] as string;
-    const bad = push('evil', join(work, 'other.key'));
-    await waitFor(async () => (await Promise.all(nodes.map(sourceStatus))).every((s) => s['remoteDigest'] === bad && s['lastError'] !== ''), 'every node refusing it', 4 * INTERVAL_MS);
-    await new Promise((r) => setTimeout(r, INTERVAL_MS));
-    for (const s of await Promise.all(nodes.map(sourceStatus))) {
-      assert.equal(s['digest'], before);
-      assert.match(s['lastError'], /refused/);
-      assert.equal(s['rejected'], 1, 'verified once, not once per interval');
-    }
+    const refusedEverywhere = async (bad: string, rejected: number): Promise<void> => {
+      await waitFor(async () => (await Promise.all(nodes.map(sourceStatus))).every((s) => s['remoteDigest'] === bad && s['lastError'] !== ''), 'every node refusing it', 4 * INTERVAL_MS);
+      await new Promise((r) => setTimeout(r, INTERVAL_MS));
+      for (const s of await Promise.all(nodes.map(sourceStatus))) {
+        assert.equal(s['digest'], before);
+        assert.match(s['lastError'], /refused/);
+        assert.equal(s['rejected'], rejected, 'verified once, not once per interval');
+      }
+    };
+    await refusedEverywhere(push('evil', join(work, 'other.key')), 1);
+    // Unsigned: the artifact pushed and tagged, no signature.
+    const unsigned = buildPolicyArtifact([{ name: 'policy.yaml', bytes: Buffer.from('apiVersion: signet/v1\ndefault: { action: accept }\n') }]);
+    const client = new RegistryClient({ insecureRegistries: [registry.host], retries: 0 });
+    const repo = { registry: registry.host, repository: 'security/node-policy' };
+    await client.pushBlob(repo, unsigned.config);
+    await client.pushBlob(repo, unsigned.layer);
+    await client.pushManifest(repo, 'prod', unsigned.manifest, MEDIA_TYPES.ociManifest);
+    await refusedEverywhere(unsigned.digest, 2);
   });
 
   it('an unchanged reference costs each node one HEAD per interval and nothing else', async () => {
