@@ -87,7 +87,7 @@ async function checkAuthentic(sig: UntrustedSignature, keyName: string, ctx: Eva
     const format = formatNamed(sig.format);
     if (format === undefined) return { valid: false, code: 'SIGNATURE_MALFORMED', reason: `${sig.format} signatures cannot be verified by this build` };
     const trustedIdentities = ctx.keyDefinitions[keyName]?.trustedIdentities;
-    return await format.verify(sig, lookup.key, ctx.subject, trustedIdentities ? { trustedIdentities } : undefined);
+    return await format.verify(sig, lookup.key, ctx.subject, { ...(trustedIdentities ? { trustedIdentities } : {}), now: ctx.now });
   } catch (err) {
     // The key itself failed (token removed, module error): refuse, and let the next refresh recover it.
     const error = err instanceof SignetError ? err : new SignetError('KEY_UNAVAILABLE', `key "${keyName}": ${(err as Error).message}`);

@@ -17,9 +17,10 @@
  * with the annotation's here (the library compares only signature and digest), and the certificate's
  * identity against the key's.
  */
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import type { SigstoreIdentity } from '../keys/types.js';
+import { base64Field, malformed, pemCertificatesDer, singleCertificateDer } from './cosign-certs.js';
 import { isPlainObject, parseStrictJson } from './strict-json.js';
 import { verifySigstoreBundle } from './sigstore-bundle.js';
 
@@ -28,31 +29,6 @@ export const COSIGN_CHAIN_ANNOTATION = 'dev.sigstore.cosign/chain';
 export const COSIGN_BUNDLE_ANNOTATION = 'dev.sigstore.cosign/bundle';
 export const COSIGN_TIMESTAMP_ANNOTATION = 'dev.sigstore.cosign/timestamp';
 const MAX_ANNOTATION_CHARS = 64 * 1024;
-
-const malformed = (why: string): never => {
-  throw new SignetError('SIGNATURE_MALFORMED', `cosign keyless signature: ${why}`);
-};
-
-/** Base64 as Go's decoder takes it in these annotations: line breaks allowed, otherwise strict. */
-function base64Field(value: unknown, what: string): Buffer {
-  if (typeof value !== 'string') return malformed(`${what} is not a string`);
-  const compact = value.replace(/[\r\n]/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 === 1) return malformed(`${what} is not valid base64`);
-  return Buffer.from(compact, 'base64');
-}
-
-/** The DER of the one certificate in a PEM text. */
-export function singleCertificateDer(pem: string, what: string): Buffer {
-  const blocks = [...pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)];
-  if (blocks.length !== 1) return malformed(`${what} holds ${blocks.length} PEM certificates, not one`);
-  const der = base64Field(blocks[0]![1]!.replace(/\s/g, ''), what);
-  try {
-    new X509Certificate(der);
-  } catch {
-    return malformed(`${what} is not an X.509 certificate`);
-  }
-  return der;
-}
 
 interface RekorRecord {
   set: Buffer;
@@ -113,12 +89,8 @@ function trustedCaCertificates(trustedRoot: unknown): Buffer[] {
  */
 function checkChainAnnotation(chainPem: string | undefined, trustedRoot: unknown): void {
   if (chainPem === undefined || chainPem === '') return;
-  const blocks = [...chainPem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)];
-  const rest = chainPem.replace(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g, '').trim();
-  if (blocks.length === 0 || rest !== '') malformed(`${COSIGN_CHAIN_ANNOTATION} is not a list of PEM certificates`);
   const trusted = trustedCaCertificates(trustedRoot);
-  for (const [i, b] of blocks.entries()) {
-    const der = base64Field(b[1]!.replace(/\s/g, ''), `${COSIGN_CHAIN_ANNOTATION} certificate ${i}`);
+  for (const [i, der] of pemCertificatesDer(chainPem, COSIGN_CHAIN_ANNOTATION).entries()) {
     if (!trusted.some((t) => t.equals(der))) throw new SignetError('CERTIFICATE_INVALID', `cosign keyless signature: certificate ${i} of ${COSIGN_CHAIN_ANNOTATION} is not a CA certificate of the trusted root`);
   }
 }

@@ -13,10 +13,12 @@ import { MEDIA_TYPES } from '../registry/types.js';
 import type { TrustedKey } from '../keys/types.js';
 import { isPlainObject, parseStrictJson, requireExactKeys } from './strict-json.js';
 import type { Signer } from '../keys/types.js';
-import type { ExpectedSubject, SignatureCheck, SignatureFormat, SignedArtifact, SignRequest, UntrustedSignature, UntrustedTagLayer } from './types.js';
+import type { ExpectedSubject, FormatOptions, SignatureCheck, SignatureFormat, SignedArtifact, SignRequest, UntrustedSignature, UntrustedTagLayer } from './types.js';
 
 export const COSIGN_SIMPLESIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
 export const COSIGN_SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
+/** The signing certificate (PEM) of keyless and PKI cosign signatures. */
+export const COSIGN_CERTIFICATE_ANNOTATION = 'dev.sigstore.cosign/certificate';
 export const COSIGN_SIGNATURE_TYPE = 'cosign container image signature';
 /** More layers than this in one .sig manifest is treated as hostile. */
 export const MAX_SIGNATURE_LAYERS = 256;
@@ -158,7 +160,7 @@ export const cosignFormat: SignatureFormat<'cosign'> = {
   name: 'cosign',
   location: { kind: 'tag', suffix: '.sig', maxPayloadBytes: MAX_PAYLOAD_BYTES, readManifest: readSignatureManifest },
   sign: signSimpleSigning,
-  async verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject): Promise<SignatureCheck> {
+  async verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject, options?: FormatOptions): Promise<SignatureCheck> {
     const expectedDigest = expected.digest;
     let signer: Record<string, string> = {};
     if (key.sigstore !== undefined) {
@@ -168,8 +170,16 @@ export const cosignFormat: SignatureFormat<'cosign'> = {
       if (!r.valid) return { valid: false, code: r.code, reason: `${r.reason} (key "${key.name}")` };
       signer = { issuer: r.issuer, subject: r.subject };
     } else {
-      const authentic = await key.verify(signature.untrustedPayload, signature.untrustedSignature, 'sha256');
-      if (!authentic) {
+      // A trust store with identity rules counts only certificates it issued; otherwise the key itself may have signed.
+      const direct = key.certificateIdentity === undefined && (await key.verify(signature.untrustedPayload, signature.untrustedSignature, 'sha256'));
+      const certificate = signature.untrustedAnnotations?.[COSIGN_CERTIFICATE_ANNOTATION];
+      if (!direct && key.certificates !== undefined && certificate !== undefined && certificate !== '') {
+        // Private PKI: the signing certificate chains to the key's trust store (./cosign-pki.ts).
+        const { verifyCosignPki } = await import('./cosign-pki.js');
+        const r = await verifyCosignPki(signature.untrustedPayload, signature.untrustedSignature, signature.untrustedAnnotations ?? {}, key, options?.now ?? new Date());
+        if (!r.valid) return { valid: false, code: r.code, reason: r.reason };
+        signer = { subject: r.subject };
+      } else if (!direct) {
         return { valid: false, code: 'SIGNATURE_INVALID', reason: `signature does not verify with key "${key.name}" (signed by another key, or the payload was altered)` };
       }
     }
@@ -183,6 +193,6 @@ export const cosignFormat: SignatureFormat<'cosign'> = {
     if (claims.manifestDigest !== expectedDigest) {
       return { valid: false, code: 'DIGEST_MISMATCH', reason: `signature by key "${key.name}" is for digest ${claims.manifestDigest}, not ${expectedDigest}` };
     }
-    return { valid: true, signedIdentity: claims.dockerReference, signedDigest: claims.manifestDigest, annotations: { ...claims.optional, ...(key.sigstore !== undefined ? { signer } : {}) } };
+    return { valid: true, signedIdentity: claims.dockerReference, signedDigest: claims.manifestDigest, annotations: { ...claims.optional, ...(Object.keys(signer).length > 0 ? { signer } : {}) } };
   },
 };

@@ -114,4 +114,6 @@ export interface SignatureFormat<N extends string = string> {
 export interface FormatOptions {
   /** Notation: `x509.subject: …` identities the signing certificate must match (default: any). */
   trustedIdentities?: readonly string[];
+  /** The decision's time: certificates without trusted-time evidence must be valid then (default: now). */
+  now?: Date;
 }

@@ -29,11 +29,24 @@ export interface TrustedKey {
    * certificate chain must lead to one of them; `verify` checks with the first one's key.
    */
   readonly certificates?: readonly X509Certificate[];
+  /** Private PKI (`certificates` keys): intermediates that may complete a signer's chain to `certificates`. */
+  readonly intermediates?: readonly X509Certificate[];
+  /** Private PKI: the subject alternative names the signing certificate must carry (each given one must match). */
+  readonly certificateIdentity?: CertificateIdentity;
   /**
    * For keyless sigstore bundles: the trusted root (Fulcio CAs, Rekor logs) and the signer identity the
    * policy requires. Such a key has no public key of its own; `verify` always resolves false.
    */
   readonly sigstore?: SigstoreIdentity;
+}
+
+export interface CertificateIdentity {
+  /** An rfc822Name SAN, exactly. */
+  subjectEmail?: string;
+  /** A dNSName SAN, case-insensitively. */
+  subjectHostname?: string;
+  /** A uniformResourceIdentifier SAN, exactly. */
+  subjectURI?: string;
 }
 
 export interface SigstoreIdentity {

@@ -261,6 +261,10 @@ interface RawKey {
   sigstore?: { trustedRoot: string; issuer: string; subject?: string; subjectRegExp?: string };
   file?: string;
   certificates?: string;
+  intermediates?: string;
+  subjectEmail?: string;
+  subjectHostname?: string;
+  subjectURI?: string;
   pkcs11?: string;
   verifyOn?: 'node' | 'token';
   notBefore?: string;
@@ -593,6 +597,10 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
     problem(pf, [...path, 'certificates'], `certificates file "${raw.certificates}" must be an absolute path`);
     return undefined;
   }
+  if (raw.intermediates !== undefined && !isAbsolute(raw.intermediates)) {
+    problem(pf, [...path, 'intermediates'], `intermediates file "${raw.intermediates}" must be an absolute path`);
+    return undefined;
+  }
   if (raw.file !== undefined && !isAbsolute(raw.file)) {
     problem(pf, [...path, 'file'], `key file "${raw.file}" must be an absolute path (e.g. /etc/signet/keys/${name}.pub)`);
     return undefined;
@@ -622,6 +630,10 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
     ...(raw.file !== undefined ? { file: raw.file } : {}),
     ...(raw.pkcs11 !== undefined ? { pkcs11: raw.pkcs11 } : {}),
     ...(raw.certificates !== undefined ? { certificates: raw.certificates } : {}),
+    ...(raw.intermediates !== undefined ? { intermediates: raw.intermediates } : {}),
+    ...(raw.subjectEmail !== undefined ? { subjectEmail: raw.subjectEmail } : {}),
+    ...(raw.subjectHostname !== undefined ? { subjectHostname: raw.subjectHostname } : {}),
+    ...(raw.subjectURI !== undefined ? { subjectURI: raw.subjectURI } : {}),
     ...(raw.trustedIdentities !== undefined ? { trustedIdentities: raw.trustedIdentities } : {}),
     ...(raw.sigstore !== undefined ? { sigstore: raw.sigstore } : {}),
     ...(raw.verifyOn !== undefined ? { verifyOn: raw.verifyOn } : {}),

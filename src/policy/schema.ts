@@ -132,6 +132,11 @@ export function validatePolicyFile(value: unknown): SchemaProblem[] {
       case 'enum':
         push({ pointer: where, message: `"${field(where)}" must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` });
         break;
+      case 'dependencies': {
+        const { property, missingProperty } = e.params as { property: string; missingProperty: string };
+        push({ pointer: where, key: property, message: `"${property}" applies to ${missingProperty} keys only; add "${missingProperty}" or remove it` });
+        break;
+      }
       case 'const':
         push({ pointer: where, message: `"${field(where)}" must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` });
         break;

@@ -11,10 +11,11 @@ import { appendArtifactLayer } from '../../src/signing/artifact-manifest.js';
 import { startDaemon, waitFor } from '../helpers/daemon.js';
 import { pushImage } from '../helpers/images.js';
 import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
+import { createTestPki } from '../helpers/pki.js';
 import { createFakeSigstore, type CosignKeylessLayer } from '../helpers/sigstore-fake.js';
 import { runVerifier } from '../helpers/verifier.js';
 
-describe('cosign keyless .sig through the containerd contract', function () {
+describe('cosign .sig with certificates (keyless, private PKI) through the containerd contract', function () {
   this.timeout(90_000);
   let registry: RegistryHandle;
   let client: RegistryClient;
@@ -71,6 +72,40 @@ describe('cosign keyless .sig through the containerd contract', function () {
       const untrusted = await runVerifier({ socket: daemon.socket, name: `${host}/keyless/sig:foreign`, descriptor: d(foreign) });
       assert.equal(untrusted.code, 1, untrusted.stdout);
       assert.match(untrusted.stdout, /not a CA certificate of the trusted root|certificate chain/);
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  it('private PKI: a certificates key with intermediates and subjectEmail accepts its signer and refuses others', async () => {
+    const pki = createTestPki();
+    const other = createTestPki();
+    const repo = { registry: host, repository: 'pki/sig' };
+    const good = await pushImage(client, repo, 'good');
+    const ops = await pushImage(client, repo, 'ops', { architecture: 'arm64', os: 'linux' });
+    const foreign = await pushImage(client, repo, 'foreign', { architecture: 's390x', os: 'linux' });
+    await pushSig(repo, good.digest, pki.cosignSigFor(pki.leaf('release'), `${host}/pki/sig`, good.digest));
+    await pushSig(repo, ops.digest, pki.cosignSigFor(pki.leaf('ops', { san: 'email:ops@acme.example' }), `${host}/pki/sig`, ops.digest));
+    await pushSig(repo, foreign.digest, other.cosignSigFor(other.leaf('release'), `${host}/pki/sig`, foreign.digest, { chain: true }));
+    const daemon = await startDaemon({
+      insecureRegistries: [host],
+      policy: {
+        apiVersion: 'signet/v1',
+        keys: { acme: { certificates: pki.rootPath, intermediates: pki.intermediatePath, subjectEmail: 'release@acme.example' } },
+        scopes: { [`${host}/pki/sig`]: { action: 'verify', signatures: { keys: ['acme'] } } },
+      },
+    });
+    try {
+      await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
+      const d = (p: typeof good) => ({ mediaType: p.mediaType, digest: p.digest, size: p.size });
+      const ok = await runVerifier({ socket: daemon.socket, name: `${host}/pki/sig:good`, descriptor: d(good) });
+      assert.equal(ok.code, 0, ok.stdout);
+      const wrongSigner = await runVerifier({ socket: daemon.socket, name: `${host}/pki/sig:ops`, descriptor: d(ops) });
+      assert.equal(wrongSigner.code, 1, wrongSigner.stdout);
+      assert.match(wrongSigner.stdout, /do not include "release@acme.example"/);
+      const untrusted = await runVerifier({ socket: daemon.socket, name: `${host}/pki/sig:foreign`, descriptor: d(foreign) });
+      assert.equal(untrusted.code, 1, untrusted.stdout);
+      assert.match(untrusted.stdout, /does not chain to a certificate of the trust store/);
     } finally {
       await daemon.stop();
     }
