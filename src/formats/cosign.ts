@@ -61,12 +61,16 @@ export function parseSignatureManifest(untrustedBytes: Buffer): UntrustedSignatu
   return out;
 }
 
-/** Strict base64 (RFC 4648, padding optional): Buffer.from silently skips junk, so check first. */
+/**
+ * Strict base64 (RFC 4648, padding optional): Buffer.from silently skips junk, so check first. Line
+ * breaks are allowed, as Go's decoder (cosign's) skips them; nothing else is.
+ */
 export function decodeBase64Strict(untrusted: string, what: string): Buffer {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(untrusted) || untrusted.length % 4 === 1) {
+  const compact = untrusted.replace(/[\r\n]/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 === 1) {
     throw new SignetError('SIGNATURE_MALFORMED', `${what} is not valid base64`);
   }
-  return Buffer.from(untrusted, 'base64');
+  return Buffer.from(compact, 'base64');
 }
 
 export interface SimpleSigningClaims {

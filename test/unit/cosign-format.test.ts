@@ -102,6 +102,9 @@ describe('simple-signing payload parsing is strict', () => {
   it('rejects junk in base64 instead of skipping it', () => {
     assert.throws(() => decodeBase64Strict('MEUC!IQ==', 'sig'), /not valid base64/);
     assert.equal(decodeBase64Strict('AAEC', 'sig').length, 3);
+    // Wrapped with newlines, as Go's decoder (cosign) accepts it; other whitespace is not base64.
+    assert.deepEqual(decodeBase64Strict('AA\nEC\r\n', 'sig'), decodeBase64Strict('AAEC', 'sig'));
+    assert.throws(() => decodeBase64Strict('AA EC', 'sig'), /not valid base64/);
   });
 });
 

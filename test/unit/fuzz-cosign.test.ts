@@ -66,13 +66,15 @@ describe('fuzz: cosign simple signing', function () {
     );
   });
 
-  it('decodeBase64Strict: typed errors, or bytes that encode back to the same text', () => {
+  it('decodeBase64Strict: typed errors, or bytes that encode back to the same text (line breaks aside)', () => {
     fc.assert(
       fc.property(fc.oneof(fc.string({ maxLength: 64 }), fc.base64String({ maxLength: 64 }), fc.constantFrom('=', '==', 'A', 'AA=', 'A===', ' QQ==', 'QQ==\n', 'Q\u0000Q=')), (text) => {
         const r = typedOutcome(() => decodeBase64Strict(text, 'sig'), [SignetError], text);
         if (!r.ok) return;
-        assert.match(text, /^[A-Za-z0-9+/]*={0,2}$/, 'only the base64 alphabet gets through');
-        assert.deepEqual(r.value, Buffer.from(text, 'base64'));
+        // Line breaks are skipped, as Go's decoder (cosign's) skips them; nothing else but the alphabet gets through.
+        const compact = text.replace(/[\r\n]/g, '');
+        assert.match(compact, /^[A-Za-z0-9+/]*={0,2}$/, 'only the base64 alphabet gets through');
+        assert.deepEqual(r.value, Buffer.from(compact, 'base64'));
       }),
       params(300),
     );

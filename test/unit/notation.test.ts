@@ -251,6 +251,11 @@ describe('Notation envelopes signed here (two-level chain, ECDSA P-256)', () => 
     assertRefused(await verifyNotationSignature(opts(buildJws({ protectedHeader: hdr({ alg: 'ES384' }) }))), 'SIGNATURE_INVALID', /ES384.*ES256/);
     assertRefused(await verifyNotationSignature(opts(buildJws({ protectedHeader: hdr({ alg: 'RS256' }) }))), 'SIGNATURE_MALFORMED', /not allowed/);
   });
+  it('the unprotected header (not signed) is read as notation-go reads it: unknown fields ignored, names case-insensitive', async () => {
+    const chain = [testLeaf, testRoot].map((c) => c.raw.toString('base64'));
+    assertValid(await verifyNotationSignature(opts(buildJws({ unprotected: { x5c: chain, kid: 'x', 'com.example.note': { a: 1 } } }))));
+    assertValid(await verifyNotationSignature(opts(buildJws({ unprotected: { X5C: chain, 'IO.CNCF.NOTARY.SIGNINGAGENT': 'notation-go/1.3.0' } }))));
+  });
   it('a payload with unknown fields or a targetArtifact with extra fields is refused', async () => {
     const extra = Buffer.from(JSON.stringify({ targetArtifact: target, other: 1 }));
     assertRefused(await verifyNotationSignature(opts(buildJws({ payload: extra }))), 'SIGNATURE_MALFORMED', /unknown field "other"/);
@@ -272,7 +277,7 @@ describe('malformed Notation envelopes are refused with SIGNATURE_MALFORMED and 
     ['general JWS serialisation', Buffer.from(JSON.stringify({ payload: '', signatures: [] })), JOSE, /general serialisation/],
     ['duplicate key', Buffer.from('{"payload":"","payload":"","protected":"","header":{},"signature":""}'), JOSE, /duplicate key/],
     ['no x5c', buildJws({ unprotected: {} }), JOSE, /missing "x5c"/],
-    ['unknown unprotected header', buildJws({ unprotected: { x5c: [testLeaf.raw.toString('base64')], kid: 'x' } }), JOSE, /unknown field "kid"/],
+    ['x5c named twice in the unprotected header', buildJws({ unprotected: { x5c: [testLeaf.raw.toString('base64')], X5C: [testLeaf.raw.toString('base64')] } }), JOSE, /names "x5c" 2 times/],
     ['no crit', buildJws({ protectedHeader: { ...hdr({}), crit: undefined } }), JOSE, /"crit"/],
     ['unknown critical header', buildJws({ protectedHeader: hdr({ 'com.example.policy': 'x' }, ['io.cncf.notary.signingScheme', 'com.example.policy']) }), JOSE, /critical header "com\.example\.policy" is not understood/],
     ['signing scheme not critical', buildJws({ protectedHeader: hdr({}, ['io.cncf.notary.expiry']) }), JOSE, /not in the protected header|not understood|not listed/],

@@ -66,13 +66,20 @@ export function parseJwsEnvelope(untrustedBytes: Buffer): UntrustedNotationEnvel
 
   const unprotected = doc['header'];
   if (!isPlainObject(unprotected)) throw malformed('JWS unprotected header is not a JSON object');
-  requireExactKeys(unprotected, ['x5c'], [HDR_SIGNING_AGENT, HDR_TIMESTAMP_SIGNATURE], 'notation JWS unprotected header');
-  const x5c = unprotected['x5c'];
+  // The unprotected header is not signed: as notation-go (Go's encoding/json) reads it, field names match
+  // case-insensitively and unknown fields are ignored. Two fields that name the same one are refused.
+  const field = (name: string): unknown => {
+    const keys = Object.keys(unprotected).filter((k) => k.toLowerCase() === name.toLowerCase());
+    if (keys.length > 1) throw malformed(`JWS unprotected header names "${name}" ${keys.length} times (${keys.map((k) => JSON.stringify(k.slice(0, 64))).join(', ')})`);
+    return keys[0] === undefined ? undefined : unprotected[keys[0]];
+  };
+  const x5c = field('x5c');
+  if (x5c === undefined) throw malformed('notation JWS unprotected header: missing "x5c"');
   if (!Array.isArray(x5c) || x5c.length === 0) throw malformed('JWS "x5c" is not a non-empty list of certificates');
   if (x5c.length > MAX_CHAIN_LENGTH) throw malformed(`JWS "x5c" has more than ${MAX_CHAIN_LENGTH} certificates`);
-  const agent = unprotected[HDR_SIGNING_AGENT];
+  const agent = field(HDR_SIGNING_AGENT);
   if (agent !== undefined && typeof agent !== 'string') throw malformed(`JWS "${HDR_SIGNING_AGENT}" is not a string`);
-  const tsa = unprotected[HDR_TIMESTAMP_SIGNATURE];
+  const tsa = field(HDR_TIMESTAMP_SIGNATURE);
   if (tsa !== undefined) decodeBase64(tsa, `JWS "${HDR_TIMESTAMP_SIGNATURE}"`);
 
   return {
