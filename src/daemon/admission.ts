@@ -12,6 +12,11 @@ export interface AdmissionOptions {
   maxQueued: number;
   /** Longest wait for a slot. */
   maxQueueWaitMs: number;
+  /**
+   * Told each time a request leaves (done, refused or gone): `busy` when others still run or wait. For
+   * idle-time housekeeping: a flood that was mostly refused still grew the heap.
+   */
+  onSettled?: (busy: boolean) => void;
 }
 
 export interface AdmissionStatus {
@@ -67,8 +72,14 @@ export class Admission {
    * shortly before it so the refusal reaches the caller in time. `signal` aborts the wait.
    */
   async run<T>(work: () => Promise<T>, options: { deadline?: number; signal?: AbortSignal } = {}): Promise<T> {
-    if (this.inFlight >= this.options.maxInFlight || this.waiting.size > 0) await this.wait(options);
-    else this.inFlight++;
+    if (this.inFlight >= this.options.maxInFlight || this.waiting.size > 0) {
+      try {
+        await this.wait(options);
+      } catch (err) {
+        this.options.onSettled?.(this.inFlight > 0 || this.waiting.size > 0);
+        throw err;
+      }
+    } else this.inFlight++;
     this.counts.admitted++;
     try {
       return await work();
@@ -124,6 +135,7 @@ export class Admission {
     const next = this.waiting.values().next();
     if (!next.done) next.value.start(); // the slot passes on: inFlight unchanged
     else this.inFlight--;
+    this.options.onSettled?.(this.inFlight > 0 || this.waiting.size > 0);
   }
 
   status(): AdmissionStatus {

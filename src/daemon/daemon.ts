@@ -28,6 +28,7 @@ import { MetricsServer } from '../metrics/server.js';
 import type { NodeContext, CreateContext } from '../audit/audit-log.js';
 import type { ContentCacheStats } from '../registry/content-cache.js';
 import { Admission, type AdmissionStatus } from './admission.js';
+import { IdleCompactor } from './idle-gc.js';
 import type { DaemonConfig } from './config.js';
 import type { Logger } from './logger.js';
 
@@ -84,6 +85,7 @@ export class Daemon {
   private readonly nri: { plugin: NriPlugin; gate: CreationGate; client: ContainerdClient } | undefined;
   /** Bounds decisions in flight and waiting (the gRPC server runs VerifyImage through it). */
   readonly admission: Admission;
+  private readonly compactor = new IdleCompactor();
   /** Bumped on every change of the keys (a policy load, a refresh that saw a key change): part of the cache key. */
   private keyGeneration = 0;
   /** One verdict cache for every path: VerifyImage, the image watcher, NRI creation. */
@@ -121,7 +123,8 @@ export class Daemon {
       userAgent: `signetd/${VERSION}`,
     }));
     const sources = new SourceFactory(client);
-    this.admission = new Admission({ maxInFlight: config.maxConcurrentDecisions, maxQueued: config.maxQueuedDecisions, maxQueueWaitMs: config.maxQueueWaitMs });
+    // After a burst of decisions, once idle, the heap V8 grew for it is given back (idle-gc.ts).
+    this.admission = new Admission({ maxInFlight: config.maxConcurrentDecisions, maxQueued: config.maxQueuedDecisions, maxQueueWaitMs: config.maxQueueWaitMs, onSettled: (busy) => this.compactor.ended(busy) });
     this.engine = new VerificationEngine({
       snapshot: () => ({ ...this.snapshot, ...(this.lastReloadError ? { error: this.lastReloadError } : {}) }),
       sourcesFor: (specs, formats) => sources.sources(specs, formats),
@@ -397,6 +400,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.compactor.stop();
     await this.metricsServer?.stop();
     await this.nri?.plugin.stop();
     this.nri?.client.close();
