@@ -34,8 +34,11 @@ export type HostileAction =
   | { kind: 'redirect'; to: string | ((path: string) => string); status?: number }
   /** Serve normally, plus these headers (e.g. a `Link` that points back to the same page). */
   | { kind: 'headers'; headers: Record<string, string> | ((path: string) => Record<string, string>) }
-  /** Demand a Bearer token from `realm` (401 with a challenge) unless the request carries `Authorization: Bearer …`. */
-  | { kind: 'challenge'; realm: string; service?: string }
+  /**
+   * Demand a Bearer token from `realm` (401 with a challenge) unless the request carries
+   * `Authorization: Bearer <token>` (any Bearer token when `token` is not given).
+   */
+  | { kind: 'challenge'; realm: string; service?: string; token?: string }
   /** Close the connection without an answer. */
   | { kind: 'reset' };
 
@@ -267,7 +270,7 @@ export async function startHostileRegistry(options: HostileRegistryOptions = {})
       case 'headers':
         return serve(req, res, typeof a.headers === 'function' ? a.headers(path) : a.headers);
       case 'challenge':
-        if (/^Bearer \S/.test(req.headers.authorization ?? '')) return serve(req, res);
+        if (a.token === undefined ? /^Bearer \S/.test(req.headers.authorization ?? '') : req.headers.authorization === `Bearer ${a.token}`) return serve(req, res);
         req.resume();
         return ociError(res, 401, 'UNAUTHORIZED', 'authentication required', { 'www-authenticate': `Bearer realm="${a.realm}",service="${a.service ?? 'hostile'}"` });
       case 'reset':

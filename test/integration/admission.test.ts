@@ -34,7 +34,8 @@ describe('signetd admission control', function () {
   afterEach(() => registry.reset());
 
   async function daemon(extraConfig: string): Promise<DaemonHandle> {
-    const d = await startDaemon({ insecureRegistries: [registry.host], extraConfig });
+    // No verdict or content cache: each decision walks the registry itself (what admission is about).
+    const d = await startDaemon({ insecureRegistries: [registry.host], extraConfig: `cacheTTL: 0s\nnegativeCacheTTL: 0s\ncontentCacheSize: 0\n${extraConfig}` });
     key.writePublic(join(d.dir, 'release.pub'));
     d.writePolicy('policy.yaml', {
       apiVersion: 'signet/v1',

@@ -38,6 +38,8 @@ interface HostileCase {
   reason?: RegExp;
   /** Decide this many times in a row (some failures only show the second time). */
   repeat?: number;
+  /** Further checks on what the registries saw. */
+  check?(h: HostileRegistry, other: HostileRegistry): void;
 }
 
 const sigTag = /\/manifests\/sha256-[0-9a-f]{64}\.sig$/;
@@ -45,7 +47,8 @@ const blob = /\/blobs\/sha256:/;
 const referrers = /\/referrers\/sha256:/;
 const forged = `\u001b[2K\r\u001b[32mOK: image accepted\u001b[0m\u0007\n${'A'.repeat(20_000)}`;
 const ociError = (message: string) => Buffer.from(JSON.stringify({ errors: [{ code: 'DENIED', message }] }));
-const challenge = (other: HostileRegistry): HostileAction => ({ kind: 'challenge', realm: `${other.url}/token` });
+/** A challenge only the right token passes: a token cached by an earlier case is refused, and signetd asks the realm again. */
+const challenge = (other: HostileRegistry): HostileAction => ({ kind: 'challenge', realm: `${other.url}/token`, token: 'the-right-token' });
 const token = (value: unknown) => Buffer.from(JSON.stringify({ token: value, expires_in: 300 }));
 
 const CASES: HostileCase[] = [
@@ -73,6 +76,22 @@ const CASES: HostileCase[] = [
       other.on(/./, { kind: 'body', body: Buffer.from('{"critical":{"identity":{"docker-reference":"evil"},"image":{"docker-manifest-digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000"},"type":"cosign container image signature"},"optional":null}') });
     },
     reason: /does not match its digest|tampered/,
+  },
+  {
+    name: 'a blob redirected to another host, with a registry token in hand: the token stays home',
+    target: 'cosign',
+    arm: (h, other) => {
+      h.on(/\/token/, { kind: 'body', body: token('registry-token-for-this-host-only') });
+      h.on(blob, { kind: 'redirect', to: (p) => `${other.url}${p}`, status: 307 });
+      h.on(/./, { kind: 'challenge', realm: `${h.url}/token`, token: 'registry-token-for-this-host-only' });
+      other.on(/./, { kind: 'body', body: Buffer.from('not the payload') });
+    },
+    reason: /does not match its digest|tampered/,
+    check: (h, other) => {
+      assert.ok(h.seen.some((s) => s.authorization === 'Bearer registry-token-for-this-host-only'), 'the registry got its token');
+      assert.ok(other.seen.length > 0, 'the redirect was followed');
+      assert.deepEqual(other.seen.filter((s) => s.authorization !== undefined), [], 'no Authorization to the other host');
+    },
   },
   { name: 'a payload blob that does not match its digest', target: 'cosign', arm: (h) => void h.on(blob, { kind: 'body', body: Buffer.from('{"not":"the payload"}') }), reason: /does not match its digest|tampered/ },
   {
@@ -224,7 +243,8 @@ describe('signetd against a hostile registry', function () {
       cosign: { name: `${h.host}/hostile/cosign:v1`, descriptor: { mediaType: cosignImage.mediaType, digest: cosignImage.digest, size: cosignImage.size } },
       referrers: { name: `${h.host}/hostile/referrers:v1`, descriptor: subject },
     };
-    daemon = await startDaemon({ insecureRegistries: [h.host, other.host], extraConfig: 'logLevel: warn' });
+    // No verdict or content cache: every case must reach the hostile registry, and the control after it too.
+    daemon = await startDaemon({ insecureRegistries: [h.host, other.host], extraConfig: 'logLevel: warn\ncacheTTL: 0s\nnegativeCacheTTL: 0s\ncontentCacheSize: 0' });
     key.writePublic(join(daemon.dir, 'release.pub'));
     daemon.writePolicy('policy.yaml', {
       apiVersion: 'signet/v1',
@@ -264,6 +284,7 @@ describe('signetd against a hostile registry', function () {
         if (c.reason) assert.match(run.stdout, c.reason);
         assert.doesNotMatch(run.stdout, /cannot get a decision from signetd/, 'signetd itself answered');
       }
+      c.check?.(h, other);
       // Alive and serving: the control image is accepted right after.
       h.reset();
       other.reset();
