@@ -7,8 +7,8 @@
  * the policy never comes from the policy) — and only then is a byte of the artifact read: the manifest
  * and the layer by digest (digest-verified), the tar read strictly, the files handed to `apply`, which
  * merges and installs them atomically or throws. A verified artifact is kept in `cacheDir` as an OCI
- * image layout together with its signature, so a node that boots without the registry verifies it again
- * there, with the same keys, and enforces it. A digest that fails is not verified again until the next
+ * image layout together with its signature; at start it is verified again there, with the same keys,
+ * and enforced before the registry is asked, so a node that boots without the registry enforces it. A digest that fails is not verified again until the next
  * SIGHUP (reload()), so a bad push costs each node one verification, not one per interval.
  */
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -126,13 +126,17 @@ export class PolicySource {
   }
 
   /**
-   * The first check, awaited; when it leaves no artifact in force (registry unreachable, artifact
-   * refused), the last verified artifact in cacheDir, verified again. Then a check every interval.
+   * The last verified artifact in cacheDir first, verified again (local, fast: a node that boots
+   * without the registry enforces it at once, not after the registry's timeouts), then the first
+   * check of the registry: awaited when the cache gave nothing, in the background when it did (a
+   * newer artifact then follows within moments). Then a check every interval.
    */
   async start(): Promise<void> {
     this.keys = await this.keyRing.load(this.config.keys);
-    await this.poll();
-    if (this.applied === undefined && !this.closed) await this.loadCache();
+    await this.loadCache();
+    if (this.closed) return;
+    if (this.applied === undefined) await this.poll();
+    else void this.poll();
     if (this.closed) return;
     this.timer = setInterval(() => void this.poll(), this.config.intervalMs);
     this.timer.unref();
@@ -254,7 +258,7 @@ export class PolicySource {
     }
     const previous = this.applied?.digest;
     this.applied = { digest: artifact.digest, verifiedAt: new Date(), fromCache: artifact.fromCache };
-    this.deps.log.info(artifact.fromCache ? 'policy artifact from cacheDir verified and in force (the registry gave none)' : 'policy artifact verified and in force', { ref: this.refName, digest: artifact.digest, previous: previous ?? null, files: artifact.files.length });
+    this.deps.log.info(artifact.fromCache ? 'policy artifact kept in cacheDir verified again and in force' : 'policy artifact verified and in force', { ref: this.refName, digest: artifact.digest, previous: previous ?? null, files: artifact.files.length });
     // From cacheDir, what kept the registry's artifact out (unreachable, refused) is still true.
     if (artifact.fromCache) this.deps.onCheck?.('applied');
     else this.succeed('applied');

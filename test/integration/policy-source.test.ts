@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cosignSignatureTag } from '../../src/formats/cosign.js';
@@ -315,24 +316,53 @@ describe('policySource: a signed policy from the registry', function () {
 
   it('a node that boots without the registry enforces the last policy it verified, from cacheDir, and not a tampered one', async () => {
     const cacheDir = join(work, 'cache-offline');
-    const last = push(policyDir('offline', ['app-b']), fleetKey);
+    const first = push(policyDir('offline0', ['app-a']), fleetKey);
     let d = await start(cacheDir);
-    assert.equal(status(d).json['policySource']['digest'], last);
+    assert.equal(status(d).json['policySource']['digest'], first);
+    await d.stop();
+    daemons.splice(0);
+    // Pushed while the node was down: the kept artifact first, then the registry's newer one.
+    const last = push(policyDir('offline', ['app-b']), fleetKey);
+    d = await start(cacheDir);
+    await waitFor(() => status(d).json['policySource']['digest'] === last && status(d).json['policySource']['fromCache'] === false, 'the newer artifact', 5000);
+    assert.ok(d.log().split('\n').some((l) => l.includes('kept in cacheDir verified again and in force') && l.includes(first)), d.log());
     await d.stop();
     daemons.splice(0);
     await registry.stop();
 
+    // A registry that accepts connections and never answers: signetd still serves at once, with the kept policy.
+    const port = Number(registry.host.split(':')[1]);
+    const hanging: Socket[] = [];
+    const blackhole = createServer((sock) => hanging.push(sock));
+    await new Promise<void>((r) => blackhole.listen(port, '127.0.0.1', () => r()));
+    try {
+      const t0 = Date.now();
+      d = await start(cacheDir, 'registryTimeout: 6s\nregistryRetries: 1');
+      assert.ok(Date.now() - t0 < 6000, `signetd served after ${Date.now() - t0} ms, not after the registry's timeouts`);
+      let s = status(d);
+      assert.equal(s.json['ready'], true);
+      assert.equal(s.json['policySource']['digest'], last);
+      assert.equal(s.json['policySource']['fromCache'], true);
+      assert.equal(s.json['policyGeneration'], last);
+      assert.match(s.text, /from cacheDir/);
+      assert.equal(await decide(d, 'app-b'), 'accept');
+      assert.equal(await decide(d, 'app-a'), 'reject');
+      assert.equal(d.audit().at(-1)!['policyGeneration'], last);
+      await waitFor(() => /cannot resolve/.test(status(d).json['policySource']['lastError']), 'the registry check failing', 20_000);
+      s = status(d);
+      assert.equal(s.code, 1);
+      assert.equal(s.json['policySource']['digest'], last);
+      await d.stop();
+      daemons.splice(0);
+    } finally {
+      for (const sock of hanging) sock.destroy();
+      await new Promise((r) => blackhole.close(r));
+    }
+
+    // Nothing listening at all.
     d = await start(cacheDir);
-    let s = status(d);
-    assert.equal(s.json['ready'], true);
-    assert.equal(s.json['policySource']['digest'], last);
-    assert.equal(s.json['policySource']['fromCache'], true);
-    assert.equal(s.json['policyGeneration'], last);
-    assert.match(s.json['policySource']['lastError'], /cannot resolve/);
-    assert.match(s.text, /from cacheDir/);
+    assert.equal(status(d).json['policySource']['digest'], last);
     assert.equal(await decide(d, 'app-b'), 'accept');
-    assert.equal(await decide(d, 'app-a'), 'reject');
-    assert.equal(d.audit().at(-1)!['policyGeneration'], last);
     await d.stop();
     daemons.splice(0);
 
@@ -342,10 +372,11 @@ describe('policySource: a signed policy from the registry', function () {
     const layerPath = join(cacheDir, 'blobs', 'sha256', manifest.layers[0]!.digest.slice(7));
     writeFileSync(layerPath, readFileSync(layerPath, 'latin1').replace('app-b', 'app-x'), 'latin1');
     d = await start(cacheDir);
-    s = status(d);
+    const s = status(d);
     assert.equal(s.json['ready'], false);
     assert.equal(s.json['policySource']['digest'], '');
-    assert.match(s.json['policySource']['lastError'], /cacheDir|DIGEST_MISMATCH|does not match/);
+    assert.match(d.log(), /kept in [^ ]*cache-offline \(sha256:[0-9a-f]{64}\) is not used: .*(DIGEST_MISMATCH|does not match)/);
+    assert.equal(s.json['policySource']['rejected'], 1);
     assert.equal(await decide(d, 'app-b'), 'reject');
   });
 });

@@ -112,7 +112,7 @@ function t(value: unknown, max: number = LIMITS.reason): string {
 /** The signed policy artifact: which digest is in force, what the reference points to, the last failure. */
 function sourceLines(s: Record<string, any> | null | undefined): string[] {
   if (!s) return [];
-  const inForce = s['digest'] ? `${t(s['digest'])} verified ${t(s['verifiedAt'])}${s['fromCache'] ? ' (from cacheDir: the registry gave none)' : ''}` : 'NONE VERIFIED';
+  const inForce = s['digest'] ? `${t(s['digest'])} verified ${t(s['verifiedAt'])}${s['fromCache'] ? ' (from cacheDir; the registry has not confirmed it yet)' : ''}` : 'NONE VERIFIED';
   const remote = s['remoteDigest'] && s['remoteDigest'] !== s['digest'] ? `; ${t(s['ref'])} now points to ${t(s['remoteDigest'])}` : '';
   return [
     `source   ${t(s['ref'])}  ${inForce}${remote}`,
