@@ -20,56 +20,14 @@
 import { createHash } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import type { SigstoreIdentity } from '../keys/types.js';
-import { base64Field, malformed, pemCertificatesDer, singleCertificateDer } from './cosign-certs.js';
+import { base64Field, COSIGN_BUNDLE_ANNOTATION, malformed, parseRekorRecord, pemCertificatesDer, readBody, singleCertificateDer } from './cosign-certs.js';
 import { isPlainObject, parseStrictJson } from './strict-json.js';
 import { verifySigstoreBundle } from './sigstore-bundle.js';
 
 export const COSIGN_CERTIFICATE_ANNOTATION = 'dev.sigstore.cosign/certificate';
 export const COSIGN_CHAIN_ANNOTATION = 'dev.sigstore.cosign/chain';
-export const COSIGN_BUNDLE_ANNOTATION = 'dev.sigstore.cosign/bundle';
+export { COSIGN_BUNDLE_ANNOTATION };
 export const COSIGN_TIMESTAMP_ANNOTATION = 'dev.sigstore.cosign/timestamp';
-const MAX_ANNOTATION_CHARS = 64 * 1024;
-
-interface RekorRecord {
-  set: Buffer;
-  body: Buffer;
-  integratedTime: number;
-  logIndex: number;
-  logId: Buffer;
-}
-
-function parseRekorRecord(text: string): RekorRecord {
-  if (text.length > MAX_ANNOTATION_CHARS) malformed(`${COSIGN_BUNDLE_ANNOTATION} is longer than ${MAX_ANNOTATION_CHARS} characters`);
-  const doc = parseStrictJson(text, COSIGN_BUNDLE_ANNOTATION, 'SIGNATURE_MALFORMED');
-  if (!isPlainObject(doc) || !isPlainObject(doc['Payload'])) return malformed(`${COSIGN_BUNDLE_ANNOTATION} has no Payload object`);
-  const p = doc['Payload'];
-  const int = (v: unknown, what: string): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : malformed(`${COSIGN_BUNDLE_ANNOTATION} ${what} is not a non-negative integer`));
-  const logID = p['logID'];
-  if (typeof logID !== 'string' || !/^[0-9a-f]{64}$/.test(logID)) malformed(`${COSIGN_BUNDLE_ANNOTATION} Payload.logID is not 64 hex digits`);
-  return {
-    set: base64Field(doc['SignedEntryTimestamp'], `${COSIGN_BUNDLE_ANNOTATION} SignedEntryTimestamp`),
-    body: base64Field(p['body'], `${COSIGN_BUNDLE_ANNOTATION} Payload.body`),
-    integratedTime: int(p['integratedTime'], 'Payload.integratedTime'),
-    logIndex: int(p['logIndex'], 'Payload.logIndex'),
-    logId: Buffer.from(logID as string, 'hex'),
-  };
-}
-
-/** The hashedrekord body's kind, version and certificate (what it says was logged). */
-function readBody(body: Buffer): { kind: string; apiVersion: string; certificateDer?: Buffer } {
-  const doc = parseStrictJson(body.toString('utf8'), 'Rekor entry body', 'SIGNATURE_MALFORMED');
-  if (!isPlainObject(doc) || typeof doc['kind'] !== 'string' || typeof doc['apiVersion'] !== 'string') return malformed('the Rekor entry body has no kind and apiVersion');
-  const spec = doc['spec'];
-  const sig = isPlainObject(spec) ? spec['signature'] : undefined;
-  const pk = isPlainObject(sig) ? sig['publicKey'] : undefined;
-  const content = isPlainObject(pk) ? pk['content'] : undefined;
-  let certificateDer: Buffer | undefined;
-  if (typeof content === 'string') {
-    const pem = base64Field(content, 'Rekor entry body publicKey').toString('utf8');
-    if (pem.includes('BEGIN CERTIFICATE')) certificateDer = singleCertificateDer(pem, 'Rekor entry body certificate');
-  }
-  return { kind: doc['kind'], apiVersion: doc['apiVersion'], ...(certificateDer !== undefined ? { certificateDer } : {}) };
-}
 
 /** Every CA certificate (DER) the trusted root lists. */
 function trustedCaCertificates(trustedRoot: unknown): Buffer[] {

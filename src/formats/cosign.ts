@@ -185,6 +185,16 @@ export const cosignFormat: SignatureFormat<'cosign'> = {
         signer = { subject: r.subject };
       } else if (!direct) {
         return { valid: false, code: 'SIGNATURE_INVALID', reason: `signature does not verify with key "${key.name}" (signed by another key, or the payload was altered)` };
+      } else if (key.tlog !== undefined) {
+        // tlog: required — the key signed it; a log the policy trusts must have recorded it (./cosign-tlog.ts).
+        const { verifyTlogRecord } = await import('./cosign-tlog.js');
+        try {
+          const entry = verifyTlogRecord(signature.untrustedPayload, signature.untrustedSignature, signature.untrustedAnnotations ?? {}, key, key.tlog);
+          signer = { loggedAt: new Date(entry.integratedTime * 1000).toISOString(), logIndex: String(entry.logIndex) };
+        } catch (err) {
+          if (err instanceof SignetError) return { valid: false, code: err.code, reason: `signature by key "${key.name}": ${err.message}` };
+          throw err;
+        }
       }
     }
     // Authentic from here on: the key holder signed these bytes.

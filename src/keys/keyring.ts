@@ -7,6 +7,7 @@
 import { describeError, SignetError } from '../errors.js';
 import { KEY_KINDS, keyStoreFor } from './index.js';
 import type { KeyProvider, KeyScheme, KeySpec, KeyStoreOptions } from './provider.js';
+import { loadTlogRequirement } from './tlog.js';
 import type { KeyStatus, TrustedKey } from './types.js';
 import { keyLocation } from './location.js';
 
@@ -107,7 +108,10 @@ export class KeyRing implements KeySet {
         provider = store.provider(this.options);
         this.providers.set(store.kind, provider);
       }
-      const key = await provider.load(name, entry.spec);
+      const loaded = await provider.load(name, entry.spec);
+      // Evidence the policy requires of this key's signatures, whatever its store.
+      const tlog = await loadTlogRequirement(name, entry.spec);
+      const key = tlog === undefined ? loaded : { ...loaded, tlog };
       const changed = entry.key !== undefined && entry.key.fingerprint !== key.fingerprint;
       if (entry.error !== undefined) this.log?.info('key available again', { key: name });
       if (changed) this.log?.warn('key changed on refresh', { key: name, fingerprint: key.fingerprint });

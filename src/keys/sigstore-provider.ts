@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { SignetError } from '../errors.js';
 import type { KeyProvider, KeySpec, KeyStore } from './provider.js';
 import type { TrustedKey } from './types.js';
+import { logKeysOfTrustedRoot } from './tlog.js';
 
 declare module './provider.js' {
   interface KeySpec {
@@ -43,6 +44,8 @@ export class SigstoreKeyProvider implements KeyProvider {
       const root = TrustedRoot.fromJSON(trustedRoot);
       toTrustMaterial(root);
       if (root.certificateAuthorities.length === 0) throw new Error('it lists no certificate authority');
+      // A log key without a validity start would vouch for entries from the beginning of time.
+      logKeysOfTrustedRoot(trustedRoot, 'trusted root');
     } catch (err) {
       throw new SignetError('KEY_INVALID', `key "${name}": ${s.trustedRoot} is not a usable sigstore trusted root: ${(err as Error).message}`);
     }

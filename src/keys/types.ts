@@ -8,6 +8,7 @@ export type TrustedKeyKind = KeyAlgorithm | 'sigstore-identity';
 export type HashAlgorithm = 'sha256' | 'sha384' | 'sha512';
 
 import type { X509Certificate } from 'node:crypto';
+import type { TlogRequirement } from './tlog.js';
 
 /** A public key that signatures can be checked against. */
 export interface TrustedKey {
@@ -33,6 +34,8 @@ export interface TrustedKey {
   readonly intermediates?: readonly X509Certificate[];
   /** Private PKI: the subject alternative names the signing certificate must carry (each given one must match). */
   readonly certificateIdentity?: CertificateIdentity;
+  /** `tlog: required`: the transparency-log keys a cosign signature's Rekor record must verify with. */
+  readonly tlog?: TlogRequirement;
   /**
    * For keyless sigstore bundles: the trusted root (Fulcio CAs, Rekor logs) and the signer identity the
    * policy requires. Such a key has no public key of its own; `verify` always resolves false.

@@ -265,6 +265,9 @@ interface RawKey {
   subjectEmail?: string;
   subjectHostname?: string;
   subjectURI?: string;
+  tlog?: 'required';
+  rekorKey?: string;
+  trustedRoot?: string;
   pkcs11?: string;
   verifyOn?: 'node' | 'token';
   notBefore?: string;
@@ -597,6 +600,13 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
     problem(pf, [...path, 'certificates'], `certificates file "${raw.certificates}" must be an absolute path`);
     return undefined;
   }
+  for (const field of ['rekorKey', 'trustedRoot'] as const) {
+    const v = raw[field];
+    if (v !== undefined && !isAbsolute(v)) {
+      problem(pf, [...path, field], `${field} file "${v}" must be an absolute path`);
+      return undefined;
+    }
+  }
   if (raw.intermediates !== undefined && !isAbsolute(raw.intermediates)) {
     problem(pf, [...path, 'intermediates'], `intermediates file "${raw.intermediates}" must be an absolute path`);
     return undefined;
@@ -634,6 +644,9 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
     ...(raw.subjectEmail !== undefined ? { subjectEmail: raw.subjectEmail } : {}),
     ...(raw.subjectHostname !== undefined ? { subjectHostname: raw.subjectHostname } : {}),
     ...(raw.subjectURI !== undefined ? { subjectURI: raw.subjectURI } : {}),
+    ...(raw.tlog !== undefined ? { tlog: raw.tlog } : {}),
+    ...(raw.rekorKey !== undefined ? { rekorKey: raw.rekorKey } : {}),
+    ...(raw.trustedRoot !== undefined ? { trustedRoot: raw.trustedRoot } : {}),
     ...(raw.trustedIdentities !== undefined ? { trustedIdentities: raw.trustedIdentities } : {}),
     ...(raw.sigstore !== undefined ? { sigstore: raw.sigstore } : {}),
     ...(raw.verifyOn !== undefined ? { verifyOn: raw.verifyOn } : {}),

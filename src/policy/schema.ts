@@ -134,9 +134,14 @@ export function validatePolicyFile(value: unknown): SchemaProblem[] {
         break;
       case 'dependencies': {
         const { property, missingProperty } = e.params as { property: string; missingProperty: string };
-        push({ pointer: where, key: property, message: `"${property}" applies to ${missingProperty} keys only; add "${missingProperty}" or remove it` });
+        if (missingProperty === 'tlog') push({ pointer: where, key: property, message: `"${property}" applies only with "tlog: required"` });
+        else push({ pointer: where, key: property, message: `"${property}" applies to ${missingProperty} keys only; add "${missingProperty}" or remove it` });
         break;
       }
+      case 'anyOf':
+        if (/^\/keys\/[^/]+$/.test(where)) push({ pointer: where, message: '"tlog: required" needs the log\'s key: "rekorKey" or "trustedRoot"' });
+        else push({ pointer: where, message: `"${field(where)}" has an invalid form` });
+        break;
       case 'const':
         push({ pointer: where, message: `"${field(where)}" must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` });
         break;

@@ -12,10 +12,16 @@ import { startDaemon, waitFor } from '../helpers/daemon.js';
 import { pushImage } from '../helpers/images.js';
 import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
 import { createTestPki } from '../helpers/pki.js';
+import { createFakeRekor } from '../helpers/rekor-fake.js';
+import { makeTestKey } from '../helpers/keys.js';
+import { buildSimpleSigningPayload } from '../../src/formats/cosign.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createFakeSigstore, type CosignKeylessLayer } from '../helpers/sigstore-fake.js';
 import { runVerifier } from '../helpers/verifier.js';
 
-describe('cosign .sig with certificates (keyless, private PKI) through the containerd contract', function () {
+describe('cosign .sig with certificates (keyless, private PKI) and transparency-log requirements through the containerd contract', function () {
   this.timeout(90_000);
   let registry: RegistryHandle;
   let client: RegistryClient;
@@ -106,6 +112,48 @@ describe('cosign .sig with certificates (keyless, private PKI) through the conta
       const untrusted = await runVerifier({ socket: daemon.socket, name: `${host}/pki/sig:foreign`, descriptor: d(foreign) });
       assert.equal(untrusted.code, 1, untrusted.stdout);
       assert.match(untrusted.stdout, /does not chain to a certificate of the trust store/);
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  it('tlog: required: a key-based signature counts with its Rekor record; without it, or tampered, it is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signet-tlog-contract-'));
+    const signer = makeTestKey();
+    const rekor = createFakeRekor();
+    const repo = { registry: host, repository: 'tlog/sig' };
+    const images = {
+      logged: await pushImage(client, repo, 'logged'),
+      unlogged: await pushImage(client, repo, 'unlogged', { architecture: 'arm64', os: 'linux' }),
+      tampered: await pushImage(client, repo, 'tampered', { architecture: 's390x', os: 'linux' }),
+    };
+    for (const [name, img] of Object.entries(images)) {
+      const payload = buildSimpleSigningPayload(`${host}/tlog/sig`, img.digest);
+      const signature = Buffer.from(await signer.signer.sign(payload, 'sha256'));
+      let record = rekor.recordFor(payload, signature, signer.publicPem);
+      if (name === 'tampered') record = record.replace(/"logIndex":42/, '"logIndex":43');
+      const annotations: Record<string, string> = { 'dev.cosignproject.cosign/signature': signature.toString('base64'), ...(name !== 'unlogged' ? { 'dev.sigstore.cosign/bundle': record } : {}) };
+      await pushSig(repo, img.digest, { payload, signature, annotations });
+    }
+    const daemon = await startDaemon({
+      insecureRegistries: [host],
+      policy: {
+        apiVersion: 'signet/v1',
+        keys: { release: { file: signer.writePublic(join(dir, 'release.pub')), tlog: 'required', rekorKey: rekor.writeKey(dir) } },
+        scopes: { [`${host}/tlog/sig`]: { action: 'verify', signatures: { keys: ['release'] } } },
+      },
+    });
+    try {
+      await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
+      const run = (tag: keyof typeof images) => runVerifier({ socket: daemon.socket, name: `${host}/tlog/sig:${tag}`, descriptor: { mediaType: images[tag].mediaType, digest: images[tag].digest, size: images[tag].size } });
+      const ok = await run('logged');
+      assert.equal(ok.code, 0, ok.stdout);
+      const unlogged = await run('unlogged');
+      assert.equal(unlogged.code, 1, unlogged.stdout);
+      assert.match(unlogged.stdout, /tlog: required/);
+      const tampered = await run('tampered');
+      assert.equal(tampered.code, 1, tampered.stdout);
+      assert.match(tampered.stdout, /signed entry timestamp does not verify/);
     } finally {
       await daemon.stop();
     }
