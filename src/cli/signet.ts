@@ -89,4 +89,4 @@ function printableError(err: unknown): string {
   return printable(text, LIMITS.reason);
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code));
+void main(process.argv.slice(2)).then((code) => process.exit(code));

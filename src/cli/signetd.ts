@@ -81,4 +81,4 @@ process.on('unhandledRejection', (err) => {
   process.stderr.write(`${JSON.stringify({ level: 'error', message: 'unhandled rejection', error: printable(describeError(err), LIMITS.reason) })}\n`);
 });
 
-main().then((code) => process.exit(code));
+void main().then((code) => process.exit(code));
