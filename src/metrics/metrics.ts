@@ -72,7 +72,7 @@ export class Metrics {
     this.reloads = new Counter({ name: 'signet_policy_reloads_total', help: 'Policy loads, by result (success, failure).', labelNames: ['result'], registers: [r] });
     this.reloads.inc({ result: 'success' }, 0);
     this.reloads.inc({ result: 'failure' }, 0);
-    this.sourceChecks = new Counter({ name: 'signet_policy_source_checks_total', help: 'Checks of the policy artifact (policySource), by result: unchanged (one HEAD), applied (a new artifact verified and in force, or the one kept in cacheDir at start), rejected (signature, content or merge refused; nothing changed), unavailable (registry unreachable).', labelNames: ['result'], registers: [r] });
+    this.sourceChecks = new Counter({ name: 'signet_policy_source_checks_total', help: 'Checks of the policy artifact (policySource), by result: unchanged (one HEAD), applied (a new artifact verified and in force, or the one kept in cacheDir at start), rejected (signature, content or merge refused; nothing changed), unavailable (could not check: registry unreachable, a policySource key unreadable).', labelNames: ['result'], registers: [r] });
     readGauge(r, 'signet_policy_source_info', 'The policy artifact in force (policySource): its reference and digest as labels; value 1 (absent until one is verified).', ['ref', 'digest'], () => {
       const s = source.policySource?.();
       return s && s.digest ? [[{ ref: s.ref, digest: s.digest }, 1]] : [];

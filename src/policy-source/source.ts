@@ -14,6 +14,7 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeError, SignetError } from '../errors.js';
+import { couldNotCheck } from '../cache/verdict-cache.js';
 import { cosignSignatureTag } from '../formats/cosign.js';
 import { VerificationEngine, type PolicySnapshot } from '../engine/engine.js';
 import { SourceFactory } from '../engine/default-sources.js';
@@ -89,6 +90,8 @@ export interface PolicySourceDeps {
 }
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
+/** Verifications that could not decide (a key file missing, a token gone, the registry failing): not a refusal to remember. */
+const TRANSIENT = new WeakSet<Error>();
 const MAX_SIGNATURE_BLOB_BYTES = 1024 * 1024;
 
 export class PolicySource {
@@ -209,7 +212,8 @@ export class PolicySource {
       artifact = await this.fetchVerified(descriptor);
     } catch (err) {
       const message = describeError(err);
-      if (err instanceof SignetError && ['REGISTRY_UNAVAILABLE', 'REGISTRY_TIMEOUT'].includes(err.code)) {
+      // Could not check (registry, key or token unavailable, out of time): tried again at the next check.
+      if (TRANSIENT.has(err as Error) || (err instanceof SignetError && ['REGISTRY_UNAVAILABLE', 'REGISTRY_TIMEOUT'].includes(err.code))) {
         this.fail('unavailable', `${this.refName}@${descriptor.digest}: ${message}`);
         return;
       }
@@ -247,7 +251,10 @@ export class PolicySource {
     this.snapshot = { policy, ...(this.keys ? { keys: this.keys } : {}) };
     const decision = await this.engine.verify({ name: this.refName, descriptor: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size } });
     if (decision.ok && decision.decision === 'accept') return;
-    throw new SignetError(decision.code ?? 'SIGNATURE_INVALID', `signature not verified with the policySource keys (${Object.keys(this.config.keys).join(', ')}): ${decision.reason}`);
+    const err = new SignetError(decision.code ?? 'SIGNATURE_INVALID', `signature not verified with the policySource keys (${Object.keys(this.config.keys).join(', ')}): ${decision.reason}`);
+    // A policySource key file missing (KEY_NOT_FOUND) is the node's problem, not the artifact's.
+    if (couldNotCheck(decision) || decision.code === 'KEY_NOT_FOUND') TRANSIENT.add(err);
+    throw err;
   }
 
   private async install(artifact: PolicyArtifact): Promise<void> {
@@ -281,7 +288,7 @@ export class PolicySource {
     if (result === 'rejected' && !options.repeat) this.rejected++;
     if (error !== this.lastError) {
       const log = result === 'rejected' ? this.deps.log.error.bind(this.deps.log) : this.deps.log.warn.bind(this.deps.log);
-      log(result === 'rejected' ? 'policy artifact refused; nothing changes' : 'policy source unreachable; nothing changes', { ref: this.refName, error: printable(`${error}; ${this.inForce()}`, LIMITS.reason) });
+      log(result === 'rejected' ? 'policy artifact refused; nothing changes' : 'policy source could not be checked; nothing changes', { ref: this.refName, error: printable(`${error}; ${this.inForce()}`, LIMITS.reason) });
     }
     this.lastError = error;
     this.deps.onCheck?.(result);

@@ -285,6 +285,23 @@ describe('policySource: a signed policy from the registry', function () {
     assert.equal(await decide(d, 'app-b'), 'accept');
   });
 
+  it('a key that cannot be read is "could not check", not a refusal: tried again at every check, and the policy follows once it is there', async () => {
+    const later = join(work, 'later.pub');
+    const repo = `${registry.host}/security/later:prod`;
+    const digest = push(policyDir('later', ['app-a']), fleetKey, repo);
+    const d = await startDaemon({ insecureRegistries: [registry.host], extraConfig: `policySource: { ref: "${repo}", keys: { fleet: { file: ${later} } }, interval: 1s, cacheDir: ${join(work, 'cache-later')} }` });
+    daemons.push(d);
+    let s = status(d).json;
+    assert.equal(s['ready'], false);
+    assert.match(s['policySource']['lastError'], /KEY_UNAVAILABLE|cannot|not loaded|no such file|ENOENT/i);
+    assert.equal(s['policySource']['rejected'], 0);
+    writeFileSync(later, fleet.publicPem);
+    await waitFor(() => status(d).json['policySource']['digest'] === digest, 'the policy once the key is readable', 5000);
+    s = status(d).json;
+    assert.equal(s['ready'], true);
+    assert.equal(s['policySource']['lastError'], '');
+  });
+
   it('PKCS#11: pushed with a key on a token, verified by a node that names the token object by pkcs11: URI', async () => {
     softhsmConf();
     const token = createToken('policy');
