@@ -4,8 +4,8 @@ import { describeError, SignetError } from '../errors.js';
 import type { CommandIo } from './commands/io.js';
 import { LIMITS, printable } from '../util/printable.js';
 import { bashCompletion, findCommand, helpText, manPage } from './spec.js';
+import { VERSION } from '../version.js';
 
-const VERSION = '0.1.0';
 const USAGE = helpText([]).trimEnd();
 
 /** Commands whose own usage text answers --help (more detail than the spec's); the others answer from the spec. */

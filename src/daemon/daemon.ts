@@ -31,8 +31,9 @@ import { Admission, type AdmissionStatus } from './admission.js';
 import { IdleCompactor } from './idle-gc.js';
 import type { DaemonConfig } from './config.js';
 import type { Logger } from './logger.js';
+import { VERSION } from '../version.js';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 export interface DaemonStatus {
   version: string;

@@ -11,6 +11,7 @@ import type { Policy } from '../policy/types.js';
 import { RegistryClient } from '../registry/client.js';
 import { SourceFactory } from './default-sources.js';
 import { VerificationEngine } from './engine.js';
+import { userAgent } from '../version.js';
 
 export interface LocalEngineOptions {
   policyDir: string;
@@ -39,7 +40,7 @@ export async function openLocalEngine(options: LocalEngineOptions): Promise<Loca
     insecureRegistries: options.insecureRegistries,
     ...(options.dockerConfig !== undefined ? { dockerConfigPath: options.dockerConfig } : {}),
     ...(options.registryConfigPath !== undefined ? { registryConfigPath: options.registryConfigPath } : {}),
-    userAgent: 'signet-cli/0.1.0',
+    userAgent: userAgent('signet-cli'),
   });
   const sources = new SourceFactory(client);
   const engine = new VerificationEngine({

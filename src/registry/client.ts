@@ -11,6 +11,7 @@ import { hostLabel, RegistryHosts, type HostCapability, type RegistryHost } from
 import { HostConcurrency, httpExchange, NetworkError, type HttpRequest, type HttpResponse } from './http.js';
 import { isDigest, isRegistryTag, isValidRepository } from './reference.js';
 import { MANIFEST_MEDIA_TYPES, MEDIA_TYPES, type Descriptor, type FetchedManifest } from './types.js';
+import { VERSION } from '../version.js';
 
 export interface RepositoryRef {
   registry: string;
@@ -85,7 +86,7 @@ export class RegistryClient {
     this.retries = options.retries ?? 2;
     this.maxManifestBytes = options.maxManifestBytes ?? 4 * 1024 * 1024;
     this.maxBlobBytes = options.maxBlobBytes ?? 16 * 1024 * 1024;
-    this.userAgent = options.userAgent ?? 'signet/0.1.0';
+    this.userAgent = options.userAgent ?? `signet/${VERSION}`;
     this.slots = new HostConcurrency(options.concurrencyPerHost ?? 16);
     this.onExchange = options.onExchange;
   }

@@ -18,6 +18,7 @@ import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import { insecureRegistries, outputFormat, policyDir, POLICY_OPTIONS, REGISTRY_OPTIONS, registrySettings } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
 import { verifyCommand } from './verify.js';
+import { userAgent } from '../../version.js';
 
 const USAGE = `usage: signet policy <command>
   check [DIR]                       validate the policy directory as signetd does (exit 1 on any problem)
@@ -168,7 +169,7 @@ async function pushCommand(argv: string[], io: CommandIo): Promise<number> {
   // The key first: a wrong key or PIN fails before anything changes in the registry.
   const signer = await openSigner(values.key, values['pkcs11-module'] !== undefined ? { pkcs11Module: values['pkcs11-module'] } : {});
   try {
-    const client = new RegistryClient({ insecureRegistries: insecureRegistries(values), ...registrySettings(values), userAgent: 'signet-cli/0.1.0' });
+    const client = new RegistryClient({ insecureRegistries: insecureRegistries(values), ...registrySettings(values), userAgent: userAgent('signet-cli') });
     const repo = { registry: ref.registry, repository: ref.repository };
     await client.pushBlob(repo, artifact.config);
     await client.pushBlob(repo, artifact.layer);
@@ -194,7 +195,7 @@ async function sourceStatusCommand(argv: string[], io: CommandIo): Promise<numbe
   if (positionals.length !== 1) throw new UsageError(`expected one REF\n${USAGE}`);
   const output = outputFormat(values.output);
   const ref = parseReference(positionals[0]!);
-  const client = new RegistryClient({ insecureRegistries: insecureRegistries(values), ...registrySettings(values), userAgent: 'signet-cli/0.1.0' });
+  const client = new RegistryClient({ insecureRegistries: insecureRegistries(values), ...registrySettings(values), userAgent: userAgent('signet-cli') });
   const repo = { registry: ref.registry, repository: ref.repository };
   const descriptor = await client.resolve(repo, ref.digest ?? ref.tag ?? 'latest');
   const where = `${repositoryName(ref)}@${descriptor.digest}`;

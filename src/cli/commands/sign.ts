@@ -18,6 +18,7 @@ import { buildImageBundle, pushBundleReferrer } from '../../signing/bundle-sign.
 import { insecureRegistries, outputFormat, REGISTRY_OPTIONS, registrySettings } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
+import { userAgent } from '../../version.js';
 
 const USAGE = `usage: signet sign --key KEYREF IMAGE [options]
   KEYREF                    pkcs11:… URI (PIN: pin-source=, pin-value= or $SIGNET_PKCS11_PIN) or a PEM PKCS#8 private key file ($SIGNET_KEY_PASSPHRASE)
@@ -82,7 +83,7 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
   const client = new RegistryClient({
     insecureRegistries: insecureRegistries(values),
     ...registrySettings(values),
-    userAgent: 'signet-cli/0.1.0',
+    userAgent: userAgent('signet-cli'),
   });
   // Resolve once; from here on only the digest is used, so a tag moved meanwhile changes nothing.
   const descriptor = await client.resolve(repo, ref.digest ?? ref.tag!);
