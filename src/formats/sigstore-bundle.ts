@@ -87,6 +87,15 @@ export type SigstoreBundleVerifyResult =
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
+/** What an invalid field @sigstore/bundle names means, for the refusal's reason. */
+function explainInvalidField(field: string, mediaType: string): string {
+  if (field === 'verificationMaterial.content.$case') return `a ${mediaType} bundle carries the signing certificate alone (verificationMaterial.certificate), not a certificate chain`;
+  if (/^verificationMaterial\.tlogEntries\[\d+\]\.inclusionProof\.checkpoint$/.test(field)) return 'its transparency-log inclusion proof has no checkpoint (the log\'s signed tree head), which bundles from v0.2 on must carry';
+  if (/^verificationMaterial\.tlogEntries\[\d+\]\.inclusionProof$/.test(field)) return 'its transparency-log entry has no inclusion proof, which bundles from v0.2 on must carry';
+  if (/^verificationMaterial\.tlogEntries\[\d+\]\.inclusionPromise$/.test(field)) return 'its transparency-log entry has no inclusion promise, which v0.1 bundles must carry';
+  return `${field.slice(0, 120)} is missing or invalid`;
+}
+
 /** Parse strictly (no duplicate keys, size cap), then validate with @sigstore/bundle. */
 export function parseSigstoreBundle(untrustedBytes: Buffer): Bundle {
   const json = parseStrictJson(untrustedBytes.toString('utf8'), 'sigstore bundle', 'SIGNATURE_MALFORMED', MAX_SIGSTORE_BUNDLE_BYTES);
@@ -98,7 +107,9 @@ export function parseSigstoreBundle(untrustedBytes: Buffer): Bundle {
   try {
     return bundleFromJSON(json);
   } catch (err) {
-    throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle is invalid: ${(err as Error).message}`);
+    const fields = (err as { fields?: unknown }).fields;
+    const why = Array.isArray(fields) && fields.length > 0 ? `: ${fields.slice(0, 5).map((f) => explainInvalidField(String(f), mediaType)).join('; ')}` : '';
+    throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle is invalid (${(err as Error).message})${why}`);
   }
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { sigstoreBundleFormat } from '../../src/formats/bundle.js';
 import { SigstoreKeyProvider } from '../../src/keys/sigstore-provider.js';
@@ -46,6 +47,22 @@ describe('keyless sigstore bundles against an offline trusted root', function ()
     assert.match(!set.valid ? set.reason : '', /inclusion promise|TLOG/);
     const d = await sigstoreBundleFormat.verify(sig(fake.bundleFor('r.io/a', `sha256:${'2'.repeat(64)}`)), await key(), subject);
     assert.equal(!d.valid && d.code, 'DIGEST_MISMATCH');
+  });
+
+  it('a chain where a v0.3 bundle carries one certificate, or an inclusion proof without checkpoint: a clear refusal', async () => {
+    const good = JSON.parse(fake.bundleFor('r.io/a', digest).toString()) as { verificationMaterial: { certificate?: unknown; x509CertificateChain?: unknown; tlogEntries: Array<{ inclusionProof: { checkpoint?: unknown } }> } };
+    const root = JSON.parse(readFileSync(fake.trustedRootPath, 'utf8')) as { certificateAuthorities: Array<{ certChain: { certificates: unknown[] } }> };
+    const chained = structuredClone(good);
+    chained.verificationMaterial.x509CertificateChain = { certificates: [chained.verificationMaterial.certificate, root.certificateAuthorities[0]!.certChain.certificates[0]] };
+    delete chained.verificationMaterial.certificate;
+    const a = await sigstoreBundleFormat.verify(sig(Buffer.from(JSON.stringify(chained))), await key(), subject);
+    assert.equal(!a.valid && a.code, 'SIGNATURE_MALFORMED');
+    assert.match(!a.valid ? a.reason : '', /carries the signing certificate alone .* not a certificate chain/);
+    const noCheckpoint = structuredClone(good);
+    delete noCheckpoint.verificationMaterial.tlogEntries[0]!.inclusionProof.checkpoint;
+    const b = await sigstoreBundleFormat.verify(sig(Buffer.from(JSON.stringify(noCheckpoint))), await key(), subject);
+    assert.equal(!b.valid && b.code, 'SIGNATURE_MALFORMED');
+    assert.match(!b.valid ? b.reason : '', /inclusion proof has no checkpoint/);
   });
 
   it('keeps keyless and key-based trust apart', async () => {
