@@ -6,6 +6,7 @@ import { SignetError } from '../errors.js';
 import { isValidHost, parseReference } from '../registry/reference.js';
 import { parseDuration } from '../util/duration.js';
 import { parseListen } from '../metrics/server.js';
+import { DEFAULTS } from '../defaults.js';
 
 export interface DaemonConfig {
   socket: string;
@@ -75,14 +76,14 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   auditLog: '/var/log/signet/audit.log',
   insecureRegistries: [],
   registryConfigPath: '/etc/containerd/certs.d',
-  registryTimeoutMs: 5000,
-  registryRetries: 1,
-  verifyTimeoutMs: 7000,
-  maxSignatures: 32,
+  registryTimeoutMs: DEFAULTS.registryTimeoutMs,
+  registryRetries: DEFAULTS.registryRetries,
+  verifyTimeoutMs: DEFAULTS.verifyTimeoutMs,
+  maxSignatures: DEFAULTS.maxSignatures,
   maxConcurrentDecisions: 64,
   maxQueuedDecisions: 1024,
   maxQueueWaitMs: 5000,
-  registryConcurrency: 16,
+  registryConcurrency: DEFAULTS.registryConcurrency,
   keyRefreshIntervalMs: 5 * 60_000,
   policyRescanIntervalMs: 30_000,
   logLevel: 'info',

@@ -12,6 +12,7 @@ import { RegistryClient } from '../registry/client.js';
 import { SourceFactory } from './default-sources.js';
 import { VerificationEngine } from './engine.js';
 import { userAgent } from '../version.js';
+import { DEFAULTS } from '../defaults.js';
 
 export interface LocalEngineOptions {
   policyDir: string;
@@ -46,8 +47,8 @@ export async function openLocalEngine(options: LocalEngineOptions): Promise<Loca
   const engine = new VerificationEngine({
     snapshot: () => ({ policy, keys }),
     sourcesFor: (specs, formats) => sources.sources(specs, formats),
-    timeoutMs: options.timeoutMs ?? 30_000,
-    maxSignatures: options.maxSignatures ?? 32,
+    timeoutMs: options.timeoutMs ?? DEFAULTS.verifyTimeoutMs,
+    maxSignatures: options.maxSignatures ?? DEFAULTS.maxSignatures,
   });
   return { engine, client, policy, keys, close: () => keys.close() };
 }

@@ -12,6 +12,7 @@ import { HostConcurrency, httpExchange, NetworkError, type HttpRequest, type Htt
 import { isDigest, isRegistryTag, isValidRepository } from './reference.js';
 import { MANIFEST_MEDIA_TYPES, MEDIA_TYPES, type Descriptor, type FetchedManifest } from './types.js';
 import { VERSION } from '../version.js';
+import { DEFAULTS } from '../defaults.js';
 
 export interface RepositoryRef {
   registry: string;
@@ -82,12 +83,12 @@ export class RegistryClient {
   constructor(options: RegistryClientOptions = {}) {
     this.hosts = new RegistryHosts({ insecure: options.insecureRegistries ?? [], ...(options.registryConfigPath !== undefined ? { configPath: options.registryConfigPath } : {}) });
     this.credentials = new CredentialStore(options.dockerConfigPath, options.credentialHelperTimeoutMs);
-    this.timeoutMs = options.requestTimeoutMs ?? 5000;
-    this.retries = options.retries ?? 2;
+    this.timeoutMs = options.requestTimeoutMs ?? DEFAULTS.registryTimeoutMs;
+    this.retries = options.retries ?? DEFAULTS.registryRetries;
     this.maxManifestBytes = options.maxManifestBytes ?? 4 * 1024 * 1024;
     this.maxBlobBytes = options.maxBlobBytes ?? 16 * 1024 * 1024;
     this.userAgent = options.userAgent ?? `signet/${VERSION}`;
-    this.slots = new HostConcurrency(options.concurrencyPerHost ?? 16);
+    this.slots = new HostConcurrency(options.concurrencyPerHost ?? DEFAULTS.registryConcurrency);
     this.onExchange = options.onExchange;
   }
 
