@@ -18,6 +18,7 @@
  * identity against the key's.
  */
 import { createHash } from 'node:crypto';
+import { ASN1Obj } from '@sigstore/core';
 import { SignetError } from '../errors.js';
 import type { SigstoreIdentity } from '../keys/types.js';
 import { base64Field, COSIGN_BUNDLE_ANNOTATION, malformed, parseRekorRecord, pemCertificatesDer, readBody, singleCertificateDer } from './cosign-certs.js';
@@ -53,8 +54,38 @@ function checkChainAnnotation(chainPem: string | undefined, trustedRoot: unknown
   }
 }
 
+/** Every timestamp-authority certificate (DER) the trusted root lists. */
+function trustedTsaCertificates(trustedRoot: unknown): Buffer[] {
+  const tsas = isPlainObject(trustedRoot) && Array.isArray(trustedRoot['timestampAuthorities']) ? (trustedRoot['timestampAuthorities'] as unknown[]) : [];
+  return tsas.flatMap((t) => {
+    const chain = isPlainObject(t) && isPlainObject(t['certChain']) && Array.isArray(t['certChain']['certificates']) ? (t['certChain']['certificates'] as unknown[]) : [];
+    return chain.flatMap((c) => (isPlainObject(c) && typeof c['rawBytes'] === 'string' ? [Buffer.from(c['rawBytes'], 'base64')] : []));
+  });
+}
+
+/**
+ * The certificates a TimeStampResp embeds (SignedData.certificates) are checked against the trusted root
+ * by the reference implementation (sigstore-go verifies the embedded chain), while @sigstore/verify uses
+ * the trusted root's only: so every embedded certificate must be one of the trusted root's TSA
+ * certificates, and an altered one is refused rather than ignored.
+ */
+function checkTimestampCertificates(tsDer: Buffer, trustedRoot: unknown): void {
+  let certs: ASN1Obj[] = [];
+  try {
+    const resp = ASN1Obj.parseBuffer(tsDer as Buffer<ArrayBuffer>);
+    const signedData = resp.subs[1]?.subs[1]?.subs[0];
+    certs = signedData?.subs.find((o) => o.tag.isContextSpecific(0))?.subs ?? [];
+  } catch {
+    malformed(`${COSIGN_TIMESTAMP_ANNOTATION} is not an RFC 3161 timestamp response`);
+  }
+  const trusted = trustedTsaCertificates(trustedRoot);
+  for (const [i, c] of certs.entries()) {
+    if (!trusted.some((t) => t.equals(c.toDER()))) throw new SignetError('CERTIFICATE_INVALID', `cosign keyless signature: certificate ${i} of the timestamp is not a timestamp-authority certificate of the trusted root`);
+  }
+}
+
 /** The message-signature bundle (v0.1 JSON) a keyless cosign layer stands for. */
-export function cosignLayerToBundle(untrustedPayload: Buffer, untrustedSignature: Buffer, annotations: Record<string, string>): { bundle: Buffer; certificateDer: Buffer; bodyCertificateDer?: Buffer } {
+export function cosignLayerToBundle(untrustedPayload: Buffer, untrustedSignature: Buffer, annotations: Record<string, string>): { bundle: Buffer; certificateDer: Buffer; bodyCertificateDer?: Buffer; timestamp?: Buffer } {
   const certPem = annotations[COSIGN_CERTIFICATE_ANNOTATION];
   if (certPem === undefined || certPem === '') return malformed(`no ${COSIGN_CERTIFICATE_ANNOTATION} annotation (a signature by a key, not keyless)`);
   const certificateDer = singleCertificateDer(certPem, COSIGN_CERTIFICATE_ANNOTATION);
@@ -63,11 +94,13 @@ export function cosignLayerToBundle(untrustedPayload: Buffer, untrustedSignature
   const record = parseRekorRecord(recordText);
   const body = readBody(record.body);
   let timestamps: Array<{ signedTimestamp: string }> = [];
+  let timestampDer: Buffer | undefined;
   const ts = annotations[COSIGN_TIMESTAMP_ANNOTATION];
   if (ts !== undefined && ts !== '') {
     const doc = parseStrictJson(ts, COSIGN_TIMESTAMP_ANNOTATION, 'SIGNATURE_MALFORMED');
     if (!isPlainObject(doc)) malformed(`${COSIGN_TIMESTAMP_ANNOTATION} is not a JSON object`);
-    timestamps = [{ signedTimestamp: base64Field((doc as Record<string, unknown>)['SignedRFC3161Timestamp'], `${COSIGN_TIMESTAMP_ANNOTATION} SignedRFC3161Timestamp`).toString('base64') }];
+    timestampDer = base64Field((doc as Record<string, unknown>)['SignedRFC3161Timestamp'], `${COSIGN_TIMESTAMP_ANNOTATION} SignedRFC3161Timestamp`);
+    timestamps = [{ signedTimestamp: timestampDer.toString('base64') }];
   }
   const bundle = {
     mediaType: 'application/vnd.dev.sigstore.bundle+json;version=0.1',
@@ -88,7 +121,7 @@ export function cosignLayerToBundle(untrustedPayload: Buffer, untrustedSignature
       signature: untrustedSignature.toString('base64'),
     },
   };
-  return { bundle: Buffer.from(JSON.stringify(bundle)), certificateDer, ...(body.certificateDer !== undefined ? { bodyCertificateDer: body.certificateDer } : {}) };
+  return { bundle: Buffer.from(JSON.stringify(bundle)), certificateDer, ...(body.certificateDer !== undefined ? { bodyCertificateDer: body.certificateDer } : {}), ...(timestampDer !== undefined ? { timestamp: timestampDer } : {}) };
 }
 
 export type KeylessCheck = { valid: true; issuer: string; subject: string } | { valid: false; code: SignetError['code']; reason: string };
@@ -102,6 +135,7 @@ export async function verifyCosignKeyless(untrustedPayload: Buffer, untrustedSig
   try {
     mapped = cosignLayerToBundle(untrustedPayload, untrustedSignature, annotations);
     checkChainAnnotation(annotations[COSIGN_CHAIN_ANNOTATION], trustedRoot);
+    if (mapped.timestamp !== undefined) checkTimestampCertificates(mapped.timestamp, trustedRoot);
   } catch (err) {
     if (err instanceof SignetError) return { valid: false, code: err.code, reason: err.message };
     throw err;

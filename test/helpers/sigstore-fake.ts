@@ -26,7 +26,9 @@ export interface FakeSigstore {
    * simple-signing payload (the layer blob), the signature, and the certificate, chain and Rekor
    * record (hashedrekord v0.0.1 entry, signed entry timestamp) annotations.
    */
-  cosignSigFor(dockerReference: string, digest: string, options?: { integratedTime?: number; bodyCertificatePem?: string }): CosignKeylessLayer;
+  cosignSigFor(dockerReference: string, digest: string, options?: { integratedTime?: number; bodyCertificatePem?: string; timestamp?: boolean }): CosignKeylessLayer;
+  /** An RFC 3161 TimeStampResp over `data`, by the fake timestamp authority the trusted root names. */
+  timestamp(data: Buffer): Buffer;
   /** The leaf (Fulcio) and CA certificates, PEM. */
   leafPem: string;
   caPem: string;
@@ -60,6 +62,13 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
   ].join('\n'));
   run(['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '2', '-extfile', 'leaf.ext']);
   run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'rekor.key']);
+  // A timestamp authority (RFC 3161): its own root and a leaf for time stamping; `openssl ts` answers.
+  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'tsa-root.key', '-out', 'tsa-root.pem', '-days', '3650', '-subj', '/O=signet-test/CN=fake-tsa-root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'tsa.key', '-out', 'tsa.csr', '-subj', '/O=signet-test/CN=fake-tsa']);
+  writeFileSync(join(dir, 'tsa.ext'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\n');
+  run(['x509', '-req', '-in', 'tsa.csr', '-CA', 'tsa-root.pem', '-CAkey', 'tsa-root.key', '-CAcreateserial', '-out', 'tsa.pem', '-days', '365', '-extfile', 'tsa.ext']);
+  writeFileSync(join(dir, 'tsa.cnf'), '[ tsa_config ]\nserial = ./tsa-serial\nsigner_cert = ./tsa.pem\nsigner_key = ./tsa.key\nsigner_digest = sha256\ndefault_policy = 1.2.3.4.1\ndigests = sha256\naccuracy = secs:1\ness_cert_id_alg = sha256\n');
+  writeFileSync(join(dir, 'tsa-serial'), '01\n');
   const der = (pemFile: string) => Buffer.from(readFileSync(join(dir, pemFile), 'utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
   const rekorKey = createPrivateKey(readFileSync(join(dir, 'rekor.key')));
   const rekorSpki = createPublicKey(rekorKey).export({ type: 'spki', format: 'der' });
@@ -71,7 +80,14 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
     tlogs: [{ baseUrl: 'https://rekor.signet.test', hashAlgorithm: 'SHA2_256', publicKey: { rawBytes: rekorSpki.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start } }, logId: { keyId: logId.toString('base64') } }],
     certificateAuthorities: [{ subject: { organization: 'signet-test', commonName: 'fake-fulcio' }, uri: 'https://fulcio.signet.test', certChain: { certificates: [{ rawBytes: der('ca.pem').toString('base64') }] }, validFor: { start } }],
     ctlogs: [],
-    timestampAuthorities: [],
+    timestampAuthorities: [{ subject: { organization: 'signet-test', commonName: 'fake-tsa' }, uri: 'https://tsa.signet.test', certChain: { certificates: [{ rawBytes: der('tsa.pem').toString('base64') }, { rawBytes: der('tsa-root.pem').toString('base64') }] }, validFor: { start } }],
+  };
+  /** An RFC 3161 TimeStampResp over `data` (SHA-256), from the fake timestamp authority. */
+  const timestamp = (data: Buffer): Buffer => {
+    writeFileSync(join(dir, 'ts-data.bin'), data);
+    run(['ts', '-query', '-data', 'ts-data.bin', '-sha256', '-cert', '-out', 'ts.tsq']);
+    run(['ts', '-reply', '-config', 'tsa.cnf', '-section', 'tsa_config', '-queryfile', 'ts.tsq', '-out', 'ts.tsr']);
+    return readFileSync(join(dir, 'ts.tsr'));
   };
   const trustedRootPath = join(dir, 'trusted_root.json');
   writeFileSync(trustedRootPath, JSON.stringify(trustedRoot, null, 2));
@@ -85,6 +101,7 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
     identity,
     leafPem,
     caPem,
+    timestamp,
     cosignSigFor(dockerReference: string, digest: string, options = {}) {
       const payload = Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': dockerReference }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null }));
       const signature = sign('sha256', payload, leafKey);
@@ -108,6 +125,8 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
           'dev.sigstore.cosign/certificate': leafPem,
           'dev.sigstore.cosign/chain': caPem,
           'dev.sigstore.cosign/bundle': JSON.stringify({ SignedEntryTimestamp: set.toString('base64'), Payload: setPayload }),
+          // cosign --timestamp-server-url: a timestamp over the signature bytes.
+          ...(options.timestamp ? { 'dev.sigstore.cosign/timestamp': JSON.stringify({ SignedRFC3161Timestamp: timestamp(signature).toString('base64') }) } : {}),
         },
       };
     },

@@ -43,7 +43,8 @@ describe('cosign .sig with certificates (keyless, private PKI) and transparency-
     const good = await pushImage(client, repo, 'good');
     const tampered = await pushImage(client, repo, 'tampered', { architecture: 'arm64', os: 'linux' });
     const foreign = await pushImage(client, repo, 'foreign', { architecture: 's390x', os: 'linux' });
-    await pushSig(repo, good.digest, fake.cosignSigFor(`${host}/keyless/sig`, good.digest));
+    // With an RFC 3161 timestamp from the trusted root's timestamp authority, as cosign --timestamp-server-url adds.
+    await pushSig(repo, good.digest, fake.cosignSigFor(`${host}/keyless/sig`, good.digest, { timestamp: true }));
     const t = fake.cosignSigFor(`${host}/keyless/sig`, tampered.digest);
     const record = JSON.parse(t.annotations['dev.sigstore.cosign/bundle']!) as { Payload: { integratedTime: number } };
     record.Payload.integratedTime += 1;

@@ -95,6 +95,21 @@ describe('cosign keyless .sig signatures against a sigstore key', function () {
     assert.equal(r.valid, true, r.valid ? '' : r.reason);
   });
 
+  it('an RFC 3161 timestamp annotation (cosign --timestamp-server-url) verifies with the trusted root\'s timestamp authority; altered, it refuses', async () => {
+    const stamped = fake.cosignSigFor(REF, digest, { timestamp: true });
+    const r = await verify(stamped);
+    assert.equal(r.valid, true, r.valid ? '' : r.reason);
+    const ts = JSON.parse(stamped.annotations['dev.sigstore.cosign/timestamp']!) as { SignedRFC3161Timestamp: string };
+    const raw = Buffer.from(ts.SignedRFC3161Timestamp, 'base64');
+    for (const i of [100, 140, Math.floor(raw.length / 2), raw.length - 10]) {
+      const altered = { ...stamped, annotations: { ...stamped.annotations, 'dev.sigstore.cosign/timestamp': JSON.stringify({ SignedRFC3161Timestamp: flip(raw, i).toString('base64') }) } };
+      assert.equal((await verify(altered)).valid, false, `timestamp byte ${i}`);
+    }
+    // A timestamp of other bytes (another signature) does not vouch for this one.
+    const other = { ...stamped, annotations: { ...stamped.annotations, 'dev.sigstore.cosign/timestamp': JSON.stringify({ SignedRFC3161Timestamp: fake.timestamp(Buffer.from('other')).toString('base64') }) } };
+    assert.equal((await verify(other)).valid, false);
+  });
+
   it('refuses a Rekor entry that logged another certificate', async () => {
     const r = await verify(fake.cosignSigFor(REF, digest, { bodyCertificatePem: other.leafPem }));
     assert.equal(r.valid, false);
