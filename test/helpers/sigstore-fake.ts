@@ -26,7 +26,7 @@ export interface FakeSigstore {
    * simple-signing payload (the layer blob), the signature, and the certificate, chain and Rekor
    * record (hashedrekord v0.0.1 entry, signed entry timestamp) annotations.
    */
-  cosignSigFor(dockerReference: string, digest: string, options?: { integratedTime?: number; bodyCertificatePem?: string; timestamp?: boolean }): CosignKeylessLayer;
+  cosignSigFor(dockerReference: string, digest: string, options?: { integratedTime?: number; bodyCertificatePem?: string; timestamp?: boolean; expiredCertificate?: boolean }): CosignKeylessLayer;
   /** An RFC 3161 TimeStampResp over `data`, by the fake timestamp authority the trusted root names. */
   timestamp(data: Buffer): Buffer;
   /** The leaf (Fulcio) and CA certificates, PEM. */
@@ -48,7 +48,14 @@ function canonical(value: unknown): string {
 export function createFakeSigstore(identity = 'release@example.com', issuer = 'https://accounts.example.com'): FakeSigstore {
   const dir = mkdtempSync(join(tmpdir(), 'signet-sigstore-'));
   const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3650', '-subj', '/O=signet-test/CN=fake-fulcio', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  // The CA is valid from thirty days ago (as Fulcio's CA long predates any certificate it issues): self-signed with `openssl ca`.
+  const asn1Time = (d: Date) => d.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z';
+  writeFileSync(join(dir, 'ca.cnf'), '[ ca ]\ndefault_ca = fake\n[ fake ]\ndatabase = ./index.txt\nnew_certs_dir = .\nserial = ./ca-serial\ndefault_md = sha256\npolicy = any\ncopy_extensions = none\nunique_subject = no\n[ any ]\norganizationName = optional\ncommonName = optional\n');
+  writeFileSync(join(dir, 'index.txt'), '');
+  writeFileSync(join(dir, 'ca-serial'), '1000\n');
+  writeFileSync(join(dir, 'ca.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
+  run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.csr', '-subj', '/O=signet-test/CN=fake-fulcio']);
+  run(['ca', '-batch', '-selfsign', '-config', 'ca.cnf', '-keyfile', 'ca.key', '-in', 'ca.csr', '-out', 'ca.pem', '-startdate', asn1Time(new Date(Date.now() - 30 * 86_400_000)), '-enddate', asn1Time(new Date(Date.now() + 3650 * 86_400_000)), '-extfile', 'ca.ext', '-notext']);
   run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'leaf.key']);
   run(['req', '-new', '-key', 'leaf.key', '-out', 'leaf.csr', '-subj', '/O=signet-test']);
   const issuerDer = Buffer.concat([Buffer.from([0x0c, issuer.length]), Buffer.from(issuer)]).toString('hex');
@@ -61,6 +68,10 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
     '',
   ].join('\n'));
   run(['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '2', '-extfile', 'leaf.ext']);
+  // A Fulcio certificate as they are: ten minutes long, here issued ten days ago (long expired now).
+  const expiredFrom = new Date(Math.floor(Date.now() / 1000) * 1000 - 10 * 86_400_000);
+  run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'old-leaf.key', '-out', 'old-leaf.csr', '-subj', '/O=signet-test']);
+  run(['ca', '-batch', '-config', 'ca.cnf', '-cert', 'ca.pem', '-keyfile', 'ca.key', '-in', 'old-leaf.csr', '-out', 'old-leaf.pem', '-startdate', asn1Time(expiredFrom), '-enddate', asn1Time(new Date(expiredFrom.getTime() + 600_000)), '-extfile', 'leaf.ext', '-notext']);
   run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'rekor.key']);
   // A timestamp authority (RFC 3161): its own root and a leaf for time stamping; `openssl ts` answers.
   run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'tsa-root.key', '-out', 'tsa-root.pem', '-days', '3650', '-subj', '/O=signet-test/CN=fake-tsa-root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
@@ -74,7 +85,7 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
   const rekorSpki = createPublicKey(rekorKey).export({ type: 'spki', format: 'der' });
   const logId = createHash('sha256').update(rekorSpki).digest();
   const leafKey = createPrivateKey(readFileSync(join(dir, 'leaf.key')));
-  const start = new Date(Date.now() - 86_400_000).toISOString();
+  const start = new Date(Date.now() - 30 * 86_400_000).toISOString();
   const trustedRoot = {
     mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
     tlogs: [{ baseUrl: 'https://rekor.signet.test', hashAlgorithm: 'SHA2_256', publicKey: { rawBytes: rekorSpki.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start } }, logId: { keyId: logId.toString('base64') } }],
@@ -93,6 +104,8 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
   writeFileSync(trustedRootPath, JSON.stringify(trustedRoot, null, 2));
 
   const leafPem = readFileSync(join(dir, 'leaf.pem'), 'utf8');
+  const oldLeafPem = readFileSync(join(dir, 'old-leaf.pem'), 'utf8');
+  const oldLeafKey = createPrivateKey(readFileSync(join(dir, 'old-leaf.key')));
   const caPem = readFileSync(join(dir, 'ca.pem'), 'utf8');
   return {
     dir,
@@ -104,17 +117,20 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
     timestamp,
     cosignSigFor(dockerReference: string, digest: string, options = {}) {
       const payload = Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': dockerReference }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null }));
-      const signature = sign('sha256', payload, leafKey);
+      // expiredCertificate: signed ten days ago with a ten-minute certificate, logged while it was valid.
+      const old = options.expiredCertificate === true;
+      const signingPem = old ? oldLeafPem : leafPem;
+      const signature = sign('sha256', payload, old ? oldLeafKey : leafKey);
       // Rekor's hashedrekord v0.0.1 entry: the payload's hash, the signature and the certificate (PEM, base64).
       const body = Buffer.from(canonical({
         apiVersion: '0.0.1',
         kind: 'hashedrekord',
         spec: {
           data: { hash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') } },
-          signature: { content: signature.toString('base64'), publicKey: { content: Buffer.from(options.bodyCertificatePem ?? leafPem).toString('base64') } },
+          signature: { content: signature.toString('base64'), publicKey: { content: Buffer.from(options.bodyCertificatePem ?? signingPem).toString('base64') } },
         },
       }));
-      const integratedTime = options.integratedTime ?? Math.ceil(Date.now() / 1000);
+      const integratedTime = options.integratedTime ?? (old ? Math.floor(expiredFrom.getTime() / 1000) + 300 : Math.ceil(Date.now() / 1000));
       const setPayload = { body: body.toString('base64'), integratedTime, logIndex: 7, logID: logId.toString('hex') };
       const set = sign('sha256', Buffer.from(canonical(setPayload)), rekorKey);
       return {
@@ -122,7 +138,7 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
         signature,
         annotations: {
           'dev.cosignproject.cosign/signature': signature.toString('base64'),
-          'dev.sigstore.cosign/certificate': leafPem,
+          'dev.sigstore.cosign/certificate': signingPem,
           'dev.sigstore.cosign/chain': caPem,
           'dev.sigstore.cosign/bundle': JSON.stringify({ SignedEntryTimestamp: set.toString('base64'), Payload: setPayload }),
           // cosign --timestamp-server-url: a timestamp over the signature bytes.

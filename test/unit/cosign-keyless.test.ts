@@ -133,6 +133,13 @@ describe('cosign keyless .sig signatures against a sigstore key', function () {
     assert.match(!n.valid ? n.reason : '', /CERTIFICATE_ERROR|certificate chain/);
   });
 
+  it('accepts a certificate that has long expired when the log time is inside its validity', async () => {
+    const expired = fake.cosignSigFor(REF, digest, { expiredCertificate: true });
+    assert.ok(Date.parse(new X509Certificate(expired.annotations['dev.sigstore.cosign/certificate']!).validTo) < Date.now() - 86_400_000);
+    const r = await verify(expired);
+    assert.equal(r.valid, true, r.valid ? '' : r.reason);
+  });
+
   it('refuses a log time outside the certificate validity', async () => {
     const notBefore = Date.parse(new X509Certificate(fake.leafPem).validFrom) / 1000;
     const r = await verify(fake.cosignSigFor(REF, digest, { integratedTime: Math.floor(notBefore) - 3600 }));
