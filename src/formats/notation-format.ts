@@ -23,6 +23,7 @@ export const notationFormat: SignatureFormat<'notation'> = {
       expected,
       trustStore: key.certificates,
       ...(options?.trustedIdentities ? { trustedIdentities: options.trustedIdentities } : {}),
+      ...(key.tsaCertificates !== undefined ? { tsaCertificates: key.tsaCertificates } : {}),
     });
     if (!r.valid) return { valid: false, code: r.code, reason: `Notation signature, trust store "${key.name}": ${r.reason}` };
     return { valid: true, signedDigest: expected.digest, annotations: { ...r.annotations, signer: r.signer.subject, signingScheme: r.signingScheme, signingTime: r.signingTime.toISOString() } };

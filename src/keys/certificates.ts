@@ -23,16 +23,18 @@ declare module './provider.js' {
     subjectHostname?: string;
     /** … its URI SAN. */
     subjectURI?: string;
+    /** Path of a PEM file of timestamp-authority certificates (its signing certificate first): Notation countersignatures. */
+    tsaCertificates?: string;
   }
 }
 
-async function loadIntermediates(name: string, path: string): Promise<X509Certificate[]> {
+async function loadPemList(name: string, path: string, what: string): Promise<X509Certificate[]> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new SignetError(code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE', `key "${name}": cannot read intermediates ${path}: ${code ?? (err as Error).message}`);
+    throw new SignetError(code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE', `key "${name}": cannot read ${what} ${path}: ${code ?? (err as Error).message}`);
   }
   const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) throw new SignetError('KEY_INVALID', `key "${name}": ${path} holds no PEM certificate`);
@@ -58,7 +60,8 @@ export const certificatesKeyStore: KeyStore<'certificates'> = {
       };
       return {
         ...key,
-        ...(spec.intermediates !== undefined ? { intermediates: await loadIntermediates(name, spec.intermediates) } : {}),
+        ...(spec.intermediates !== undefined ? { intermediates: await loadPemList(name, spec.intermediates, 'intermediates') } : {}),
+        ...(spec.tsaCertificates !== undefined ? { tsaCertificates: await loadPemList(name, spec.tsaCertificates, 'timestamp-authority certificates') } : {}),
         ...(Object.keys(identity).length > 0 ? { certificateIdentity: identity } : {}),
       };
     },

@@ -34,6 +34,8 @@ export interface TrustedKey {
   readonly intermediates?: readonly X509Certificate[];
   /** Private PKI: the subject alternative names the signing certificate must carry (each given one must match). */
   readonly certificateIdentity?: CertificateIdentity;
+  /** Timestamp-authority certificates (signing certificate first, then its chain) for RFC 3161 countersignatures (Notation). */
+  readonly tsaCertificates?: readonly X509Certificate[];
   /** `tlog: required`: the transparency-log keys a cosign signature's Rekor record must verify with. */
   readonly tlog?: TlogRequirement;
   /**

@@ -265,6 +265,7 @@ interface RawKey {
   subjectEmail?: string;
   subjectHostname?: string;
   subjectURI?: string;
+  tsaCertificates?: string;
   tlog?: 'required';
   rekorKey?: string;
   trustedRoot?: string;
@@ -600,7 +601,7 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
     problem(pf, [...path, 'certificates'], `certificates file "${raw.certificates}" must be an absolute path`);
     return undefined;
   }
-  for (const field of ['rekorKey', 'trustedRoot'] as const) {
+  for (const field of ['rekorKey', 'trustedRoot', 'tsaCertificates'] as const) {
     const v = raw[field];
     if (v !== undefined && !isAbsolute(v)) {
       problem(pf, [...path, field], `${field} file "${v}" must be an absolute path`);
@@ -644,6 +645,7 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
     ...(raw.subjectEmail !== undefined ? { subjectEmail: raw.subjectEmail } : {}),
     ...(raw.subjectHostname !== undefined ? { subjectHostname: raw.subjectHostname } : {}),
     ...(raw.subjectURI !== undefined ? { subjectURI: raw.subjectURI } : {}),
+    ...(raw.tsaCertificates !== undefined ? { tsaCertificates: raw.tsaCertificates } : {}),
     ...(raw.tlog !== undefined ? { tlog: raw.tlog } : {}),
     ...(raw.rekorKey !== undefined ? { rekorKey: raw.rekorKey } : {}),
     ...(raw.trustedRoot !== undefined ? { trustedRoot: raw.trustedRoot } : {}),

@@ -299,9 +299,9 @@ export function checkExpiry(env: UntrustedNotationEnvelope, now: Date): void {
 /**
  * The time at which the certificate chain must be valid ("Validate Trusted Timestamp"):
  * - notary.x509.signingAuthority: the authentic signing time the signing authority vouches for;
- * - notary.x509: the time of an RFC 3161 countersignature when there is one; signet does not verify
- *   those yet, so — as the specification says for a signature without one — the current time.
- *   A notary.x509 signature whose certificate has expired is therefore refused, timestamped or not.
+ * - notary.x509: the time of an RFC 3161 countersignature when there is one and the key names
+ *   timestamp authorities (verified in verify.ts, which then does not call this); otherwise — as the
+ *   specification says for a signature without one — the current time.
  */
 export function trustedTimeFor(env: UntrustedNotationEnvelope, scheme: SigningScheme, now: Date): { at: Date; what: string } {
   if (scheme === 'notary.x509.signingAuthority') return { at: env.authenticSigningTime!, what: 'the authentic signing time' };

@@ -133,5 +133,6 @@ export function parseCoseEnvelope(untrustedBytes: Buffer): UntrustedNotationEnve
     untrustedCertificateChain: (chain as Uint8Array[]).map((c) => Buffer.from(c)),
     ...(agent !== undefined ? { signingAgent: agent } : {}),
     hasTimestampSignature: tsa !== undefined,
+    ...(tsa !== undefined ? { untrustedTimestampSignature: Buffer.from(tsa as Uint8Array) } : {}),
   };
 }

@@ -54,8 +54,10 @@ export interface UntrustedNotationEnvelope {
   /** DER certificates, leaf first. */
   untrustedCertificateChain: Buffer[];
   signingAgent?: string;
-  /** An RFC 3161 countersignature is present (not verified by signet; see checks.ts). */
+  /** An RFC 3161 countersignature is present (verified when the key has timestamp-authority certificates). */
   hasTimestampSignature: boolean;
+  /** The countersignature: a DER TimeStampToken over the signature value, unchecked. */
+  untrustedTimestampSignature?: Buffer;
 }
 
 export function malformed(what: string): SignetError {

@@ -80,7 +80,7 @@ export function parseJwsEnvelope(untrustedBytes: Buffer): UntrustedNotationEnvel
   const agent = field(HDR_SIGNING_AGENT);
   if (agent !== undefined && typeof agent !== 'string') throw malformed(`JWS "${HDR_SIGNING_AGENT}" is not a string`);
   const tsa = field(HDR_TIMESTAMP_SIGNATURE);
-  if (tsa !== undefined) decodeBase64(tsa, `JWS "${HDR_TIMESTAMP_SIGNATURE}"`);
+  const untrustedTimestampSignature = tsa !== undefined ? decodeBase64(tsa, `JWS "${HDR_TIMESTAMP_SIGNATURE}"`) : undefined;
 
   return {
     envelopeMediaType: JWS_MEDIA_TYPE,
@@ -99,5 +99,6 @@ export function parseJwsEnvelope(untrustedBytes: Buffer): UntrustedNotationEnvel
     untrustedCertificateChain: x5c.map((c, i) => decodeBase64(c, `JWS "x5c"[${i}]`)),
     ...(agent !== undefined ? { signingAgent: agent } : {}),
     hasTimestampSignature: tsa !== undefined,
+    ...(untrustedTimestampSignature !== undefined ? { untrustedTimestampSignature } : {}),
   };
 }

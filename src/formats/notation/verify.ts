@@ -6,6 +6,8 @@
  * timestamp. Revocation (OCSP/CRL) needs the network and is not checked here.
  */
 import type { X509Certificate } from 'node:crypto';
+import { RFC3161Timestamp, X509Certificate as SigstoreX509 } from '@sigstore/core';
+import { verifyRFC3161Timestamp } from '@sigstore/verify/dist/timestamp/tsa.js';
 import { SignetError, type ErrorCode } from '../../errors.js';
 import type { ExpectedSubject } from '../types.js';
 import {
@@ -42,6 +44,11 @@ export interface NotationVerifyOptions {
   signingScheme?: SigningScheme;
   /** The verification time (tests); defaults to the current time. */
   now?: Date;
+  /**
+   * Timestamp-authority certificates (each TSA's signing certificate first, then its chain): with them,
+   * an RFC 3161 countersignature is verified and its time is when a notary.x509 chain must be valid.
+   */
+  tsaCertificates?: readonly X509Certificate[];
 }
 
 export interface NotationSigner {
@@ -82,6 +89,39 @@ export async function verifyNotationSignature(options: NotationVerifyOptions): P
   }
 }
 
+/** DER length octets. */
+function derLength(n: number): Buffer {
+  if (n < 0x80) return Buffer.from([n]);
+  const bytes: number[] = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
+  return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+
+/**
+ * The Notary Project's timestamp countersignature: a TimeStampToken over the signature value, verified
+ * with the sigstore project's RFC 3161 code against the key's timestamp-authority certificates (its
+ * chain valid at the timestamp's time). Its time is then when the chain must have been valid.
+ */
+function verifyCountersignature(env: UntrustedNotationEnvelope, tsaCertificates: readonly X509Certificate[]): { at: Date; what: string } {
+  const token = env.untrustedTimestampSignature!;
+  // @sigstore/core reads a TimeStampResp: wrap the token with a granted status.
+  const body = Buffer.concat([Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]), token]);
+  let timestamp: RFC3161Timestamp;
+  try {
+    timestamp = RFC3161Timestamp.parse(Buffer.concat([Buffer.from([0x30]), derLength(body.length), body]) as Buffer<ArrayBuffer>);
+    void timestamp.signingTime;
+  } catch (err) {
+    throw malformed(`the RFC 3161 timestamp countersignature cannot be read: ${(err as Error).message}`);
+  }
+  const certChain = tsaCertificates.map((c) => SigstoreX509.parse(Buffer.from(c.raw) as Buffer<ArrayBuffer>));
+  try {
+    verifyRFC3161Timestamp(timestamp, env.untrustedSignature, [{ certChain, validFor: { start: new Date(0), end: new Date(8.64e15) } }]);
+  } catch (err) {
+    throw new SignetError('SIGNATURE_INVALID', `the RFC 3161 timestamp countersignature does not verify with the timestamp-authority certificates: ${(err as Error).message}`);
+  }
+  return { at: timestamp.signingTime, what: `the time of the RFC 3161 timestamp (${timestamp.signingTime.toISOString()})` };
+}
+
 function verifyOrThrow(options: NotationVerifyOptions): NotationVerifyResult {
   const now = options.now ?? new Date();
   // Integrity.
@@ -105,8 +145,9 @@ function verifyOrThrow(options: NotationVerifyOptions): NotationVerifyResult {
   checkTrustedIdentity(leaf, options.trustedIdentities);
   // Expiry.
   checkExpiry(env, now);
-  // Trusted timestamp.
-  const trusted = trustedTimeFor(env, scheme, now);
+  // Trusted timestamp: a verified RFC 3161 countersignature, else as trustedTimeFor says.
+  const stamped = scheme === 'notary.x509' && env.untrustedTimestampSignature !== undefined && (options.tsaCertificates?.length ?? 0) > 0 ? verifyCountersignature(env, options.tsaCertificates!) : undefined;
+  const trusted = stamped ?? trustedTimeFor(env, scheme, now);
   checkValidityAt(path, trusted.at, trusted.what);
   return {
     valid: true,
