@@ -5,7 +5,9 @@
  * and the derived parts to the lists, so a new format or store cannot be half registered.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COSIGN_SIGN_PREDICATE_TYPE } from '../../src/formats/bundle.js';
@@ -117,5 +119,21 @@ describe('registries: one list of formats, one list of key stores', () => {
       assert.equal(set.get('missing').error?.code, 'KEY_NOT_FOUND');
       await ring.close();
     });
+  });
+
+  it("the node's engine does not import the CI scan gate (src/scan/), directly or through what it imports", () => {
+    const engineDir = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/engine');
+    const seen = new Set<string>();
+    const reached: string[] = [];
+    const walk = (file: string) => {
+      if (seen.has(file) || !existsSync(file)) return;
+      seen.add(file);
+      if (file.includes(`${'/'}scan${'/'}`)) reached.push(file);
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/(?:from\s+|import\()'(\.[^']+)'/g)) walk(resolve(dirname(file), m[1]!));
+    };
+    for (const f of readdirSync(engineDir).filter((n) => n.endsWith('.js'))) walk(join(engineDir, f));
+    assert.ok(seen.size > 10, 'the walk found the engine modules');
+    assert.deepEqual(reached, []);
   });
 });
