@@ -79,9 +79,11 @@ async function timeIt(fn: () => Promise<unknown> | unknown): Promise<number> {
 async function rate(total: number, concurrency: number, fn: () => Promise<unknown>): Promise<number> {
   let next = 0;
   const t = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next++ < total) await fn();
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next++ < total) await fn();
+    }),
+  );
   return total / ((performance.now() - t) / 1000);
 }
 
@@ -120,7 +122,9 @@ async function main(): Promise<void> {
       verifierMs.push(await timeIt(() => runVerifier({ socket: daemon.socket, name, descriptor })));
     }
     const ratio = median(verifierMs) / median(nodeMs);
-    console.log(`verifier call (warm daemon, signed image)  median ${fmt(median(verifierMs))} ms   bare node -e 0 median ${fmt(median(nodeMs))} ms   ratio ${fmt(ratio)}x   (target <= 2x)`);
+    console.log(
+      `verifier call (warm daemon, signed image)  median ${fmt(median(verifierMs))} ms   bare node -e 0 median ${fmt(median(nodeMs))} ms   ratio ${fmt(ratio)}x   (target <= 2x)`,
+    );
 
     // 2. cached VerifyImage (the verdict cache answers) against a grpc.health.v1 Check on the same socket.
     const root = loadProtos();
@@ -128,7 +132,10 @@ async function main(): Promise<void> {
     const c = new Verifier(`unix://${daemon.socket}`, grpc.credentials.createInsecure()) as any;
     const Health = (root as any).grpc.health.v1.Health as grpc.ServiceClientConstructor;
     const h = new Health(`unix://${daemon.socket}`, grpc.credentials.createInsecure()) as any;
-    const call = () => new Promise<void>((res, rej) => c.VerifyImage({ name, descriptor }, (e: Error | null, r: { ok: boolean }) => (e ? rej(e) : r.ok ? res() : rej(new Error('rejected')))));
+    const call = () =>
+      new Promise<void>((res, rej) =>
+        c.VerifyImage({ name, descriptor }, (e: Error | null, r: { ok: boolean }) => (e ? rej(e) : r.ok ? res() : rej(new Error('rejected')))),
+      );
     const check = () => new Promise<void>((res, rej) => h.Check({ service: '' }, (e: Error | null) => (e ? rej(e) : res())));
     const getManifest = () => client.getManifest(repo, img.digest);
     for (let i = 0; i < 50; i++) {
@@ -142,12 +149,16 @@ async function main(): Promise<void> {
       verifyLat.push(await timeIt(call));
       healthLat.push(await timeIt(check));
     }
-    console.log(`cached VerifyImage  median ${fmt(median(verifyLat))} ms  p99 ${fmt(p99(verifyLat))} ms   Health Check median ${fmt(median(healthLat))} ms  p99 ${fmt(p99(healthLat))} ms   ratio median ${fmt(median(verifyLat) / median(healthLat))}x  p99 ${fmt(p99(verifyLat) / p99(healthLat))}x   (target <= 1.5x)`);
+    console.log(
+      `cached VerifyImage  median ${fmt(median(verifyLat))} ms  p99 ${fmt(p99(verifyLat))} ms   Health Check median ${fmt(median(healthLat))} ms  p99 ${fmt(p99(healthLat))} ms   ratio median ${fmt(median(verifyLat) / median(healthLat))}x  p99 ${fmt(p99(verifyLat) / p99(healthLat))}x   (target <= 1.5x)`,
+    );
 
     // 3. cached decisions per second under concurrency against Health checks per second.
     const checks = await rate(TOTAL * 4, CONCURRENCY, check);
     const decisions = await rate(TOTAL * 4, CONCURRENCY, call);
-    console.log(`cached decisions/s at concurrency ${CONCURRENCY}: ${fmt(decisions)}   Health checks/s: ${fmt(checks)}   ratio ${fmt(decisions / checks)}   (target >= 0.7)`);
+    console.log(
+      `cached decisions/s at concurrency ${CONCURRENCY}: ${fmt(decisions)}   Health checks/s: ${fmt(checks)}   ratio ${fmt(decisions / checks)}   (target >= 0.7)`,
+    );
 
     // 4. RSS growth over many cached decisions (signetd's own process_resident_memory_bytes).
     // After a warm-up (JIT, heap sized for the load), so that what is measured is growth per decision.
@@ -155,7 +166,9 @@ async function main(): Promise<void> {
     const rss0 = await metricValue(metricsSocket, 'process_resident_memory_bytes');
     await rate(RSS_DECISIONS, CONCURRENCY, call);
     const rss1 = await metricValue(metricsSocket, 'process_resident_memory_bytes');
-    console.log(`RSS growth over ${RSS_DECISIONS} cached decisions (after ${RSS_DECISIONS / 10} to warm up): ${fmt((rss1 - rss0) / 1024 / 1024)} MB   (target <= 20 MB)`);
+    console.log(
+      `RSS growth over ${RSS_DECISIONS} cached decisions (after ${RSS_DECISIONS / 10} to warm up): ${fmt((rss1 - rss0) / 1024 / 1024)} MB   (target <= 20 MB)`,
+    );
     c.close();
     h.close();
   } finally {
@@ -173,7 +186,10 @@ async function main(): Promise<void> {
     });
     await new Promise((r) => setTimeout(r, 1000));
     const c = new (verifierServiceClient(loadProtos()))(`unix://${uncached.socket}`, grpc.credentials.createInsecure()) as any;
-    const call = () => new Promise<void>((res, rej) => c.VerifyImage({ name, descriptor }, (e: Error | null, r: { ok: boolean; reason: string }) => (e ? rej(e) : r.ok ? res() : rej(new Error(r.reason)))));
+    const call = () =>
+      new Promise<void>((res, rej) =>
+        c.VerifyImage({ name, descriptor }, (e: Error | null, r: { ok: boolean; reason: string }) => (e ? rej(e) : r.ok ? res() : rej(new Error(r.reason)))),
+      );
     const getManifest = () => client.getManifest(repo, img.digest);
     for (let i = 0; i < 20; i++) {
       await call();
@@ -185,7 +201,9 @@ async function main(): Promise<void> {
       verifyLat.push(await timeIt(call));
       manifestLat.push(await timeIt(getManifest));
     }
-    console.log(`uncached VerifyImage  median ${fmt(median(verifyLat))} ms  p95 ${fmt(p95(verifyLat))} ms   one manifest GET median ${fmt(median(manifestLat))} ms   ratio ${fmt(median(verifyLat) / median(manifestLat))}x   (target <= 3x; content cache on)`);
+    console.log(
+      `uncached VerifyImage  median ${fmt(median(verifyLat))} ms  p95 ${fmt(p95(verifyLat))} ms   one manifest GET median ${fmt(median(manifestLat))} ms   ratio ${fmt(median(verifyLat) / median(manifestLat))}x   (target <= 3x; content cache on)`,
+    );
     // 6. 50 simultaneous requests for one uncached image: the registry requests of one decision.
     const before1 = await registryRequests(metricsSocket);
     await call();
@@ -193,7 +211,9 @@ async function main(): Promise<void> {
     const before50 = await registryRequests(metricsSocket);
     await Promise.all(Array.from({ length: 50 }, call));
     const fifty = (await registryRequests(metricsSocket)) - before50;
-    console.log(`50 simultaneous requests, one uncached image: ${fifty} registry requests   one decision: ${one}   ratio ${fmt(fifty / Math.max(1, one))}   (target 1)`);
+    console.log(
+      `50 simultaneous requests, one uncached image: ${fifty} registry requests   one decision: ${one}   ratio ${fmt(fifty / Math.max(1, one))}   (target 1)`,
+    );
     c.close();
   } finally {
     await uncached.stop();
@@ -227,7 +247,10 @@ async function benchNri(): Promise<void> {
     if (pulled.code !== 0) throw new Error(`ctr pull: ${pulled.stderr}`);
     await runtime.listen();
     const registered = runtime.nextRegistration();
-    daemon = await startDaemon({ insecureRegistries: [host], extraConfig: ['logLevel: warn', `containerd: { address: ${ctd.address} }`, `nri: { socket: ${runtime.socketPath} }`].join('\n') });
+    daemon = await startDaemon({
+      insecureRegistries: [host],
+      extraConfig: ['logLevel: warn', `containerd: { address: ${ctd.address} }`, `nri: { socket: ${runtime.socketPath} }`].join('\n'),
+    });
     key.writePublic(join(daemon.dir, 'release.pub'));
     daemon.writePolicy('policy.yaml', {
       apiVersion: 'signet/v1',
@@ -237,7 +260,12 @@ async function benchNri(): Promise<void> {
     await registered;
     await new Promise((r) => setTimeout(r, 1000));
     const pod = { id: 'p', name: 'bench', uid: 'u', namespace: 'bench', annotations: { 'io.kubernetes.cri.sandbox-name': 'bench' } };
-    const container = { id: 'c', pod_sandbox_id: 'p', name: 'app', annotations: { 'io.kubernetes.cri.image-name': ref, 'io.kubernetes.cri.container-type': 'container' } };
+    const container = {
+      id: 'c',
+      pod_sandbox_id: 'p',
+      name: 'app',
+      annotations: { 'io.kubernetes.cri.image-name': ref, 'io.kubernetes.cri.container-type': 'container' },
+    };
     const create = () => runtime.createContainer({ pod, container });
     const bare = () => runtime.stateChange({ event: 7 /* POST_START_CONTAINER: not subscribed, answered without a decision */, pod, container });
     await create(); // decided once (registry round trips); from here on the image is already decided
@@ -251,7 +279,9 @@ async function benchNri(): Promise<void> {
       createLat.push(await timeIt(create));
       bareLat.push(await timeIt(bare));
     }
-    console.log(`NRI CreateContainer round trip (image already decided)  median ${fmt(median(createLat))} ms  p95 ${fmt(p95(createLat))} ms   bare ttrpc round trip on the same connection median ${fmt(median(bareLat))} ms   ratio ${fmt(median(createLat) / median(bareLat))}x   (target <= 2x)`);
+    console.log(
+      `NRI CreateContainer round trip (image already decided)  median ${fmt(median(createLat))} ms  p95 ${fmt(p95(createLat))} ms   bare ttrpc round trip on the same connection median ${fmt(median(bareLat))} ms   ratio ${fmt(median(createLat) / median(bareLat))}x   (target <= 2x)`,
+    );
   } finally {
     await daemon?.stop();
     await runtime.close();
@@ -285,7 +315,9 @@ async function benchPkcs11(): Promise<void> {
     i++;
     await signer.sign(data, 'sha256');
   });
-  console.log(`PKCS#11 P-256 verifications/s: cached key ${fmt(cachedRate)} (${fmt(cachedRate / nodeRate)}x node:crypto), on the token ${fmt(tokenRate)} (${fmt(tokenRate / nodeRate)}x), node:crypto baseline ${fmt(nodeRate)}`);
+  console.log(
+    `PKCS#11 P-256 verifications/s: cached key ${fmt(cachedRate)} (${fmt(cachedRate / nodeRate)}x node:crypto), on the token ${fmt(tokenRate)} (${fmt(tokenRate / nodeRate)}x), node:crypto baseline ${fmt(nodeRate)}`,
+  );
   console.log(`PKCS#11 P-256 signatures/s on the token: ${fmt(signRate)} (${fmt(signRate / nodeRate)}x the node:crypto verify baseline)`);
   await provider.close();
   closeAllModules();

@@ -61,11 +61,17 @@ async function main(): Promise<void> {
     console.log(`signetd listening on ${daemon.socket}`);
 
     step('4. containerd asks: signet-verifier -name … -digest … -stdin-media-type application/vnd.oci.descriptor.v1+json');
-    for (const [tag, img] of [['signed', signed], ['unsigned', unsigned], ['tampered', tampered]] as const) {
+    for (const [tag, img] of [
+      ['signed', signed],
+      ['unsigned', unsigned],
+      ['tampered', tampered],
+    ] as const) {
       const name = `${host}/demo/app:${tag}`;
       const descriptor = { mediaType: img.mediaType, digest: img.digest, size: img.size };
       const run = await runVerifier({ socket: daemon.socket, name, descriptor });
-      console.log(`\n$ signet-verifier -name ${name} -digest ${img.digest.slice(0, 19)}… -stdin-media-type application/vnd.oci.descriptor.v1+json <<< '${JSON.stringify({ ...descriptor, digest: `${img.digest.slice(0, 19)}…` })}'`);
+      console.log(
+        `\n$ signet-verifier -name ${name} -digest ${img.digest.slice(0, 19)}… -stdin-media-type application/vnd.oci.descriptor.v1+json <<< '${JSON.stringify({ ...descriptor, digest: `${img.digest.slice(0, 19)}…` })}'`,
+      );
       console.log(`${run.code === 0 ? green('ALLOW') : red('REJECT')} exit ${run.code}  (${run.ms} ms)\n  ${run.stdout}`);
     }
 
@@ -73,7 +79,9 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 300));
     for (const line of daemon.audit()) {
       const sigs = (line['signatures'] as Array<Record<string, unknown>>).map((s) => `${s['key'] || '-'}:${s['valid'] ? 'valid' : s['code']}`).join(',');
-      console.log(`  ${line['time']} ${String(line['decision']).padEnd(6)} ${line['image']} scope=${line['scope']} sigs=[${sigs}] ${line['durationMs']}ms gen=${String(line['policyGeneration']).slice(0, 19)}…`);
+      console.log(
+        `  ${line['time']} ${String(line['decision']).padEnd(6)} ${line['image']} scope=${line['scope']} sigs=[${sigs}] ${line['durationMs']}ms gen=${String(line['policyGeneration']).slice(0, 19)}…`,
+      );
     }
   } finally {
     await daemon?.stop();

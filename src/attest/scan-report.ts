@@ -206,7 +206,10 @@ function parseTrivy(r: ReportReader, doc: Json): ScanReport {
         severity: severityOf(r, vuln['Severity'], `${where}.Severity`),
         package: r.nonEmpty(vuln['PkgName'], `${where}.PkgName`),
         installedVersion: r.optString(vuln['InstalledVersion'], `${where}.InstalledVersion`) ?? '',
-        fixedVersions: fixed.split(',').map((s) => s.trim()).filter((s) => s.length > 0),
+        fixedVersions: fixed
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s.length > 0),
       });
     }
   }
@@ -251,7 +254,10 @@ function parseGrype(r: ReportReader, doc: Json): ScanReport {
     const vuln = r.object(match['vulnerability'], `${where}.vulnerability`);
     const artifact = r.object(match['artifact'], `${where}.artifact`);
     const fix = r.optObject(vuln['fix'], `${where}.vulnerability.fix`);
-    const fixedVersions = fix === undefined ? [] : r.array(fix['versions'], `${where}.vulnerability.fix.versions`).map((v, k) => r.string(v, `${where}.vulnerability.fix.versions[${k}]`));
+    const fixedVersions =
+      fix === undefined
+        ? []
+        : r.array(fix['versions'], `${where}.vulnerability.fix.versions`).map((v, k) => r.string(v, `${where}.vulnerability.fix.versions[${k}]`));
     const id = r.nonEmpty(vuln['id'], `${where}.vulnerability.id`);
     const aliases: string[] = [];
     for (const [k, rel] of r.array(match['relatedVulnerabilities'], `${where}.relatedVulnerabilities`).entries()) {
@@ -278,7 +284,10 @@ function parseGrype(r: ReportReader, doc: Json): ScanReport {
   const db = r.optObject(descriptor['db'], 'descriptor.db');
   if (db !== undefined) {
     const status = r.optObject(db['status'], 'descriptor.db.status'); // DB schema v6
-    const built = r.timestamp(status !== undefined ? status['built'] : db['built'], status !== undefined ? 'descriptor.db.status.built' : 'descriptor.db.built');
+    const built = r.timestamp(
+      status !== undefined ? status['built'] : db['built'],
+      status !== undefined ? 'descriptor.db.status.built' : 'descriptor.db.built',
+    );
     if (built !== undefined) report.dbTimestamp = built;
     const from = status !== undefined ? r.optString(status['from'], 'descriptor.db.status.from') : undefined;
     if (from !== undefined && from.length > 0) report.dbUri = from;

@@ -97,7 +97,10 @@ export function buildVulnPredicate(report: ScanReport, options: BuildVulnPredica
   const now = (options.now ?? new Date()).toISOString();
   const finished = options.scanFinishedOn ?? report.scanFinished ?? now;
   const started = options.scanStartedOn ?? report.scanStarted ?? finished;
-  for (const [k, v] of [['scanStartedOn', started], ['scanFinishedOn', finished]] as const) {
+  for (const [k, v] of [
+    ['scanStartedOn', started],
+    ['scanFinishedOn', finished],
+  ] as const) {
     if (!isRfc3339(v)) throw new SignetError('INVALID_ARGUMENT', `${k} is not an RFC 3339 time: ${v}`);
   }
   const counts = countBySeverity(report.findings);
@@ -148,7 +151,11 @@ export async function createVulnAttestation(
   options: BuildVulnPredicateOptions = {},
 ): Promise<VulnAttestation> {
   const predicate = buildVulnPredicate(report, options);
-  const statement = buildStatement([subjectForDigest(image.repository, image.digest)], COSIGN_VULN_PREDICATE_TYPE, predicate as unknown as Record<string, unknown>);
+  const statement = buildStatement(
+    [subjectForDigest(image.repository, image.digest)],
+    COSIGN_VULN_PREDICATE_TYPE,
+    predicate as unknown as Record<string, unknown>,
+  );
   const payload = serializeStatement(statement);
   const envelope = await signEnvelope(INTOTO_PAYLOAD_TYPE, payload, signer);
   return {
@@ -188,7 +195,10 @@ export function parseVulnPredicate(predicate: unknown): ParsedVulnPredicate {
   const { uri, version, result } = scanner;
   if (typeof uri !== 'string' || typeof version !== 'string') fail('scanner.uri and scanner.version must be strings');
   const { scanStartedOn, scanFinishedOn } = metadata;
-  for (const [k, v] of [['scanStartedOn', scanStartedOn], ['scanFinishedOn', scanFinishedOn]] as const) {
+  for (const [k, v] of [
+    ['scanStartedOn', scanStartedOn],
+    ['scanFinishedOn', scanFinishedOn],
+  ] as const) {
     if (typeof v !== 'string' || !isRfc3339(v)) fail(`metadata.${k} is not an RFC 3339 time`);
   }
   if (!isPlainObject(result)) return fail('scanner.result is not an object');
@@ -198,8 +208,10 @@ export function parseVulnPredicate(predicate: unknown): ParsedVulnPredicate {
       if (!isPlainObject(v)) return fail(`scanner.result.vulnerabilities[${i}] is not an object`);
       const { id, severity, aliases } = v;
       if (typeof id !== 'string' || id.length === 0) fail(`scanner.result.vulnerabilities[${i}].id is not a non-empty string`);
-      if (typeof severity !== 'string' || !(SEVERITIES as readonly string[]).includes(severity)) fail(`scanner.result.vulnerabilities[${i}].severity is not one of ${SEVERITIES.join(', ')}`);
-      if (aliases !== undefined && (!Array.isArray(aliases) || aliases.some((a) => typeof a !== 'string'))) fail(`scanner.result.vulnerabilities[${i}].aliases is not an array of strings`);
+      if (typeof severity !== 'string' || !(SEVERITIES as readonly string[]).includes(severity))
+        fail(`scanner.result.vulnerabilities[${i}].severity is not one of ${SEVERITIES.join(', ')}`);
+      if (aliases !== undefined && (!Array.isArray(aliases) || aliases.some((a) => typeof a !== 'string')))
+        fail(`scanner.result.vulnerabilities[${i}].aliases is not an array of strings`);
       return { id: id as string, severity: severity as Severity, ...(aliases !== undefined ? { aliases: aliases as string[] } : {}) };
     });
   } else {
@@ -212,7 +224,13 @@ export function parseVulnPredicate(predicate: unknown): ParsedVulnPredicate {
     }
     vulnerabilities = summariseFindings(report);
   }
-  return { scannerUri: uri as string, scannerVersion: version as string, scanStartedOn: scanStartedOn as string, scanFinishedOn: scanFinishedOn as string, vulnerabilities };
+  return {
+    scannerUri: uri as string,
+    scannerVersion: version as string,
+    scanStartedOn: scanStartedOn as string,
+    scanFinishedOn: scanFinishedOn as string,
+    vulnerabilities,
+  };
 }
 
 export interface VulnRequirements {
@@ -263,7 +281,11 @@ export function evaluateVulnAttestation(predicate: unknown, requirements: VulnRe
   const skew = requirements.maxClockSkew ?? 5 * 60 * 1000;
   if (age < -skew) return { ok: false, reason: `scan finished in the future (${parsed.scanFinishedOn})`, blocking: [] };
   if (requirements.maxAge !== undefined && age > requirements.maxAge) {
-    return { ok: false, reason: `scan is too old: finished ${parsed.scanFinishedOn}, ${formatDuration(age)} ago, more than maxAge ${formatDuration(requirements.maxAge)}`, blocking: [] };
+    return {
+      ok: false,
+      reason: `scan is too old: finished ${parsed.scanFinishedOn}, ${formatDuration(age)} ago, more than maxAge ${formatDuration(requirements.maxAge)}`,
+      blocking: [],
+    };
   }
   const ignored = ignoreSet(requirements.ignore ?? []);
   let ignoredCount = 0;
@@ -277,11 +299,17 @@ export function evaluateVulnAttestation(predicate: unknown, requirements: VulnRe
   }
   const scanner = `${parsed.scannerUri || 'unknown scanner'}`;
   if (blocking.length > 0) {
-    const shown = blocking.slice(0, 5).map((v) => `${v.id} (${v.severity})`).join(', ');
+    const shown = blocking
+      .slice(0, 5)
+      .map((v) => `${v.id} (${v.severity})`)
+      .join(', ');
     const more = blocking.length > 5 ? ` and ${blocking.length - 5} more` : '';
     const limit = requirements.maxSeverity === 'none' ? ' (maxSeverity none allows no findings)' : ` above ${requirements.maxSeverity}`;
     return { ok: false, reason: `scan by ${scanner} has ${blocking.length} finding${blocking.length === 1 ? '' : 's'}${limit}: ${shown}${more}`, blocking };
   }
-  const sev = requirements.maxSeverity === undefined ? 'severities not checked' : `no finding above ${requirements.maxSeverity}${ignoredCount > 0 ? ` (${ignoredCount} ignored)` : ''}`;
+  const sev =
+    requirements.maxSeverity === undefined
+      ? 'severities not checked'
+      : `no finding above ${requirements.maxSeverity}${ignoredCount > 0 ? ` (${ignoredCount} ignored)` : ''}`;
   return { ok: true, reason: `scan by ${scanner} finished ${formatDuration(Math.max(0, age))} ago; ${sev}`, blocking: [] };
 }

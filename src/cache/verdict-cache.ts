@@ -84,8 +84,20 @@ interface Entry {
  * watcher uses to tell them apart, plus the codes signetd adds after the engine).
  */
 const UNDECIDED = new Set<string>([
-  'REGISTRY_UNAVAILABLE', 'REGISTRY_TIMEOUT', 'DECISION_TIMEOUT', 'REGISTRY_UNAUTHORIZED', 'REGISTRY_DENIED', 'REGISTRY_PROTOCOL',
-  'KEY_UNAVAILABLE', 'PKCS11_ERROR', 'PIN_INCORRECT', 'POLICY_NOT_FOUND', 'INTERNAL', 'CONTAINERD_UNAVAILABLE', 'CONTAINERD_ERROR', 'AUDIT_UNAVAILABLE',
+  'REGISTRY_UNAVAILABLE',
+  'REGISTRY_TIMEOUT',
+  'DECISION_TIMEOUT',
+  'REGISTRY_UNAUTHORIZED',
+  'REGISTRY_DENIED',
+  'REGISTRY_PROTOCOL',
+  'KEY_UNAVAILABLE',
+  'PKCS11_ERROR',
+  'PIN_INCORRECT',
+  'POLICY_NOT_FOUND',
+  'INTERNAL',
+  'CONTAINERD_UNAVAILABLE',
+  'CONTAINERD_ERROR',
+  'AUDIT_UNAVAILABLE',
 ]);
 
 /** A request joining a decision under way for at least this long asks again itself if it could not check. */
@@ -103,7 +115,10 @@ export class VerdictCache {
   private readonly counts = { hits: 0, misses: 0, coalesced: 0, stored: 0, cleared: 0 };
   private readonly now: () => number;
 
-  constructor(private readonly deps: VerdictCacheDeps, private readonly options: VerdictCacheOptions) {
+  constructor(
+    private readonly deps: VerdictCacheDeps,
+    private readonly options: VerdictCacheOptions,
+  ) {
     if (!(options.maxEntries >= 1)) throw new RangeError('cacheEntries must be at least 1');
     this.lru = new LRUCache<string, Entry>({ max: options.maxEntries });
     this.now = options.now ?? Date.now;
@@ -130,7 +145,11 @@ export class VerdictCache {
     if (hit !== undefined) {
       if (hit.expires > this.now()) {
         this.counts.hits++;
-        return { decision: { ...hit.decision, cached: true, name: request.name, durationMs: round(performance.now() - started) }, cached: true, coalesced: false };
+        return {
+          decision: { ...hit.decision, cached: true, name: request.name, durationMs: round(performance.now() - started) },
+          cached: true,
+          coalesced: false,
+        };
       }
       this.lru.delete(key);
     }

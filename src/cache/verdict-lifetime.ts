@@ -29,7 +29,11 @@ export function verdictLifetime(decision: Decision, policy: Policy, keys: KeySet
   } catch {
     return now; // a name the policy cannot speak about: nothing to keep
   }
-  const names = new Set<string>([...scopePolicy.signatures.flatMap((g) => g.keys), ...scopePolicy.attestations.flatMap((a) => a.keys), ...scopePolicy.rejectIfSignedBy]);
+  const names = new Set<string>([
+    ...scopePolicy.signatures.flatMap((g) => g.keys),
+    ...scopePolicy.attestations.flatMap((a) => a.keys),
+    ...scopePolicy.rejectIfSignedBy,
+  ]);
   for (const name of names) {
     const def = policy.keys[name];
     if (def === undefined) continue;

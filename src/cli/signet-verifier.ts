@@ -92,7 +92,9 @@ Environment: SIGNET_SOCKET (default ${DEFAULT_SOCKET}), SIGNET_VERIFIER_TIMEOUT 
     descriptor = parseStdinDescriptor(await readStdin(), args.digest);
   } catch (err) {
     if (err instanceof UsageError) {
-      say(`signet-verifier: ${err.message}; rejecting (usage: signet-verifier -name REF -digest DIGEST -stdin-media-type application/vnd.oci.descriptor.v1+json, descriptor on stdin)`);
+      say(
+        `signet-verifier: ${err.message}; rejecting (usage: signet-verifier -name REF -digest DIGEST -stdin-media-type application/vnd.oci.descriptor.v1+json, descriptor on stdin)`,
+      );
       return EXIT_USAGE;
     }
     throw err;

@@ -69,7 +69,9 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await (await load())(rest, io);
+    return await (
+      await load()
+    )(rest, io);
   } catch (err) {
     // One line, never a stack trace: usage errors exit 2, everything else 1.
     const usage = err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
@@ -85,7 +87,12 @@ async function main(argv: string[]): Promise<number> {
 function printableError(err: unknown): string {
   const text = err instanceof SignetError ? describeError(err) : String((err as Error)?.message ?? err);
   const name = (err as Error)?.name;
-  if (name === 'UsageError' || name === 'PolicyLoadError') return text.split('\n').slice(0, 200).map((line) => printable(line, LIMITS.reason)).join('\n');
+  if (name === 'UsageError' || name === 'PolicyLoadError')
+    return text
+      .split('\n')
+      .slice(0, 200)
+      .map((line) => printable(line, LIMITS.reason))
+      .join('\n');
   return printable(text, LIMITS.reason);
 }
 

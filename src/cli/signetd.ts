@@ -14,16 +14,20 @@ const DEFAULT_CONFIG_PATH = '/etc/signet/signetd.yaml';
 const USAGE = `usage: signetd [--config FILE]   (default ${DEFAULT_CONFIG_PATH} if it exists)`;
 
 async function main(): Promise<number> {
-  const [{ DEFAULT_CONFIG, loadConfig }, { Daemon, VERSION }, { GrpcServer }, { createLogger, routeProcessWarnings }, { Pkcs11KeyProvider }] = await Promise.all([
-    import('../daemon/config.js'),
-    import('../daemon/daemon.js'),
-    import('../daemon/grpc-server.js'),
-    import('../daemon/logger.js'),
-    import('../keys/pkcs11/provider.js'),
-  ]);
+  const [{ DEFAULT_CONFIG, loadConfig }, { Daemon, VERSION }, { GrpcServer }, { createLogger, routeProcessWarnings }, { Pkcs11KeyProvider }] =
+    await Promise.all([
+      import('../daemon/config.js'),
+      import('../daemon/daemon.js'),
+      import('../daemon/grpc-server.js'),
+      import('../daemon/logger.js'),
+      import('../keys/pkcs11/provider.js'),
+    ]);
   let values;
   try {
-    ({ values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } }, strict: true }));
+    ({ values } = parseArgs({
+      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
+      strict: true,
+    }));
   } catch (err) {
     process.stderr.write(`signetd: ${printable((err as Error).message, LIMITS.reason)}\n${USAGE}\n`);
     return 2;
@@ -39,7 +43,8 @@ async function main(): Promise<number> {
   let config: DaemonConfig;
   try {
     // Without --config: the default file if there is one (a broken one is an error, never ignored), else defaults.
-    config = values.config !== undefined ? await loadConfig(values.config) : existsSync(DEFAULT_CONFIG_PATH) ? await loadConfig(DEFAULT_CONFIG_PATH) : DEFAULT_CONFIG;
+    config =
+      values.config !== undefined ? await loadConfig(values.config) : existsSync(DEFAULT_CONFIG_PATH) ? await loadConfig(DEFAULT_CONFIG_PATH) : DEFAULT_CONFIG;
   } catch (err) {
     process.stderr.write(`signetd: ${printable(describeError(err), LIMITS.reason)}\n`);
     return 2;

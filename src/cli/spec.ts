@@ -30,14 +30,39 @@ export interface CommandSpec {
 }
 
 const output: OptionSpec = { name: 'output', value: 'text|json', help: 'output format (default text)', choices: ['text', 'json'] };
-const policyDir: OptionSpec = { name: 'policy-dir', value: 'DIR', help: 'policy directory (default $SIGNET_POLICY_DIR, else /etc/signet/policy.d)', complete: 'dir' };
-const pkcs11Module: OptionSpec = { name: 'pkcs11-module', value: 'PATH', help: 'PKCS#11 module when a key URI has no module-path (default $SIGNET_PKCS11_MODULE, else SoftHSM\'s)', complete: 'file' };
+const policyDir: OptionSpec = {
+  name: 'policy-dir',
+  value: 'DIR',
+  help: 'policy directory (default $SIGNET_POLICY_DIR, else /etc/signet/policy.d)',
+  complete: 'dir',
+};
+const pkcs11Module: OptionSpec = {
+  name: 'pkcs11-module',
+  value: 'PATH',
+  help: "PKCS#11 module when a key URI has no module-path (default $SIGNET_PKCS11_MODULE, else SoftHSM's)",
+  complete: 'file',
+};
 const registry: OptionSpec[] = [
   { name: 'insecure-registry', value: 'HOST:PORT', repeatable: true, help: 'a registry reached over plain HTTP (repeatable)' },
-  { name: 'docker-config', value: 'FILE', help: 'Docker config.json with credentials and credential helpers (default $DOCKER_CONFIG/config.json, else ~/.docker/config.json)', complete: 'file' },
-  { name: 'hosts-dir', value: 'DIR', help: "containerd's hosts.toml folder: mirrors, CAs, client certificates, as containerd pulls (default /etc/containerd/certs.d)", complete: 'dir' },
+  {
+    name: 'docker-config',
+    value: 'FILE',
+    help: 'Docker config.json with credentials and credential helpers (default $DOCKER_CONFIG/config.json, else ~/.docker/config.json)',
+    complete: 'file',
+  },
+  {
+    name: 'hosts-dir',
+    value: 'DIR',
+    help: "containerd's hosts.toml folder: mirrors, CAs, client certificates, as containerd pulls (default /etc/containerd/certs.d)",
+    complete: 'dir',
+  },
 ];
-const socket: OptionSpec = { name: 'socket', value: 'PATH', help: "signetd's socket (default $SIGNET_SOCKET, else /run/signet/signetd.sock)", complete: 'file' };
+const socket: OptionSpec = {
+  name: 'socket',
+  value: 'PATH',
+  help: "signetd's socket (default $SIGNET_SOCKET, else /run/signet/signetd.sock)",
+  complete: 'file',
+};
 const keyUri: OptionSpec = { name: 'key', value: 'PKCS11-URI', help: 'the token object, as an RFC 7512 pkcs11: URI' };
 
 export const SIGNET: CommandSpec = {
@@ -52,8 +77,14 @@ export const SIGNET: CommandSpec = {
     {
       name: 'status',
       summary: 'state of the local signetd (policy generation, keys, audit, containerd, NRI)',
-      description: 'Exit 0 when signetd serves a policy with every key loaded; 1 when it answers with a problem (no policy, a reload error, a key error, the audit log failing); 3 when signetd cannot be reached (the message names the socket and says whether the file exists).',
-      options: [socket, output, { name: 'wait', value: 'DURATION', help: 'keep trying until signetd answers, at most this long (e.g. 30s)' }, { name: 'ready', help: 'print nothing; exit 0 when signetd answers, 3 when it does not (with --wait: the unit\'s readiness check)' }],
+      description:
+        'Exit 0 when signetd serves a policy with every key loaded; 1 when it answers with a problem (no policy, a reload error, a key error, the audit log failing); 3 when signetd cannot be reached (the message names the socket and says whether the file exists).',
+      options: [
+        socket,
+        output,
+        { name: 'wait', value: 'DURATION', help: 'keep trying until signetd answers, at most this long (e.g. 30s)' },
+        { name: 'ready', help: "print nothing; exit 0 when signetd answers, 3 when it does not (with --wait: the unit's readiness check)" },
+      ],
     },
     {
       name: 'sign',
@@ -73,7 +104,12 @@ export const SIGNET: CommandSpec = {
         output,
       ],
     },
-    { name: 'verify', summary: 'what a node would decide for IMAGE, and why (no daemon needed)', args: 'IMAGE [options]', options: [policyDir, ...registry, pkcs11Module, output] },
+    {
+      name: 'verify',
+      summary: 'what a node would decide for IMAGE, and why (no daemon needed)',
+      args: 'IMAGE [options]',
+      options: [policyDir, ...registry, pkcs11Module, output],
+    },
     {
       name: 'audit',
       summary: 'verify every tag of a repository against the policy',
@@ -85,30 +121,81 @@ export const SIGNET: CommandSpec = {
       summary: 'check, explain and test the trust policy; print its JSON Schema; push it to a registry for a fleet',
       args: '<check|explain|test|schema|push|status> [options]',
       subcommands: [
-        { name: 'check', summary: 'validate the policy directory as signetd does, and read every key file and trust root it names (exit 1 on any problem)', args: '[DIR] [options]', options: [output] },
-        { name: 'explain', summary: 'which scope applies to IMAGE and why, what it requires, which keys count today (no registry access)', args: 'IMAGE [options]', options: [policyDir, output] },
-        { name: 'test', summary: 'explain, then verify IMAGE against the registry with each step shown', args: 'IMAGE [options]', options: [policyDir, ...registry, pkcs11Module, output] },
+        {
+          name: 'check',
+          summary: 'validate the policy directory as signetd does, and read every key file and trust root it names (exit 1 on any problem)',
+          args: '[DIR] [options]',
+          options: [output],
+        },
+        {
+          name: 'explain',
+          summary: 'which scope applies to IMAGE and why, what it requires, which keys count today (no registry access)',
+          args: 'IMAGE [options]',
+          options: [policyDir, output],
+        },
+        {
+          name: 'test',
+          summary: 'explain, then verify IMAGE against the registry with each step shown',
+          args: 'IMAGE [options]',
+          options: [policyDir, ...registry, pkcs11Module, output],
+        },
         { name: 'schema', summary: 'print the JSON Schema of a policy file' },
         {
           name: 'push',
           summary: 'check DIR as signetd does, push it as a signed OCI artifact (one deterministic tar layer) to REF, print its digest',
           args: 'DIR REF --key KEYREF [options]',
-          description: 'Nodes whose signetd.yaml has policySource: { ref: REF, keys: … } verify the signature with those keys, then enforce it. The same files always give the same digest. The artifact is pushed by digest and signed before REF is moved to it.',
-          options: [{ name: 'key', value: 'KEYREF', help: 'pkcs11:… URI or a PEM PKCS#8 private key file ($SIGNET_KEY_PASSPHRASE)' }, ...registry, pkcs11Module, output],
+          description:
+            'Nodes whose signetd.yaml has policySource: { ref: REF, keys: … } verify the signature with those keys, then enforce it. The same files always give the same digest. The artifact is pushed by digest and signed before REF is moved to it.',
+          options: [
+            { name: 'key', value: 'KEYREF', help: 'pkcs11:… URI or a PEM PKCS#8 private key file ($SIGNET_KEY_PASSPHRASE)' },
+            ...registry,
+            pkcs11Module,
+            output,
+          ],
         },
-        { name: 'status', summary: 'which digest REF points to now, its policy files and signatures (compare with signet status on a node)', args: 'REF [options]', options: [...registry, output] },
+        {
+          name: 'status',
+          summary: 'which digest REF points to now, its policy files and signatures (compare with signet status on a node)',
+          args: 'REF [options]',
+          options: [...registry, output],
+        },
       ],
     },
     {
       name: 'keys',
       summary: 'keys on a PKCS#11 token: generate, list, export, import',
       args: '<generate|list|export|import> --key PKCS11-URI [options]',
-      description: 'PIN: the URI\'s pin-source=file:… or pin-value=…, else $SIGNET_PKCS11_PIN. --module is a deprecated spelling of --pkcs11-module.',
+      description: "PIN: the URI's pin-source=file:… or pin-value=…, else $SIGNET_PKCS11_PIN. --module is a deprecated spelling of --pkcs11-module.",
       subcommands: [
-        { name: 'generate', summary: 'generate a key pair on the token', options: [keyUri, { name: 'algorithm', value: 'ALG', help: 'ec-p256 (default), ec-p384, rsa-3072 or ed25519', choices: ['ec-p256', 'ec-p384', 'rsa-3072', 'ed25519'] }, { name: 'label', value: 'L', help: 'object label (default: object= of the URI)' }, { name: 'id', value: 'HEX', help: 'object id (default: random)' }, pkcs11Module] },
+        {
+          name: 'generate',
+          summary: 'generate a key pair on the token',
+          options: [
+            keyUri,
+            {
+              name: 'algorithm',
+              value: 'ALG',
+              help: 'ec-p256 (default), ec-p384, rsa-3072 or ed25519',
+              choices: ['ec-p256', 'ec-p384', 'rsa-3072', 'ed25519'],
+            },
+            { name: 'label', value: 'L', help: 'object label (default: object= of the URI)' },
+            { name: 'id', value: 'HEX', help: 'object id (default: random)' },
+            pkcs11Module,
+          ],
+        },
         { name: 'list', summary: 'list the objects on the token', options: [keyUri, pkcs11Module, output] },
         { name: 'export', summary: 'print a public key as PEM SubjectPublicKeyInfo', options: [keyUri, pkcs11Module] },
-        { name: 'import', summary: 'import a PEM public key onto the token', options: [keyUri, { name: 'file', value: 'PEM', help: 'the public key', complete: 'file' }, { name: 'label', value: 'L', help: 'object label' }, { name: 'id', value: 'HEX', help: 'object id' }, pkcs11Module] },
+        {
+          name: 'import',
+          summary: 'import a PEM public key onto the token',
+          options: [
+            keyUri,
+            { name: 'file', value: 'PEM', help: 'the public key', complete: 'file' },
+            { name: 'label', value: 'L', help: 'object label' },
+            { name: 'id', value: 'HEX', help: 'object id' },
+            pkcs11Module,
+          ],
+        },
       ],
     },
     {
@@ -119,7 +206,19 @@ export const SIGNET: CommandSpec = {
         {
           name: 'audit',
           summary: 'decide every image record containerd holds; exit 1 if any is refused',
-          options: [{ name: 'containerd', value: 'SOCK', help: "containerd's socket (default $CONTAINERD_ADDRESS, else /run/containerd/containerd.sock)", complete: 'file' }, { name: 'namespace', value: 'NS', repeatable: true, help: 'only this namespace (repeatable; default all)' }, policyDir, ...registry, pkcs11Module, output],
+          options: [
+            {
+              name: 'containerd',
+              value: 'SOCK',
+              help: "containerd's socket (default $CONTAINERD_ADDRESS, else /run/containerd/containerd.sock)",
+              complete: 'file',
+            },
+            { name: 'namespace', value: 'NS', repeatable: true, help: 'only this namespace (repeatable; default all)' },
+            policyDir,
+            ...registry,
+            pkcs11Module,
+            output,
+          ],
         },
       ],
     },
@@ -128,7 +227,12 @@ export const SIGNET: CommandSpec = {
       summary: 'check that this node enforces: containerd, its verifier, CRI settings, NRI, signetd',
       options: [
         { name: 'containerd-config', value: 'FILE', help: "containerd's config (default /etc/containerd/config.toml; imports are followed)", complete: 'file' },
-        { name: 'containerd', value: 'SOCK', help: "containerd's socket (default $CONTAINERD_ADDRESS, else /run/containerd/containerd.sock)", complete: 'file' },
+        {
+          name: 'containerd',
+          value: 'SOCK',
+          help: "containerd's socket (default $CONTAINERD_ADDRESS, else /run/containerd/containerd.sock)",
+          complete: 'file',
+        },
         socket,
         { name: 'probe', value: 'IMAGE', help: 'pull IMAGE through CRI as kubelet does: it must be refused' },
         output,
@@ -136,15 +240,26 @@ export const SIGNET: CommandSpec = {
     },
     {
       name: 'install',
-      summary: 'set up this host: systemd unit, signetd.yaml, an example policy (warn mode), the verifier in containerd\'s bin_dir, a containerd drop-in (verifier plugin, NRI)',
-      description: "Says what it wrote; existing files are kept. containerd's config.toml is never rewritten: without one, one is created that imports conf.d/*.toml; when it does not import the drop-in, install names the line to add (exit 1).",
+      summary:
+        "set up this host: systemd unit, signetd.yaml, an example policy (warn mode), the verifier in containerd's bin_dir, a containerd drop-in (verifier plugin, NRI)",
+      description:
+        "Says what it wrote; existing files are kept. containerd's config.toml is never rewritten: without one, one is created that imports conf.d/*.toml; when it does not import the drop-in, install names the line to add (exit 1).",
       options: [
         { name: 'prefix', value: 'DIR', help: 'write under DIR instead of / (a staging root)', complete: 'dir' },
         { name: 'containerd-config', value: 'FILE', help: "containerd's config (default PREFIX/etc/containerd/config.toml)", complete: 'file' },
       ],
     },
-    { name: 'uninstall', summary: 'remove what signet install wrote (files changed since are kept and named)', options: [{ name: 'prefix', value: 'DIR', help: 'the root install wrote under', complete: 'dir' }] },
-    { name: 'completion', summary: 'print the shell completion script', args: 'bash', description: 'Install: signet completion bash > /etc/bash_completion.d/signet' },
+    {
+      name: 'uninstall',
+      summary: 'remove what signet install wrote (files changed since are kept and named)',
+      options: [{ name: 'prefix', value: 'DIR', help: 'the root install wrote under', complete: 'dir' }],
+    },
+    {
+      name: 'completion',
+      summary: 'print the shell completion script',
+      args: 'bash',
+      description: 'Install: signet completion bash > /etc/bash_completion.d/signet',
+    },
     { name: 'man', summary: 'print the man page (roff)', description: 'The package ships it as man/signet.1: man ./man/signet.1' },
     { name: 'version', summary: 'print the version' },
   ],
@@ -170,7 +285,11 @@ export function helpText(path: string[], root: CommandSpec = SIGNET): string {
   const cmd = findCommand(path, root);
   if (cmd === undefined) return helpText([], root);
   const name = [root.name, ...path].join(' ');
-  const lines = [`usage: ${name}${cmd.args ? ` ${cmd.args}` : cmd.subcommands ? ' <command> [options]' : cmd.options?.length ? ' [options]' : ''}`, '', cmd.summary];
+  const lines = [
+    `usage: ${name}${cmd.args ? ` ${cmd.args}` : cmd.subcommands ? ' <command> [options]' : cmd.options?.length ? ' [options]' : ''}`,
+    '',
+    cmd.summary,
+  ];
   if (cmd.description) lines.push('', ...wrap(cmd.description, 100));
   if (cmd.subcommands?.length) {
     lines.push('', 'commands:');
@@ -213,10 +332,17 @@ export function bashCompletion(root: CommandSpec = SIGNET): string {
     const words = [...(cmd.subcommands ?? []).map((c) => c.name), ...(cmd.options ?? []).map((o) => `--${o.name}`), '--help'];
     const valueCases = (cmd.options ?? [])
       .filter((o) => o.value)
-      .map((o) => `        --${o.name}) ${o.choices ? `COMPREPLY=($(compgen -W "${o.choices.join(' ')}" -- "$cur"))` : o.complete === 'dir' ? 'COMPREPLY=($(compgen -d -- "$cur"))' : o.complete === 'file' ? 'COMPREPLY=($(compgen -f -- "$cur"))' : 'COMPREPLY=()'}; return ;;`);
-    cases.push(`    "${path.join(' ')}")\n      case "$prev" in\n${valueCases.join('\n')}${valueCases.length ? '\n' : ''}      esac\n      COMPREPLY=($(compgen -W "${words.join(' ')}" -- "$cur")) ;;`);
+      .map(
+        (o) =>
+          `        --${o.name}) ${o.choices ? `COMPREPLY=($(compgen -W "${o.choices.join(' ')}" -- "$cur"))` : o.complete === 'dir' ? 'COMPREPLY=($(compgen -d -- "$cur"))' : o.complete === 'file' ? 'COMPREPLY=($(compgen -f -- "$cur"))' : 'COMPREPLY=()'}; return ;;`,
+      );
+    cases.push(
+      `    "${path.join(' ')}")\n      case "$prev" in\n${valueCases.join('\n')}${valueCases.length ? '\n' : ''}      esac\n      COMPREPLY=($(compgen -W "${words.join(' ')}" -- "$cur")) ;;`,
+    );
   }
-  const names = allPaths(root).filter((p) => p.length > 0).map((p) => p.join(' '));
+  const names = allPaths(root)
+    .filter((p) => p.length > 0)
+    .map((p) => p.join(' '));
   return `# bash completion for ${root.name} (generated from its command definitions: ${root.name} completion bash)
 _${root.name}() {
   local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}"
@@ -239,14 +365,44 @@ complete -F _${root.name} ${root.name}
 /** The man page (roff, man(7) macros), from the spec. */
 export function manPage(version: string, root: CommandSpec = SIGNET): string {
   const esc = (t: string) => t.replace(/\\/g, '\\e').replace(/-/g, '\\-').replace(/^\./gm, '\\&.').replace(/^'/gm, "\\&'");
-  const out = [`.TH ${root.name.toUpperCase()} 1 "" "${root.name} ${version}" "User Commands"`, '.SH NAME', `${root.name} \\- ${esc(root.summary)}`, '.SH SYNOPSIS', `.B ${root.name}`, `.I ${esc(root.args ?? '')}`, '.SH COMMANDS'];
+  const out = [
+    `.TH ${root.name.toUpperCase()} 1 "" "${root.name} ${version}" "User Commands"`,
+    '.SH NAME',
+    `${root.name} \\- ${esc(root.summary)}`,
+    '.SH SYNOPSIS',
+    `.B ${root.name}`,
+    `.I ${esc(root.args ?? '')}`,
+    '.SH COMMANDS',
+  ];
   for (const path of allPaths(root).filter((p) => p.length > 0)) {
     const cmd = findCommand(path, root)!;
     out.push('.TP', `.B ${esc([root.name, ...path].join(' '))}${cmd.args ? ` ${esc(cmd.args)}` : ''}`, esc(cmd.summary));
     if (cmd.description) out.push('.br', esc(cmd.description));
     for (const o of cmd.options ?? []) out.push('.RS', '.TP', `.B ${esc(optionLabel(o))}`, esc(o.help), '.RE');
   }
-  out.push('.SH ENVIRONMENT', '.TP', '.B SIGNET_SOCKET', "signetd's socket", '.TP', '.B SIGNET_POLICY_DIR', 'the policy directory', '.TP', '.B SIGNET_PKCS11_MODULE, SIGNET_PKCS11_PIN', 'PKCS#11 module and PIN', '.TP', '.B DOCKER_CONFIG', 'the folder of the Docker config.json (credentials, credential helpers)', '.TP', '.B HTTP_PROXY, HTTPS_PROXY, NO_PROXY', 'proxies for registry requests');
-  out.push('.SH EXIT STATUS', '0 success or accepted; 1 refused, or a problem found; 2 usage error; 3 signetd unreachable (status).', '.SH SEE ALSO', 'signetd(8), signet\\-verifier(8), containerd(8)');
+  out.push(
+    '.SH ENVIRONMENT',
+    '.TP',
+    '.B SIGNET_SOCKET',
+    "signetd's socket",
+    '.TP',
+    '.B SIGNET_POLICY_DIR',
+    'the policy directory',
+    '.TP',
+    '.B SIGNET_PKCS11_MODULE, SIGNET_PKCS11_PIN',
+    'PKCS#11 module and PIN',
+    '.TP',
+    '.B DOCKER_CONFIG',
+    'the folder of the Docker config.json (credentials, credential helpers)',
+    '.TP',
+    '.B HTTP_PROXY, HTTPS_PROXY, NO_PROXY',
+    'proxies for registry requests',
+  );
+  out.push(
+    '.SH EXIT STATUS',
+    '0 success or accepted; 1 refused, or a problem found; 2 usage error; 3 signetd unreachable (status).',
+    '.SH SEE ALSO',
+    'signetd(8), signet\\-verifier(8), containerd(8)',
+  );
   return `${out.join('\n')}\n`;
 }

@@ -61,7 +61,9 @@ interface RawImage {
 
 let packageRoot: grpc.GrpcObject | undefined;
 function root(): grpc.GrpcObject {
-  packageRoot ??= grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_FILES, { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [PROTO_DIR] }));
+  packageRoot ??= grpc.loadPackageDefinition(
+    protoLoader.loadSync(PROTO_FILES, { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [PROTO_DIR] }),
+  );
   return packageRoot;
 }
 
@@ -89,7 +91,10 @@ export class ContainerdClient {
   private readonly namespacesService: grpc.Client;
   private readonly containers: grpc.Client;
 
-  constructor(readonly address: string = DEFAULT_CONTAINERD_ADDRESS, private readonly timeoutMs = 10_000) {
+  constructor(
+    readonly address: string = DEFAULT_CONTAINERD_ADDRESS,
+    private readonly timeoutMs = 10_000,
+  ) {
     const target = `unix://${address}`;
     const creds = grpc.credentials.createInsecure();
     // One channel for every service: grpc-js shares subchannels between clients with equal options.
@@ -124,7 +129,10 @@ export class ContainerdClient {
   }
 
   async plugins(filters: string[] = []): Promise<ContainerdPlugin[]> {
-    const res = await this.call<object, { plugins: Array<{ type: string; id: string; exports?: Record<string, string>; initErr?: { message?: string } | null }> }>(this.introspection, 'Plugins', { filters });
+    const res = await this.call<
+      object,
+      { plugins: Array<{ type: string; id: string; exports?: Record<string, string>; initErr?: { message?: string } | null }> }
+    >(this.introspection, 'Plugins', { filters });
     return res.plugins.map((p) => ({ type: p.type, id: p.id, initError: p.initErr?.message ?? '', exports: p.exports ?? {} }));
   }
 

@@ -93,7 +93,10 @@ export interface ContainerdConfigReport {
 
 export class ContainerdConfigError extends Error {
   override readonly name = 'ContainerdConfigError';
-  constructor(readonly file: string, message: string) {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -284,7 +287,8 @@ function parseFile(path: string, text: string): Record<string, unknown> {
 /** Imports of one file: cleaned, relative to the importing file's folder, globbed when they hold `*`. */
 function resolveImports(parent: string, imports: unknown, source: ConfigSource): string[] {
   if (imports === undefined) return [];
-  if (!Array.isArray(imports) || imports.some((i) => typeof i !== 'string')) throw new ContainerdConfigError(parent, `${parent}: imports must be a list of paths`);
+  if (!Array.isArray(imports) || imports.some((i) => typeof i !== 'string'))
+    throw new ContainerdConfigError(parent, `${parent}: imports must be a list of paths`);
   const out: string[] = [];
   for (const raw of imports as string[]) {
     let p = normalize(raw);
@@ -311,11 +315,35 @@ const leafIs = (n: TreeNode | undefined, v: unknown): boolean => n?.kind === 'le
 /** CheckLocalImagePullConfigs (v2.1 internal/cri/config/config.go), plus use_local_image_pull itself. */
 const BYPASSES: Bypass[] = [
   { name: 'UseLocalImagePull', at: ['use_local_image_pull'], default: 'false', trips: (n) => leafIs(n, true), fix: 'remove it or set false' },
-  { name: 'DisableSnapshotAnnotations', at: ['disable_snapshot_annotations'], default: 'true', trips: (n) => leafIs(n, false), fix: 'remove it or set true (snapshot annotations are configured on the snapshotter plugin with the transfer service)' },
+  {
+    name: 'DisableSnapshotAnnotations',
+    at: ['disable_snapshot_annotations'],
+    default: 'true',
+    trips: (n) => leafIs(n, false),
+    fix: 'remove it or set true (snapshot annotations are configured on the snapshotter plugin with the transfer service)',
+  },
   { name: 'DiscardUnpackedLayers', at: ['discard_unpacked_layers'], default: 'false', trips: (n) => leafIs(n, true), fix: 'remove it or set false' },
-  { name: 'Registry.Mirrors', at: ['registry', 'mirrors'], default: 'none', trips: nonEmptyTable, fix: 'move the mirrors to hosts.toml files under registry.config_path and remove this table' },
-  { name: 'Registry.Configs', at: ['registry', 'configs'], default: 'none', trips: nonEmptyTable, fix: 'move TLS settings to hosts.toml (registry.config_path) and credentials to image pull secrets, and remove this table' },
-  { name: 'Registry.Auths', at: ['registry', 'auths'], default: 'none', trips: nonEmptyTable, fix: 'use image pull secrets (or hosts.toml) instead, and remove this table' },
+  {
+    name: 'Registry.Mirrors',
+    at: ['registry', 'mirrors'],
+    default: 'none',
+    trips: nonEmptyTable,
+    fix: 'move the mirrors to hosts.toml files under registry.config_path and remove this table',
+  },
+  {
+    name: 'Registry.Configs',
+    at: ['registry', 'configs'],
+    default: 'none',
+    trips: nonEmptyTable,
+    fix: 'move TLS settings to hosts.toml (registry.config_path) and credentials to image pull secrets, and remove this table',
+  },
+  {
+    name: 'Registry.Auths',
+    at: ['registry', 'auths'],
+    default: 'none',
+    trips: nonEmptyTable,
+    fix: 'use image pull secrets (or hosts.toml) instead, and remove this table',
+  },
   {
     name: 'MaxConcurrentDownloads',
     at: ['max_concurrent_downloads'],
@@ -327,7 +355,14 @@ const BYPASSES: Bypass[] = [
 ];
 
 /** The version-2 image keys the CRI images plugin's migration copies (plugins/cri/images/plugin.go migrateConfig). */
-const V2_TOP_KEYS = ['registry', 'image_decryption', 'max_concurrent_downloads', 'image_pull_progress_timeout', 'image_pull_with_sync_fs', 'stats_collect_period'];
+const V2_TOP_KEYS = [
+  'registry',
+  'image_decryption',
+  'max_concurrent_downloads',
+  'image_pull_progress_timeout',
+  'image_pull_with_sync_fs',
+  'stats_collect_period',
+];
 const V2_CONTAINERD_KEYS = ['snapshotter', 'disable_snapshot_annotations', 'discard_unpacked_layers'];
 
 const emptyTable = (path: string[]): Table => ({ kind: 'table', entries: new Map(), file: '', path });
@@ -361,7 +396,8 @@ export function readContainerdConfig(path: string = DEFAULT_CONTAINERD_CONFIG, s
     const doc = parseFile(file, text);
     files.push(file);
     const v = doc['version'] ?? 0;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new ContainerdConfigError(file, `${file}: version must be an integer, not ${JSON.stringify(String(v))}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+      throw new ContainerdConfigError(file, `${file}: version must be an integer, not ${JSON.stringify(String(v))}`);
     const v1 = v <= 1;
     if (!v1) version = { value: v, file, key: 'version' };
 
@@ -392,7 +428,10 @@ export function readContainerdConfig(path: string = DEFAULT_CONTAINERD_CONFIG, s
     pending.push(...resolveImports(file, doc['imports'], source));
   }
   if (version.value > CONFIG_VERSION) {
-    throw new ContainerdConfigError(version.file ?? path, `${version.file}: version = ${version.value}; containerd 2.x reads versions up to ${CONFIG_VERSION} and will not start`);
+    throw new ContainerdConfigError(
+      version.file ?? path,
+      `${version.file}: version = ${version.value}; containerd 2.x reads versions up to ${CONFIG_VERSION} and will not start`,
+    );
   }
 
   // The effective CRI image settings: version-3 table, with the version-2 keys copied over it when the version is below 3.
@@ -422,16 +461,24 @@ export function readContainerdConfig(path: string = DEFAULT_CONTAINERD_CONFIG, s
 
   const problems: string[] = [];
   const configPathNode = lookup(images, 'registry', 'config_path');
-  const registryConfigPath = configPathNode?.kind === 'leaf' && typeof configPathNode.value === 'string' && configPathNode.value !== '' ? { value: configPathNode.value, file: configPathNode.file, key: formatKey(configPathNode.path) } : undefined;
+  const registryConfigPath =
+    configPathNode?.kind === 'leaf' && typeof configPathNode.value === 'string' && configPathNode.value !== ''
+      ? { value: configPathNode.value, file: configPathNode.file, key: formatKey(configPathNode.path) }
+      : undefined;
   const mirrors = lookup(images, 'registry', 'mirrors');
   if (registryConfigPath && nonEmptyTable(mirrors)) {
-    problems.push(`${formatKey(mirrors!.path)} is set together with ${registryConfigPath.key}: containerd's CRI image service refuses to load ("\`mirrors\` cannot be set when \`config_path\` is provided")`);
+    problems.push(
+      `${formatKey(mirrors!.path)} is set together with ${registryConfigPath.key}: containerd's CRI image service refuses to load ("\`mirrors\` cannot be set when \`config_path\` is provided")`,
+    );
   }
 
   const bindir = lookup(plugins, BINDIR_PLUGIN);
-  const str = (n: TreeNode | undefined): Setting<string> | undefined => (n?.kind === 'leaf' && typeof n.value === 'string' ? { value: n.value, file: n.file, key: formatKey(n.path) } : undefined);
-  const int = (n: TreeNode | undefined): Setting<number> | undefined => (n?.kind === 'leaf' && typeof n.value === 'number' ? { value: n.value, file: n.file, key: formatKey(n.path) } : undefined);
-  const bool = (n: TreeNode | undefined): Setting<boolean> | undefined => (n?.kind === 'leaf' && typeof n.value === 'boolean' ? { value: n.value, file: n.file, key: formatKey(n.path) } : undefined);
+  const str = (n: TreeNode | undefined): Setting<string> | undefined =>
+    n?.kind === 'leaf' && typeof n.value === 'string' ? { value: n.value, file: n.file, key: formatKey(n.path) } : undefined;
+  const int = (n: TreeNode | undefined): Setting<number> | undefined =>
+    n?.kind === 'leaf' && typeof n.value === 'number' ? { value: n.value, file: n.file, key: formatKey(n.path) } : undefined;
+  const bool = (n: TreeNode | undefined): Setting<boolean> | undefined =>
+    n?.kind === 'leaf' && typeof n.value === 'boolean' ? { value: n.value, file: n.file, key: formatKey(n.path) } : undefined;
 
   const binDir = str(lookup(bindir, 'bin_dir')) ?? { value: DEFAULT_VERIFIER_BIN_DIR };
   const maxVerifiers = int(lookup(bindir, 'max_verifiers')) ?? { value: 10 };

@@ -38,7 +38,14 @@ type Unary<Req, Res> = (req: Req, metadata: grpc.Metadata, options: grpc.CallOpt
 let imageServiceCtor: grpc.ServiceClientConstructor | undefined;
 function imageService(): grpc.ServiceClientConstructor {
   if (!imageServiceCtor) {
-    const def = protoLoader.loadSync('cri/runtime/v1/api.proto', { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [PROTO_DIR] });
+    const def = protoLoader.loadSync('cri/runtime/v1/api.proto', {
+      keepCase: false,
+      longs: Number,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+      includeDirs: [PROTO_DIR],
+    });
     const pkg = grpc.loadPackageDefinition(def) as unknown as { runtime: { v1: { ImageService: grpc.ServiceClientConstructor } } };
     imageServiceCtor = pkg.runtime.v1.ImageService;
   }
@@ -55,7 +62,10 @@ interface RawImage {
 export class CriImageClient {
   private readonly client: grpc.Client;
 
-  constructor(readonly address: string, private readonly timeoutMs = 10_000) {
+  constructor(
+    readonly address: string,
+    private readonly timeoutMs = 10_000,
+  ) {
     this.client = new (imageService())(`unix://${address}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 16 << 20 });
   }
 

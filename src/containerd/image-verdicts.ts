@@ -71,7 +71,11 @@ function unnamed(image: ContainerdImage, policyGeneration: string): Decision {
  * Decide every record of one image (one group from groupByTarget). `decide` is the engine;
  * `policyGeneration` is named on the refusal of an ID without names.
  */
-export async function decideGroup(group: ContainerdImage[], decide: (request: VerifyRequest) => Promise<Decision>, policyGeneration: () => string): Promise<ImageVerdict[]> {
+export async function decideGroup(
+  group: ContainerdImage[],
+  decide: (request: VerifyRequest) => Promise<Decision>,
+  policyGeneration: () => string,
+): Promise<ImageVerdict[]> {
   const named = group.filter((i) => !isImageId(i.name));
   const ids = group.filter((i) => isImageId(i.name));
   const verdicts: ImageVerdict[] = [];
@@ -81,10 +85,27 @@ export async function decideGroup(group: ContainerdImage[], decide: (request: Ve
   for (const image of ids) {
     const accepted = verdicts.find((v) => v.decision.ok);
     if (accepted) {
-      verdicts.push({ image, decision: derived(image, accepted.decision, true, `${accepted.decision.decision === 'warn' ? 'allowed' : 'accepted'} ${image.name} (namespace ${image.namespace}): the ID of ${accepted.image.name}, which is ${accepted.decision.decision === 'warn' ? 'allowed in warn mode' : 'accepted'}`) });
+      verdicts.push({
+        image,
+        decision: derived(
+          image,
+          accepted.decision,
+          true,
+          `${accepted.decision.decision === 'warn' ? 'allowed' : 'accepted'} ${image.name} (namespace ${image.namespace}): the ID of ${accepted.image.name}, which is ${accepted.decision.decision === 'warn' ? 'allowed in warn mode' : 'accepted'}`,
+        ),
+      });
     } else if (verdicts.length > 0) {
       const first = verdicts[0]!;
-      verdicts.push({ image, decision: derived(image, first.decision, false, `rejected ${image.name} (namespace ${image.namespace}): the ID of ${first.image.name}, which is refused: ${first.decision.reason}`, first.decision.code) });
+      verdicts.push({
+        image,
+        decision: derived(
+          image,
+          first.decision,
+          false,
+          `rejected ${image.name} (namespace ${image.namespace}): the ID of ${first.image.name}, which is refused: ${first.decision.reason}`,
+          first.decision.code,
+        ),
+      });
     } else {
       verdicts.push({ image, decision: unnamed(image, policyGeneration()) });
     }

@@ -65,7 +65,21 @@ export interface NodeEnforcerStatus {
 }
 
 /** Refusals that say "could not check", not "not allowed": never a reason to delete. */
-const UNDECIDED: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['REGISTRY_UNAVAILABLE', 'REGISTRY_TIMEOUT', 'DECISION_TIMEOUT', 'REGISTRY_UNAUTHORIZED', 'REGISTRY_DENIED', 'REGISTRY_PROTOCOL', 'KEY_UNAVAILABLE', 'PKCS11_ERROR', 'PIN_INCORRECT', 'POLICY_NOT_FOUND', 'INTERNAL', 'CONTAINERD_UNAVAILABLE', 'CONTAINERD_ERROR']);
+const UNDECIDED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'REGISTRY_UNAVAILABLE',
+  'REGISTRY_TIMEOUT',
+  'DECISION_TIMEOUT',
+  'REGISTRY_UNAUTHORIZED',
+  'REGISTRY_DENIED',
+  'REGISTRY_PROTOCOL',
+  'KEY_UNAVAILABLE',
+  'PKCS11_ERROR',
+  'PIN_INCORRECT',
+  'POLICY_NOT_FOUND',
+  'INTERNAL',
+  'CONTAINERD_UNAVAILABLE',
+  'CONTAINERD_ERROR',
+]);
 
 export function isUndecided(decision: Decision): boolean {
   return !decision.ok && decision.code !== undefined && UNDECIDED.has(decision.code);
@@ -84,10 +98,25 @@ export class NodeImageEnforcer {
   private sweeping: Promise<void> | undefined;
   private sweepAgain: string | undefined;
   private readonly refused = new Map<string, string>();
-  private readonly state = { connected: false, version: '', lastError: '', imageEvents: 0, imageEventsRefused: 0, imagesRemoved: 0, lastReverify: '', lastReverifyTrigger: '', lastReverifyImages: 0, lastReverifyRefused: 0, reverifications: 0 };
+  private readonly state = {
+    connected: false,
+    version: '',
+    lastError: '',
+    imageEvents: 0,
+    imageEventsRefused: 0,
+    imagesRemoved: 0,
+    lastReverify: '',
+    lastReverifyTrigger: '',
+    lastReverifyImages: 0,
+    lastReverifyRefused: 0,
+    reverifications: 0,
+  };
   private readonly inFlight = new Set<Promise<unknown>>();
 
-  constructor(private readonly options: NodeEnforcerOptions, private readonly deps: NodeEnforcerDeps) {}
+  constructor(
+    private readonly options: NodeEnforcerOptions,
+    private readonly deps: NodeEnforcerDeps,
+  ) {}
 
   start(): void {
     this.connect();
@@ -105,11 +134,20 @@ export class NodeImageEnforcer {
     const attempt = (async () => {
       const { version } = await this.deps.client.version();
       if (this.stopped) return;
-      this.subscription = this.deps.client.subscribe(IMAGE_TOPICS, (e) => this.onEvent(e), (err) => this.onStreamEnd(err));
+      this.subscription = this.deps.client.subscribe(
+        IMAGE_TOPICS,
+        (e) => this.onEvent(e),
+        (err) => this.onStreamEnd(err),
+      );
       const first = this.state.version === '' && this.state.lastError === '';
       Object.assign(this.state, { connected: true, version, lastError: '' });
       this.backoffMs = 1000;
-      this.deps.log.info('watching containerd image events', { address: this.deps.client.address, containerdVersion: version, namespaces: this.options.namespaces ?? 'all', onUnverified: this.options.onUnverified });
+      this.deps.log.info('watching containerd image events', {
+        address: this.deps.client.address,
+        containerdVersion: version,
+        namespaces: this.options.namespaces ?? 'all',
+        onUnverified: this.options.onUnverified,
+      });
       await this.reverify(first ? 'start' : 'reconnect');
     })();
     this.track(attempt.catch((err: unknown) => this.retry(err)));
@@ -126,7 +164,12 @@ export class NodeImageEnforcer {
     if (this.stopped) return;
     const message = describeError(err);
     // Log once per distinct error, not at every retry.
-    if (message !== this.state.lastError) this.deps.log.warn('containerd not reachable: images that arrive meanwhile are decided when it is back', { address: this.deps.client.address, error: message, retryInMs: this.backoffMs });
+    if (message !== this.state.lastError)
+      this.deps.log.warn('containerd not reachable: images that arrive meanwhile are decided when it is back', {
+        address: this.deps.client.address,
+        error: message,
+        retryInMs: this.backoffMs,
+      });
     Object.assign(this.state, { connected: false, lastError: message });
     this.retryTimer = setTimeout(() => this.connect(), this.backoffMs);
     this.retryTimer.unref();
@@ -147,11 +190,17 @@ export class NodeImageEnforcer {
       clearTimeout(this.pending.get(key));
       const timer = setTimeout(() => {
         this.pending.delete(key);
-        this.track(this.decideImage(image).catch((err: unknown) => this.deps.log.error('cannot decide an image event', { namespace: image.namespace, image: name, error: describeError(err) })));
+        this.track(
+          this.decideImage(image).catch((err: unknown) =>
+            this.deps.log.error('cannot decide an image event', { namespace: image.namespace, image: name, error: describeError(err) }),
+          ),
+        );
       }, this.options.settleMs ?? 250);
       this.pending.set(key, timer);
     });
-    this.track(work.catch((err: unknown) => this.deps.log.error('cannot read an image record', { namespace: event.namespace, image: name, error: describeError(err) })));
+    this.track(
+      work.catch((err: unknown) => this.deps.log.error('cannot read an image record', { namespace: event.namespace, image: name, error: describeError(err) })),
+    );
   }
 
   private async decideImage(image: ContainerdImage): Promise<void> {
@@ -202,7 +251,13 @@ export class NodeImageEnforcer {
     for (const key of this.refused.keys()) if (!present.has(key)) this.refused.delete(key);
     await this.enforce(verdicts, 'reverify');
     const refused = verdicts.filter((v) => !v.decision.ok).length;
-    Object.assign(this.state, { lastReverify: new Date().toISOString(), lastReverifyTrigger: trigger, lastReverifyImages: verdicts.length, lastReverifyRefused: refused, reverifications: this.state.reverifications + 1 });
+    Object.assign(this.state, {
+      lastReverify: new Date().toISOString(),
+      lastReverifyTrigger: trigger,
+      lastReverifyImages: verdicts.length,
+      lastReverifyRefused: refused,
+      reverifications: this.state.reverifications + 1,
+    });
     this.deps.log.info('reverified the images on the node', { trigger, images: verdicts.length, refused, namespaces });
   }
 

@@ -38,7 +38,10 @@ export interface AdmissionStatus {
 
 /** Refused for lack of capacity. `reason` is one line for the caller. */
 export class Overloaded extends Error {
-  constructor(readonly reason: 'queue-full' | 'queue-timeout', message: string) {
+  constructor(
+    readonly reason: 'queue-full' | 'queue-timeout',
+    message: string,
+  ) {
     super(message);
     this.name = 'Overloaded';
   }
@@ -64,7 +67,8 @@ export class Admission {
   private readonly counts = { admitted: 0, refusedQueueFull: 0, refusedQueueTimeout: 0, abandoned: 0, peakQueued: 0 };
 
   constructor(private readonly options: AdmissionOptions) {
-    if (!(options.maxInFlight >= 1) || !(options.maxQueued >= 0) || !(options.maxQueueWaitMs >= 0)) throw new RangeError('admission: maxInFlight ≥ 1, maxQueued ≥ 0, maxQueueWaitMs ≥ 0');
+    if (!(options.maxInFlight >= 1) || !(options.maxQueued >= 0) || !(options.maxQueueWaitMs >= 0))
+      throw new RangeError('admission: maxInFlight ≥ 1, maxQueued ≥ 0, maxQueueWaitMs ≥ 0');
   }
 
   /**
@@ -96,7 +100,12 @@ export class Admission {
     }
     if (this.waiting.size >= this.options.maxQueued) {
       this.counts.refusedQueueFull++;
-      return Promise.reject(new Overloaded('queue-full', `signetd is overloaded: ${this.inFlight} decisions in progress and ${this.waiting.size} waiting (limits maxConcurrentDecisions ${this.options.maxInFlight}, maxQueuedDecisions ${this.options.maxQueued})`));
+      return Promise.reject(
+        new Overloaded(
+          'queue-full',
+          `signetd is overloaded: ${this.inFlight} decisions in progress and ${this.waiting.size} waiting (limits maxConcurrentDecisions ${this.options.maxInFlight}, maxQueuedDecisions ${this.options.maxQueued})`,
+        ),
+      );
     }
     const now = Date.now();
     // Give up a little before the caller's deadline, so that it hears why instead of timing out.
@@ -112,7 +121,12 @@ export class Admission {
       const timer = setTimeout(() => {
         done();
         this.counts.refusedQueueTimeout++;
-        reject(new Overloaded('queue-timeout', `signetd is overloaded: no decision slot came free within ${Math.round(waitMs)} ms (${this.inFlight} decisions in progress, ${this.waiting.size} waiting; limits maxConcurrentDecisions ${this.options.maxInFlight}, maxQueueWait ${this.options.maxQueueWaitMs} ms)`));
+        reject(
+          new Overloaded(
+            'queue-timeout',
+            `signetd is overloaded: no decision slot came free within ${Math.round(waitMs)} ms (${this.inFlight} decisions in progress, ${this.waiting.size} waiting; limits maxConcurrentDecisions ${this.options.maxInFlight}, maxQueueWait ${this.options.maxQueueWaitMs} ms)`,
+          ),
+        );
       }, waitMs);
       const onAbort = (): void => {
         done();
@@ -133,7 +147,8 @@ export class Admission {
   /** Hand the slot to the oldest waiter, or free it. */
   private release(): void {
     const next = this.waiting.values().next();
-    if (!next.done) next.value.start(); // the slot passes on: inFlight unchanged
+    if (!next.done)
+      next.value.start(); // the slot passes on: inFlight unchanged
     else this.inFlight--;
     this.options.onSettled?.(this.inFlight > 0 || this.waiting.size > 0);
   }

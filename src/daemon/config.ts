@@ -96,7 +96,36 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   contentCacheBytes: 64 * 1024 * 1024,
 };
 
-const KNOWN_KEYS = ['socket', 'policyDir', 'auditLog', 'insecureRegistries', 'dockerConfig', 'registryConfigPath', 'registryTimeout', 'registryRetries', 'verifyTimeout', 'maxSignatures', 'maxConcurrentDecisions', 'maxQueuedDecisions', 'maxQueueWait', 'registryConcurrency', 'keyRefreshInterval', 'policyRescanInterval', 'pkcs11', 'logLevel', 'auditFailure', 'containerd', 'images', 'nri', 'cacheTTL', 'negativeCacheTTL', 'cacheEntries', 'contentCacheSize', 'metrics', 'policySource'];
+const KNOWN_KEYS = [
+  'socket',
+  'policyDir',
+  'auditLog',
+  'insecureRegistries',
+  'dockerConfig',
+  'registryConfigPath',
+  'registryTimeout',
+  'registryRetries',
+  'verifyTimeout',
+  'maxSignatures',
+  'maxConcurrentDecisions',
+  'maxQueuedDecisions',
+  'maxQueueWait',
+  'registryConcurrency',
+  'keyRefreshInterval',
+  'policyRescanInterval',
+  'pkcs11',
+  'logLevel',
+  'auditFailure',
+  'containerd',
+  'images',
+  'nri',
+  'cacheTTL',
+  'negativeCacheTTL',
+  'cacheEntries',
+  'contentCacheSize',
+  'metrics',
+  'policySource',
+];
 export const DEFAULT_POLICY_SOURCE = { intervalMs: 60_000, cacheDir: '/var/lib/signet/policy' };
 
 export async function loadConfig(path: string): Promise<DaemonConfig> {
@@ -126,7 +155,12 @@ export function parseConfig(text: string, file: string): DaemonConfig {
   const c = raw as Record<string, unknown>;
   for (const key of Object.keys(c)) if (!KNOWN_KEYS.includes(key)) fail(key, `unknown setting (known: ${KNOWN_KEYS.join(', ')})`);
 
-  const config: DaemonConfig = { ...DEFAULT_CONFIG, insecureRegistries: [], containerd: { ...DEFAULT_CONFIG.containerd }, images: { ...DEFAULT_CONFIG.images } };
+  const config: DaemonConfig = {
+    ...DEFAULT_CONFIG,
+    insecureRegistries: [],
+    containerd: { ...DEFAULT_CONFIG.containerd },
+    images: { ...DEFAULT_CONFIG.images },
+  };
   const path = (key: 'socket' | 'policyDir' | 'auditLog' | 'dockerConfig' | 'registryConfigPath'): void => {
     const v = c[key];
     if (v === undefined) return;
@@ -159,7 +193,8 @@ export function parseConfig(text: string, file: string): DaemonConfig {
   config.verifyTimeoutMs = duration('verifyTimeout') ?? config.verifyTimeoutMs;
   config.keyRefreshIntervalMs = duration('keyRefreshInterval') ?? config.keyRefreshIntervalMs;
   config.policyRescanIntervalMs = duration('policyRescanInterval') ?? config.policyRescanIntervalMs;
-  if (config.policyRescanIntervalMs !== 0 && config.policyRescanIntervalMs < 1000) fail('policyRescanInterval', 'must be at least 1s (or 0s to turn the rescan off)');
+  if (config.policyRescanIntervalMs !== 0 && config.policyRescanIntervalMs < 1000)
+    fail('policyRescanInterval', 'must be at least 1s (or 0s to turn the rescan off)');
   config.maxQueueWaitMs = duration('maxQueueWait') ?? config.maxQueueWaitMs;
   const int = (key: string, min: number, max: number): number | undefined => {
     const v = c[key];
@@ -202,12 +237,13 @@ export function parseConfig(text: string, file: string): DaemonConfig {
       config.containerd.enabled = ctd['enabled'] as boolean;
     }
     if (ctd['address'] !== undefined) {
-      if (typeof ctd['address'] !== 'string' || !isAbsolute(ctd['address'])) fail('containerd', 'address must be the absolute path of containerd\'s socket');
+      if (typeof ctd['address'] !== 'string' || !isAbsolute(ctd['address'])) fail('containerd', "address must be the absolute path of containerd's socket");
       config.containerd.address = ctd['address'] as string;
     }
     if (ctd['namespaces'] !== undefined) {
       const ns = ctd['namespaces'];
-      if (!Array.isArray(ns) || ns.length === 0 || !ns.every((n) => typeof n === 'string' && /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(n))) fail('containerd', 'namespaces must be a non-empty list of containerd namespace names (leave it out for all)');
+      if (!Array.isArray(ns) || ns.length === 0 || !ns.every((n) => typeof n === 'string' && /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(n)))
+        fail('containerd', 'namespaces must be a non-empty list of containerd namespace names (leave it out for all)');
       config.containerd.namespaces = ns as string[];
     }
   }
@@ -232,11 +268,14 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     const n = mapping('nri', ['socket', 'index', 'timeout'], '{ socket: /var/run/nri/nri.sock, index: "10", timeout: 1.5s }')!;
     config.nri = { ...DEFAULT_NRI };
     if (n['socket'] !== undefined) {
-      if (typeof n['socket'] !== 'string' || !isAbsolute(n['socket'])) fail('nri', 'socket must be the absolute path of containerd\'s NRI socket');
+      if (typeof n['socket'] !== 'string' || !isAbsolute(n['socket'])) fail('nri', "socket must be the absolute path of containerd's NRI socket");
       config.nri.socket = n['socket'] as string;
     }
     if (n['index'] !== undefined) {
-      const idx = typeof n['index'] === 'number' && Number.isInteger(n['index']) && n['index'] >= 0 && n['index'] <= 99 ? String(n['index']).padStart(2, '0') : n['index'];
+      const idx =
+        typeof n['index'] === 'number' && Number.isInteger(n['index']) && n['index'] >= 0 && n['index'] <= 99
+          ? String(n['index']).padStart(2, '0')
+          : n['index'];
       if (typeof idx !== 'string' || !/^[0-9]{2}$/.test(idx)) fail('nri', `index must be two digits ("00" to "99"), got ${JSON.stringify(n['index'])}`);
       config.nri.index = idx as string;
     }
@@ -246,7 +285,8 @@ export function parseConfig(text: string, file: string): DaemonConfig {
       } catch (err) {
         fail('nri', (err as Error).message);
       }
-      if (config.nri.timeoutMs < 100 || config.nri.timeoutMs > 60_000) fail('nri', 'timeout must be from 100ms to 60s (and below containerd\'s plugin_request_timeout, 2s by default)');
+      if (config.nri.timeoutMs < 100 || config.nri.timeoutMs > 60_000)
+        fail('nri', "timeout must be from 100ms to 60s (and below containerd's plugin_request_timeout, 2s by default)");
     }
   }
   config.cacheTtlMs = duration('cacheTTL') ?? config.cacheTtlMs;
@@ -256,7 +296,8 @@ export function parseConfig(text: string, file: string): DaemonConfig {
   config.cacheEntries = int('cacheEntries', 1, 10_000_000) ?? config.cacheEntries;
   if (c['contentCacheSize'] !== undefined) {
     const bytes = parseSize(c['contentCacheSize']);
-    if (bytes === undefined || bytes > 16 * 1024 ** 3) fail('contentCacheSize', 'must be a size like 64MiB, 512KiB or a number of bytes (0 turns it off; at most 16GiB)');
+    if (bytes === undefined || bytes > 16 * 1024 ** 3)
+      fail('contentCacheSize', 'must be a size like 64MiB, 512KiB or a number of bytes (0 turns it off; at most 16GiB)');
     config.contentCacheBytes = bytes!;
   }
   if (c['metrics'] !== undefined) {
@@ -264,13 +305,18 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     if (c['metrics'] === null) c['metrics'] = {};
     const m = mapping('metrics', ['listen'], '{ listen: "127.0.0.1:9464" } or { listen: /run/signet/metrics.sock }')!;
     const listen = m['listen'] ?? '127.0.0.1:9464';
-    if (typeof listen !== 'string' || parseListen(listen) === undefined) fail('metrics', `listen must be host:port (127.0.0.1:9464) or an absolute unix socket path, got ${JSON.stringify(listen)}`);
+    if (typeof listen !== 'string' || parseListen(listen) === undefined)
+      fail('metrics', `listen must be host:port (127.0.0.1:9464) or an absolute unix socket path, got ${JSON.stringify(listen)}`);
     config.metrics = { listen: listen as string };
   }
   if (c['policySource'] !== undefined) {
-    const ps = mapping('policySource', ['ref', 'keys', 'interval', 'cacheDir'], '{ ref: registry.example.com/security/node-policy:prod, keys: { policy-signer: { file: /etc/signet/policy-signer.pub } } }')!;
+    const ps = mapping(
+      'policySource',
+      ['ref', 'keys', 'interval', 'cacheDir'],
+      '{ ref: registry.example.com/security/node-policy:prod, keys: { policy-signer: { file: /etc/signet/policy-signer.pub } } }',
+    )!;
     const ref = ps['ref'];
-    if (typeof ref !== 'string') fail('policySource', 'ref must be the policy artifact\'s reference, like registry.example.com/security/node-policy:prod');
+    if (typeof ref !== 'string') fail('policySource', "ref must be the policy artifact's reference, like registry.example.com/security/node-policy:prod");
     try {
       const parsed = parseReference(ref as string);
       if (parsed.tag === undefined && parsed.digest === undefined) fail('policySource', 'ref needs a tag (or a digest)');
@@ -279,16 +325,19 @@ export function parseConfig(text: string, file: string): DaemonConfig {
       fail('policySource', `ref: ${(err as Error).message}`);
     }
     const keys = ps['keys'];
-    if (typeof keys !== 'object' || keys === null || Array.isArray(keys) || Object.keys(keys).length === 0) fail('policySource', 'keys must name at least one key that may sign the policy, like { policy-signer: { file: /etc/signet/policy-signer.pub } }');
+    if (typeof keys !== 'object' || keys === null || Array.isArray(keys) || Object.keys(keys).length === 0)
+      fail('policySource', 'keys must name at least one key that may sign the policy, like { policy-signer: { file: /etc/signet/policy-signer.pub } }');
     const specs: Record<string, { file?: string; pkcs11?: string }> = {};
     for (const [name, spec] of Object.entries(keys as Record<string, unknown>)) {
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) fail('policySource', `key name "${name}" may hold letters, digits, ".", "_" and "-"`);
       const s = spec as Record<string, unknown> | null;
       const kinds = s !== null && typeof s === 'object' && !Array.isArray(s) ? Object.keys(s) : [];
-      if (kinds.length !== 1 || !['file', 'pkcs11'].includes(kinds[0]!)) fail('policySource', `key "${name}" must be { file: /absolute/path.pub } or { pkcs11: "pkcs11:…" }`);
+      if (kinds.length !== 1 || !['file', 'pkcs11'].includes(kinds[0]!))
+        fail('policySource', `key "${name}" must be { file: /absolute/path.pub } or { pkcs11: "pkcs11:…" }`);
       const v = s![kinds[0]!];
       if (kinds[0] === 'file' && (typeof v !== 'string' || !isAbsolute(v))) fail('policySource', `key "${name}": file must be an absolute path`);
-      if (kinds[0] === 'pkcs11' && (typeof v !== 'string' || !v.startsWith('pkcs11:'))) fail('policySource', `key "${name}": pkcs11 must be an RFC 7512 URI (pkcs11:…)`);
+      if (kinds[0] === 'pkcs11' && (typeof v !== 'string' || !v.startsWith('pkcs11:')))
+        fail('policySource', `key "${name}": pkcs11 must be an RFC 7512 URI (pkcs11:…)`);
       specs[name] = { [kinds[0]!]: v as string };
     }
     let intervalMs = DEFAULT_POLICY_SOURCE.intervalMs;
@@ -306,7 +355,7 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     // The policy comes from the source alone unless a local directory is named too.
     if (c['policyDir'] === undefined) config.policyDir = '';
   }
-  if (config.verifyTimeoutMs >= 8000) fail('verifyTimeout', 'must be below 8s, the verifier\'s own deadline, so that signetd answers first');
+  if (config.verifyTimeoutMs >= 8000) fail('verifyTimeout', "must be below 8s, the verifier's own deadline, so that signetd answers first");
   return config;
 }
 

@@ -96,13 +96,22 @@ export class Daemon {
   private metricsServer: MetricsServer | undefined;
   private metricsAddress = '';
 
-  constructor(private readonly config: DaemonConfig, private readonly log: Logger, extraProviders: KeyProvider[] = []) {
+  constructor(
+    private readonly config: DaemonConfig,
+    private readonly log: Logger,
+    extraProviders: KeyProvider[] = [],
+  ) {
     this.keys = new KeyRing([new PemKeyProvider(), new SigstoreKeyProvider(), ...extraProviders], log);
     this.metrics = new Metrics({
       policy: () => ({ loaded: this.policy !== undefined, generation: this.policy?.generation ?? '' }),
       keys: () => {
         const status = new Map(this.keys.status().map((k) => [k.name, k]));
-        return Object.entries(this.policy?.keys ?? {}).map(([name, def]) => ({ name, loaded: status.get(name)?.lastError === undefined && status.get(name)?.fingerprint !== undefined, revoked: def.revoked, ...(def.notAfter ? { notAfter: def.notAfter } : {}) }));
+        return Object.entries(this.policy?.keys ?? {}).map(([name, def]) => ({
+          name,
+          loaded: status.get(name)?.lastError === undefined && status.get(name)?.fingerprint !== undefined,
+          revoked: def.revoked,
+          ...(def.notAfter ? { notAfter: def.notAfter } : {}),
+        }));
       },
       verdictCache: () => this.verdicts.stats(),
       contentCache: () => this.registry.contentStats(),
@@ -125,7 +134,12 @@ export class Daemon {
     }));
     const sources = new SourceFactory(client);
     // After a burst of decisions, once idle, the heap V8 grew for it is given back (idle-gc.ts).
-    this.admission = new Admission({ maxInFlight: config.maxConcurrentDecisions, maxQueued: config.maxQueuedDecisions, maxQueueWaitMs: config.maxQueueWaitMs, onSettled: (busy) => this.compactor.ended(busy) });
+    this.admission = new Admission({
+      maxInFlight: config.maxConcurrentDecisions,
+      maxQueued: config.maxQueuedDecisions,
+      maxQueueWaitMs: config.maxQueueWaitMs,
+      onSettled: (busy) => this.compactor.ended(busy),
+    });
     this.engine = new VerificationEngine({
       snapshot: () => ({ ...this.snapshot, ...(this.lastReloadError ? { error: this.lastReloadError } : {}) }),
       sourcesFor: (specs, formats) => sources.sources(specs, formats),
@@ -152,33 +166,50 @@ export class Daemon {
         },
       });
     }
-    this.watcher = config.policyDir === '' ? undefined : new PolicyWatcher(config.policyDir, {
-      onPolicy: (policy) => {
-        // Merged with an artifact the source has replaced meanwhile: merge again with the one verified last.
-        const artifact = this.sourceArtifact;
-        if (artifact !== undefined && !policy.generation.startsWith(artifact.digest)) {
-          this.applySource(artifact).catch((err: unknown) => this.log.error('policy not loaded; the last good policy stays in force', { policyDir: config.policyDir, error: describeError(err) }));
-          return;
-        }
-        // A policy already in force (the source installed this merge itself) is not installed twice.
-        if (policy.generation !== this.policy?.generation) void this.install(policy);
-      },
-      onError: (err) => {
-        this.metrics.policyReload(false);
-        this.lastReloadError = describeError(err);
-        this.log.error('policy not loaded; the last good policy stays in force', { policyDir: config.policyDir, error: this.lastReloadError, generation: this.policy?.generation ?? null });
-        this.notify();
-      },
-      onRecovered: (policy) => {
-        // The directory loads again and gives the policy in force: the error in status is history.
-        this.lastReloadError = undefined;
-        this.log.info('policy directory loads again; the policy in force is unchanged', { policyDir: config.policyDir, generation: policy.generation });
-        this.notify();
-      },
-    }, { rescanMs: config.policyRescanIntervalMs, ...(this.source ? { load: (dir: string) => this.loadWithSource(dir) } : {}) });
+    this.watcher =
+      config.policyDir === ''
+        ? undefined
+        : new PolicyWatcher(
+            config.policyDir,
+            {
+              onPolicy: (policy) => {
+                // Merged with an artifact the source has replaced meanwhile: merge again with the one verified last.
+                const artifact = this.sourceArtifact;
+                if (artifact !== undefined && !policy.generation.startsWith(artifact.digest)) {
+                  this.applySource(artifact).catch((err: unknown) =>
+                    this.log.error('policy not loaded; the last good policy stays in force', { policyDir: config.policyDir, error: describeError(err) }),
+                  );
+                  return;
+                }
+                // A policy already in force (the source installed this merge itself) is not installed twice.
+                if (policy.generation !== this.policy?.generation) void this.install(policy);
+              },
+              onError: (err) => {
+                this.metrics.policyReload(false);
+                this.lastReloadError = describeError(err);
+                this.log.error('policy not loaded; the last good policy stays in force', {
+                  policyDir: config.policyDir,
+                  error: this.lastReloadError,
+                  generation: this.policy?.generation ?? null,
+                });
+                this.notify();
+              },
+              onRecovered: (policy) => {
+                // The directory loads again and gives the policy in force: the error in status is history.
+                this.lastReloadError = undefined;
+                this.log.info('policy directory loads again; the policy in force is unchanged', { policyDir: config.policyDir, generation: policy.generation });
+                this.notify();
+              },
+            },
+            { rescanMs: config.policyRescanIntervalMs, ...(this.source ? { load: (dir: string) => this.loadWithSource(dir) } : {}) },
+          );
     if (config.containerd.enabled) {
       this.nodeImages = new NodeImageEnforcer(
-        { ...(config.containerd.namespaces ? { namespaces: config.containerd.namespaces } : {}), onUnverified: config.images.onUnverified, reverifyIntervalMs: config.images.reverifyIntervalMs },
+        {
+          ...(config.containerd.namespaces ? { namespaces: config.containerd.namespaces } : {}),
+          onUnverified: config.images.onUnverified,
+          reverifyIntervalMs: config.images.reverifyIntervalMs,
+        },
         {
           client: new ContainerdClient(config.containerd.address),
           decide: (request) => this.decideCached(request),
@@ -196,7 +227,17 @@ export class Daemon {
       // the same engine and policy as a pull. Not through admission: creations are few, and bounded.
       const client = new ContainerdClient(config.containerd.address, config.nri.timeoutMs);
       // The gate's own verdict memory is off: the shared verdict cache answers for it.
-      const gate = new CreationGate({ images: client, decide: (request) => this.decideCached(request), policyGeneration: () => this.policy?.generation ?? '', record: (decision, context) => this.record(decision, context), auditFailure: () => this.config.auditFailure, log }, { cacheTtlMs: 0 });
+      const gate = new CreationGate(
+        {
+          images: client,
+          decide: (request) => this.decideCached(request),
+          policyGeneration: () => this.policy?.generation ?? '',
+          record: (decision, context) => this.record(decision, context),
+          auditFailure: () => this.config.auditFailure,
+          log,
+        },
+        { cacheTtlMs: 0 },
+      );
       this.nri = { client, gate, plugin: new NriPlugin({ socket: config.nri.socket, index: config.nri.index, timeoutMs: config.nri.timeoutMs }, gate, log) };
     }
   }
@@ -206,7 +247,11 @@ export class Daemon {
     await this.source?.start();
     await this.watcher?.start();
     await this.keyWork;
-    if (this.policy === undefined) this.log.error('no valid policy at start: every image is rejected until one loads', { policyDir: this.config.policyDir, policySource: this.config.policySource?.ref ?? null });
+    if (this.policy === undefined)
+      this.log.error('no valid policy at start: every image is rejected until one loads', {
+        policyDir: this.config.policyDir,
+        policySource: this.config.policySource?.ref ?? null,
+      });
     this.refreshTimer = setInterval(() => void this.refreshKeys(), this.config.keyRefreshIntervalMs);
     this.refreshTimer.unref();
     this.nodeImages?.start();
@@ -246,7 +291,10 @@ export class Daemon {
    * directory takes part), so every audit line, status and metric names the artifact in force.
    */
   private async merged(localFiles: Array<{ path: string; text: string }>, artifact: PolicyArtifact): Promise<Policy> {
-    const policy = await loadPolicyFiles([...localFiles, ...artifact.files], `${this.config.policyDir ? `${this.config.policyDir} + ` : ''}${artifact.ref}@${artifact.digest}`);
+    const policy = await loadPolicyFiles(
+      [...localFiles, ...artifact.files],
+      `${this.config.policyDir ? `${this.config.policyDir} + ` : ''}${artifact.ref}@${artifact.digest}`,
+    );
     return { ...policy, generation: localFiles.length > 0 ? `${artifact.digest}+${policy.generation}` : artifact.digest };
   }
 
@@ -254,7 +302,16 @@ export class Daemon {
   private async loadWithSource(dir: string): Promise<Policy> {
     const artifact = this.sourceArtifact;
     if (artifact === undefined) {
-      throw new PolicyLoadError([{ file: this.config.policySource!.ref, message: 'no verified policy artifact yet (the registry gave none that verifies, and cacheDir holds none): every image is rejected until one is verified' }], 'POLICY_NOT_FOUND');
+      throw new PolicyLoadError(
+        [
+          {
+            file: this.config.policySource!.ref,
+            message:
+              'no verified policy artifact yet (the registry gave none that verifies, and cacheDir holds none): every image is rejected until one is verified',
+          },
+        ],
+        'POLICY_NOT_FOUND',
+      );
     }
     return this.merged(await readPolicyFiles(dir, { allowEmpty: true }), artifact);
   }

@@ -67,13 +67,19 @@ function validate(req: RawRequest): { name: string; descriptor: { mediaType: str
   if (!d || typeof d.digest !== 'string' || d.digest.length === 0) throw new SignetError('INVALID_ARGUMENT', 'descriptor.digest is required');
   if (!isDigest(d.digest)) throw new SignetError('INVALID_ARGUMENT', 'descriptor.digest is not a sha256 or sha512 digest');
   if (typeof d.size === 'number' && (d.size < 0 || !Number.isSafeInteger(d.size))) throw new SignetError('INVALID_ARGUMENT', 'descriptor.size is not a size');
-  return { name: req.name, descriptor: { mediaType: typeof d.mediaType === 'string' ? d.mediaType : '', digest: d.digest, size: typeof d.size === 'number' ? d.size : 0 } };
+  return {
+    name: req.name,
+    descriptor: { mediaType: typeof d.mediaType === 'string' ? d.mediaType : '', digest: d.digest, size: typeof d.size === 'number' ? d.size : 0 },
+  };
 }
 
 export class GrpcServer {
   private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': 1 << 20 });
 
-  constructor(private readonly daemon: Daemon, private readonly log: Logger) {
+  constructor(
+    private readonly daemon: Daemon,
+    private readonly log: Logger,
+  ) {
     const root = loadProtos();
     this.server.addService(service(root, 'signet.v1.ImageVerifier').service, {
       VerifyImage: (call: grpc.ServerUnaryCall<RawRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
@@ -96,23 +102,33 @@ export class GrpcServer {
         call.once('cancelled', () => gone.abort());
         const deadline = call.getDeadline();
         const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-        this.daemon.admission.run(() => this.daemon.verify(request), { signal: gone.signal, ...(Number.isFinite(deadlineMs) ? { deadline: deadlineMs } : {}) }).then(
-          (decision) => callback(null, judgement(decision)),
-          (err: unknown) => {
-            if (err instanceof Overloaded) {
-              this.overloaded(err);
-              callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `RESOURCE_EXHAUSTED: ${err.message}; refusing ${printable(request.name, LIMITS.name)} (fail closed)` });
-              return;
-            }
-            if (err instanceof Abandoned) {
-              callback({ code: grpc.status.CANCELLED, details: err.message });
-              return;
-            }
-            // verify() never throws by design; if it does, fail closed with a reason.
-            this.log.error('verification crashed', { error: describeError(err) });
-            callback(null, { ok: false, decision: 'reject', reason: printable(`rejected ${request.name}: internal error (${describeError(err)})`, LIMITS.reason), code: 'INTERNAL' });
-          },
-        );
+        this.daemon.admission
+          .run(() => this.daemon.verify(request), { signal: gone.signal, ...(Number.isFinite(deadlineMs) ? { deadline: deadlineMs } : {}) })
+          .then(
+            (decision) => callback(null, judgement(decision)),
+            (err: unknown) => {
+              if (err instanceof Overloaded) {
+                this.overloaded(err);
+                callback({
+                  code: grpc.status.RESOURCE_EXHAUSTED,
+                  details: `RESOURCE_EXHAUSTED: ${err.message}; refusing ${printable(request.name, LIMITS.name)} (fail closed)`,
+                });
+                return;
+              }
+              if (err instanceof Abandoned) {
+                callback({ code: grpc.status.CANCELLED, details: err.message });
+                return;
+              }
+              // verify() never throws by design; if it does, fail closed with a reason.
+              this.log.error('verification crashed', { error: describeError(err) });
+              callback(null, {
+                ok: false,
+                decision: 'reject',
+                reason: printable(`rejected ${request.name}: internal error (${describeError(err)})`, LIMITS.reason),
+                code: 'INTERNAL',
+              });
+            },
+          );
       },
       Status: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         callback(null, this.daemon.status());
@@ -168,7 +184,9 @@ export class GrpcServer {
     const oldMask = process.umask(0o177);
     try {
       await new Promise<void>((resolve, reject) => {
-        this.server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(new SignetError('CONFIG_INVALID', `cannot listen on ${socketPath}: ${err.message}`)) : resolve()));
+        this.server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) =>
+          err ? reject(new SignetError('CONFIG_INVALID', `cannot listen on ${socketPath}: ${err.message}`)) : resolve(),
+        );
       });
     } finally {
       process.umask(oldMask);

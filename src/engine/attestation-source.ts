@@ -35,7 +35,10 @@ export class AttestationSource {
       const raw = isPlainObject(doc) && Array.isArray(doc['layers']) ? (doc['layers'] as unknown[]) : undefined;
       if (raw === undefined) throw new SignetError('SIGNATURE_MALFORMED', 'attestation manifest has no layers array');
       if (raw.length > MAX_LAYERS) throw new SignetError('SIGNATURE_MALFORMED', `attestation manifest has ${raw.length} layers, more than ${MAX_LAYERS}`);
-      layers = raw.filter((l): l is { digest: string; mediaType: string } => isPlainObject(l) && l['mediaType'] === DSSE_ENVELOPE_MEDIA_TYPE && typeof l['digest'] === 'string' && isDigest(l['digest']));
+      layers = raw.filter(
+        (l): l is { digest: string; mediaType: string } =>
+          isPlainObject(l) && l['mediaType'] === DSSE_ENVELOPE_MEDIA_TYPE && typeof l['digest'] === 'string' && isDigest(l['digest']),
+      );
     } catch (err) {
       return [{ source: where, error: err as SignetError }];
     }

@@ -25,7 +25,8 @@ async function checkOne(untrustedEnvelope: Buffer, keyName: string, requirement:
     const envelope = parseEnvelope(untrustedEnvelope);
     const verified = await checkEnvelope(envelope, lookup.key);
     if (!verified.verified) return { ok: false, code: 'SIGNATURE_INVALID', reason: `attestation does not verify with key "${keyName}"` };
-    if (envelope.payloadType !== INTOTO_PAYLOAD_TYPE) return { ok: false, code: 'SIGNATURE_MALFORMED', reason: `attestation payloadType is ${JSON.stringify(envelope.payloadType)}` };
+    if (envelope.payloadType !== INTOTO_PAYLOAD_TYPE)
+      return { ok: false, code: 'SIGNATURE_MALFORMED', reason: `attestation payloadType is ${JSON.stringify(envelope.payloadType)}` };
     statement = parseStatement(envelope.untrustedPayload);
   } catch (err) {
     return { ok: false, code: 'SIGNATURE_MALFORMED', reason: describeError(err) };
@@ -33,8 +34,14 @@ async function checkOne(untrustedEnvelope: Buffer, keyName: string, requirement:
   // Signed by the key from here on.
   const usable = keyUsability(keyName, ctx.keyDefinitions[keyName], ctx.now);
   if (!usable.usable) return { ok: false, code: usable.code, reason: `attestation by key "${keyName}" does not count: ${usable.reason}` };
-  if (statement.predicateType !== requirement.predicateType) return { ok: false, code: 'SIGNATURE_MALFORMED', reason: `attestation by key "${keyName}" is a ${statement.predicateType}, not ${requirement.predicateType}` };
-  if (!statementCoversDigest(statement, ctx.digest)) return { ok: false, code: 'DIGEST_MISMATCH', reason: `attestation by key "${keyName}" is not about ${ctx.digest}` };
+  if (statement.predicateType !== requirement.predicateType)
+    return {
+      ok: false,
+      code: 'SIGNATURE_MALFORMED',
+      reason: `attestation by key "${keyName}" is a ${statement.predicateType}, not ${requirement.predicateType}`,
+    };
+  if (!statementCoversDigest(statement, ctx.digest))
+    return { ok: false, code: 'DIGEST_MISMATCH', reason: `attestation by key "${keyName}" is not about ${ctx.digest}` };
   if (requirement.predicateType === COSIGN_VULN_PREDICATE_TYPE) {
     const verdict = evaluateVulnAttestation(statement.predicate, {
       ...(requirement.maxAgeMs !== undefined ? { maxAge: requirement.maxAgeMs } : {}),
@@ -44,8 +51,13 @@ async function checkOne(untrustedEnvelope: Buffer, keyName: string, requirement:
     });
     if (!verdict.ok) return { ok: false, code: 'ATTESTATION_REJECTED', reason: `attestation by key "${keyName}": ${verdict.reason}` };
     // It stops counting once the scan is older than maxAge: a cached verdict must not outlive that.
-    const validUntil = requirement.maxAgeMs !== undefined ? Date.parse(parseVulnPredicate(statement.predicate).scanFinishedOn) + requirement.maxAgeMs : undefined;
-    return { ok: true, reason: `attestation by key "${keyName}": ${verdict.reason}`, ...(validUntil !== undefined && Number.isFinite(validUntil) ? { validUntil } : {}) };
+    const validUntil =
+      requirement.maxAgeMs !== undefined ? Date.parse(parseVulnPredicate(statement.predicate).scanFinishedOn) + requirement.maxAgeMs : undefined;
+    return {
+      ok: true,
+      reason: `attestation by key "${keyName}": ${verdict.reason}`,
+      ...(validUntil !== undefined && Number.isFinite(validUntil) ? { validUntil } : {}),
+    };
   }
   return { ok: true, reason: `valid ${requirement.predicateType} attestation by key "${keyName}"` };
 }
@@ -60,13 +72,22 @@ export async function evaluateAttestationRequirement(
   const results: SignatureResult[] = [];
   for (const att of attestations) {
     if (att.untrustedEnvelope === undefined) {
-      results.push({ format: 'in-toto', source: att.source, key: '', valid: false, reason: att.error?.message ?? 'unreadable', code: att.error?.code ?? 'SIGNATURE_MALFORMED' });
+      results.push({
+        format: 'in-toto',
+        source: att.source,
+        key: '',
+        valid: false,
+        reason: att.error?.message ?? 'unreadable',
+        code: att.error?.code ?? 'SIGNATURE_MALFORMED',
+      });
       continue;
     }
     let best: SignatureResult | undefined;
     for (const keyName of requirement.keys) {
       const c = await checkOne(att.untrustedEnvelope, keyName, requirement, ctx);
-      const r: SignatureResult = c.ok ? { format: 'in-toto', source: att.source, key: keyName, valid: true, reason: c.reason } : { format: 'in-toto', source: att.source, key: keyName, valid: false, reason: c.reason, code: c.code };
+      const r: SignatureResult = c.ok
+        ? { format: 'in-toto', source: att.source, key: keyName, valid: true, reason: c.reason }
+        : { format: 'in-toto', source: att.source, key: keyName, valid: false, reason: c.reason, code: c.code };
       if (c.ok) {
         valid.add(keyName);
         if (c.validUntil !== undefined) validUntil = Math.min(validUntil ?? Infinity, c.validUntil);
@@ -78,10 +99,16 @@ export async function evaluateAttestationRequirement(
     if (best) results.push(best);
   }
   const name = requirement.predicateType;
-  if (valid.size >= requirement.threshold) return { satisfied: true, results, reason: `${name} attested by ${[...valid].join(', ')}`, ...(validUntil !== undefined ? { validUntil } : {}) };
+  if (valid.size >= requirement.threshold)
+    return { satisfied: true, results, reason: `${name} attested by ${[...valid].join(', ')}`, ...(validUntil !== undefined ? { validUntil } : {}) };
   const failures = results.filter((r) => !r.valid);
   const code = mostTellingCode(failures, 'ATTESTATION_NOT_FOUND');
   const need = `${requirement.threshold} ${name} attestation${requirement.threshold > 1 ? 's' : ''} by ${requirement.keys.join(', ')}`;
   const detail = [...new Set(failures.map((f) => f.reason))].slice(0, 3).join('; ');
-  return { satisfied: false, results, code, reason: attestations.length === 0 ? `no attestations found; needs ${need}` : `needs ${need}; ${attestations.length} attestation(s) found: ${detail}` };
+  return {
+    satisfied: false,
+    results,
+    code,
+    reason: attestations.length === 0 ? `no attestations found; needs ${need}` : `needs ${need}; ${attestations.length} attestation(s) found: ${detail}`,
+  };
 }

@@ -120,7 +120,14 @@ export class VerificationEngine {
     const verdict = await this.decide(request, snapshot).catch((err: unknown): Verdict => {
       // decide() handles every error it expects; this is the fail-closed net for the ones it does not.
       const e = err instanceof SignetError ? err : new SignetError('INTERNAL', describeError(err));
-      return { image: request.name, scope: '', mode: 'enforce', signatures: [], warnings: [], outcome: refuse(e.code, `rejected ${request.name}: ${e.message}`, true) };
+      return {
+        image: request.name,
+        scope: '',
+        mode: 'enforce',
+        signatures: [],
+        warnings: [],
+        outcome: refuse(e.code, `rejected ${request.name}: ${e.message}`, true),
+      };
     });
     const { outcome } = verdict;
     const decision: Decision = {
@@ -141,7 +148,11 @@ export class VerificationEngine {
     if (!outcome.ok) {
       decision.code = outcome.code;
       if (verdict.mode === 'warn' && !outcome.final) {
-        Object.assign(decision, { ok: true, decision: 'warn', reason: `warn (scope ${verdict.scope} is in warn mode, image allowed): would have ${outcome.reason}` });
+        Object.assign(decision, {
+          ok: true,
+          decision: 'warn',
+          reason: `warn (scope ${verdict.scope} is in warn mode, image allowed): would have ${outcome.reason}`,
+        });
       }
     }
     return decision;
@@ -169,19 +180,38 @@ export class VerificationEngine {
     }
     const { policy, keys } = snapshot;
     if (policy === undefined || keys === undefined) {
-      return none(name, refuse('POLICY_NOT_FOUND', `rejected ${name}: no valid trust policy is loaded${snapshot.error ? ` (${snapshot.error.split('\n')[0]})` : ''}`, true));
+      return none(
+        name,
+        refuse('POLICY_NOT_FOUND', `rejected ${name}: no valid trust policy is loaded${snapshot.error ? ` (${snapshot.error.split('\n')[0]})` : ''}`, true),
+      );
     }
     // Deny lists win over everything, warn mode included: they are for incident response.
     if (policy.denyDigests.includes(digest)) return none(name, refuse('DIGEST_DENIED', `rejected ${subject}: the digest is on the policy's deny list`, true));
     const { scope, policy: scopePolicy } = resolveScope(policy, image);
     const where = `scope ${scope}`;
-    const verdict = (outcome: Outcome, signatures: SignatureResult[] = [], warnings: string[] = []): Verdict => ({ image: name, scope, mode: scopePolicy.mode, signatures, warnings, outcome });
-    if (scopePolicy.denyDigests.includes(digest)) return verdict(refuse('DIGEST_DENIED', `rejected ${subject}: the digest is on the deny list of ${where}`, true));
+    const verdict = (outcome: Outcome, signatures: SignatureResult[] = [], warnings: string[] = []): Verdict => ({
+      image: name,
+      scope,
+      mode: scopePolicy.mode,
+      signatures,
+      warnings,
+      outcome,
+    });
+    if (scopePolicy.denyDigests.includes(digest))
+      return verdict(refuse('DIGEST_DENIED', `rejected ${subject}: the digest is on the deny list of ${where}`, true));
     if (scopePolicy.action === 'accept') return verdict(accept(`accepted ${name}: ${where} accepts without signatures`));
     if (scopePolicy.action === 'reject') return verdict(refuse('POLICY_REJECTED', `rejected ${name}: ${where} rejects all images`));
 
     // Discovery and verification, under the decision's deadline.
-    const ctx: EvaluationContext = { image, digest, subject: { digest, mediaType: request.descriptor.mediaType, size: request.descriptor.size }, keys, keyDefinitions: policy.keys, now: this.options.now?.() ?? new Date(), signal: deadline };
+    const ctx: EvaluationContext = {
+      image,
+      digest,
+      subject: { digest, mediaType: request.descriptor.mediaType, size: request.descriptor.size },
+      keys,
+      keyDefinitions: policy.keys,
+      now: this.options.now?.() ?? new Date(),
+      signal: deadline,
+    };
     const work: Work = { image, digest, subject, where, scopePolicy, ctx };
     const pending: Array<PendingLookup<unknown>> = [];
     try {
@@ -192,7 +222,8 @@ export class VerificationEngine {
     } catch (err) {
       if (err instanceof DeadlinePassed) {
         const bound = `the decision bound of ${this.options.timeoutMs} ms (verifyTimeout)`;
-        if (err.late.length > 0) return verdict(refuse('REGISTRY_TIMEOUT', `rejected ${subject}: looking up ${err.late.join(' and ')} took longer than ${bound} (${where})`));
+        if (err.late.length > 0)
+          return verdict(refuse('REGISTRY_TIMEOUT', `rejected ${subject}: looking up ${err.late.join(' and ')} took longer than ${bound} (${where})`));
         return verdict(refuse('DECISION_TIMEOUT', `rejected ${subject}: verifying the signatures found took longer than ${bound} (${where})`));
       }
       const e = err instanceof SignetError ? err : new SignetError('INTERNAL', describeError(err));
@@ -201,7 +232,11 @@ export class VerificationEngine {
   }
 
   /** Look up, verify, and hold the result against the scope's requirements. */
-  private async check(work: Work, deadline: AbortSignal, pending: Array<PendingLookup<unknown>>): Promise<Pick<Verdict, 'signatures' | 'warnings' | 'outcome' | 'validUntil'>> {
+  private async check(
+    work: Work,
+    deadline: AbortSignal,
+    pending: Array<PendingLookup<unknown>>,
+  ): Promise<Pick<Verdict, 'signatures' | 'warnings' | 'outcome' | 'validUntil'>> {
     const { digest, subject, where, scopePolicy, ctx } = work;
     const sources = this.options.sourcesFor(scopePolicy.signatureSources, scopePolicy.formats);
     // Signatures and attestations are looked up at the same time.
@@ -216,11 +251,29 @@ export class VerificationEngine {
     const signatures = found.filter((s) => scopePolicy.formats.includes(s.format));
     if (scopePolicy.rejectIfSignedBy.length > 0) {
       const { hits, unchecked } = await signedByRejectedKeys(scopePolicy.rejectIfSignedBy, signatures, ctx);
-      if (hits.length > 0) return { signatures: [], warnings: [], outcome: refuse('SIGNED_BY_REJECTED_KEY', `rejected ${subject}: signed by ${hits.join(', ')}, which ${where} refuses (rejectIfSignedBy)`) };
-      if (unchecked.length > 0) return { signatures: [], warnings: [], outcome: refuse('KEY_UNAVAILABLE', `rejected ${subject}: cannot check for signatures by refused key(s) ${unchecked.join(', ')} (${where})`) };
+      if (hits.length > 0)
+        return {
+          signatures: [],
+          warnings: [],
+          outcome: refuse('SIGNED_BY_REJECTED_KEY', `rejected ${subject}: signed by ${hits.join(', ')}, which ${where} refuses (rejectIfSignedBy)`),
+        };
+      if (unchecked.length > 0)
+        return {
+          signatures: [],
+          warnings: [],
+          outcome: refuse('KEY_UNAVAILABLE', `rejected ${subject}: cannot check for signatures by refused key(s) ${unchecked.join(', ')} (${where})`),
+        };
       // A signature by a refused key could be in what was not read.
       const lost = signatureFailures[0];
-      if (lost) return { signatures: [], warnings: [], outcome: refuse(lost.code, `rejected ${subject}: cannot rule out a signature by ${scopePolicy.rejectIfSignedBy.join(', ')} (rejectIfSignedBy): ${lost.message} (${where})`) };
+      if (lost)
+        return {
+          signatures: [],
+          warnings: [],
+          outcome: refuse(
+            lost.code,
+            `rejected ${subject}: cannot rule out a signature by ${scopePolicy.rejectIfSignedBy.join(', ')} (rejectIfSignedBy): ${lost.message} (${where})`,
+          ),
+        };
     }
     const results: SignatureResult[] = [];
     const warnings: string[] = [];
@@ -251,16 +304,26 @@ export class VerificationEngine {
     if (failed.length === 0) {
       // Met without what could not be read: nothing there could change that.
       for (const f of lookupFailures) warnings.push(`${f.message} (the requirements were met without it)`);
-      return { signatures: lines, warnings, outcome: accept(`accepted ${subject}: ${satisfied.join(' and ')} (${where})`), ...(validUntil !== undefined ? { validUntil } : {}) };
+      return {
+        signatures: lines,
+        warnings,
+        outcome: accept(`accepted ${subject}: ${satisfied.join(' and ')} (${where})`),
+        ...(validUntil !== undefined ? { validUntil } : {}),
+      };
     }
     const total = scopePolicy.signatures.length + scopePolicy.attestations.length;
     const groups = total > 1 ? `${failed.length} of ${total} requirements not met: ` : '';
     const unmet = `${groups}${failed.map((f) => f.reason).join('; ')}`;
     // Not met with what could be read, and a lookup failed: the failure is why we cannot tell.
     const lost = lookupFailures[0];
-    if (lost) return { signatures: lines, warnings, outcome: refuse(lost.code, `rejected ${subject}: ${lost.message}; with what could be read: ${unmet} (${where})`) };
+    if (lost)
+      return { signatures: lines, warnings, outcome: refuse(lost.code, `rejected ${subject}: ${lost.message}; with what could be read: ${unmet} (${where})`) };
     // The most telling failure of all the requirements, as within one (the first of equal rank).
-    return { signatures: lines, warnings, outcome: refuse(mostTellingCode(failed, failed[0]!.code ?? 'SIGNATURE_NOT_FOUND'), `rejected ${subject}: ${unmet} (${where})`) };
+    return {
+      signatures: lines,
+      warnings,
+      outcome: refuse(mostTellingCode(failed, failed[0]!.code ?? 'SIGNATURE_NOT_FOUND'), `rejected ${subject}: ${unmet} (${where})`),
+    };
   }
 
   /** Ask every source at once; what was found, and each source that failed (as a coded error). */

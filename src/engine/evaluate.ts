@@ -35,7 +35,7 @@ const FAILURE_RANK: Partial<Record<ErrorCode, number>> = {
 };
 
 /** 0 for no code, 1 for a code not ranked above, else its rank: higher is more telling. */
-export const failureRank = (code: ErrorCode | undefined): number => (code === undefined ? 0 : FAILURE_RANK[code] ?? 1);
+export const failureRank = (code: ErrorCode | undefined): number => (code === undefined ? 0 : (FAILURE_RANK[code] ?? 1));
 
 /**
  * The most telling code among `failures`; `fallback` (SIGNATURE_NOT_FOUND, ATTESTATION_NOT_FOUND) unless
@@ -96,7 +96,11 @@ async function checkAuthentic(sig: UntrustedSignature, keyName: string, ctx: Eva
   }
 }
 
-export async function evaluateRequirement(requirement: SignatureRequirement, signatures: DiscoveredSignature[], ctx: EvaluationContext): Promise<RequirementOutcome> {
+export async function evaluateRequirement(
+  requirement: SignatureRequirement,
+  signatures: DiscoveredSignature[],
+  ctx: EvaluationContext,
+): Promise<RequirementOutcome> {
   const validKeys = new Set<string>();
   const results: SignatureResult[] = [];
   const warnings = new Set<string>();
@@ -120,7 +124,11 @@ export async function evaluateRequirement(requirement: SignatureRequirement, sig
         else if (!identity.ok) result = { ...base, valid: false, reason: `signature by key "${keyName}": ${identity.reason}`, code: 'IDENTITY_MISMATCH' };
         else {
           if (usable.warning) warnings.add(usable.warning);
-          result = { ...base, valid: true, reason: `valid ${sig.format} signature by key "${keyName}"${check.signedIdentity ? ` for ${check.signedIdentity}` : ''}` };
+          result = {
+            ...base,
+            valid: true,
+            reason: `valid ${sig.format} signature by key "${keyName}"${check.signedIdentity ? ` for ${check.signedIdentity}` : ''}`,
+          };
         }
       }
       if (result.valid) {
@@ -138,7 +146,10 @@ export async function evaluateRequirement(requirement: SignatureRequirement, sig
   const failures = results.filter((r) => !r.valid);
   const code = mostTellingCode(failures, 'SIGNATURE_NOT_FOUND');
   const keyList = requirement.keys.join(', ');
-  const need = requirement.threshold === 1 ? `a valid signature by ${requirement.keys.length > 1 ? `one of ${keyList}` : keyList}` : `valid signatures by ${requirement.threshold} of ${keyList}`;
+  const need =
+    requirement.threshold === 1
+      ? `a valid signature by ${requirement.keys.length > 1 ? `one of ${keyList}` : keyList}`
+      : `valid signatures by ${requirement.threshold} of ${keyList}`;
   let reason: string;
   if (signatures.length === 0) {
     reason = `no signatures found; needs ${need}`;
@@ -156,7 +167,11 @@ const NOT_SIGNED_BY_KEY: ErrorCode[] = ['SIGNATURE_INVALID', 'SIGNATURE_MALFORME
  * The keys among `rejectKeys` that made a valid signature for this digest (identity does not matter),
  * and those that could not be checked at all (the caller fails closed on them).
  */
-export async function signedByRejectedKeys(rejectKeys: string[], signatures: DiscoveredSignature[], ctx: EvaluationContext): Promise<{ hits: string[]; unchecked: string[] }> {
+export async function signedByRejectedKeys(
+  rejectKeys: string[],
+  signatures: DiscoveredSignature[],
+  ctx: EvaluationContext,
+): Promise<{ hits: string[]; unchecked: string[] }> {
   const hits = new Set<string>();
   const unchecked = new Set<string>();
   for (const sig of signatures) {

@@ -35,7 +35,11 @@ export interface LocalEngine {
 
 export async function openLocalEngine(options: LocalEngineOptions): Promise<LocalEngine> {
   const policy = await loadPolicyDir(options.policyDir);
-  const keys = new KeyRing([new PemKeyProvider(), new SigstoreKeyProvider(), new Pkcs11KeyProvider(options.pkcs11Module !== undefined ? { defaultModule: options.pkcs11Module } : {})]);
+  const keys = new KeyRing([
+    new PemKeyProvider(),
+    new SigstoreKeyProvider(),
+    new Pkcs11KeyProvider(options.pkcs11Module !== undefined ? { defaultModule: options.pkcs11Module } : {}),
+  ]);
   await keys.load(policy.keys);
   const client = new RegistryClient({
     insecureRegistries: options.insecureRegistries,

@@ -33,7 +33,10 @@ export class ReferrersSource implements SignatureSource {
 
   private readonly spec: { format: FormatName; artifactTypes: readonly string[]; layerMediaTypes: readonly string[]; maxEnvelopeBytes: number };
 
-  constructor(private readonly listing: ReferrersListing, format: SignatureFormat<FormatName>) {
+  constructor(
+    private readonly listing: ReferrersListing,
+    format: SignatureFormat<FormatName>,
+  ) {
     if (format.location.kind !== 'referrers') throw new SignetError('INVALID_ARGUMENT', `${format.name} signatures are not stored as referrers`);
     this.spec = { format: format.name, ...format.location };
     this.store = listing.store;
@@ -55,12 +58,24 @@ export class ReferrersSource implements SignatureSource {
           if (manifest === undefined) throw new SignetError('REGISTRY_NOT_FOUND', `referrer ${d.digest} is listed but not found`);
           const doc = parseStrictJson(manifest.bytes.toString('utf8'), `${this.spec.format} signature manifest`);
           const layers = isPlainObject(doc) && Array.isArray(doc['layers']) ? (doc['layers'] as unknown[]) : [];
-          const layer = layers.find((l): l is { mediaType: string; digest: string } => isPlainObject(l) && typeof l['mediaType'] === 'string' && this.spec.layerMediaTypes.includes(l['mediaType']) && typeof l['digest'] === 'string' && isDigest(l['digest']));
-          if (layer === undefined) throw new SignetError('SIGNATURE_MALFORMED', `${this.spec.format} signature manifest ${d.digest} has no ${this.spec.layerMediaTypes.join(' or ')} layer`);
+          const layer = layers.find(
+            (l): l is { mediaType: string; digest: string } =>
+              isPlainObject(l) &&
+              typeof l['mediaType'] === 'string' &&
+              this.spec.layerMediaTypes.includes(l['mediaType']) &&
+              typeof l['digest'] === 'string' &&
+              isDigest(l['digest']),
+          );
+          if (layer === undefined)
+            throw new SignetError(
+              'SIGNATURE_MALFORMED',
+              `${this.spec.format} signature manifest ${d.digest} has no ${this.spec.layerMediaTypes.join(' or ')} layer`,
+            );
           const untrustedPayload = await this.store.getBlob(repo, layer.digest, { maxBytes: this.spec.maxEnvelopeBytes, ...signal });
           return { format: this.spec.format, source, untrustedPayload, untrustedSignature: Buffer.alloc(0), envelopeMediaType: layer.mediaType };
         } catch (err) {
-          if (err instanceof SignetError && ['SIGNATURE_MALFORMED', 'DIGEST_MISMATCH', 'BLOB_TOO_LARGE', 'REGISTRY_NOT_FOUND'].includes(err.code)) return { format: this.spec.format, source, error: err };
+          if (err instanceof SignetError && ['SIGNATURE_MALFORMED', 'DIGEST_MISMATCH', 'BLOB_TOO_LARGE', 'REGISTRY_NOT_FOUND'].includes(err.code))
+            return { format: this.spec.format, source, error: err };
           throw err;
         }
       }),

@@ -20,7 +20,10 @@ export function digestTag(digest: string, suffix: string): string {
 export class TagSource implements SignatureSource {
   readonly name: string;
 
-  constructor(private readonly client: ContentStore, private readonly format: SignatureFormat<FormatName>) {
+  constructor(
+    private readonly client: ContentStore,
+    private readonly format: SignatureFormat<FormatName>,
+  ) {
     if (format.location.kind !== 'tag') throw new SignetError('INVALID_ARGUMENT', `${format.name} signatures are not stored under a tag`);
     this.name = client.name;
   }
@@ -52,7 +55,11 @@ export class TagSource implements SignatureSource {
           return { format, source, untrustedPayload, untrustedSignature, untrustedAnnotations: layer.annotations };
         } catch (err) {
           if (err instanceof SignetError && err.code === 'DIGEST_MISMATCH') {
-            return { format, source, error: new SignetError('DIGEST_MISMATCH', `payload blob ${layer.digest} does not match its digest: tampered in the registry`) };
+            return {
+              format,
+              source,
+              error: new SignetError('DIGEST_MISMATCH', `payload blob ${layer.digest} does not match its digest: tampered in the registry`),
+            };
           }
           if (err instanceof SignetError && (err.code === 'SIGNATURE_MALFORMED' || err.code === 'BLOB_TOO_LARGE' || err.code === 'REGISTRY_NOT_FOUND')) {
             return { format, source, error: err };

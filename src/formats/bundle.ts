@@ -18,7 +18,8 @@ const BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
  * digest, in a DSSE envelope signed over the pre-authentication encoding, wrapped in a v0.3 bundle.
  */
 async function signBundle(request: SignRequest, signer: Signer): Promise<SignedArtifact> {
-  const [{ bundleToJSON, toDSSEBundle }, { dsseHashFor, INTOTO_PAYLOAD_TYPE, preAuthEncoding }, { buildStatement, serializeStatement, subjectForDigest }] = await Promise.all([import('@sigstore/bundle'), import('./dsse.js'), import('./intoto.js')]);
+  const [{ bundleToJSON, toDSSEBundle }, { dsseHashFor, INTOTO_PAYLOAD_TYPE, preAuthEncoding }, { buildStatement, serializeStatement, subjectForDigest }] =
+    await Promise.all([import('@sigstore/bundle'), import('./dsse.js'), import('./intoto.js')]);
   const statement = serializeStatement(buildStatement([subjectForDigest(request.repositoryName, request.digest)], COSIGN_SIGN_PREDICATE_TYPE, {}));
   const signature = Buffer.from(await signer.sign(preAuthEncoding(INTOTO_PAYLOAD_TYPE, statement), dsseHashFor(signer.algorithm)));
   const bundle = toDSSEBundle({ artifact: statement, artifactType: INTOTO_PAYLOAD_TYPE, signature, keyHint: signer.fingerprint });
@@ -35,7 +36,14 @@ export const sigstoreBundleFormat: SignatureFormat<'sigstore-bundle'> = {
       untrustedBundle: signature.untrustedPayload,
       expectedDigest: expected.digest,
       ...(key.sigstore !== undefined
-        ? { trustedRoot: key.sigstore.trustedRoot, identity: { issuer: key.sigstore.issuer, ...(key.sigstore.subject !== undefined ? { subject: key.sigstore.subject } : {}), ...(key.sigstore.subjectRegExp !== undefined ? { subjectRegExp: key.sigstore.subjectRegExp } : {}) } }
+        ? {
+            trustedRoot: key.sigstore.trustedRoot,
+            identity: {
+              issuer: key.sigstore.issuer,
+              ...(key.sigstore.subject !== undefined ? { subject: key.sigstore.subject } : {}),
+              ...(key.sigstore.subjectRegExp !== undefined ? { subjectRegExp: key.sigstore.subjectRegExp } : {}),
+            },
+          }
         : { key }),
     });
     if (!r.valid) return { valid: false, code: r.code, reason: `sigstore bundle, key "${key.name}": ${r.reason}` };

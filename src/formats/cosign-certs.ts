@@ -54,7 +54,8 @@ export function parseRekorRecord(text: string): RekorRecord {
   const doc = parseStrictJson(text, BUNDLE, 'SIGNATURE_MALFORMED');
   if (!isPlainObject(doc) || !isPlainObject(doc['Payload'])) return malformed(`${BUNDLE} has no Payload object`);
   const p = doc['Payload'];
-  const int = (v: unknown, what: string): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : malformed(`${BUNDLE} ${what} is not a non-negative integer`));
+  const int = (v: unknown, what: string): number =>
+    typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : malformed(`${BUNDLE} ${what} is not a non-negative integer`);
   const logID = p['logID'];
   if (typeof logID !== 'string' || !/^[0-9a-f]{64}$/.test(logID)) malformed(`${BUNDLE} Payload.logID is not 64 hex digits`);
   return {
@@ -69,7 +70,8 @@ export function parseRekorRecord(text: string): RekorRecord {
 /** The hashedrekord body's kind, version and certificate (what it says was logged). */
 export function readBody(body: Buffer): { kind: string; apiVersion: string; certificateDer?: Buffer } {
   const doc = parseStrictJson(body.toString('utf8'), 'Rekor entry body', 'SIGNATURE_MALFORMED');
-  if (!isPlainObject(doc) || typeof doc['kind'] !== 'string' || typeof doc['apiVersion'] !== 'string') return malformed('the Rekor entry body has no kind and apiVersion');
+  if (!isPlainObject(doc) || typeof doc['kind'] !== 'string' || typeof doc['apiVersion'] !== 'string')
+    return malformed('the Rekor entry body has no kind and apiVersion');
   const spec = doc['spec'];
   const sig = isPlainObject(spec) ? spec['signature'] : undefined;
   const pk = isPlainObject(sig) ? sig['publicKey'] : undefined;

@@ -35,7 +35,10 @@ function trustedCaCertificates(trustedRoot: unknown): Buffer[] {
   const out: Buffer[] = [];
   const cas = isPlainObject(trustedRoot) && Array.isArray(trustedRoot['certificateAuthorities']) ? (trustedRoot['certificateAuthorities'] as unknown[]) : [];
   for (const ca of cas) {
-    const chain = isPlainObject(ca) && isPlainObject(ca['certChain']) && Array.isArray(ca['certChain']['certificates']) ? (ca['certChain']['certificates'] as unknown[]) : [];
+    const chain =
+      isPlainObject(ca) && isPlainObject(ca['certChain']) && Array.isArray(ca['certChain']['certificates'])
+        ? (ca['certChain']['certificates'] as unknown[])
+        : [];
     for (const c of chain) if (isPlainObject(c) && typeof c['rawBytes'] === 'string') out.push(Buffer.from(c['rawBytes'], 'base64'));
   }
   return out;
@@ -50,7 +53,11 @@ function checkChainAnnotation(chainPem: string | undefined, trustedRoot: unknown
   if (chainPem === undefined || chainPem === '') return;
   const trusted = trustedCaCertificates(trustedRoot);
   for (const [i, der] of pemCertificatesDer(chainPem, COSIGN_CHAIN_ANNOTATION).entries()) {
-    if (!trusted.some((t) => t.equals(der))) throw new SignetError('CERTIFICATE_INVALID', `cosign keyless signature: certificate ${i} of ${COSIGN_CHAIN_ANNOTATION} is not a CA certificate of the trusted root`);
+    if (!trusted.some((t) => t.equals(der)))
+      throw new SignetError(
+        'CERTIFICATE_INVALID',
+        `cosign keyless signature: certificate ${i} of ${COSIGN_CHAIN_ANNOTATION} is not a CA certificate of the trusted root`,
+      );
   }
 }
 
@@ -58,7 +65,8 @@ function checkChainAnnotation(chainPem: string | undefined, trustedRoot: unknown
 function trustedTsaCertificates(trustedRoot: unknown): Buffer[] {
   const tsas = isPlainObject(trustedRoot) && Array.isArray(trustedRoot['timestampAuthorities']) ? (trustedRoot['timestampAuthorities'] as unknown[]) : [];
   return tsas.flatMap((t) => {
-    const chain = isPlainObject(t) && isPlainObject(t['certChain']) && Array.isArray(t['certChain']['certificates']) ? (t['certChain']['certificates'] as unknown[]) : [];
+    const chain =
+      isPlainObject(t) && isPlainObject(t['certChain']) && Array.isArray(t['certChain']['certificates']) ? (t['certChain']['certificates'] as unknown[]) : [];
     return chain.flatMap((c) => (isPlainObject(c) && typeof c['rawBytes'] === 'string' ? [Buffer.from(c['rawBytes'], 'base64')] : []));
   });
 }
@@ -80,17 +88,26 @@ function checkTimestampCertificates(tsDer: Buffer, trustedRoot: unknown): void {
   }
   const trusted = trustedTsaCertificates(trustedRoot);
   for (const [i, c] of certs.entries()) {
-    if (!trusted.some((t) => t.equals(c.toDER()))) throw new SignetError('CERTIFICATE_INVALID', `cosign keyless signature: certificate ${i} of the timestamp is not a timestamp-authority certificate of the trusted root`);
+    if (!trusted.some((t) => t.equals(c.toDER())))
+      throw new SignetError(
+        'CERTIFICATE_INVALID',
+        `cosign keyless signature: certificate ${i} of the timestamp is not a timestamp-authority certificate of the trusted root`,
+      );
   }
 }
 
 /** The message-signature bundle (v0.1 JSON) a keyless cosign layer stands for. */
-export function cosignLayerToBundle(untrustedPayload: Buffer, untrustedSignature: Buffer, annotations: Record<string, string>): { bundle: Buffer; certificateDer: Buffer; bodyCertificateDer?: Buffer; timestamp?: Buffer } {
+export function cosignLayerToBundle(
+  untrustedPayload: Buffer,
+  untrustedSignature: Buffer,
+  annotations: Record<string, string>,
+): { bundle: Buffer; certificateDer: Buffer; bodyCertificateDer?: Buffer; timestamp?: Buffer } {
   const certPem = annotations[COSIGN_CERTIFICATE_ANNOTATION];
   if (certPem === undefined || certPem === '') return malformed(`no ${COSIGN_CERTIFICATE_ANNOTATION} annotation (a signature by a key, not keyless)`);
   const certificateDer = singleCertificateDer(certPem, COSIGN_CERTIFICATE_ANNOTATION);
   const recordText = annotations[COSIGN_BUNDLE_ANNOTATION];
-  if (recordText === undefined || recordText === '') return malformed(`no ${COSIGN_BUNDLE_ANNOTATION} annotation: no transparency-log record vouches for when the certificate was used`);
+  if (recordText === undefined || recordText === '')
+    return malformed(`no ${COSIGN_BUNDLE_ANNOTATION} annotation: no transparency-log record vouches for when the certificate was used`);
   const record = parseRekorRecord(recordText);
   const body = readBody(record.body);
   let timestamps: Array<{ signedTimestamp: string }> = [];
@@ -106,14 +123,16 @@ export function cosignLayerToBundle(untrustedPayload: Buffer, untrustedSignature
     mediaType: 'application/vnd.dev.sigstore.bundle+json;version=0.1',
     verificationMaterial: {
       x509CertificateChain: { certificates: [{ rawBytes: certificateDer.toString('base64') }] },
-      tlogEntries: [{
-        logIndex: String(record.logIndex),
-        logId: { keyId: record.logId.toString('base64') },
-        kindVersion: { kind: body.kind, version: body.apiVersion },
-        integratedTime: String(record.integratedTime),
-        inclusionPromise: { signedEntryTimestamp: record.set.toString('base64') },
-        canonicalizedBody: record.body.toString('base64'),
-      }],
+      tlogEntries: [
+        {
+          logIndex: String(record.logIndex),
+          logId: { keyId: record.logId.toString('base64') },
+          kindVersion: { kind: body.kind, version: body.apiVersion },
+          integratedTime: String(record.integratedTime),
+          inclusionPromise: { signedEntryTimestamp: record.set.toString('base64') },
+          canonicalizedBody: record.body.toString('base64'),
+        },
+      ],
       ...(timestamps.length > 0 ? { timestampVerificationData: { rfc3161Timestamps: timestamps } } : {}),
     },
     messageSignature: {
@@ -121,7 +140,12 @@ export function cosignLayerToBundle(untrustedPayload: Buffer, untrustedSignature
       signature: untrustedSignature.toString('base64'),
     },
   };
-  return { bundle: Buffer.from(JSON.stringify(bundle)), certificateDer, ...(body.certificateDer !== undefined ? { bodyCertificateDer: body.certificateDer } : {}), ...(timestampDer !== undefined ? { timestamp: timestampDer } : {}) };
+  return {
+    bundle: Buffer.from(JSON.stringify(bundle)),
+    certificateDer,
+    ...(body.certificateDer !== undefined ? { bodyCertificateDer: body.certificateDer } : {}),
+    ...(timestampDer !== undefined ? { timestamp: timestampDer } : {}),
+  };
 }
 
 export type KeylessCheck = { valid: true; issuer: string; subject: string } | { valid: false; code: SignetError['code']; reason: string };
@@ -130,7 +154,13 @@ export type KeylessCheck = { valid: true; issuer: string; subject: string } | { 
  * Authenticity of a keyless cosign layer: everything but the payload's claims (the caller parses the
  * simple-signing payload, now authentic, and compares its digest).
  */
-export async function verifyCosignKeyless(untrustedPayload: Buffer, untrustedSignature: Buffer, annotations: Record<string, string>, trustedRoot: unknown, identity: SigstoreIdentity): Promise<KeylessCheck> {
+export async function verifyCosignKeyless(
+  untrustedPayload: Buffer,
+  untrustedSignature: Buffer,
+  annotations: Record<string, string>,
+  trustedRoot: unknown,
+  identity: SigstoreIdentity,
+): Promise<KeylessCheck> {
   let mapped;
   try {
     mapped = cosignLayerToBundle(untrustedPayload, untrustedSignature, annotations);
@@ -145,12 +175,16 @@ export async function verifyCosignKeyless(untrustedPayload: Buffer, untrustedSig
     expectedDigest: `sha256:${createHash('sha256').update(untrustedPayload).digest('hex')}`,
     artifact: untrustedPayload,
     trustedRoot,
-    identity: { issuer: identity.issuer, ...(identity.subject !== undefined ? { subject: identity.subject } : {}), ...(identity.subjectRegExp !== undefined ? { subjectRegExp: identity.subjectRegExp } : {}) },
+    identity: {
+      issuer: identity.issuer,
+      ...(identity.subject !== undefined ? { subject: identity.subject } : {}),
+      ...(identity.subjectRegExp !== undefined ? { subjectRegExp: identity.subjectRegExp } : {}),
+    },
   });
   if (!r.valid) return { valid: false, code: r.code, reason: r.reason.replace(/^sigstore bundle/, 'cosign keyless signature') };
   // The log vouched for this signature and digest; it must also have logged this certificate.
   if (mapped.bodyCertificateDer === undefined || !mapped.bodyCertificateDer.equals(mapped.certificateDer)) {
-    return { valid: false, code: 'SIGNATURE_INVALID', reason: 'cosign keyless signature: the Rekor entry does not hold the signature\'s certificate' };
+    return { valid: false, code: 'SIGNATURE_INVALID', reason: "cosign keyless signature: the Rekor entry does not hold the signature's certificate" };
   }
   return { valid: true, issuer: r.signer.issuer ?? '', subject: r.signer.subject ?? '' };
 }

@@ -44,7 +44,8 @@ export function subjectAltNames(der: Buffer): { email: string[]; dns: string[]; 
   let names;
   try {
     // The extension's GeneralNames (the library's own parse; its getters return only the first of a kind).
-    const ext = SigstoreX509.parse(der as Buffer<ArrayBuffer>).extSubjectAltName as unknown as { generalNames: Array<{ tag: { isContextSpecific(n: number): boolean }; value: Buffer }> } | undefined;
+    const ext = SigstoreX509.parse(der as Buffer<ArrayBuffer>).extSubjectAltName as unknown as
+      { generalNames: Array<{ tag: { isContextSpecific(n: number): boolean }; value: Buffer }> } | undefined;
     names = ext?.generalNames ?? [];
   } catch {
     return out;
@@ -59,9 +60,12 @@ export function subjectAltNames(der: Buffer): { email: string[]; dns: string[]; 
 }
 
 function checkIdentity(sans: ReturnType<typeof subjectAltNames>, rules: CertificateIdentity | undefined): string | undefined {
-  if (rules?.subjectEmail !== undefined && !sans.email.includes(rules.subjectEmail)) return `the certificate's email names ${JSON.stringify(sans.email.slice(0, 5))} do not include ${JSON.stringify(rules.subjectEmail)}`;
-  if (rules?.subjectHostname !== undefined && !sans.dns.some((d) => d.toLowerCase() === rules.subjectHostname!.toLowerCase())) return `the certificate's DNS names ${JSON.stringify(sans.dns.slice(0, 5))} do not include ${JSON.stringify(rules.subjectHostname)}`;
-  if (rules?.subjectURI !== undefined && !sans.uri.includes(rules.subjectURI)) return `the certificate's URIs ${JSON.stringify(sans.uri.slice(0, 5))} do not include ${JSON.stringify(rules.subjectURI)}`;
+  if (rules?.subjectEmail !== undefined && !sans.email.includes(rules.subjectEmail))
+    return `the certificate's email names ${JSON.stringify(sans.email.slice(0, 5))} do not include ${JSON.stringify(rules.subjectEmail)}`;
+  if (rules?.subjectHostname !== undefined && !sans.dns.some((d) => d.toLowerCase() === rules.subjectHostname!.toLowerCase()))
+    return `the certificate's DNS names ${JSON.stringify(sans.dns.slice(0, 5))} do not include ${JSON.stringify(rules.subjectHostname)}`;
+  if (rules?.subjectURI !== undefined && !sans.uri.includes(rules.subjectURI))
+    return `the certificate's URIs ${JSON.stringify(sans.uri.slice(0, 5))} do not include ${JSON.stringify(rules.subjectURI)}`;
   return undefined;
 }
 
@@ -76,7 +80,11 @@ function buildPath(leaf: X509Certificate, roots: readonly X509Certificate[], can
     if (root !== undefined) {
       if (!root.raw.equals(current.raw)) path.push(root);
       const expired = path.find((c) => !validAt(c, at));
-      if (expired !== undefined) throw new SignetError('CERTIFICATE_INVALID', `certificate ${describe(expired)} is not valid at the signing time ${at.toISOString()} (valid ${expired.validFrom} to ${expired.validTo})`);
+      if (expired !== undefined)
+        throw new SignetError(
+          'CERTIFICATE_INVALID',
+          `certificate ${describe(expired)} is not valid at the signing time ${at.toISOString()} (valid ${expired.validFrom} to ${expired.validTo})`,
+        );
       return path;
     }
     const next = candidates.find((c) => c.ca && !path.some((p) => p.raw.equals(c.raw)) && issued(current, c));
@@ -88,10 +96,17 @@ function buildPath(leaf: X509Certificate, roots: readonly X509Certificate[], can
 }
 
 /** Authenticity of a cosign layer signed with a private-PKI certificate (the caller checks the payload's claims). */
-export async function verifyCosignPki(untrustedPayload: Buffer, untrustedSignature: Buffer, annotations: Record<string, string>, key: TrustedKey, at: Date): Promise<PkiCheck> {
+export async function verifyCosignPki(
+  untrustedPayload: Buffer,
+  untrustedSignature: Buffer,
+  annotations: Record<string, string>,
+  key: TrustedKey,
+  at: Date,
+): Promise<PkiCheck> {
   try {
     const certPem = annotations[COSIGN_CERTIFICATE_ANNOTATION];
-    if (certPem === undefined || certPem === '') throw new SignetError('SIGNATURE_MALFORMED', `cosign signature has no ${COSIGN_CERTIFICATE_ANNOTATION} annotation`);
+    if (certPem === undefined || certPem === '')
+      throw new SignetError('SIGNATURE_MALFORMED', `cosign signature has no ${COSIGN_CERTIFICATE_ANNOTATION} annotation`);
     const leafDer = singleCertificateDer(certPem, COSIGN_CERTIFICATE_ANNOTATION);
     const leaf = new X509Certificate(leafDer);
     const chainPem = annotations[COSIGN_CHAIN_ANNOTATION];
@@ -106,7 +121,8 @@ export async function verifyCosignPki(untrustedPayload: Buffer, untrustedSignatu
       throw new SignetError('SIGNATURE_INVALID', 'signature does not verify with the key of its certificate (the payload or signature was altered)');
     }
     const eku = leaf.keyUsage;
-    if (eku !== undefined && eku.length > 0 && !eku.includes(CODE_SIGNING) && !eku.includes(ANY_EKU)) throw new SignetError('CERTIFICATE_INVALID', `the signing certificate ${describe(leaf)} is not for code signing`);
+    if (eku !== undefined && eku.length > 0 && !eku.includes(CODE_SIGNING) && !eku.includes(ANY_EKU))
+      throw new SignetError('CERTIFICATE_INVALID', `the signing certificate ${describe(leaf)} is not for code signing`);
     const path = buildPath(leaf, key.certificates ?? [], [...(key.intermediates ?? []), ...chain], at);
     const sans = subjectAltNames(leafDer);
     const mismatch = checkIdentity(sans, key.certificateIdentity);

@@ -18,9 +18,16 @@ const refuse = (why: string): never => {
 };
 
 /** The entry's integrated time (seconds) when the record vouches for this signature; throws otherwise. */
-export function verifyTlogRecord(untrustedPayload: Buffer, untrustedSignature: Buffer, annotations: Record<string, string>, key: TrustedKey, requirement: TlogRequirement): { integratedTime: number; logIndex: number } {
+export function verifyTlogRecord(
+  untrustedPayload: Buffer,
+  untrustedSignature: Buffer,
+  annotations: Record<string, string>,
+  key: TrustedKey,
+  requirement: TlogRequirement,
+): { integratedTime: number; logIndex: number } {
   const text = annotations[COSIGN_BUNDLE_ANNOTATION];
-  if (text === undefined || text === '') return refuse(`key "${key.name}" requires one (tlog: required) and the signature has no ${COSIGN_BUNDLE_ANNOTATION} annotation`);
+  if (text === undefined || text === '')
+    return refuse(`key "${key.name}" requires one (tlog: required) and the signature has no ${COSIGN_BUNDLE_ANNOTATION} annotation`);
   const record = parseRekorRecord(text);
   const logKey = requirement.logKeys.find((k) => k.logId.equals(record.logId));
   if (logKey === undefined) return refuse(`logged by log ${record.logId.toString('hex').slice(0, 16)}…, not a log of ${requirement.source}`);
@@ -28,7 +35,14 @@ export function verifyTlogRecord(untrustedPayload: Buffer, untrustedSignature: B
   if ((logKey.validFrom !== undefined && at < logKey.validFrom.getTime()) || (logKey.validTo !== undefined && at > logKey.validTo.getTime())) {
     return refuse(`the log key of ${requirement.source} was not valid at the entry's time ${new Date(at).toISOString()}`);
   }
-  const signed = Buffer.from(json.canonicalize({ body: record.body.toString('base64'), integratedTime: record.integratedTime, logIndex: record.logIndex, logID: record.logId.toString('hex') }));
+  const signed = Buffer.from(
+    json.canonicalize({
+      body: record.body.toString('base64'),
+      integratedTime: record.integratedTime,
+      logIndex: record.logIndex,
+      logID: record.logId.toString('hex'),
+    }),
+  );
   let ok = false;
   try {
     ok = cryptoVerify(logKey.key.asymmetricKeyType === 'ed25519' ? null : 'sha256', signed, logKey.key, record.set);
@@ -42,7 +56,8 @@ export function verifyTlogRecord(untrustedPayload: Buffer, untrustedSignature: B
   const spec = body['spec'];
   const data = isPlainObject(spec) && isPlainObject(spec['data']) ? spec['data'] : undefined;
   const hash = data !== undefined && isPlainObject(data['hash']) ? data['hash'] : undefined;
-  if (hash?.['algorithm'] !== 'sha256' || hash['value'] !== createHash('sha256').update(untrustedPayload).digest('hex')) return refuse('the entry is for another payload');
+  if (hash?.['algorithm'] !== 'sha256' || hash['value'] !== createHash('sha256').update(untrustedPayload).digest('hex'))
+    return refuse('the entry is for another payload');
   const sig = isPlainObject(spec) && isPlainObject(spec['signature']) ? spec['signature'] : undefined;
   if (sig === undefined || !base64Field(sig['content'], 'Rekor entry signature').equals(untrustedSignature)) return refuse('the entry holds another signature');
   const pk = isPlainObject(sig['publicKey']) ? sig['publicKey']['content'] : undefined;

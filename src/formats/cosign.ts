@@ -13,7 +13,16 @@ import { MEDIA_TYPES } from '../registry/types.js';
 import type { TrustedKey } from '../keys/types.js';
 import { isPlainObject, parseStrictJson, requireExactKeys } from './strict-json.js';
 import type { Signer } from '../keys/types.js';
-import type { ExpectedSubject, FormatOptions, SignatureCheck, SignatureFormat, SignedArtifact, SignRequest, UntrustedSignature, UntrustedTagLayer } from './types.js';
+import type {
+  ExpectedSubject,
+  FormatOptions,
+  SignatureCheck,
+  SignatureFormat,
+  SignedArtifact,
+  SignRequest,
+  UntrustedSignature,
+  UntrustedTagLayer,
+} from './types.js';
 
 export const COSIGN_SIMPLESIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
 export const COSIGN_SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
@@ -52,10 +61,12 @@ export function parseSignatureManifest(untrustedBytes: Buffer): UntrustedSignatu
     const { mediaType, digest, size, annotations } = layer;
     if (mediaType !== COSIGN_SIMPLESIGNING_MEDIA_TYPE) continue; // not a simple-signing layer: not ours to judge
     if (typeof digest !== 'string' || !isDigest(digest)) throw new SignetError('SIGNATURE_MALFORMED', `signature layer ${i} has an invalid digest`);
-    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new SignetError('SIGNATURE_MALFORMED', `signature layer ${i} has an invalid size`);
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+      throw new SignetError('SIGNATURE_MALFORMED', `signature layer ${i} has an invalid size`);
     if (size > MAX_PAYLOAD_BYTES) throw new SignetError('SIGNATURE_MALFORMED', `signature layer ${i} payload is ${size} bytes, more than ${MAX_PAYLOAD_BYTES}`);
     const sig = isPlainObject(annotations) ? annotations[COSIGN_SIGNATURE_ANNOTATION] : undefined;
-    if (typeof sig !== 'string' || sig.length === 0) throw new SignetError('SIGNATURE_MALFORMED', `signature layer ${i} has no ${COSIGN_SIGNATURE_ANNOTATION} annotation`);
+    if (typeof sig !== 'string' || sig.length === 0)
+      throw new SignetError('SIGNATURE_MALFORMED', `signature layer ${i} has no ${COSIGN_SIGNATURE_ANNOTATION} annotation`);
     out.push({ descriptor: { mediaType, digest, size, annotations: annotations as Record<string, string> }, untrustedSignatureBase64: sig });
   }
   return out;
@@ -100,9 +111,11 @@ export function parseSimpleSigningPayload(untrustedPayload: Buffer): SimpleSigni
   const dockerReference = identity['docker-reference'];
   const manifestDigest = image['docker-manifest-digest'];
   if (typeof dockerReference !== 'string') throw new SignetError('SIGNATURE_MALFORMED', `${where}: docker-reference is not a string`);
-  if (typeof manifestDigest !== 'string' || !isDigest(manifestDigest)) throw new SignetError('SIGNATURE_MALFORMED', `${where}: docker-manifest-digest is not a digest`);
+  if (typeof manifestDigest !== 'string' || !isDigest(manifestDigest))
+    throw new SignetError('SIGNATURE_MALFORMED', `${where}: docker-manifest-digest is not a digest`);
   const optional = doc['optional'];
-  if (optional !== undefined && optional !== null && !isPlainObject(optional)) throw new SignetError('SIGNATURE_MALFORMED', `${where}: "optional" is not an object`);
+  if (optional !== undefined && optional !== null && !isPlainObject(optional))
+    throw new SignetError('SIGNATURE_MALFORMED', `${where}: "optional" is not an object`);
   return { dockerReference, manifestDigest, optional: (optional as Record<string, unknown> | null | undefined) ?? {} };
 }
 
@@ -125,17 +138,28 @@ export function appendSignatureLayer(existing: Buffer | undefined, layer: Descri
     const parsed = parseStrictJson(existing.toString('utf8'), 'existing signature manifest');
     if (isPlainObject(parsed) && Array.isArray(parsed['layers'])) layers = parsed['layers'] as Descriptor[];
   }
-  layers = [...layers.filter((l) => l.digest !== layer.digest || l.annotations?.[COSIGN_SIGNATURE_ANNOTATION] !== layer.annotations?.[COSIGN_SIGNATURE_ANNOTATION]), layer];
-  const config = Buffer.from(JSON.stringify({
-    architecture: '', created: '0001-01-01T00:00:00Z', history: [{ created: '0001-01-01T00:00:00Z' }], os: '',
-    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) }, config: {},
-  }));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MEDIA_TYPES.ociManifest,
-    config: { mediaType: MEDIA_TYPES.ociConfig, size: config.length, digest: sha256Digest(config) },
-    layers,
-  }));
+  layers = [
+    ...layers.filter((l) => l.digest !== layer.digest || l.annotations?.[COSIGN_SIGNATURE_ANNOTATION] !== layer.annotations?.[COSIGN_SIGNATURE_ANNOTATION]),
+    layer,
+  ];
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: '',
+      created: '0001-01-01T00:00:00Z',
+      history: [{ created: '0001-01-01T00:00:00Z' }],
+      os: '',
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+      config: {},
+    }),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.ociManifest,
+      config: { mediaType: MEDIA_TYPES.ociConfig, size: config.length, digest: sha256Digest(config) },
+      layers,
+    }),
+  );
   return { manifest, config };
 }
 
@@ -156,7 +180,11 @@ function readSignatureManifest(untrustedManifest: Buffer): UntrustedTagLayer[] {
 async function signSimpleSigning(request: SignRequest, signer: Signer): Promise<SignedArtifact> {
   const payload = buildSimpleSigningPayload(request.dockerReference, request.digest, request.annotations);
   const signature = await signer.sign(payload, 'sha256');
-  return { blob: payload, mediaType: COSIGN_SIMPLESIGNING_MEDIA_TYPE, annotations: { [COSIGN_SIGNATURE_ANNOTATION]: Buffer.from(signature).toString('base64') } };
+  return {
+    blob: payload,
+    mediaType: COSIGN_SIMPLESIGNING_MEDIA_TYPE,
+    annotations: { [COSIGN_SIGNATURE_ANNOTATION]: Buffer.from(signature).toString('base64') },
+  };
 }
 
 /** One check, one function: authenticity, then integrity of the claims. */
@@ -170,7 +198,13 @@ export const cosignFormat: SignatureFormat<'cosign'> = {
     if (key.sigstore !== undefined) {
       // Keyless (cosign v2 `.sig` with certificate and Rekor record): the sigstore libraries, loaded when first needed.
       const { verifyCosignKeyless } = await import('./cosign-keyless.js');
-      const r = await verifyCosignKeyless(signature.untrustedPayload, signature.untrustedSignature, signature.untrustedAnnotations ?? {}, key.sigstore.trustedRoot, key.sigstore);
+      const r = await verifyCosignKeyless(
+        signature.untrustedPayload,
+        signature.untrustedSignature,
+        signature.untrustedAnnotations ?? {},
+        key.sigstore.trustedRoot,
+        key.sigstore,
+      );
       if (!r.valid) return { valid: false, code: r.code, reason: `${r.reason} (key "${key.name}")` };
       signer = { issuer: r.issuer, subject: r.subject };
     } else {
@@ -180,11 +214,21 @@ export const cosignFormat: SignatureFormat<'cosign'> = {
       if (!direct && key.certificates !== undefined && certificate !== undefined && certificate !== '') {
         // Private PKI: the signing certificate chains to the key's trust store (./cosign-pki.ts).
         const { verifyCosignPki } = await import('./cosign-pki.js');
-        const r = await verifyCosignPki(signature.untrustedPayload, signature.untrustedSignature, signature.untrustedAnnotations ?? {}, key, options?.now ?? new Date());
+        const r = await verifyCosignPki(
+          signature.untrustedPayload,
+          signature.untrustedSignature,
+          signature.untrustedAnnotations ?? {},
+          key,
+          options?.now ?? new Date(),
+        );
         if (!r.valid) return { valid: false, code: r.code, reason: r.reason };
         signer = { subject: r.subject };
       } else if (!direct) {
-        return { valid: false, code: 'SIGNATURE_INVALID', reason: `signature does not verify with key "${key.name}" (signed by another key, or the payload was altered)` };
+        return {
+          valid: false,
+          code: 'SIGNATURE_INVALID',
+          reason: `signature does not verify with key "${key.name}" (signed by another key, or the payload was altered)`,
+        };
       } else if (key.tlog !== undefined) {
         // tlog: required — the key signed it; a log the policy trusts must have recorded it (./cosign-tlog.ts).
         const { verifyTlogRecord } = await import('./cosign-tlog.js');
@@ -207,6 +251,11 @@ export const cosignFormat: SignatureFormat<'cosign'> = {
     if (claims.manifestDigest !== expectedDigest) {
       return { valid: false, code: 'DIGEST_MISMATCH', reason: `signature by key "${key.name}" is for digest ${claims.manifestDigest}, not ${expectedDigest}` };
     }
-    return { valid: true, signedIdentity: claims.dockerReference, signedDigest: claims.manifestDigest, annotations: { ...claims.optional, ...(Object.keys(signer).length > 0 ? { signer } : {}) } };
+    return {
+      valid: true,
+      signedIdentity: claims.dockerReference,
+      signedDigest: claims.manifestDigest,
+      annotations: { ...claims.optional, ...(Object.keys(signer).length > 0 ? { signer } : {}) },
+    };
   },
 };

@@ -42,12 +42,7 @@ export interface UntrustedEnvelope {
 /** The DSSE v1 pre-authentication encoding of `payload` under `payloadType`. */
 export function preAuthEncoding(payloadType: string, payload: Uint8Array): Buffer {
   const type = Buffer.from(payloadType, 'utf8');
-  return Buffer.concat([
-    Buffer.from(`DSSEv1 ${type.length} `, 'ascii'),
-    type,
-    Buffer.from(` ${payload.length} `, 'ascii'),
-    payload,
-  ]);
+  return Buffer.concat([Buffer.from(`DSSEv1 ${type.length} `, 'ascii'), type, Buffer.from(` ${payload.length} `, 'ascii'), payload]);
 }
 
 /** The hash signet signs with for a key algorithm (sigstore's default for that key). */
@@ -116,11 +111,13 @@ export function parseEnvelope(untrustedBytes: Uint8Array | string, maxBytes = MA
   if (!isPlainObject(doc)) throw new SignetError('SIGNATURE_MALFORMED', `${where} is not a JSON object`);
   requireExactKeys(doc, ['payloadType', 'payload', 'signatures'], [], where);
   const { payloadType, payload, signatures } = doc;
-  if (typeof payloadType !== 'string' || payloadType.length === 0) throw new SignetError('SIGNATURE_MALFORMED', `${where}: payloadType is not a non-empty string`);
+  if (typeof payloadType !== 'string' || payloadType.length === 0)
+    throw new SignetError('SIGNATURE_MALFORMED', `${where}: payloadType is not a non-empty string`);
   if (typeof payload !== 'string') throw new SignetError('SIGNATURE_MALFORMED', `${where}: payload is not a string`);
   if (!Array.isArray(signatures)) throw new SignetError('SIGNATURE_MALFORMED', `${where}: signatures is not an array`);
   if (signatures.length === 0) throw new SignetError('SIGNATURE_MALFORMED', `${where} has no signatures`);
-  if (signatures.length > MAX_ENVELOPE_SIGNATURES) throw new SignetError('SIGNATURE_MALFORMED', `${where} has ${signatures.length} signatures, more than ${MAX_ENVELOPE_SIGNATURES}`);
+  if (signatures.length > MAX_ENVELOPE_SIGNATURES)
+    throw new SignetError('SIGNATURE_MALFORMED', `${where} has ${signatures.length} signatures, more than ${MAX_ENVELOPE_SIGNATURES}`);
   const out: UntrustedEnvelope = { payloadType, untrustedPayload: decodeDsseBase64(payload, `${where} payload`), signatures: [] };
   for (const [i, s] of signatures.entries()) {
     const w = `${where} signature ${i}`;

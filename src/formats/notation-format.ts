@@ -10,10 +10,19 @@ export const NOTATION_ARTIFACT_TYPE = 'application/vnd.cncf.notary.signature';
 
 export const notationFormat: SignatureFormat<'notation'> = {
   name: 'notation',
-  location: { kind: 'referrers', artifactTypes: [NOTATION_ARTIFACT_TYPE], layerMediaTypes: ['application/jose+json', 'application/cose'], maxEnvelopeBytes: 1024 * 1024 },
+  location: {
+    kind: 'referrers',
+    artifactTypes: [NOTATION_ARTIFACT_TYPE],
+    layerMediaTypes: ['application/jose+json', 'application/cose'],
+    maxEnvelopeBytes: 1024 * 1024,
+  },
   async verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject, options?: FormatOptions): Promise<SignatureCheck> {
     if (key.certificates === undefined || key.certificates.length === 0) {
-      return { valid: false, code: 'KEY_INVALID', reason: `key "${key.name}" is not a certificate trust store (give certificates: FILE, or a PKCS#11 certificate object)` };
+      return {
+        valid: false,
+        code: 'KEY_INVALID',
+        reason: `key "${key.name}" is not a certificate trust store (give certificates: FILE, or a PKCS#11 certificate object)`,
+      };
     }
     // Loaded when first used: the format list is read by policy loading and discovery too.
     const { verifyNotationSignature } = await import('./notation/index.js');
@@ -26,6 +35,10 @@ export const notationFormat: SignatureFormat<'notation'> = {
       ...(key.tsaCertificates !== undefined ? { tsaCertificates: key.tsaCertificates } : {}),
     });
     if (!r.valid) return { valid: false, code: r.code, reason: `Notation signature, trust store "${key.name}": ${r.reason}` };
-    return { valid: true, signedDigest: expected.digest, annotations: { ...r.annotations, signer: r.signer.subject, signingScheme: r.signingScheme, signingTime: r.signingTime.toISOString() } };
+    return {
+      valid: true,
+      signedDigest: expected.digest,
+      annotations: { ...r.annotations, signer: r.signer.subject, signingScheme: r.signingScheme, signingTime: r.signingTime.toISOString() },
+    };
   },
 };

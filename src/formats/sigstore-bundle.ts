@@ -89,10 +89,14 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /** What an invalid field @sigstore/bundle names means, for the refusal's reason. */
 function explainInvalidField(field: string, mediaType: string): string {
-  if (field === 'verificationMaterial.content.$case') return `a ${mediaType} bundle carries the signing certificate alone (verificationMaterial.certificate), not a certificate chain`;
-  if (/^verificationMaterial\.tlogEntries\[\d+\]\.inclusionProof\.checkpoint$/.test(field)) return 'its transparency-log inclusion proof has no checkpoint (the log\'s signed tree head), which bundles from v0.2 on must carry';
-  if (/^verificationMaterial\.tlogEntries\[\d+\]\.inclusionProof$/.test(field)) return 'its transparency-log entry has no inclusion proof, which bundles from v0.2 on must carry';
-  if (/^verificationMaterial\.tlogEntries\[\d+\]\.inclusionPromise$/.test(field)) return 'its transparency-log entry has no inclusion promise, which v0.1 bundles must carry';
+  if (field === 'verificationMaterial.content.$case')
+    return `a ${mediaType} bundle carries the signing certificate alone (verificationMaterial.certificate), not a certificate chain`;
+  if (/^verificationMaterial\.tlogEntries\[\d+\]\.inclusionProof\.checkpoint$/.test(field))
+    return "its transparency-log inclusion proof has no checkpoint (the log's signed tree head), which bundles from v0.2 on must carry";
+  if (/^verificationMaterial\.tlogEntries\[\d+\]\.inclusionProof$/.test(field))
+    return 'its transparency-log entry has no inclusion proof, which bundles from v0.2 on must carry';
+  if (/^verificationMaterial\.tlogEntries\[\d+\]\.inclusionPromise$/.test(field))
+    return 'its transparency-log entry has no inclusion promise, which v0.1 bundles must carry';
   return `${field.slice(0, 120)} is missing or invalid`;
 }
 
@@ -102,13 +106,22 @@ export function parseSigstoreBundle(untrustedBytes: Buffer): Bundle {
   if (!isPlainObject(json)) throw new SignetError('SIGNATURE_MALFORMED', 'sigstore bundle is not a JSON object');
   const mediaType = json['mediaType'];
   if (typeof mediaType !== 'string' || !ACCEPTED_BUNDLE_MEDIA_TYPES.includes(mediaType)) {
-    throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle media type ${JSON.stringify(mediaType)} is not one of ${ACCEPTED_BUNDLE_MEDIA_TYPES.join(', ')}`);
+    throw new SignetError(
+      'SIGNATURE_MALFORMED',
+      `sigstore bundle media type ${JSON.stringify(mediaType)} is not one of ${ACCEPTED_BUNDLE_MEDIA_TYPES.join(', ')}`,
+    );
   }
   try {
     return bundleFromJSON(json);
   } catch (err) {
     const fields = (err as { fields?: unknown }).fields;
-    const why = Array.isArray(fields) && fields.length > 0 ? `: ${fields.slice(0, 5).map((f) => explainInvalidField(String(f), mediaType)).join('; ')}` : '';
+    const why =
+      Array.isArray(fields) && fields.length > 0
+        ? `: ${fields
+            .slice(0, 5)
+            .map((f) => explainInvalidField(String(f), mediaType))
+            .join('; ')}`
+        : '';
     throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle is invalid (${(err as Error).message})${why}`);
   }
 }
@@ -128,7 +141,13 @@ function verificationError(err: unknown): SignetError {
   if (err instanceof SignetError) return err;
   const e = err as { code?: string; message?: string };
   const code = e.code ?? '';
-  const mapped: ErrorCode = code.startsWith('SIGNATURE') ? 'SIGNATURE_INVALID' : code.startsWith('CERTIFICATE') || code.startsWith('PUBLIC_KEY') ? 'CERTIFICATE_INVALID' : code === 'UNTRUSTED_SIGNER_ERROR' ? 'IDENTITY_MISMATCH' : 'SIGNATURE_INVALID';
+  const mapped: ErrorCode = code.startsWith('SIGNATURE')
+    ? 'SIGNATURE_INVALID'
+    : code.startsWith('CERTIFICATE') || code.startsWith('PUBLIC_KEY')
+      ? 'CERTIFICATE_INVALID'
+      : code === 'UNTRUSTED_SIGNER_ERROR'
+        ? 'IDENTITY_MISMATCH'
+        : 'SIGNATURE_INVALID';
   return new SignetError(mapped, `sigstore bundle verification failed${code ? ` (${code})` : ''}: ${e.message ?? String(err)}`);
 }
 
@@ -136,17 +155,28 @@ function verificationError(err: unknown): SignetError {
 export async function checkKeySignature(bundle: Bundle, key: TrustedKey, artifact: Buffer | undefined): Promise<void> {
   if (bundle.content.$case === 'dsseEnvelope') {
     const env = bundle.content.dsseEnvelope;
-    const check = await checkEnvelope({ payloadType: env.payloadType, untrustedPayload: env.payload, signatures: env.signatures.map((s) => ({ keyid: s.keyid, untrustedSig: s.sig })) }, key);
-    if (!check.verified) throw new SignetError('SIGNATURE_INVALID', `sigstore bundle's DSSE envelope does not verify with key "${key.name}" (signed by another key, or altered)`);
+    const check = await checkEnvelope(
+      { payloadType: env.payloadType, untrustedPayload: env.payload, signatures: env.signatures.map((s) => ({ keyid: s.keyid, untrustedSig: s.sig })) },
+      key,
+    );
+    if (!check.verified)
+      throw new SignetError('SIGNATURE_INVALID', `sigstore bundle's DSSE envelope does not verify with key "${key.name}" (signed by another key, or altered)`);
     return;
   }
   const m = bundle.content.messageSignature;
-  if (artifact === undefined) throw new SignetError('INVALID_ARGUMENT', 'a message-signature sigstore bundle signs the artifact itself: its bytes are needed to verify it');
-  if (!(await key.verify(artifact, m.signature, 'sha256'))) throw new SignetError('SIGNATURE_INVALID', `sigstore bundle's message signature does not verify with key "${key.name}"`);
+  if (artifact === undefined)
+    throw new SignetError('INVALID_ARGUMENT', 'a message-signature sigstore bundle signs the artifact itself: its bytes are needed to verify it');
+  if (!(await key.verify(artifact, m.signature, 'sha256')))
+    throw new SignetError('SIGNATURE_INVALID', `sigstore bundle's message signature does not verify with key "${key.name}"`);
 }
 
 /** Evidence (tlog entries, timestamps) and, keyless, the certificate — all by @sigstore/verify. */
-function checkWithSigstore(bundle: Bundle, trust: TrustMaterial, artifact: Buffer | undefined, options: { keyVerified?: boolean; policy?: VerificationPolicy; tlogThreshold?: number; timestampThreshold?: number }) {
+function checkWithSigstore(
+  bundle: Bundle,
+  trust: TrustMaterial,
+  artifact: Buffer | undefined,
+  options: { keyVerified?: boolean; policy?: VerificationPolicy; tlogThreshold?: number; timestampThreshold?: number },
+) {
   let entity: SignedEntity;
   try {
     entity = toSignedEntity(bundle, artifact);
@@ -159,7 +189,15 @@ function checkWithSigstore(bundle: Bundle, trust: TrustMaterial, artifact: Buffe
     // @sigstore/verify is asked only about the evidence, so it sees that result instead of a KeyObject.
     const verified = options.keyVerified;
     const original = entity.signature;
-    entity = { ...entity, signature: { signature: original.signature, compareSignature: (s) => original.compareSignature(s), compareDigest: (d) => original.compareDigest(d), verifySignature: () => verified } };
+    entity = {
+      ...entity,
+      signature: {
+        signature: original.signature,
+        compareSignature: (s) => original.compareSignature(s),
+        compareDigest: (d) => original.compareDigest(d),
+        verifySignature: () => verified,
+      },
+    };
     material = { ...trust, publicKey: () => ({ publicKey: undefined as never, validFor: () => true }) };
   }
   const verifier = new Verifier(material, {
@@ -176,13 +214,24 @@ function checkWithSigstore(bundle: Bundle, trust: TrustMaterial, artifact: Buffe
 }
 
 /** Keyless identity: issuer exactly; subject exactly or matching the (anchored) regular expression. */
-export function checkIdentity(identity: SigstoreIdentity, signer: { extensions?: { issuer?: string }; subjectAlternativeName?: string } | undefined): { issuer: string; subject: string } {
+export function checkIdentity(
+  identity: SigstoreIdentity,
+  signer: { extensions?: { issuer?: string }; subjectAlternativeName?: string } | undefined,
+): { issuer: string; subject: string } {
   const issuer = signer?.extensions?.issuer;
   const subject = signer?.subjectAlternativeName ?? '';
-  if (issuer !== identity.issuer) throw new SignetError('IDENTITY_MISMATCH', `sigstore certificate issuer ${JSON.stringify(issuer ?? null)} is not ${JSON.stringify(identity.issuer)}`);
-  if (identity.subject !== undefined && subject !== identity.subject) throw new SignetError('IDENTITY_MISMATCH', `sigstore certificate subject ${JSON.stringify(subject.slice(0, 200))} is not ${JSON.stringify(identity.subject)}`);
+  if (issuer !== identity.issuer)
+    throw new SignetError('IDENTITY_MISMATCH', `sigstore certificate issuer ${JSON.stringify(issuer ?? null)} is not ${JSON.stringify(identity.issuer)}`);
+  if (identity.subject !== undefined && subject !== identity.subject)
+    throw new SignetError(
+      'IDENTITY_MISMATCH',
+      `sigstore certificate subject ${JSON.stringify(subject.slice(0, 200))} is not ${JSON.stringify(identity.subject)}`,
+    );
   if (identity.subjectRegExp !== undefined && !new RegExp(`^(?:${identity.subjectRegExp})$`).test(subject)) {
-    throw new SignetError('IDENTITY_MISMATCH', `sigstore certificate subject ${JSON.stringify(subject.slice(0, 200))} does not match /${identity.subjectRegExp}/`);
+    throw new SignetError(
+      'IDENTITY_MISMATCH',
+      `sigstore certificate subject ${JSON.stringify(subject.slice(0, 200))} does not match /${identity.subjectRegExp}/`,
+    );
   }
   return { issuer, subject };
 }
@@ -191,21 +240,31 @@ export function checkIdentity(identity: SigstoreIdentity, signer: { extensions?:
 export function checkDigestBinding(bundle: Bundle, expectedDigest: string, predicateType: string, artifact: Buffer | undefined): string[] {
   if (bundle.content.$case === 'messageSignature') {
     const md = bundle.content.messageSignature.messageDigest;
-    if (md === undefined || md.algorithm !== 1 /* SHA2_256 */) throw new SignetError('SIGNATURE_MALFORMED', 'sigstore message-signature bundle has no SHA-256 message digest');
+    if (md === undefined || md.algorithm !== 1 /* SHA2_256 */)
+      throw new SignetError('SIGNATURE_MALFORMED', 'sigstore message-signature bundle has no SHA-256 message digest');
     const signed = `sha256:${Buffer.from(md.digest).toString('hex')}`;
     if (signed !== expectedDigest) throw new SignetError('DIGEST_MISMATCH', `sigstore bundle signs ${signed}, not ${expectedDigest}`);
-    if (artifact !== undefined && `sha256:${createHash('sha256').update(artifact).digest('hex')}` !== expectedDigest) throw new SignetError('DIGEST_MISMATCH', `the artifact given is not ${expectedDigest}`);
+    if (artifact !== undefined && `sha256:${createHash('sha256').update(artifact).digest('hex')}` !== expectedDigest)
+      throw new SignetError('DIGEST_MISMATCH', `the artifact given is not ${expectedDigest}`);
     return [];
   }
   const env = bundle.content.dsseEnvelope;
-  if (env.payloadType !== INTOTO_PAYLOAD_TYPE) throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle payload type is ${JSON.stringify(env.payloadType.slice(0, 100))}, not ${INTOTO_PAYLOAD_TYPE}`);
+  if (env.payloadType !== INTOTO_PAYLOAD_TYPE)
+    throw new SignetError(
+      'SIGNATURE_MALFORMED',
+      `sigstore bundle payload type is ${JSON.stringify(env.payloadType.slice(0, 100))}, not ${INTOTO_PAYLOAD_TYPE}`,
+    );
   let statement;
   try {
     statement = parseStatement(env.payload);
   } catch (err) {
     throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle statement: ${(err as Error).message}`);
   }
-  if (statement.predicateType !== predicateType) throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle statement has predicate type ${JSON.stringify(statement.predicateType.slice(0, 100))}, not ${predicateType}`);
+  if (statement.predicateType !== predicateType)
+    throw new SignetError(
+      'SIGNATURE_MALFORMED',
+      `sigstore bundle statement has predicate type ${JSON.stringify(statement.predicateType.slice(0, 100))}, not ${predicateType}`,
+    );
   if (!statementCoversDigest(statement, expectedDigest)) throw new SignetError('DIGEST_MISMATCH', `sigstore bundle statement is not about ${expectedDigest}`);
   const hex = expectedDigest.slice('sha256:'.length);
   return statement.subject.filter((s) => s.digest['sha256'] === hex).map((s) => s.name ?? '');
@@ -222,7 +281,8 @@ export async function verifySigstoreBundle(options: SigstoreBundleVerifyOptions)
 
 async function verifyOrThrow(o: SigstoreBundleVerifyOptions): Promise<SigstoreBundleVerifyResult> {
   if (!DIGEST.test(o.expectedDigest)) throw new SignetError('INVALID_ARGUMENT', `expected digest ${JSON.stringify(o.expectedDigest)} is not sha256:<64 hex>`);
-  if (o.key === undefined && (o.trustedRoot === undefined || o.identity === undefined)) throw new SignetError('INVALID_ARGUMENT', 'a sigstore bundle needs a key, or a trusted root and an identity (keyless)');
+  if (o.key === undefined && (o.trustedRoot === undefined || o.identity === undefined))
+    throw new SignetError('INVALID_ARGUMENT', 'a sigstore bundle needs a key, or a trusted root and an identity (keyless)');
   const bundle = parseSigstoreBundle(o.untrustedBundle);
   const trust = o.trustedRoot !== undefined ? trustMaterialFrom(o.trustedRoot) : undefined;
   const material = bundle.verificationMaterial.content.$case;
@@ -233,21 +293,35 @@ async function verifyOrThrow(o: SigstoreBundleVerifyOptions): Promise<SigstoreBu
   let evidenceVerified = false;
 
   if (o.key !== undefined) {
-    if (material !== 'publicKey') throw new SignetError('SIGNATURE_INVALID', `sigstore bundle is keyless (${material}); the policy expects a signature by key "${o.key.name}"`);
+    if (material !== 'publicKey')
+      throw new SignetError('SIGNATURE_INVALID', `sigstore bundle is keyless (${material}); the policy expects a signature by key "${o.key.name}"`);
     await checkKeySignature(bundle, o.key, o.artifact);
     if (trust !== undefined) {
-      checkWithSigstore(bundle, trust, o.artifact, { keyVerified: true, tlogThreshold: o.evidence?.tlogThreshold ?? 1, timestampThreshold: o.evidence?.timestampThreshold ?? 1 });
+      checkWithSigstore(bundle, trust, o.artifact, {
+        keyVerified: true,
+        tlogThreshold: o.evidence?.tlogThreshold ?? 1,
+        timestampThreshold: o.evidence?.timestampThreshold ?? 1,
+      });
       evidenceVerified = true;
     }
     signer = { keyName: o.key.name, keyFingerprint: o.key.fingerprint };
   } else {
     if (material === 'publicKey') throw new SignetError('SIGNATURE_INVALID', 'sigstore bundle is signed with a key, and the policy gives none (keyless only)');
-    if (content === 'messageSignature' && o.artifact === undefined) throw new SignetError('INVALID_ARGUMENT', 'a message-signature sigstore bundle signs the artifact itself: its bytes are needed to verify it');
+    if (content === 'messageSignature' && o.artifact === undefined)
+      throw new SignetError('INVALID_ARGUMENT', 'a message-signature sigstore bundle signs the artifact itself: its bytes are needed to verify it');
     const verified = checkWithSigstore(bundle, trust!, o.artifact, {});
     signer = checkIdentity(o.identity!, verified.identity);
     evidenceVerified = true;
   }
   // Authentic from here on.
   const subjectNames = checkDigestBinding(bundle, o.expectedDigest, o.predicateType ?? COSIGN_SIGN_V1_PREDICATE_TYPE, o.artifact);
-  return { valid: true, mediaType: bundle.mediaType, content, signedDigest: o.expectedDigest, signer, subjectNames, evidence: { verified: evidenceVerified, tlogEntries, timestamps } };
+  return {
+    valid: true,
+    mediaType: bundle.mediaType,
+    content,
+    signedDigest: o.expectedDigest,
+    signer,
+    subjectNames,
+    evidence: { verified: evidenceVerified, tlogEntries, timestamps },
+  };
 }

@@ -68,7 +68,13 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 }
 
 /** Fail unless `obj` has exactly the `required` keys, plus any of `optional`. */
-export function requireExactKeys(obj: Record<string, unknown>, required: string[], optional: string[], where: string, code: ErrorCode = 'SIGNATURE_MALFORMED'): void {
+export function requireExactKeys(
+  obj: Record<string, unknown>,
+  required: string[],
+  optional: string[],
+  where: string,
+  code: ErrorCode = 'SIGNATURE_MALFORMED',
+): void {
   for (const key of required) {
     if (!(key in obj)) throw new SignetError(code, `${where}: missing "${key}"`);
   }

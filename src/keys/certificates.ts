@@ -34,7 +34,10 @@ async function loadPemList(name: string, path: string, what: string): Promise<X5
     text = await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new SignetError(code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE', `key "${name}": cannot read ${what} ${path}: ${code ?? (err as Error).message}`);
+    throw new SignetError(
+      code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE',
+      `key "${name}": cannot read ${what} ${path}: ${code ?? (err as Error).message}`,
+    );
   }
   const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) throw new SignetError('KEY_INVALID', `key "${name}": ${path} holds no PEM certificate`);

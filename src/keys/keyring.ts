@@ -43,7 +43,11 @@ export class KeyRing implements KeySet {
    * `providers` replace the stores' own (tests, a daemon-configured PKCS#11 provider); every other
    * store of the list (keys/index.ts) gets its provider, with `options`, when a key first needs it.
    */
-  constructor(providers: KeyProvider[] = [], private readonly log?: KeyRingLogger, private readonly options: KeyStoreOptions = {}) {
+  constructor(
+    providers: KeyProvider[] = [],
+    private readonly log?: KeyRingLogger,
+    private readonly options: KeyStoreOptions = {},
+  ) {
     this.providers = new Map(providers.map((p) => [p.scheme, p]));
   }
 

@@ -23,13 +23,17 @@ export class PemSigner implements Signer {
     } catch (err) {
       throw new SignetError('KEY_NOT_FOUND', `cannot read key file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    if (!pem.includes('PRIVATE KEY-----')) throw new SignetError('KEY_INVALID', `${path} is not a PEM private key (PKCS#8 "BEGIN PRIVATE KEY" or "BEGIN ENCRYPTED PRIVATE KEY")`);
+    if (!pem.includes('PRIVATE KEY-----'))
+      throw new SignetError('KEY_INVALID', `${path} is not a PEM private key (PKCS#8 "BEGIN PRIVATE KEY" or "BEGIN ENCRYPTED PRIVATE KEY")`);
     const encrypted = pem.includes('ENCRYPTED PRIVATE KEY');
     if (encrypted && !passphrase) throw new SignetError('KEY_INVALID', `${path} is encrypted: set SIGNET_KEY_PASSPHRASE`);
     try {
       return new PemSigner(createPrivateKey({ key: pem, format: 'pem', ...(encrypted ? { passphrase } : {}) }));
     } catch (err) {
-      throw new SignetError('KEY_INVALID', encrypted ? `${path}: cannot decrypt the key (wrong SIGNET_KEY_PASSPHRASE?)` : `${path}: not a usable private key: ${(err as Error).message}`);
+      throw new SignetError(
+        'KEY_INVALID',
+        encrypted ? `${path}: cannot decrypt the key (wrong SIGNET_KEY_PASSPHRASE?)` : `${path}: not a usable private key: ${(err as Error).message}`,
+      );
     }
   }
 

@@ -35,7 +35,10 @@ export class SigstoreKeyProvider implements KeyProvider {
       text = await readFile(s.trustedRoot, 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new SignetError(code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE', `key "${name}": cannot read trusted root ${s.trustedRoot}: ${code ?? (err as Error).message}`);
+      throw new SignetError(
+        code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE',
+        `key "${name}": cannot read trusted root ${s.trustedRoot}: ${code ?? (err as Error).message}`,
+      );
     }
     const [{ TrustedRoot }, { toTrustMaterial }] = await Promise.all([import('@sigstore/protobuf-specs'), import('@sigstore/verify')]);
     let trustedRoot: unknown;
@@ -62,7 +65,12 @@ export class SigstoreKeyProvider implements KeyProvider {
       algorithm: 'sigstore-identity',
       fingerprint: `sha256:${createHash('sha256').update(text).digest('hex')}`,
       verify: async () => false,
-      sigstore: { trustedRoot, issuer: s.issuer, ...(s.subject !== undefined ? { subject: s.subject } : {}), ...(s.subjectRegExp !== undefined ? { subjectRegExp: s.subjectRegExp } : {}) },
+      sigstore: {
+        trustedRoot,
+        issuer: s.issuer,
+        ...(s.subject !== undefined ? { subject: s.subject } : {}),
+        ...(s.subjectRegExp !== undefined ? { subjectRegExp: s.subjectRegExp } : {}),
+      },
     };
   }
 

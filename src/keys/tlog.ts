@@ -39,11 +39,17 @@ async function read(name: string, path: string, what: string): Promise<string> {
     return await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new SignetError(code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE', `key "${name}": cannot read ${what} ${path}: ${code ?? (err as Error).message}`);
+    throw new SignetError(
+      code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE',
+      `key "${name}": cannot read ${what} ${path}: ${code ?? (err as Error).message}`,
+    );
   }
 }
 
-const logIdOf = (key: KeyObject) => createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest();
+const logIdOf = (key: KeyObject) =>
+  createHash('sha256')
+    .update(key.export({ type: 'spki', format: 'der' }))
+    .digest();
 
 /**
  * The transparency-log keys of a sigstore trusted root. A log key without a validity start is refused:
@@ -56,7 +62,11 @@ export function logKeysOfTrustedRoot(doc: unknown, where: string): LogKey[] {
     const raw = tl.publicKey?.rawBytes;
     if (typeof raw !== 'string') throw new SignetError('KEY_INVALID', `${where}: transparency log ${i} has no public key`);
     const start = tl.publicKey?.validFor?.start;
-    if (typeof start !== 'string' || Number.isNaN(Date.parse(start))) throw new SignetError('KEY_INVALID', `${where}: transparency log ${i}'s key has no validity start (validFor.start); it would vouch for entries from the beginning of time`);
+    if (typeof start !== 'string' || Number.isNaN(Date.parse(start)))
+      throw new SignetError(
+        'KEY_INVALID',
+        `${where}: transparency log ${i}'s key has no validity start (validFor.start); it would vouch for entries from the beginning of time`,
+      );
     const end = tl.publicKey?.validFor?.end;
     let key: KeyObject;
     try {
@@ -64,7 +74,12 @@ export function logKeysOfTrustedRoot(doc: unknown, where: string): LogKey[] {
     } catch (err) {
       throw new SignetError('KEY_INVALID', `${where}: transparency log ${i}'s key is not a public key: ${(err as Error).message}`);
     }
-    return { logId: logIdOf(key), key, validFrom: new Date(start), ...(typeof end === 'string' && !Number.isNaN(Date.parse(end)) ? { validTo: new Date(end) } : {}) };
+    return {
+      logId: logIdOf(key),
+      key,
+      validFrom: new Date(start),
+      ...(typeof end === 'string' && !Number.isNaN(Date.parse(end)) ? { validTo: new Date(end) } : {}),
+    };
   });
 }
 

@@ -15,7 +15,8 @@ export interface MetricsSource {
   contentCache(): { entries: number; bytes: number; maxBytes: number; hits: number; misses: number };
   audit(): { written: number; failures: number; writable: boolean };
   admission(): { inFlight: number; queued: number; refusedQueueFull: number; refusedQueueTimeout: number };
-  containerd(): { address: string; connected: boolean; imageEvents: number; imageEventsRefused: number; imagesRemoved: number; reverifications: number } | undefined;
+  containerd():
+    { address: string; connected: boolean; imageEvents: number; imageEventsRefused: number; imagesRemoved: number; reverifications: number } | undefined;
   nri(): { socket: string; connected: boolean; decided: number; refused: number; timedOut: number; cached: number } | undefined;
   /** The signed policy artifact (policySource), when one is configured. */
   policySource?(): { ref: string; digest: string; lastError: string } | undefined;
@@ -65,40 +66,100 @@ export class Metrics {
     const r = this.register;
     const now = options.now ?? Date.now;
     if (options.processMetrics !== false) collectDefaultMetrics({ register: r });
-    this.decisions = new Counter({ name: 'signet_decisions_total', help: 'Images decided, by path (event: decision, image-event, reverify, create), outcome, code, scope, scope mode and whether the verdict came from the cache.', labelNames: ['event', 'decision', 'code', 'scope', 'mode', 'cached'], registers: [r] });
-    this.latency = new Histogram({ name: 'signet_decision_duration_seconds', help: 'Time to decide one image (cache lookups included), by path and whether it came from the cache.', labelNames: ['event', 'cached'], buckets: DECISION_BUCKETS, registers: [r] });
-    this.registryRequests = new Counter({ name: 'signet_registry_requests_total', help: 'HTTP requests to registries (token services and redirected storage included), by host, method and status (the HTTP status, or the error code when there was no answer).', labelNames: ['host', 'method', 'status'], registers: [r] });
-    this.registryLatency = new Histogram({ name: 'signet_registry_request_duration_seconds', help: 'Duration of registry HTTP requests, by host.', labelNames: ['host'], buckets: REQUEST_BUCKETS, registers: [r] });
-    this.reloads = new Counter({ name: 'signet_policy_reloads_total', help: 'Policy loads, by result (success, failure).', labelNames: ['result'], registers: [r] });
+    this.decisions = new Counter({
+      name: 'signet_decisions_total',
+      help: 'Images decided, by path (event: decision, image-event, reverify, create), outcome, code, scope, scope mode and whether the verdict came from the cache.',
+      labelNames: ['event', 'decision', 'code', 'scope', 'mode', 'cached'],
+      registers: [r],
+    });
+    this.latency = new Histogram({
+      name: 'signet_decision_duration_seconds',
+      help: 'Time to decide one image (cache lookups included), by path and whether it came from the cache.',
+      labelNames: ['event', 'cached'],
+      buckets: DECISION_BUCKETS,
+      registers: [r],
+    });
+    this.registryRequests = new Counter({
+      name: 'signet_registry_requests_total',
+      help: 'HTTP requests to registries (token services and redirected storage included), by host, method and status (the HTTP status, or the error code when there was no answer).',
+      labelNames: ['host', 'method', 'status'],
+      registers: [r],
+    });
+    this.registryLatency = new Histogram({
+      name: 'signet_registry_request_duration_seconds',
+      help: 'Duration of registry HTTP requests, by host.',
+      labelNames: ['host'],
+      buckets: REQUEST_BUCKETS,
+      registers: [r],
+    });
+    this.reloads = new Counter({
+      name: 'signet_policy_reloads_total',
+      help: 'Policy loads, by result (success, failure).',
+      labelNames: ['result'],
+      registers: [r],
+    });
     this.reloads.inc({ result: 'success' }, 0);
     this.reloads.inc({ result: 'failure' }, 0);
-    this.sourceChecks = new Counter({ name: 'signet_policy_source_checks_total', help: 'Checks of the policy artifact (policySource), by result: unchanged (one HEAD), applied (a new artifact verified and in force, or the one kept in cacheDir at start), rejected (signature, content or merge refused; nothing changed), unavailable (could not check: registry unreachable, a policySource key unreadable).', labelNames: ['result'], registers: [r] });
-    readGauge(r, 'signet_policy_source_info', 'The policy artifact in force (policySource): its reference and digest as labels; value 1 (absent until one is verified).', ['ref', 'digest'], () => {
-      const s = source.policySource?.();
-      return s && s.digest ? [[{ ref: s.ref, digest: s.digest }, 1]] : [];
+    this.sourceChecks = new Counter({
+      name: 'signet_policy_source_checks_total',
+      help: 'Checks of the policy artifact (policySource), by result: unchanged (one HEAD), applied (a new artifact verified and in force, or the one kept in cacheDir at start), rejected (signature, content or merge refused; nothing changed), unavailable (could not check: registry unreachable, a policySource key unreadable).',
+      labelNames: ['result'],
+      registers: [r],
     });
-    readGauge(r, 'signet_policy_source_failing', '1 while the last check of the policy artifact failed (unreachable or refused; the artifact in force stays), 0 otherwise; absent without policySource.', ['ref'], () => {
-      const s = source.policySource?.();
-      return s ? [[{ ref: s.ref }, s.lastError ? 1 : 0]] : [];
-    });
-    readGauge(r, 'signet_policy_loaded', 'Whether a valid policy is in force (1) or every image is refused (0).', [], () => [[{}, source.policy().loaded ? 1 : 0]]);
+    readGauge(
+      r,
+      'signet_policy_source_info',
+      'The policy artifact in force (policySource): its reference and digest as labels; value 1 (absent until one is verified).',
+      ['ref', 'digest'],
+      () => {
+        const s = source.policySource?.();
+        return s && s.digest ? [[{ ref: s.ref, digest: s.digest }, 1]] : [];
+      },
+    );
+    readGauge(
+      r,
+      'signet_policy_source_failing',
+      '1 while the last check of the policy artifact failed (unreachable or refused; the artifact in force stays), 0 otherwise; absent without policySource.',
+      ['ref'],
+      () => {
+        const s = source.policySource?.();
+        return s ? [[{ ref: s.ref }, s.lastError ? 1 : 0]] : [];
+      },
+    );
+    readGauge(r, 'signet_policy_loaded', 'Whether a valid policy is in force (1) or every image is refused (0).', [], () => [
+      [{}, source.policy().loaded ? 1 : 0],
+    ]);
     readGauge(r, 'signet_policy_generation_info', 'The policy generation in force (content hash), as a label; value 1.', ['generation'], () => {
       const p = source.policy();
       return p.loaded ? [[{ generation: p.generation }, 1]] : [];
     });
-    readGauge(r, 'signet_key_loaded', 'Each key the policy names: 1 loaded and usable by its provider, 0 failing (file missing, token gone).', ['key'], () => source.keys().map((k) => [{ key: k.name }, k.loaded ? 1 : 0]));
-    readGauge(r, 'signet_key_revoked', 'Each key the policy names: 1 when the policy marks it revoked.', ['key'], () => source.keys().map((k) => [{ key: k.name }, k.revoked ? 1 : 0]));
+    readGauge(r, 'signet_key_loaded', 'Each key the policy names: 1 loaded and usable by its provider, 0 failing (file missing, token gone).', ['key'], () =>
+      source.keys().map((k) => [{ key: k.name }, k.loaded ? 1 : 0]),
+    );
+    readGauge(r, 'signet_key_revoked', 'Each key the policy names: 1 when the policy marks it revoked.', ['key'], () =>
+      source.keys().map((k) => [{ key: k.name }, k.revoked ? 1 : 0]),
+    );
     readGauge(r, 'signet_key_expiry_seconds', "Seconds until each key's notAfter (negative once expired); keys without notAfter are not listed.", ['key'], () =>
       source.keys().flatMap((k): Array<[Record<string, string>, number]> => (k.notAfter ? [[{ key: k.name }, (k.notAfter.getTime() - now()) / 1000]] : [])),
     );
     readCounter(r, 'signet_verdict_cache_hits_total', 'Decisions answered from the verdict cache.', [], () => [[{}, source.verdictCache().hits]]);
-    readCounter(r, 'signet_verdict_cache_misses_total', 'Decisions the verdict cache could not answer (a verification started).', [], () => [[{}, source.verdictCache().misses]]);
-    readCounter(r, 'signet_verdict_cache_coalesced_total', 'Requests that joined an identical verification already under way.', [], () => [[{}, source.verdictCache().coalesced]]);
-    readCounter(r, 'signet_verdict_cache_clears_total', 'Times the verdict cache was dropped (policy or key change).', [], () => [[{}, source.verdictCache().cleared]]);
+    readCounter(r, 'signet_verdict_cache_misses_total', 'Decisions the verdict cache could not answer (a verification started).', [], () => [
+      [{}, source.verdictCache().misses],
+    ]);
+    readCounter(r, 'signet_verdict_cache_coalesced_total', 'Requests that joined an identical verification already under way.', [], () => [
+      [{}, source.verdictCache().coalesced],
+    ]);
+    readCounter(r, 'signet_verdict_cache_clears_total', 'Times the verdict cache was dropped (policy or key change).', [], () => [
+      [{}, source.verdictCache().cleared],
+    ]);
     readGauge(r, 'signet_verdict_cache_entries', 'Verdicts in the cache.', [], () => [[{}, source.verdictCache().entries]]);
     readGauge(r, 'signet_verdict_cache_max_entries', 'The bound on verdicts in the cache (cacheEntries).', [], () => [[{}, source.verdictCache().maxEntries]]);
-    readCounter(r, 'signet_content_cache_hits_total', 'Manifests and blobs by digest served from the content cache.', [], () => [[{}, source.contentCache().hits]]);
-    readCounter(r, 'signet_content_cache_misses_total', 'Manifests and blobs by digest fetched from a registry.', [], () => [[{}, source.contentCache().misses]]);
+    readCounter(r, 'signet_content_cache_hits_total', 'Manifests and blobs by digest served from the content cache.', [], () => [
+      [{}, source.contentCache().hits],
+    ]);
+    readCounter(r, 'signet_content_cache_misses_total', 'Manifests and blobs by digest fetched from a registry.', [], () => [
+      [{}, source.contentCache().misses],
+    ]);
     readGauge(r, 'signet_content_cache_bytes', 'Bytes held by the content cache.', [], () => [[{}, source.contentCache().bytes]]);
     readGauge(r, 'signet_content_cache_entries', 'Manifests and blobs held by the content cache.', [], () => [[{}, source.contentCache().entries]]);
     readCounter(r, 'signet_audit_records_total', 'Audit records written.', [], () => [[{}, source.audit().written]]);
@@ -108,28 +169,48 @@ export class Metrics {
     readGauge(r, 'signet_admission_queued', 'VerifyImage decisions waiting for a slot.', [], () => [[{}, source.admission().queued]]);
     readCounter(r, 'signet_admission_refused_total', 'VerifyImage requests refused for lack of capacity (RESOURCE_EXHAUSTED), by reason.', ['reason'], () => {
       const a = source.admission();
-      return [[{ reason: 'queue-full' }, a.refusedQueueFull], [{ reason: 'queue-timeout' }, a.refusedQueueTimeout]];
+      return [
+        [{ reason: 'queue-full' }, a.refusedQueueFull],
+        [{ reason: 'queue-timeout' }, a.refusedQueueTimeout],
+      ];
     });
-    readGauge(r, 'signet_containerd_connected', "1 while signetd follows containerd's image events at `address` (absent when the watch is off).", ['address'], () => {
-      const c = source.containerd();
-      return c ? [[{ address: c.address }, c.connected ? 1 : 0]] : [];
-    });
+    readGauge(
+      r,
+      'signet_containerd_connected',
+      "1 while signetd follows containerd's image events at `address` (absent when the watch is off).",
+      ['address'],
+      () => {
+        const c = source.containerd();
+        return c ? [[{ address: c.address }, c.connected ? 1 : 0]] : [];
+      },
+    );
     readCounter(r, 'signet_image_events_total', 'Image records decided from containerd events, by result (accepted or refused).', ['result'], () => {
       const c = source.containerd();
-      return c ? [[{ result: 'refused' }, c.imageEventsRefused], [{ result: 'accepted' }, c.imageEvents - c.imageEventsRefused]] : [];
+      return c
+        ? [
+            [{ result: 'refused' }, c.imageEventsRefused],
+            [{ result: 'accepted' }, c.imageEvents - c.imageEventsRefused],
+          ]
+        : [];
     });
     readCounter(r, 'signet_images_removed_total', 'Refused images removed from containerd (onUnverified: remove).', [], () => {
       const c = source.containerd();
       return c ? [[{}, c.imagesRemoved]] : [];
     });
-    readCounter(r, 'signet_reverifications_total', "Passes deciding every image on the node again (start, reconnect, policy, keys, interval).", [], () => {
+    readCounter(r, 'signet_reverifications_total', 'Passes deciding every image on the node again (start, reconnect, policy, keys, interval).', [], () => {
       const c = source.containerd();
       return c ? [[{}, c.reverifications]] : [];
     });
-    readGauge(r, 'signet_nri_registered', "1 while signetd is registered with containerd's NRI at `socket` (absent when nri: is off). 0 means containers are created unchecked.", ['socket'], () => {
-      const n = source.nri();
-      return n ? [[{ socket: n.socket }, n.connected ? 1 : 0]] : [];
-    });
+    readGauge(
+      r,
+      'signet_nri_registered',
+      "1 while signetd is registered with containerd's NRI at `socket` (absent when nri: is off). 0 means containers are created unchecked.",
+      ['socket'],
+      () => {
+        const n = source.nri();
+        return n ? [[{ socket: n.socket }, n.connected ? 1 : 0]] : [];
+      },
+    );
     const nri = (name: string, help: string, read: (n: NonNullable<ReturnType<MetricsSource['nri']>>) => number): void =>
       readCounter(r, name, help, [], () => {
         const n = source.nri();

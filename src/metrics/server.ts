@@ -26,7 +26,10 @@ export function parseListen(listen: string): { path: string } | { host: string; 
 export class MetricsServer {
   private server: Server | undefined;
 
-  constructor(private readonly metrics: Metrics, private readonly listen: string) {}
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly listen: string,
+  ) {}
 
   /** Start listening; resolves with the address (`host:port` with the real port, or the path). */
   async start(): Promise<string> {

@@ -134,7 +134,10 @@ export class CreationGate {
   private readonly counts: CreationStatus = { decided: 0, refused: 0, timedOut: 0, cached: 0, namesFromMemory: 0, lastRefusal: '' };
   private readonly namespace: string;
 
-  constructor(private readonly deps: CreationGateDeps, private readonly options: CreationGateOptions = {}) {
+  constructor(
+    private readonly deps: CreationGateDeps,
+    private readonly options: CreationGateOptions = {},
+  ) {
     this.namespace = options.namespace ?? CRI_NAMESPACE;
   }
 
@@ -169,7 +172,10 @@ export class CreationGate {
         this.resolved.clear();
         this.eventSeq++;
         if (this.stopped) return;
-        this.deps.log.debug('NRI: containerd image events ended; names are looked up at every creation until they are back', { error: err ? describeError(err) : 'end of stream', retryInMs: this.watchBackoffMs });
+        this.deps.log.debug('NRI: containerd image events ended; names are looked up at every creation until they are back', {
+          error: err ? describeError(err) : 'end of stream',
+          retryInMs: this.watchBackoffMs,
+        });
         this.watchRetry = setTimeout(() => this.follow(), this.watchBackoffMs);
         this.watchRetry.unref();
         this.watchBackoffMs = Math.min(this.watchBackoffMs * 2, MAX_WATCH_BACKOFF_MS);
@@ -244,7 +250,11 @@ export class CreationGate {
     return this.decideAll([{ role: 'sandbox', name }], { namespace: pod.namespace, pod: pod.name, container: '' }, deadlineMs);
   }
 
-  private async decideAll(images: Array<{ role: ImageRole; name: string | undefined }>, where: { namespace: string; pod: string; container: string }, deadlineMs: number): Promise<string | undefined> {
+  private async decideAll(
+    images: Array<{ role: ImageRole; name: string | undefined }>,
+    where: { namespace: string; pod: string; container: string },
+    deadlineMs: number,
+  ): Promise<string | undefined> {
     const started = Date.now();
     const progress: Progress[] = images.map((i) => ({ role: i.role, name: i.name ?? '' }));
     let timer: NodeJS.Timeout | undefined;
@@ -262,30 +272,54 @@ export class CreationGate {
       work.catch(() => undefined);
       const slow = progress.map((p) => this.timeoutDecision(p, deadlineMs, elapsed));
       this.counts.timedOut++;
-      return this.conclude(slow.map((decision) => ({ decision, cached: false })), progress, where, elapsed);
+      return this.conclude(
+        slow.map((decision) => ({ decision, cached: false })),
+        progress,
+        where,
+        elapsed,
+      );
     }
     return this.conclude(outcomes, progress, where, elapsed);
   }
 
-  private conclude(outcomes: Outcome[], progress: Progress[], where: { namespace: string; pod: string; container: string }, elapsedMs: number): string | undefined {
+  private conclude(
+    outcomes: Outcome[],
+    progress: Progress[],
+    where: { namespace: string; pod: string; container: string },
+    elapsedMs: number,
+  ): string | undefined {
     let refusal: string | undefined;
     outcomes.forEach((o, i) => {
       const role = progress[i]!.role;
       this.counts.decided++;
       if (o.cached) this.counts.cached++;
       const action = o.decision.ok ? 'allowed' : 'refused';
-      const written = this.deps.record({ ...o.decision, durationMs: o.cached ? elapsedMs : o.decision.durationMs }, { event: 'create', ...where, role, action, cached: o.cached, ...(o.code ? { code: o.code } : {}) });
+      const written = this.deps.record(
+        { ...o.decision, durationMs: o.cached ? elapsedMs : o.decision.durationMs },
+        { event: 'create', ...where, role, action, cached: o.cached, ...(o.code ? { code: o.code } : {}) },
+      );
       let decision = o.decision;
       if (written === false && decision.ok && this.deps.auditFailure?.() === 'reject') {
         // Like a pull: what cannot be recorded is not allowed.
-        decision = { ...decision, ok: false, decision: 'reject', code: 'AUDIT_UNAVAILABLE', reason: `rejected ${subjectOf(decision.name, decision.digest)}: the decision cannot be recorded in the audit log; auditFailure: reject refuses what cannot be audited` };
+        decision = {
+          ...decision,
+          ok: false,
+          decision: 'reject',
+          code: 'AUDIT_UNAVAILABLE',
+          reason: `rejected ${subjectOf(decision.name, decision.digest)}: the decision cannot be recorded in the audit log; auditFailure: reject refuses what cannot be audited`,
+        };
       }
       if (!decision.ok && refusal === undefined) refusal = refusalMessage(decision, role);
     });
     if (refusal !== undefined) {
       this.counts.refused++;
       this.counts.lastRefusal = refusal;
-      this.deps.log.warn(where.container ? 'refused a container creation' : 'refused a pod sandbox', { namespace: where.namespace, pod: where.pod, container: where.container, reason: refusal });
+      this.deps.log.warn(where.container ? 'refused a container creation' : 'refused a pod sandbox', {
+        namespace: where.namespace,
+        pod: where.pod,
+        container: where.container,
+        reason: refusal,
+      });
     }
     return refusal;
   }
@@ -295,7 +329,13 @@ export class CreationGate {
       return await this.resolveAndDecide(role, name, progress);
     } catch (err) {
       const what = progress.digest ? subjectOf(progress.name, progress.digest) : progress.name;
-      return { decision: { ...synthetic(progress.name, progress.digest ?? '', `rejected ${what}: ${describeError(err)}`, this.deps.policyGeneration()), code: 'INTERNAL' }, cached: false };
+      return {
+        decision: {
+          ...synthetic(progress.name, progress.digest ?? '', `rejected ${what}: ${describeError(err)}`, this.deps.policyGeneration()),
+          code: 'INTERNAL',
+        },
+        cached: false,
+      };
     }
   }
 
@@ -303,16 +343,35 @@ export class CreationGate {
     const generation = this.deps.policyGeneration();
     if (name === undefined || name === '') {
       const annotation = role === 'container' ? IMAGE_NAME_ANNOTATION : SANDBOX_IMAGE_NAME_ANNOTATION;
-      return { decision: synthetic('', '', `rejected: the runtime did not say which image the ${role} runs (no ${annotation} annotation)`, generation), cached: false, code: 'IMAGE_NAME_MISSING' };
+      return {
+        decision: synthetic('', '', `rejected: the runtime did not say which image the ${role} runs (no ${annotation} annotation)`, generation),
+        cached: false,
+        code: 'IMAGE_NAME_MISSING',
+      };
     }
     let image: ContainerdImage | undefined;
     try {
       image = await this.lookup(name);
     } catch (err) {
-      return { decision: { ...synthetic(name, '', `rejected ${name}: cannot resolve the image's digest with containerd: ${describeError(err)}`, generation), code: 'CONTAINERD_UNAVAILABLE' }, cached: false };
+      return {
+        decision: {
+          ...synthetic(name, '', `rejected ${name}: cannot resolve the image's digest with containerd: ${describeError(err)}`, generation),
+          code: 'CONTAINERD_UNAVAILABLE',
+        },
+        cached: false,
+      };
     }
     if (!image) {
-      return { decision: synthetic(name, '', `rejected ${name}: containerd has no image of that name in namespace ${this.namespace}, so its digest is unknown`, generation), cached: false, code: 'IMAGE_NOT_FOUND' };
+      return {
+        decision: synthetic(
+          name,
+          '',
+          `rejected ${name}: containerd has no image of that name in namespace ${this.namespace}, so its digest is unknown`,
+          generation,
+        ),
+        cached: false,
+        code: 'IMAGE_NOT_FOUND',
+      };
     }
     progress.digest = image.target.digest;
     const known = this.recall(name, image.target.digest);
@@ -333,7 +392,15 @@ export class CreationGate {
 
   private timeoutDecision(p: Progress, deadlineMs: number, elapsedMs: number): Decision {
     const what = p.digest ? subjectOf(p.name, p.digest) : p.name;
-    return { ...synthetic(p.name, p.digest ?? '', `rejected ${what}: no decision within ${deadlineMs} ms (${elapsedMs} ms elapsed); containerd would create the container unchecked once its plugin_request_timeout passes, so signet refuses it (fail closed)`, this.deps.policyGeneration()), code: 'DECISION_TIMEOUT' };
+    return {
+      ...synthetic(
+        p.name,
+        p.digest ?? '',
+        `rejected ${what}: no decision within ${deadlineMs} ms (${elapsedMs} ms elapsed); containerd would create the container unchecked once its plugin_request_timeout passes, so signet refuses it (fail closed)`,
+        this.deps.policyGeneration(),
+      ),
+      code: 'DECISION_TIMEOUT',
+    };
   }
 
   private key(name: string, digest: string): string {
@@ -362,7 +429,20 @@ export class CreationGate {
 }
 
 function synthetic(name: string, digest: string, reason: string, policyGeneration: string): Decision {
-  return { ok: false, decision: 'reject', reason, name, image: name, digest, mediaType: '', scope: '', signatures: [], warnings: [], policyGeneration, durationMs: 0 };
+  return {
+    ok: false,
+    decision: 'reject',
+    reason,
+    name,
+    image: name,
+    digest,
+    mediaType: '',
+    scope: '',
+    signatures: [],
+    warnings: [],
+    policyGeneration,
+    durationMs: 0,
+  };
 }
 
 /** `host/repo@sha256:…` for a name and the digest it resolved to (the name itself when it does not parse). */

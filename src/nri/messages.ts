@@ -58,7 +58,18 @@ export interface StateChangeEvent {
   container: Container | null;
 }
 
-type Name = 'Empty' | 'RegisterPluginRequest' | 'ConfigureRequest' | 'ConfigureResponse' | 'SynchronizeRequest' | 'SynchronizeResponse' | 'CreateContainerRequest' | 'CreateContainerResponse' | 'StateChangeEvent' | 'PodSandbox' | 'Container';
+type Name =
+  | 'Empty'
+  | 'RegisterPluginRequest'
+  | 'ConfigureRequest'
+  | 'ConfigureResponse'
+  | 'SynchronizeRequest'
+  | 'SynchronizeResponse'
+  | 'CreateContainerRequest'
+  | 'CreateContainerResponse'
+  | 'StateChangeEvent'
+  | 'PodSandbox'
+  | 'Container';
 
 let root: protobuf.Root | undefined;
 const cache = new Map<Name, protobuf.Type>();

@@ -79,7 +79,8 @@ export class TtrpcPeer {
         this.respond(m.streamId, { code: Code.RESOURCE_EXHAUSTED, message: `message length ${m.oversized} exceeds the maximum message size` });
       } else {
         const call = this.pending.get(m.streamId);
-        if (call && m.type === MessageType.Response) this.settle(m.streamId, undefined, new TtrpcError(Code.RESOURCE_EXHAUSTED, `response of ${m.oversized} bytes exceeds the maximum message size`));
+        if (call && m.type === MessageType.Response)
+          this.settle(m.streamId, undefined, new TtrpcError(Code.RESOURCE_EXHAUSTED, `response of ${m.oversized} bytes exceeds the maximum message size`));
         else this.drop(`oversized message of type ${m.type} on stream ${m.streamId}`);
       }
       return;
@@ -116,7 +117,10 @@ export class TtrpcPeer {
     const handler = this.handlers.get(`${request.service}/${request.method}`);
     if (!handler) {
       const known = [...this.handlers.keys()].some((k) => k.startsWith(`${request.service}/`));
-      return reject(Code.UNIMPLEMENTED, known ? `method ${request.method} of service ${request.service} not implemented` : `service ${request.service} not implemented`);
+      return reject(
+        Code.UNIMPLEMENTED,
+        known ? `method ${request.method} of service ${request.service} not implemented` : `service ${request.service} not implemented`,
+      );
     }
     const streamId = m.streamId;
     const info: CallInfo = { service: request.service, method: request.method, timeoutNano: request.timeoutNano };
@@ -129,7 +133,10 @@ export class TtrpcPeer {
     result.then(
       (payload) => this.respond(streamId, undefined, payload),
       (err: unknown) => {
-        const status = err instanceof TtrpcError ? { code: err.code, message: err.message } : { code: Code.INTERNAL, message: err instanceof Error ? err.message : String(err) };
+        const status =
+          err instanceof TtrpcError
+            ? { code: err.code, message: err.message }
+            : { code: Code.INTERNAL, message: err instanceof Error ? err.message : String(err) };
         this.respond(streamId, status);
       },
     );
@@ -143,7 +150,8 @@ export class TtrpcPeer {
     } catch (err) {
       return this.settle(m.streamId, undefined, new TtrpcError(Code.INTERNAL, `malformed response: ${(err as Error).message}`));
     }
-    if (response.status.code !== Code.OK) return this.settle(m.streamId, undefined, new TtrpcError(response.status.code, response.status.message || codeName(response.status.code)));
+    if (response.status.code !== Code.OK)
+      return this.settle(m.streamId, undefined, new TtrpcError(response.status.code, response.status.message || codeName(response.status.code)));
     this.settle(m.streamId, response.payload);
   }
 
@@ -165,7 +173,10 @@ export class TtrpcPeer {
     this.nextStreamId += 2;
     const body = encodeRequest({ service, method, payload, timeoutNano: timeoutMs * 1e6 });
     return new Promise<Buffer>((resolve, reject) => {
-      const timer = setTimeout(() => this.settle(streamId, undefined, new TtrpcError(Code.DEADLINE_EXCEEDED, `${service}/${method}: no answer within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => this.settle(streamId, undefined, new TtrpcError(Code.DEADLINE_EXCEEDED, `${service}/${method}: no answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       this.pending.set(streamId, { resolve, reject, timer });
       this.send([encodeHeader(body.length, streamId, MessageType.Request, 0), body]);
     });

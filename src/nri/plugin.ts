@@ -13,7 +13,19 @@
 import { connect, type Socket } from 'node:net';
 import type { Logger } from '../daemon/logger.js';
 import { describeError } from '../errors.js';
-import { decodeNri, encodeNri, eventBit, NriEvent, PLUGIN_SERVICE, RUNTIME_SERVICE, type ConfigureRequest, type CreateContainerRequest, type PodSandbox, type StateChangeEvent, type SynchronizeRequest } from './messages.js';
+import {
+  decodeNri,
+  encodeNri,
+  eventBit,
+  NriEvent,
+  PLUGIN_SERVICE,
+  RUNTIME_SERVICE,
+  type ConfigureRequest,
+  type CreateContainerRequest,
+  type PodSandbox,
+  type StateChangeEvent,
+  type SynchronizeRequest,
+} from './messages.js';
 import { MuxProtocolError, MuxReader, muxFrames, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from './mux.js';
 import { TtrpcPeer, type CallInfo, type Handler } from './peer.js';
 import { Code, TtrpcError } from './ttrpc.js';
@@ -72,7 +84,11 @@ export class NriPlugin {
   private readonly state = { connected: false, runtime: '', since: '', lastError: '', registrations: 0, runtimeRequestTimeoutMs: 0, protocolErrors: 0 };
   private readonly registeredListeners = new Set<() => void>();
 
-  constructor(private readonly options: NriPluginOptions, private readonly handlers: CreationHandlers, private readonly log: Logger) {
+  constructor(
+    private readonly options: NriPluginOptions,
+    private readonly handlers: CreationHandlers,
+    private readonly log: Logger,
+  ) {
     this.backoffMs = options.minBackoffMs ?? 100;
   }
 
@@ -121,7 +137,11 @@ export class NriPlugin {
     };
     // Each method: decode (a payload that is not the method's message is the runtime's mistake:
     // INVALID_ARGUMENT), then act. A failure while acting on a creation is a refusal (fail closed).
-    const method = <T>(name: string, message: Parameters<typeof decodeNri>[0], act: (req: T, call: CallInfo) => Uint8Array | Promise<Uint8Array>): [string, Handler] => [
+    const method = <T>(
+      name: string,
+      message: Parameters<typeof decodeNri>[0],
+      act: (req: T, call: CallInfo) => Uint8Array | Promise<Uint8Array>,
+    ): [string, Handler] => [
       `${PLUGIN_SERVICE}/${name}`,
       async (payload, call) => {
         let req: T;
@@ -157,7 +177,12 @@ export class NriPlugin {
     sock.on('connect', () => {
       this.log.debug('NRI: connected, registering', { socket: this.options.socket });
       runtimePeer
-        .call(RUNTIME_SERVICE, 'RegisterPlugin', encodeNri('RegisterPluginRequest', { plugin_name: this.options.name ?? PLUGIN_NAME, plugin_idx: this.options.index }), this.options.registerTimeoutMs ?? 5000)
+        .call(
+          RUNTIME_SERVICE,
+          'RegisterPlugin',
+          encodeNri('RegisterPluginRequest', { plugin_name: this.options.name ?? PLUGIN_NAME, plugin_idx: this.options.index }),
+          this.options.registerTimeoutMs ?? 5000,
+        )
         .catch((err: unknown) => {
           reason = `registration refused: ${describeError(err)}`;
           sock.destroy();
@@ -208,7 +233,10 @@ export class NriPlugin {
     }
     if (!this.outageLogged) {
       this.outageLogged = true;
-      this.log.warn('NRI: not registered with containerd; containers created meanwhile are not checked at creation (NRI fails open). Retrying until the socket is back', { socket: this.options.socket, error: reason });
+      this.log.warn(
+        'NRI: not registered with containerd; containers created meanwhile are not checked at creation (NRI fails open). Retrying until the socket is back',
+        { socket: this.options.socket, error: reason },
+      );
     } else {
       this.log.debug('NRI: still not registered', { error: reason, retryInMs: this.backoffMs });
     }
@@ -221,7 +249,10 @@ export class NriPlugin {
     this.state.runtime = `${req.runtime_name} ${req.runtime_version}`.trim();
     this.state.runtimeRequestTimeoutMs = Number(req.request_timeout) || 0;
     if (this.state.runtimeRequestTimeoutMs > 0 && this.options.timeoutMs >= this.state.runtimeRequestTimeoutMs) {
-      this.log.warn('NRI: the decision bound is not below containerd\'s plugin_request_timeout; decisions end 300 ms (or a quarter) before it instead', { timeoutMs: this.options.timeoutMs, runtimeRequestTimeoutMs: this.state.runtimeRequestTimeoutMs });
+      this.log.warn("NRI: the decision bound is not below containerd's plugin_request_timeout; decisions end 300 ms (or a quarter) before it instead", {
+        timeoutMs: this.options.timeoutMs,
+        runtimeRequestTimeoutMs: this.state.runtimeRequestTimeoutMs,
+      });
     }
     return encodeNri('ConfigureResponse', { events: this.events });
   }
@@ -235,7 +266,13 @@ export class NriPlugin {
       this.outageSince = undefined;
       this.outageLogged = false;
       this.backoffMs = this.options.minBackoffMs ?? 100;
-      this.log.info('NRI: registered with the runtime; every container creation is decided', { runtime: this.state.runtime, socket: this.options.socket, index: this.options.index, events: this.events, ...(this.state.registrations > 1 ? { afterOutageMs: downMs } : {}) });
+      this.log.info('NRI: registered with the runtime; every container creation is decided', {
+        runtime: this.state.runtime,
+        socket: this.options.socket,
+        index: this.options.index,
+        events: this.events,
+        ...(this.state.registrations > 1 ? { afterOutageMs: downMs } : {}),
+      });
       setImmediate(() => {
         for (const l of this.registeredListeners) l();
       });

@@ -43,7 +43,10 @@ export class RuntimeSide {
   /** Each SynchronizeResponse.more the plugin answered. */
   syncAnswers: boolean[] = [];
 
-  constructor(readonly socketPath: string, private readonly options: RuntimeSideOptions = {}) {}
+  constructor(
+    readonly socketPath: string,
+    private readonly options: RuntimeSideOptions = {},
+  ) {}
 
   listen(): Promise<void> {
     rmSync(this.socketPath, { force: true });
@@ -107,7 +110,17 @@ export class RuntimeSide {
     const timeout = this.options.callTimeoutMs ?? 2000;
     const configured = decodeNri<{ events: number }>(
       'ConfigureResponse',
-      await conn.plugin.call(PLUGIN_SERVICE, 'Configure', encodeNri('ConfigureRequest', { runtime_name: this.options.runtimeName ?? 'fake-runtime', runtime_version: this.options.runtimeVersion ?? '0.0.0', request_timeout: this.options.requestTimeoutMs ?? 2000, registration_timeout: 5000 }), timeout),
+      await conn.plugin.call(
+        PLUGIN_SERVICE,
+        'Configure',
+        encodeNri('ConfigureRequest', {
+          runtime_name: this.options.runtimeName ?? 'fake-runtime',
+          runtime_version: this.options.runtimeVersion ?? '0.0.0',
+          request_timeout: this.options.requestTimeoutMs ?? 2000,
+          registration_timeout: 5000,
+        }),
+        timeout,
+      ),
     );
     const pods = this.options.sync?.pods ?? [];
     const containers = this.options.sync?.containers ?? [];
@@ -120,7 +133,10 @@ export class RuntimeSide {
       p += podsNow.length;
       c += ctrsNow.length;
       const more = p < pods.length || c < containers.length;
-      const answer = decodeNri<{ more: boolean }>('SynchronizeResponse', await conn.plugin.call(PLUGIN_SERVICE, 'Synchronize', encodeNri('SynchronizeRequest', { pods: podsNow, containers: ctrsNow, more }), timeout));
+      const answer = decodeNri<{ more: boolean }>(
+        'SynchronizeResponse',
+        await conn.plugin.call(PLUGIN_SERVICE, 'Synchronize', encodeNri('SynchronizeRequest', { pods: podsNow, containers: ctrsNow, more }), timeout),
+      );
       this.syncAnswers.push(answer.more);
       if (!more) break;
     }

@@ -197,7 +197,12 @@ export function encodeRequest(r: { service: string; method: string; payload: Uin
 /** Throws (a protobufjs error) when `data` is not a Request. */
 export function decodeRequest(data: Buffer): TtrpcRequest {
   const t = types().request;
-  const o = t.toObject(t.decode(strictBytes(data)), { longs: Number, defaults: true }) as { service: string; method: string; payload: Uint8Array; timeout_nano: number };
+  const o = t.toObject(t.decode(strictBytes(data)), { longs: Number, defaults: true }) as {
+    service: string;
+    method: string;
+    payload: Uint8Array;
+    timeout_nano: number;
+  };
   return { service: o.service, method: o.method, payload: asBuffer(o.payload), timeoutNano: Number(o.timeout_nano) || 0 };
 }
 
@@ -210,13 +215,19 @@ export function encodeResponse(r: { status?: TtrpcStatus; payload?: Uint8Array }
 /** Throws (a protobufjs error) when `data` is not a Response. */
 export function decodeResponse(data: Buffer): TtrpcResponse {
   const t = types().response;
-  const o = t.toObject(t.decode(strictBytes(data)), { longs: Number, defaults: true }) as { status?: { code?: number; message?: string } | null; payload: Uint8Array };
+  const o = t.toObject(t.decode(strictBytes(data)), { longs: Number, defaults: true }) as {
+    status?: { code?: number; message?: string } | null;
+    payload: Uint8Array;
+  };
   return { status: { code: o.status?.code ?? 0, message: o.status?.message ?? '' }, payload: asBuffer(o.payload) };
 }
 
 /** An error status to answer (server side) or that came back (client side). */
 export class TtrpcError extends Error {
-  constructor(readonly code: number, message: string) {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
     super(message);
     this.name = 'TtrpcError';
   }

@@ -29,7 +29,8 @@ export function policyTar(files: Array<{ name: string; bytes: Buffer }>): Buffer
   const sorted = [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const parts: Buffer[] = [];
   for (const f of sorted) {
-    if (Buffer.byteLength(f.name) > 100 || f.name.includes('/')) throw new SignetError('INVALID_ARGUMENT', `policy file name "${printable(f.name, 128)}" is not a plain name of at most 100 bytes`);
+    if (Buffer.byteLength(f.name) > 100 || f.name.includes('/'))
+      throw new SignetError('INVALID_ARGUMENT', `policy file name "${printable(f.name, 128)}" is not a plain name of at most 100 bytes`);
     const h = Buffer.alloc(BLOCK);
     h.write(f.name, 0, 'utf8');
     h.write(octal(0o644, 8), 100, 'ascii');
@@ -80,8 +81,10 @@ export function readPolicyTar(untrusted: Buffer, where: string): Array<{ name: s
     const name = Buffer.from(field(0, 100), 'latin1').toString('utf8');
     const prefix = field(345, 155);
     const type = field(156, 1);
-    if (prefix !== '' || name.includes('/') || name.includes('\\') || !isPolicyFileName(name)) bad(`"${printable(prefix ? `${prefix}/${name}` : name, 128)}" is not a policy file name (*.yaml, *.yml, *.json, no directories)`);
-    if (type !== '0' && type !== '') bad(`"${printable(name, 128)}" is not a regular file (tar type ${printable(type, 4)}); a policy artifact holds policy files only`);
+    if (prefix !== '' || name.includes('/') || name.includes('\\') || !isPolicyFileName(name))
+      bad(`"${printable(prefix ? `${prefix}/${name}` : name, 128)}" is not a policy file name (*.yaml, *.yml, *.json, no directories)`);
+    if (type !== '0' && type !== '')
+      bad(`"${printable(name, 128)}" is not a regular file (tar type ${printable(type, 4)}); a policy artifact holds policy files only`);
     if (seen.has(name)) bad(`"${printable(name, 128)}" is in the artifact twice`);
     seen.add(name);
     const size = num(124, 12, 'size');
@@ -102,13 +105,15 @@ export function readPolicyTar(untrusted: Buffer, where: string): Array<{ name: s
 export function buildPolicyArtifact(files: Array<{ name: string; bytes: Buffer }>): { layer: Buffer; config: Buffer; manifest: Buffer; digest: string } {
   const layer = policyTar(files);
   const config = Buffer.from('{}');
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MEDIA_TYPES.ociManifest,
-    artifactType: POLICY_ARTIFACT_TYPE,
-    config: { mediaType: MEDIA_TYPES.ociEmpty, digest: sha256(config), size: config.length },
-    layers: [{ mediaType: POLICY_LAYER_MEDIA_TYPE, digest: sha256(layer), size: layer.length }],
-  }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.ociManifest,
+      artifactType: POLICY_ARTIFACT_TYPE,
+      config: { mediaType: MEDIA_TYPES.ociEmpty, digest: sha256(config), size: config.length },
+      layers: [{ mediaType: POLICY_LAYER_MEDIA_TYPE, digest: sha256(layer), size: layer.length }],
+    }),
+  );
   return { layer, config, manifest, digest: sha256(manifest) };
 }
 
@@ -121,13 +126,25 @@ export function policyLayerOf(manifestBytes: Buffer, where: string): { digest: s
     throw new SignetError('POLICY_INVALID', `${where}: the manifest is not JSON`);
   }
   const type = doc?.artifactType ?? doc?.config?.mediaType;
-  if (type !== POLICY_ARTIFACT_TYPE) throw new SignetError('POLICY_INVALID', `${where}: not a signet policy artifact (artifactType ${printable(String(type), 128)}, expected ${POLICY_ARTIFACT_TYPE}); push one with signet policy push`);
+  if (type !== POLICY_ARTIFACT_TYPE)
+    throw new SignetError(
+      'POLICY_INVALID',
+      `${where}: not a signet policy artifact (artifactType ${printable(String(type), 128)}, expected ${POLICY_ARTIFACT_TYPE}); push one with signet policy push`,
+    );
   const layers = doc.layers;
   if (!Array.isArray(layers) || layers.length !== 1) throw new SignetError('POLICY_INVALID', `${where}: a policy artifact has exactly one layer`);
   const l = layers[0] as { mediaType?: unknown; digest?: unknown; size?: unknown };
-  if (l.mediaType !== POLICY_LAYER_MEDIA_TYPE || typeof l.digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(l.digest) || typeof l.size !== 'number' || !Number.isSafeInteger(l.size) || l.size < 0) {
+  if (
+    l.mediaType !== POLICY_LAYER_MEDIA_TYPE ||
+    typeof l.digest !== 'string' ||
+    !/^sha256:[0-9a-f]{64}$/.test(l.digest) ||
+    typeof l.size !== 'number' ||
+    !Number.isSafeInteger(l.size) ||
+    l.size < 0
+  ) {
     throw new SignetError('POLICY_INVALID', `${where}: the policy layer is not a ${POLICY_LAYER_MEDIA_TYPE} with a sha256 digest and a size`);
   }
-  if (l.size > MAX_POLICY_LAYER_BYTES) throw new SignetError('POLICY_INVALID', `${where}: the policy layer is ${l.size} bytes, more than ${MAX_POLICY_LAYER_BYTES}`);
+  if (l.size > MAX_POLICY_LAYER_BYTES)
+    throw new SignetError('POLICY_INVALID', `${where}: the policy layer is ${l.size} bytes, more than ${MAX_POLICY_LAYER_BYTES}`);
   return { digest: l.digest, size: l.size };
 }

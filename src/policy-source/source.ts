@@ -117,7 +117,10 @@ export class PolicySource {
   private polling: Promise<void> | undefined;
   private closed = false;
 
-  constructor(private readonly config: PolicySourceConfig, private readonly deps: PolicySourceDeps) {
+  constructor(
+    private readonly config: PolicySourceConfig,
+    private readonly deps: PolicySourceDeps,
+  ) {
     this.ref = parseReference(config.ref);
     this.refName = formatReference(this.ref);
     this.repo = { registry: this.ref.registry, repository: this.ref.repository };
@@ -125,7 +128,12 @@ export class PolicySource {
     this.registryPolicy = signerPolicy(this.ref, config.keys, ['registry']);
     this.cachePolicy = signerPolicy(this.ref, config.keys, [{ ociLayout: config.cacheDir }]);
     const sources = new SourceFactory(deps.client);
-    this.engine = new VerificationEngine({ snapshot: () => this.snapshot, sourcesFor: (specs, formats) => sources.sources(specs, formats), timeoutMs: deps.timeoutMs, maxSignatures: deps.maxSignatures });
+    this.engine = new VerificationEngine({
+      snapshot: () => this.snapshot,
+      sourcesFor: (specs, formats) => sources.sources(specs, formats),
+      timeoutMs: deps.timeoutMs,
+      maxSignatures: deps.maxSignatures,
+    });
   }
 
   /**
@@ -229,7 +237,12 @@ export class PolicySource {
       this.fail('rejected', `policy artifact ${this.refName}@${descriptor.digest} refused: ${describeError(err)}`);
       return;
     }
-    await this.saveCache(descriptor).catch((err: unknown) => this.deps.log.warn('policy artifact not kept in cacheDir: a node restarted without the registry will not have it', { cacheDir: this.config.cacheDir, error: describeError(err) }));
+    await this.saveCache(descriptor).catch((err: unknown) =>
+      this.deps.log.warn('policy artifact not kept in cacheDir: a node restarted without the registry will not have it', {
+        cacheDir: this.config.cacheDir,
+        error: describeError(err),
+      }),
+    );
   }
 
   /** Verify the signature, then (and only then) read the artifact. */
@@ -249,9 +262,15 @@ export class PolicySource {
 
   private async verifySignature(policy: Policy, descriptor: Descriptor): Promise<void> {
     this.snapshot = { policy, ...(this.keys ? { keys: this.keys } : {}) };
-    const decision = await this.engine.verify({ name: this.refName, descriptor: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size } });
+    const decision = await this.engine.verify({
+      name: this.refName,
+      descriptor: { mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size },
+    });
     if (decision.ok && decision.decision === 'accept') return;
-    const err = new SignetError(decision.code ?? 'SIGNATURE_INVALID', `signature not verified with the policySource keys (${Object.keys(this.config.keys).join(', ')}): ${decision.reason}`);
+    const err = new SignetError(
+      decision.code ?? 'SIGNATURE_INVALID',
+      `signature not verified with the policySource keys (${Object.keys(this.config.keys).join(', ')}): ${decision.reason}`,
+    );
     // A policySource key file missing (KEY_NOT_FOUND) is the node's problem, not the artifact's.
     if (couldNotCheck(decision) || decision.code === 'KEY_NOT_FOUND') TRANSIENT.add(err);
     throw err;
@@ -265,7 +284,12 @@ export class PolicySource {
     }
     const previous = this.applied?.digest;
     this.applied = { digest: artifact.digest, verifiedAt: new Date(), fromCache: artifact.fromCache };
-    this.deps.log.info(artifact.fromCache ? 'policy artifact kept in cacheDir verified again and in force' : 'policy artifact verified and in force', { ref: this.refName, digest: artifact.digest, previous: previous ?? null, files: artifact.files.length });
+    this.deps.log.info(artifact.fromCache ? 'policy artifact kept in cacheDir verified again and in force' : 'policy artifact verified and in force', {
+      ref: this.refName,
+      digest: artifact.digest,
+      previous: previous ?? null,
+      files: artifact.files.length,
+    });
     // From cacheDir, what kept the registry's artifact out (unreachable, refused) is still true.
     if (artifact.fromCache) this.deps.onCheck?.('applied');
     else this.succeed('applied');
@@ -288,7 +312,10 @@ export class PolicySource {
     if (result === 'rejected' && !options.repeat) this.rejected++;
     if (error !== this.lastError) {
       const log = result === 'rejected' ? this.deps.log.error.bind(this.deps.log) : this.deps.log.warn.bind(this.deps.log);
-      log(result === 'rejected' ? 'policy artifact refused; nothing changes' : 'policy source could not be checked; nothing changes', { ref: this.refName, error: printable(`${error}; ${this.inForce()}`, LIMITS.reason) });
+      log(result === 'rejected' ? 'policy artifact refused; nothing changes' : 'policy source could not be checked; nothing changes', {
+        ref: this.refName,
+        error: printable(`${error}; ${this.inForce()}`, LIMITS.reason),
+      });
     }
     this.lastError = error;
     this.deps.onCheck?.(result);
@@ -302,7 +329,8 @@ export class PolicySource {
       const index = JSON.parse(await readFile(join(this.config.cacheDir, 'index.json'), 'utf8')) as { manifests?: Descriptor[] };
       entry = (index.manifests ?? []).find((m) => m.annotations?.[REF_NAME] === this.refName && m.artifactType === POLICY_ARTIFACT_TYPE);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.deps.log.warn('cacheDir cannot be read', { cacheDir: this.config.cacheDir, error: describeError(err) });
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.deps.log.warn('cacheDir cannot be read', { cacheDir: this.config.cacheDir, error: describeError(err) });
       return;
     }
     if (entry === undefined) return;
@@ -325,11 +353,15 @@ export class PolicySource {
     const manifest = await client.getManifest(this.repo, descriptor.digest, { accept: [MEDIA_TYPES.ociManifest] });
     const sigTag = cosignSignatureTag(descriptor.digest);
     const sig = await client.getManifest(this.repo, sigTag, { accept: [MEDIA_TYPES.ociManifest] });
-    const blobs = new Map<string, Buffer>([[manifest.digest, manifest.bytes], [sig.digest, sig.bytes]]);
+    const blobs = new Map<string, Buffer>([
+      [manifest.digest, manifest.bytes],
+      [sig.digest, sig.bytes],
+    ]);
     for (const m of [manifest.bytes, sig.bytes]) {
       const doc = JSON.parse(m.toString('utf8')) as { config?: Descriptor; layers?: Descriptor[] };
       for (const d of [...(doc.config ? [doc.config] : []), ...(doc.layers ?? [])]) {
-        if (!blobs.has(d.digest)) blobs.set(d.digest, await client.getBlob(this.repo, d.digest, { maxBytes: Math.max(MAX_POLICY_LAYER_BYTES, MAX_SIGNATURE_BLOB_BYTES) }));
+        if (!blobs.has(d.digest))
+          blobs.set(d.digest, await client.getBlob(this.repo, d.digest, { maxBytes: Math.max(MAX_POLICY_LAYER_BYTES, MAX_SIGNATURE_BLOB_BYTES) }));
       }
     }
     const dir = this.config.cacheDir;
@@ -340,7 +372,13 @@ export class PolicySource {
       schemaVersion: 2,
       mediaType: MEDIA_TYPES.ociIndex,
       manifests: [
-        { mediaType: MEDIA_TYPES.ociManifest, digest: manifest.digest, size: manifest.bytes.length, artifactType: POLICY_ARTIFACT_TYPE, annotations: { [REF_NAME]: this.refName } },
+        {
+          mediaType: MEDIA_TYPES.ociManifest,
+          digest: manifest.digest,
+          size: manifest.bytes.length,
+          artifactType: POLICY_ARTIFACT_TYPE,
+          annotations: { [REF_NAME]: this.refName },
+        },
         { mediaType: MEDIA_TYPES.ociManifest, digest: sig.digest, size: sig.bytes.length, annotations: { [REF_NAME]: sigTag } },
       ],
     };
@@ -354,8 +392,22 @@ export class PolicySource {
 
 /** The policy that decides whether a policy artifact may be trusted: its repository, signed (cosign) by one of `keys`. */
 function signerPolicy(ref: ImageReference, keys: Record<string, Pick<KeySpec, 'file' | 'pkcs11'>>, sources: SignatureSourceSpec[]): Policy {
-  const reject: ScopePolicy = { action: 'reject', mode: 'enforce', signatures: [], rejectIfSignedBy: [], denyDigests: [], attestations: [], signatureSources: ['registry'], formats: ['cosign'] };
-  const scope: ScopePolicy = { ...reject, action: 'verify', signatures: [{ keys: Object.keys(keys), threshold: 1, identity: { type: 'matchRepository' } }], signatureSources: sources };
+  const reject: ScopePolicy = {
+    action: 'reject',
+    mode: 'enforce',
+    signatures: [],
+    rejectIfSignedBy: [],
+    denyDigests: [],
+    attestations: [],
+    signatureSources: ['registry'],
+    formats: ['cosign'],
+  };
+  const scope: ScopePolicy = {
+    ...reject,
+    action: 'verify',
+    signatures: [{ keys: Object.keys(keys), threshold: 1, identity: { type: 'matchRepository' } }],
+    signatureSources: sources,
+  };
   return {
     apiVersion: 'signet/v1',
     keys: Object.fromEntries(Object.entries(keys).map(([name, spec]) => [name, { ...spec, expiryWarningMs: 0, revoked: false }])),

@@ -12,5 +12,10 @@ try {
   parentPort!.postMessage({ ok: true, policy: buildPolicy(files) });
 } catch (err) {
   if (err instanceof PolicyLoadError) parentPort!.postMessage({ ok: false, code: err.code, problems: err.problems });
-  else parentPort!.postMessage({ ok: false, code: 'POLICY_INVALID', problems: [{ file: files[0]?.path ?? '(none)', message: `cannot be loaded: ${describeError(err)}` }] });
+  else
+    parentPort!.postMessage({
+      ok: false,
+      code: 'POLICY_INVALID',
+      problems: [{ file: files[0]?.path ?? '(none)', message: `cannot be loaded: ${describeError(err)}` }],
+    });
 }

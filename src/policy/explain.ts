@@ -56,7 +56,9 @@ export function explain(policy: Policy, image: ImageReference, now = new Date())
       const def = policy.keys[name];
       const u = keyUsability(name, def, now);
       if (u.usable && u.warning) warnings.push(u.warning);
-      const window = def ? [def.notBefore ? `from ${def.notBefore.toISOString()}` : '', def.notAfter ? `until ${def.notAfter.toISOString()}` : ''].filter(Boolean).join(' ') : '';
+      const window = def
+        ? [def.notBefore ? `from ${def.notBefore.toISOString()}` : '', def.notAfter ? `until ${def.notAfter.toISOString()}` : ''].filter(Boolean).join(' ')
+        : '';
       return {
         name,
         location: keyLocation(def),
@@ -67,9 +69,14 @@ export function explain(policy: Policy, image: ImageReference, now = new Date())
   }));
   for (const r of requirements) {
     const counting = r.keys.filter((k) => k.counts).length;
-    if (counting < r.threshold) warnings.push(`only ${counting} of the keys count today, fewer than the threshold ${r.threshold}: every image in this scope will be refused`);
+    if (counting < r.threshold)
+      warnings.push(`only ${counting} of the keys count today, fewer than the threshold ${r.threshold}: every image in this scope will be refused`);
   }
-  const denied = policy.denyDigests.includes(image.digest ?? '') ? 'the digest is on the policy-wide deny list' : sp.denyDigests.includes(image.digest ?? '') ? 'the digest is on the scope deny list' : undefined;
+  const denied = policy.denyDigests.includes(image.digest ?? '')
+    ? 'the digest is on the policy-wide deny list'
+    : sp.denyDigests.includes(image.digest ?? '')
+      ? 'the digest is on the scope deny list'
+      : undefined;
   return {
     image: formatReference(image),
     scope: match.scope,
@@ -98,19 +105,29 @@ export function explain(policy: Policy, image: ImageReference, now = new Date())
 const t = (text: string, max: number = LIMITS.name): string => printable(text, max);
 
 export function formatExplanation(e: Explanation): string {
-  const lines = [`image   ${t(e.image)}`, `scope   ${t(e.scope)}${e.definedAt ? `  (defined at ${t(e.definedAt, LIMITS.reason)})` : ''}`, 'tried, most specific first:'];
+  const lines = [
+    `image   ${t(e.image)}`,
+    `scope   ${t(e.scope)}${e.definedAt ? `  (defined at ${t(e.definedAt, LIMITS.reason)})` : ''}`,
+    'tried, most specific first:',
+  ];
   for (const x of e.tried) lines.push(`  ${x.chosen ? '→' : ' '} ${t(x.scope)}${x.chosen ? '  matched' : x.defined ? '' : '  (not in the policy)'}`);
   lines.push(`action  ${t(e.action)}${e.mode === 'warn' ? '  (warn mode: refusals are recorded, images allowed)' : ''}`);
   if (e.denied) lines.push(`DENIED  ${t(e.denied, LIMITS.reason)}: refused whatever else holds`);
   e.requirements.forEach((r, i) => {
-    lines.push(`requirement${e.requirements.length > 1 ? ` ${i + 1} of ${e.requirements.length} (all must hold)` : ''}: ${r.threshold} valid signature${r.threshold > 1 ? 's' : ''} by distinct keys of:`);
-    for (const k of r.keys) lines.push(`  ${k.counts ? 'counts ' : 'IGNORED'}  ${t(k.name)}  ${t(k.location, LIMITS.reason)}${k.note ? `  — ${t(k.note, LIMITS.reason)}` : ''}`);
+    lines.push(
+      `requirement${e.requirements.length > 1 ? ` ${i + 1} of ${e.requirements.length} (all must hold)` : ''}: ${r.threshold} valid signature${r.threshold > 1 ? 's' : ''} by distinct keys of:`,
+    );
+    for (const k of r.keys)
+      lines.push(`  ${k.counts ? 'counts ' : 'IGNORED'}  ${t(k.name)}  ${t(k.location, LIMITS.reason)}${k.note ? `  — ${t(k.note, LIMITS.reason)}` : ''}`);
     lines.push(`  identity: ${t(r.identity, LIMITS.reason)}`);
   });
   for (const a of e.attestations) {
-    lines.push(`attestation: ${a.threshold} ${t(a.predicateType)} by ${a.keys.map((k) => t(k)).join(', ')}${a.maxAge ? `, scan no older than ${t(a.maxAge)}` : ''}${a.maxSeverity ? `, nothing above ${t(a.maxSeverity)}` : ''}${a.ignore.length ? ` (ignoring ${a.ignore.map((x) => t(x)).join(', ')})` : ''}`);
+    lines.push(
+      `attestation: ${a.threshold} ${t(a.predicateType)} by ${a.keys.map((k) => t(k)).join(', ')}${a.maxAge ? `, scan no older than ${t(a.maxAge)}` : ''}${a.maxSeverity ? `, nothing above ${t(a.maxSeverity)}` : ''}${a.ignore.length ? ` (ignoring ${a.ignore.map((x) => t(x)).join(', ')})` : ''}`,
+    );
   }
-  if (e.action === 'verify') lines.push(`formats ${e.formats.map((f) => t(f)).join(', ')}; signatures read from ${e.signatureSources.map((x) => t(x, LIMITS.reason)).join(', then ')}`);
+  if (e.action === 'verify')
+    lines.push(`formats ${e.formats.map((f) => t(f)).join(', ')}; signatures read from ${e.signatureSources.map((x) => t(x, LIMITS.reason)).join(', then ')}`);
   if (e.rejectIfSignedBy.length) lines.push(`refused if signed by: ${e.rejectIfSignedBy.map((k) => t(k)).join(', ')}`);
   for (const w of e.warnings) lines.push(`warning: ${t(w, LIMITS.reason)}`);
   return `${lines.join('\n')}\n`;

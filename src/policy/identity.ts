@@ -33,7 +33,9 @@ function withTagOnly(ref: ImageReference): string {
 
 /** The signed reference names the image's repository; its tag or digest does not matter (cosign signs `host/repo`). */
 function matchRepository(image: ImageReference, signed: ImageReference, raw: string): IdentityResult {
-  return repositoryName(signed) === repositoryName(image) ? { ok: true } : { ok: false, reason: `signed identity ${quote(raw)} does not match repository "${repositoryName(image)}"` };
+  return repositoryName(signed) === repositoryName(image)
+    ? { ok: true }
+    : { ok: false, reason: `signed identity ${quote(raw)} does not match repository "${repositoryName(image)}"` };
 }
 
 /**
@@ -42,9 +44,16 @@ function matchRepository(image: ImageReference, signed: ImageReference, raw: str
  * only has no tag to compare.
  */
 function matchExact(image: ImageReference, signed: ImageReference, raw: string): IdentityResult {
-  if (image.tag === undefined) return { ok: false, reason: `matchExact needs a tagged image reference; ${formatReference(image)} is pulled by digest only, so no signed identity can match it` };
-  if (signed.tag === undefined || !namesTagOrDigest(raw)) return { ok: false, reason: `signed identity ${quote(raw)} has no tag; matchExact compares "${withTagOnly(image)}" including the tag` };
-  return withTagOnly(signed) === withTagOnly(image) ? { ok: true } : { ok: false, reason: `signed identity ${quote(raw)} does not match "${withTagOnly(image)}" exactly` };
+  if (image.tag === undefined)
+    return {
+      ok: false,
+      reason: `matchExact needs a tagged image reference; ${formatReference(image)} is pulled by digest only, so no signed identity can match it`,
+    };
+  if (signed.tag === undefined || !namesTagOrDigest(raw))
+    return { ok: false, reason: `signed identity ${quote(raw)} has no tag; matchExact compares "${withTagOnly(image)}" including the tag` };
+  return withTagOnly(signed) === withTagOnly(image)
+    ? { ok: true }
+    : { ok: false, reason: `signed identity ${quote(raw)} does not match "${withTagOnly(image)}" exactly` };
 }
 
 function matchRepoDigestOrExact(image: ImageReference, signed: ImageReference, raw: string): IdentityResult {
@@ -69,7 +78,9 @@ export function checkIdentity(rule: IdentityRule, image: ImageReference, untrust
     }
     case 'exactRepository': {
       const want = repositoryName(parseReference(rule.dockerRepository));
-      return repositoryName(signed) === want ? { ok: true } : { ok: false, reason: `signed identity ${quote(untrustedSignedReference)} is not in the required repository "${want}"` };
+      return repositoryName(signed) === want
+        ? { ok: true }
+        : { ok: false, reason: `signed identity ${quote(untrustedSignedReference)} is not in the required repository "${want}"` };
     }
     case 'remapIdentity': {
       // Mirrors: an image pulled as <prefix>/x was signed as <signedPrefix>/x.

@@ -18,7 +18,17 @@ import { ALL_FORMATS, type FormatName } from '../formats/types.js';
 import { locate, pointerSegments } from './locate.js';
 import { validatePolicyFile } from './schema.js';
 import { scopeSyntaxError } from './scope-syntax.js';
-import type { AttestationRequirement, SignatureSourceSpec, IdentityRule, KeyDefinition, Mode, Policy, PolicyProblem, ScopePolicy, SignatureRequirement } from './types.js';
+import type {
+  AttestationRequirement,
+  SignatureSourceSpec,
+  IdentityRule,
+  KeyDefinition,
+  Mode,
+  Policy,
+  PolicyProblem,
+  ScopePolicy,
+  SignatureRequirement,
+} from './types.js';
 
 /**
  * Bounds that keep a hostile or foreign file cheap: checked before anything is parsed. A policy file
@@ -52,7 +62,12 @@ export class PolicyLoadError extends SignetError {
   readonly problems: PolicyProblem[];
 
   constructor(problems: PolicyProblem[], code: 'POLICY_INVALID' | 'POLICY_NOT_FOUND' = 'POLICY_INVALID') {
-    const safe = problems.map((p) => ({ ...p, file: printable(p.file, MAX_MESSAGE_CHARS), message: printable(p.message, MAX_MESSAGE_CHARS), ...(p.path !== undefined ? { path: printable(p.path, MAX_MESSAGE_CHARS) } : {}) }));
+    const safe = problems.map((p) => ({
+      ...p,
+      file: printable(p.file, MAX_MESSAGE_CHARS),
+      message: printable(p.message, MAX_MESSAGE_CHARS),
+      ...(p.path !== undefined ? { path: printable(p.path, MAX_MESSAGE_CHARS) } : {}),
+    }));
     super(code, safe.map(formatProblem).join('\n'));
     this.problems = safe;
     this.name = 'PolicyLoadError';
@@ -84,11 +99,15 @@ export async function readPolicyFiles(dir: string, options: { allowEmpty?: boole
     realDir = await realpath(abs);
   } catch (err) {
     if (err instanceof PolicyLoadError) throw err;
-    throw new PolicyLoadError([{ file: abs, message: `cannot read the policy directory: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }], 'POLICY_NOT_FOUND');
+    throw new PolicyLoadError(
+      [{ file: abs, message: `cannot read the policy directory: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }],
+      'POLICY_NOT_FOUND',
+    );
   }
   // allowEmpty: a directory merged with a policy artifact (policySource) may contribute nothing.
   if (names.length === 0 && options.allowEmpty) return [];
-  if (names.length === 0) throw new PolicyLoadError([{ file: abs, message: 'no policy files (*.yaml, *.yml, *.json) in the policy directory' }], 'POLICY_NOT_FOUND');
+  if (names.length === 0)
+    throw new PolicyLoadError([{ file: abs, message: 'no policy files (*.yaml, *.yml, *.json) in the policy directory' }], 'POLICY_NOT_FOUND');
   const out: Array<{ path: string; text: string }> = [];
   let total = 0;
   for (const name of names) {
@@ -104,7 +123,8 @@ export async function readPolicyFiles(dir: string, options: { allowEmpty?: boole
     }
     if (text === undefined) continue;
     total += Buffer.byteLength(text);
-    if (total > POLICY_LIMITS.totalBytes) throw new PolicyLoadError([{ file: abs, message: `the policy files together are larger than ${POLICY_LIMITS.totalBytes} bytes` }]);
+    if (total > POLICY_LIMITS.totalBytes)
+      throw new PolicyLoadError([{ file: abs, message: `the policy files together are larger than ${POLICY_LIMITS.totalBytes} bytes` }]);
     out.push({ path, text });
   }
   if (out.length === 0) throw new PolicyLoadError([{ file: abs, message: 'no readable policy files in the policy directory' }], 'POLICY_NOT_FOUND');
@@ -137,7 +157,12 @@ async function readPolicyFile(path: string, realDir: string): Promise<string | u
   if (entry.isSymbolicLink()) {
     const real = await realpath(path);
     if (real !== realDir && !real.startsWith(realDir === sep ? sep : `${realDir}${sep}`)) {
-      throw new PolicyLoadError([{ file: path, message: `is a symbolic link to ${printable(real, 256)}, outside the policy directory; a policy file must be a regular file, or a link that stays within ${realDir} (as Kubernetes mounts ConfigMaps)` }]);
+      throw new PolicyLoadError([
+        {
+          file: path,
+          message: `is a symbolic link to ${printable(real, 256)}, outside the policy directory; a policy file must be a regular file, or a link that stays within ${realDir} (as Kubernetes mounts ConfigMaps)`,
+        },
+      ]);
     }
     target = real;
   } else if (entry.isDirectory()) {
@@ -148,8 +173,12 @@ async function readPolicyFile(path: string, realDir: string): Promise<string | u
   try {
     const s = await fh.stat();
     if (s.isDirectory()) return undefined;
-    if (!s.isFile()) throw new PolicyLoadError([{ file: path, message: `is ${kindOf(s)}, not a regular file; a policy file must be a regular file, or a link to one within the policy directory` }]);
-    if (s.size > MAX_FILE_BYTES) throw new PolicyLoadError([{ file: path, message: `larger than ${MAX_FILE_BYTES} bytes; split the policy into several files` }]);
+    if (!s.isFile())
+      throw new PolicyLoadError([
+        { file: path, message: `is ${kindOf(s)}, not a regular file; a policy file must be a regular file, or a link to one within the policy directory` },
+      ]);
+    if (s.size > MAX_FILE_BYTES)
+      throw new PolicyLoadError([{ file: path, message: `larger than ${MAX_FILE_BYTES} bytes; split the policy into several files` }]);
     // Read at most one byte more than allowed, whatever the size said (the file may grow meanwhile).
     const buf = Buffer.alloc(MAX_FILE_BYTES + 1);
     let n = 0;
@@ -182,7 +211,8 @@ export async function loadPolicyDir(dir: string): Promise<Policy> {
  */
 export async function loadPolicyFiles(files: Array<{ path: string; text: string }>, where: string): Promise<Policy> {
   if (files.length > MAX_FILES) throw new PolicyLoadError([{ file: where, message: `more than ${MAX_FILES} policy files` }]);
-  if (files.reduce((n, f) => n + Buffer.byteLength(f.text), 0) > POLICY_LIMITS.totalBytes) throw new PolicyLoadError([{ file: where, message: `the policy files together are larger than ${POLICY_LIMITS.totalBytes} bytes` }]);
+  if (files.reduce((n, f) => n + Buffer.byteLength(f.text), 0) > POLICY_LIMITS.totalBytes)
+    throw new PolicyLoadError([{ file: where, message: `the policy files together are larger than ${POLICY_LIMITS.totalBytes} bytes` }]);
   const key = createHash('sha256');
   for (const f of files) key.update(`${f.path}\0${f.text.length}\0`).update(f.text);
   const fingerprint = key.digest('hex');
@@ -221,7 +251,17 @@ function buildPolicyInWorker(dir: string, files: Array<{ path: string; text: str
       void worker.terminate();
       fn();
     };
-    const timer = setTimeout(() => settle(() => reject(new PolicyLoadError([{ file: dir, message: `the policy files took longer than ${WORKER_LIMITS.timeoutMs / 1000} s to parse; split or simplify them` }]))), WORKER_LIMITS.timeoutMs);
+    const timer = setTimeout(
+      () =>
+        settle(() =>
+          reject(
+            new PolicyLoadError([
+              { file: dir, message: `the policy files took longer than ${WORKER_LIMITS.timeoutMs / 1000} s to parse; split or simplify them` },
+            ]),
+          ),
+        ),
+      WORKER_LIMITS.timeoutMs,
+    );
     timer.unref();
     worker.once('message', (m: { ok: true; policy: Policy } | { ok: false; code: 'POLICY_INVALID' | 'POLICY_NOT_FOUND'; problems: PolicyProblem[] }) => {
       settle(() => (m.ok ? resolvePolicy(m.policy) : reject(new PolicyLoadError(m.problems, m.code))));
@@ -230,7 +270,9 @@ function buildPolicyInWorker(dir: string, files: Array<{ path: string; text: str
       const why = err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `parsing them needs more than ${WORKER_LIMITS.maxOldGenerationSizeMb} MB` : describeError(err);
       settle(() => reject(new PolicyLoadError([{ file: dir, message: `the policy files cannot be loaded: ${why}` }])));
     });
-    worker.once('exit', (code) => settle(() => reject(new PolicyLoadError([{ file: dir, message: `the policy files cannot be loaded: the parser stopped (exit ${code})` }]))));
+    worker.once('exit', (code) =>
+      settle(() => reject(new PolicyLoadError([{ file: dir, message: `the policy files cannot be loaded: the parser stopped (exit ${code})` }]))),
+    );
   });
 }
 
@@ -254,7 +296,14 @@ interface RawScope {
   deny?: { digests?: string[] };
   signatureSources?: Array<'registry' | { ociLayout: string }>;
   formats?: FormatName[];
-  attestations?: Array<{ predicateType: string; keys: string[]; threshold?: number; maxAge?: string; maxSeverity?: AttestationRequirement['maxSeverity']; ignore?: string[] }>;
+  attestations?: Array<{
+    predicateType: string;
+    keys: string[];
+    threshold?: number;
+    maxAge?: string;
+    maxSeverity?: AttestationRequirement['maxSeverity'];
+    ignore?: string[];
+  }>;
 }
 interface RawKey {
   trustedIdentities?: string[];
@@ -365,7 +414,8 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
         seen.add(k);
         if (!broken && !keyOrigin.has(k)) problem(pf, [...gpath, 'keys', j], `key "${k}" is not defined under "keys" in any policy file`);
       });
-      if (threshold > seen.size) problem(pf, [...gpath, 'threshold'], `threshold ${threshold} is larger than the ${seen.size} key(s) listed; lower it or add keys`);
+      if (threshold > seen.size)
+        problem(pf, [...gpath, 'threshold'], `threshold ${threshold} is larger than the ${seen.size} key(s) listed; lower it or add keys`);
       return { keys: [...seen], threshold, identity: identityRule(pf, [...gpath, 'identity'], g.identity, problem) };
     });
     (raw.rejectIfSignedBy ?? []).forEach((k, j) => {
@@ -380,7 +430,8 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
         if (!broken && !keyOrigin.has(k)) problem(pf, [...apath, 'keys', j], `key "${k}" is not defined under "keys" in any policy file`);
       });
       const threshold = a.threshold ?? 1;
-      if (threshold > seen.size) problem(pf, [...apath, 'threshold'], `threshold ${threshold} is larger than the ${seen.size} key(s) listed; lower it or add keys`);
+      if (threshold > seen.size)
+        problem(pf, [...apath, 'threshold'], `threshold ${threshold} is larger than the ${seen.size} key(s) listed; lower it or add keys`);
       let maxAgeMs: number | undefined;
       if (a.maxAge !== undefined) {
         try {
@@ -389,7 +440,14 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
           problem(pf, [...apath, 'maxAge'], (err as Error).message);
         }
       }
-      return { predicateType: a.predicateType, keys: [...seen], threshold, ...(maxAgeMs !== undefined ? { maxAgeMs } : {}), ...(a.maxSeverity ? { maxSeverity: a.maxSeverity } : {}), ignore: a.ignore ?? [] };
+      return {
+        predicateType: a.predicateType,
+        keys: [...seen],
+        threshold,
+        ...(maxAgeMs !== undefined ? { maxAgeMs } : {}),
+        ...(a.maxSeverity ? { maxSeverity: a.maxSeverity } : {}),
+        ignore: a.ignore ?? [],
+      };
     });
     const signatureSources: SignatureSourceSpec[] = raw.signatureSources ?? ['registry'];
     const seenSources = new Set<string>();
@@ -397,10 +455,20 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
       const key = src === 'registry' ? src : src.ociLayout;
       if (seenSources.has(key)) problem(pf, [...path, 'signatureSources', i], `signature source ${JSON.stringify(src)} is listed twice`);
       seenSources.add(key);
-      if (src !== 'registry' && !isAbsolute(src.ociLayout)) problem(pf, [...path, 'signatureSources', i, 'ociLayout'], `OCI layout "${src.ociLayout}" must be an absolute path`);
+      if (src !== 'registry' && !isAbsolute(src.ociLayout))
+        problem(pf, [...path, 'signatureSources', i, 'ociLayout'], `OCI layout "${src.ociLayout}" must be an absolute path`);
     });
     const formats = raw.formats ?? [...ALL_FORMATS];
-    return { action: raw.action, mode: raw.mode ?? mode, signatures, rejectIfSignedBy: raw.rejectIfSignedBy ?? [], denyDigests: raw.deny?.digests ?? [], attestations, signatureSources, formats: [...new Set(formats)] };
+    return {
+      action: raw.action,
+      mode: raw.mode ?? mode,
+      signatures,
+      rejectIfSignedBy: raw.rejectIfSignedBy ?? [],
+      denyDigests: raw.deny?.digests ?? [],
+      attestations,
+      signatureSources,
+      formats: [...new Set(formats)],
+    };
   };
   for (const pf of parsed) {
     for (const [scope, raw] of Object.entries(pf.value.scopes ?? {})) {
@@ -409,12 +477,28 @@ export function buildPolicy(files: Array<{ path: string; text: string }>): Polic
       origins[`scope:${scope}`] = where(pf, ['scopes'], scope);
     }
   }
-  const def = defaultScope ? scopePolicy(defaultScope.pf, ['default'], defaultScope.raw) : { action: 'reject' as const, mode, signatures: [], rejectIfSignedBy: [], denyDigests: [], attestations: [], signatureSources: ['registry' as const], formats: [...ALL_FORMATS] };
+  const def = defaultScope
+    ? scopePolicy(defaultScope.pf, ['default'], defaultScope.raw)
+    : {
+        action: 'reject' as const,
+        mode,
+        signatures: [],
+        rejectIfSignedBy: [],
+        denyDigests: [],
+        attestations: [],
+        signatureSources: ['registry' as const],
+        formats: [...ALL_FORMATS],
+      };
   if (defaultScope) origins['scope:default'] = where(defaultScope.pf, [], 'default');
   if (problems.length > 0) throw new PolicyLoadError(boundProblems(sortProblems(problems)));
 
   const merged = { apiVersion: 'signet/v1' as const, keys, default: def, scopes, denyDigests: [...denyDigests].sort() };
-  return { ...merged, generation: `sha256:${createHash('sha256').update(canonicalJson(merged)).digest('hex')}`, files: parsed.map((p) => p.path).sort(), origins };
+  return {
+    ...merged,
+    generation: `sha256:${createHash('sha256').update(canonicalJson(merged)).digest('hex')}`,
+    files: parsed.map((p) => p.path).sort(),
+    origins,
+  };
 }
 
 function parseFile(path: string, text: string, problems: PolicyProblem[]): ParsedFile | undefined {
@@ -435,7 +519,12 @@ function parseFileUnbounded(path: string, text: string, add: (p: PolicyProblem) 
   const deep = nestedTooDeep(text, POLICY_LIMITS.nesting);
   if (deep !== undefined) {
     const pos = lineCol(text, deep);
-    add({ file: path, line: pos.line, column: pos.col, message: `nested deeper than ${POLICY_LIMITS.nesting} levels; a policy file needs far fewer (is this a policy file?)` });
+    add({
+      file: path,
+      line: pos.line,
+      column: pos.col,
+      message: `nested deeper than ${POLICY_LIMITS.nesting} levels; a policy file needs far fewer (is this a policy file?)`,
+    });
     return undefined;
   }
   // Duplicate keys are found below in one pass: yaml's own check is quadratic in the keys of a mapping.
@@ -449,7 +538,12 @@ function parseFileUnbounded(path: string, text: string, add: (p: PolicyProblem) 
   const duplicates = duplicateKeys(doc);
   for (const d of duplicates) {
     const pos = lines.linePos(d.offset);
-    add({ file: path, line: pos.line, column: pos.col, message: `duplicate key "${printable(d.key, 128)}": each key may appear once in a mapping; remove or merge one of them` });
+    add({
+      file: path,
+      line: pos.line,
+      column: pos.col,
+      message: `duplicate key "${printable(d.key, 128)}": each key may appear once in a mapping; remove or merge one of them`,
+    });
   }
   if (yamlErrors.length > 0 || duplicates.length > 0) return undefined;
   let value: unknown;
@@ -483,7 +577,7 @@ function parseFileUnbounded(path: string, text: string, add: (p: PolicyProblem) 
 /** At most POLICY_LIMITS.problemsPerFile problems per file (in a list sorted by file), the rest summarised. */
 function boundProblems(problems: PolicyProblem[]): PolicyProblem[] {
   const out: PolicyProblem[] = [];
-  for (let i = 0; i < problems.length; ) {
+  for (let i = 0; i < problems.length;) {
     let j = i;
     while (j < problems.length && problems[j]!.file === problems[i]!.file) j++;
     out.push(...boundFileProblems(problems[i]!.file, problems.slice(i, j)));
@@ -594,7 +688,11 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
     return undefined;
   }
   if (raw.sigstore?.subject === undefined && raw.sigstore?.subjectRegExp === undefined && raw.sigstore !== undefined) {
-    problem(pf, [...path, 'sigstore'], 'a keyless identity needs "subject" or "subjectRegExp": without one, any signer the issuer vouches for would be trusted');
+    problem(
+      pf,
+      [...path, 'sigstore'],
+      'a keyless identity needs "subject" or "subjectRegExp": without one, any signer the issuer vouches for would be trusted',
+    );
     return undefined;
   }
   if (raw.certificates !== undefined && !isAbsolute(raw.certificates)) {
@@ -628,7 +726,8 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
   };
   const notBefore = time('notBefore');
   const notAfter = time('notAfter');
-  if (notBefore && notAfter && notAfter <= notBefore) problem(pf, [...path, 'notAfter'], `notAfter ${raw.notAfter} is not after notBefore ${raw.notBefore}; swap or correct them`);
+  if (notBefore && notAfter && notAfter <= notBefore)
+    problem(pf, [...path, 'notAfter'], `notAfter ${raw.notAfter} is not after notBefore ${raw.notBefore}; swap or correct them`);
   let expiryWarningMs = DEFAULT_EXPIRY_WARNING_MS;
   if (raw.expiryWarning !== undefined) {
     try {
@@ -671,9 +770,14 @@ function identityRule(pf: ParsedFile, path: Array<string | number>, raw: Record<
     if (err) problem(pf, [...path, field], err);
     return v;
   };
-  const allowed: Record<string, string[]> = { exactReference: ['dockerReference'], exactRepository: ['dockerRepository'], remapIdentity: ['prefix', 'signedPrefix'] };
+  const allowed: Record<string, string[]> = {
+    exactReference: ['dockerReference'],
+    exactRepository: ['dockerRepository'],
+    remapIdentity: ['prefix', 'signedPrefix'],
+  };
   for (const field of Object.keys(raw)) {
-    if (field !== 'type' && !(allowed[raw['type']!] ?? []).includes(field)) problem(pf, [...path, field], `"${field}" does not apply to identity type ${raw['type']}`);
+    if (field !== 'type' && !(allowed[raw['type']!] ?? []).includes(field))
+      problem(pf, [...path, field], `"${field}" does not apply to identity type ${raw['type']}`);
   }
   const ref = (v: string) => {
     try {
@@ -689,7 +793,10 @@ function identityRule(pf: ParsedFile, path: Array<string | number>, raw: Record<
     case 'matchRepository':
       return { type: raw['type'] };
     case 'exactReference':
-      return { type: 'exactReference', dockerReference: need('dockerReference', (v) => ref(v) ?? (/[:@]/.test(v.split('/').pop() ?? '') ? undefined : `"${v}" needs a tag or digest`)) };
+      return {
+        type: 'exactReference',
+        dockerReference: need('dockerReference', (v) => ref(v) ?? (/[:@]/.test(v.split('/').pop() ?? '') ? undefined : `"${v}" needs a tag or digest`)),
+      };
     case 'exactRepository':
       return { type: 'exactRepository', dockerRepository: need('dockerRepository', ref) };
     case 'remapIdentity':
@@ -707,7 +814,9 @@ function toPointer(path: Array<string | number>): string {
 function sortProblems(problems: PolicyProblem[]): PolicyProblem[] {
   return problems
     .map((p, i) => ({ p, i }))
-    .sort((a, b) => (a.p.file < b.p.file ? -1 : a.p.file > b.p.file ? 1 : (a.p.line ?? 0) - (b.p.line ?? 0) || (a.p.column ?? 0) - (b.p.column ?? 0) || a.i - b.i))
+    .sort((a, b) =>
+      a.p.file < b.p.file ? -1 : a.p.file > b.p.file ? 1 : (a.p.line ?? 0) - (b.p.line ?? 0) || (a.p.column ?? 0) - (b.p.column ?? 0) || a.i - b.i,
+    )
     .map(({ p }) => p);
 }
 

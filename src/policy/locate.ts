@@ -3,7 +3,10 @@ import { isMap, isScalar, type Document, type LineCounter } from 'yaml';
 
 export function pointerSegments(pointer: string): string[] {
   if (pointer === '' || pointer === '/') return [];
-  return pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 /** Line/column of the value at `path`, or of its key when `key` is set; falls back to the nearest ancestor. */
@@ -15,7 +18,10 @@ export function locate(doc: Document, lines: LineCounter, path: Array<string | n
       const range = (pair?.key as { range?: [number, number] } | undefined)?.range;
       if (range) return lines.linePos(range[0]);
     }
-    const node = doc.getIn(path.slice(0, depth).map((s) => (/^\d+$/.test(String(s)) ? Number(s) : s)), true) as { range?: [number, number] } | undefined;
+    const node = doc.getIn(
+      path.slice(0, depth).map((s) => (/^\d+$/.test(String(s)) ? Number(s) : s)),
+      true,
+    ) as { range?: [number, number] } | undefined;
     if (node?.range) return lines.linePos(node.range[0]);
     const node2 = doc.getIn(path.slice(0, depth), true) as { range?: [number, number] } | undefined;
     if (node2?.range) return lines.linePos(node2.range[0]);

@@ -52,11 +52,21 @@ function pointerText(pointer: string): string {
     .join('/');
 }
 
-const TYPE_NAMES: Record<string, string> = { object: 'a mapping', array: 'a list', string: 'a string', integer: 'an integer', boolean: 'true or false', number: 'a number' };
+const TYPE_NAMES: Record<string, string> = {
+  object: 'a mapping',
+  array: 'a list',
+  string: 'a string',
+  integer: 'an integer',
+  boolean: 'true or false',
+  number: 'a number',
+};
 
 /** The last segment of a JSON pointer: the field an operator sees. */
 function field(pointer: string): string {
-  const seg = pointer.slice(pointer.lastIndexOf('/') + 1).replace(/~1/g, '/').replace(/~0/g, '~');
+  const seg = pointer
+    .slice(pointer.lastIndexOf('/') + 1)
+    .replace(/~1/g, '/')
+    .replace(/~0/g, '~');
   return printable(/^\d+$/.test(seg) ? `${pointer.slice(0, pointer.lastIndexOf('/')).split('/').pop() ?? ''}[${seg}]` : seg, 65);
 }
 
@@ -92,7 +102,12 @@ export function validatePolicyFile(value: unknown): SchemaProblem[] {
     switch (e.keyword) {
       case 'additionalProperties': {
         const extra = (e.params as { additionalProperty: string }).additionalProperty;
-        push({ pointer: where, key: extra, unknownField: true, message: `unknown field ${fieldName(extra)}${where ? ` in ${pointerText(where)}` : ''}; check the spelling against schema/policy.schema.json` });
+        push({
+          pointer: where,
+          key: extra,
+          unknownField: true,
+          message: `unknown field ${fieldName(extra)}${where ? ` in ${pointerText(where)}` : ''}; check the spelling against schema/policy.schema.json`,
+        });
         break;
       }
       case 'required': {
@@ -104,7 +119,8 @@ export function validatePolicyFile(value: unknown): SchemaProblem[] {
         break;
       }
       case 'not':
-        if (e.schemaPath.includes('/else/')) push({ pointer: where, key: 'signatures', message: '"signatures" only applies to action "verify"; remove it or set action: verify' });
+        if (e.schemaPath.includes('/else/'))
+          push({ pointer: where, key: 'signatures', message: '"signatures" only applies to action "verify"; remove it or set action: verify' });
         break;
       case 'oneOf':
         if (keyOneOf.has(where)) push({ pointer: where, message: `a key needs exactly one of ${quotedList(keyKinds)}` });
@@ -115,7 +131,10 @@ export function validatePolicyFile(value: unknown): SchemaProblem[] {
       case 'type': {
         const t = (e.params as { type: string | string[] }).type;
         const want = (Array.isArray(t) ? t : [t]).map((x) => TYPE_NAMES[x] ?? x).join(' or ');
-        push({ pointer: where, message: where ? `"${field(where)}" must be ${want}` : `the file must be a mapping (apiVersion, keys, default, scopes), not ${describe(value)}` });
+        push({
+          pointer: where,
+          message: where ? `"${field(where)}" must be ${want}` : `the file must be a mapping (apiVersion, keys, default, scopes), not ${describe(value)}`,
+        });
         break;
       }
       case 'minimum':
@@ -130,7 +149,10 @@ export function validatePolicyFile(value: unknown): SchemaProblem[] {
       case 'propertyNames':
         break;
       case 'enum':
-        push({ pointer: where, message: `"${field(where)}" must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` });
+        push({
+          pointer: where,
+          message: `"${field(where)}" must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`,
+        });
         break;
       case 'dependencies': {
         const { property, missingProperty } = e.params as { property: string; missingProperty: string };
@@ -146,7 +168,12 @@ export function validatePolicyFile(value: unknown): SchemaProblem[] {
         push({ pointer: where, message: `"${field(where)}" must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` });
         break;
       case 'pattern':
-        if (e.propertyName !== undefined) push({ pointer: where, key: e.propertyName, message: `key name ${fieldName(e.propertyName)} must be letters, digits, ".", "_" or "-" (at most 128, starting with a letter or digit)` });
+        if (e.propertyName !== undefined)
+          push({
+            pointer: where,
+            key: e.propertyName,
+            message: `key name ${fieldName(e.propertyName)} must be letters, digits, ".", "_" or "-" (at most 128, starting with a letter or digit)`,
+          });
         else if (where.endsWith('expiryWarning')) push({ pointer: where, message: '"expiryWarning" must be a duration such as 30m, 24h or 7d' });
         else if (where.endsWith('/pkcs11')) push({ pointer: where, message: '"pkcs11" must be an RFC 7512 URI starting with "pkcs11:"' });
         else if (/\/digests\/\d+$/.test(where)) push({ pointer: where, message: 'must be a digest such as sha256:<64 hex digits>' });

@@ -7,7 +7,9 @@ const TAG_RE = /^[\w][\w.-]{0,127}$/;
 export function scopeSyntaxError(scope: string): string | undefined {
   if (scope.startsWith('*.')) {
     const domain = scope.slice(2);
-    return isValidHost(domain) && !domain.includes(':') && domain === domain.toLowerCase() && domain.includes('.') ? undefined : `"${scope}" is not a valid wildcard: write *.example.com (no port, lower case)`;
+    return isValidHost(domain) && !domain.includes(':') && domain === domain.toLowerCase() && domain.includes('.')
+      ? undefined
+      : `"${scope}" is not a valid wildcard: write *.example.com (no port, lower case)`;
   }
   if (/[A-Z]/.test(scope.split('/')[0] ?? '') || /^[a-z]+:\/\//.test(scope) || scope.endsWith('/')) {
     return `"${scope}" is not a valid scope: write host[:port][/repository][:tag|@digest] in lower case, without a scheme or trailing slash`;

@@ -84,7 +84,11 @@ export class PolicyWatcher {
   private lastError: string | undefined;
   private closed = false;
 
-  constructor(dir: string, private readonly handlers: PolicyWatcherHandlers, options: PolicyWatcherOptions = {}) {
+  constructor(
+    dir: string,
+    private readonly handlers: PolicyWatcherHandlers,
+    options: PolicyWatcherOptions = {},
+  ) {
     this.dir = resolve(dir);
     this.debounceMs = Math.min(options.debounceMs ?? 100, 200);
     this.dirPollMs = options.dirPollMs ?? 250;

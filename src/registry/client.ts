@@ -81,7 +81,10 @@ export class RegistryClient {
   private readonly onExchange: ((info: ExchangeInfo) => void) | undefined;
 
   constructor(options: RegistryClientOptions = {}) {
-    this.hosts = new RegistryHosts({ insecure: options.insecureRegistries ?? [], ...(options.registryConfigPath !== undefined ? { configPath: options.registryConfigPath } : {}) });
+    this.hosts = new RegistryHosts({
+      insecure: options.insecureRegistries ?? [],
+      ...(options.registryConfigPath !== undefined ? { configPath: options.registryConfigPath } : {}),
+    });
     this.credentials = new CredentialStore(options.dockerConfigPath, options.credentialHelperTimeoutMs);
     this.timeoutMs = options.requestTimeoutMs ?? DEFAULTS.registryTimeoutMs;
     this.retries = options.retries ?? DEFAULTS.registryRetries;
@@ -120,10 +123,17 @@ export class RegistryClient {
   async getManifest(repo: RepositoryRef, reference: string, options: CallOptions & { accept?: string[] } = {}): Promise<FetchedManifest> {
     const what = `fetching manifest ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}`;
     checkReference(reference, what);
-    return this.acrossHosts(repo, isDigest(reference) ? ['pull'] : ['pull', 'resolve'], what, options.signal, (host) => this.getManifestAt(host, repo, reference, options));
+    return this.acrossHosts(repo, isDigest(reference) ? ['pull'] : ['pull', 'resolve'], what, options.signal, (host) =>
+      this.getManifestAt(host, repo, reference, options),
+    );
   }
 
-  private async getManifestAt(host: RegistryHost, repo: RepositoryRef, reference: string, options: CallOptions & { accept?: string[] } = {}): Promise<FetchedManifest> {
+  private async getManifestAt(
+    host: RegistryHost,
+    repo: RepositoryRef,
+    reference: string,
+    options: CallOptions & { accept?: string[] } = {},
+  ): Promise<FetchedManifest> {
     const what = `fetching manifest ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}${from(host)}`;
     const res = await this.send(repo, 'pull', {
       host,
@@ -138,7 +148,8 @@ export class RegistryClient {
     const digest = sha256(res.body);
     if (isDigest(reference)) {
       if (!reference.startsWith('sha256:')) {
-        if (createHash('sha512').update(res.body).digest('hex') !== reference.slice(7)) throw new SignetError('DIGEST_MISMATCH', `${what}: the registry served bytes that do not match the digest`);
+        if (createHash('sha512').update(res.body).digest('hex') !== reference.slice(7))
+          throw new SignetError('DIGEST_MISMATCH', `${what}: the registry served bytes that do not match the digest`);
       } else if (digest !== reference) throw new SignetError('DIGEST_MISMATCH', `${what}: the registry served bytes with digest ${digest}`);
     } else {
       const header = res.headers.get('docker-content-digest');
@@ -159,7 +170,9 @@ export class RegistryClient {
   async resolve(repo: RepositoryRef, reference: string, options: CallOptions = {}): Promise<Descriptor> {
     const what0 = `resolving ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}`;
     checkReference(reference, what0);
-    return this.acrossHosts(repo, isDigest(reference) ? ['pull'] : ['pull', 'resolve'], what0, options.signal, (host) => this.resolveAt(host, repo, reference, options));
+    return this.acrossHosts(repo, isDigest(reference) ? ['pull'] : ['pull', 'resolve'], what0, options.signal, (host) =>
+      this.resolveAt(host, repo, reference, options),
+    );
   }
 
   private async resolveAt(host: RegistryHost, repo: RepositoryRef, reference: string, options: CallOptions): Promise<Descriptor> {
@@ -216,10 +229,22 @@ export class RegistryClient {
   async referrers(repo: RepositoryRef, digest: string, options: CallOptions & { artifactType?: string; limit: number }): Promise<Descriptor[]> {
     if (!isDigest(digest)) throw new SignetError('INVALID_ARGUMENT', `not a digest: ${digest}`);
     // A host that lists none falls through to the next: a mirror without the signatures is not the last word.
-    return this.acrossHosts(repo, ['pull'], `listing referrers of ${name(repo)}@${digest}`, options.signal, (host) => this.referrersAt(host, repo, digest, options), (list) => list.length === 0);
+    return this.acrossHosts(
+      repo,
+      ['pull'],
+      `listing referrers of ${name(repo)}@${digest}`,
+      options.signal,
+      (host) => this.referrersAt(host, repo, digest, options),
+      (list) => list.length === 0,
+    );
   }
 
-  private async referrersAt(host: RegistryHost, repo: RepositoryRef, digest: string, options: CallOptions & { artifactType?: string; limit: number }): Promise<Descriptor[]> {
+  private async referrersAt(
+    host: RegistryHost,
+    repo: RepositoryRef,
+    digest: string,
+    options: CallOptions & { artifactType?: string; limit: number },
+  ): Promise<Descriptor[]> {
     const what = `listing referrers of ${name(repo)}@${digest}${from(host)}`;
     const found = new Map<string, Descriptor>(); // by digest: a page served twice does not count twice
     const asked = new Set<string>();
@@ -231,19 +256,35 @@ export class RegistryClient {
       const budget = Math.min(this.maxManifestBytes, MAX_REFERRER_LIST_BYTES - read);
       let res: HttpResponse;
       try {
-        res = await this.send(repo, 'pull', { host, method: 'GET', path, headers: { accept: MEDIA_TYPES.ociIndex }, maxBytes: budget, what, ...(options.signal ? { signal: options.signal } : {}) });
+        res = await this.send(repo, 'pull', {
+          host,
+          method: 'GET',
+          path,
+          headers: { accept: MEDIA_TYPES.ociIndex },
+          maxBytes: budget,
+          what,
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
       } catch (err) {
-        if (err instanceof SignetError && err.code === 'BLOB_TOO_LARGE' && budget < this.maxManifestBytes) throw new SignetError('BLOB_TOO_LARGE', `${what}: the listing is larger than ${MAX_REFERRER_LIST_BYTES} bytes over all its pages`);
+        if (err instanceof SignetError && err.code === 'BLOB_TOO_LARGE' && budget < this.maxManifestBytes)
+          throw new SignetError('BLOB_TOO_LARGE', `${what}: the listing is larger than ${MAX_REFERRER_LIST_BYTES} bytes over all its pages`);
         throw err;
       }
       read += res.body.length;
       if (res.status === 404 && page === 0) {
         // The registry does not serve the referrers API: read the referrers tag schema instead.
-        const fallback = await absentAsUndefined(this.getManifestAt(host, repo, digest.replace(':', '-'), { accept: [MEDIA_TYPES.ociIndex], ...(options.signal ? { signal: options.signal } : {}) }));
-        return fallback === undefined ? [] : dedupe(filterReferrers(parseIndexManifests(fallback.bytes, what), options.artifactType, false)).slice(0, options.limit);
+        const fallback = await absentAsUndefined(
+          this.getManifestAt(host, repo, digest.replace(':', '-'), { accept: [MEDIA_TYPES.ociIndex], ...(options.signal ? { signal: options.signal } : {}) }),
+        );
+        return fallback === undefined
+          ? []
+          : dedupe(filterReferrers(parseIndexManifests(fallback.bytes, what), options.artifactType, false)).slice(0, options.limit);
       }
       expectStatus(res, [200], what);
-      const filtered = (res.headers.get('oci-filters-applied') ?? '').split(',').map((f) => f.trim()).includes('artifactType');
+      const filtered = (res.headers.get('oci-filters-applied') ?? '')
+        .split(',')
+        .map((f) => f.trim())
+        .includes('artifactType');
       for (const d of filterReferrers(parseIndexManifests(res.body, what), options.artifactType, filtered)) if (!found.has(d.digest)) found.set(d.digest, d);
       path = nextLink(res.headers.get('link'), repo, what);
     }
@@ -258,11 +299,18 @@ export class RegistryClient {
    * for twice (a `Link` loop) is an error. Beyond a bound the listing fails rather than return part of it:
    * a partial list would silently hide tags.
    */
-  async listTags(repo: RepositoryRef, options: CallOptions & { pageSize?: number; maxTags?: number; maxBytes?: number; keep?: (tag: string) => boolean } = {}): Promise<string[]> {
+  async listTags(
+    repo: RepositoryRef,
+    options: CallOptions & { pageSize?: number; maxTags?: number; maxBytes?: number; keep?: (tag: string) => boolean } = {},
+  ): Promise<string[]> {
     return this.acrossHosts(repo, ['pull', 'resolve'], `listing tags of ${name(repo)}`, options.signal, (host) => this.listTagsAt(host, repo, options));
   }
 
-  private async listTagsAt(host: RegistryHost, repo: RepositoryRef, options: CallOptions & { pageSize?: number; maxTags?: number; maxBytes?: number; keep?: (tag: string) => boolean }): Promise<string[]> {
+  private async listTagsAt(
+    host: RegistryHost,
+    repo: RepositoryRef,
+    options: CallOptions & { pageSize?: number; maxTags?: number; maxBytes?: number; keep?: (tag: string) => boolean },
+  ): Promise<string[]> {
     const what = `listing tags of ${name(repo)}${from(host)}`;
     const maxTags = options.maxTags ?? DEFAULT_MAX_TAGS;
     const maxBytes = options.maxBytes ?? DEFAULT_MAX_TAG_LIST_BYTES;
@@ -276,9 +324,18 @@ export class RegistryClient {
       const budget = Math.min(this.maxManifestBytes, maxBytes - read);
       let res: HttpResponse;
       try {
-        res = await this.send(repo, 'pull', { host, method: 'GET', path, headers: { accept: 'application/json' }, maxBytes: budget, what, ...(options.signal ? { signal: options.signal } : {}) });
+        res = await this.send(repo, 'pull', {
+          host,
+          method: 'GET',
+          path,
+          headers: { accept: 'application/json' },
+          maxBytes: budget,
+          what,
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
       } catch (err) {
-        if (err instanceof SignetError && err.code === 'BLOB_TOO_LARGE' && budget < this.maxManifestBytes) throw new SignetError('BLOB_TOO_LARGE', `${what}: the tag list is larger than ${maxBytes} bytes in all`);
+        if (err instanceof SignetError && err.code === 'BLOB_TOO_LARGE' && budget < this.maxManifestBytes)
+          throw new SignetError('BLOB_TOO_LARGE', `${what}: the tag list is larger than ${maxBytes} bytes in all`);
         throw err;
       }
       read += res.body.length;
@@ -292,7 +349,11 @@ export class RegistryClient {
       const list = (doc as { tags?: unknown } | null)?.tags;
       if (list !== null && list !== undefined && !Array.isArray(list)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: "tags" is not a list`);
       for (const tag of (list as unknown[] | null | undefined) ?? []) {
-        if (typeof tag !== 'string' || !isRegistryTag(tag)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: "tags" holds ${typeof tag === 'string' ? 'a string that is not a tag' : `a ${tag === null ? 'null' : typeof tag}`}`);
+        if (typeof tag !== 'string' || !isRegistryTag(tag))
+          throw new SignetError(
+            'REGISTRY_PROTOCOL',
+            `${what}: "tags" holds ${typeof tag === 'string' ? 'a string that is not a tag' : `a ${tag === null ? 'null' : typeof tag}`}`,
+          );
         if (options.keep !== undefined && !options.keep(tag)) continue;
         tags.add(tag);
         if (tags.size > maxTags) throw new SignetError('BLOB_TOO_LARGE', `${what}: more than ${maxTags} tags`);
@@ -311,7 +372,14 @@ export class RegistryClient {
     const signal = { host, ...(options.signal ? { signal: options.signal } : {}) };
     const head = await this.send(repo, 'push', { method: 'HEAD', path: `blobs/${digest}`, headers: {}, maxBytes: 0, what, ...signal });
     if (head.status === 200) return { digest, size: bytes.length };
-    const start = await this.send(repo, 'push', { method: 'POST', path: 'blobs/uploads/', headers: { 'content-length': '0' }, maxBytes: 64 * 1024, what, ...signal });
+    const start = await this.send(repo, 'push', {
+      method: 'POST',
+      path: 'blobs/uploads/',
+      headers: { 'content-length': '0' },
+      maxBytes: 64 * 1024,
+      what,
+      ...signal,
+    });
     expectStatus(start, [202], what);
     const location = start.headers.get('location');
     if (!location) throw new SignetError('REGISTRY_PROTOCOL', `${what}: upload started without a Location`);
@@ -322,7 +390,15 @@ export class RegistryClient {
       throw new SignetError('REGISTRY_PROTOCOL', `${what}: bad upload Location`);
     }
     url.searchParams.set('digest', digest);
-    const put = await this.send(repo, 'push', { method: 'PUT', url: url.toString(), headers: { 'content-type': 'application/octet-stream' }, body: bytes, maxBytes: 64 * 1024, what, ...signal });
+    const put = await this.send(repo, 'push', {
+      method: 'PUT',
+      url: url.toString(),
+      headers: { 'content-type': 'application/octet-stream' },
+      body: bytes,
+      maxBytes: 64 * 1024,
+      what,
+      ...signal,
+    });
     expectStatus(put, [201, 204], what);
     return { digest, size: bytes.length };
   }
@@ -333,7 +409,16 @@ export class RegistryClient {
     const what = `pushing manifest ${name(repo)}${isDigest(reference) ? '@' : ':'}${reference}`;
     checkReference(reference, what);
     if (isDigest(reference) && reference !== digest) throw new SignetError('INVALID_ARGUMENT', `${what}: the manifest's bytes have digest ${digest}`);
-    const res = await this.send(repo, 'push', { host: this.pushHost(repo, what), method: 'PUT', path: `manifests/${reference}`, headers: { 'content-type': mediaType }, body: bytes, maxBytes: 64 * 1024, what, ...(options.signal ? { signal: options.signal } : {}) });
+    const res = await this.send(repo, 'push', {
+      host: this.pushHost(repo, what),
+      method: 'PUT',
+      path: `manifests/${reference}`,
+      headers: { 'content-type': mediaType },
+      body: bytes,
+      maxBytes: 64 * 1024,
+      what,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
     expectStatus(res, [201, 200, 204], what);
     return digest;
   }
@@ -347,7 +432,8 @@ export class RegistryClient {
   private pushHost(repo: RepositoryRef, what: string): RegistryHost {
     const all = this.hosts.hostsFor(repo.registry);
     const host = all.find((h) => h.capabilities.has('push'));
-    if (host === undefined) throw new SignetError('REGISTRY_DENIED', `${what}: no host of ${repo.registry} has the push capability in ${all[0]?.source ?? 'its hosts.toml'}`);
+    if (host === undefined)
+      throw new SignetError('REGISTRY_DENIED', `${what}: no host of ${repo.registry} has the push capability in ${all[0]?.source ?? 'its hosts.toml'}`);
     return host;
   }
 
@@ -356,10 +442,21 @@ export class RegistryClient {
    * says "not found" (404), or fails, or (with `empty`) has nothing, gives way to the next. Nothing found
    * anywhere: the first failure, else the "not found", else the last empty answer. A deadline ends it.
    */
-  private async acrossHosts<T>(repo: RepositoryRef, need: HostCapability[], what: string, signal: AbortSignal | undefined, op: (host: RegistryHost) => Promise<T>, empty?: (value: T) => boolean): Promise<T> {
+  private async acrossHosts<T>(
+    repo: RepositoryRef,
+    need: HostCapability[],
+    what: string,
+    signal: AbortSignal | undefined,
+    op: (host: RegistryHost) => Promise<T>,
+    empty?: (value: T) => boolean,
+  ): Promise<T> {
     const all = this.hosts.hostsFor(repo.registry);
     const hosts = all.filter((h) => need.every((c) => h.capabilities.has(c)));
-    if (hosts.length === 0) throw new SignetError('REGISTRY_NOT_FOUND', `${what}: no host of ${repo.registry} has the ${need.join(' and ')} capabilities in ${all[0]?.source ?? 'its hosts.toml'}`);
+    if (hosts.length === 0)
+      throw new SignetError(
+        'REGISTRY_NOT_FOUND',
+        `${what}: no host of ${repo.registry} has the ${need.join(' and ')} capabilities in ${all[0]?.source ?? 'its hosts.toml'}`,
+      );
     if (hosts.length === 1) return op(hosts[0]!);
     let failure: unknown;
     let notFound: unknown;
@@ -388,7 +485,17 @@ export class RegistryClient {
   private async send(
     repo: RepositoryRef,
     action: 'pull' | 'push',
-    req: { host: RegistryHost; method: 'GET' | 'HEAD' | 'POST' | 'PUT'; path?: string; url?: string; headers: Record<string, string>; body?: Buffer; maxBytes: number; what: string; signal?: AbortSignal },
+    req: {
+      host: RegistryHost;
+      method: 'GET' | 'HEAD' | 'POST' | 'PUT';
+      path?: string;
+      url?: string;
+      headers: Record<string, string>;
+      body?: Buffer;
+      maxBytes: number;
+      what: string;
+      signal?: AbortSignal;
+    },
   ): Promise<HttpResponse> {
     if (!isValidRepository(repo.repository)) throw new SignetError('INVALID_ARGUMENT', `${req.what}: "${repo.repository}" is not a repository name`);
     const host = req.host;
@@ -417,7 +524,17 @@ export class RegistryClient {
       const retry = attempt < this.retries && !req.signal?.aborted;
       let res: HttpResponse;
       try {
-        res = await this.exchange({ method: req.method, url, headers, ...(req.body ? { body: req.body } : {}), timeoutMs: this.timeoutMs, maxBytes: req.maxBytes, what: req.what, ...(req.signal ? { signal: req.signal } : {}), ...(host.tls !== undefined && sameOrigin ? { tls: host.tls } : {}) });
+        res = await this.exchange({
+          method: req.method,
+          url,
+          headers,
+          ...(req.body ? { body: req.body } : {}),
+          timeoutMs: this.timeoutMs,
+          maxBytes: req.maxBytes,
+          what: req.what,
+          ...(req.signal ? { signal: req.signal } : {}),
+          ...(host.tls !== undefined && sameOrigin ? { tls: host.tls } : {}),
+        });
       } catch (err) {
         // Only a reset connection is worth another try; refused, unresolvable or timed out are not.
         if (!(err instanceof NetworkError && err.retryable && retry)) throw err;
@@ -442,7 +559,11 @@ export class RegistryClient {
       }
       if (res.status === 401) {
         const creds = await this.credentials.lookup(credentialsFor).catch(() => undefined);
-        throw registryError('REGISTRY_UNAUTHORIZED', res, `${req.what}: unauthorized (${creds ? 'the configured credentials were refused' : 'no credentials configured for this registry'})`);
+        throw registryError(
+          'REGISTRY_UNAUTHORIZED',
+          res,
+          `${req.what}: unauthorized (${creds ? 'the configured credentials were refused' : 'no credentials configured for this registry'})`,
+        );
       }
       if ((res.status === 429 || res.status >= 500) && attempt > 0) {
         throw registryError('REGISTRY_UNAVAILABLE', res, `${req.what}: registry answered ${res.status}, ${attempt + 1} attempts`);
@@ -452,7 +573,14 @@ export class RegistryClient {
   }
 
   /** Answer a challenge: Basic with the configured credentials, or fetch a Bearer token. */
-  private async authorize(registry: string, host: RegistryHost, challenge: Challenge, scope: string, what: string, signal?: AbortSignal): Promise<{ authorization: string; expiresIn: number } | undefined> {
+  private async authorize(
+    registry: string,
+    host: RegistryHost,
+    challenge: Challenge,
+    scope: string,
+    what: string,
+    signal?: AbortSignal,
+  ): Promise<{ authorization: string; expiresIn: number } | undefined> {
     const creds = await this.credentials.lookup(registry);
     if (challenge.scheme === 'basic') return creds?.username !== undefined ? { authorization: basicAuthorization(creds), expiresIn: 3600 } : undefined;
     const realm = challenge.params['realm'];
@@ -465,7 +593,10 @@ export class RegistryClient {
     }
     // Credentials travel in clear text only to the host the operator accepted plain HTTP for.
     if (creds !== undefined && !credentialsMayGoTo(url, new URL(hostBase(host)))) {
-      throw new SignetError('REGISTRY_PROTOCOL', `${what}: the token endpoint ${url.protocol}//${url.host} is neither HTTPS nor the registry's own host; credentials are not sent there`);
+      throw new SignetError(
+        'REGISTRY_PROTOCOL',
+        `${what}: the token endpoint ${url.protocol}//${url.host} is neither HTTPS nor the registry's own host; credentials are not sent there`,
+      );
     }
     if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
     // Ask for the scope this operation needs (the token is cached under it), and for the challenge's own
@@ -478,28 +609,59 @@ export class RegistryClient {
     const tokenTls = host.tls !== undefined && url.origin === new URL(hostBase(host)).origin ? { tls: host.tls } : {};
     let res: HttpResponse;
     if (creds?.identityToken !== undefined) {
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, service: challenge.params['service'] ?? '', scope: scopes.join(' '), client_id: 'signet' });
-      res = await this.exchange({ method: 'POST', url: realm, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), timeoutMs: this.timeoutMs, maxBytes: MAX_TOKEN_ANSWER_BYTES, what: `${what} (token)`, ...(signal ? { signal } : {}), ...tokenTls });
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: creds.identityToken,
+        service: challenge.params['service'] ?? '',
+        scope: scopes.join(' '),
+        client_id: 'signet',
+      });
+      res = await this.exchange({
+        method: 'POST',
+        url: realm,
+        headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+        body: Buffer.from(form.toString()),
+        timeoutMs: this.timeoutMs,
+        maxBytes: MAX_TOKEN_ANSWER_BYTES,
+        what: `${what} (token)`,
+        ...(signal ? { signal } : {}),
+        ...tokenTls,
+      });
     } else {
       if (creds?.username !== undefined) headers['authorization'] = basicAuthorization(creds);
-      res = await this.exchange({ method: 'GET', url: url.toString(), headers, timeoutMs: this.timeoutMs, maxBytes: MAX_TOKEN_ANSWER_BYTES, what: `${what} (token)`, ...(signal ? { signal } : {}), ...tokenTls });
+      res = await this.exchange({
+        method: 'GET',
+        url: url.toString(),
+        headers,
+        timeoutMs: this.timeoutMs,
+        maxBytes: MAX_TOKEN_ANSWER_BYTES,
+        what: `${what} (token)`,
+        ...(signal ? { signal } : {}),
+        ...tokenTls,
+      });
     }
     if (res.status === 401 || res.status === 403) {
-      throw new SignetError('REGISTRY_UNAUTHORIZED', `${what}: the token service refused ${creds ? 'the configured credentials' : 'anonymous access'} (${res.status})`);
+      throw new SignetError(
+        'REGISTRY_UNAUTHORIZED',
+        `${what}: the token service refused ${creds ? 'the configured credentials' : 'anonymous access'} (${res.status})`,
+      );
     }
     expectStatus(res, [200], `${what} (token)`);
     const { token, expiresIn } = parseTokenResponse(res.body.toString('utf8'), url.origin);
     // A token is sent on every request and cached per scope: a huge one would be refused by the registry
     // (431) on every request until it expires, and a thousand of them would fill the cache.
-    if (token.length > MAX_TOKEN_LENGTH) throw new SignetError('REGISTRY_PROTOCOL', `${what}: the token service answered a token of ${token.length} characters, more than ${MAX_TOKEN_LENGTH}`);
-    if (!/^[\x21-\x7e]+$/.test(token)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: the token service answered a token with characters an HTTP header cannot carry`);
+    if (token.length > MAX_TOKEN_LENGTH)
+      throw new SignetError('REGISTRY_PROTOCOL', `${what}: the token service answered a token of ${token.length} characters, more than ${MAX_TOKEN_LENGTH}`);
+    if (!/^[\x21-\x7e]+$/.test(token))
+      throw new SignetError('REGISTRY_PROTOCOL', `${what}: the token service answered a token with characters an HTTP header cannot carry`);
     return { authorization: `Bearer ${token}`, expiresIn };
   }
 }
 
 /** A tag or digest, checked before it becomes part of a URL path (cosign's sha512 tags included: see isRegistryTag). */
 function checkReference(reference: string, what: string): void {
-  if (!isDigest(reference) && !isRegistryTag(reference)) throw new SignetError('INVALID_ARGUMENT', `${what}: "${reference.slice(0, 200)}" is neither a tag nor a digest`);
+  if (!isDigest(reference) && !isRegistryTag(reference))
+    throw new SignetError('INVALID_ARGUMENT', `${what}: "${reference.slice(0, 200)}" is neither a tag nor a digest`);
 }
 
 /** `https://mirror.example/v2/` */
@@ -525,7 +687,8 @@ async function absentAsUndefined(p: Promise<FetchedManifest>): Promise<FetchedMa
     return await p;
   } catch (err) {
     // Only the registry saying so: a 404 that carries another error code (or none we know) is not "absent".
-    if (err instanceof RegistryError && err.code === 'REGISTRY_NOT_FOUND' && (err.registryCode === undefined || ABSENT_CODES.has(err.registryCode))) return undefined;
+    if (err instanceof RegistryError && err.code === 'REGISTRY_NOT_FOUND' && (err.registryCode === undefined || ABSENT_CODES.has(err.registryCode)))
+      return undefined;
     throw err;
   }
 }
@@ -556,7 +719,8 @@ function mediaTypeOf(body: Buffer, contentType: string | null, what: string): st
   } catch {
     throw new SignetError('REGISTRY_PROTOCOL', `${what}: the registry served a manifest that is not JSON`);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: the registry served a manifest that is not a JSON object`);
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new SignetError('REGISTRY_PROTOCOL', `${what}: the registry served a manifest that is not a JSON object`);
   const m = (doc as { mediaType?: unknown }).mediaType;
   if (typeof m === 'string' && m) return m;
   return contentType?.split(';')[0]?.trim() || 'application/vnd.oci.image.manifest.v1+json';
@@ -567,7 +731,12 @@ const ABSENT_CODES = new Set(['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'NOT_FOUND']);
 
 /** An error answer from the registry: its HTTP status and its own error code, when it sent one. */
 export class RegistryError extends SignetError {
-  constructor(code: ErrorCode, message: string, readonly status: number, readonly registryCode: string | undefined) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly status: number,
+    readonly registryCode: string | undefined,
+  ) {
     super(code, message);
   }
 }
@@ -595,7 +764,16 @@ function registryError(code: ErrorCode, res: HttpResponse, message: string): Reg
 
 function expectStatus(res: HttpResponse, ok: number[], what: string): void {
   if (ok.includes(res.status)) return;
-  const code: ErrorCode = res.status === 404 ? 'REGISTRY_NOT_FOUND' : res.status === 403 ? 'REGISTRY_DENIED' : res.status === 401 ? 'REGISTRY_UNAUTHORIZED' : res.status === 429 || res.status >= 500 ? 'REGISTRY_UNAVAILABLE' : 'REGISTRY_PROTOCOL';
+  const code: ErrorCode =
+    res.status === 404
+      ? 'REGISTRY_NOT_FOUND'
+      : res.status === 403
+        ? 'REGISTRY_DENIED'
+        : res.status === 401
+          ? 'REGISTRY_UNAUTHORIZED'
+          : res.status === 429 || res.status >= 500
+            ? 'REGISTRY_UNAVAILABLE'
+            : 'REGISTRY_PROTOCOL';
   throw registryError(code, res, `${what}: registry answered ${res.status}`);
 }
 
@@ -610,7 +788,15 @@ export function parseIndexManifests(bytes: Buffer, what: string): Descriptor[] {
   const manifests = (doc as { manifests?: unknown } | null)?.manifests;
   if (manifests === undefined || manifests === null) return [];
   if (!Array.isArray(manifests)) throw new SignetError('REGISTRY_PROTOCOL', `${what}: "manifests" is not a list`);
-  return manifests.filter((m): m is Descriptor => typeof m === 'object' && m !== null && typeof (m as Descriptor).digest === 'string' && isDigest((m as Descriptor).digest) && typeof (m as Descriptor).mediaType === 'string' && typeof (m as Descriptor).size === 'number');
+  return manifests.filter(
+    (m): m is Descriptor =>
+      typeof m === 'object' &&
+      m !== null &&
+      typeof (m as Descriptor).digest === 'string' &&
+      isDigest((m as Descriptor).digest) &&
+      typeof (m as Descriptor).mediaType === 'string' &&
+      typeof (m as Descriptor).size === 'number',
+  );
 }
 
 /** One descriptor per digest, first one wins. */
@@ -656,9 +842,13 @@ export function retryDelayMs(attempt: number, retryAfter: string | null, now = D
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

@@ -52,9 +52,11 @@ export function parseDockerConfigFile(text: string, path: string): DockerConfig 
   }
   const helpers = doc['credHelpers'];
   if (helpers !== undefined) {
-    if (typeof helpers !== 'object' || helpers === null || Array.isArray(helpers)) throw new SignetError('CONFIG_INVALID', `${path}: "credHelpers" is not an object`);
+    if (typeof helpers !== 'object' || helpers === null || Array.isArray(helpers))
+      throw new SignetError('CONFIG_INVALID', `${path}: "credHelpers" is not an object`);
     for (const [host, name] of Object.entries(helpers as Record<string, unknown>)) {
-      if (typeof name !== 'string' || !HELPER_NAME.test(name)) throw new SignetError('CONFIG_INVALID', `${path}: credHelpers["${host.slice(0, 100)}"] is not a helper name`);
+      if (typeof name !== 'string' || !HELPER_NAME.test(name))
+        throw new SignetError('CONFIG_INVALID', `${path}: credHelpers["${host.slice(0, 100)}"] is not a helper name`);
       out.credHelpers[host] = name;
     }
   }
@@ -85,7 +87,8 @@ export function parseDockerConfig(text: string, path: string): Record<string, Cr
       const auth = e['auth'];
       const decoded = Buffer.from(auth, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
-      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(auth) || colon < 0) throw new SignetError('CONFIG_INVALID', `${path}: auths["${key}"].auth is not base64 of user:password`);
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(auth) || colon < 0)
+        throw new SignetError('CONFIG_INVALID', `${path}: auths["${key}"].auth is not base64 of user:password`);
       creds.username = decoded.slice(0, colon);
       creds.password = decoded.slice(colon + 1);
     }
@@ -171,7 +174,10 @@ export class CredentialStore {
   private readonly path: string | undefined;
 
   /** `path` undefined: $DOCKER_CONFIG/config.json when DOCKER_CONFIG is set, else anonymous. */
-  constructor(path: string | undefined, private readonly helperTimeoutMs: number = HELPER_TIMEOUT_MS) {
+  constructor(
+    path: string | undefined,
+    private readonly helperTimeoutMs: number = HELPER_TIMEOUT_MS,
+  ) {
     this.path = dockerConfigPath(path);
   }
 
@@ -190,7 +196,10 @@ export class CredentialStore {
       this.helperAnswers.clear();
     }
     const config = this.cache.config;
-    const helper = candidateKeys(registry).map((k) => config.credHelpers[k]).find((h) => h !== undefined) ?? config.credsStore;
+    const helper =
+      candidateKeys(registry)
+        .map((k) => config.credHelpers[k])
+        .find((h) => h !== undefined) ?? config.credsStore;
     if (helper !== undefined) {
       // Docker asks a helper for Docker Hub under its v1 URL, for any other registry by host name.
       const server = registry === DOCKER_HUB ? 'https://index.docker.io/v1/' : registry;

@@ -200,7 +200,16 @@ export function parseHostsToml(text: string, dir: string, file: string, registry
       let path = u.pathname.replace(/\/+$/, '').replace(/\/{2,}/g, '/');
       if (table['override_path'] !== true && !path.endsWith('/v2')) path = `${path}/v2`;
       const isOwn = u.host === registry || (registry === DOCKER_HUB && u.host === DOCKER_HUB_API);
-      base = { scheme: u.protocol === 'http:' ? 'http' : 'https', host: u.host, path, capabilities: ALL, header: {}, source: file, mirror, ...(isOwn ? {} : { ns: registry }) };
+      base = {
+        scheme: u.protocol === 'http:' ? 'http' : 'https',
+        host: u.host,
+        path,
+        capabilities: ALL,
+        header: {},
+        source: file,
+        mirror,
+        ...(isOwn ? {} : { ns: registry }),
+      };
     }
     if (url === undefined || url === '') base.mirror = false;
     const caps = table['capabilities'];
@@ -229,7 +238,8 @@ export function parseHostsToml(text: string, dir: string, file: string, registry
       else if (Array.isArray(client)) {
         tls.clients = client.map((entry): [string, string] => {
           if (typeof entry === 'string') return [abs(entry), ''];
-          if (Array.isArray(entry) && entry.length === 2 && entry.every((e) => typeof e === 'string')) return [abs(entry[0] as string), entry[1] === '' ? '' : abs(entry[1] as string)];
+          if (Array.isArray(entry) && entry.length === 2 && entry.every((e) => typeof e === 'string'))
+            return [abs(entry[0] as string), entry[1] === '' ? '' : abs(entry[1] as string)];
           throw new Error(`${file}: ${what}: client must be a path, a list of paths or a list of [cert, key] pairs`);
         });
       } else throw new Error(`${file}: ${what}: client must be a path, a list of paths or a list of [cert, key] pairs`);
@@ -252,7 +262,8 @@ export function parseHostsToml(text: string, dir: string, file: string, registry
   const mirrors: RegistryHost[] = [];
   const hostTable = doc['host'];
   if (hostTable !== undefined) {
-    if (typeof hostTable !== 'object' || hostTable === null || Array.isArray(hostTable)) throw new Error(`${file}: host must be a table of [host."URL"] tables`);
+    if (typeof hostTable !== 'object' || hostTable === null || Array.isArray(hostTable))
+      throw new Error(`${file}: host must be a table of [host."URL"] tables`);
     // smol-toml keeps the file's key order, which is containerd's order (getSortedHosts).
     for (const [url, table] of Object.entries(hostTable as Record<string, unknown>)) {
       if (typeof table !== 'object' || table === null || Array.isArray(table)) throw new Error(`${file}: host."${url}" must be a table`);

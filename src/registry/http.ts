@@ -89,7 +89,10 @@ function tlsMaterial(tls: HostTls | undefined, what: string): TlsMaterial {
     try {
       return readFileSync(file, 'utf8');
     } catch (err) {
-      throw new SignetError('CONFIG_INVALID', `${what}: cannot read the ${kind} ${file} named in the registry's hosts.toml (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new SignetError(
+        'CONFIG_INVALID',
+        `${what}: cannot read the ${kind} ${file} named in the registry's hosts.toml (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
   };
   const ca = tls.ca.map((f) => read(f, 'CA certificate'));
@@ -101,7 +104,9 @@ function tlsMaterial(tls: HostTls | undefined, what: string): TlsMaterial {
     keys.push(key === '' ? c : read(key, 'client key'));
   }
   const options = { ca: [...systemCa, ...ca], ...(certs.length > 0 ? { cert: certs, key: keys } : {}), rejectUnauthorized: tls.skipVerify !== true };
-  const hash = createHash('sha256').update(JSON.stringify([ca, certs, keys, options.rejectUnauthorized])).digest('hex');
+  const hash = createHash('sha256')
+    .update(JSON.stringify([ca, certs, keys, options.rejectUnauthorized]))
+    .digest('hex');
   return { key: hash, options };
 }
 
@@ -169,7 +174,10 @@ export async function httpExchange(req: HttpRequest): Promise<HttpResponse> {
         ? await exchangeViaUndici(url, method, headers, body, req.maxBytes, deadline.signal, req.what, await proxyDispatcher(tls))
         : await exchangeOnce(url, method, headers, body, req.maxBytes, deadline.signal, req.what, tls);
       if (url.protocol === 'http:' && res.status === 400 && /HTTP request to an HTTPS server/i.test(res.body.toString('utf8', 0, 200))) {
-        throw new SignetError('REGISTRY_PROTOCOL', `${req.what}: the registry speaks TLS, but it is asked over plain HTTP: remove it from insecureRegistries (--insecure-registry), or name it https://… in its hosts.toml`);
+        throw new SignetError(
+          'REGISTRY_PROTOCOL',
+          `${req.what}: the registry speaks TLS, but it is asked over plain HTTP: remove it from insecureRegistries (--insecure-registry), or name it https://… in its hosts.toml`,
+        );
       }
       const location = res.headers.get('location');
       if (![301, 302, 303, 307, 308].includes(res.status) || location === null || req.method === 'PUT' || req.method === 'PATCH' || req.method === 'POST') {
@@ -207,7 +215,16 @@ function parseUrl(text: string, what: string, base?: URL): URL {
   return url;
 }
 
-function exchangeOnce(url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined, maxBytes: number, signal: AbortSignal, what: string, tls: TlsMaterial): Promise<Omit<HttpResponse, 'url'>> {
+function exchangeOnce(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: Buffer | undefined,
+  maxBytes: number,
+  signal: AbortSignal,
+  what: string,
+  tls: TlsMaterial,
+): Promise<Omit<HttpResponse, 'url'>> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new Error('aborted'));
     const out: Record<string, string> = { ...headers };
@@ -279,16 +296,38 @@ function networkError(err: unknown, what: string, url: string): NetworkError {
     text = `the registry does not speak TLS (it answers plain HTTP; ${code || 'EPROTO'}): if it is meant to be reached over plain HTTP, list its host:port in insecureRegistries (signetd.yaml) or pass --insecure-registry, or name it http://… in its hosts.toml`;
   } else if (!https && code.startsWith('HPE_')) {
     text = `the registry's answer is not HTTP (${code}): is it a TLS registry listed in insecureRegistries (or named http://… in hosts.toml)? Remove it from there`;
-  } else text = reason[code] ?? (code.startsWith('ERR_TLS') || /CERT|SELF_SIGNED|SIGNATURE/.test(code) ? `TLS verification failed (${code}): give the registry's CA with ca = "…" in its hosts.toml (registry.config_path)` : code || message);
+  } else
+    text =
+      reason[code] ??
+      (code.startsWith('ERR_TLS') || /CERT|SELF_SIGNED|SIGNATURE/.test(code)
+        ? `TLS verification failed (${code}): give the registry's CA with ca = "…" in its hosts.toml (registry.config_path)`
+        : code || message);
   const retryable = code === 'ECONNRESET' || code === 'EPIPE';
   return new NetworkError(`${what}: ${text}${reason[code] !== undefined ? ` (${code})` : ''}`, retryable, err);
 }
 
 /** The same exchange through undici (used when a proxy is configured in the environment). */
-async function exchangeViaUndici(url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined, maxBytes: number, signal: AbortSignal, what: string, dispatcher: Dispatcher): Promise<Omit<HttpResponse, 'url'>> {
+async function exchangeViaUndici(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: Buffer | undefined,
+  maxBytes: number,
+  signal: AbortSignal,
+  what: string,
+  dispatcher: Dispatcher,
+): Promise<Omit<HttpResponse, 'url'>> {
   const out: Record<string, string> = { ...headers };
   delete out['content-length'];
-  const res = await (await undici()).request(url, { method: method as Dispatcher.HttpMethod, headers: out, ...(body !== undefined ? { body } : method === 'POST' || method === 'PUT' ? { body: Buffer.alloc(0) } : {}), dispatcher, signal });
+  const res = await (
+    await undici()
+  ).request(url, {
+    method: method as Dispatcher.HttpMethod,
+    headers: out,
+    ...(body !== undefined ? { body } : method === 'POST' || method === 'PUT' ? { body: Buffer.alloc(0) } : {}),
+    dispatcher,
+    signal,
+  });
   const responseHeaders = new Headers();
   for (const [k, v] of Object.entries(res.headers)) {
     if (v !== undefined) for (const one of Array.isArray(v) ? v : [v]) responseHeaders.append(k, one);
@@ -353,11 +392,14 @@ export class HostConcurrency {
   }
 
   private wait(h: { waiting: Set<() => void> }, host: string, what: string, signal: AbortSignal | undefined): Promise<void> {
-    if (signal?.aborted) return Promise.reject(new SignetError('REGISTRY_TIMEOUT', `${what}: cancelled (deadline reached) before a connection to ${host} was free`));
+    if (signal?.aborted)
+      return Promise.reject(new SignetError('REGISTRY_TIMEOUT', `${what}: cancelled (deadline reached) before a connection to ${host} was free`));
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
         h.waiting.delete(turn);
-        reject(new SignetError('REGISTRY_TIMEOUT', `${what}: cancelled (deadline reached) while waiting for one of the ${this.perHost} connections to ${host}`));
+        reject(
+          new SignetError('REGISTRY_TIMEOUT', `${what}: cancelled (deadline reached) while waiting for one of the ${this.perHost} connections to ${host}`),
+        );
       };
       const turn = (): void => {
         signal?.removeEventListener('abort', onAbort);

@@ -13,8 +13,30 @@ import { SignetError } from '../errors.js';
 import { parseReference, repositoryName } from '../registry/reference.js';
 import { SEVERITIES, type Finding, type ScanReport, type Severity } from './report.js';
 
-export { MAX_SEVERITIES, type MaxSeverity, DEFAULT_MAX_SEVERITY, isMaxSeverity, parseMaxSeverity, exceeds, severityRank, emptyCounts, countBySeverity, ignoreSet, isIgnored } from '../attest/severity.js';
-import { countBySeverity, DEFAULT_MAX_SEVERITY, exceeds, isIgnored, ignoreSet, isMaxSeverity, MAX_SEVERITIES, severityRank, type MaxSeverity } from '../attest/severity.js';
+export {
+  MAX_SEVERITIES,
+  type MaxSeverity,
+  DEFAULT_MAX_SEVERITY,
+  isMaxSeverity,
+  parseMaxSeverity,
+  exceeds,
+  severityRank,
+  emptyCounts,
+  countBySeverity,
+  ignoreSet,
+  isIgnored,
+} from '../attest/severity.js';
+import {
+  countBySeverity,
+  DEFAULT_MAX_SEVERITY,
+  exceeds,
+  isIgnored,
+  ignoreSet,
+  isMaxSeverity,
+  MAX_SEVERITIES,
+  severityRank,
+  type MaxSeverity,
+} from '../attest/severity.js';
 
 export interface ImageIdentity {
   /** `host/repo` (normalised or as the user wrote it; compared after normalisation). */
@@ -120,7 +142,10 @@ export function checkReportMatchesImage(report: ScanReport, image: ImageIdentity
       }
       return { by: 'name', warning: `scan report ${report.source} names no digest; matched by name ${name} only` };
     }
-    return { by: 'none', warning: `scan report ${report.source} names no digest and its target "${name}" is not an image reference; cannot check it is for ${image.repository}@${image.digest}` };
+    return {
+      by: 'none',
+      warning: `scan report ${report.source} names no digest and its target "${name}" is not an image reference; cannot check it is for ${image.repository}@${image.digest}`,
+    };
   }
   return { by: 'none', warning: `scan report ${report.source} names no image; cannot check it is for ${image.repository}@${image.digest}` };
 }
@@ -149,22 +174,34 @@ export function parseIgnoreFile(text: string, source = 'ignore file'): string[] 
 /** ID, severity, package, installed and fixed versions, in aligned columns, one line per finding. */
 export function formatBlockingTable(findings: readonly Finding[]): string {
   const header = ['ID', 'SEVERITY', 'PACKAGE', 'INSTALLED', 'FIXED'];
-  const rows = [...findings].sort(byseverityThenId).map((f) => [
-    f.id,
-    f.severity.toUpperCase(),
-    f.package,
-    f.installedVersion.length > 0 ? f.installedVersion : '-',
-    f.fixedVersions.length > 0 ? f.fixedVersions.join(', ') : '-',
-  ]);
+  const rows = [...findings]
+    .sort(byseverityThenId)
+    .map((f) => [
+      f.id,
+      f.severity.toUpperCase(),
+      f.package,
+      f.installedVersion.length > 0 ? f.installedVersion : '-',
+      f.fixedVersions.length > 0 ? f.fixedVersions.join(', ') : '-',
+    ]);
   const all = [header, ...rows].map((r) => r.map((c) => c.replace(/[\x00-\x1f\x7f]/g, ' ')));
   const widths = header.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
-  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+  return all
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** One line for the CLI's error: "3 findings above high (2 CRITICAL, 1 UNKNOWN) in …". */
 export function gateFailureMessage(report: ScanReport, result: GateResult): string {
   const counts = countBySeverity(result.blocking);
-  const parts = [...SEVERITIES].reverse().filter((s) => counts[s] > 0).map((s) => `${counts[s]} ${s.toUpperCase()}`);
+  const parts = [...SEVERITIES]
+    .reverse()
+    .filter((s) => counts[s] > 0)
+    .map((s) => `${counts[s]} ${s.toUpperCase()}`);
   const n = result.blocking.length;
   const limit = result.maxSeverity === 'none' ? 'with --max-severity none' : `above ${result.maxSeverity}`;
   return `scan gate failed: ${n} finding${n === 1 ? '' : 's'} ${limit} (${parts.join(', ')}) in ${report.source}; nothing was signed`;

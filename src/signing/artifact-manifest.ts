@@ -45,5 +45,9 @@ const OCI_TAG_MAX = 128;
  */
 export function explainLongTag(err: unknown, tag: string): unknown {
   if (tag.length <= OCI_TAG_MAX || !(err instanceof SignetError) || !['REGISTRY_NOT_FOUND', 'REGISTRY_PROTOCOL'].includes(err.code)) return err;
-  return new SignetError(err.code, `${err.message}; the registry refuses the tag ${tag.slice(0, 15)}…${tag.slice(-4)}: it is how cosign names the artifacts of a ${tag.slice(0, tag.indexOf('-'))} image, ${tag.length} characters, and this registry keeps to the 128 the OCI distribution spec allows for tags`, { cause: err });
+  return new SignetError(
+    err.code,
+    `${err.message}; the registry refuses the tag ${tag.slice(0, 15)}…${tag.slice(-4)}: it is how cosign names the artifacts of a ${tag.slice(0, tag.indexOf('-'))} image, ${tag.length} characters, and this registry keeps to the 128 the OCI distribution spec allows for tags`,
+    { cause: err },
+  );
 }

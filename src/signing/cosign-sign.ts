@@ -24,10 +24,25 @@ export async function signImageCosign(
   signer: Signer,
   options: { dockerReference: string; annotations?: Record<string, string>; signal?: AbortSignal },
 ): Promise<CosignSignResult> {
-  const signed = await cosignFormat.sign!({ repositoryName: options.dockerReference, dockerReference: options.dockerReference, digest, ...(options.annotations !== undefined ? { annotations: options.annotations } : {}) }, signer);
-  const res = await appendArtifactLayer(client, repo, cosignSignatureTag(digest), signed.blob, {
-    mediaType: signed.mediaType,
-    ...(signed.annotations !== undefined ? { annotations: signed.annotations } : {}),
-  }, options.signal);
+  const signed = await cosignFormat.sign!(
+    {
+      repositoryName: options.dockerReference,
+      dockerReference: options.dockerReference,
+      digest,
+      ...(options.annotations !== undefined ? { annotations: options.annotations } : {}),
+    },
+    signer,
+  );
+  const res = await appendArtifactLayer(
+    client,
+    repo,
+    cosignSignatureTag(digest),
+    signed.blob,
+    {
+      mediaType: signed.mediaType,
+      ...(signed.annotations !== undefined ? { annotations: signed.annotations } : {}),
+    },
+    options.signal,
+  );
   return { digest, signatureTag: res.tag, signatureManifestDigest: res.manifestDigest, payloadDigest: res.layerDigest, layers: res.layers };
 }

@@ -7,7 +7,10 @@ import { connect } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 
 export class CallError extends Error {
-  constructor(message: string, readonly kind: 'unreachable' | 'deadline' | 'status' | 'protocol' | 'too-large') {
+  constructor(
+    message: string,
+    readonly kind: 'unreachable' | 'deadline' | 'status' | 'protocol' | 'too-large',
+  ) {
     super(message);
   }
 }
@@ -26,7 +29,11 @@ export function unaryCall(socketPath: string, path: string, request: Buffer, dea
     // Errors of the socket itself (ENOENT, ECONNREFUSED, EACCES) say more than the stream's cancel code.
     const socket = netConnect(socketPath);
     socket.on('error', (err: NodeJS.ErrnoException) => finish(new CallError(err.code ?? err.message, 'unreachable')));
-    const session = connect('http://localhost', { createConnection: () => socket, settings: { maxHeaderListSize: MAX_HEADER_LIST_BYTES }, maxSessionMemory: 4 });
+    const session = connect('http://localhost', {
+      createConnection: () => socket,
+      settings: { maxHeaderListSize: MAX_HEADER_LIST_BYTES },
+      maxSessionMemory: 4,
+    });
     const finish = (err: CallError | undefined, value?: Buffer): void => {
       if (settled) return;
       settled = true;

@@ -58,7 +58,7 @@ function cut(text: string, max: number): string {
   if (max < reserve + 16) {
     // Too short for a head, a tail and a marker: the head and an ellipsis.
     let head = '';
-    for (let i = 0; i < text.length; ) {
+    for (let i = 0; i < text.length;) {
       const c = forwardChar(text, i);
       const p = piece(c);
       if (head.length + p.length > max - 1) break;

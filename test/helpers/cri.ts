@@ -71,7 +71,9 @@ function services(): { runtime: grpc.ServiceClientConstructor; image: grpc.Servi
   if (loaded) return loaded;
   if (!existsSync(CRI_PROTO)) requireDebianParts();
   const definition = protoLoader.loadSync(CRI_PROTO, { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true });
-  const pkg = grpc.loadPackageDefinition(definition) as unknown as { runtime: { v1: { RuntimeService: grpc.ServiceClientConstructor; ImageService: grpc.ServiceClientConstructor } } };
+  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
+    runtime: { v1: { RuntimeService: grpc.ServiceClientConstructor; ImageService: grpc.ServiceClientConstructor } };
+  };
   loaded = { runtime: pkg.runtime.v1.RuntimeService, image: pkg.runtime.v1.ImageService };
   return loaded;
 }

@@ -53,7 +53,9 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<DaemonHa
       ...(/^auditLog:/m.test(options.extraConfig ?? '') ? [] : [`auditLog: ${auditLog}`]),
       `insecureRegistries: ${JSON.stringify(options.insecureRegistries ?? [])}`,
       // Settings the test's extraConfig gives replace these defaults.
-      ...['registryTimeout: 2s', 'registryRetries: 0', 'verifyTimeout: 5s'].filter((l) => !new RegExp(`^${l.split(':')[0]}:`, 'm').test(options.extraConfig ?? '')),
+      ...['registryTimeout: 2s', 'registryRetries: 0', 'verifyTimeout: 5s'].filter(
+        (l) => !new RegExp(`^${l.split(':')[0]}:`, 'm').test(options.extraConfig ?? ''),
+      ),
       ...(options.extraConfig?.includes('logLevel:') ? [] : ['logLevel: debug']),
       // Tests never watch a containerd of the machine's own; those that want one name its socket.
       ...(options.extraConfig?.includes('containerd:') ? [] : ['containerd: { enabled: false }']),
@@ -81,7 +83,13 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<DaemonHa
     configPath,
     proc,
     log: () => stderr,
-    audit: () => (existsSync(auditLog) ? readFileSync(auditLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : []),
+    audit: () =>
+      existsSync(auditLog)
+        ? readFileSync(auditLog, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Record<string, unknown>)
+        : [],
     writePolicy,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {

@@ -24,7 +24,12 @@ export const upstreamProto = (relative: string): string => join(UPSTREAM_PROTOS,
 
 /** A clear failure instead of ENOENT deep in a test when the bootstrap has not run. */
 export function requireDebianParts(): void {
-  for (const p of [join(CONTAINERD_BIN['2.x'], 'containerd'), join(CONTAINERD_BIN['1.7'], 'containerd'), join(CONTAINERD_BIN['1.6'], 'containerd'), UPSTREAM_PROTOS]) {
+  for (const p of [
+    join(CONTAINERD_BIN['2.x'], 'containerd'),
+    join(CONTAINERD_BIN['1.7'], 'containerd'),
+    join(CONTAINERD_BIN['1.6'], 'containerd'),
+    UPSTREAM_PROTOS,
+  ]) {
     if (!existsSync(p)) throw new Error(`${p} is missing: run "npm test" (or bash scripts/bootstrap.sh) to fetch containerd and the upstream protos`);
   }
 }

@@ -110,7 +110,13 @@ export async function cosignSignature(key: TestKey, options: { reference?: strin
 /** A key-based sigstore bundle (cosign v3 style: DSSE over an in-toto statement), as signet sign makes it. */
 export async function bundleSignature(key: TestKey, options: { repository?: string; digest?: string; source?: string } = {}): Promise<UntrustedSignature> {
   const untrustedPayload = await buildImageBundle(options.repository ?? REPO, options.digest ?? DIGEST, key.signer);
-  return { format: 'sigstore-bundle', source: options.source ?? `${REPO}@referrer#${nextIndex()}`, untrustedPayload, untrustedSignature: Buffer.alloc(0), envelopeMediaType: BUNDLE_ARTIFACT_TYPE };
+  return {
+    format: 'sigstore-bundle',
+    source: options.source ?? `${REPO}@referrer#${nextIndex()}`,
+    untrustedPayload,
+    untrustedSignature: Buffer.alloc(0),
+    envelopeMediaType: BUNDLE_ARTIFACT_TYPE,
+  };
 }
 
 /** A signature found but unreadable (a tampered payload blob, an oversized layer). */
@@ -119,7 +125,12 @@ export function unreadable(error: SignetError, format: FormatName = 'cosign', so
 }
 
 /** A DSSE-wrapped in-toto statement of `predicateType` about `digest`, signed by `key`: a `.att` layer. */
-export async function attestation(key: TestKey, predicateType: string, predicate: Record<string, unknown>, options: { digest?: string; source?: string; payloadType?: string } = {}): Promise<UntrustedAttestation> {
+export async function attestation(
+  key: TestKey,
+  predicateType: string,
+  predicate: Record<string, unknown>,
+  options: { digest?: string; source?: string; payloadType?: string } = {},
+): Promise<UntrustedAttestation> {
   const statement = buildStatement([subjectForDigest(REPO, options.digest ?? DIGEST)], predicateType, predicate);
   const envelope = await signEnvelope(options.payloadType ?? INTOTO_PAYLOAD_TYPE, serializeStatement(statement), key.signer);
   return { source: options.source ?? `${REPO}:sha256-….att#${nextIndex()}`, untrustedEnvelope: serializeEnvelope(envelope) };
@@ -134,7 +145,10 @@ type Find<T> = (signal: AbortSignal | undefined) => Promise<T[]>;
 export class MemorySource<T> {
   readonly signals: Array<AbortSignal | undefined> = [];
   private readonly answer: Find<T>;
-  constructor(readonly name: string, answer: T[] | Find<T>) {
+  constructor(
+    readonly name: string,
+    answer: T[] | Find<T>,
+  ) {
     this.answer = typeof answer === 'function' ? answer : async () => answer;
   }
   find(_image: unknown, _digest: string, options: { limit: number; signal?: AbortSignal }): Promise<T[]> {
@@ -145,7 +159,13 @@ export class MemorySource<T> {
 
 /** A source that never answers until its signal aborts, then fails as the registry client does. */
 export function hangingSource<T>(name: string): MemorySource<T> {
-  return new MemorySource<T>(name, (signal) => new Promise<T[]>((_, reject) => signal?.addEventListener('abort', () => reject(new SignetError('REGISTRY_TIMEOUT', 'request cancelled')), { once: true })));
+  return new MemorySource<T>(
+    name,
+    (signal) =>
+      new Promise<T[]>((_, reject) =>
+        signal?.addEventListener('abort', () => reject(new SignetError('REGISTRY_TIMEOUT', 'request cancelled')), { once: true }),
+      ),
+  );
 }
 
 /** A source whose lookup fails with `error` (a referrers endpoint answering 500…). */
@@ -183,8 +203,12 @@ export async function harness(options: HarnessOptions): Promise<Harness> {
   const keys = options.keys ?? (options.policy ? await ringKeys(options.policy) : undefined);
   const signatures = options.signatures ?? [];
   const attestations = options.attestations ?? [];
-  const signatureSources = (signatures.length > 0 && signatures.every(isSource) ? signatures : [new MemorySource('registry', signatures as DiscoveredSignature[])]) as SignatureSource[];
-  const attestationSources = (attestations.length > 0 && attestations.every(isSource) ? attestations : [new MemorySource('registry', attestations as UntrustedAttestation[])]) as AttestationLookup[];
+  const signatureSources = (
+    signatures.length > 0 && signatures.every(isSource) ? signatures : [new MemorySource('registry', signatures as DiscoveredSignature[])]
+  ) as SignatureSource[];
+  const attestationSources = (
+    attestations.length > 0 && attestations.every(isSource) ? attestations : [new MemorySource('registry', attestations as UntrustedAttestation[])]
+  ) as AttestationLookup[];
   const sourceCalls: Harness['sourceCalls'] = [];
   let snapshots = 0;
   const engineOptions: EngineOptions = {

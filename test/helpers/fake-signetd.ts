@@ -54,7 +54,9 @@ export async function startFakeSignetd(answer: FakeAnswer): Promise<FakeSignetd>
     stream.resume(); // the request body is not read
     if ('grpcError' in answer) {
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': String(answer.grpcError.status), 'grpc-message': encodeURIComponent(answer.grpcError.message) }));
+      stream.on('wantTrailers', () =>
+        stream.sendTrailers({ 'grpc-status': String(answer.grpcError.status), 'grpc-message': encodeURIComponent(answer.grpcError.message) }),
+      );
       stream.end();
       return;
     }

@@ -65,20 +65,30 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     req.pipe(up);
   };
   const buffered = (req: IncomingMessage, res: ServerResponse, done: (up: IncomingMessage, body: Buffer) => void) =>
-    upstream(req, (up) => {
-      const chunks: Buffer[] = [];
-      up.on('data', (c: Buffer) => chunks.push(c));
-      up.on('end', () => done(up, Buffer.concat(chunks)));
-    }, res);
+    upstream(
+      req,
+      (up) => {
+        const chunks: Buffer[] = [];
+        up.on('data', (c: Buffer) => chunks.push(c));
+        up.on('end', () => done(up, Buffer.concat(chunks)));
+      },
+      res,
+    );
 
   const server: Server = createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
-    const rule = rules.find((r) => r.path.test(req.url ?? '') && (r.method === undefined || r.method === req.method) && (r.times === undefined || (r.hits ?? 0) < r.times));
+    const rule = rules.find(
+      (r) => r.path.test(req.url ?? '') && (r.method === undefined || r.method === req.method) && (r.times === undefined || (r.hits ?? 0) < r.times),
+    );
     if (rule === undefined) {
-      upstream(req, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      }, res);
+      upstream(
+        req,
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+        res,
+      );
       return;
     }
     rule.hits = (rule.hits ?? 0) + 1;
@@ -136,16 +146,20 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         return;
       }
       case 'location':
-        upstream(req, (up) => {
-          const headers = { ...up.headers };
-          if (a.value !== undefined) headers.location = a.value;
-          else if (headers.location !== undefined) {
-            const u = new URL(headers.location, 'http://proxy');
-            headers.location = `${u.pathname}${u.search}`;
-          }
-          res.writeHead(up.statusCode ?? 502, headers);
-          up.pipe(res);
-        }, res);
+        upstream(
+          req,
+          (up) => {
+            const headers = { ...up.headers };
+            if (a.value !== undefined) headers.location = a.value;
+            else if (headers.location !== undefined) {
+              const u = new URL(headers.location, 'http://proxy');
+              headers.location = `${u.pathname}${u.search}`;
+            }
+            res.writeHead(up.statusCode ?? 502, headers);
+            up.pipe(res);
+          },
+          res,
+        );
         return;
       case 'redirect':
         req.resume();
@@ -165,10 +179,11 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     url: `http://127.0.0.1:${port}`,
     rules,
     seen,
-    count: (path, method) => seen.filter((s) => {
-      const [m, p] = s.split(' ');
-      return path.test(p ?? '') && (method === undefined || m === method);
-    }).length,
+    count: (path, method) =>
+      seen.filter((s) => {
+        const [m, p] = s.split(' ');
+        return path.test(p ?? '') && (method === undefined || m === method);
+      }).length,
     reset() {
       rules.splice(0);
       seen.splice(0);

@@ -24,7 +24,11 @@ export const MAX_CALL_MS = 2000;
  * Call `fn`: a result, or an error of one of the `allowed` classes, within MAX_CALL_MS. Anything else
  * (TypeError, RangeError: a crash) fails the property with the input named.
  */
-export function typedOutcome<T>(fn: () => T, allowed: Array<abstract new (...args: never[]) => Error>, input?: unknown): { ok: true; value: T } | { ok: false; error: Error } {
+export function typedOutcome<T>(
+  fn: () => T,
+  allowed: Array<abstract new (...args: never[]) => Error>,
+  input?: unknown,
+): { ok: true; value: T } | { ok: false; error: Error } {
   const started = Date.now();
   let outcome: { ok: true; value: T } | { ok: false; error: Error };
   try {
@@ -40,7 +44,11 @@ export function typedOutcome<T>(fn: () => T, allowed: Array<abstract new (...arg
   return outcome;
 }
 
-export async function typedOutcomeAsync<T>(fn: () => Promise<T>, allowed: Array<abstract new (...args: never[]) => Error>, input?: unknown): Promise<{ ok: true; value: T } | { ok: false; error: Error }> {
+export async function typedOutcomeAsync<T>(
+  fn: () => Promise<T>,
+  allowed: Array<abstract new (...args: never[]) => Error>,
+  input?: unknown,
+): Promise<{ ok: true; value: T } | { ok: false; error: Error }> {
   const started = Date.now();
   let outcome: { ok: true; value: T } | { ok: false; error: Error };
   try {
@@ -57,7 +65,9 @@ export async function typedOutcomeAsync<T>(fn: () => Promise<T>, allowed: Array<
 }
 
 function preview(input: unknown): string {
-  const text = Buffer.isBuffer(input) ? `<${input.length} bytes> ${JSON.stringify(input.subarray(0, 200).toString('latin1'))}` : JSON.stringify(input) ?? String(input);
+  const text = Buffer.isBuffer(input)
+    ? `<${input.length} bytes> ${JSON.stringify(input.subarray(0, 200).toString('latin1'))}`
+    : (JSON.stringify(input) ?? String(input));
   return text.length > 400 ? `${text.slice(0, 400)}…` : text;
 }
 
@@ -115,13 +125,36 @@ export function mutateJson(sample: unknown): fc.Arbitrary<unknown> {
   walk(sample, []);
   const replacement = fc.oneof(
     { weight: 4, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
-    { weight: 1, arbitrary: fc.constantFrom<unknown>(null, true, 0, -1, 1e308, '', [], {}, '__proto__', 'constructor', '\u0000', '\u202e', 'sha256:', `sha256:${'0'.repeat(64)}`) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom<unknown>(
+        null,
+        true,
+        0,
+        -1,
+        1e308,
+        '',
+        [],
+        {},
+        '__proto__',
+        'constructor',
+        '\u0000',
+        '\u202e',
+        'sha256:',
+        `sha256:${'0'.repeat(64)}`,
+      ),
+    },
     { weight: 1, arbitrary: fc.integer({ min: 1, max: 2000 }).map((d) => JSON.parse(`${'['.repeat(d)}${']'.repeat(d)}`) as unknown) },
     { weight: 1, arbitrary: fc.integer({ min: 1, max: 100_000 }).map((n) => 'x'.repeat(n)) },
   );
   const op = fc.oneof(
     fc.record({ kind: fc.constant('replace' as const), path: fc.constantFrom(...paths), value: replacement }),
-    fc.record({ kind: fc.constant('add' as const), path: fc.constantFrom(...paths), key: fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('__proto__', 'constructor', 'toString')), value: replacement }),
+    fc.record({
+      kind: fc.constant('add' as const),
+      path: fc.constantFrom(...paths),
+      key: fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('__proto__', 'constructor', 'toString')),
+      value: replacement,
+    }),
     fc.record({ kind: fc.constant('remove' as const), path: fc.constantFrom(...paths.filter((p) => p.length > 0).concat(paths.length > 1 ? [] : [[]])) }),
   );
   return fc.array(op, { minLength: 1, maxLength: 3 }).map((ops) => {
@@ -129,7 +162,8 @@ export function mutateJson(sample: unknown): fc.Arbitrary<unknown> {
     for (const o of ops) {
       if (o.path.length === 0) {
         if (o.kind === 'replace') doc = o.value;
-        else if (o.kind === 'add' && doc !== null && typeof doc === 'object' && !Array.isArray(doc)) Object.defineProperty(doc, o.key, { value: o.value, enumerable: true, writable: true, configurable: true });
+        else if (o.kind === 'add' && doc !== null && typeof doc === 'object' && !Array.isArray(doc))
+          Object.defineProperty(doc, o.key, { value: o.value, enumerable: true, writable: true, configurable: true });
         continue;
       }
       const parent = get(doc, o.path.slice(0, -1));
@@ -142,7 +176,8 @@ export function mutateJson(sample: unknown): fc.Arbitrary<unknown> {
         else delete target[last];
       } else {
         const at = get(doc, o.path);
-        if (at !== null && typeof at === 'object' && !Array.isArray(at)) Object.defineProperty(at, o.key, { value: o.value, enumerable: true, writable: true, configurable: true });
+        if (at !== null && typeof at === 'object' && !Array.isArray(at))
+          Object.defineProperty(at, o.key, { value: o.value, enumerable: true, writable: true, configurable: true });
         else if (Array.isArray(at)) at.push(o.value);
       }
     }

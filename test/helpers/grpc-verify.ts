@@ -27,7 +27,12 @@ export interface VerifyClient {
  */
 export function verifyClient(socket: string, channels = 1): VerifyClient {
   const Ctor = verifierServiceClient(loadProtos());
-  const clients = Array.from({ length: channels }, () => new Ctor(`unix://${socket}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }) as unknown as grpc.Client & Record<string, Unary>);
+  const clients = Array.from(
+    { length: channels },
+    () =>
+      new Ctor(`unix://${socket}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }) as unknown as grpc.Client &
+        Record<string, Unary>,
+  );
   let next = 0;
   return {
     verify(name, descriptor, deadlineMs = 8000) {
@@ -35,7 +40,15 @@ export function verifyClient(socket: string, channels = 1): VerifyClient {
       return new Promise((resolve) => {
         c['VerifyImage']!({ name, descriptor }, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
           if (err) resolve({ status: err.code, details: err.details, ok: false, reason: '', code: '', decision: '' });
-          else resolve({ status: 0, details: '', ok: res['ok'] === true, reason: String(res['reason'] ?? ''), code: String(res['code'] ?? ''), decision: String(res['decision'] ?? '') });
+          else
+            resolve({
+              status: 0,
+              details: '',
+              ok: res['ok'] === true,
+              reason: String(res['reason'] ?? ''),
+              code: String(res['code'] ?? ''),
+              decision: String(res['decision'] ?? ''),
+            });
         });
       });
     },

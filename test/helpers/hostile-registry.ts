@@ -19,7 +19,13 @@ export type HostileAction =
   /** Answer this status with an OCI error body whose message is `message` (control characters welcome). */
   | { kind: 'status'; status: number; code?: string; message?: string; headers?: Record<string, string> }
   /** Serve these bytes instead of the real body (digest mismatch, garbage, huge documents); functions get the request path. */
-  | { kind: 'body'; body: Buffer | ((path: string) => Buffer); status?: number; contentType?: string; headers?: Record<string, string> | ((path: string) => Record<string, string>) }
+  | {
+      kind: 'body';
+      body: Buffer | ((path: string) => Buffer);
+      status?: number;
+      contentType?: string;
+      headers?: Record<string, string> | ((path: string) => Record<string, string>);
+    }
   /** Declare `declared` bytes in Content-Length, then send bytes as fast as the client takes them until it hangs up. */
   | { kind: 'oversize'; declared: number }
   /** A chunked body that never ends: `chunk` repeated as fast as the client reads. */
@@ -203,7 +209,13 @@ export async function startHostileRegistry(options: HostileRegistryOptions = {})
       if (doc.subject?.digest !== rest) continue;
       const type = doc.artifactType ?? doc.config?.mediaType;
       if (artifactType !== null && type !== artifactType) continue;
-      list.push({ mediaType, digest: key.slice(repo.length + 1), size: bytes.length, artifactType: type, ...(doc.annotations ? { annotations: doc.annotations } : {}) });
+      list.push({
+        mediaType,
+        digest: key.slice(repo.length + 1),
+        size: bytes.length,
+        artifactType: type,
+        ...(doc.annotations ? { annotations: doc.annotations } : {}),
+      });
     }
     return send(200, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: list })), {
       'content-type': 'application/vnd.oci.image.index.v1+json',
@@ -270,9 +282,12 @@ export async function startHostileRegistry(options: HostileRegistryOptions = {})
       case 'headers':
         return serve(req, res, typeof a.headers === 'function' ? a.headers(path) : a.headers);
       case 'challenge':
-        if (a.token === undefined ? /^Bearer \S/.test(req.headers.authorization ?? '') : req.headers.authorization === `Bearer ${a.token}`) return serve(req, res);
+        if (a.token === undefined ? /^Bearer \S/.test(req.headers.authorization ?? '') : req.headers.authorization === `Bearer ${a.token}`)
+          return serve(req, res);
         req.resume();
-        return ociError(res, 401, 'UNAUTHORIZED', 'authentication required', { 'www-authenticate': `Bearer realm="${a.realm}",service="${a.service ?? 'hostile'}"` });
+        return ociError(res, 401, 'UNAUTHORIZED', 'authentication required', {
+          'www-authenticate': `Bearer realm="${a.realm}",service="${a.service ?? 'hostile'}"`,
+        });
       case 'reset':
         req.socket.destroy();
         return;
@@ -317,7 +332,12 @@ export async function startHostileRegistry(options: HostileRegistryOptions = {})
       state.peakInFlight = v;
     },
     on(path, action, opts = {}) {
-      const rule: HostileRule = { path, action, ...(opts.method !== undefined ? { method: opts.method } : {}), ...(opts.times !== undefined ? { times: opts.times } : {}) };
+      const rule: HostileRule = {
+        path,
+        action,
+        ...(opts.method !== undefined ? { method: opts.method } : {}),
+        ...(opts.times !== undefined ? { times: opts.times } : {}),
+      };
       rules.push(rule);
       return rule;
     },
@@ -345,11 +365,18 @@ export async function startHostileRegistry(options: HostileRegistryOptions = {})
  * A token realm that answers every request with `body` (a huge token, garbage, a token with control
  * characters…), optionally on another loopback address (another host). Records what it was sent.
  */
-export async function startHostileRealm(answer: { status?: number; body: Buffer | string }, options: HostileRegistryOptions = {}): Promise<{ url: string; seen: SeenRequest[]; stop(): Promise<void> }> {
+export async function startHostileRealm(
+  answer: { status?: number; body: Buffer | string },
+  options: HostileRegistryOptions = {},
+): Promise<{ url: string; seen: SeenRequest[]; stop(): Promise<void> }> {
   const seen: SeenRequest[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
-    seen.push({ method: req.method ?? 'GET', path: req.url ?? '/', ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}) });
+    seen.push({
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
+    });
     req.resume();
     const body = typeof answer.body === 'string' ? Buffer.from(answer.body) : answer.body;
     res.writeHead(answer.status ?? 200, { 'content-type': 'application/json', 'content-length': String(body.length) });

@@ -15,30 +15,44 @@ export interface PushedImage {
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 /** An OCI image manifest over a random config and one or two random layers, under `tag` or by digest. */
-export async function pushImage(client: RegistryClient, repo: RepositoryRef, tag?: string, platform = { architecture: 'amd64', os: 'linux' }): Promise<PushedImage> {
+export async function pushImage(
+  client: RegistryClient,
+  repo: RepositoryRef,
+  tag?: string,
+  platform = { architecture: 'amd64', os: 'linux' },
+): Promise<PushedImage> {
   const layers = Array.from({ length: randomInt(1, 3) }, () => randomBytes(512 + randomInt(512)));
-  const config = Buffer.from(JSON.stringify({ ...platform, created: new Date().toISOString(), rootfs: { type: 'layers', diff_ids: layers.map(sha256) }, config: {} }));
+  const config = Buffer.from(
+    JSON.stringify({ ...platform, created: new Date().toISOString(), rootfs: { type: 'layers', diff_ids: layers.map(sha256) }, config: {} }),
+  );
   for (const blob of [...layers, config]) await client.pushBlob(repo, blob);
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MEDIA_TYPES.ociManifest,
-    config: { mediaType: MEDIA_TYPES.ociConfig, digest: sha256(config), size: config.length },
-    layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(l), size: l.length })),
-  }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.ociManifest,
+      config: { mediaType: MEDIA_TYPES.ociConfig, digest: sha256(config), size: config.length },
+      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(l), size: l.length })),
+    }),
+  );
   const digest = await client.pushManifest(repo, tag ?? sha256(manifest), manifest, MEDIA_TYPES.ociManifest);
   return { digest, size: manifest.length, mediaType: MEDIA_TYPES.ociManifest, manifestBytes: manifest };
 }
 
 /** An OCI image index over two platform images, linux/amd64 and linux/arm64. */
 export async function pushIndex(client: RegistryClient, repo: RepositoryRef, tag?: string): Promise<PushedImage & { children: PushedImage[] }> {
-  const platforms = [{ architecture: 'amd64', os: 'linux' }, { architecture: 'arm64', os: 'linux' }];
+  const platforms = [
+    { architecture: 'amd64', os: 'linux' },
+    { architecture: 'arm64', os: 'linux' },
+  ];
   const children: PushedImage[] = [];
   for (const p of platforms) children.push(await pushImage(client, repo, undefined, p));
-  const index = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MEDIA_TYPES.ociIndex,
-    manifests: children.map((c, i): Descriptor => ({ mediaType: c.mediaType, digest: c.digest, size: c.size, platform: platforms[i]! })),
-  }));
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.ociIndex,
+      manifests: children.map((c, i): Descriptor => ({ mediaType: c.mediaType, digest: c.digest, size: c.size, platform: platforms[i]! })),
+    }),
+  );
   const digest = await client.pushManifest(repo, tag ?? sha256(index), index, MEDIA_TYPES.ociIndex);
   return { digest, size: index.length, mediaType: MEDIA_TYPES.ociIndex, manifestBytes: index, children };
 }

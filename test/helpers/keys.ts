@@ -12,11 +12,15 @@ export interface TestKey {
 
 export function makeTestKey(algorithm: KeyAlgorithm = 'ecdsa-p256'): TestKey {
   const pair =
-    algorithm === 'ed25519' ? generateKeyPairSync('ed25519')
-    : algorithm === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 3072 })
-    : generateKeyPairSync('ec', { namedCurve: algorithm === 'ecdsa-p384' ? 'P-384' : algorithm === 'ecdsa-p521' ? 'P-521' : 'P-256' });
+    algorithm === 'ed25519'
+      ? generateKeyPairSync('ed25519')
+      : algorithm === 'rsa'
+        ? generateKeyPairSync('rsa', { modulusLength: 3072 })
+        : generateKeyPairSync('ec', { namedCurve: algorithm === 'ecdsa-p384' ? 'P-384' : algorithm === 'ecdsa-p521' ? 'P-521' : 'P-256' });
   const publicPem = pair.publicKey.export({ type: 'spki', format: 'pem' }).toString();
-  const fingerprint = `sha256:${createHash('sha256').update(pair.publicKey.export({ type: 'spki', format: 'der' })).digest('hex')}`;
+  const fingerprint = `sha256:${createHash('sha256')
+    .update(pair.publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex')}`;
   const signer: Signer = {
     algorithm,
     fingerprint,

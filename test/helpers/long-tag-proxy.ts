@@ -30,9 +30,16 @@ export async function startLongTagProxy(registryHost: string): Promise<LongTagPr
       for await (const c of req) chunks.push(c as Buffer);
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'connection') headers[k] = v;
-      const up = await fetch(`http://${registryHost}${path}`, { method: req.method ?? 'GET', headers, ...(chunks.length ? { body: Buffer.concat(chunks) } : {}), redirect: 'manual' });
+      const up = await fetch(`http://${registryHost}${path}`, {
+        method: req.method ?? 'GET',
+        headers,
+        ...(chunks.length ? { body: Buffer.concat(chunks) } : {}),
+        redirect: 'manual',
+      });
       const location = up.headers.get('location');
-      const out = Object.fromEntries([...up.headers.entries()].filter(([k]) => !['content-encoding', 'transfer-encoding', 'connection', 'location'].includes(k)));
+      const out = Object.fromEntries(
+        [...up.headers.entries()].filter(([k]) => !['content-encoding', 'transfer-encoding', 'connection', 'location'].includes(k)),
+      );
       // Upload locations name the real registry: point them back at the proxy.
       if (location !== null) out['location'] = location.replace(`http://${registryHost}`, '');
       res.writeHead(up.status, out);

@@ -26,10 +26,60 @@ export interface TestPki {
 export function createTestPki(): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'signet-pki-'));
   const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'root.key', '-out', 'root.pem', '-days', '3650', '-subj', '/O=Acme/CN=Acme Root CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'int.key', '-out', 'int.csr', '-subj', '/O=Acme/CN=Acme Signing CA']);
+  run([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'root.key',
+    '-out',
+    'root.pem',
+    '-days',
+    '3650',
+    '-subj',
+    '/O=Acme/CN=Acme Root CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  run([
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'int.key',
+    '-out',
+    'int.csr',
+    '-subj',
+    '/O=Acme/CN=Acme Signing CA',
+  ]);
   writeFileSync(join(dir, 'int.ext'), 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n');
-  run(['x509', '-req', '-in', 'int.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-CAcreateserial', '-out', 'int.pem', '-days', '1825', '-extfile', 'int.ext']);
+  run([
+    'x509',
+    '-req',
+    '-in',
+    'int.csr',
+    '-CA',
+    'root.pem',
+    '-CAkey',
+    'root.key',
+    '-CAcreateserial',
+    '-out',
+    'int.pem',
+    '-days',
+    '1825',
+    '-extfile',
+    'int.ext',
+  ]);
   const rootPem = readFileSync(join(dir, 'root.pem'), 'utf8');
   const intermediatePem = readFileSync(join(dir, 'int.pem'), 'utf8');
   return {
@@ -39,19 +89,61 @@ export function createTestPki(): TestPki {
     rootPem,
     intermediatePem,
     leaf(name, options = {}) {
-      run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/O=Acme/CN=${name}`]);
-      writeFileSync(join(dir, `${name}.ext`), [
-        'basicConstraints=critical,CA:FALSE',
-        'keyUsage=critical,digitalSignature',
-        `extendedKeyUsage=${options.eku ?? 'codeSigning'}`,
-        `subjectAltName=${options.san ?? 'email:release@acme.example,DNS:ci.acme.example,URI:https://ci.acme.example/release'}`,
-        '',
-      ].join('\n'));
-      run(['x509', '-req', '-in', `${name}.csr`, '-CA', 'int.pem', '-CAkey', 'int.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', String(options.days ?? 30), '-extfile', `${name}.ext`]);
+      run([
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        `${name}.key`,
+        '-out',
+        `${name}.csr`,
+        '-subj',
+        `/O=Acme/CN=${name}`,
+      ]);
+      writeFileSync(
+        join(dir, `${name}.ext`),
+        [
+          'basicConstraints=critical,CA:FALSE',
+          'keyUsage=critical,digitalSignature',
+          `extendedKeyUsage=${options.eku ?? 'codeSigning'}`,
+          `subjectAltName=${options.san ?? 'email:release@acme.example,DNS:ci.acme.example,URI:https://ci.acme.example/release'}`,
+          '',
+        ].join('\n'),
+      );
+      run([
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'int.pem',
+        '-CAkey',
+        'int.key',
+        '-CAcreateserial',
+        '-out',
+        `${name}.pem`,
+        '-days',
+        String(options.days ?? 30),
+        '-extfile',
+        `${name}.ext`,
+      ]);
       return { pem: readFileSync(join(dir, `${name}.pem`), 'utf8'), keyPath: join(dir, `${name}.key`) };
     },
     cosignSigFor(leaf, dockerReference, digest, options = {}) {
-      const payload = Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': dockerReference }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null }));
+      const payload = Buffer.from(
+        JSON.stringify({
+          critical: {
+            identity: { 'docker-reference': dockerReference },
+            image: { 'docker-manifest-digest': digest },
+            type: 'cosign container image signature',
+          },
+          optional: null,
+        }),
+      );
       const signature = sign('sha256', payload, createPrivateKey(readFileSync(leaf.keyPath)));
       return {
         payload,

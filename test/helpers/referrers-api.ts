@@ -24,18 +24,34 @@ export async function startReferrersApi(registryHost: string, pageSize = 2): Pro
         for await (const c of req) chunks.push(c as Buffer);
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'connection') headers[k] = v;
-        const up = await fetch(`http://${registryHost}${req.url}`, { method: req.method ?? 'GET', headers, ...(chunks.length ? { body: Buffer.concat(chunks) } : {}), redirect: 'manual' });
-        res.writeHead(up.status, Object.fromEntries([...up.headers.entries()].filter(([k]) => !['content-encoding', 'transfer-encoding', 'connection'].includes(k))));
+        const up = await fetch(`http://${registryHost}${req.url}`, {
+          method: req.method ?? 'GET',
+          headers,
+          ...(chunks.length ? { body: Buffer.concat(chunks) } : {}),
+          redirect: 'manual',
+        });
+        res.writeHead(
+          up.status,
+          Object.fromEntries([...up.headers.entries()].filter(([k]) => !['content-encoding', 'transfer-encoding', 'connection'].includes(k))),
+        );
         res.end(Buffer.from(await up.arrayBuffer()));
         return;
       }
       state.served++;
-      const idx = await fetch(`http://${registryHost}/v2/${m[1]}/manifests/${m[2]!.replace(':', '-')}`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' } });
+      const idx = await fetch(`http://${registryHost}/v2/${m[1]}/manifests/${m[2]!.replace(':', '-')}`, {
+        headers: { accept: 'application/vnd.oci.image.index.v1+json' },
+      });
       const manifests = idx.status === 200 ? ((await idx.json()) as { manifests: unknown[] }).manifests : [];
       const page = Number(url.searchParams.get('page') ?? 0);
       const next = (page + 1) * pageSize < manifests.length ? `</v2/${m[1]}/referrers/${m[2]}?page=${page + 1}>; rel="next"` : undefined;
       res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json', ...(next ? { link: next } : {}) });
-      res.end(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: manifests.slice(page * pageSize, (page + 1) * pageSize) }));
+      res.end(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.index.v1+json',
+          manifests: manifests.slice(page * pageSize, (page + 1) * pageSize),
+        }),
+      );
     } catch {
       res.destroy();
     }
@@ -47,9 +63,10 @@ export async function startReferrersApi(registryHost: string, pageSize = 2): Pro
     get served() {
       return state.served;
     },
-    stop: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }

@@ -29,7 +29,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startRegistry(options: { htpasswd?: { user: string; password: string }; token?: { realm: string; service: string; issuer: string; certPath: string } } = {}): Promise<RegistryHandle> {
+export async function startRegistry(
+  options: { htpasswd?: { user: string; password: string }; token?: { realm: string; service: string; issuer: string; certPath: string } } = {},
+): Promise<RegistryHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'signet-registry-'));
   const storageDir = join(dir, 'storage');
   const port = await freePort();

@@ -8,7 +8,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 function canonical(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) : v));
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+  );
 }
 
 export interface FakeRekor {
@@ -37,25 +39,42 @@ export function createFakeRekor(): FakeRekor {
     },
     writeTrustedRoot(dir, start = new Date(Date.now() - 86_400_000).toISOString()) {
       const p = join(dir, 'trusted_root.json');
-      writeFileSync(p, JSON.stringify({
-        mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
-        tlogs: [{ baseUrl: 'https://rekor.signet.test', hashAlgorithm: 'SHA2_256', publicKey: { rawBytes: spki.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', ...(start !== null ? { validFor: { start } } : {}) }, logId: { keyId: logId.toString('base64') } }],
-        certificateAuthorities: [],
-        ctlogs: [],
-        timestampAuthorities: [],
-      }));
+      writeFileSync(
+        p,
+        JSON.stringify({
+          mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+          tlogs: [
+            {
+              baseUrl: 'https://rekor.signet.test',
+              hashAlgorithm: 'SHA2_256',
+              publicKey: { rawBytes: spki.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', ...(start !== null ? { validFor: { start } } : {}) },
+              logId: { keyId: logId.toString('base64') },
+            },
+          ],
+          certificateAuthorities: [],
+          ctlogs: [],
+          timestampAuthorities: [],
+        }),
+      );
       return p;
     },
     recordFor(payload, signature, signerPublicPem, options = {}) {
-      const body = Buffer.from(canonical({
-        apiVersion: '0.0.1',
-        kind: 'hashedrekord',
-        spec: {
-          data: { hash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') } },
-          signature: { content: signature.toString('base64'), publicKey: { content: Buffer.from(signerPublicPem).toString('base64') } },
-        },
-      }));
-      const Payload = { body: body.toString('base64'), integratedTime: options.integratedTime ?? Math.floor(Date.now() / 1000), logIndex: 42, logID: logId.toString('hex') };
+      const body = Buffer.from(
+        canonical({
+          apiVersion: '0.0.1',
+          kind: 'hashedrekord',
+          spec: {
+            data: { hash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') } },
+            signature: { content: signature.toString('base64'), publicKey: { content: Buffer.from(signerPublicPem).toString('base64') } },
+          },
+        }),
+      );
+      const Payload = {
+        body: body.toString('base64'),
+        integratedTime: options.integratedTime ?? Math.floor(Date.now() / 1000),
+        logIndex: 42,
+        logID: logId.toString('hex'),
+      };
       const set = sign('sha256', Buffer.from(canonical(Payload)), privateKey);
       return JSON.stringify({ SignedEntryTimestamp: set.toString('base64'), Payload });
     },

@@ -77,7 +77,9 @@ interface Layer {
 const layerCache = new Map<string, Layer>();
 
 function layerOf(tar: Buffer, gzip: boolean): Layer {
-  return gzip ? { blob: gzipSync(tar, { level: 1 }), mediaType: LAYER_TAR_GZIP, diffId: sha256(tar) } : { blob: tar, mediaType: LAYER_TAR, diffId: sha256(tar) };
+  return gzip
+    ? { blob: gzipSync(tar, { level: 1 }), mediaType: LAYER_TAR_GZIP, diffId: sha256(tar) }
+    : { blob: tar, mediaType: LAYER_TAR, diffId: sha256(tar) };
 }
 
 /** The busybox layer: bin/busybox plus the applet symlinks, built once per process and compression. */
@@ -85,7 +87,8 @@ export function busyboxLayer(gzip = true): Layer {
   const key = gzip ? 'gzip' : 'tar';
   const cached = layerCache.get(key);
   if (cached) return cached;
-  if (!statSync(BUSYBOX, { throwIfNoEntry: false })?.isFile()) throw new Error(`${BUSYBOX} is missing: run "npm test" (or bash scripts/bootstrap.sh) to install busybox-static`);
+  if (!statSync(BUSYBOX, { throwIfNoEntry: false })?.isFile())
+    throw new Error(`${BUSYBOX} is missing: run "npm test" (or bash scripts/bootstrap.sh) to install busybox-static`);
   const tar = makeTar([
     { path: 'bin', type: 'dir' },
     { path: 'bin/busybox', type: 'file', mode: 0o755, content: readFileSync(BUSYBOX) },
@@ -122,32 +125,45 @@ export async function pushRunnableImage(client: RegistryClient, repo: Repository
   const gzip = options.gzip ?? true;
   const layers: Layer[] = [busyboxLayer(gzip)];
   if (options.file) {
-    const dirs = options.file.path.split('/').slice(0, -1).map((_, i, all) => all.slice(0, i + 1).join('/'));
+    const dirs = options.file.path
+      .split('/')
+      .slice(0, -1)
+      .map((_, i, all) => all.slice(0, i + 1).join('/'));
     const content = typeof options.file.content === 'string' ? Buffer.from(options.file.content) : options.file.content;
     layers.push(layerOf(makeTar([...dirs.map((d): TarEntry => ({ path: d, type: 'dir' })), { path: options.file.path, type: 'file', content }]), gzip));
   }
   const labels = { 'org.signet.test.nonce': randomBytes(8).toString('hex'), ...options.labels };
-  const config = Buffer.from(JSON.stringify({
-    architecture: 'amd64',
-    os: 'linux',
-    created: new Date().toISOString(),
-    config: {
-      Env: ['PATH=/bin'],
-      Entrypoint: options.entrypoint ?? ['/bin/sh', '-c'],
-      Cmd: options.cmd ?? ['echo signet-test-image'],
-      Labels: labels,
-      WorkingDir: '/',
-    },
-    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-    history: layers.map(() => ({ created_by: 'signet test/helpers/runnable-image.ts' })),
-  }));
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      created: new Date().toISOString(),
+      config: {
+        Env: ['PATH=/bin'],
+        Entrypoint: options.entrypoint ?? ['/bin/sh', '-c'],
+        Cmd: options.cmd ?? ['echo signet-test-image'],
+        Labels: labels,
+        WorkingDir: '/',
+      },
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+      history: layers.map(() => ({ created_by: 'signet test/helpers/runnable-image.ts' })),
+    }),
+  );
   for (const l of layers) await client.pushBlob(repo, l.blob);
   await client.pushBlob(repo, config);
   const configDesc: Descriptor = { mediaType: MEDIA_TYPES.ociConfig, digest: sha256(config), size: config.length };
   const layerDescs: Descriptor[] = layers.map((l) => ({ mediaType: l.mediaType, digest: sha256(l.blob), size: l.blob.length }));
   const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, config: configDesc, layers: layerDescs }));
   const digest = await client.pushManifest(repo, options.tag ?? sha256(manifest), manifest, MEDIA_TYPES.ociManifest);
-  return { digest, size: manifest.length, mediaType: MEDIA_TYPES.ociManifest, manifestBytes: manifest, config: configDesc, layers: layerDescs, diffIds: layers.map((l) => l.diffId) };
+  return {
+    digest,
+    size: manifest.length,
+    mediaType: MEDIA_TYPES.ociManifest,
+    manifestBytes: manifest,
+    config: configDesc,
+    layers: layerDescs,
+    diffIds: layers.map((l) => l.diffId),
+  };
 }
 
 /**
@@ -162,13 +178,18 @@ export async function pushRunnableIndex(
   const { tag, ...childOptions } = options;
   const runnable = await pushRunnableImage(client, repo, childOptions);
   const arm = await pushImage(client, repo, undefined, { architecture: 'arm64', os: 'linux' });
-  const platforms = [{ architecture: 'amd64', os: 'linux' }, { architecture: 'arm64', os: 'linux' }];
+  const platforms = [
+    { architecture: 'amd64', os: 'linux' },
+    { architecture: 'arm64', os: 'linux' },
+  ];
   const children: PushedImage[] = [runnable, arm];
-  const index = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MEDIA_TYPES.ociIndex,
-    manifests: children.map((c, i): Descriptor => ({ mediaType: c.mediaType, digest: c.digest, size: c.size, platform: platforms[i]! })),
-  }));
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.ociIndex,
+      manifests: children.map((c, i): Descriptor => ({ mediaType: c.mediaType, digest: c.digest, size: c.size, platform: platforms[i]! })),
+    }),
+  );
   const digest = await client.pushManifest(repo, tag ?? sha256(index), index, MEDIA_TYPES.ociIndex);
   return { digest, size: index.length, mediaType: MEDIA_TYPES.ociIndex, manifestBytes: index, children, runnable };
 }

@@ -26,7 +26,11 @@ export interface FakeSigstore {
    * simple-signing payload (the layer blob), the signature, and the certificate, chain and Rekor
    * record (hashedrekord v0.0.1 entry, signed entry timestamp) annotations.
    */
-  cosignSigFor(dockerReference: string, digest: string, options?: { integratedTime?: number; bodyCertificatePem?: string; timestamp?: boolean; expiredCertificate?: boolean }): CosignKeylessLayer;
+  cosignSigFor(
+    dockerReference: string,
+    digest: string,
+    options?: { integratedTime?: number; bodyCertificatePem?: string; timestamp?: boolean; expiredCertificate?: boolean },
+  ): CosignKeylessLayer;
   /** An RFC 3161 TimeStampResp over `data`, by the fake timestamp authority the trusted root names. */
   timestamp(data: Buffer): Buffer;
   /** The leaf (Fulcio) and CA certificates, PEM. */
@@ -42,7 +46,9 @@ export interface CosignKeylessLayer {
 }
 
 function canonical(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) : v));
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+  );
 }
 
 export function createFakeSigstore(identity = 'release@example.com', issuer = 'https://accounts.example.com'): FakeSigstore {
@@ -50,35 +56,161 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
   const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   // The CA is valid from thirty days ago (as Fulcio's CA long predates any certificate it issues): self-signed with `openssl ca`.
   const asn1Time = (d: Date) => d.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z';
-  writeFileSync(join(dir, 'ca.cnf'), '[ ca ]\ndefault_ca = fake\n[ fake ]\ndatabase = ./index.txt\nnew_certs_dir = .\nserial = ./ca-serial\ndefault_md = sha256\npolicy = any\ncopy_extensions = none\nunique_subject = no\n[ any ]\norganizationName = optional\ncommonName = optional\n');
+  writeFileSync(
+    join(dir, 'ca.cnf'),
+    '[ ca ]\ndefault_ca = fake\n[ fake ]\ndatabase = ./index.txt\nnew_certs_dir = .\nserial = ./ca-serial\ndefault_md = sha256\npolicy = any\ncopy_extensions = none\nunique_subject = no\n[ any ]\norganizationName = optional\ncommonName = optional\n',
+  );
   writeFileSync(join(dir, 'index.txt'), '');
   writeFileSync(join(dir, 'ca-serial'), '1000\n');
   writeFileSync(join(dir, 'ca.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
-  run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.csr', '-subj', '/O=signet-test/CN=fake-fulcio']);
-  run(['ca', '-batch', '-selfsign', '-config', 'ca.cnf', '-keyfile', 'ca.key', '-in', 'ca.csr', '-out', 'ca.pem', '-startdate', asn1Time(new Date(Date.now() - 30 * 86_400_000)), '-enddate', asn1Time(new Date(Date.now() + 3650 * 86_400_000)), '-extfile', 'ca.ext', '-notext']);
+  run([
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.csr',
+    '-subj',
+    '/O=signet-test/CN=fake-fulcio',
+  ]);
+  run([
+    'ca',
+    '-batch',
+    '-selfsign',
+    '-config',
+    'ca.cnf',
+    '-keyfile',
+    'ca.key',
+    '-in',
+    'ca.csr',
+    '-out',
+    'ca.pem',
+    '-startdate',
+    asn1Time(new Date(Date.now() - 30 * 86_400_000)),
+    '-enddate',
+    asn1Time(new Date(Date.now() + 3650 * 86_400_000)),
+    '-extfile',
+    'ca.ext',
+    '-notext',
+  ]);
   run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'leaf.key']);
   run(['req', '-new', '-key', 'leaf.key', '-out', 'leaf.csr', '-subj', '/O=signet-test']);
   const issuerDer = Buffer.concat([Buffer.from([0x0c, issuer.length]), Buffer.from(issuer)]).toString('hex');
-  writeFileSync(join(dir, 'leaf.ext'), [
-    'basicConstraints=critical,CA:FALSE',
-    'keyUsage=critical,digitalSignature',
-    'extendedKeyUsage=codeSigning',
-    `subjectAltName=critical,email:${identity}`,
-    `1.3.6.1.4.1.57264.1.8=DER:${issuerDer}`,
-    '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'leaf.ext'),
+    [
+      'basicConstraints=critical,CA:FALSE',
+      'keyUsage=critical,digitalSignature',
+      'extendedKeyUsage=codeSigning',
+      `subjectAltName=critical,email:${identity}`,
+      `1.3.6.1.4.1.57264.1.8=DER:${issuerDer}`,
+      '',
+    ].join('\n'),
+  );
   run(['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '2', '-extfile', 'leaf.ext']);
   // A Fulcio certificate as they are: ten minutes long, here issued ten days ago (long expired now).
   const expiredFrom = new Date(Math.floor(Date.now() / 1000) * 1000 - 10 * 86_400_000);
-  run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'old-leaf.key', '-out', 'old-leaf.csr', '-subj', '/O=signet-test']);
-  run(['ca', '-batch', '-config', 'ca.cnf', '-cert', 'ca.pem', '-keyfile', 'ca.key', '-in', 'old-leaf.csr', '-out', 'old-leaf.pem', '-startdate', asn1Time(expiredFrom), '-enddate', asn1Time(new Date(expiredFrom.getTime() + 600_000)), '-extfile', 'leaf.ext', '-notext']);
+  run([
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'old-leaf.key',
+    '-out',
+    'old-leaf.csr',
+    '-subj',
+    '/O=signet-test',
+  ]);
+  run([
+    'ca',
+    '-batch',
+    '-config',
+    'ca.cnf',
+    '-cert',
+    'ca.pem',
+    '-keyfile',
+    'ca.key',
+    '-in',
+    'old-leaf.csr',
+    '-out',
+    'old-leaf.pem',
+    '-startdate',
+    asn1Time(expiredFrom),
+    '-enddate',
+    asn1Time(new Date(expiredFrom.getTime() + 600_000)),
+    '-extfile',
+    'leaf.ext',
+    '-notext',
+  ]);
   run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'rekor.key']);
   // A timestamp authority (RFC 3161): its own root and a leaf for time stamping; `openssl ts` answers.
-  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'tsa-root.key', '-out', 'tsa-root.pem', '-days', '3650', '-subj', '/O=signet-test/CN=fake-tsa-root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'tsa.key', '-out', 'tsa.csr', '-subj', '/O=signet-test/CN=fake-tsa']);
+  run([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'tsa-root.key',
+    '-out',
+    'tsa-root.pem',
+    '-days',
+    '3650',
+    '-subj',
+    '/O=signet-test/CN=fake-tsa-root',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  run([
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'tsa.key',
+    '-out',
+    'tsa.csr',
+    '-subj',
+    '/O=signet-test/CN=fake-tsa',
+  ]);
   writeFileSync(join(dir, 'tsa.ext'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\n');
-  run(['x509', '-req', '-in', 'tsa.csr', '-CA', 'tsa-root.pem', '-CAkey', 'tsa-root.key', '-CAcreateserial', '-out', 'tsa.pem', '-days', '365', '-extfile', 'tsa.ext']);
-  writeFileSync(join(dir, 'tsa.cnf'), '[ tsa_config ]\nserial = ./tsa-serial\nsigner_cert = ./tsa.pem\nsigner_key = ./tsa.key\nsigner_digest = sha256\ndefault_policy = 1.2.3.4.1\ndigests = sha256\naccuracy = secs:1\ness_cert_id_alg = sha256\n');
+  run([
+    'x509',
+    '-req',
+    '-in',
+    'tsa.csr',
+    '-CA',
+    'tsa-root.pem',
+    '-CAkey',
+    'tsa-root.key',
+    '-CAcreateserial',
+    '-out',
+    'tsa.pem',
+    '-days',
+    '365',
+    '-extfile',
+    'tsa.ext',
+  ]);
+  writeFileSync(
+    join(dir, 'tsa.cnf'),
+    '[ tsa_config ]\nserial = ./tsa-serial\nsigner_cert = ./tsa.pem\nsigner_key = ./tsa.key\nsigner_digest = sha256\ndefault_policy = 1.2.3.4.1\ndigests = sha256\naccuracy = secs:1\ness_cert_id_alg = sha256\n',
+  );
   writeFileSync(join(dir, 'tsa-serial'), '01\n');
   const der = (pemFile: string) => Buffer.from(readFileSync(join(dir, pemFile), 'utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
   const rekorKey = createPrivateKey(readFileSync(join(dir, 'rekor.key')));
@@ -88,10 +220,31 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
   const start = new Date(Date.now() - 30 * 86_400_000).toISOString();
   const trustedRoot = {
     mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
-    tlogs: [{ baseUrl: 'https://rekor.signet.test', hashAlgorithm: 'SHA2_256', publicKey: { rawBytes: rekorSpki.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start } }, logId: { keyId: logId.toString('base64') } }],
-    certificateAuthorities: [{ subject: { organization: 'signet-test', commonName: 'fake-fulcio' }, uri: 'https://fulcio.signet.test', certChain: { certificates: [{ rawBytes: der('ca.pem').toString('base64') }] }, validFor: { start } }],
+    tlogs: [
+      {
+        baseUrl: 'https://rekor.signet.test',
+        hashAlgorithm: 'SHA2_256',
+        publicKey: { rawBytes: rekorSpki.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start } },
+        logId: { keyId: logId.toString('base64') },
+      },
+    ],
+    certificateAuthorities: [
+      {
+        subject: { organization: 'signet-test', commonName: 'fake-fulcio' },
+        uri: 'https://fulcio.signet.test',
+        certChain: { certificates: [{ rawBytes: der('ca.pem').toString('base64') }] },
+        validFor: { start },
+      },
+    ],
     ctlogs: [],
-    timestampAuthorities: [{ subject: { organization: 'signet-test', commonName: 'fake-tsa' }, uri: 'https://tsa.signet.test', certChain: { certificates: [{ rawBytes: der('tsa.pem').toString('base64') }, { rawBytes: der('tsa-root.pem').toString('base64') }] }, validFor: { start } }],
+    timestampAuthorities: [
+      {
+        subject: { organization: 'signet-test', commonName: 'fake-tsa' },
+        uri: 'https://tsa.signet.test',
+        certChain: { certificates: [{ rawBytes: der('tsa.pem').toString('base64') }, { rawBytes: der('tsa-root.pem').toString('base64') }] },
+        validFor: { start },
+      },
+    ],
   };
   /** An RFC 3161 TimeStampResp over `data` (SHA-256), from the fake timestamp authority. */
   const timestamp = (data: Buffer): Buffer => {
@@ -116,20 +269,34 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
     caPem,
     timestamp,
     cosignSigFor(dockerReference: string, digest: string, options = {}) {
-      const payload = Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': dockerReference }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: null }));
+      const payload = Buffer.from(
+        JSON.stringify({
+          critical: {
+            identity: { 'docker-reference': dockerReference },
+            image: { 'docker-manifest-digest': digest },
+            type: 'cosign container image signature',
+          },
+          optional: null,
+        }),
+      );
       // expiredCertificate: signed ten days ago with a ten-minute certificate, logged while it was valid.
       const old = options.expiredCertificate === true;
       const signingPem = old ? oldLeafPem : leafPem;
       const signature = sign('sha256', payload, old ? oldLeafKey : leafKey);
       // Rekor's hashedrekord v0.0.1 entry: the payload's hash, the signature and the certificate (PEM, base64).
-      const body = Buffer.from(canonical({
-        apiVersion: '0.0.1',
-        kind: 'hashedrekord',
-        spec: {
-          data: { hash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') } },
-          signature: { content: signature.toString('base64'), publicKey: { content: Buffer.from(options.bodyCertificatePem ?? signingPem).toString('base64') } },
-        },
-      }));
+      const body = Buffer.from(
+        canonical({
+          apiVersion: '0.0.1',
+          kind: 'hashedrekord',
+          spec: {
+            data: { hash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') } },
+            signature: {
+              content: signature.toString('base64'),
+              publicKey: { content: Buffer.from(options.bodyCertificatePem ?? signingPem).toString('base64') },
+            },
+          },
+        }),
+      );
       const integratedTime = options.integratedTime ?? (old ? Math.floor(expiredFrom.getTime() / 1000) + 300 : Math.ceil(Date.now() / 1000));
       const setPayload = { body: body.toString('base64'), integratedTime, logIndex: 7, logID: logId.toString('hex') };
       const set = sign('sha256', Buffer.from(canonical(setPayload)), rekorKey);
@@ -142,47 +309,57 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
           'dev.sigstore.cosign/chain': caPem,
           'dev.sigstore.cosign/bundle': JSON.stringify({ SignedEntryTimestamp: set.toString('base64'), Payload: setPayload }),
           // cosign --timestamp-server-url: a timestamp over the signature bytes.
-          ...(options.timestamp ? { 'dev.sigstore.cosign/timestamp': JSON.stringify({ SignedRFC3161Timestamp: timestamp(signature).toString('base64') }) } : {}),
+          ...(options.timestamp
+            ? { 'dev.sigstore.cosign/timestamp': JSON.stringify({ SignedRFC3161Timestamp: timestamp(signature).toString('base64') }) }
+            : {}),
         },
       };
     },
     bundleFor(repository: string, digest: string, options = {}) {
       const payload = serializeStatement(buildStatement([subjectForDigest(repository, digest)], COSIGN_SIGN_PREDICATE_TYPE, {}));
       const sig = sign('sha256', preAuthEncoding(INTOTO_PAYLOAD_TYPE, payload), leafKey);
-      const body = Buffer.from(canonical({
-        apiVersion: '0.0.1',
-        kind: 'dsse',
-        spec: {
-          payloadHash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') },
-          signatures: [{ signature: sig.toString('base64'), verifier: Buffer.from(readFileSync(join(dir, 'leaf.pem'))).toString('base64') }],
-        },
-      }));
+      const body = Buffer.from(
+        canonical({
+          apiVersion: '0.0.1',
+          kind: 'dsse',
+          spec: {
+            payloadHash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') },
+            signatures: [{ signature: sig.toString('base64'), verifier: Buffer.from(readFileSync(join(dir, 'leaf.pem'))).toString('base64') }],
+          },
+        }),
+      );
       // Certificates are valid from the second they were made: log the entry no earlier.
       const integratedTime = Math.ceil(Date.now() / 1000);
       const setPayload = canonical({ body: body.toString('base64'), integratedTime, logIndex: 0, logID: logId.toString('hex') });
       // A one-leaf log: the root is the RFC 6962 leaf hash; the checkpoint is a signed note by the log key.
-      const root = createHash('sha256').update(Buffer.concat([Buffer.from([0]), body])).digest();
+      const root = createHash('sha256')
+        .update(Buffer.concat([Buffer.from([0]), body]))
+        .digest();
       const note = `rekor.signet.test - 1\n1\n${root.toString('base64')}\n`;
       const noteSig = Buffer.concat([logId.subarray(0, 4), sign('sha256', Buffer.from(note), rekorKey)]);
       const checkpoint = `${note}\n\u2014 rekor.signet.test ${noteSig.toString('base64')}\n`;
       const set = sign('sha256', Buffer.from(setPayload), rekorKey);
       if (options.tamperSet) set[set.length - 3] ^= 0x01;
-      return Buffer.from(JSON.stringify({
-        mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
-        verificationMaterial: {
-          certificate: { rawBytes: der('leaf.pem').toString('base64') },
-          tlogEntries: [{
-            logIndex: '0',
-            logId: { keyId: logId.toString('base64') },
-            kindVersion: { kind: 'dsse', version: '0.0.1' },
-            integratedTime: String(integratedTime),
-            inclusionPromise: { signedEntryTimestamp: set.toString('base64') },
-            inclusionProof: { logIndex: '0', rootHash: root.toString('base64'), treeSize: '1', hashes: [], checkpoint: { envelope: checkpoint } },
-            canonicalizedBody: body.toString('base64'),
-          }],
-        },
-        dsseEnvelope: { payload: payload.toString('base64'), payloadType: INTOTO_PAYLOAD_TYPE, signatures: [{ sig: sig.toString('base64'), keyid: '' }] },
-      }));
+      return Buffer.from(
+        JSON.stringify({
+          mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+          verificationMaterial: {
+            certificate: { rawBytes: der('leaf.pem').toString('base64') },
+            tlogEntries: [
+              {
+                logIndex: '0',
+                logId: { keyId: logId.toString('base64') },
+                kindVersion: { kind: 'dsse', version: '0.0.1' },
+                integratedTime: String(integratedTime),
+                inclusionPromise: { signedEntryTimestamp: set.toString('base64') },
+                inclusionProof: { logIndex: '0', rootHash: root.toString('base64'), treeSize: '1', hashes: [], checkpoint: { envelope: checkpoint } },
+                canonicalizedBody: body.toString('base64'),
+              },
+            ],
+          },
+          dsseEnvelope: { payload: payload.toString('base64'), payloadType: INTOTO_PAYLOAD_TYPE, signatures: [{ sig: sig.toString('base64'), keyid: '' }] },
+        }),
+      );
     },
   };
 }

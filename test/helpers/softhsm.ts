@@ -48,7 +48,12 @@ export function createToken(prefix = 'test'): TestToken {
     soPin,
     conf: c,
     uri: `pkcs11:token=${label}`,
-    tool: (args, input) => execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', label, '--login', '--pin', pin, ...args], { env, ...(input ? { input } : {}), stdio: ['pipe', 'pipe', 'pipe'] }),
+    tool: (args, input) =>
+      execFileSync('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', label, '--login', '--pin', pin, ...args], {
+        env,
+        ...(input ? { input } : {}),
+        stdio: ['pipe', 'pipe', 'pipe'],
+      }),
     delete: () => execFileSync('softhsm2-util', ['--delete-token', '--token', label], { env, stdio: 'ignore' }),
   };
 }

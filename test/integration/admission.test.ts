@@ -35,7 +35,10 @@ describe('signetd admission control', function () {
 
   async function daemon(extraConfig: string): Promise<DaemonHandle> {
     // No verdict or content cache: each decision walks the registry itself (what admission is about).
-    const d = await startDaemon({ insecureRegistries: [registry.host], extraConfig: `cacheTTL: 0s\nnegativeCacheTTL: 0s\ncontentCacheSize: 0\n${extraConfig}` });
+    const d = await startDaemon({
+      insecureRegistries: [registry.host],
+      extraConfig: `cacheTTL: 0s\nnegativeCacheTTL: 0s\ncontentCacheSize: 0\n${extraConfig}`,
+    });
     key.writePublic(join(d.dir, 'release.pub'));
     d.writePolicy('policy.yaml', {
       apiVersion: 'signet/v1',
@@ -55,7 +58,10 @@ describe('signetd admission control', function () {
       await waitFor(() => registry.seen.some((s) => s.path.includes('/manifests/sha256-')), 'the first decision to reach the registry');
       const shed = await runVerifier({ socket: d.socket, name: image.name, descriptor: image.descriptor });
       assert.equal(shed.code, 1, shed.stdout);
-      assert.match(shed.stdout, /RESOURCE_EXHAUSTED: signetd is overloaded: 1 decisions in progress and 0 waiting .*maxConcurrentDecisions 1, maxQueuedDecisions 0.*fail closed/);
+      assert.match(
+        shed.stdout,
+        /RESOURCE_EXHAUSTED: signetd is overloaded: 1 decisions in progress and 0 waiting .*maxConcurrentDecisions 1, maxQueuedDecisions 0.*fail closed/,
+      );
       assert.ok(shed.ms < 1500, `refused after ${shed.ms} ms, before the slow decision ended`);
       const first = await slow;
       assert.equal(first.code, 0, first.stdout);
@@ -65,7 +71,11 @@ describe('signetd admission control', function () {
       // signet status shows the load and what was refused for it.
       const status = spawnSync(process.execPath, [SIGNET, 'status', '--socket', d.socket, '--output', 'json'], { encoding: 'utf8' });
       const admission = (JSON.parse(status.stdout) as { admission?: Record<string, number> }).admission;
-      assert.deepEqual({ ...admission, admitted: undefined }, { inFlight: 0, queued: 0, maxInFlight: 1, maxQueued: 0, admitted: undefined, refusedQueueFull: 1, refusedQueueTimeout: 0, abandoned: 0, peakQueued: 0 }, status.stdout + status.stderr);
+      assert.deepEqual(
+        { ...admission, admitted: undefined },
+        { inFlight: 0, queued: 0, maxInFlight: 1, maxQueued: 0, admitted: undefined, refusedQueueFull: 1, refusedQueueTimeout: 0, abandoned: 0, peakQueued: 0 },
+        status.stdout + status.stderr,
+      );
       const text = spawnSync(process.execPath, [SIGNET, 'status', '--socket', d.socket], { encoding: 'utf8' }).stdout;
       assert.match(text, /^load +0\/1 deciding, 0\/0 waiting \(peak 0\); 1 refused as overloaded \(RESOURCE_EXHAUSTED\)$/m);
     } finally {
@@ -82,14 +92,17 @@ describe('signetd admission control', function () {
     try {
       registry.on(/\/manifests\/sha256-/, { kind: 'delay', ms: 400, serial: true });
       const answers = await Promise.all(Array.from({ length: 4 }, () => client.verify(image.name, image.descriptor, 8000)));
-      assert.deepEqual(answers.map((a) => (a.ok ? 'accept' : `${a.status} ${a.code} ${a.reason || a.details}`)), ['accept', 'accept', 'accept', 'accept']);
+      assert.deepEqual(
+        answers.map((a) => (a.ok ? 'accept' : `${a.status} ${a.code} ${a.reason || a.details}`)),
+        ['accept', 'accept', 'accept', 'accept'],
+      );
     } finally {
       client.close();
       await d.stop();
     }
   });
 
-  it('a queued decision is refused with RESOURCE_EXHAUSTED just before its caller\'s deadline, not left to time out', async () => {
+  it("a queued decision is refused with RESOURCE_EXHAUSTED just before its caller's deadline, not left to time out", async () => {
     const d = await daemon('maxConcurrentDecisions: 1\nmaxQueuedDecisions: 16');
     const client = verifyClient(d.socket);
     try {

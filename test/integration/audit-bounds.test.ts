@@ -26,7 +26,9 @@ interface Run {
 /** `signet ARGS` under GNU time, with a V8 heap cap so that unbounded growth shows as a crash, not a swap storm. */
 function signet(args: string[], timeoutMs = 60_000): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', 'peak-kib=%M', process.execPath, '--max-old-space-size=512', SIGNET, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/usr/bin/time', ['-f', 'peak-kib=%M', process.execPath, '--max-old-space-size=512', SIGNET, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -36,7 +38,12 @@ function signet(args: string[], timeoutMs = 60_000): Promise<Run> {
     child.on('close', (code) => {
       clearTimeout(timer);
       const m = /peak-kib=(\d+)/.exec(stderr);
-      resolve({ code, stdout, stderr: stderr.replace(/.*peak-kib=\d+\n?/s, (t) => t.replace(/peak-kib=\d+\n?/, '')), peakMiB: m ? Math.round(Number(m[1]) / 1024) : NaN });
+      resolve({
+        code,
+        stdout,
+        stderr: stderr.replace(/.*peak-kib=\d+\n?/s, (t) => t.replace(/peak-kib=\d+\n?/, '')),
+        peakMiB: m ? Math.round(Number(m[1]) / 1024) : NaN,
+      });
     });
   });
 }
@@ -99,7 +106,10 @@ describe('signet audit: bounded tag listings', function () {
   it('a Link that loops back to a page already read is an error, not an endless listing', async () => {
     registry.on(/\/tags\/list/, { kind: 'headers', headers: { link: '</v2/loop/tags/list?n=5&last=a>; rel="next"' } });
     await pushImage(client, { registry: registry.host, repository: 'loop' }, 'v1');
-    await assert.rejects(client.listTags({ registry: registry.host, repository: 'loop' }), (e: SignetError) => e.code === 'REGISTRY_PROTOCOL' && /loops back/.test(e.message));
+    await assert.rejects(
+      client.listTags({ registry: registry.host, repository: 'loop' }),
+      (e: SignetError) => e.code === 'REGISTRY_PROTOCOL' && /loops back/.test(e.message),
+    );
     assert.ok(registry.seen.filter((s) => s.path.includes('/tags/list')).length <= 2);
   });
 
@@ -109,14 +119,32 @@ describe('signet audit: bounded tag listings', function () {
     const bytes = registry.manifest('many/tags', 'v0')!;
     for (let i = 1; i < 30; i++) registry.putManifest('many/tags', `v${i}`, bytes, MEDIA_TYPES.ociManifest);
     for (let i = 0; i < 40; i++) registry.putManifest('many/tags', `sha256-${String(i).padStart(64, '0')}.sig`, bytes, MEDIA_TYPES.ociManifest);
-    for (let i = 0; i < 5; i++) registry.putManifest('many/tags', `sha512-${String(i).padStart(128, '0')}.${['sig', 'att', 'sbom'][i % 3]}`, bytes, MEDIA_TYPES.ociManifest);
+    for (let i = 0; i < 5; i++)
+      registry.putManifest('many/tags', `sha512-${String(i).padStart(128, '0')}.${['sig', 'att', 'sbom'][i % 3]}`, bytes, MEDIA_TYPES.ociManifest);
     assert.equal((await client.listTags(repo, { pageSize: 7, keep: (t) => !t.startsWith('sha') })).length, 30);
-    await assert.rejects(client.listTags(repo, { pageSize: 7, maxTags: 29, keep: (t) => !t.startsWith('sha') }), (e: SignetError) => e.code === 'BLOB_TOO_LARGE' && /more than 29 tags/.test(e.message));
-    await assert.rejects(client.listTags(repo, { pageSize: 7, maxBytes: 300 }), (e: SignetError) => e.code === 'BLOB_TOO_LARGE' && /larger than 300 bytes in all/.test(e.message));
+    await assert.rejects(
+      client.listTags(repo, { pageSize: 7, maxTags: 29, keep: (t) => !t.startsWith('sha') }),
+      (e: SignetError) => e.code === 'BLOB_TOO_LARGE' && /more than 29 tags/.test(e.message),
+    );
+    await assert.rejects(
+      client.listTags(repo, { pageSize: 7, maxBytes: 300 }),
+      (e: SignetError) => e.code === 'BLOB_TOO_LARGE' && /larger than 300 bytes in all/.test(e.message),
+    );
     const tooFew = await signet(['audit', `${registry.host}/many/tags`, '--policy-dir', policyDir, '--insecure-registry', registry.host, '--max-tags', '29']);
     assert.equal(tooFew.code, 1);
     assert.match(tooFew.stderr, /more than 29 image tags/);
-    const enough = await signet(['audit', `${registry.host}/many/tags`, '--policy-dir', policyDir, '--insecure-registry', registry.host, '--max-tags', '30', '--output', 'json']);
+    const enough = await signet([
+      'audit',
+      `${registry.host}/many/tags`,
+      '--policy-dir',
+      policyDir,
+      '--insecure-registry',
+      registry.host,
+      '--max-tags',
+      '30',
+      '--output',
+      'json',
+    ]);
     const report = JSON.parse(enough.stdout) as { tags: number; results: Array<{ digest: string }> };
     assert.equal(report.tags, 30, enough.stderr);
     assert.ok(report.results.every((r) => r.digest === img.digest));
@@ -124,6 +152,9 @@ describe('signet audit: bounded tag listings', function () {
 
   it('a tag list holding something that is not a tag is a protocol error', async () => {
     registry.on(/\/tags\/list/, { kind: 'body', body: Buffer.from(JSON.stringify({ name: 'x', tags: ['ok', `bad\u001b[32m${'x'.repeat(1000)}`] })) });
-    await assert.rejects(client.listTags({ registry: registry.host, repository: 'x' }), (e: SignetError) => e.code === 'REGISTRY_PROTOCOL' && /not a tag/.test(e.message) && e.message.length < 200);
+    await assert.rejects(
+      client.listTags({ registry: registry.host, repository: 'x' }),
+      (e: SignetError) => e.code === 'REGISTRY_PROTOCOL' && /not a tag/.test(e.message) && e.message.length < 200,
+    );
   });
 });

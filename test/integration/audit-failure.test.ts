@@ -19,7 +19,12 @@ const run = promisify(execFile);
 const POLICY = { apiVersion: 'signet/v1', default: { action: 'accept' } };
 let n = 0;
 /** One decision through the verifier, as containerd asks; an accept scope needs no registry. */
-const decide = (d: DaemonHandle) => runVerifier({ socket: d.socket, name: `127.0.0.1:1/app:v${++n}`, descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${n.toString(16).padStart(64, '0')}`, size: 1 } });
+const decide = (d: DaemonHandle) =>
+  runVerifier({
+    socket: d.socket,
+    name: `127.0.0.1:1/app:v${++n}`,
+    descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${n.toString(16).padStart(64, '0')}`, size: 1 },
+  });
 
 async function health(d: DaemonHandle): Promise<string> {
   const root = loadProtos() as any;
@@ -38,7 +43,13 @@ async function status(d: DaemonHandle): Promise<{ code: number; stdout: string }
   );
 }
 
-const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : []);
+const lines = (file: string) =>
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+    : [];
 
 describe('audit log failures', function () {
   this.timeout(30_000);
@@ -79,7 +90,14 @@ describe('audit log failures', function () {
       assert.equal(r.code, 1, r.stdout);
       assert.match(r.stdout, /cannot be recorded in the audit log .*ENOSPC.*auditFailure: reject/);
     }
-    assert.equal(d.log().split('\n').filter((l) => l.includes('cannot write the audit log')).length, 1, 'one log line per episode');
+    assert.equal(
+      d
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('cannot write the audit log')).length,
+      1,
+      'one log line per episode',
+    );
     assert.equal(await health(d), 'NOT_SERVING');
     const s = await status(d);
     assert.equal(s.code, 1, 'status exits 1 while the audit log fails');
@@ -106,7 +124,7 @@ describe('audit log failures', function () {
     assert.match((await status(d)).stdout, /FAILING.*decisions go on unrecorded \(auditFailure: allow\)/);
   });
 
-  it('follows logrotate\'s create rotation and a deleted file: new records go to the file at the path', async () => {
+  it("follows logrotate's create rotation and a deleted file: new records go to the file at the path", async () => {
     daemon = await startDaemon({ policy: POLICY });
     const d = daemon;
     await waitFor(() => d.log().includes('policy loaded'), 'the policy');

@@ -53,7 +53,12 @@ describe('signetd: verdict cache, coalescing, content cache, metrics', function 
 
   const ask = (image: Image): Promise<Record<string, unknown>> =>
     new Promise((resolve, reject) =>
-      client['VerifyImage']!({ name: image.name, descriptor: image.descriptor }, new grpc.Metadata(), { deadline: Date.now() + 8000 }, (err: grpc.ServiceError | null, res: Record<string, unknown>) => (err ? reject(err) : resolve(res))),
+      client['VerifyImage']!(
+        { name: image.name, descriptor: image.descriptor },
+        new grpc.Metadata(),
+        { deadline: Date.now() + 8000 },
+        (err: grpc.ServiceError | null, res: Record<string, unknown>) => (err ? reject(err) : resolve(res)),
+      ),
     );
 
   const policy = (extra: Record<string, unknown> = {}) => ({
@@ -98,9 +103,15 @@ describe('signetd: verdict cache, coalescing, content cache, metrics', function 
     assert.ok(one > 0);
     registry.reset();
     const answers = await Promise.all(Array.from({ length: 50 }, () => ask(a)));
-    assert.ok(answers.every((x) => x['ok'] === true), JSON.stringify(answers.find((x) => x['ok'] !== true)));
+    assert.ok(
+      answers.every((x) => x['ok'] === true),
+      JSON.stringify(answers.find((x) => x['ok'] !== true)),
+    );
     assert.equal(registry.seen.length, one, `50 requests made ${registry.seen.length} registry requests; one decision makes ${one}`);
-    assert.ok(answers.every((x) => x['cached'] === false), 'shared, not from memory');
+    assert.ok(
+      answers.every((x) => x['cached'] === false),
+      'shared, not from memory',
+    );
     registry.reset();
     const again = await ask(a);
     assert.equal(again['cached'], true);
@@ -136,7 +147,11 @@ describe('signetd: verdict cache, coalescing, content cache, metrics', function 
     assert.match(text, /^process_resident_memory_bytes \d+/m);
     // signet status says the same.
     const status = spawnSync(process.execPath, [SIGNET, 'status', '--socket', d.socket], { encoding: 'utf8' }).stdout;
-    assert.match(status, /^cache +2\/10000 verdicts, 1 hits, 2 verifications, 49 requests joined one under way \(2% of 52 answered from memory\); dropped 1 times \(policy or key changes\); acceptances 300 s, refusals 10 s at most$/m, status);
+    assert.match(
+      status,
+      /^cache +2\/10000 verdicts, 1 hits, 2 verifications, 49 requests joined one under way \(2% of 52 answered from memory\); dropped 1 times \(policy or key changes\); acceptances 300 s, refusals 10 s at most$/m,
+      status,
+    );
     assert.match(status, /^metrics +GET \/metrics on unix socket .*metrics\.sock$/m);
   });
 

@@ -68,14 +68,24 @@ describe('signet for an operator: help everywhere, flags, actionable errors', fu
       writeFileSync(script, signet(['completion', 'bash']).stdout);
       const complete = (line: string): string[] => {
         const words = line.split(' ');
-        const r = spawnSync('bash', ['-c', `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _signet; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: 'utf8' });
+        const r = spawnSync(
+          'bash',
+          [
+            '-c',
+            `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _signet; printf '%s\\n' "\${COMPREPLY[@]}"`,
+          ],
+          { encoding: 'utf8' },
+        );
         assert.equal(r.status, 0, r.stderr);
         return r.stdout.split('\n').filter(Boolean);
       };
       assert.ok(complete('signet ').includes('status'));
       const policySubs = complete('signet policy ').filter((w) => !w.startsWith('-'));
       for (const sub of ['check', 'explain', 'test', 'schema']) assert.ok(policySubs.includes(sub), `${sub} in ${policySubs.join(' ')}`);
-      assert.ok(!policySubs.includes('status') || SPEC.subcommands!.find((c) => c.name === 'policy')!.subcommands!.some((c) => c.name === 'status'), 'only policy subcommands');
+      assert.ok(
+        !policySubs.includes('status') || SPEC.subcommands!.find((c) => c.name === 'policy')!.subcommands!.some((c) => c.name === 'status'),
+        'only policy subcommands',
+      );
       assert.ok(!policySubs.includes('doctor'), 'top-level commands are not offered after policy');
       assert.ok(complete('signet keys list --').includes('--pkcs11-module'));
       assert.ok(complete('signet verify --h').includes('--hosts-dir'));
@@ -85,7 +95,8 @@ describe('signet for an operator: help everywhere, flags, actionable errors', fu
     it('man page: roff naming every command and option', () => {
       const man = signet(['man']).stdout;
       assert.match(man, /^\.TH SIGNET 1/);
-      for (const path of allPaths(SPEC).filter((p) => p.length > 0)) assert.ok(man.includes(`.B signet ${path.join(' ')}`.replace(/-/g, '\\-')), path.join(' '));
+      for (const path of allPaths(SPEC).filter((p) => p.length > 0))
+        assert.ok(man.includes(`.B signet ${path.join(' ')}`.replace(/-/g, '\\-')), path.join(' '));
       assert.ok(man.includes('\\-\\-pkcs11\\-module'));
     });
   });
@@ -102,8 +113,17 @@ describe('signet for an operator: help everywhere, flags, actionable errors', fu
     });
 
     it('verify, audit, policy test and sign take --hosts-dir (not an unknown option)', () => {
-      for (const args of [['verify', 'reg.invalid/a:1'], ['audit', 'reg.invalid/a'], ['policy', 'test', 'reg.invalid/a:1'], ['sign', '--key', join(work, 'none.pem'), 'reg.invalid/a:1']]) {
-        const r = signet([...args, '--hosts-dir', work, '--policy-dir', work].filter((a, i, all) => !(args[0] === 'sign' && (a === '--policy-dir' || all[i - 1] === '--policy-dir'))));
+      for (const args of [
+        ['verify', 'reg.invalid/a:1'],
+        ['audit', 'reg.invalid/a'],
+        ['policy', 'test', 'reg.invalid/a:1'],
+        ['sign', '--key', join(work, 'none.pem'), 'reg.invalid/a:1'],
+      ]) {
+        const r = signet(
+          [...args, '--hosts-dir', work, '--policy-dir', work].filter(
+            (a, i, all) => !(args[0] === 'sign' && (a === '--policy-dir' || all[i - 1] === '--policy-dir')),
+          ),
+        );
         assert.doesNotMatch(r.stderr, /Unknown option/, `${args.join(' ')}: ${r.stderr}`);
       }
     });
@@ -120,7 +140,9 @@ describe('signet for an operator: help everywhere, flags, actionable errors', fu
       assert.match(notSocket.stderr, /exists but is not a socket/);
       // A socket whose listener was killed: the file stays, nobody answers.
       const dead = join(work, 'dead.sock');
-      const holder = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(dead)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const holder = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(dead)}, () => console.log('up'))`], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
       holder.kill('SIGKILL');
       await new Promise((r) => holder.once('exit', r));
@@ -133,7 +155,11 @@ describe('signet for an operator: help everywhere, flags, actionable errors', fu
       const d = await startDaemon();
       try {
         const keyFile = join(d.dir, 'release.pub');
-        d.writePolicy('policy.yaml', { apiVersion: 'signet/v1', keys: { release: { file: keyFile } }, scopes: { 'reg.example/prod': { action: 'verify', signatures: { keys: ['release'] } } } });
+        d.writePolicy('policy.yaml', {
+          apiVersion: 'signet/v1',
+          keys: { release: { file: keyFile } },
+          scopes: { 'reg.example/prod': { action: 'verify', signatures: { keys: ['release'] } } },
+        });
         await waitFor(() => d.log().includes('policy loaded'), 'the policy');
         const broken = signet(['status', '--socket', d.socket]);
         assert.equal(broken.code, 1, broken.stdout);
@@ -157,7 +183,10 @@ describe('signet for an operator: help everywhere, flags, actionable errors', fu
     it('policy check: a key file that does not exist is a problem with file and line (exit 1); one that exists is ok', () => {
       const dir = join(work, 'policy');
       spawnSync('mkdir', ['-p', dir]);
-      writeFileSync(join(dir, 'p.yaml'), `apiVersion: signet/v1\n# comment\nkeys:\n  release: { file: ${join(work, 'missing.pub')} }\nscopes:\n  reg.example/prod: { action: verify, signatures: { keys: [release] } }\n`);
+      writeFileSync(
+        join(dir, 'p.yaml'),
+        `apiVersion: signet/v1\n# comment\nkeys:\n  release: { file: ${join(work, 'missing.pub')} }\nscopes:\n  reg.example/prod: { action: verify, signatures: { keys: [release] } }\n`,
+      );
       const r = signet(['policy', 'check', dir]);
       assert.equal(r.code, 1, r.stdout);
       assert.match(r.stdout, /p\.yaml:4: key "release": file \S*missing\.pub does not exist/);
@@ -171,7 +200,10 @@ describe('signet for an operator: help everywhere, flags, actionable errors', fu
 
     it('keys without a PIN: PIN_REQUIRED saying where a PIN can come from (not PIN_INCORRECT)', () => {
       const token = createToken('nopin');
-      const r = signet(['keys', 'generate', '--key', token.uri, '--label', 'x', '--pkcs11-module', SOFTHSM_MODULE], { SOFTHSM2_CONF: softhsmConf(), SIGNET_PKCS11_PIN: '' });
+      const r = signet(['keys', 'generate', '--key', token.uri, '--label', 'x', '--pkcs11-module', SOFTHSM_MODULE], {
+        SOFTHSM2_CONF: softhsmConf(),
+        SIGNET_PKCS11_PIN: '',
+      });
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, /PIN_REQUIRED/);
       assert.match(r.stderr, /pin-source=/);

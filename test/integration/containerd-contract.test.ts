@@ -78,7 +78,10 @@ describe('containerd contract: signet-verifier → signetd → docker-registry',
     assert.match(String(line['policyGeneration']), /^sha256:[a-f0-9]{64}$/);
     assert.equal(typeof line['durationMs'], 'number');
     assert.match(String(line['time']), /^\d{4}-\d\d-\d\dT/);
-    assert.deepEqual((line['signatures'] as Array<Record<string, unknown>>).map((s) => [s['key'], s['valid']]), [['release', true]]);
+    assert.deepEqual(
+      (line['signatures'] as Array<Record<string, unknown>>).map((s) => [s['key'], s['valid']]),
+      [['release', true]],
+    );
   });
 
   it('accepts a signed image by digest', async () => {
@@ -212,7 +215,9 @@ describe('containerd contract: signet-verifier → signetd → docker-registry',
     const root = loadProtos();
     const Verifier = verifierServiceClient(root);
     const c = new Verifier(`unix://${daemon.socket}`, grpc.credentials.createInsecure());
-    const status = await new Promise<Record<string, any>>((res, rej) => (c as any).Status({}, (e: Error | null, r: Record<string, any>) => (e ? rej(e) : res(r))));
+    const status = await new Promise<Record<string, any>>((res, rej) =>
+      (c as any).Status({}, (e: Error | null, r: Record<string, any>) => (e ? rej(e) : res(r))),
+    );
     assert.equal(status['ready'], true);
     assert.match(status['policyGeneration'], /^sha256:/);
     assert.equal(status['keys'][0].name, 'release');
@@ -221,7 +226,9 @@ describe('containerd contract: signet-verifier → signetd → docker-registry',
     assert.ok(status['decisions'] > 0);
     const Health = (root as any).grpc.health.v1.Health as grpc.ServiceClientConstructor;
     const h = new Health(`unix://${daemon.socket}`, grpc.credentials.createInsecure());
-    const health = await new Promise<Record<string, any>>((res, rej) => (h as any).Check({ service: '' }, (e: Error | null, r: Record<string, any>) => (e ? rej(e) : res(r))));
+    const health = await new Promise<Record<string, any>>((res, rej) =>
+      (h as any).Check({ service: '' }, (e: Error | null, r: Record<string, any>) => (e ? rej(e) : res(r))),
+    );
     assert.equal(health['status'], 'SERVING');
     c.close();
     h.close();
@@ -234,7 +241,12 @@ describe('containerd contract: signet-verifier → signetd → docker-registry',
       ['missing -digest', ['-name', 'x', '-stdin-media-type', MT], undefined, /missing -digest/],
       ['an unknown flag', ['-name', 'x', '-digest', D, '-stdin-media-type', MT, '-x', '1'], undefined, /unknown flag/],
       ['stdin that is not JSON', ['-name', 'x', '-digest', D, '-stdin-media-type', MT], 'hello\n', /not a JSON OCI descriptor/],
-      ['a descriptor for another digest', ['-name', 'x', '-digest', D, '-stdin-media-type', MT], JSON.stringify({ mediaType: 'x', digest: `sha256:${'b'.repeat(64)}`, size: 1 }), /does not match -digest/],
+      [
+        'a descriptor for another digest',
+        ['-name', 'x', '-digest', D, '-stdin-media-type', MT],
+        JSON.stringify({ mediaType: 'x', digest: `sha256:${'b'.repeat(64)}`, size: 1 }),
+        /does not match -digest/,
+      ],
       ['stdin never closed', ['-name', 'x', '-digest', D, '-stdin-media-type', MT], null, /not closed/],
     ];
     for (const [what, args, stdin, re] of cases) {
@@ -277,7 +289,8 @@ describe('containerd contract: signet-verifier → signetd → docker-registry',
     const lines = daemon.audit();
     assert.ok(lines.length >= 10);
     for (const l of lines) {
-      for (const field of ['time', 'name', 'digest', 'scope', 'decision', 'reason', 'signatures', 'policyGeneration', 'durationMs']) assert.ok(field in l, `${field} missing in ${JSON.stringify(l)}`);
+      for (const field of ['time', 'name', 'digest', 'scope', 'decision', 'reason', 'signatures', 'policyGeneration', 'durationMs'])
+        assert.ok(field in l, `${field} missing in ${JSON.stringify(l)}`);
     }
     assert.ok(readdirSync(daemon.dir).includes('audit.log'));
   });

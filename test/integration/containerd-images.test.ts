@@ -60,7 +60,17 @@ describe('images that reach containerd by any path (image events, reverification
   async function archive(img: RunnableImage, repoName: string, name: string): Promise<string> {
     const blobs = new Map<string, Buffer>([[img.digest, img.manifestBytes]]);
     for (const d of [img.config, ...img.layers]) blobs.set(d.digest, await client.getBlob(repo(repoName), d.digest));
-    const index = { schemaVersion: 2, manifests: [{ mediaType: img.mediaType, digest: img.digest, size: img.size, annotations: { 'io.containerd.image.name': name, 'org.opencontainers.image.ref.name': 'v1' } }] };
+    const index = {
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: img.mediaType,
+          digest: img.digest,
+          size: img.size,
+          annotations: { 'io.containerd.image.name': name, 'org.opencontainers.image.ref.name': 'v1' },
+        },
+      ],
+    };
     const tar = makeTar([
       { path: 'oci-layout', type: 'file', content: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
       { path: 'index.json', type: 'file', content: Buffer.from(JSON.stringify(index)) },
@@ -75,11 +85,16 @@ describe('images that reach containerd by any path (image events, reverification
 
   const auditFor = (daemon: DaemonHandle, name: string, event: string) => daemon.audit().filter((l) => l['event'] === event && l['name'] === name);
   /** Lines about an image that arrived after signetd started: from its event, or from a sweep that was running then. */
-  const caught = (daemon: DaemonHandle, name: string) => daemon.audit().filter((l) => (l['event'] === 'image-event' || l['event'] === 'reverify') && l['name'] === name);
-  const imageNames = async (ctd: ContainerdHandle, namespace = 'default') => (await ctd.ctr(['images', 'ls', '-q'], { namespace })).stdout.split('\n').filter(Boolean);
+  const caught = (daemon: DaemonHandle, name: string) =>
+    daemon.audit().filter((l) => (l['event'] === 'image-event' || l['event'] === 'reverify') && l['name'] === name);
+  const imageNames = async (ctd: ContainerdHandle, namespace = 'default') =>
+    (await ctd.ctr(['images', 'ls', '-q'], { namespace })).stdout.split('\n').filter(Boolean);
 
   async function startWatchingDaemon(ctd: ContainerdHandle, onUnverified: 'report' | 'remove'): Promise<DaemonHandle> {
-    const daemon = await startDaemon({ insecureRegistries: [host], extraConfig: `containerd: { address: ${ctd.address} }\nimages: { onUnverified: ${onUnverified} }` });
+    const daemon = await startDaemon({
+      insecureRegistries: [host],
+      extraConfig: `containerd: { address: ${ctd.address} }\nimages: { onUnverified: ${onUnverified} }`,
+    });
     daemon.writePolicy('policy.yaml', policy());
     await waitFor(() => daemon.log().includes('watching containerd image events'), 'signetd to watch containerd', 10_000);
     await waitFor(() => daemon.log().includes('reverified the images on the node'), 'the first sweep over the node', 10_000);
@@ -157,7 +172,10 @@ describe('images that reach containerd by any path (image events, reverification
           const signed = await image(`prod/kept-${tag}`, true);
           const unsignedName = `${host}/prod/remove-${tag}:v1`;
           const signedName = `${host}/prod/kept-${tag}:v1`;
-          for (const [img, r, n] of [[unsigned, `prod/remove-${tag}`, unsignedName], [signed, `prod/kept-${tag}`, signedName]] as const) {
+          for (const [img, r, n] of [
+            [unsigned, `prod/remove-${tag}`, unsignedName],
+            [signed, `prod/kept-${tag}`, signedName],
+          ] as const) {
             const imported = await ctd.ctr(['images', 'import', await archive(img, r, n)]);
             assert.equal(imported.code, 0, imported.stderr);
           }
@@ -216,9 +234,16 @@ describe('images that reach containerd by any path (image events, reverification
         await waitFor(async () => (await cri.imageStatus(name)) === null, 'CRI to no longer know the image', 2000);
         await waitFor(() => daemon.audit().some((l) => l['name'] === img.config.digest && l['action'] === 'removed'), 'the audit line of the ID record', 1000);
         const records = await imageNames(ctd, 'k8s.io');
-        assert.deepEqual(records.filter((r) => r.includes('cri-fallback') || r === img.config.digest), [], 'no record of the image is left');
+        assert.deepEqual(
+          records.filter((r) => r.includes('cri-fallback') || r === img.config.digest),
+          [],
+          'no record of the image is left',
+        );
         const lines = daemon.audit().filter((l) => l['event'] === 'image-event' && l['digest'] === img.digest && l['namespace'] === 'k8s.io');
-        assert.ok(lines.some((l) => l['name'] === img.config.digest && l['action'] === 'removed'), 'the ID record is removed too');
+        assert.ok(
+          lines.some((l) => l['name'] === img.config.digest && l['action'] === 'removed'),
+          'the ID record is removed too',
+        );
       } finally {
         cri.close();
       }
@@ -240,14 +265,29 @@ describe('images that reach containerd by any path (image events, reverification
       try {
         writeFileSync(join(policyDir, 'policy.json'), JSON.stringify(policy()));
         const audit = (): Promise<{ code: number; stdout: string; stderr: string }> =>
-          run(process.execPath, [SIGNET, 'node', 'audit', '--containerd', ctd.address, '--policy-dir', policyDir, '--insecure-registry', host, '--output', 'json']).then(
+          run(process.execPath, [
+            SIGNET,
+            'node',
+            'audit',
+            '--containerd',
+            ctd.address,
+            '--policy-dir',
+            policyDir,
+            '--insecure-registry',
+            host,
+            '--output',
+            'json',
+          ]).then(
             (r) => ({ code: 0, ...r }),
             (e: { code: number; stdout: string; stderr: string }) => e,
           );
         const before = await audit();
         assert.equal(before.code, 0, before.stderr);
         const ok = JSON.parse(before.stdout) as { results: Array<Record<string, unknown>> };
-        assert.deepEqual(ok.results.filter((r) => r['name'] === name).map((r) => r['decision']), ['accept']);
+        assert.deepEqual(
+          ok.results.filter((r) => r['name'] === name).map((r) => r['decision']),
+          ['accept'],
+        );
 
         const daemon = await startWatchingDaemon(ctd, 'report');
         try {
@@ -269,7 +309,17 @@ describe('images that reach containerd by any path (image events, reverification
         const bad = JSON.parse(after.stdout) as { refused: number; results: Array<Record<string, unknown>> };
         assert.equal(bad.refused, 1);
         assert.match(String(bad.results.find((r) => r['name'] === name)!['reason']), /revoked/);
-        const text = await run(process.execPath, [SIGNET, 'node', 'audit', '--containerd', ctd.address, '--policy-dir', policyDir, '--insecure-registry', host]).catch((e: { stdout: string }) => e);
+        const text = await run(process.execPath, [
+          SIGNET,
+          'node',
+          'audit',
+          '--containerd',
+          ctd.address,
+          '--policy-dir',
+          policyDir,
+          '--insecure-registry',
+          host,
+        ]).catch((e: { stdout: string }) => e);
         assert.match(text.stdout, /NAMESPACE\s+IMAGE\s+DIGEST\s+DECISION/);
         assert.match(text.stdout, /1 images, 0 accepted, 1 refused/);
       } finally {

@@ -19,7 +19,8 @@ import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
 import { pushRunnableImage, pushRunnableIndex, type RunnableImageOptions } from '../helpers/runnable-image.js';
 
 /** What ctr prints when a verifier refuses (containerd 2.1: transfer service → bindir plugin). */
-const CTR_REFUSAL = /ctr: image verifier bindir blocked pull of (\S+) with digest (sha256:[a-f0-9]{64}) for reason: verifier signet-verifier rejected image \(exit code 1\): (.*)/;
+const CTR_REFUSAL =
+  /ctr: image verifier bindir blocked pull of (\S+) with digest (sha256:[a-f0-9]{64}) for reason: verifier signet-verifier rejected image \(exit code 1\): (.*)/;
 
 describe('containerd 2.x pulls through signet-verifier (real containerd, signetd, docker-registry)', function () {
   this.timeout(60_000);
@@ -135,7 +136,7 @@ describe('containerd 2.x pulls through signet-verifier (real containerd, signetd
       assert.match(run.stdout, /ran-from-signed-image/);
     });
 
-    it('refuses an unsigned image with signet\'s reason, and fetches and stores nothing of it', async () => {
+    it("refuses an unsigned image with signet's reason, and fetches and stores nothing of it", async () => {
       const img = await push('prod/ctr-unsigned', 'v1', { file: { path: 'etc/signet-id', content: 'ctr-unsigned' } });
       const ref = `${host}/prod/ctr-unsigned:v1`;
       const contentBefore = new Set(await contentDigests(containerd));
@@ -145,7 +146,10 @@ describe('containerd 2.x pulls through signet-verifier (real containerd, signetd
       assert.ok(m, `unexpected refusal text: ${res.stderr}`);
       assert.equal(m[1], ref);
       assert.equal(m[2], img.digest);
-      assert.match(m[3]!, new RegExp(`^rejected ${host}/prod/ctr-unsigned@${img.digest}: no signatures found; needs a valid signature by release \\(scope ${host}/prod\\)`));
+      assert.match(
+        m[3]!,
+        new RegExp(`^rejected ${host}/prod/ctr-unsigned@${img.digest}: no signatures found; needs a valid signature by release \\(scope ${host}/prod\\)`),
+      );
       assert.ok(!(await storedRefs(containerd)).includes(ref), 'the refused image is in ctr image ls');
       // Refused before any fetch: not the manifest, the config or its own layer entered the content store.
       const fetched = (await contentDigests(containerd)).filter((d) => !contentBefore.has(d));
@@ -194,7 +198,7 @@ describe('containerd 2.x pulls through signet-verifier (real containerd, signetd
     });
   });
 
-  describe('CRI PullImage (kubelet\'s path)', () => {
+  describe("CRI PullImage (kubelet's path)", () => {
     it('pulls a signed image: ImageStatus shows it under its tag and digest', async () => {
       const img = await signed('prod/cri-signed');
       const ref = `${host}/prod/cri-signed:v1`;
@@ -219,16 +223,24 @@ describe('containerd 2.x pulls through signet-verifier (real containerd, signetd
       assert.equal((await auditFor(daemon, img.digest))[0]!['name'], ref);
     });
 
-    it('refuses an unsigned image: the gRPC error carries signet\'s reason, ImageStatus stays empty', async () => {
+    it("refuses an unsigned image: the gRPC error carries signet's reason, ImageStatus stays empty", async () => {
       const img = await push('prod/cri-unsigned', 'v1', { file: { path: 'etc/signet-id', content: 'cri-unsigned' } });
       const ref = `${host}/prod/cri-unsigned:v1`;
       const contentBefore = new Set(await contentDigests(containerd, 'k8s.io'));
       const err = await criPullError(ref);
       assert.equal(err.code, grpcStatus.UNKNOWN, err.message);
-      assert.match(err.details, new RegExp(`^failed to pull and unpack image "${ref}": image verifier bindir blocked pull of ${ref} with digest ${img.digest} for reason: verifier signet-verifier rejected image \\(exit code 1\\): rejected ${host}/prod/cri-unsigned@${img.digest}: no signatures found; needs a valid signature by release \\(scope ${host}/prod\\)`));
+      assert.match(
+        err.details,
+        new RegExp(
+          `^failed to pull and unpack image "${ref}": image verifier bindir blocked pull of ${ref} with digest ${img.digest} for reason: verifier signet-verifier rejected image \\(exit code 1\\): rejected ${host}/prod/cri-unsigned@${img.digest}: no signatures found; needs a valid signature by release \\(scope ${host}/prod\\)`,
+        ),
+      );
       assert.equal(await cri.imageStatus(ref), null);
       assert.equal(await cri.imageStatus(`${host}/prod/cri-unsigned@${img.digest}`), null);
-      assert.ok(!(await cri.listImages()).some((i) => i.repoTags.includes(ref) || i.repoDigests.some((d) => d.endsWith(img.digest))), 'ListImages shows the refused image');
+      assert.ok(
+        !(await cri.listImages()).some((i) => i.repoTags.includes(ref) || i.repoDigests.some((d) => d.endsWith(img.digest))),
+        'ListImages shows the refused image',
+      );
       const fetched = (await contentDigests(containerd, 'k8s.io')).filter((d) => !contentBefore.has(d));
       assert.deepEqual(fetched, [], 'content fetched for the refused image');
       assert.ok(!contentBefore.has(img.layers[1]!.digest));
@@ -274,7 +286,11 @@ describe('containerd 2.x pulls through signet-verifier (real containerd, signetd
       const pod = hostNetworkPod('signet-run', { logDirectory: join(containerd.dir, 'pod-logs') });
       const podId = await cri.runPodSandbox(pod);
       try {
-        const cid = await cri.createContainer(podId, { metadata: { name: 'app' }, image: { image: ref }, command: ['/bin/cat', '/etc/signet-id'], logPath: 'app.log' }, pod);
+        const cid = await cri.createContainer(
+          podId,
+          { metadata: { name: 'app' }, image: { image: ref }, command: ['/bin/cat', '/etc/signet-id'], logPath: 'app.log' },
+          pod,
+        );
         await cri.startContainer(cid);
         await waitFor(async () => (await cri.containerStatus(cid))['state'] === 'CONTAINER_EXITED', 'the container to exit', 10_000);
         assert.equal((await cri.containerStatus(cid))['exitCode'], 0);
@@ -323,7 +339,12 @@ describe('containerd 2.x pulls through signet-verifier (real containerd, signetd
       const ref = `${host}/prod/down-after:v1`;
       const res = await ctrPull(ctd, ref);
       assert.notEqual(res.code, 0, `pull succeeded with signetd down: ${res.stdout}`);
-      assert.match(res.stderr, new RegExp(`verifier signet-verifier rejected image \\(exit code 1\\): signet: cannot get a decision from signetd at ${down.socket} \\(.*\\); rejecting ${ref} \\(fail closed\\)`));
+      assert.match(
+        res.stderr,
+        new RegExp(
+          `verifier signet-verifier rejected image \\(exit code 1\\): signet: cannot get a decision from signetd at ${down.socket} \\(.*\\); rejecting ${ref} \\(fail closed\\)`,
+        ),
+      );
       assert.ok(!(await storedRefs(ctd)).includes(ref));
 
       const err = await criPullError(ref, downCri);
@@ -345,7 +366,10 @@ describe('containerd 2.x pulls through signet-verifier (real containerd, signetd
     });
 
     it('GAP: with max_concurrent_downloads = 2 in the CRI images section, CRI PullImage stores an unsigned image without running the verifier', async () => {
-      assert.match(ctd.log(), /Found 'MaxConcurrentDownloads' in CRI config which is incompatible with transfer service.*Falling back to local image pull mode/);
+      assert.match(
+        ctd.log(),
+        /Found 'MaxConcurrentDownloads' in CRI config which is incompatible with transfer service.*Falling back to local image pull mode/,
+      );
       const img = await push('prod/fallback-unsigned', 'v1');
       const ref = `${host}/prod/fallback-unsigned:v1`;
       const id = await fbCri.pullImage(ref);

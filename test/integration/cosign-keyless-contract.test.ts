@@ -34,7 +34,10 @@ describe('cosign .sig with certificates (keyless, private PKI) and transparency-
   after(async () => registry?.stop());
 
   const pushSig = (repo: { registry: string; repository: string }, digest: string, layer: CosignKeylessLayer) =>
-    appendArtifactLayer(client, repo, cosignSignatureTag(digest), layer.payload, { mediaType: COSIGN_SIMPLESIGNING_MEDIA_TYPE, annotations: layer.annotations });
+    appendArtifactLayer(client, repo, cosignSignatureTag(digest), layer.payload, {
+      mediaType: COSIGN_SIMPLESIGNING_MEDIA_TYPE,
+      annotations: layer.annotations,
+    });
 
   it('accepts the required signer identity; refuses another identity, a tampered record and an untrusted CA', async () => {
     const fake = createFakeSigstore('release@example.com', 'https://token.actions.example.com');
@@ -133,7 +136,10 @@ describe('cosign .sig with certificates (keyless, private PKI) and transparency-
       const signature = Buffer.from(await signer.signer.sign(payload, 'sha256'));
       let record = rekor.recordFor(payload, signature, signer.publicPem);
       if (name === 'tampered') record = record.replace(/"logIndex":42/, '"logIndex":43');
-      const annotations: Record<string, string> = { 'dev.cosignproject.cosign/signature': signature.toString('base64'), ...(name !== 'unlogged' ? { 'dev.sigstore.cosign/bundle': record } : {}) };
+      const annotations: Record<string, string> = {
+        'dev.cosignproject.cosign/signature': signature.toString('base64'),
+        ...(name !== 'unlogged' ? { 'dev.sigstore.cosign/bundle': record } : {}),
+      };
       await pushSig(repo, img.digest, { payload, signature, annotations });
     }
     const daemon = await startDaemon({
@@ -146,7 +152,12 @@ describe('cosign .sig with certificates (keyless, private PKI) and transparency-
     });
     try {
       await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
-      const run = (tag: keyof typeof images) => runVerifier({ socket: daemon.socket, name: `${host}/tlog/sig:${tag}`, descriptor: { mediaType: images[tag].mediaType, digest: images[tag].digest, size: images[tag].size } });
+      const run = (tag: keyof typeof images) =>
+        runVerifier({
+          socket: daemon.socket,
+          name: `${host}/tlog/sig:${tag}`,
+          descriptor: { mediaType: images[tag].mediaType, digest: images[tag].digest, size: images[tag].size },
+        });
       const ok = await run('logged');
       assert.equal(ok.code, 0, ok.stdout);
       const unlogged = await run('unlogged');

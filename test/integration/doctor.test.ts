@@ -100,16 +100,28 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
 
   it('containerd 2.x with signet-verifier in bin_dir and a healthy signetd: every check ✔, exit 0', async () => {
     // A signetd that also watches this containerd and is registered with its NRI.
-    const full = await startDaemon({ insecureRegistries: [host], extraConfig: [`containerd: { address: ${containerd.address} }`, `nri: { socket: ${containerd.nriSocket} }`].join('\n') });
+    const full = await startDaemon({
+      insecureRegistries: [host],
+      extraConfig: [`containerd: { address: ${containerd.address} }`, `nri: { socket: ${containerd.nriSocket} }`].join('\n'),
+    });
     try {
       release.writePublic(join(full.dir, 'release.pub'));
       full.writePolicy('policy.yaml', { apiVersion: 'signet/v1', keys: { release: { file: join(full.dir, 'release.pub') } }, default: { action: 'reject' } });
-      await waitFor(() => full.log().includes('watching containerd image events') && full.log().includes('NRI: registered with the runtime'), 'signetd to watch containerd and register with NRI', 10_000);
+      await waitFor(
+        () => full.log().includes('watching containerd image events') && full.log().includes('NRI: registered with the runtime'),
+        'signetd to watch containerd and register with NRI',
+        10_000,
+      );
       const all = await doctor(args(containerd, full));
       assert.equal(all.code, 0, show(all));
       for (const l of all.lines) assert.match(l, /^✔ /, `not ✔: ${l}\n${show(all)}`);
       line(all, new RegExp(`^✔ signetd watches containerd 2\\.\\S+ at ${containerd.address}: every image that arrives is decided \\(onUnverified: report\\)$`));
-      line(all, new RegExp(`^✔ signetd is registered with containerd \\S+'s NRI at ${containerd.nriSocket} \\(index 10\\) since \\S+: every container creation is decided$`));
+      line(
+        all,
+        new RegExp(
+          `^✔ signetd is registered with containerd \\S+'s NRI at ${containerd.nriSocket} \\(index 10\\) since \\S+: every container creation is decided$`,
+        ),
+      );
     } finally {
       await full.stop();
     }
@@ -119,8 +131,18 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
     line(r, new RegExp(`^✔ containerd 2\\.\\d+\\.\\d+\\S* answers at ${containerd.address}$`));
     line(r, /^✔ containerd 2\.\d+\.\d+\S* runs image verifiers before pulls through its transfer service \(ctr image pull, CRI PullImage\)$/);
     line(r, /^✔ the image verifier plugin io\.containerd\.image-verifier\.v1\.bindir is loaded$/);
-    line(r, new RegExp(`^✔ verifier bin_dir ${verifierDir} \\(set in ${containerd.configPath}\\) holds signet-verifier → ${VERIFIER}, which starts: signet-verifier 0\\.1\\.0$`));
-    line(r, new RegExp(`^✔ containerd config ${containerd.configPath}, version 3: no CRI setting takes CRI pulls off the verifier; registry.config_path ${hostsDir} \\(hosts.toml\\) keeps them on it$`));
+    line(
+      r,
+      new RegExp(
+        `^✔ verifier bin_dir ${verifierDir} \\(set in ${containerd.configPath}\\) holds signet-verifier → ${VERIFIER}, which starts: signet-verifier 0\\.1\\.0$`,
+      ),
+    );
+    line(
+      r,
+      new RegExp(
+        `^✔ containerd config ${containerd.configPath}, version 3: no CRI setting takes CRI pulls off the verifier; registry.config_path ${hostsDir} \\(hosts.toml\\) keeps them on it$`,
+      ),
+    );
     line(r, /^✔ NRI is enabled \(socket .*nri\.sock\); signetd's NRI plugin checks every container creation there \(see the signetd lines\)$/);
     // This signetd neither watches containerd nor registers with NRI: worth knowing, not a failure.
     line(r, /^! signetd does not watch containerd \(containerd: \{ enabled: false \}\)/);
@@ -139,13 +161,18 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
     assert.ok(checks.some((c) => c['check'] === 'verifier.signet' && /signet-verifier 0\.1\.0/.test(String(c['detail']))));
   });
 
-  it('--probe with an unsigned image on 2.x: ✔ refused through CRI, with signet\'s reason, and nothing stored', async () => {
+  it("--probe with an unsigned image on 2.x: ✔ refused through CRI, with signet's reason, and nothing stored", async () => {
     const img = await pushRunnableImage(client, { registry: host, repository: 'prod/probe' }, { tag: 'v1' });
     const ref = `${host}/prod/probe:v1`;
     const r = await doctor([...args(containerd), '--probe', ref]);
     assert.equal(r.code, 0, show(r));
     const l = line(r, /^✔ containerd refused to pull /);
-    assert.match(l, new RegExp(`refused to pull ${ref} through CRI \\(as kubelet would\\): .*verifier signet-verifier rejected image \\(exit code 1\\): rejected ${host}/prod/probe\\S*@${img.digest}: no signatures found`));
+    assert.match(
+      l,
+      new RegExp(
+        `refused to pull ${ref} through CRI \\(as kubelet would\\): .*verifier signet-verifier rejected image \\(exit code 1\\): rejected ${host}/prod/probe\\S*@${img.digest}: no signatures found`,
+      ),
+    );
     const cri = new CriImageClient(containerd.address);
     try {
       assert.equal(await cri.imageStatus(ref), undefined);
@@ -155,7 +182,13 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
   });
 
   it('a CRI bypass setting is named with its file and value, exit 1; --probe then shows the node pulled the image, and removes it', async () => {
-    const bypass = await startContainerd({ line: '2.x', verifierDir, registryConfigPath: hostsDir, criConfig: 'max_concurrent_downloads = 2', env: { SIGNET_SOCKET: daemon.socket } });
+    const bypass = await startContainerd({
+      line: '2.x',
+      verifierDir,
+      registryConfigPath: hostsDir,
+      criConfig: 'max_concurrent_downloads = 2',
+      env: { SIGNET_SOCKET: daemon.socket },
+    });
     try {
       await pushRunnableImage(client, { registry: host, repository: 'prod/probe-bypass' }, { tag: 'v1' });
       const ref = `${host}/prod/probe-bypass:v1`;
@@ -169,7 +202,9 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
       assert.match(bypass.log(), /Found 'MaxConcurrentDownloads' in CRI config .*Falling back to local image pull mode/);
       assert.match(
         line(r, /^✘ the node pulled /),
-        new RegExp(`^✘ the node pulled ${ref}, which the policy refuses \\(signetd: rejected ${host}/prod/probe-bypass\\S*@sha256:[a-f0-9]{64}: no signatures found.*\\): CRI pulls are not verified \\(image sha256:[a-f0-9]{64}; doctor removed it again\\) — remove the CRI settings named above$`),
+        new RegExp(
+          `^✘ the node pulled ${ref}, which the policy refuses \\(signetd: rejected ${host}/prod/probe-bypass\\S*@sha256:[a-f0-9]{64}: no signatures found.*\\): CRI pulls are not verified \\(image sha256:[a-f0-9]{64}; doctor removed it again\\) — remove the CRI settings named above$`,
+        ),
       );
       const cri = new CriImageClient(bypass.address);
       try {
@@ -182,16 +217,21 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
 
       // A probe image the policy accepts proves nothing, and doctor says so instead of blaming the node.
       const signedImg = await pushRunnableImage(client, { registry: host, repository: 'prod/probe-signed' }, { tag: 'v1' });
-      await signImageCosign(client, { registry: host, repository: 'prod/probe-signed' }, signedImg.digest, release.signer, { dockerReference: `${host}/prod/probe-signed` });
+      await signImageCosign(client, { registry: host, repository: 'prod/probe-signed' }, signedImg.digest, release.signer, {
+        dockerReference: `${host}/prod/probe-signed`,
+      });
       const s = await doctor([...args(bypass), '--probe', `${host}/prod/probe-signed:v1`]);
       assert.equal(s.code, 1, show(s));
-      assert.match(line(s, /^✘ the node pulled /), /but the policy accepts it \(signetd: accept: accepted .*\), so the probe proves nothing .* — probe with an image the policy refuses/);
+      assert.match(
+        line(s, /^✘ the node pulled /),
+        /but the policy accepts it \(signetd: accept: accepted .*\), so the probe proves nothing .* — probe with an image the policy refuses/,
+      );
     } finally {
       await bypass.stop();
     }
   });
 
-  it('containerd 1.6 (Debian 12\'s own): the no-verifier line and what is enforced instead, exit 1', async () => {
+  it("containerd 1.6 (Debian 12's own): the no-verifier line and what is enforced instead, exit 1", async () => {
     const old = await startContainerd({ line: '1.6' });
     try {
       const r = await doctor(args(old));
@@ -215,14 +255,20 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
     try {
       const stale = await doctor(['--containerd', containerd.address, '--containerd-config', containerd.configPath, '--socket', socket]);
       assert.equal(stale.code, 1, show(stale));
-      assert.match(line(stale, /^✘ a socket file is at /), new RegExp(`^✘ a socket file is at ${socket} but nothing answers \\(ECONNREFUSED\\).* — restart signetd`));
+      assert.match(
+        line(stale, /^✘ a socket file is at /),
+        new RegExp(`^✘ a socket file is at ${socket} but nothing answers \\(ECONNREFUSED\\).* — restart signetd`),
+      );
     } finally {
       await other.stop();
     }
     // Stopped cleanly (the folder is gone): no socket at all. Found through SIGNET_SOCKET, as `signet status` finds it.
     const gone = await doctor(['--containerd', containerd.address, '--containerd-config', containerd.configPath], { SIGNET_SOCKET: socket });
     assert.equal(gone.code, 1, show(gone));
-    assert.equal(line(gone, /^. signetd is/), `✘ signetd is not running: no socket at ${socket} — start signetd (systemctl enable --now signetd), or name its socket with --socket or SIGNET_SOCKET`);
+    assert.equal(
+      line(gone, /^. signetd is/),
+      `✘ signetd is not running: no socket at ${socket} — start signetd (systemctl enable --now signetd), or name its socket with --socket or SIGNET_SOCKET`,
+    );
     // Everything else is still ✔.
     assert.deepEqual(gone.lines.filter((l) => l.startsWith('✘')).length, 1, show(gone));
   });
@@ -231,13 +277,21 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
     const dir = mkdtempSync(join(tmpdir(), 'doc-cfg-'));
     try {
       const cfg = join(dir, 'config.toml');
-      writeFileSync(cfg, `version = 3\n[plugins."io.containerd.image-verifier.v1.bindir"]\nbin_dir = "/nonexistent/\\u001b[31mred\\r\\nforged"\n[plugins."io.containerd.cri.v1.images"]\ndiscard_unpacked_layers = true\n`);
+      writeFileSync(
+        cfg,
+        `version = 3\n[plugins."io.containerd.image-verifier.v1.bindir"]\nbin_dir = "/nonexistent/\\u001b[31mred\\r\\nforged"\n[plugins."io.containerd.cri.v1.images"]\ndiscard_unpacked_layers = true\n`,
+      );
       const r = await doctor(['--containerd', join(dir, 'none.sock'), '--containerd-config', cfg, '--socket', daemon.socket]);
       assert.equal(r.code, 1, show(r));
       assert.ok(!/[\u001b\r]/.test(r.stdout), `raw control characters reached the terminal:\n${JSON.stringify(r.stdout)}`);
       line(r, new RegExp(`^✘ containerd is not running here: no socket at ${dir}/none\\.sock`));
       line(r, /^✘ verifier bin_dir \/nonexistent\/\\x1b\[31mred\\r\\nforged \(set in .*\) does not exist: containerd lets every pull through/);
-      line(r, new RegExp(`^✘ CRI setting plugins."io.containerd.cri.v1.images".discard_unpacked_layers = true \\(default false\\) in ${cfg} makes CRI pull without the verifier — remove it or set false$`));
+      line(
+        r,
+        new RegExp(
+          `^✘ CRI setting plugins."io.containerd.cri.v1.images".discard_unpacked_layers = true \\(default false\\) in ${cfg} makes CRI pull without the verifier — remove it or set false$`,
+        ),
+      );
       line(r, /^✔ signetd 0\.1\.0 at .* is SERVING/);
       // JSON keeps the value intact for a program, and still shows no raw control character.
       const j = await doctor(['--containerd', join(dir, 'none.sock'), '--containerd-config', cfg, '--socket', daemon.socket, '--output', 'json']);
@@ -263,7 +317,10 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
   it('--help prints the usage and exits 0; a bad --output is a usage error (exit 2)', async () => {
     const h = await doctor(['--help']);
     assert.equal(h.code, 0);
-    assert.match(h.stdout, /^usage: signet doctor \[--containerd-config FILE\] \[--containerd SOCK\] \[--socket SIGNETD_SOCK\] \[--probe IMAGE\] \[--output text\|json\]/);
+    assert.match(
+      h.stdout,
+      /^usage: signet doctor \[--containerd-config FILE\] \[--containerd SOCK\] \[--socket SIGNETD_SOCK\] \[--probe IMAGE\] \[--output text\|json\]/,
+    );
     const bad = await doctor(['--output', 'yaml']);
     assert.equal(bad.code, 2, show(bad));
   });

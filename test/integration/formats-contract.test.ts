@@ -62,8 +62,15 @@ describe('all formats through the containerd contract', function () {
         [`${api.host}/multi/alpine:v2`]: { action: 'verify', signatures: { keys: three, threshold: 3 } },
         [`${api.host}/multi/alpine:two-formats`]: { action: 'verify', signatures: { keys: three, threshold: 3 }, formats: ['cosign', 'notation'] },
         // The signatures name the image as pulled through the API front; these scopes say so.
-        [`${registry.host}/multi/alpine:v2`]: { action: 'verify', signatures: { keys: three, threshold: 3, identity: { type: 'exactRepository', dockerRepository: `${api.host}/multi/alpine` } } },
-        '127.0.0.1:9/multi': { action: 'verify', signatures: { keys: ['cosign-key'], identity: { type: 'exactRepository', dockerRepository: `${api.host}/multi/alpine` } }, signatureSources: [{ ociLayout: layout }] },
+        [`${registry.host}/multi/alpine:v2`]: {
+          action: 'verify',
+          signatures: { keys: three, threshold: 3, identity: { type: 'exactRepository', dockerRepository: `${api.host}/multi/alpine` } },
+        },
+        '127.0.0.1:9/multi': {
+          action: 'verify',
+          signatures: { keys: ['cosign-key'], identity: { type: 'exactRepository', dockerRepository: `${api.host}/multi/alpine` } },
+          signatureSources: [{ ociLayout: layout }],
+        },
         [`${registry.host}/flood`]: { action: 'verify', signatures: { keys: ['alpine-ca'] } },
       },
     });
@@ -80,7 +87,10 @@ describe('all formats through the containerd contract', function () {
     const r = await runVerifier({ socket: daemon.socket, name: `${api.host}/multi/alpine:v2`, descriptor: alpine });
     assert.equal(r.code, 0, r.stdout);
     assert.match(r.stdout, /signed by (?=.*cosign-key)(?=.*bundle-key)(?=.*alpine-ca)/);
-    const formats = (daemon.audit().at(-1)!['signatures'] as Array<Record<string, unknown>>).filter((s) => s['valid']).map((s) => s['format']).sort();
+    const formats = (daemon.audit().at(-1)!['signatures'] as Array<Record<string, unknown>>)
+      .filter((s) => s['valid'])
+      .map((s) => s['format'])
+      .sort();
     assert.deepEqual(formats, ['cosign', 'notation', 'sigstore-bundle']);
     assert.ok(api.served > before, 'the referrers API was used');
   });
@@ -104,17 +114,34 @@ describe('all formats through the containerd contract', function () {
 
   /** The referrers tag, written directly: far larger than anything signet itself would push. */
   const putIndex = async (repository: string, digest: string, bytes: Buffer) =>
-    (await fetch(`http://${registry.host}/v2/${repository}/manifests/${digest.replace(':', '-')}`, { method: 'PUT', headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: new Uint8Array(bytes) })).status;
+    (
+      await fetch(`http://${registry.host}/v2/${repository}/manifests/${digest.replace(':', '-')}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' },
+        body: new Uint8Array(bytes),
+      })
+    ).status;
 
   it('bounds a flood of referrers in time and memory', async () => {
     const repo = { registry: registry.host, repository: 'flood/app' };
     const img = await pushImage(client, repo, 'v1');
-    const fake = (i: number) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${i.toString(16).padStart(64, '0')}`, size: 500, artifactType: NOTATION });
+    const fake = (i: number) => ({
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: `sha256:${i.toString(16).padStart(64, '0')}`,
+      size: 500,
+      artifactType: NOTATION,
+    });
     // 20 000 listed referrers (an index of about 3.3 MB, near the registry's own 4 MiB manifest limit,
     // and within signet's 4 MiB cap): only maxSignatures of them are fetched.
-    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: Array.from({ length: 20_000 }, (_, i) => fake(i)) }));
+    const index = Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: Array.from({ length: 20_000 }, (_, i) => fake(i)) }),
+    );
     await putIndex(repo.repository, img.digest, index);
-    const r = await runVerifier({ socket: daemon.socket, name: `${registry.host}/flood/app:v1`, descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size } });
+    const r = await runVerifier({
+      socket: daemon.socket,
+      name: `${registry.host}/flood/app:v1`,
+      descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size },
+    });
     assert.equal(r.code, 1);
     assert.ok(r.ms < 6000, `took ${r.ms} ms`);
     const line = daemon.audit().at(-1)!;

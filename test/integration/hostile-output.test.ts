@@ -54,11 +54,23 @@ describe('untrusted text in every output: escaped and bounded', function () {
 
   before(async () => {
     registry = await startHostileRegistry();
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 2 }, layers: [] }));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MANIFEST_TYPE,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 2 },
+        layers: [],
+      }),
+    );
     digest = registry.putManifest('app', '1', manifest, MANIFEST_TYPE);
     image = `${registry.host}/app:1`;
     // Everything but the image itself: signature tags, referrers, bad tags — a 400 full of escape sequences.
-    registry.on(/^\/v2\/app\/(manifests\/(?!1$|sha256:[a-f0-9]{64}$)|referrers\/)/, { kind: 'status', status: 400, code: `DENIED${FORGED}`, message: `${FORGED}${HUGE}` });
+    registry.on(/^\/v2\/app\/(manifests\/(?!1$|sha256:[a-f0-9]{64}$)|referrers\/)/, {
+      kind: 'status',
+      status: 400,
+      code: `DENIED${FORGED}`,
+      message: `${FORGED}${HUGE}`,
+    });
     // The image "evil": a HEAD that says too little (so the client GETs the manifest), then a forged 400.
     registry.on(/^\/v2\/evil\//, { kind: 'body', body: Buffer.from('{}'), contentType: 'text/plain' }, { method: 'HEAD' });
     registry.on(/^\/v2\/evil\//, { kind: 'status', status: 400, code: `X${FORGED}`, message: `${FORGED}${HUGE}` }, { method: 'GET' });
@@ -66,7 +78,10 @@ describe('untrusted text in every output: escaped and bounded', function () {
     daemon = await startDaemon({ insecureRegistries: [registry.host] });
     policyDir = daemon.policyDir;
     writeFileSync(join(daemon.dir, 'ci.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
-    daemon.writePolicy('policy.yaml', `apiVersion: signet/v1\nkeys:\n  ci: { file: ${join(daemon.dir, 'ci.pub')} }\ndefault:\n  action: verify\n  signatures:\n    - { keys: [ci] }\n`);
+    daemon.writePolicy(
+      'policy.yaml',
+      `apiVersion: signet/v1\nkeys:\n  ci: { file: ${join(daemon.dir, 'ci.pub')} }\ndefault:\n  action: verify\n  signatures:\n    - { keys: [ci] }\n`,
+    );
     await waitFor(() => daemon.log().includes('policy loaded'), 'the policy to load');
   });
   after(async () => {
@@ -74,20 +89,29 @@ describe('untrusted text in every output: escaped and bounded', function () {
     await registry?.stop();
   });
 
-  it('the verifier prints a refusal quoting the registry\'s forged error escaped, bounded, on one line', async () => {
+  it("the verifier prints a refusal quoting the registry's forged error escaped, bounded, on one line", async () => {
     const run = await runVerifier({ socket: daemon.socket, name: image, descriptor: { mediaType: MANIFEST_TYPE, digest, size: 100 } });
     assert.equal(run.code, 1, run.stdout);
     assertClean('verifier stdout', run.stdout, 4096);
     assert.equal(run.stdout.split('\n').length, 1);
-    assert.match(run.stdout, /^rejected .*\\x1b\[2K\\r\\x1b\[32mOK: image accepted\\x1b\[0m\\x07\\n\\x9b1A\\u\{202e\}/, 'the forged text is visible as what it is');
+    assert.match(
+      run.stdout,
+      /^rejected .*\\x1b\[2K\\r\\x1b\[32mOK: image accepted\\x1b\[0m\\x07\\n\\x9b1A\\u\{202e\}/,
+      'the forged text is visible as what it is',
+    );
   });
 
   it('the verifier and the audit line bound a name full of escape sequences (through gRPC, 1,000,000 characters)', async () => {
     const Verifier = verifierServiceClient(loadProtos());
-    const client = new Verifier(`unix://${daemon.socket}`, grpc.credentials.createInsecure()) as unknown as Record<string, (req: unknown, cb: (e: grpc.ServiceError | null, r: Record<string, unknown>) => void) => void>;
+    const client = new Verifier(`unix://${daemon.socket}`, grpc.credentials.createInsecure()) as unknown as Record<
+      string,
+      (req: unknown, cb: (e: grpc.ServiceError | null, r: Record<string, unknown>) => void) => void
+    >;
     const name = `${registry.host}/app${FORGED}${'n'.repeat(1_000_000)}:1`;
     const before = daemon.audit().length;
-    const res = await new Promise<Record<string, unknown>>((resolve, reject) => client['VerifyImage']!({ name, descriptor: { mediaType: MANIFEST_TYPE, digest, size: 1 } }, (e, r) => (e ? reject(e) : resolve(r))));
+    const res = await new Promise<Record<string, unknown>>((resolve, reject) =>
+      client['VerifyImage']!({ name, descriptor: { mediaType: MANIFEST_TYPE, digest, size: 1 } }, (e, r) => (e ? reject(e) : resolve(r))),
+    );
     (client as unknown as grpc.Client).close();
     assert.equal(res['ok'], false);
     for (const field of ['reason', 'image']) assertClean(`Judgement.${field}`, String(res[field]), 4096);
@@ -118,7 +142,7 @@ describe('untrusted text in every output: escaped and bounded', function () {
 
   const signet = (args: string[]) => run([...args, '--policy-dir', policyDir, '--insecure-registry', registry.host]);
 
-  it('signet verify (text and JSON) and policy test print the registry\'s forged error escaped and bounded', async () => {
+  it("signet verify (text and JSON) and policy test print the registry's forged error escaped and bounded", async () => {
     for (const [what, args] of [
       ['verify', ['verify', image]],
       ['verify --output json', ['verify', image, '--output', 'json']],
@@ -132,7 +156,7 @@ describe('untrusted text in every output: escaped and bounded', function () {
     }
   });
 
-  it('signet verify\'s error message (the registry refuses the image itself) is escaped and bounded; so is an image name from the command line', async () => {
+  it("signet verify's error message (the registry refuses the image itself) is escaped and bounded; so is an image name from the command line", async () => {
     const r = await signet(['verify', `${registry.host}/evil:1`]);
     assert.equal(r.status, 1);
     assertClean('signet verify error', r.stderr, 4200);

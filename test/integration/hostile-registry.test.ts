@@ -55,7 +55,12 @@ const CASES: HostileCase[] = [
   { name: 'a signature manifest declared as 1 GiB', target: 'cosign', arm: (h) => void h.on(sigTag, { kind: 'oversize', declared: 1 << 30 }), reason: /limit/ },
   { name: 'a signature manifest that never ends (chunked, no length)', target: 'cosign', arm: (h) => void h.on(sigTag, { kind: 'endless' }), reason: /limit/ },
   { name: 'a payload blob that never ends', target: 'cosign', arm: (h) => void h.on(blob, { kind: 'endless', chunk: 'x'.repeat(16384) }), reason: /limit/ },
-  { name: 'a signature manifest trickling one byte every 100 ms', target: 'cosign', arm: (h) => void h.on(sigTag, { kind: 'trickle', intervalMs: 100 }), reason: /no complete answer within/ },
+  {
+    name: 'a signature manifest trickling one byte every 100 ms',
+    target: 'cosign',
+    arm: (h) => void h.on(sigTag, { kind: 'trickle', intervalMs: 100 }),
+    reason: /no complete answer within/,
+  },
   { name: 'a registry that accepts and never answers', target: 'cosign', arm: (h) => void h.on(sigTag, { kind: 'hang' }), reason: /no complete answer within/ },
   { name: 'a connection reset on every request', target: 'cosign', arm: (h) => void h.on(sigTag, { kind: 'reset' }) },
   { name: 'a redirect loop', target: 'cosign', arm: (h) => void h.on(sigTag, { kind: 'redirect', to: (p) => p }), reason: /redirects/ },
@@ -73,7 +78,12 @@ const CASES: HostileCase[] = [
     target: 'cosign',
     arm: (h, other) => {
       h.on(blob, { kind: 'redirect', to: (p) => `${other.url}${p}`, status: 307 });
-      other.on(/./, { kind: 'body', body: Buffer.from('{"critical":{"identity":{"docker-reference":"evil"},"image":{"docker-manifest-digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000"},"type":"cosign container image signature"},"optional":null}') });
+      other.on(/./, {
+        kind: 'body',
+        body: Buffer.from(
+          '{"critical":{"identity":{"docker-reference":"evil"},"image":{"docker-manifest-digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000"},"type":"cosign container image signature"},"optional":null}',
+        ),
+      });
     },
     reason: /does not match its digest|tampered/,
   },
@@ -88,12 +98,24 @@ const CASES: HostileCase[] = [
     },
     reason: /does not match its digest|tampered/,
     check: (h, other) => {
-      assert.ok(h.seen.some((s) => s.authorization === 'Bearer registry-token-for-this-host-only'), 'the registry got its token');
+      assert.ok(
+        h.seen.some((s) => s.authorization === 'Bearer registry-token-for-this-host-only'),
+        'the registry got its token',
+      );
       assert.ok(other.seen.length > 0, 'the redirect was followed');
-      assert.deepEqual(other.seen.filter((s) => s.authorization !== undefined), [], 'no Authorization to the other host');
+      assert.deepEqual(
+        other.seen.filter((s) => s.authorization !== undefined),
+        [],
+        'no Authorization to the other host',
+      );
     },
   },
-  { name: 'a payload blob that does not match its digest', target: 'cosign', arm: (h) => void h.on(blob, { kind: 'body', body: Buffer.from('{"not":"the payload"}') }), reason: /does not match its digest|tampered/ },
+  {
+    name: 'a payload blob that does not match its digest',
+    target: 'cosign',
+    arm: (h) => void h.on(blob, { kind: 'body', body: Buffer.from('{"not":"the payload"}') }),
+    reason: /does not match its digest|tampered/,
+  },
   {
     name: 'a signature manifest of 5 MiB',
     target: 'cosign',
@@ -104,8 +126,18 @@ const CASES: HostileCase[] = [
     name: 'a signature manifest with 12,000 signature layers (under the size cap)',
     target: 'cosign',
     arm: (h) => {
-      const layer = { mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: `sha256:${'a'.repeat(64)}`, size: 200, annotations: { 'dev.cosignproject.cosign/signature': 'MEUCIQ==' } };
-      h.on(sigTag, { kind: 'body', body: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', layers: Array.from({ length: 12_000 }, () => layer) })) });
+      const layer = {
+        mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+        digest: `sha256:${'a'.repeat(64)}`,
+        size: 200,
+        annotations: { 'dev.cosignproject.cosign/signature': 'MEUCIQ==' },
+      };
+      h.on(sigTag, {
+        kind: 'body',
+        body: Buffer.from(
+          JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', layers: Array.from({ length: 12_000 }, () => layer) }),
+        ),
+      });
     },
   },
   {
@@ -119,14 +151,43 @@ const CASES: HostileCase[] = [
     name: 'a bundle referrer manifest nested 5,000 levels deep, three times',
     target: 'referrers',
     arm: (h, _other, image) => {
-      h.on(referrers, { kind: 'body', body: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'e'.repeat(64)}`, size: 10, artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json' }] })) });
+      h.on(referrers, {
+        kind: 'body',
+        body: Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: 'application/vnd.oci.image.index.v1+json',
+            manifests: [
+              {
+                mediaType: 'application/vnd.oci.image.manifest.v1+json',
+                digest: `sha256:${'e'.repeat(64)}`,
+                size: 10,
+                artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+              },
+            ],
+          }),
+        ),
+      });
       h.on(new RegExp(`/manifests/sha256:${'e'.repeat(64)}$`), { kind: 'body', body: Buffer.from(`{"layers":${'['.repeat(5000)}${']'.repeat(5000)}}`) });
       void image;
     },
     repeat: 3,
   },
-  { name: 'an error message with escape sequences, a forged line and 20 kB of text', target: 'cosign', arm: (h) => void h.on(sigTag, { kind: 'body', status: 500, body: ociError(forged) }) },
-  { name: 'a 404 whose error code and message are full of control characters', target: 'cosign', arm: (h) => void h.on(sigTag, { kind: 'body', status: 404, body: Buffer.from(JSON.stringify({ errors: [{ code: '\u001b]0;pwned\u0007MANIFEST_UNKNOWN', message: forged }] })) }) },
+  {
+    name: 'an error message with escape sequences, a forged line and 20 kB of text',
+    target: 'cosign',
+    arm: (h) => void h.on(sigTag, { kind: 'body', status: 500, body: ociError(forged) }),
+  },
+  {
+    name: 'a 404 whose error code and message are full of control characters',
+    target: 'cosign',
+    arm: (h) =>
+      void h.on(sigTag, {
+        kind: 'body',
+        status: 404,
+        body: Buffer.from(JSON.stringify({ errors: [{ code: '\u001b]0;pwned\u0007MANIFEST_UNKNOWN', message: forged }] })),
+      }),
+  },
   { name: 'a 64 KiB response header', target: 'cosign', arm: (h) => void h.on(sigTag, { kind: 'headers', headers: { 'x-filler': 'y'.repeat(64 * 1024) } }) },
   {
     name: 'a token realm on another host answering a 2 MiB token',
@@ -191,7 +252,12 @@ const CASES: HostileCase[] = [
     },
     reason: /unauthorized/,
   },
-  { name: 'a referrers listing whose Link points back to itself', target: 'referrers', arm: (h) => void h.on(referrers, { kind: 'headers', headers: (p) => ({ link: `<${new URL(p, 'http://x').pathname}>; rel="next"` }) }), reason: /loops back/ },
+  {
+    name: 'a referrers listing whose Link points back to itself',
+    target: 'referrers',
+    arm: (h) => void h.on(referrers, { kind: 'headers', headers: (p) => ({ link: `<${new URL(p, 'http://x').pathname}>; rel="next"` }) }),
+    reason: /loops back/,
+  },
   {
     name: 'a referrers listing paginating without end',
     target: 'referrers',
@@ -205,18 +271,43 @@ const CASES: HostileCase[] = [
       }),
     reason: /more than 100 pages/,
   },
-  { name: 'a referrers index of 5 MiB', target: 'referrers', arm: (h) => void h.on(referrers, { kind: 'body', body: Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [], padding: 'x'.repeat(5 << 20) })) }), reason: /limit/ },
+  {
+    name: 'a referrers index of 5 MiB',
+    target: 'referrers',
+    arm: (h) => void h.on(referrers, { kind: 'body', body: Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [], padding: 'x'.repeat(5 << 20) })) }),
+    reason: /limit/,
+  },
   {
     name: 'a referrers index listing 25,000 bundles that do not exist',
     target: 'referrers',
     arm: (h) => {
-      const manifests = Array.from({ length: 25_000 }, (_, i) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${i.toString(16).padStart(64, '0')}`, size: 500, artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json' }));
-      h.on(referrers, { kind: 'body', body: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests })) });
+      const manifests = Array.from({ length: 25_000 }, (_, i) => ({
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        digest: `sha256:${i.toString(16).padStart(64, '0')}`,
+        size: 500,
+        artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+      }));
+      h.on(referrers, {
+        kind: 'body',
+        body: Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests })),
+      });
     },
   },
-  { name: 'a referrers listing answering 500 with escape sequences', target: 'referrers', arm: (h) => void h.on(referrers, { kind: 'body', status: 500, body: ociError(forged) }) },
-  { name: 'a referrers listing that is not JSON', target: 'referrers', arm: (h) => void h.on(referrers, { kind: 'body', body: Buffer.from(`\u001b[31m${'['.repeat(100_000)}`) }) },
-  { name: 'a referrers listing nested 100,000 levels deep', target: 'referrers', arm: (h) => void h.on(referrers, { kind: 'body', body: Buffer.from(`{"manifests":${'['.repeat(100_000)}${']'.repeat(100_000)}}`) }) },
+  {
+    name: 'a referrers listing answering 500 with escape sequences',
+    target: 'referrers',
+    arm: (h) => void h.on(referrers, { kind: 'body', status: 500, body: ociError(forged) }),
+  },
+  {
+    name: 'a referrers listing that is not JSON',
+    target: 'referrers',
+    arm: (h) => void h.on(referrers, { kind: 'body', body: Buffer.from(`\u001b[31m${'['.repeat(100_000)}`) }),
+  },
+  {
+    name: 'a referrers listing nested 100,000 levels deep',
+    target: 'referrers',
+    arm: (h) => void h.on(referrers, { kind: 'body', body: Buffer.from(`{"manifests":${'['.repeat(100_000)}${']'.repeat(100_000)}}`) }),
+  },
 ];
 
 describe('signetd against a hostile registry', function () {
@@ -244,7 +335,10 @@ describe('signetd against a hostile registry', function () {
       referrers: { name: `${h.host}/hostile/referrers:v1`, descriptor: subject },
     };
     // No verdict or content cache: every case must reach the hostile registry, and the control after it too.
-    daemon = await startDaemon({ insecureRegistries: [h.host, other.host], extraConfig: 'logLevel: warn\ncacheTTL: 0s\nnegativeCacheTTL: 0s\ncontentCacheSize: 0' });
+    daemon = await startDaemon({
+      insecureRegistries: [h.host, other.host],
+      extraConfig: 'logLevel: warn\ncacheTTL: 0s\nnegativeCacheTTL: 0s\ncontentCacheSize: 0',
+    });
     key.writePublic(join(daemon.dir, 'release.pub'));
     daemon.writePolicy('policy.yaml', {
       apiVersion: 'signet/v1',
@@ -269,7 +363,8 @@ describe('signetd against a hostile registry', function () {
     other.reset();
   });
 
-  const verify = (target: 'cosign' | 'referrers') => runVerifier({ socket: daemon.socket, name: images[target].name, descriptor: images[target].descriptor, timeoutMs: 15_000 });
+  const verify = (target: 'cosign' | 'referrers') =>
+    runVerifier({ socket: daemon.socket, name: images[target].name, descriptor: images[target].descriptor, timeoutMs: 15_000 });
 
   for (const c of CASES) {
     it(`${c.name}: refused within the deadline, bounded reason, daemon alive, memory bounded`, async () => {

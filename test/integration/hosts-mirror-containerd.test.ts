@@ -41,7 +41,10 @@ describe('containerd 2.x pulls through a hosts.toml mirror; signetd verifies aga
     certs = mkdtempSync('/tmp/signet-certs-');
     const folder = join(certs, upstream);
     mkdirSync(folder);
-    writeFileSync(join(folder, 'hosts.toml'), [`server = "http://${upstream}"`, '', `[host."http://${mirror.host}"]`, '  capabilities = ["pull", "resolve"]', ''].join('\n'));
+    writeFileSync(
+      join(folder, 'hosts.toml'),
+      [`server = "http://${upstream}"`, '', `[host."http://${mirror.host}"]`, '  capabilities = ["pull", "resolve"]', ''].join('\n'),
+    );
     mirrorClient = new RegistryClient({ insecureRegistries: [mirror.host], retries: 0 });
 
     daemon = await startDaemon({ extraConfig: `registryConfigPath: ${certs}` });

@@ -39,7 +39,13 @@ describe('signet install / uninstall on a temporary root', function () {
   it('on an empty root: unit, config, warn-mode example policy, verifier in bin_dir, containerd config importing the drop-in; uninstall leaves nothing', () => {
     const r = signet(['install', '--prefix', root]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    for (const p of ['/etc/systemd/system/signetd.service', '/etc/signet/signetd.yaml', '/etc/signet/policy.d/00-example.yaml', '/etc/containerd/conf.d/signet.toml', '/opt/containerd/image-verifier/bin/signet-verifier']) {
+    for (const p of [
+      '/etc/systemd/system/signetd.service',
+      '/etc/signet/signetd.yaml',
+      '/etc/signet/policy.d/00-example.yaml',
+      '/etc/containerd/conf.d/signet.toml',
+      '/opt/containerd/image-verifier/bin/signet-verifier',
+    ]) {
       assert.match(r.stdout, new RegExp(`(wrote|linked) +${join(root, p).replace(/[.]/g, '\\.')}`), p);
     }
     // signetd reads its config; the example policy loads and is in warn mode.

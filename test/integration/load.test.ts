@@ -54,7 +54,10 @@ describe('signetd under load', function () {
 
   async function daemonWithPolicy(extraConfig = ''): Promise<DaemonHandle> {
     // The production timeouts (the test helper's are shorter): the test machine is shared and busy.
-    const daemon = await startDaemon({ insecureRegistries: [registry.host], extraConfig: `logLevel: warn\nregistryTimeout: 5s\nverifyTimeout: 7s\n${extraConfig}` });
+    const daemon = await startDaemon({
+      insecureRegistries: [registry.host],
+      extraConfig: `logLevel: warn\nregistryTimeout: 5s\nverifyTimeout: 7s\n${extraConfig}`,
+    });
     release.writePublic(join(daemon.dir, 'release.pub'));
     daemon.writePolicy('policy.yaml', {
       apiVersion: 'signet/v1',
@@ -104,7 +107,9 @@ describe('signetd under load', function () {
       const answers = await Promise.all(Array.from({ length: total }, (_, i) => client.verify(nameOf(i), caseOf(i).descriptor, 20_000)));
       const after = memoryOf(pid);
       const t = tally(answers, caseOf);
-      console.log(`      flood: ${total} calls, ${t.accepted} accepted, ${t.rejected} rejected, ${t.shed} shed (RESOURCE_EXHAUSTED), ${t.otherStatus.length} other gRPC errors; signetd RSS ${before.rssMiB} MiB before, peak ${after.peakMiB} MiB, ${after.rssMiB} MiB after`);
+      console.log(
+        `      flood: ${total} calls, ${t.accepted} accepted, ${t.rejected} rejected, ${t.shed} shed (RESOURCE_EXHAUSTED), ${t.otherStatus.length} other gRPC errors; signetd RSS ${before.rssMiB} MiB before, peak ${after.peakMiB} MiB, ${after.rssMiB} MiB after`,
+      );
       assert.deepEqual(t.wrong, [], 'no image is accepted that the policy refuses');
       assert.deepEqual(t.otherStatus.slice(0, 5), [], 'every call gets a Judgement or RESOURCE_EXHAUSTED, never a deadline');
       assert.deepEqual(t.refusedValid.slice(0, 5), [], 'an admitted decision of a validly signed image is never refused (no REGISTRY_TIMEOUT from queueing)');
@@ -112,7 +117,10 @@ describe('signetd under load', function () {
       assert.ok(t.accepted > 0, 'some decisions are admitted');
       const shedAnswer = answers.find((a) => a.status === GRPC_RESOURCE_EXHAUSTED);
       if (shedAnswer) assert.match(shedAnswer.details, /overloaded/);
-      assert.ok(after.peakMiB - before.rssMiB < 192, `peak RSS ${after.peakMiB} MiB, ${after.peakMiB - before.rssMiB} MiB above the ${before.rssMiB} MiB before`);
+      assert.ok(
+        after.peakMiB - before.rssMiB < 192,
+        `peak RSS ${after.peakMiB} MiB, ${after.peakMiB - before.rssMiB} MiB above the ${before.rssMiB} MiB before`,
+      );
       // One audit line per decision made (shed calls are not decisions: the engine never ran).
       await waitFor(() => daemon.audit().length - auditBefore === t.accepted + t.rejected, 'one audit line per decision', 10_000);
       assert.ok(isAlive(pid));
@@ -153,7 +161,9 @@ describe('signetd under load', function () {
       // Idle: signetd gives back the heap the burst grew (after 2 s without work; see idle-gc.ts).
       await new Promise((r) => setTimeout(r, 5000));
       const after = memoryOf(pid);
-      console.log(`      load: ${total} decisions in ${seconds.toFixed(1)} s (${Math.round(total / seconds)}/s), ${t.accepted} accepted, ${t.rejected} rejected, ${t.shed} shed; signetd RSS ${before.rssMiB} MiB before, ${after.rssMiB} MiB after, peak ${after.peakMiB} MiB`);
+      console.log(
+        `      load: ${total} decisions in ${seconds.toFixed(1)} s (${Math.round(total / seconds)}/s), ${t.accepted} accepted, ${t.rejected} rejected, ${t.shed} shed; signetd RSS ${before.rssMiB} MiB before, ${after.rssMiB} MiB after, peak ${after.peakMiB} MiB`,
+      );
       assert.deepEqual(t.wrong, [], 'no wrong answer');
       assert.deepEqual(t.otherStatus.slice(0, 5), [], 'no gRPC error');
       assert.equal(t.shed, 0, 'nothing shed at a sustainable concurrency');
@@ -172,8 +182,13 @@ describe('signetd under load', function () {
     const daemon = await daemonWithPolicy();
     try {
       const auditBefore = daemon.audit().length;
-      const runs = await pool(300, 10, (i) => runVerifier({ socket: daemon.socket, name: cases[i % 3]!.name, descriptor: cases[i % 3]!.descriptor, timeoutMs: 20_000 }));
-      const wrong = runs.map((r, i) => ({ r, c: cases[i % 3]! })).filter(({ r, c }) => r.code !== (c.expect === 'accept' ? 0 : 1)).map(({ r, c }) => `${c.name}: exit ${r.code} ${r.stdout}`);
+      const runs = await pool(300, 10, (i) =>
+        runVerifier({ socket: daemon.socket, name: cases[i % 3]!.name, descriptor: cases[i % 3]!.descriptor, timeoutMs: 20_000 }),
+      );
+      const wrong = runs
+        .map((r, i) => ({ r, c: cases[i % 3]! }))
+        .filter(({ r, c }) => r.code !== (c.expect === 'accept' ? 0 : 1))
+        .map(({ r, c }) => `${c.name}: exit ${r.code} ${r.stdout}`);
       assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} wrong exit codes`);
       await waitFor(() => daemon.audit().length - auditBefore === 300, 'one audit line per pull', 10_000);
     } finally {

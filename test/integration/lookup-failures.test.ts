@@ -57,7 +57,8 @@ describe('failed signature lookups refuse only when they could change the decisi
     if (signed) await signImageCosign(client, r, img.digest, release.signer, { dockerReference: `${proxy.host}/${repo}` });
     return { mediaType: img.mediaType, digest: img.digest, size: img.size };
   }
-  const decide = (repo: string, descriptor: { mediaType: string; digest: string; size: number }) => runVerifier({ socket: daemon.socket, name: `${proxy.host}/${repo}:v1`, descriptor });
+  const decide = (repo: string, descriptor: { mediaType: string; digest: string; size: number }) =>
+    runVerifier({ socket: daemon.socket, name: `${proxy.host}/${repo}:v1`, descriptor });
   const line = async (digest: string) => {
     await waitFor(() => daemon.audit().some((l) => l['digest'] === digest), 'the audit line');
     return daemon.audit().find((l) => l['digest'] === digest)!;

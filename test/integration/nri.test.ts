@@ -29,7 +29,8 @@ import winston from 'winston';
 import { NriPlugin } from '../../src/nri/plugin.js';
 
 /** What CRI returns when an NRI plugin refuses a container (containerd 2.1.9 and 1.7.24 alike). */
-const CREATE_REFUSAL = /^failed to create containerd container: failed to get NRI adjustment for container: rpc error: code = PermissionDenied desc = (signet: .*)$/;
+const CREATE_REFUSAL =
+  /^failed to create containerd container: failed to get NRI adjustment for container: rpc error: code = PermissionDenied desc = (signet: .*)$/;
 const PAUSE_ENTRYPOINT = ['/bin/sh', '-c', 'trap "exit 0" TERM; while :; do sleep 1; done'];
 
 describe('NRI: no container from an image the policy refuses (real containerd, signetd, docker-registry)', function () {
@@ -47,7 +48,11 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
     apiVersion: 'signet/v1',
     keys: { release: { file: join(work, 'release.pub'), ...(opts.revoked ? { revoked: true } : {}) } },
     default: { action: 'reject' },
-    scopes: { [`${host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } }, [`${proxy.host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } }, ...(opts.accept ? { [opts.accept]: { action: 'accept' } } : {}) },
+    scopes: {
+      [`${host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } },
+      [`${proxy.host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } },
+      ...(opts.accept ? { [opts.accept]: { action: 'accept' } } : {}),
+    },
   });
 
   before(async () => {
@@ -74,7 +79,17 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
   async function archive(img: RunnableImage, repoName: string, name: string): Promise<string> {
     const blobs = new Map<string, Buffer>([[img.digest, img.manifestBytes]]);
     for (const d of [img.config, ...img.layers]) blobs.set(d.digest, await client.getBlob(repo(repoName), d.digest));
-    const index = { schemaVersion: 2, manifests: [{ mediaType: img.mediaType, digest: img.digest, size: img.size, annotations: { 'io.containerd.image.name': name, 'org.opencontainers.image.ref.name': 'v1' } }] };
+    const index = {
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: img.mediaType,
+          digest: img.digest,
+          size: img.size,
+          annotations: { 'io.containerd.image.name': name, 'org.opencontainers.image.ref.name': 'v1' },
+        },
+      ],
+    };
     const file = join(work, `${img.digest.slice(7, 19)}.tar`);
     writeFileSync(
       file,
@@ -102,12 +117,20 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
       let podId: string;
       let n = 0;
 
-      const registrations = () => daemon.log().split('\n').filter((l) => l.includes('"NRI: registered with the runtime')).length;
+      const registrations = () =>
+        daemon
+          .log()
+          .split('\n')
+          .filter((l) => l.includes('"NRI: registered with the runtime')).length;
       const createAudit = () => daemon.audit().filter((l) => l['event'] === 'create');
 
       /** CreateContainer + StartContainer of `ref` in the test pod; resolves with the exit code. */
       async function run(ref: string): Promise<number> {
-        const id = await cri.createContainer(podId, { metadata: { name: `c${++n}` }, image: { image: ref }, command: ['/bin/true'], logPath: `c${n}.log` }, pod);
+        const id = await cri.createContainer(
+          podId,
+          { metadata: { name: `c${++n}` }, image: { image: ref }, command: ['/bin/true'], logPath: `c${n}.log` },
+          pod,
+        );
         await cri.startContainer(id);
         await waitFor(async () => (await cri.containerStatus(id))['state'] === 'CONTAINER_EXITED', 'the container to exit', 10_000);
         return (await cri.containerStatus(id))['exitCode'] as number;
@@ -147,11 +170,13 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
         });
         daemon = await startDaemon({
           insecureRegistries: [host, proxy.host],
-          extraConfig: [`containerd: { address: ${ctd.address} }`, 'images: { onUnverified: report }', `nri: { socket: ${ctd.nriSocket}, index: "10" }`].join('\n'),
+          extraConfig: [`containerd: { address: ${ctd.address} }`, 'images: { onUnverified: report }', `nri: { socket: ${ctd.nriSocket}, index: "10" }`].join(
+            '\n',
+          ),
         });
         daemon.writePolicy('policy.yaml', policy());
         await waitFor(() => daemon.log().includes('"policy loaded"'), 'the policy', 5000);
-        await waitFor(() => registrations() === 1, 'signetd to register with containerd\'s NRI', 10_000);
+        await waitFor(() => registrations() === 1, "signetd to register with containerd's NRI", 10_000);
         cri = criClient(ctd.address);
         pod = hostNetworkPod(`nri-${tag}`, { logDirectory: join(ctd.dir, 'pod-logs') });
         podId = await cri.runPodSandbox(pod);
@@ -172,11 +197,17 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
         assert.equal(await run(ref), 0);
         const lines = createAudit().filter((l) => l['name'] === ref);
         assert.equal(lines.length, 1, JSON.stringify(createAudit()));
-        assert.deepEqual([lines[0]!['decision'], lines[0]!['action'], lines[0]!['role'], lines[0]!['namespace'], lines[0]!['pod']], ['accept', 'allowed', 'container', 'signet-test', `nri-${tag}`]);
+        assert.deepEqual(
+          [lines[0]!['decision'], lines[0]!['action'], lines[0]!['role'], lines[0]!['namespace'], lines[0]!['pod']],
+          ['accept', 'allowed', 'container', 'signet-test', `nri-${tag}`],
+        );
         assert.match(String(lines[0]!['container']), /^c\d+$/);
         const sandbox = createAudit().filter((l) => l['role'] === 'sandbox');
         // 2.x names the sandbox image to NRI; on 1.7 signetd reads it from the sandbox container's record.
-        assert.ok(sandbox.length >= 1 && sandbox.every((l) => l['decision'] === 'accept' && l['name'] === `${host}/prod/pause-${tag}:v1`), `the sandbox image was decided too: ${JSON.stringify(sandbox)}`);
+        assert.ok(
+          sandbox.length >= 1 && sandbox.every((l) => l['decision'] === 'accept' && l['name'] === `${host}/prod/pause-${tag}:v1`),
+          `the sandbox image was decided too: ${JSON.stringify(sandbox)}`,
+        );
       });
 
       it('refuses to create a container from an unsigned image imported with ctr -n k8s.io image import', async () => {
@@ -197,7 +228,12 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
         const ref = `${host}/prod/moved-${tag}:v1`;
         await cri.pullImage(ref);
         // Until the name is answered from memory (the image event stream must have been up for a second).
-        const fromMemory = async (): Promise<number> => Number(JSON.parse((await promisify(execFile)(process.execPath, [SIGNET, 'status', '--socket', daemon.socket, '--output', 'json'])).stdout)['nri']['namesFromMemory']);
+        const fromMemory = async (): Promise<number> =>
+          Number(
+            JSON.parse((await promisify(execFile)(process.execPath, [SIGNET, 'status', '--socket', daemon.socket, '--output', 'json'])).stdout)['nri'][
+              'namesFromMemory'
+            ],
+          );
         const before = await fromMemory();
         await waitFor(async () => (await run(ref)) === 0 && (await fromMemory()) > before, 'a creation answered from the name memory', 5000);
         const unsigned = await image(`prod/moved-unsigned-${tag}`, false);
@@ -209,13 +245,18 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
         assert.notEqual(unsigned.digest, signedImg.digest);
       });
 
-      it(line === '2.x' ? 'refuses an unsigned image CRI pulled around the verifier (use_local_image_pull = true)' : 'refuses an unsigned image CRI pulled (1.7 has no verifier at all)', async () => {
-        const img = await image(`prod/pulled-${tag}`, false);
-        const ref = `${host}/prod/pulled-${tag}:v1`;
-        assert.equal(await cri.pullImage(ref), img.config.digest, 'CRI stored the unsigned image');
-        const reason = await refused(ref);
-        assert.ok(reason.startsWith(`signet: rejected ${host}/prod/pulled-${tag}@${img.digest}: `), reason);
-      });
+      it(
+        line === '2.x'
+          ? 'refuses an unsigned image CRI pulled around the verifier (use_local_image_pull = true)'
+          : 'refuses an unsigned image CRI pulled (1.7 has no verifier at all)',
+        async () => {
+          const img = await image(`prod/pulled-${tag}`, false);
+          const ref = `${host}/prod/pulled-${tag}:v1`;
+          assert.equal(await cri.pullImage(ref), img.config.digest, 'CRI stored the unsigned image');
+          const reason = await refused(ref);
+          assert.ok(reason.startsWith(`signet: rejected ${host}/prod/pulled-${tag}@${img.digest}: `), reason);
+        },
+      );
 
       it('refuses an image whose signing key was revoked after the pull at its next creation (and, on 2.x, a new pod whose sandbox image it signed)', async () => {
         await image(`prod/revoked-${tag}`, true);
@@ -223,7 +264,15 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
         await cri.pullImage(ref);
         assert.equal(await run(ref), 0, 'runs while the key is trusted');
         daemon.writePolicy('policy.yaml', policy({ revoked: true }));
-        await waitFor(() => daemon.log().split('\n').filter((l) => l.includes('"policy loaded"')).length >= 2, 'the policy change', 5000);
+        await waitFor(
+          () =>
+            daemon
+              .log()
+              .split('\n')
+              .filter((l) => l.includes('"policy loaded"')).length >= 2,
+          'the policy change',
+          5000,
+        );
         const reason = await refused(ref);
         assert.match(reason, /revoked/);
         const second = hostNetworkPod(`nri-${tag}-b`, { logDirectory: join(ctd.dir, 'pod-logs') });
@@ -232,10 +281,21 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
             () => assert.fail('a pod sandbox ran from an image signed only by a revoked key'),
             (e: CriError) => e,
           );
-          assert.match(err.details, /^NRI RunPodSandbox failed: rpc error: code = PermissionDenied desc = signet: rejected \S+\/prod\/pause-2x@sha256:[a-f0-9]{64}: .*revoked.*\(the pod sandbox image\)$/);
+          assert.match(
+            err.details,
+            /^NRI RunPodSandbox failed: rpc error: code = PermissionDenied desc = signet: rejected \S+\/prod\/pause-2x@sha256:[a-f0-9]{64}: .*revoked.*\(the pod sandbox image\)$/,
+          );
           // The README's exemption: accept the sandbox image by a scope of its own (most specific wins).
           daemon.writePolicy('policy.yaml', policy({ revoked: true, accept: `${host}/prod/pause-2x:v1` }));
-          await waitFor(() => daemon.log().split('\n').filter((l) => l.includes('"policy loaded"')).length >= 3, 'the exemption', 5000);
+          await waitFor(
+            () =>
+              daemon
+                .log()
+                .split('\n')
+                .filter((l) => l.includes('"policy loaded"')).length >= 3,
+            'the exemption',
+            5000,
+          );
           const id = await cri.runPodSandbox(second);
           await cri.stopPodSandbox(id);
           await cri.removePodSandbox(id);
@@ -245,12 +305,23 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
           await cri.stopPodSandbox(id);
           await cri.removePodSandbox(id);
         }
-        const loads = daemon.log().split('\n').filter((l) => l.includes('"policy loaded"')).length;
+        const loads = daemon
+          .log()
+          .split('\n')
+          .filter((l) => l.includes('"policy loaded"')).length;
         daemon.writePolicy('policy.yaml', policy());
-        await waitFor(() => daemon.log().split('\n').filter((l) => l.includes('"policy loaded"')).length > loads, 'the key trusted again', 5000);
+        await waitFor(
+          () =>
+            daemon
+              .log()
+              .split('\n')
+              .filter((l) => l.includes('"policy loaded"')).length > loads,
+          'the key trusted again',
+          5000,
+        );
       });
 
-      it('refuses, with the reason, a creation whose decision takes longer than the bound (1.5 s, before containerd\'s 2 s), and decides it again next time', async () => {
+      it("refuses, with the reason, a creation whose decision takes longer than the bound (1.5 s, before containerd's 2 s), and decides it again next time", async () => {
         const slow = await image(`prod/slow-${tag}`, false);
         // Signed for the name it is pulled by: the proxy's.
         await signImageCosign(client, repo(`prod/slow-${tag}`), slow.digest, release.signer, { dockerReference: `${proxy.host}/prod/slow-${tag}` });
@@ -261,7 +332,12 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
         const started = Date.now();
         const reason = await refused(ref);
         const took = Date.now() - started;
-        assert.match(reason, new RegExp(`^signet: rejected ${proxy.host.replace(/\./g, '\\.')}/prod/slow-${tag}@sha256:[a-f0-9]{64}: no decision within 1500 ms \\(\\d+ ms elapsed\\); containerd would create the container unchecked once its plugin_request_timeout passes, so signet refuses it \\(fail closed\\)$`));
+        assert.match(
+          reason,
+          new RegExp(
+            `^signet: rejected ${proxy.host.replace(/\./g, '\\.')}/prod/slow-${tag}@sha256:[a-f0-9]{64}: no decision within 1500 ms \\(\\d+ ms elapsed\\); containerd would create the container unchecked once its plugin_request_timeout passes, so signet refuses it \\(fail closed\\)$`,
+          ),
+        );
         assert.ok(took >= 1400 && took < 2000, `answered after ${took} ms`);
         const line = createAudit().find((l) => l['name'] === ref)!;
         assert.deepEqual([line['decision'], line['code']], ['reject', 'DECISION_TIMEOUT']);
@@ -270,7 +346,7 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
         assert.equal(await run(ref), 0, 'decided again (nothing was remembered of the timeout), now in time');
       });
 
-      it('registers again within a second of containerd\'s NRI socket returning after a restart, and enforcement resumes', async () => {
+      it("registers again within a second of containerd's NRI socket returning after a restart, and enforcement resumes", async () => {
         const signedImg = await image(`prod/after-${tag}`, true);
         const unsigned = await image(`prod/after-unsigned-${tag}`, false);
         const signedRef = `${host}/prod/after-${tag}:v1`;
@@ -297,8 +373,16 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
         assert.ok(signedImg.digest);
         // signet status: registered again, and the creations decided so far.
         const status = (await promisify(execFile)(process.execPath, [SIGNET, 'status', '--socket', daemon.socket])).stdout;
-        assert.match(status, new RegExp(`nri\\s+registered with containerd ${line === '2.x' ? '2\\.1' : '1\\.7'}\\S* since \\S+\\s+\\(${ctd.nriSocket.replace(/\//g, '\\/')}, index 10; decisions bounded at 1500 ms${line === '2.x' ? ', containerd waits 2000 ms' : ''}\\)`));
-        assert.match(status, /creations\s+\d+ images decided, [6-9] creations refused \(1 for want of a decision in time\), \d+ verdicts and [1-9]\d* names from memory/);
+        assert.match(
+          status,
+          new RegExp(
+            `nri\\s+registered with containerd ${line === '2.x' ? '2\\.1' : '1\\.7'}\\S* since \\S+\\s+\\(${ctd.nriSocket.replace(/\//g, '\\/')}, index 10; decisions bounded at 1500 ms${line === '2.x' ? ', containerd waits 2000 ms' : ''}\\)`,
+          ),
+        );
+        assert.match(
+          status,
+          /creations\s+\d+ images decided, [6-9] creations refused \(1 for want of a decision in time\), \d+ verdicts and [1-9]\d* names from memory/,
+        );
         assert.match(status, /last refusal: signet: rejected \S+\/prod\/after-unsigned-/);
       });
     });
@@ -311,7 +395,11 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
       await image(`prod/wire-${tag}`, false);
       const ctd = await startContainerd({ line, registryConfigPath: certs, sandboxImage: `${host}/prod/wire-pause-${tag}:v1` });
       const long = `signet: rejected for a reason of ${'0123456789'.repeat(1000)} bytes, END`;
-      const plugin = new NriPlugin({ socket: ctd.nriSocket, index: '10', timeoutMs: 1500 }, { createContainer: async () => long }, winston.createLogger({ silent: true }));
+      const plugin = new NriPlugin(
+        { socket: ctd.nriSocket, index: '10', timeoutMs: 1500 },
+        { createContainer: async () => long },
+        winston.createLogger({ silent: true }),
+      );
       const registered = new Promise<void>((r) => plugin.onRegistered(r));
       plugin.start();
       const cri = criClient(ctd.address);
@@ -320,10 +408,12 @@ describe('NRI: no container from an image the policy refuses (real containerd, s
         await cri.pullImage(`${host}/prod/wire-${tag}:v1`);
         const pod = hostNetworkPod(`wire-${tag}`, { logDirectory: join(ctd.dir, 'pod-logs') });
         const podId = await cri.runPodSandbox(pod);
-        const err = await cri.createContainer(podId, { metadata: { name: 'long' }, image: { image: `${host}/prod/wire-${tag}:v1` }, command: ['/bin/true'] }, pod).then(
-          () => assert.fail('created'),
-          (e: CriError) => e,
-        );
+        const err = await cri
+          .createContainer(podId, { metadata: { name: 'long' }, image: { image: `${host}/prod/wire-${tag}:v1` }, command: ['/bin/true'] }, pod)
+          .then(
+            () => assert.fail('created'),
+            (e: CriError) => e,
+          );
         assert.equal(CREATE_REFUSAL.exec(err.details)?.[1], long);
         assert.equal(plugin.status().registrations, 1, 'the connection held');
       } finally {

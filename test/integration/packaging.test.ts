@@ -19,7 +19,10 @@ describe('packaging: npm pack, and signet without pkcs11js', function () {
   this.timeout(180_000);
   const work = mkdtempSync(join(tmpdir(), 'signet-pack-'));
   const blocker = join(work, 'no-pkcs11js.cjs');
-  writeFileSync(blocker, `const M = require('module'); const r = M._resolveFilename; M._resolveFilename = function (req, ...a) { if (req === 'pkcs11js') { const e = new Error("Cannot find module 'pkcs11js'"); e.code = 'MODULE_NOT_FOUND'; throw e; } return r.call(this, req, ...a); };\n`);
+  writeFileSync(
+    blocker,
+    `const M = require('module'); const r = M._resolveFilename; M._resolveFilename = function (req, ...a) { if (req === 'pkcs11js') { const e = new Error("Cannot find module 'pkcs11js'"); e.code = 'MODULE_NOT_FOUND'; throw e; } return r.call(this, req, ...a); };\n`,
+  );
   const withoutPkcs11 = (script: string, args: string[]) => {
     const r = spawnSync(process.execPath, ['--require', blocker, script, ...args], { encoding: 'utf8', timeout: 30_000, input: '' });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -31,7 +34,12 @@ describe('packaging: npm pack, and signet without pkcs11js', function () {
     let unpacked: string;
     before(() => {
       // prepack builds (tsc) and writes the man page and the completion from the command definitions.
-      const out = execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 170_000 });
+      const out = execFileSync('npm', ['pack', '--json', '--pack-destination', work], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        timeout: 170_000,
+      });
       const info = JSON.parse(out) as Array<{ filename: string; files: Array<{ path: string }> }>;
       files = info[0]!.files.map((f) => f.path);
       unpacked = join(work, 'unpacked');
@@ -40,16 +48,31 @@ describe('packaging: npm pack, and signet without pkcs11js', function () {
     });
 
     it('ships the built executables, the man page, the completion, the unit and the protos; no tests', () => {
-      for (const f of ['dist/src/cli/signet.js', 'dist/src/cli/signetd.js', 'dist/src/cli/signet-verifier.js', 'man/signet.1', 'completion/signet.bash', 'systemd/signetd.service', 'package.json']) assert.ok(files.includes(f), `${f} is missing from the tarball`);
+      for (const f of [
+        'dist/src/cli/signet.js',
+        'dist/src/cli/signetd.js',
+        'dist/src/cli/signet-verifier.js',
+        'man/signet.1',
+        'completion/signet.bash',
+        'systemd/signetd.service',
+        'package.json',
+      ])
+        assert.ok(files.includes(f), `${f} is missing from the tarball`);
       assert.ok(files.some((f) => f.startsWith('proto/')));
       assert.ok(!files.some((f) => f.startsWith('dist/test/') || f.startsWith('src/')), 'tests and sources stay out');
     });
 
     it('pkcs11js is an optional dependency; the man page in the tarball is the generated one', () => {
-      const pkg = JSON.parse(readFileSync(join(unpacked, 'package', 'package.json'), 'utf8')) as { dependencies: Record<string, string>; optionalDependencies?: Record<string, string> };
+      const pkg = JSON.parse(readFileSync(join(unpacked, 'package', 'package.json'), 'utf8')) as {
+        dependencies: Record<string, string>;
+        optionalDependencies?: Record<string, string>;
+      };
       assert.equal(pkg.dependencies['pkcs11js'], undefined);
       assert.ok(pkg.optionalDependencies?.['pkcs11js']);
-      assert.equal(readFileSync(join(unpacked, 'package', 'man', 'signet.1'), 'utf8'), spawnSync(process.execPath, [SIGNET, 'man'], { encoding: 'utf8' }).stdout);
+      assert.equal(
+        readFileSync(join(unpacked, 'package', 'man', 'signet.1'), 'utf8'),
+        spawnSync(process.execPath, [SIGNET, 'man'], { encoding: 'utf8' }).stdout,
+      );
     });
 
     it('the unpacked package runs without pkcs11js: --version on all three, --help, and a clear error for PKCS#11', () => {
@@ -81,7 +104,14 @@ describe('packaging: npm pack, and signet without pkcs11js', function () {
       policyDir = join(work, 'policy');
       mkdirSync(policyDir);
       key.writePublic(join(work, 'release.pub'));
-      writeFileSync(join(policyDir, 'p.yaml'), JSON.stringify({ apiVersion: 'signet/v1', keys: { release: { file: join(work, 'release.pub') } }, scopes: { [`${registry.host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } } } }));
+      writeFileSync(
+        join(policyDir, 'p.yaml'),
+        JSON.stringify({
+          apiVersion: 'signet/v1',
+          keys: { release: { file: join(work, 'release.pub') } },
+          scopes: { [`${registry.host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } } },
+        }),
+      );
     });
     after(async () => registry?.stop());
 
@@ -94,7 +124,14 @@ describe('packaging: npm pack, and signet without pkcs11js', function () {
     it('a policy naming a PKCS#11 key: refused, the reason says pkcs11js is missing', () => {
       const dir = join(work, 'policy-hsm');
       mkdirSync(dir);
-      writeFileSync(join(dir, 'p.yaml'), JSON.stringify({ apiVersion: 'signet/v1', keys: { hsm: { pkcs11: 'pkcs11:token=t;object=k' } }, scopes: { [`${registry.host}/prod`]: { action: 'verify', signatures: { keys: ['hsm'] } } } }));
+      writeFileSync(
+        join(dir, 'p.yaml'),
+        JSON.stringify({
+          apiVersion: 'signet/v1',
+          keys: { hsm: { pkcs11: 'pkcs11:token=t;object=k' } },
+          scopes: { [`${registry.host}/prod`]: { action: 'verify', signatures: { keys: ['hsm'] } } },
+        }),
+      );
       const r = withoutPkcs11(SIGNET, ['verify', image, '--policy-dir', dir, '--insecure-registry', registry.host]);
       assert.notEqual(r.code, 0);
       assert.match(r.stdout + r.stderr, /pkcs11js/);

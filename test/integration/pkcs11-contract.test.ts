@@ -55,7 +55,12 @@ describe('containerd contract with a key held in a PKCS#11 token', function () {
       },
     });
     await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
-    await client.pushManifest({ registry: registry.host, repository: 'prod/hsm-app' }, 'token', (await client.getManifest({ registry: registry.host, repository: 'prod/hsm-app' }, image.digest)).bytes, image.mediaType);
+    await client.pushManifest(
+      { registry: registry.host, repository: 'prod/hsm-app' },
+      'token',
+      (await client.getManifest({ registry: registry.host, repository: 'prod/hsm-app' }, image.digest)).bytes,
+      image.mediaType,
+    );
   });
   after(async () => {
     await daemon?.stop();

@@ -29,7 +29,18 @@ function independentSign(token: TestToken, label: string, mechanism: string, dat
   const output = join(work, `sig-${label}`);
   // SoftHSM offers CKM_ECDSA only (no hash-and-sign ECDSA): pkcs11-tool signs the SHA-256 digest.
   writeFileSync(input, mechanism === 'ECDSA' ? createHash('sha256').update(data).digest() : data);
-  token.tool(['--sign', '--label', label, '-m', mechanism, '--input-file', input, '--output-file', output, ...(mechanism.startsWith('ECDSA') ? ['--signature-format', 'openssl'] : [])]);
+  token.tool([
+    '--sign',
+    '--label',
+    label,
+    '-m',
+    mechanism,
+    '--input-file',
+    input,
+    '--output-file',
+    output,
+    ...(mechanism.startsWith('ECDSA') ? ['--signature-format', 'openssl'] : []),
+  ]);
   return readFileSync(output);
 }
 
@@ -94,9 +105,10 @@ describe('PKCS#11 keys on SoftHSM2', function () {
       (alg.gen === 'ec-p384' ? it.skip : it)('exports the public key byte-identical to pkcs11-tool', () => {
         const out = token.tool(['--read-object', '--type', 'pubkey', '--label', label]);
         // pkcs11-tool writes DER SubjectPublicKeyInfo, except for EdDSA keys, which it writes as PEM.
-        const openssl = out.subarray(0, 10).toString() === '-----BEGIN'
-          ? out.toString()
-          : spawnSync('openssl', ['pkey', '-pubin', '-inform', 'DER', '-outform', 'PEM'], { input: out, encoding: 'utf8' }).stdout;
+        const openssl =
+          out.subarray(0, 10).toString() === '-----BEGIN'
+            ? out.toString()
+            : spawnSync('openssl', ['pkey', '-pubin', '-inform', 'DER', '-outform', 'PEM'], { input: out, encoding: 'utf8' }).stdout;
         const ours = signet(['keys', 'export', '--key', `${token.uri};object=${label};type=public`]).stdout;
         assert.ok(openssl.startsWith('-----BEGIN PUBLIC KEY-----'));
         assert.equal(ours, openssl);
@@ -114,7 +126,9 @@ describe('PKCS#11 keys on SoftHSM2', function () {
       const signer = await Pkcs11Signer.open(`${token.uri};object=busy`, { pin: token.pin });
       const data = Buffer.from('concurrent');
       const sig = await signer.sign(data, 'sha256');
-      const results = await Promise.all(Array.from({ length: 400 }, (_, i) => (i % 2 ? onToken : node).verify(i % 3 ? data : Buffer.from('other'), sig, 'sha256')));
+      const results = await Promise.all(
+        Array.from({ length: 400 }, (_, i) => (i % 2 ? onToken : node).verify(i % 3 ? data : Buffer.from('other'), sig, 'sha256')),
+      );
       results.forEach((ok, i) => assert.equal(ok, i % 3 !== 0, `verification ${i}`));
     });
   });
@@ -128,13 +142,22 @@ describe('PKCS#11 keys on SoftHSM2', function () {
     });
 
     it('a URI that matches no object', async () => {
-      await assert.rejects(provider.load('missing', { pkcs11: `${token.uri};object=nope` }), (e: Error & { code?: string }) => e.code === 'KEY_NOT_FOUND' && e.message.includes('key "missing"') && e.message.includes('object=nope'));
+      await assert.rejects(
+        provider.load('missing', { pkcs11: `${token.uri};object=nope` }),
+        (e: Error & { code?: string }) => e.code === 'KEY_NOT_FOUND' && e.message.includes('key "missing"') && e.message.includes('object=nope'),
+      );
     });
     it('a URI with a wrong token label', async () => {
-      await assert.rejects(provider.load('lost', { pkcs11: 'pkcs11:token=no-such-token;object=x' }), (e: Error & { code?: string }) => e.code === 'KEY_NOT_FOUND' && e.message.includes('token=no-such-token'));
+      await assert.rejects(
+        provider.load('lost', { pkcs11: 'pkcs11:token=no-such-token;object=x' }),
+        (e: Error & { code?: string }) => e.code === 'KEY_NOT_FOUND' && e.message.includes('token=no-such-token'),
+      );
     });
     it('a URI that matches two objects', async () => {
-      await assert.rejects(provider.load('twins', { pkcs11: `${token.uri};object=dup;type=public` }), (e: Error & { code?: string }) => e.code === 'KEY_AMBIGUOUS' && e.message.includes('key "twins"'));
+      await assert.rejects(
+        provider.load('twins', { pkcs11: `${token.uri};object=dup;type=public` }),
+        (e: Error & { code?: string }) => e.code === 'KEY_AMBIGUOUS' && e.message.includes('key "twins"'),
+      );
     });
     it('a wrong PIN, which is then not retried', async () => {
       const uri = `${token.uri};object=dup;id=%01?pin-value=000000`;
@@ -169,7 +192,10 @@ describe('PKCS#11 keys on SoftHSM2', function () {
       assert.equal(imp.code, 0, imp.stderr);
       const list = signet(['keys', 'list', '--key', token.uri, '--output', 'json']);
       const objects = JSON.parse(list.stdout) as Array<Record<string, string>>;
-      assert.deepEqual(objects.map((o) => [o['label'], o['id'], o['type'], o['algorithm']]), [['release-2026', 'a1b2', 'public', 'ecdsa-p384']]);
+      assert.deepEqual(
+        objects.map((o) => [o['label'], o['id'], o['type'], o['algorithm']]),
+        [['release-2026', 'a1b2', 'public', 'ecdsa-p384']],
+      );
       const key = await provider.load('anchor', { pkcs11: objects[0]!['uri']! });
       assert.equal(key.fingerprint, objects[0]!['fingerprint']);
       const exported = signet(['keys', 'export', '--key', objects[0]!['uri']!]);
@@ -194,7 +220,10 @@ describe('PKCS#11 keys on SoftHSM2', function () {
       assert.equal(gone.error?.code, 'KEY_NOT_FOUND');
       assert.match(ring.status()[0]!.lastError!, /key "anchor"/);
 
-      assert.equal(signet(['keys', 'import', '--key', token.uri, '--file', pemPath, '--label', 'anchor', '--id', '07'], { SIGNET_PKCS11_PIN: token.pin }).code, 0);
+      assert.equal(
+        signet(['keys', 'import', '--key', token.uri, '--file', pemPath, '--label', 'anchor', '--id', '07'], { SIGNET_PKCS11_PIN: token.pin }).code,
+        0,
+      );
       await ring.refresh();
       assert.ok(ring.get('anchor').key, 'the key is back');
 
@@ -203,7 +232,9 @@ describe('PKCS#11 keys on SoftHSM2', function () {
       assert.equal(ring.get('anchor').error?.code, 'KEY_NOT_FOUND');
 
       // The token comes back (same label), with the anchor imported again.
-      const again = spawnSync('softhsm2-util', ['--init-token', '--free', '--label', token.label, '--so-pin', token.soPin, '--pin', token.pin], { env: { ...process.env, SOFTHSM2_CONF: softhsmConf() } });
+      const again = spawnSync('softhsm2-util', ['--init-token', '--free', '--label', token.label, '--so-pin', token.soPin, '--pin', token.pin], {
+        env: { ...process.env, SOFTHSM2_CONF: softhsmConf() },
+      });
       assert.equal(again.status, 0);
       assert.equal(signet(['keys', 'import', '--key', token.uri, '--file', pemPath, '--label', 'anchor'], { SIGNET_PKCS11_PIN: token.pin }).code, 0);
       await ring.refresh();

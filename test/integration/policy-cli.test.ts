@@ -21,10 +21,20 @@ describe('signet policy', () => {
     mkdirSync(bad);
     const soon = new Date(Date.now() + 5 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
     // policy check reads every key file the policy names: they must exist.
-    for (const k of ['old', 'new', 'gone']) writeFileSync(join(dir, `${k}.pub`), generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }));
-    writeFileSync(join(good, 'keys.yaml'), `apiVersion: signet/v1\nkeys:\n  old: { file: ${join(dir, 'old.pub')}, notAfter: "${soon}" }\n  new: { file: ${join(dir, 'new.pub')} }\n  gone: { file: ${join(dir, 'gone.pub')}, revoked: true }\n`);
-    writeFileSync(join(good, 'scopes.yaml'), 'apiVersion: signet/v1\ndefault: { action: reject }\nscopes:\n  registry.example.com/prod:\n    action: verify\n    signatures: { keys: [old, new, gone], threshold: 1 }\n    rejectIfSignedBy: [gone]\n  registry.example.com: { action: accept }\n');
-    writeFileSync(join(bad, 'a.yaml'), 'apiVersion: signet/v1\nscopes:\n  registry.example.com/prod:\n    action: verify\n    signatures: { keys: [ghost], threshold: 2 }\n');
+    for (const k of ['old', 'new', 'gone'])
+      writeFileSync(join(dir, `${k}.pub`), generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }));
+    writeFileSync(
+      join(good, 'keys.yaml'),
+      `apiVersion: signet/v1\nkeys:\n  old: { file: ${join(dir, 'old.pub')}, notAfter: "${soon}" }\n  new: { file: ${join(dir, 'new.pub')} }\n  gone: { file: ${join(dir, 'gone.pub')}, revoked: true }\n`,
+    );
+    writeFileSync(
+      join(good, 'scopes.yaml'),
+      'apiVersion: signet/v1\ndefault: { action: reject }\nscopes:\n  registry.example.com/prod:\n    action: verify\n    signatures: { keys: [old, new, gone], threshold: 1 }\n    rejectIfSignedBy: [gone]\n  registry.example.com: { action: accept }\n',
+    );
+    writeFileSync(
+      join(bad, 'a.yaml'),
+      'apiVersion: signet/v1\nscopes:\n  registry.example.com/prod:\n    action: verify\n    signatures: { keys: [ghost], threshold: 2 }\n',
+    );
   });
 
   it('check: exit 0 with a summary for a valid directory', () => {
@@ -38,7 +48,13 @@ describe('signet policy', () => {
     assert.equal(r.code, 1);
     const doc = JSON.parse(r.stdout) as { ok: boolean; problems: Array<{ file: string; line: number; message: string }> };
     assert.equal(doc.ok, false);
-    assert.deepEqual(doc.problems.map((p) => [p.file.endsWith('a.yaml'), p.line]), [[true, 5], [true, 5]]);
+    assert.deepEqual(
+      doc.problems.map((p) => [p.file.endsWith('a.yaml'), p.line]),
+      [
+        [true, 5],
+        [true, 5],
+      ],
+    );
     const text = signet(['policy', 'check', bad]);
     assert.match(text.stdout, /a\.yaml:5:\d+: key "ghost" is not defined/);
     assert.match(text.stdout, /2 problem\(s\); signetd would keep its last good policy/);

@@ -53,13 +53,23 @@ describe('policySource: a fleet of 20 nodes polling one registry', function () {
   const push = (accepted: string, keyFile: string): string => {
     const dir = join(work, `p-${accepted}-${Date.now()}`);
     mkdirSync(dir);
-    writeFileSync(join(dir, 'policy.yaml'), `apiVersion: signet/v1\ndefault: { action: reject }\nscopes:\n  ${registry.host}/${accepted}: { action: accept }\n`);
-    const r = spawnSync(process.execPath, [SIGNET, 'policy', 'push', dir, ref, '--key', keyFile, '--insecure-registry', registry.host], { encoding: 'utf8', env: { ...process.env, DOCKER_CONFIG: '/nonexistent' } });
+    writeFileSync(
+      join(dir, 'policy.yaml'),
+      `apiVersion: signet/v1\ndefault: { action: reject }\nscopes:\n  ${registry.host}/${accepted}: { action: accept }\n`,
+    );
+    const r = spawnSync(process.execPath, [SIGNET, 'policy', 'push', dir, ref, '--key', keyFile, '--insecure-registry', registry.host], {
+      encoding: 'utf8',
+      env: { ...process.env, DOCKER_CONFIG: '/nonexistent' },
+    });
     assert.equal(r.status, 0, r.stderr);
     return r.stdout.trim();
   };
   const sourceStatus = (n: (typeof nodes)[number]): Promise<Record<string, any>> =>
-    new Promise((resolve, reject) => n.client['Status']!({}, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err: grpc.ServiceError | null, res: Record<string, any>) => (err ? reject(err) : resolve(res['policySource'] as Record<string, any>))));
+    new Promise((resolve, reject) =>
+      n.client['Status']!({}, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (err: grpc.ServiceError | null, res: Record<string, any>) =>
+        err ? reject(err) : resolve(res['policySource'] as Record<string, any>),
+      ),
+    );
 
   before(async () => {
     registry = await startRegistry();
@@ -77,7 +87,11 @@ describe('policySource: a fleet of 20 nodes polling one registry', function () {
           const port = await freePort();
           const d = await startDaemon({
             insecureRegistries: [registry.host],
-            extraConfig: [`policySource: { ref: "${ref}", keys: { fleet: { file: ${pub} } }, interval: ${INTERVAL_MS / 1000}s, cacheDir: ${join(work, `cache-${i + j}`)} }`, `metrics: { listen: "127.0.0.1:${port}" }`, 'logLevel: info'].join('\n'),
+            extraConfig: [
+              `policySource: { ref: "${ref}", keys: { fleet: { file: ${pub} } }, interval: ${INTERVAL_MS / 1000}s, cacheDir: ${join(work, `cache-${i + j}`)} }`,
+              `metrics: { listen: "127.0.0.1:${port}" }`,
+              'logLevel: info',
+            ].join('\n'),
           });
           nodes.push({ d, port, client: new Client(`unix://${d.socket}`, grpc.credentials.createInsecure()) as unknown as (typeof nodes)[number]['client'] });
         }),
@@ -94,7 +108,11 @@ describe('policySource: a fleet of 20 nodes polling one registry', function () {
   it('a policy pushed once is enforced by every node within two intervals', async () => {
     const pushedAt = Date.now();
     const digest = push('second', join(work, 'fleet.key'));
-    await waitFor(async () => (await Promise.all(nodes.map(sourceStatus))).every((s) => s['digest'] === digest), 'every node on the new policy', 4 * INTERVAL_MS);
+    await waitFor(
+      async () => (await Promise.all(nodes.map(sourceStatus))).every((s) => s['digest'] === digest),
+      'every node on the new policy',
+      4 * INTERVAL_MS,
+    );
     const lags = (await Promise.all(nodes.map(sourceStatus))).map((s) => Date.parse(s['verifiedAt']) - pushedAt);
     assert.ok(Math.max(...lags) <= 2 * INTERVAL_MS, `slowest node: ${Math.max(...lags)} ms after the push (lags ${lags.join(', ')})`);
   });
@@ -102,7 +120,11 @@ describe('policySource: a fleet of 20 nodes polling one registry', function () {
   it('a policy signed by another key, or not signed, is enforced by none', async () => {
     const before = (await sourceStatus(nodes[0]!))['digest'] as string;
     const refusedEverywhere = async (bad: string, rejected: number): Promise<void> => {
-      await waitFor(async () => (await Promise.all(nodes.map(sourceStatus))).every((s) => s['remoteDigest'] === bad && s['lastError'] !== ''), 'every node refusing it', 4 * INTERVAL_MS);
+      await waitFor(
+        async () => (await Promise.all(nodes.map(sourceStatus))).every((s) => s['remoteDigest'] === bad && s['lastError'] !== ''),
+        'every node refusing it',
+        4 * INTERVAL_MS,
+      );
       await new Promise((r) => setTimeout(r, INTERVAL_MS));
       for (const s of await Promise.all(nodes.map(sourceStatus))) {
         assert.equal(s['digest'], before);
@@ -123,7 +145,11 @@ describe('policySource: a fleet of 20 nodes polling one registry', function () {
 
   it('an unchanged reference costs each node one HEAD per interval and nothing else', async () => {
     const good = push('third', join(work, 'fleet.key'));
-    await waitFor(async () => (await Promise.all(nodes.map(sourceStatus))).every((s) => s['digest'] === good), 'every node on the third policy', 4 * INTERVAL_MS);
+    await waitFor(
+      async () => (await Promise.all(nodes.map(sourceStatus))).every((s) => s['digest'] === good),
+      'every node on the third policy',
+      4 * INTERVAL_MS,
+    );
     const before = await Promise.all(nodes.map((n) => metricsText(n.port)));
     const windowMs = 3 * INTERVAL_MS;
     await new Promise((r) => setTimeout(r, windowMs));

@@ -78,7 +78,11 @@ describe('policySource: a signed policy from the registry', function () {
   const sourceConfig = (cacheDir: string, extra = '') =>
     [`policySource:`, `  ref: ${ref}`, `  keys: { fleet: { file: ${fleetPub} } }`, `  interval: 1s`, `  cacheDir: ${cacheDir}`, extra].join('\n');
   const start = async (cacheDir: string, extra = '', options: { policy?: string } = {}): Promise<DaemonHandle> => {
-    const d = await startDaemon({ insecureRegistries: [registry.host], extraConfig: sourceConfig(cacheDir, extra), ...(options.policy ? { policy: options.policy } : {}) });
+    const d = await startDaemon({
+      insecureRegistries: [registry.host],
+      extraConfig: sourceConfig(cacheDir, extra),
+      ...(options.policy ? { policy: options.policy } : {}),
+    });
     daemons.push(d);
     return d;
   };
@@ -180,14 +184,18 @@ describe('policySource: a signed policy from the registry', function () {
     assert.equal(total(after, 'signet_policy_generation_info', `generation="${d2}"`), 1);
   });
 
-  it('an artifact signed by another key, unsigned, or carrying another artifact\'s signature changes nothing, and is logged, counted and shown', async () => {
+  it("an artifact signed by another key, unsigned, or carrying another artifact's signature changes nothing, and is logged, counted and shown", async () => {
     const good = push(policyDir('good', ['app-a']), fleetKey);
     const port = await freePort();
     const d = await start(join(work, 'cache-refuse'), `metrics: { listen: "127.0.0.1:${port}" }`);
     assert.equal(status(d).json['policySource']['digest'], good);
     const repo = { registry: registry.host, repository: 'security/node-policy' };
     const refuse = async (digest: string, what: RegExp): Promise<void> => {
-      await waitFor(() => status(d).json['policySource']['remoteDigest'] === digest && status(d).json['policySource']['lastError'] !== '', `the refusal of ${digest}`, 5000);
+      await waitFor(
+        () => status(d).json['policySource']['remoteDigest'] === digest && status(d).json['policySource']['lastError'] !== '',
+        `the refusal of ${digest}`,
+        5000,
+      );
       const s = status(d);
       assert.equal(s.json['policySource']['digest'], good);
       assert.equal(s.json['policyGeneration'], good);
@@ -289,7 +297,10 @@ describe('policySource: a signed policy from the registry', function () {
     const later = join(work, 'later.pub');
     const repo = `${registry.host}/security/later:prod`;
     const digest = push(policyDir('later', ['app-a']), fleetKey, repo);
-    const d = await startDaemon({ insecureRegistries: [registry.host], extraConfig: `policySource: { ref: "${repo}", keys: { fleet: { file: ${later} } }, interval: 1s, cacheDir: ${join(work, 'cache-later')} }` });
+    const d = await startDaemon({
+      insecureRegistries: [registry.host],
+      extraConfig: `policySource: { ref: "${repo}", keys: { fleet: { file: ${later} } }, interval: 1s, cacheDir: ${join(work, 'cache-later')} }`,
+    });
     daemons.push(d);
     let s = status(d).json;
     assert.equal(s['ready'], false);
@@ -312,19 +323,36 @@ describe('policySource: a signed policy from the registry', function () {
     const g = run(['keys', 'generate', '--key', token.uri, '--label', 'policy-signer', '--pkcs11-module', SOFTHSM_MODULE]);
     assert.equal(g.status, 0, g.stderr);
     const hsmRef = `${registry.host}/security/hsm-policy:prod`;
-    const r = run(['policy', 'push', policyDir('hsm', ['app-hsm']), hsmRef, '--key', `${token.uri};object=policy-signer`, '--pkcs11-module', SOFTHSM_MODULE, '--insecure-registry', registry.host]);
+    const r = run([
+      'policy',
+      'push',
+      policyDir('hsm', ['app-hsm']),
+      hsmRef,
+      '--key',
+      `${token.uri};object=policy-signer`,
+      '--pkcs11-module',
+      SOFTHSM_MODULE,
+      '--insecure-registry',
+      registry.host,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const digest = r.stdout.trim();
     const d = await startDaemon({
       insecureRegistries: [registry.host],
-      extraConfig: [`pkcs11: { module: ${SOFTHSM_MODULE} }`, `policySource: { ref: "${hsmRef}", keys: { hsm: { pkcs11: "${token.uri};object=policy-signer;type=public" } }, interval: 1s, cacheDir: ${join(work, 'cache-hsm')} }`].join('\n'),
+      extraConfig: [
+        `pkcs11: { module: ${SOFTHSM_MODULE} }`,
+        `policySource: { ref: "${hsmRef}", keys: { hsm: { pkcs11: "${token.uri};object=policy-signer;type=public" } }, interval: 1s, cacheDir: ${join(work, 'cache-hsm')} }`,
+      ].join('\n'),
     });
     daemons.push(d);
     const s = status(d).json;
     assert.equal(s['policySource']['digest'], digest, JSON.stringify(s['policySource']));
     assert.equal(await decide(d, 'app-hsm'), 'accept');
     // The same artifact's trust does not come from anywhere else: a node naming another key refuses it.
-    const d2 = await startDaemon({ insecureRegistries: [registry.host], extraConfig: `policySource: { ref: "${hsmRef}", keys: { fleet: { file: ${fleetPub} } }, interval: 1s, cacheDir: ${join(work, 'cache-hsm2')} }` });
+    const d2 = await startDaemon({
+      insecureRegistries: [registry.host],
+      extraConfig: `policySource: { ref: "${hsmRef}", keys: { fleet: { file: ${fleetPub} } }, interval: 1s, cacheDir: ${join(work, 'cache-hsm2')} }`,
+    });
     daemons.push(d2);
     assert.equal(status(d2).json['ready'], false);
     assert.match(status(d2).json['policySource']['lastError'], /refused/);
@@ -342,7 +370,13 @@ describe('policySource: a signed policy from the registry', function () {
     const last = push(policyDir('offline', ['app-b']), fleetKey);
     d = await start(cacheDir);
     await waitFor(() => status(d).json['policySource']['digest'] === last && status(d).json['policySource']['fromCache'] === false, 'the newer artifact', 5000);
-    assert.ok(d.log().split('\n').some((l) => l.includes('kept in cacheDir verified again and in force') && l.includes(first)), d.log());
+    assert.ok(
+      d
+        .log()
+        .split('\n')
+        .some((l) => l.includes('kept in cacheDir verified again and in force') && l.includes(first)),
+      d.log(),
+    );
     await d.stop();
     daemons.splice(0);
     await registry.stop();
@@ -385,7 +419,9 @@ describe('policySource: a signed policy from the registry', function () {
 
     // The cache is verified again with the policySource keys: a cached layer changed on disk is refused.
     const index = JSON.parse(readFileSync(join(cacheDir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
-    const manifest = JSON.parse(readFileSync(join(cacheDir, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: Array<{ digest: string }> };
+    const manifest = JSON.parse(readFileSync(join(cacheDir, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as {
+      layers: Array<{ digest: string }>;
+    };
     const layerPath = join(cacheDir, 'blobs', 'sha256', manifest.layers[0]!.digest.slice(7));
     writeFileSync(layerPath, readFileSync(layerPath, 'latin1').replace('app-b', 'app-x'), 'latin1');
     d = await start(cacheDir);

@@ -45,7 +45,12 @@ describe('trust policy v1 through the containerd contract', function () {
     daemon.writePolicy('keys.yaml', {
       apiVersion: 'signet/v1',
       keys: {
-        a: key('a'), b: key('b'), c: key('c'), release: key('release'), security: key('security'), compromised: key('compromised'),
+        a: key('a'),
+        b: key('b'),
+        c: key('c'),
+        release: key('release'),
+        security: key('security'),
+        compromised: key('compromised'),
         expired: key('expired', { notAfter: iso(-DAY) }),
         future: key('future', { notBefore: iso(10 * DAY) }),
         revoked: key('revoked', { revoked: true }),
@@ -66,7 +71,15 @@ describe('trust policy v1 through the containerd contract', function () {
         [`${host}/scanned`]: {
           action: 'verify',
           signatures: { keys: ['release'] },
-          attestations: [{ predicateType: 'https://cosign.sigstore.dev/attestation/vuln/v1', keys: ['security'], maxAge: '24h', maxSeverity: 'high', ignore: ['CVE-2024-0001'] }],
+          attestations: [
+            {
+              predicateType: 'https://cosign.sigstore.dev/attestation/vuln/v1',
+              keys: ['security'],
+              maxAge: '24h',
+              maxSeverity: 'high',
+              ignore: ['CVE-2024-0001'],
+            },
+          ],
         },
       },
     });
@@ -83,8 +96,13 @@ describe('trust policy v1 through the containerd contract', function () {
     for (const s of signers) await signImageCosign(client, r, img.digest, keys[s]!.signer, { dockerReference: `${host}/${repo}` });
     return img;
   }
-  const verify = (repo: string, img: PushedImage) => runVerifier({ socket: daemon.socket, name: `${host}/${repo}:v1`, descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size } });
-  const auditOf = (img: PushedImage) => daemon.audit().filter((l) => l['digest'] === img.digest).at(-1)!;
+  const verify = (repo: string, img: PushedImage) =>
+    runVerifier({ socket: daemon.socket, name: `${host}/${repo}:v1`, descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size } });
+  const auditOf = (img: PushedImage) =>
+    daemon
+      .audit()
+      .filter((l) => l['digest'] === img.digest)
+      .at(-1)!;
 
   it('k-of-n: one of three keys is not enough for a threshold of 2; two distinct keys are', async () => {
     const one = await image('kofn/one', ['a', 'a']);
@@ -116,7 +134,11 @@ describe('trust policy v1 through the containerd contract', function () {
   });
 
   it('key windows and revocation: signatures by expired, not-yet-valid and revoked keys do not count, each with its reason', async () => {
-    for (const [k, re, code] of [['expired', /key "expired" expired on/, 'KEY_EXPIRED'], ['future', /key "future" is not valid before/, 'KEY_NOT_YET_VALID'], ['revoked', /key "revoked" is revoked/, 'KEY_REVOKED']] as const) {
+    for (const [k, re, code] of [
+      ['expired', /key "expired" expired on/, 'KEY_EXPIRED'],
+      ['future', /key "future" is not valid before/, 'KEY_NOT_YET_VALID'],
+      ['revoked', /key "revoked" is revoked/, 'KEY_REVOKED'],
+    ] as const) {
       const img = await image(`lifecycle/${k}`, [k]);
       const r = await verify(`lifecycle/${k}`, img);
       assert.equal(r.code, 1, `${k}: ${r.stdout}`);
@@ -157,19 +179,32 @@ describe('trust policy v1 through the containerd contract', function () {
   });
 
   describe('attestation requirements (scan attestations)', () => {
-    const report = (severities: Array<'low' | 'medium' | 'high' | 'critical'>, ids?: string[]): ScanReport => ({
-      source: 'test',
-      scanner: { name: 'trivy', version: '0.58.1' },
-      target: { digests: [], repoDigests: [] },
-      findings: severities.map((severity, i) => ({ id: ids?.[i] ?? `CVE-2024-${1000 + i}`, severity, package: 'openssl', installedVersion: '3.0.1', fixedVersions: ['3.0.2'], aliases: [] })),
-    }) as unknown as ScanReport;
+    const report = (severities: Array<'low' | 'medium' | 'high' | 'critical'>, ids?: string[]): ScanReport =>
+      ({
+        source: 'test',
+        scanner: { name: 'trivy', version: '0.58.1' },
+        target: { digests: [], repoDigests: [] },
+        findings: severities.map((severity, i) => ({
+          id: ids?.[i] ?? `CVE-2024-${1000 + i}`,
+          severity,
+          package: 'openssl',
+          installedVersion: '3.0.1',
+          fixedVersions: ['3.0.2'],
+          aliases: [],
+        })),
+      }) as unknown as ScanReport;
 
     async function attested(repo: string, scan: ScanReport | undefined, finishedAgoMs = 60_000, by = 'security', aboutDigest?: string) {
       const img = await image(repo, ['release']);
       if (scan) {
-        const att = await createVulnAttestation(scan, { repository: `${host}/${repo}`, digest: aboutDigest ?? img.digest }, keys[by]!.signer, { scanFinishedOn: new Date(Date.now() - finishedAgoMs).toISOString() });
+        const att = await createVulnAttestation(scan, { repository: `${host}/${repo}`, digest: aboutDigest ?? img.digest }, keys[by]!.signer, {
+          scanFinishedOn: new Date(Date.now() - finishedAgoMs).toISOString(),
+        });
         att.tag = `${img.digest.replace(':', '-')}.att`;
-        await appendArtifactLayer(client, { registry: host, repository: repo }, att.tag, att.envelopeBytes, { mediaType: att.layerMediaType, annotations: att.layerAnnotations });
+        await appendArtifactLayer(client, { registry: host, repository: repo }, att.tag, att.envelopeBytes, {
+          mediaType: att.layerMediaType,
+          annotations: att.layerAnnotations,
+        });
       }
       return img;
     }

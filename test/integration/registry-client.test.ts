@@ -58,14 +58,20 @@ describe('registry client: content on the real registry', function () {
     assert.equal(m.mediaType, MEDIA_TYPES.ociIndex);
     assert.equal(m.digest, idx.digest);
     const listed = (JSON.parse(m.bytes.toString()) as { manifests: Array<{ digest: string; platform: { architecture: string } }> }).manifests;
-    assert.deepEqual(listed.map((d) => d.platform.architecture), ['amd64', 'arm64']);
+    assert.deepEqual(
+      listed.map((d) => d.platform.architecture),
+      ['amd64', 'arm64'],
+    );
     for (const [i, d] of listed.entries()) assert.deepEqual((await client.getManifest(repo(), d.digest)).bytes, idx.children[i]!.manifestBytes);
   });
 
   it('asks for the manifest types given in accept', async () => {
     await pushImage(client, repo(), 'accept');
     // The registry refuses to serve an OCI manifest to a client that accepts only Docker schema 2 lists.
-    await assert.rejects(client.getManifest(repo(), 'accept', { accept: [MEDIA_TYPES.dockerManifestList] }), failsWith('REGISTRY_NOT_FOUND', /accept header does not support OCI manifests/));
+    await assert.rejects(
+      client.getManifest(repo(), 'accept', { accept: [MEDIA_TYPES.dockerManifestList] }),
+      failsWith('REGISTRY_NOT_FOUND', /accept header does not support OCI manifests/),
+    );
     assert.equal((await client.getManifest(repo(), 'accept', { accept: [MEDIA_TYPES.ociManifest] })).mediaType, MEDIA_TYPES.ociManifest);
   });
 
@@ -77,7 +83,10 @@ describe('registry client: content on the real registry', function () {
       assert.equal(bytes.length, layer.size);
     }
     const layer = layersOf(img.manifestBytes)[0]!;
-    await assert.rejects(client.getBlob(repo(), layer.digest, { maxBytes: layer.size - 1 }), failsWith('BLOB_TOO_LARGE', /fetching blob .*client\/app@sha256:/));
+    await assert.rejects(
+      client.getBlob(repo(), layer.digest, { maxBytes: layer.size - 1 }),
+      failsWith('BLOB_TOO_LARGE', /fetching blob .*client\/app@sha256:/),
+    );
     const small = new RegistryClient({ insecureRegistries: [registry.host], maxBlobBytes: 100 });
     await assert.rejects(small.getBlob(repo(), layer.digest), failsWith('BLOB_TOO_LARGE'));
     const tinyManifests = new RegistryClient({ insecureRegistries: [registry.host], maxManifestBytes: 100 });
@@ -90,11 +99,21 @@ describe('registry client: content on the real registry', function () {
     assert.deepEqual(pushed, { digest: sha256(bytes), size: 4096 });
     assert.deepEqual(await client.getBlob(repo('client/roundtrip'), pushed.digest), bytes);
     assert.deepEqual(await client.pushBlob(repo('client/roundtrip'), bytes), pushed);
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, config: { mediaType: MEDIA_TYPES.ociEmpty, digest: (await client.pushBlob(repo('client/roundtrip'), Buffer.from('{}'))).digest, size: 2 }, layers: [{ mediaType: 'application/octet-stream', ...pushed }] }));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPES.ociManifest,
+        config: { mediaType: MEDIA_TYPES.ociEmpty, digest: (await client.pushBlob(repo('client/roundtrip'), Buffer.from('{}'))).digest, size: 2 },
+        layers: [{ mediaType: 'application/octet-stream', ...pushed }],
+      }),
+    );
     const digest = await client.pushManifest(repo('client/roundtrip'), 'rt', manifest, MEDIA_TYPES.ociManifest);
     assert.equal(digest, sha256(manifest));
     assert.deepEqual((await client.getManifest(repo('client/roundtrip'), 'rt')).bytes, manifest);
-    await assert.rejects(client.pushManifest(repo('client/roundtrip'), sha256(Buffer.from('other')), manifest, MEDIA_TYPES.ociManifest), failsWith('INVALID_ARGUMENT'));
+    await assert.rejects(
+      client.pushManifest(repo('client/roundtrip'), sha256(Buffer.from('other')), manifest, MEDIA_TYPES.ociManifest),
+      failsWith('INVALID_ARGUMENT'),
+    );
   });
 
   it('pushes an OCI image layout as is (the Notation fixture) and pulls it back byte for byte', async () => {
@@ -122,10 +141,14 @@ describe('registry client: content on the real registry', function () {
       const viaProxy = new RegistryClient({ insecureRegistries: [proxy.host], retries: 0 });
       const tags = await viaProxy.listTags({ registry: proxy.host, repository: 'client/many' }, { pageSize: 5 });
       assert.deepEqual(tags, want, 'every tag once, in page order');
-      assert.deepEqual(proxy.seen, ['GET /v2/client/many/tags/list?n=5', 'GET /v2/client/many/tags/list?n=5&last=t04', 'GET /v2/client/many/tags/list?n=5&last=t09']);
+      assert.deepEqual(proxy.seen, [
+        'GET /v2/client/many/tags/list?n=5',
+        'GET /v2/client/many/tags/list?n=5&last=t04',
+        'GET /v2/client/many/tags/list?n=5&last=t09',
+      ]);
       proxy.reset();
       proxy.rules.push({ path: /\/tags\/list/, action: { kind: 'paginateTags', pageSize: 2 } });
-      assert.deepEqual(await viaProxy.listTags({ registry: proxy.host, repository: 'client/many' }), want, 'the registry\'s own page size');
+      assert.deepEqual(await viaProxy.listTags({ registry: proxy.host, repository: 'client/many' }), want, "the registry's own page size");
       assert.equal(proxy.count(/\/tags\/list/), 6);
     } finally {
       await proxy.stop();
@@ -134,7 +157,13 @@ describe('registry client: content on the real registry', function () {
 
   it('reports a missing tag, digest, blob or repository as REGISTRY_NOT_FOUND with the registry error; tryGetManifest gives undefined', async () => {
     await pushImage(client, repo(), 'present');
-    await assert.rejects(client.getManifest(repo(), 'nope'), failsWith('REGISTRY_NOT_FOUND', new RegExp(`^fetching manifest ${registry.host.replace(/\./g, '\\.')}/client/app:nope: registry answered 404 \\(MANIFEST_UNKNOWN: manifest unknown\\)`)));
+    await assert.rejects(
+      client.getManifest(repo(), 'nope'),
+      failsWith(
+        'REGISTRY_NOT_FOUND',
+        new RegExp(`^fetching manifest ${registry.host.replace(/\./g, '\\.')}/client/app:nope: registry answered 404 \\(MANIFEST_UNKNOWN: manifest unknown\\)`),
+      ),
+    );
     await assert.rejects(client.getBlob(repo(), sha256(Buffer.from('absent'))), failsWith('REGISTRY_NOT_FOUND', /BLOB_UNKNOWN/));
     await assert.rejects(client.resolve(repo(), 'nope'), failsWith('REGISTRY_NOT_FOUND', /resolving/));
     assert.equal(await client.tryGetManifest(repo(), 'nope'), undefined);
@@ -155,7 +184,10 @@ describe('registry client: content on the real registry', function () {
     const port = await freePort();
     const dead = new RegistryClient({ insecureRegistries: [`127.0.0.1:${port}`], retries: 2 });
     const t = Date.now();
-    await assert.rejects(dead.getManifest({ registry: `127.0.0.1:${port}`, repository: 'x' }, 'v1'), failsWith('REGISTRY_UNAVAILABLE', new RegExp(`^fetching manifest 127\\.0\\.0\\.1:${port}/x:v1: connection refused`)));
+    await assert.rejects(
+      dead.getManifest({ registry: `127.0.0.1:${port}`, repository: 'x' }, 'v1'),
+      failsWith('REGISTRY_UNAVAILABLE', new RegExp(`^fetching manifest 127\\.0\\.0\\.1:${port}/x:v1: connection refused`)),
+    );
     assert.ok(Date.now() - t < 150, 'refused is not retried');
   });
 });
@@ -188,7 +220,10 @@ describe('registry client: failures injected in front of the real registry', fun
   it('retries a 500 twice with backoff, then fails with REGISTRY_UNAVAILABLE', async () => {
     proxy.rules.push({ path: /\/manifests\/v1$/, action: { kind: 'status', status: 500 } });
     const t = Date.now();
-    await assert.rejects(client.getManifest(viaProxy(), 'v1'), failsWith('REGISTRY_UNAVAILABLE', /^fetching manifest 127\.0\.0\.1:\d+\/fault\/app:v1: registry answered 500, 3 attempts \(UNKNOWN: injected 500\)/));
+    await assert.rejects(
+      client.getManifest(viaProxy(), 'v1'),
+      failsWith('REGISTRY_UNAVAILABLE', /^fetching manifest 127\.0\.0\.1:\d+\/fault\/app:v1: registry answered 500, 3 attempts \(UNKNOWN: injected 500\)/),
+    );
     assert.equal(proxy.count(/\/manifests\/v1$/), 3, 'one try and two retries');
     const took = Date.now() - t;
     assert.ok(took >= 450 && took < 2000, `backoff of about 200 + 400 ms, took ${took} ms`);
@@ -231,7 +266,10 @@ describe('registry client: failures injected in front of the real registry', fun
   it('times out a server that accepts and never answers, within the bound and without retrying', async () => {
     proxy.rules.push({ path: /\/manifests\/v1$/, action: { kind: 'hang' } });
     const t = Date.now();
-    await assert.rejects(client.getManifest(viaProxy(), 'v1'), failsWith('REGISTRY_TIMEOUT', /fetching manifest .*fault\/app:v1: no complete answer within 1000 ms/));
+    await assert.rejects(
+      client.getManifest(viaProxy(), 'v1'),
+      failsWith('REGISTRY_TIMEOUT', /fetching manifest .*fault\/app:v1: no complete answer within 1000 ms/),
+    );
     const took = Date.now() - t;
     assert.ok(took >= 950 && took < 1600, `took ${took} ms`);
     assert.equal(proxy.count(/\/manifests\/v1$/), 1);
@@ -250,7 +288,7 @@ describe('registry client: failures injected in front of the real registry', fun
     await assert.rejects(client.getManifest(viaProxy(), 'v1'), failsWith('REGISTRY_TIMEOUT'));
   });
 
-  it('stops at the caller\'s deadline (AbortSignal) before the request timeout', async () => {
+  it("stops at the caller's deadline (AbortSignal) before the request timeout", async () => {
     proxy.rules.push({ path: /\/manifests\/v1$/, action: { kind: 'hang' } });
     const t = Date.now();
     await assert.rejects(client.getManifest(viaProxy(), 'v1', { signal: AbortSignal.timeout(300) }), failsWith('REGISTRY_TIMEOUT', /cancelled/));
@@ -271,7 +309,10 @@ describe('registry client: failures injected in front of the real registry', fun
 
   it('refuses a manifest that is not JSON as REGISTRY_PROTOCOL', async () => {
     proxy.rules.push({ path: /\/manifests\/v1$/, action: { kind: 'replace', body: Buffer.from('<html>oops</html>'), dropHeaders: ['docker-content-digest'] } });
-    await assert.rejects(client.getManifest(viaProxy(), 'v1'), failsWith('REGISTRY_PROTOCOL', /fetching manifest .*: the registry served a manifest that is not JSON/));
+    await assert.rejects(
+      client.getManifest(viaProxy(), 'v1'),
+      failsWith('REGISTRY_PROTOCOL', /fetching manifest .*: the registry served a manifest that is not JSON/),
+    );
   });
 
   it('uploads through a relative upload Location, and refuses a bad one as REGISTRY_PROTOCOL', async () => {
@@ -311,18 +352,29 @@ describe('registry client: Basic authentication (htpasswd)', function () {
 
   it('answers 401 without credentials as REGISTRY_UNAUTHORIZED saying none were found', async () => {
     const anonymous = new RegistryClient({ insecureRegistries: [registry.host], retries: 0 });
-    await assert.rejects(anonymous.getManifest(repo(), 'v1'), failsWith('REGISTRY_UNAUTHORIZED', /fetching manifest .*private\/app:v1: unauthorized \(no credentials configured for this registry\)/));
+    await assert.rejects(
+      anonymous.getManifest(repo(), 'v1'),
+      failsWith('REGISTRY_UNAUTHORIZED', /fetching manifest .*private\/app:v1: unauthorized \(no credentials configured for this registry\)/),
+    );
   });
 
   it('pushes and pulls with credentials from a config.json', async () => {
-    const client = new RegistryClient({ insecureRegistries: [registry.host], retries: 0, dockerConfigPath: dockerConfig(dir, registry.host, creds.user, creds.password) });
+    const client = new RegistryClient({
+      insecureRegistries: [registry.host],
+      retries: 0,
+      dockerConfigPath: dockerConfig(dir, registry.host, creds.user, creds.password),
+    });
     const img = await pushImage(client, repo(), 'v1');
     assert.equal((await client.getManifest(repo(), 'v1')).digest, img.digest);
     assert.deepEqual(await client.listTags(repo()), ['v1']);
   });
 
   it('says the credentials were refused when they are wrong, and never shows them', async () => {
-    const wrong = new RegistryClient({ insecureRegistries: [registry.host], retries: 0, dockerConfigPath: dockerConfig(dir, registry.host, creds.user, 'wrong-password-123') });
+    const wrong = new RegistryClient({
+      insecureRegistries: [registry.host],
+      retries: 0,
+      dockerConfigPath: dockerConfig(dir, registry.host, creds.user, 'wrong-password-123'),
+    });
     await assert.rejects(wrong.getManifest(repo(), 'v1'), (e: Err) => {
       failsWith('REGISTRY_UNAUTHORIZED', /the configured credentials were refused/)(e);
       assert.ok(!e.message.includes('wrong-password-123') && !e.message.includes(Buffer.from(`${creds.user}:wrong-password-123`).toString('base64')));
@@ -350,7 +402,11 @@ describe('registry client: Bearer token authentication (real registry validating
   });
 
   it('fetches a scoped token with the config.json credentials, uses it, and caches it per scope', async () => {
-    const client = new RegistryClient({ insecureRegistries: [registry.host], retries: 0, dockerConfigPath: dockerConfig(dir, registry.host, 'builder', 'builder-pw') });
+    const client = new RegistryClient({
+      insecureRegistries: [registry.host],
+      retries: 0,
+      dockerConfigPath: dockerConfig(dir, registry.host, 'builder', 'builder-pw'),
+    });
     const img = await pushImage(client, repo(), 'v1');
     assert.deepEqual(tokens.requests, ['builder repository:secure/app:pull,push'], 'one push token for all the pushes');
     assert.equal((await client.getManifest(repo(), 'v1')).digest, img.digest);
@@ -364,7 +420,14 @@ describe('registry client: Bearer token authentication (real registry validating
   it('reports refused credentials and anonymous access as REGISTRY_UNAUTHORIZED, without secrets', async () => {
     const anonymous = new RegistryClient({ insecureRegistries: [registry.host], retries: 0 });
     await assert.rejects(anonymous.getManifest(repo(), 'v1'), failsWith('REGISTRY_UNAUTHORIZED', /token service refused anonymous access/));
-    const wrong = new RegistryClient({ insecureRegistries: [registry.host], retries: 0, dockerConfigPath: dockerConfig(dir, registry.host, 'builder', 'not-the-pw') });
-    await assert.rejects(wrong.getManifest(repo(), 'v1'), (e: Err) => e.code === 'REGISTRY_UNAUTHORIZED' && /refused the configured credentials/.test(e.message) && !e.message.includes('not-the-pw'));
+    const wrong = new RegistryClient({
+      insecureRegistries: [registry.host],
+      retries: 0,
+      dockerConfigPath: dockerConfig(dir, registry.host, 'builder', 'not-the-pw'),
+    });
+    await assert.rejects(
+      wrong.getManifest(repo(), 'v1'),
+      (e: Err) => e.code === 'REGISTRY_UNAUTHORIZED' && /refused the configured credentials/.test(e.message) && !e.message.includes('not-the-pw'),
+    );
   });
 });

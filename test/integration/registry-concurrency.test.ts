@@ -41,13 +41,16 @@ describe('registry client: concurrency per host', function () {
     assert.ok(registry.peakInFlight >= 2, 'requests do run in parallel');
   });
 
-  it('a request waiting for its turn gives up when its caller\'s deadline passes', async () => {
+  it("a request waiting for its turn gives up when its caller's deadline passes", async () => {
     const client = new RegistryClient({ insecureRegistries: [registry.host], retries: 0, requestTimeoutMs: 1500, concurrencyPerHost: 1 });
     registry.on(/\/manifests\/v1$/, { kind: 'hang' });
     const blocker = client.getManifest(repo(), 'v1').catch((e: unknown) => e);
     await new Promise((r) => setTimeout(r, 100));
     const started = Date.now();
-    await assert.rejects(client.getManifest(repo(), image.digest, { signal: AbortSignal.timeout(300) }), (e: SignetError) => e.code === 'REGISTRY_TIMEOUT' && /waiting for one of the 1 connections/.test(e.message));
+    await assert.rejects(
+      client.getManifest(repo(), image.digest, { signal: AbortSignal.timeout(300) }),
+      (e: SignetError) => e.code === 'REGISTRY_TIMEOUT' && /waiting for one of the 1 connections/.test(e.message),
+    );
     assert.ok(Date.now() - started < 2000, `gave up after ${Date.now() - started} ms`);
     assert.equal(registry.seen.filter((s) => s.path.includes(image.digest)).length, 0, 'the waiting request was never sent');
     await blocker;

@@ -107,7 +107,11 @@ describe('registry failures through the containerd contract', function () {
     const r = { registry: locked.host, repository: 'private/app' };
     const img = await pushImage(authed, r, 'v1');
     await signImageCosign(authed, r, img.digest, key.signer, { dockerReference: `${locked.host}/private/app` });
-    const run = await runVerifier({ socket: daemon.socket, name: `${locked.host}/private/app:v1`, descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size } });
+    const run = await runVerifier({
+      socket: daemon.socket,
+      name: `${locked.host}/private/app:v1`,
+      descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size },
+    });
     assert.equal(run.code, 1);
     assert.match(run.stdout, /unauthorized \(no credentials configured for this registry\)/);
   });
@@ -132,7 +136,11 @@ describe('signetd with registry credentials from a Docker config.json', function
         key.writePublic(join(d2.dir, 'release.pub'));
         d2.writePolicy('policy.yaml', policyFor(d2.dir, [locked.host]));
         await waitFor(() => d2.log().includes('policy loaded'), 'policy');
-        const run = await runVerifier({ socket: d2.socket, name: `${locked.host}/private/app:v1`, descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size } });
+        const run = await runVerifier({
+          socket: d2.socket,
+          name: `${locked.host}/private/app:v1`,
+          descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size },
+        });
         assert.equal(run.code, 0, run.stdout);
         assert.ok(!run.stdout.includes(creds.password));
       } finally {

@@ -64,7 +64,13 @@ describe('registry hosts as containerd sees them (hosts.toml), proxies and crede
 
   describe('mirrors', () => {
     it('reads from the first mirror that has the content; a mirror without the signature falls through to the next', async () => {
-      writeHosts(root, upstream, [`server = "http://${upstream}"`, `[host."http://${m1.host}"]`, '  capabilities = ["pull", "resolve"]', `[host."http://${m2.host}"]`, '  capabilities = ["pull", "resolve"]']);
+      writeHosts(root, upstream, [
+        `server = "http://${upstream}"`,
+        `[host."http://${m1.host}"]`,
+        '  capabilities = ["pull", "resolve"]',
+        `[host."http://${m2.host}"]`,
+        '  capabilities = ["pull", "resolve"]',
+      ]);
       const c = client();
       assert.equal((await c.getManifest(repo(), 'v1')).digest, digest);
       const sig = await c.tryGetManifest(repo(), sigTag);
@@ -102,7 +108,12 @@ describe('registry hosts as containerd sees them (hosts.toml), proxies and crede
     });
 
     it('pushes go to the first host with the push capability', async () => {
-      writeHosts(root, upstream, [`server = "http://${upstream}"`, '  capabilities = ["pull", "resolve"]', `[host."http://${m1.host}"]`, '  capabilities = ["pull", "resolve", "push"]']);
+      writeHosts(root, upstream, [
+        `server = "http://${upstream}"`,
+        '  capabilities = ["pull", "resolve"]',
+        `[host."http://${m1.host}"]`,
+        '  capabilities = ["pull", "resolve", "push"]',
+      ]);
       const pushed = await pushImage(client(), repo(), 'pushed-through-hosts');
       assert.equal((await plain(m1.host).getManifest({ registry: m1.host, repository: 'prod/app' }, 'pushed-through-hosts')).digest, pushed.digest);
     });
@@ -115,23 +126,74 @@ describe('registry hosts as containerd sees them (hosts.toml), proxies and crede
     before(async () => {
       pki = mkdtempSync(join(tmpdir(), 'signet-pki-'));
       const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: pki, stdio: 'pipe' });
-      ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=signet test CA');
+      ssl(
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        'ca.key',
+        '-out',
+        'ca.pem',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=signet test CA',
+      );
       writeFileSync(join(pki, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
       ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
-      ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext');
+      ssl(
+        'x509',
+        '-req',
+        '-in',
+        'server.csr',
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        'server.pem',
+        '-days',
+        '2',
+        '-extfile',
+        'server.ext',
+      );
       writeFileSync(join(pki, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
       ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=signet node');
-      ssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '2', '-extfile', 'client.ext');
+      ssl(
+        'x509',
+        '-req',
+        '-in',
+        'client.csr',
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        'client.pem',
+        '-days',
+        '2',
+        '-extfile',
+        'client.ext',
+      );
       // Debian's docker-registry serving TLS and demanding a client certificate signed by the test CA.
       const port = await freePort();
       const dir = mkdtempSync(join(tmpdir(), 'signet-tls-registry-'));
-      writeFileSync(join(dir, 'config.yml'), [
-        'version: 0.1',
-        'log: { level: error, accesslog: { disabled: true } }',
-        `storage: { filesystem: { rootdirectory: ${join(dir, 'storage')} }, cache: {} }`,
-        `http: { addr: 127.0.0.1:${port}, secret: s, tls: { certificate: ${join(pki, 'server.pem')}, key: ${join(pki, 'server.key')}, clientcas: [${join(pki, 'ca.pem')}] } }`,
-        '',
-      ].join('\n'));
+      writeFileSync(
+        join(dir, 'config.yml'),
+        [
+          'version: 0.1',
+          'log: { level: error, accesslog: { disabled: true } }',
+          `storage: { filesystem: { rootdirectory: ${join(dir, 'storage')} }, cache: {} }`,
+          `http: { addr: 127.0.0.1:${port}, secret: s, tls: { certificate: ${join(pki, 'server.pem')}, key: ${join(pki, 'server.key')}, clientcas: [${join(pki, 'ca.pem')}] } }`,
+          '',
+        ].join('\n'),
+      );
       const proc = spawn(REGISTRY_BIN, ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
       tlsRegistry = { host: `127.0.0.1:${port}`, proc, dir };
       for (let i = 0; ; i++) {
@@ -154,7 +216,11 @@ describe('registry hosts as containerd sees them (hosts.toml), proxies and crede
 
     it('a CA and a client pair from hosts.toml (paths relative to its folder) reach a registry that demands both', async () => {
       for (const f of ['ca.pem', 'client.pem', 'client.key']) writeFileSync(join(root, f), readFileSync(join(pki, f)));
-      writeHosts(root, tlsRegistry.host, [`server = "https://${tlsRegistry.host}"`, `ca = "${join(root, 'ca.pem')}"`, 'client = [["../client.pem", "../client.key"]]']);
+      writeHosts(root, tlsRegistry.host, [
+        `server = "https://${tlsRegistry.host}"`,
+        `ca = "${join(root, 'ca.pem')}"`,
+        'client = [["../client.pem", "../client.key"]]',
+      ]);
       // Relative paths are relative to the host's folder: ../client.pem is root/client.pem.
       const pushed = await pushImage(client(), tlsRepo(), 'v1');
       assert.equal((await client().getManifest(tlsRepo(), 'v1')).digest, pushed.digest);
@@ -185,10 +251,12 @@ describe('registry hosts as containerd sees them (hosts.toml), proxies and crede
     });
 
     it('a TLS registry listed as insecure: says it speaks TLS', async () => {
-      await expectError(new RegistryClient({ retries: 0, insecureRegistries: [tlsRegistry.host] }).getManifest(tlsRepo(), 'v1'), (e) => assert.match(e.message, /speaks TLS|not HTTP/));
+      await expectError(new RegistryClient({ retries: 0, insecureRegistries: [tlsRegistry.host] }).getManifest(tlsRepo(), 'v1'), (e) =>
+        assert.match(e.message, /speaks TLS|not HTTP/),
+      );
     });
 
-    it('through an HTTPS_PROXY (CONNECT) with the host\'s CA and client pair inside the tunnel', async () => {
+    it("through an HTTPS_PROXY (CONNECT) with the host's CA and client pair inside the tunnel", async () => {
       const proxy = await startConnectProxy();
       const saved = { ...process.env };
       try {
@@ -265,7 +333,15 @@ esac
       chmodSync(join(bin, 'docker-credential-test'), 0o755);
       savedPath = process.env['PATH'];
       process.env['PATH'] = `${bin}:${savedPath}`;
-      await pushImage(new RegistryClient({ insecureRegistries: [locked.host], retries: 0, dockerConfigPath: config({ auths: { [locked.host]: { username: creds.user, password: creds.password } } }) }), { registry: locked.host, repository: 'private/app' }, 'v1');
+      await pushImage(
+        new RegistryClient({
+          insecureRegistries: [locked.host],
+          retries: 0,
+          dockerConfigPath: config({ auths: { [locked.host]: { username: creds.user, password: creds.password } } }),
+        }),
+        { registry: locked.host, repository: 'private/app' },
+        'v1',
+      );
     });
     after(async () => {
       process.env['PATH'] = savedPath;
@@ -280,7 +356,13 @@ esac
     }
     const mode = (m: string) => writeFileSync(join(bin, 'mode'), m);
     const lockedRepo = (): RepositoryRef => ({ registry: locked.host, repository: 'private/app' });
-    const withConfig = (doc: unknown, timeout?: number) => new RegistryClient({ insecureRegistries: [locked.host], retries: 0, dockerConfigPath: config(doc), ...(timeout ? { credentialHelperTimeoutMs: timeout } : {}) });
+    const withConfig = (doc: unknown, timeout?: number) =>
+      new RegistryClient({
+        insecureRegistries: [locked.host],
+        retries: 0,
+        dockerConfigPath: config(doc),
+        ...(timeout ? { credentialHelperTimeoutMs: timeout } : {}),
+      });
 
     it('credHelpers: docker-credential-test get is asked for the host and its answer is used', async () => {
       mode('ok');
@@ -308,9 +390,13 @@ esac
     it('a helper that hangs is cut off at the timeout; a missing helper says it is not on the PATH', async () => {
       mode('hang');
       const t0 = Date.now();
-      await expectError(withConfig({ credHelpers: { [locked.host]: 'test' } }, 500).getManifest(lockedRepo(), 'v1'), (e) => assert.match(e.message, /no answer within 500 ms/));
+      await expectError(withConfig({ credHelpers: { [locked.host]: 'test' } }, 500).getManifest(lockedRepo(), 'v1'), (e) =>
+        assert.match(e.message, /no answer within 500 ms/),
+      );
       assert.ok(Date.now() - t0 < 5000);
-      await expectError(withConfig({ credsStore: 'absent-helper' }).getManifest(lockedRepo(), 'v1'), (e) => assert.match(e.message, /docker-credential-absent-helper.*not found on the PATH/));
+      await expectError(withConfig({ credsStore: 'absent-helper' }).getManifest(lockedRepo(), 'v1'), (e) =>
+        assert.match(e.message, /docker-credential-absent-helper.*not found on the PATH/),
+      );
     });
 
     it('DOCKER_CONFIG: its config.json is read when no file is given', async () => {
@@ -320,7 +406,9 @@ esac
         process.env['DOCKER_CONFIG'] = join(file, '..');
         assert.ok(await new RegistryClient({ insecureRegistries: [locked.host], retries: 0 }).tryGetManifest(lockedRepo(), 'v1'));
         delete process.env['DOCKER_CONFIG'];
-        await expectError(new RegistryClient({ insecureRegistries: [locked.host], retries: 0 }).getManifest(lockedRepo(), 'v1'), (e) => assert.equal(e.code, 'REGISTRY_UNAUTHORIZED'));
+        await expectError(new RegistryClient({ insecureRegistries: [locked.host], retries: 0 }).getManifest(lockedRepo(), 'v1'), (e) =>
+          assert.equal(e.code, 'REGISTRY_UNAUTHORIZED'),
+        );
       } finally {
         if (saved === undefined) delete process.env['DOCKER_CONFIG'];
         else process.env['DOCKER_CONFIG'] = saved;

@@ -19,7 +19,10 @@ interface Peer {
   seen: Array<{ url: string; authorization: string | undefined }>;
 }
 
-async function listen(host: string, handler: (req: IncomingMessage, peer: Peer) => { status: number; headers?: Record<string, string>; body?: string }): Promise<Peer> {
+async function listen(
+  host: string,
+  handler: (req: IncomingMessage, peer: Peer) => { status: number; headers?: Record<string, string>; body?: string },
+): Promise<Peer> {
   const peer = { seen: [] } as unknown as Peer;
   peer.server = createServer((req, res) => {
     peer.seen.push({ url: req.url ?? '', authorization: req.headers.authorization });
@@ -35,7 +38,7 @@ async function listen(host: string, handler: (req: IncomingMessage, peer: Peer) 
 
 const tokenAnswer = () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: 'tok', expires_in: 300 }) });
 
-describe('registry credentials go to a token realm only over HTTPS or on the registry\'s own host', function () {
+describe("registry credentials go to a token realm only over HTTPS or on the registry's own host", function () {
   this.timeout(20_000);
   let dir: string;
   const peers: Peer[] = [];
@@ -56,7 +59,10 @@ describe('registry credentials go to a token realm only over HTTPS or on the reg
     peers.push(registry);
     const config = join(dir, `config-${registry.port}.json`);
     writeFileSync(config, JSON.stringify({ auths: { [`127.0.0.1:${registry.port}`]: { auth: Buffer.from(`builder:${PASSWORD}`).toString('base64') } } }));
-    return { registry, client: new RegistryClient({ insecureRegistries: [`127.0.0.1:${registry.port}`], dockerConfigPath: config, retries: 0, requestTimeoutMs: 3000 }) };
+    return {
+      registry,
+      client: new RegistryClient({ insecureRegistries: [`127.0.0.1:${registry.port}`], dockerConfigPath: config, retries: 0, requestTimeoutMs: 3000 }),
+    };
   }
 
   it('refuses to send them in clear text to a realm on another host, and says why without the password', async () => {
@@ -72,7 +78,7 @@ describe('registry credentials go to a token realm only over HTTPS or on the reg
     assert.deepEqual(elsewhere.seen, [], 'the other host heard nothing, least of all the password');
   });
 
-  it('sends them to a realm on the registry\'s own host (another port) over plain HTTP', async () => {
+  it("sends them to a realm on the registry's own host (another port) over plain HTTP", async () => {
     const sameHost = await listen('127.0.0.1', tokenAnswer);
     peers.push(sameHost);
     const { registry, client } = await registryWithRealm(() => `http://127.0.0.1:${sameHost.port}/token`);

@@ -75,28 +75,64 @@ describe('policy reload during a decision (one snapshot of policy and keys)', fu
     const img = await pushImage(client, repo, 'v1');
     await signImageCosign(client, repo, img.digest, dev.signer, { dockerReference: `${host}/prod/app` });
 
-    const policyA = { apiVersion: 'signet/v1', keys: { ci: { file: join(daemon.dir, 'ci.pub') } }, default: { action: 'reject' }, scopes: { [`${host}/prod`]: { action: 'verify', signatures: { keys: ['ci'] } } } };
-    const policyB = { apiVersion: 'signet/v1', keys: { ci: { file: join(daemon.dir, 'dev.pub') }, release: { file: join(daemon.dir, 'ci.pub') } }, default: { action: 'reject' }, scopes: { [`${host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } } } };
+    const policyA = {
+      apiVersion: 'signet/v1',
+      keys: { ci: { file: join(daemon.dir, 'ci.pub') } },
+      default: { action: 'reject' },
+      scopes: { [`${host}/prod`]: { action: 'verify', signatures: { keys: ['ci'] } } },
+    };
+    const policyB = {
+      apiVersion: 'signet/v1',
+      keys: { ci: { file: join(daemon.dir, 'dev.pub') }, release: { file: join(daemon.dir, 'ci.pub') } },
+      default: { action: 'reject' },
+      scopes: { [`${host}/prod`]: { action: 'verify', signatures: { keys: ['release'] } } },
+    };
     daemon.writePolicy('policy.json', policyA);
-    await waitFor(() => daemon.log().split('\n').filter((l) => l.includes('policy loaded')).length === 1, 'policy A');
+    await waitFor(
+      () =>
+        daemon
+          .log()
+          .split('\n')
+          .filter((l) => l.includes('policy loaded')).length === 1,
+      'policy A',
+    );
 
-    const decision = runVerifier({ socket: daemon.socket, name: `${host}/prod/app:v1`, descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size } });
+    const decision = runVerifier({
+      socket: daemon.socket,
+      name: `${host}/prod/app:v1`,
+      descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size },
+    });
     await waitFor(() => gate.held() > 0, 'the decision to reach the registry');
     daemon.writePolicy('policy.json', policyB);
-    await waitFor(() => daemon.log().split('\n').filter((l) => l.includes('policy loaded')).length === 2, 'policy B');
+    await waitFor(
+      () =>
+        daemon
+          .log()
+          .split('\n')
+          .filter((l) => l.includes('policy loaded')).length === 2,
+      'policy B',
+    );
     gate.release();
     const run = await decision;
 
     assert.equal(run.code, 1, `accepted what neither policy allows: ${run.stdout}`);
     assert.match(run.stdout, /needs a valid signature by ci/);
-    const generations = daemon.log().split('\n').filter((l) => l.includes('policy loaded')).map((l) => (JSON.parse(l) as { generation: string }).generation);
+    const generations = daemon
+      .log()
+      .split('\n')
+      .filter((l) => l.includes('policy loaded'))
+      .map((l) => (JSON.parse(l) as { generation: string }).generation);
     await waitFor(() => daemon.audit().some((l) => l['digest'] === img.digest), 'the audit line');
     const line = daemon.audit().find((l) => l['digest'] === img.digest)!;
     assert.equal(line['decision'], 'reject');
     assert.equal(line['policyGeneration'], generations[0], 'the decision is recorded under the generation it started with');
 
     // Under B itself the image is refused too (it needs release), and the signature by `ci` = dev.pub is valid there.
-    const again = await runVerifier({ socket: daemon.socket, name: `${host}/prod/app:v1`, descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size } });
+    const again = await runVerifier({
+      socket: daemon.socket,
+      name: `${host}/prod/app:v1`,
+      descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size },
+    });
     assert.equal(again.code, 1);
     assert.match(again.stdout, /needs a valid signature by release/);
   });

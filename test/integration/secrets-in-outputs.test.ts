@@ -25,7 +25,11 @@ const SECRETS = [PIN, 'PIN-SECRET', PASSWORD, 'pa55-SECRET', Buffer.from(`${USER
 
 function assertNoSecret(surface: string, text: string): void {
   if (process.env['SIGNET_TEST_SHOW']) process.stdout.write(`\n===== ${surface}\n${text.slice(0, 3000)}\n`);
-  for (const secret of SECRETS) assert.ok(!text.includes(secret), `${surface} contains a secret (${secret}):\n${text.slice(Math.max(0, text.indexOf(secret) - 300), text.indexOf(secret) + 100)}`);
+  for (const secret of SECRETS)
+    assert.ok(
+      !text.includes(secret),
+      `${surface} contains a secret (${secret}):\n${text.slice(Math.max(0, text.indexOf(secret) - 300), text.indexOf(secret) + 100)}`,
+    );
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; out: string }> {
@@ -57,12 +61,25 @@ describe('no PIN and no registry password in any output', function () {
     // A token realm on another host (127.0.0.2): the registry is plain HTTP, so credentials must not go there.
     realm = await startHostileRealm({ body: JSON.stringify({ token: 'tok', expires_in: 300 }) }, { address: '127.0.0.2' });
     registry = await startHostileRegistry();
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_TYPE, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 2 }, layers: [] }));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MANIFEST_TYPE,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: 2 },
+        layers: [],
+      }),
+    );
     digest = registry.putManifest('app', '1', manifest, MANIFEST_TYPE);
     registry.putManifest('basic', '1', manifest, MANIFEST_TYPE);
     // app: signatures need a Bearer token from the foreign realm; basic: Basic credentials, refused.
     registry.on(/^\/v2\/app\/(manifests\/sha256-|referrers\/)/, { kind: 'challenge', realm: realm.url });
-    registry.on(/^\/v2\/basic\/(manifests\/sha256-|referrers\/)/, { kind: 'status', status: 401, code: 'UNAUTHORIZED', message: 'who are you', headers: { 'www-authenticate': 'Basic realm="hostile"' } });
+    registry.on(/^\/v2\/basic\/(manifests\/sha256-|referrers\/)/, {
+      kind: 'status',
+      status: 401,
+      code: 'UNAUTHORIZED',
+      message: 'who are you',
+      headers: { 'www-authenticate': 'Basic realm="hostile"' },
+    });
     dir = mkdtempSync(join(tmpdir(), 'signet-secrets-'));
     dockerConfig = join(dir, 'docker-config.json');
     writeFileSync(dockerConfig, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }));
@@ -120,13 +137,36 @@ describe('no PIN and no registry password in any output', function () {
       ['policy test', run(['policy', 'test', `${registry.host}/app:1`, ...registryArgs], { SOFTHSM2_CONF: softhsmConf() })],
       ['verify', run(['verify', `${registry.host}/app:1`, ...registryArgs, '--pkcs11-module', SOFTHSM_MODULE], { SOFTHSM2_CONF: softhsmConf() })],
       ['verify (Basic)', run(['verify', `${registry.host}/basic:1`, ...registryArgs, '--output', 'json'], { SOFTHSM2_CONF: softhsmConf() })],
-      ['keys list', run(['keys', 'list', '--key', `pkcs11:token=signet-absent?pin-value=${PIN}`, '--module', SOFTHSM_MODULE], { SOFTHSM2_CONF: softhsmConf() })],
+      [
+        'keys list',
+        run(['keys', 'list', '--key', `pkcs11:token=signet-absent?pin-value=${PIN}`, '--module', SOFTHSM_MODULE], { SOFTHSM2_CONF: softhsmConf() }),
+      ],
       ['keys list (bad URI)', run(['keys', 'list', '--key', `pkcs11:token=signet-absent;colour=red?pin-value=${PIN}`])],
-      ['sign', run(['sign', `${registry.host}/app:1`, '--key', `pkcs11:token=signet-absent;object=k?pin-value=${PIN}`, '--pkcs11-module', SOFTHSM_MODULE, '--insecure-registry', registry.host, '--docker-config', dockerConfig], { SOFTHSM2_CONF: softhsmConf() })],
+      [
+        'sign',
+        run(
+          [
+            'sign',
+            `${registry.host}/app:1`,
+            '--key',
+            `pkcs11:token=signet-absent;object=k?pin-value=${PIN}`,
+            '--pkcs11-module',
+            SOFTHSM_MODULE,
+            '--insecure-registry',
+            registry.host,
+            '--docker-config',
+            dockerConfig,
+          ],
+          { SOFTHSM2_CONF: softhsmConf() },
+        ),
+      ],
     ];
     const broken = join(daemon.dir, 'broken-config.json');
     writeFileSync(broken, `{"auths": {"${registry.host}": {"username": "${USER}", "password": "${PASSWORD}"}}`);
-    outputs.push(['verify with a broken config.json', run(['verify', `${registry.host}/app:1`, '--policy-dir', policyDir, '--insecure-registry', registry.host, '--docker-config', broken])]);
+    outputs.push([
+      'verify with a broken config.json',
+      run(['verify', `${registry.host}/app:1`, '--policy-dir', policyDir, '--insecure-registry', registry.host, '--docker-config', broken]),
+    ]);
     for (const [surface, pending] of outputs) {
       const r = await pending;
       assert.ok(r.out.length > 0, `${surface} said something`);
@@ -137,7 +177,10 @@ describe('no PIN and no registry password in any output', function () {
   });
 
   it('a token realm on another host was never sent the registry password', () => {
-    assert.ok(registry.seen.some((r) => r.path.startsWith('/v2/app/')), 'the registry was asked');
+    assert.ok(
+      registry.seen.some((r) => r.path.startsWith('/v2/app/')),
+      'the registry was asked',
+    );
     for (const r of realm.seen) assert.equal(r.authorization, undefined, `the realm on 127.0.0.2 got ${r.authorization}`);
     assertNoSecret('requests to the foreign realm', JSON.stringify(realm.seen));
   });

@@ -20,21 +20,31 @@ import { makeTestKey } from '../helpers/keys.js';
 import { startLongTagProxy, type LongTagProxy } from '../helpers/long-tag-proxy.js';
 import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
 
-describe('sha512 images: signed and verified under cosign\'s name for their signatures', function () {
+describe("sha512 images: signed and verified under cosign's name for their signatures", function () {
   this.timeout(30_000);
   let registry: RegistryHandle;
   let proxy: LongTagProxy;
   let client: RegistryClient;
   let work: string;
   const release = makeTestKey('ecdsa-p256');
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, config: { mediaType: MEDIA_TYPES.ociEmpty, digest: `sha256:${createHash('sha256').update('{}').digest('hex')}`, size: 2 }, layers: [] }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.ociManifest,
+      config: { mediaType: MEDIA_TYPES.ociEmpty, digest: `sha256:${createHash('sha256').update('{}').digest('hex')}`, size: 2 },
+      layers: [],
+    }),
+  );
   const digest = `sha512:${createHash('sha512').update(manifest).digest('hex')}`;
   const descriptor = { mediaType: MEDIA_TYPES.ociManifest, digest, size: manifest.length };
 
   const engineFor = async (host: string): Promise<LocalEngine> => {
     const policyDir = join(work, `policy-${host.replace(/[^0-9]/g, '')}`);
     mkdirSync(policyDir, { recursive: true });
-    writeFileSync(join(policyDir, 'policy.yaml'), `apiVersion: signet/v1\nkeys:\n  release: { file: ${release.writePublic(join(work, 'release.pub'))} }\ndefault: { action: reject }\nscopes:\n  ${host}/sha512:\n    action: verify\n    signatures: { keys: [release] }\n`);
+    writeFileSync(
+      join(policyDir, 'policy.yaml'),
+      `apiVersion: signet/v1\nkeys:\n  release: { file: ${release.writePublic(join(work, 'release.pub'))} }\ndefault: { action: reject }\nscopes:\n  ${host}/sha512:\n    action: verify\n    signatures: { keys: [release] }\n`,
+    );
     return openLocalEngine({ policyDir, insecureRegistries: [host], timeoutMs: 10_000 });
   };
 
@@ -50,7 +60,7 @@ describe('sha512 images: signed and verified under cosign\'s name for their sign
     rmSync(work, { recursive: true, force: true });
   });
 
-  it("names the signature tag as cosign does: sha512-<128 hex>.sig, 139 characters", () => {
+  it('names the signature tag as cosign does: sha512-<128 hex>.sig, 139 characters', () => {
     assert.equal(cosignSignatureTag(digest), `sha512-${digest.slice(7)}.sig`);
     assert.equal(cosignSignatureTag(digest).length, 139);
   });

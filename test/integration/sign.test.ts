@@ -41,7 +41,8 @@ describe('signet sign, verify and audit', function () {
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   const insecure = () => ['--insecure-registry', host];
-  const sign = (image: string, extra: string[] = [], key = tokenKey, env: NodeJS.ProcessEnv = { SIGNET_PKCS11_PIN: token.pin }) => signet(['sign', '--key', key, ...insecure(), image, ...extra], env);
+  const sign = (image: string, extra: string[] = [], key = tokenKey, env: NodeJS.ProcessEnv = { SIGNET_PKCS11_PIN: token.pin }) =>
+    signet(['sign', '--key', key, ...insecure(), image, ...extra], env);
 
   /** A fixture report rewritten to name the image just pushed. */
   const report = (fixture: string, repo: string, digest: string): string => {
@@ -64,12 +65,22 @@ describe('signet sign, verify and audit', function () {
       assert.equal(layer.mediaType, 'application/vnd.dev.cosign.simplesigning.v1+json');
       const payload = Buffer.from(await (await fetch(`${base}/blobs/${layer.digest}`)).arrayBuffer());
       assert.equal(`sha256:${createHash('sha256').update(payload).digest('hex')}`, layer.digest);
-      const doc = JSON.parse(payload.toString()) as { critical: { identity: { 'docker-reference': string }; image: { 'docker-manifest-digest': string }; type: string } };
+      const doc = JSON.parse(payload.toString()) as {
+        critical: { identity: { 'docker-reference': string }; image: { 'docker-manifest-digest': string }; type: string };
+      };
       assert.equal(doc.critical.type, 'cosign container image signature');
       assert.equal(doc.critical.image['docker-manifest-digest'], digest);
       assert.equal(doc.critical.identity['docker-reference'], `${host}/${repo}`);
       const key = createPublicKey(publicPem);
-      if (cryptoVerify(key.asymmetricKeyType === 'ed25519' ? null : 'sha256', payload, key, Buffer.from(layer.annotations['dev.cosignproject.cosign/signature']!, 'base64'))) valid++;
+      if (
+        cryptoVerify(
+          key.asymmetricKeyType === 'ed25519' ? null : 'sha256',
+          payload,
+          key,
+          Buffer.from(layer.annotations['dev.cosignproject.cosign/signature']!, 'base64'),
+        )
+      )
+        valid++;
     }
     return valid;
   }
@@ -92,17 +103,20 @@ describe('signet sign, verify and audit', function () {
     mkdirSync(policyDir);
     writeFileSync(join(work, 'token.pub'), tokenPub);
     writeFileSync(join(work, 'pem.pub'), pemPub);
-    writeFileSync(join(policyDir, 'policy.yaml'), [
-      'apiVersion: signet/v1',
-      'keys:',
-      `  hsm: { file: ${join(work, 'token.pub')} }`,
-      `  pem: { file: ${join(work, 'pem.pub')} }`,
-      'scopes:',
-      `  ${host}/ci:`,
-      '    action: verify',
-      '    signatures: { keys: [hsm, pem] }',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      join(policyDir, 'policy.yaml'),
+      [
+        'apiVersion: signet/v1',
+        'keys:',
+        `  hsm: { file: ${join(work, 'token.pub')} }`,
+        `  pem: { file: ${join(work, 'pem.pub')} }`,
+        'scopes:',
+        `  ${host}/ci:`,
+        '    action: verify',
+        '    signatures: { keys: [hsm, pem] }',
+        '',
+      ].join('\n'),
+    );
   });
   after(async () => registry?.stop());
 
@@ -113,13 +127,22 @@ describe('signet sign, verify and audit', function () {
     const out = JSON.parse(r.stdout) as { digest: string; key: { fingerprint: string }; signature: { tag: string; signatures: number } };
     assert.equal(out.digest, img.digest);
     assert.equal(out.signature.tag, `${host}/ci/app:${img.digest.replace(':', '-')}.sig`);
-    assert.equal(out.key.fingerprint, `sha256:${createHash('sha256').update(createPublicKey(tokenPub).export({ type: 'spki', format: 'der' })).digest('hex')}`);
+    assert.equal(
+      out.key.fingerprint,
+      `sha256:${createHash('sha256')
+        .update(createPublicKey(tokenPub).export({ type: 'spki', format: 'der' }))
+        .digest('hex')}`,
+    );
     assert.equal(await independentCosignCheck('ci/app', img.digest, tokenPub), 1);
 
     const daemon = await startDaemon({ insecureRegistries: [host], policy: readFileSync(join(policyDir, 'policy.yaml'), 'utf8') });
     try {
       await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
-      const run = await runVerifier({ socket: daemon.socket, name: `${host}/ci/app:v1`, descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size } });
+      const run = await runVerifier({
+        socket: daemon.socket,
+        name: `${host}/ci/app:v1`,
+        descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size },
+      });
       assert.equal(run.code, 0, run.stdout);
     } finally {
       await daemon.stop();
@@ -132,12 +155,22 @@ describe('signet sign, verify and audit', function () {
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { signature: { format: string; manifestDigest: string } };
     assert.equal(out.signature.format, 'sigstore-bundle');
-    const refs = await client.referrers({ registry: host, repository: 'ci/v3' }, img.digest, { artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json', limit: 10 });
-    assert.deepEqual(refs.map((x) => x.digest), [out.signature.manifestDigest]);
+    const refs = await client.referrers({ registry: host, repository: 'ci/v3' }, img.digest, {
+      artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+      limit: 10,
+    });
+    assert.deepEqual(
+      refs.map((x) => x.digest),
+      [out.signature.manifestDigest],
+    );
     const daemon = await startDaemon({ insecureRegistries: [host], policy: readFileSync(join(policyDir, 'policy.yaml'), 'utf8') });
     try {
       await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
-      const run = await runVerifier({ socket: daemon.socket, name: `${host}/ci/v3:v1`, descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size } });
+      const run = await runVerifier({
+        socket: daemon.socket,
+        name: `${host}/ci/v3:v1`,
+        descriptor: { mediaType: img.mediaType, digest: img.digest, size: img.size },
+      });
       assert.equal(run.code, 0, run.stdout);
       assert.equal((daemon.audit().at(-1)!['signatures'] as Array<Record<string, unknown>>)[0]!['format'], 'sigstore-bundle');
     } finally {
@@ -209,19 +242,33 @@ describe('signet sign, verify and audit', function () {
       const r = sign(`${host}/ci/attested:v1`, ['--scan-report', report('grype-high', 'ci/attested', idx.digest), '--attest-scan', '--output', 'json']);
       assert.equal(r.code, 0, r.stderr);
       const base = `http://${host}/v2/ci/attested`;
-      const manifest = (await (await fetch(`${base}/manifests/${idx.digest.replace(':', '-')}.att`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json()) as { layers: Array<{ mediaType: string; digest: string; annotations: Record<string, string> }> };
+      const manifest = (await (
+        await fetch(`${base}/manifests/${idx.digest.replace(':', '-')}.att`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })
+      ).json()) as { layers: Array<{ mediaType: string; digest: string; annotations: Record<string, string> }> };
       assert.equal(manifest.layers.length, 1);
       assert.equal(manifest.layers[0]!.mediaType, 'application/vnd.dsse.envelope.v1+json');
       assert.equal(manifest.layers[0]!.annotations['predicateType'], 'https://cosign.sigstore.dev/attestation/vuln/v1');
-      const envelope = (await (await fetch(`${base}/blobs/${manifest.layers[0]!.digest}`)).json()) as { payloadType: string; payload: string; signatures: Array<{ sig: string }> };
+      const envelope = (await (await fetch(`${base}/blobs/${manifest.layers[0]!.digest}`)).json()) as {
+        payloadType: string;
+        payload: string;
+        signatures: Array<{ sig: string }>;
+      };
       const payload = Buffer.from(envelope.payload, 'base64');
       // DSSE v1 pre-authentication encoding, written from the spec.
       const pae = Buffer.concat([Buffer.from(`DSSEv1 ${Buffer.byteLength(envelope.payloadType)} ${envelope.payloadType} ${payload.length} `), payload]);
       assert.equal(cryptoVerify('sha256', pae, createPublicKey(tokenPub), Buffer.from(envelope.signatures[0]!.sig, 'base64')), true);
-      const statement = JSON.parse(payload.toString()) as { _type: string; subject: Array<{ name: string; digest: { sha256: string } }>; predicateType: string; predicate: { scanner: { uri: string; version: string }; metadata: { scanFinishedOn: string } } };
+      const statement = JSON.parse(payload.toString()) as {
+        _type: string;
+        subject: Array<{ name: string; digest: { sha256: string } }>;
+        predicateType: string;
+        predicate: { scanner: { uri: string; version: string }; metadata: { scanFinishedOn: string } };
+      };
       assert.equal(statement._type, 'https://in-toto.io/Statement/v1');
       assert.equal(statement.predicateType, 'https://cosign.sigstore.dev/attestation/vuln/v1');
-      assert.deepEqual(statement.subject.map((s) => s.digest.sha256), [idx.digest.slice(7)]);
+      assert.deepEqual(
+        statement.subject.map((s) => s.digest.sha256),
+        [idx.digest.slice(7)],
+      );
       assert.ok(statement.predicate.scanner.version);
       assert.ok(!Number.isNaN(Date.parse(statement.predicate.metadata.scanFinishedOn)));
     });
@@ -256,8 +303,20 @@ describe('signet sign, verify and audit', function () {
     it('audit: a row per tag, artifact tags skipped, a summary, exit 1 when anything is rejected', () => {
       const r = signet(['audit', `${host}/ci/audited`, '--policy-dir', policyDir, ...insecure(), '--output', 'json']);
       assert.equal(r.code, 1, r.stderr);
-      const doc = JSON.parse(r.stdout) as { tags: number; accepted: number; rejected: number; results: Array<{ tag: string; decision: string; signers: string[] }> };
-      assert.deepEqual(doc.results.map((x) => [x.tag, x.decision, x.signers.join(',')]), [['signed', 'accept', 'hsm'], ['unsigned', 'reject', ''], ['wrong', 'reject', '']]);
+      const doc = JSON.parse(r.stdout) as {
+        tags: number;
+        accepted: number;
+        rejected: number;
+        results: Array<{ tag: string; decision: string; signers: string[] }>;
+      };
+      assert.deepEqual(
+        doc.results.map((x) => [x.tag, x.decision, x.signers.join(',')]),
+        [
+          ['signed', 'accept', 'hsm'],
+          ['unsigned', 'reject', ''],
+          ['wrong', 'reject', ''],
+        ],
+      );
       assert.equal(doc.rejected, 2);
       const text = signet(['audit', `${host}/ci/audited`, '--policy-dir', policyDir, ...insecure()]);
       assert.match(text.stdout, /ci\/audited: 3 tags, 1 accepted, 2 rejected/);
@@ -266,10 +325,30 @@ describe('signet sign, verify and audit', function () {
 
   describe('bad input: one line, non-zero exit, no stack trace', () => {
     const cases: Array<[string, () => string[], NodeJS.ProcessEnv | undefined, RegExp]> = [
-      ['a missing report file', () => ['sign', '--key', tokenKey, ...insecure(), `${host}/ci/app:v1`, '--scan-report', '/nonexistent/report.json'], undefined, /cannot read scan report/],
-      ['a malformed report', () => ['sign', '--key', tokenKey, ...insecure(), `${host}/ci/app:v1`, '--scan-report', writeTemp('bad.json', '{"Results": [')], undefined, /SCAN_REPORT_INVALID/],
-      ['an unknown report format', () => ['sign', '--key', tokenKey, ...insecure(), `${host}/ci/app:v1`, '--scan-report', writeTemp('other.json', '{"hello": "world"}')], undefined, /SCAN_REPORT_INVALID/],
-      ['an unreachable registry', () => ['sign', '--key', tokenKey, '--insecure-registry', '127.0.0.1:9', '127.0.0.1:9/ci/app:v1'], undefined, /REGISTRY_UNAVAILABLE/],
+      [
+        'a missing report file',
+        () => ['sign', '--key', tokenKey, ...insecure(), `${host}/ci/app:v1`, '--scan-report', '/nonexistent/report.json'],
+        undefined,
+        /cannot read scan report/,
+      ],
+      [
+        'a malformed report',
+        () => ['sign', '--key', tokenKey, ...insecure(), `${host}/ci/app:v1`, '--scan-report', writeTemp('bad.json', '{"Results": [')],
+        undefined,
+        /SCAN_REPORT_INVALID/,
+      ],
+      [
+        'an unknown report format',
+        () => ['sign', '--key', tokenKey, ...insecure(), `${host}/ci/app:v1`, '--scan-report', writeTemp('other.json', '{"hello": "world"}')],
+        undefined,
+        /SCAN_REPORT_INVALID/,
+      ],
+      [
+        'an unreachable registry',
+        () => ['sign', '--key', tokenKey, '--insecure-registry', '127.0.0.1:9', '127.0.0.1:9/ci/app:v1'],
+        undefined,
+        /REGISTRY_UNAVAILABLE/,
+      ],
       ['a wrong PIN', () => ['sign', '--key', tokenKey, ...insecure(), `${host}/ci/app:v1`], { SIGNET_PKCS11_PIN: '00000000' }, /PIN_INCORRECT/],
       ['an unknown option', () => ['sign', '--kee', tokenKey, `${host}/ci/app:v1`], undefined, /Unknown option/],
       ['a bad image reference', () => ['sign', '--key', tokenKey, 'Not A Reference'], undefined, /INVALID_REFERENCE/],

@@ -110,7 +110,10 @@ describe('signature sources', function () {
 
     it('refuses a layout path that is not absolute, in the policy', async () => {
       const before = daemon.log().length;
-      daemon.writePolicy('extra.yaml', { apiVersion: 'signet/v1', scopes: { [`${host}/other`]: { action: 'verify', signatures: { keys: ['release'] }, signatureSources: [{ ociLayout: 'relative/dir' }] } } });
+      daemon.writePolicy('extra.yaml', {
+        apiVersion: 'signet/v1',
+        scopes: { [`${host}/other`]: { action: 'verify', signatures: { keys: ['release'] }, signatureSources: [{ ociLayout: 'relative/dir' }] } },
+      });
       await waitFor(() => /must be an absolute path/.test(daemon.log().slice(before)), 'the problem to be reported');
       daemon.writePolicy('extra.yaml', { apiVersion: 'signet/v1' });
     });
@@ -131,14 +134,16 @@ describe('signature sources', function () {
       for (const [i, type] of [ARTIFACT, 'application/vnd.other+json', ARTIFACT].entries()) {
         const layer = Buffer.from(`{"n":${i}}`);
         await client.pushBlob(repo, layer);
-        const manifest = Buffer.from(JSON.stringify({
-          schemaVersion: 2,
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          artifactType: type,
-          config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(empty), size: 2 },
-          layers: [{ mediaType: 'application/json', digest: sha256(layer), size: layer.length }],
-          subject,
-        }));
+        const manifest = Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            artifactType: type,
+            config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(empty), size: 2 },
+            layers: [{ mediaType: 'application/json', digest: sha256(layer), size: layer.length }],
+            subject,
+          }),
+        );
         const digest = await client.pushManifest(repo, sha256(manifest), manifest, 'application/vnd.oci.image.manifest.v1+json');
         if (type === ARTIFACT) referrerDigests.push(digest);
         entries.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: manifest.length, artifactType: type });
@@ -210,7 +215,10 @@ describe('signature sources', function () {
         const ok = await runVerifier({ socket: daemon.socket, name: `${host}/v3/app:v1`, descriptor });
         assert.equal(ok.code, 0, ok.stdout);
         const line = daemon.audit().at(-1)!;
-        assert.deepEqual((line['signatures'] as Array<Record<string, unknown>>).map((x) => [x['format'], x['key'], x['valid']]), [['sigstore-bundle', 'v3', true]]);
+        assert.deepEqual(
+          (line['signatures'] as Array<Record<string, unknown>>).map((x) => [x['format'], x['key'], x['valid']]),
+          [['sigstore-bundle', 'v3', true]],
+        );
         const refused = await runVerifier({ socket: daemon.socket, name: `${host}/v3/app:cosign-only`, descriptor });
         assert.equal(refused.code, 1);
         assert.match(refused.stdout, /no signatures found/);
@@ -225,10 +233,24 @@ describe('signature sources', function () {
       const repo = { registry: host, repository: 'notary/alpine' };
       const img = await pushOciLayout(client, repo, join(ROOT, 'test/fixtures/notation/alpine-oci-layout'), 'v2');
       const descriptor = { mediaType: img.mediaType, digest: img.digest, size: img.size };
-      await pushReferrer(client, repo, descriptor, 'application/vnd.cncf.notary.signature', 'application/jose+json', readFileSync(join(ROOT, 'test/fixtures/notation/jws_signature.sig')));
+      await pushReferrer(
+        client,
+        repo,
+        descriptor,
+        'application/vnd.cncf.notary.signature',
+        'application/jose+json',
+        readFileSync(join(ROOT, 'test/fixtures/notation/jws_signature.sig')),
+      );
       const coseRepo = { registry: host, repository: 'notary/alpine-cose' };
       await pushOciLayout(client, coseRepo, join(ROOT, 'test/fixtures/notation/alpine-oci-layout'), 'v2');
-      await pushReferrer(client, coseRepo, descriptor, 'application/vnd.cncf.notary.signature', 'application/cose', readFileSync(join(ROOT, 'test/fixtures/notation/cose_signature.sig')));
+      await pushReferrer(
+        client,
+        coseRepo,
+        descriptor,
+        'application/vnd.cncf.notary.signature',
+        'application/cose',
+        readFileSync(join(ROOT, 'test/fixtures/notation/cose_signature.sig')),
+      );
       // The same trust anchor as a certificate object on an HSM token.
       const token = createToken('notary-anchors');
       const der = join(mkdtempSync(join(tmpdir(), 'signet-cert-')), 'root.der');
@@ -257,7 +279,10 @@ describe('signature sources', function () {
         await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
         const jwsRun = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine:v2`, descriptor });
         assert.equal(jwsRun.code, 0, jwsRun.stdout);
-        assert.deepEqual((daemon.audit().at(-1)!['signatures'] as Array<Record<string, unknown>>).map((x) => [x['format'], x['key'], x['valid']]), [['notation', 'alpine-ca', true]]);
+        assert.deepEqual(
+          (daemon.audit().at(-1)!['signatures'] as Array<Record<string, unknown>>).map((x) => [x['format'], x['key'], x['valid']]),
+          [['notation', 'alpine-ca', true]],
+        );
         const coseRun = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine-cose:v2`, descriptor });
         assert.equal(coseRun.code, 0, coseRun.stdout);
         const acme = await runVerifier({ socket: daemon.socket, name: `${host}/notary/alpine:acme`, descriptor });
@@ -283,7 +308,14 @@ describe('signature sources', function () {
       const repo = { registry: host, repository: 'keyless/app' };
       const pushed = await pushImage(client, repo, 'v1');
       const descriptor = { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.size };
-      await pushReferrer(client, repo, descriptor, 'application/vnd.dev.sigstore.bundle.v0.3+json', 'application/vnd.dev.sigstore.bundle.v0.3+json', fake.bundleFor(`${host}/keyless/app`, pushed.digest));
+      await pushReferrer(
+        client,
+        repo,
+        descriptor,
+        'application/vnd.dev.sigstore.bundle.v0.3+json',
+        'application/vnd.dev.sigstore.bundle.v0.3+json',
+        fake.bundleFor(`${host}/keyless/app`, pushed.digest),
+      );
       const daemon = await startDaemon({
         insecureRegistries: [host],
         policy: {

@@ -25,11 +25,20 @@ describe('signetd lifecycle', function () {
     const daemon = await startDaemon({});
     try {
       const digest = `sha256:${'c'.repeat(64)}`;
-      const run = await runVerifier({ socket: daemon.socket, name: 'registry.example.com/app:v1', descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 1 } });
+      const run = await runVerifier({
+        socket: daemon.socket,
+        name: 'registry.example.com/app:v1',
+        descriptor: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 1 },
+      });
       assert.equal(run.code, 1);
       assert.match(run.stdout, /no valid trust policy is loaded/);
       daemon.writePolicy('p.yaml', { apiVersion: 'signet/v1', default: { action: 'accept' } });
-      await waitFor(async () => (await runVerifier({ socket: daemon.socket, name: 'registry.example.com/app:v1', descriptor: { mediaType: 'x', digest, size: 1 } })).code === 0, 'the policy to load', 3000);
+      await waitFor(
+        async () =>
+          (await runVerifier({ socket: daemon.socket, name: 'registry.example.com/app:v1', descriptor: { mediaType: 'x', digest, size: 1 } })).code === 0,
+        'the policy to load',
+        3000,
+      );
     } finally {
       await daemon.stop();
     }
@@ -61,8 +70,12 @@ describe('signetd lifecycle', function () {
     try {
       await waitFor(() => daemon.log().includes('policy loaded'), 'policy');
       const Verifier = verifierServiceClient(loadProtos());
-      const c = new Verifier(`unix://${daemon.socket}`, grpc.credentials.createInsecure()) as unknown as Record<string, (req: unknown, cb: (e: grpc.ServiceError | null, r: Record<string, unknown>) => void) => void>;
-      const call = (req: unknown) => new Promise<{ err: grpc.ServiceError | null; res: Record<string, unknown> }>((resolve) => c['VerifyImage']!(req, (err, res) => resolve({ err, res })));
+      const c = new Verifier(`unix://${daemon.socket}`, grpc.credentials.createInsecure()) as unknown as Record<
+        string,
+        (req: unknown, cb: (e: grpc.ServiceError | null, r: Record<string, unknown>) => void) => void
+      >;
+      const call = (req: unknown) =>
+        new Promise<{ err: grpc.ServiceError | null; res: Record<string, unknown> }>((resolve) => c['VerifyImage']!(req, (err, res) => resolve({ err, res })));
       const noDescriptor = await call({ name: 'registry.example.com/app:v1' });
       assert.equal(noDescriptor.err?.code, grpc.status.INVALID_ARGUMENT);
       const noName = await call({ descriptor: { digest: `sha256:${'a'.repeat(64)}` } });

@@ -73,7 +73,10 @@ describe('signet-verifier against a hostile peer on its socket', function () {
     await withFake({ stream: { bytes: 400 << 20 } }, async (socket, bytesSent) => {
       const run = await runVerifier(socket);
       assert.equal(run.code, 1, run.stdout);
-      assert.match(run.stdout, /^signet: cannot get a decision from signetd at .*\(the answer is larger than 1048576 bytes\); rejecting registry\.example\.com\/app:1 \(fail closed\)\n$/);
+      assert.match(
+        run.stdout,
+        /^signet: cannot get a decision from signetd at .*\(the answer is larger than 1048576 bytes\); rejecting registry\.example\.com\/app:1 \(fail closed\)\n$/,
+      );
       assert.ok(run.ms < 5000, `refused in ${run.ms} ms`);
       assert.ok(bytesSent() < 4 << 20, `the verifier took ${bytesSent()} bytes of a 400 MiB answer`);
       if (small.peakRss > 0 && run.peakRss > 0) {
@@ -82,14 +85,17 @@ describe('signet-verifier against a hostile peer on its socket', function () {
     });
   });
 
-  it('prints a Judgement\'s forged terminal sequences escaped, and a 900 KiB reason bounded', async () => {
+  it("prints a Judgement's forged terminal sequences escaped, and a 900 KiB reason bounded", async () => {
     const reason = `rejected registry.example.com/app:1: ${FORGED}${'x'.repeat(900 << 10)} no signatures found`;
     await withFake({ judgement: { ok: false, reason } }, async (socket) => {
       const run = await runVerifier(socket);
       assert.equal(run.code, 1);
       assert.doesNotMatch(run.stdout.slice(0, -1), RAW_CONTROL);
       assert.ok(run.stdout.length <= 4097, `${run.stdout.length} characters`);
-      assert.match(run.stdout, /^rejected registry\.example\.com\/app:1: \\x1b\[2K \\x1b\[32mOK: image accepted\\x1b\[0m\\x07 \\x9b1A\\u\{202e\}x+…\[\d+ characters cut\]…x+ no signatures found\n$/);
+      assert.match(
+        run.stdout,
+        /^rejected registry\.example\.com\/app:1: \\x1b\[2K \\x1b\[32mOK: image accepted\\x1b\[0m\\x07 \\x9b1A\\u\{202e\}x+…\[\d+ characters cut\]…x+ no signatures found\n$/,
+      );
     });
   });
 
@@ -99,7 +105,10 @@ describe('signet-verifier against a hostile peer on its socket', function () {
       assert.equal(run.code, 1);
       assert.doesNotMatch(run.stdout.slice(0, -1), RAW_CONTROL);
       assert.ok(run.stdout.length <= 4097, `${run.stdout.length} characters`);
-      assert.match(run.stdout, /gRPC status 13: boom \\x1b\[2K \\x1b\[32mOK: image accepted\\x1b\[0m\\x07 \\x9b1A\\u\{202e\}y+…\[\d+ characters cut\]…y+\); rejecting/);
+      assert.match(
+        run.stdout,
+        /gRPC status 13: boom \\x1b\[2K \\x1b\[32mOK: image accepted\\x1b\[0m\\x07 \\x9b1A\\u\{202e\}y+…\[\d+ characters cut\]…y+\); rejecting/,
+      );
       assert.match(run.stdout, /\(fail closed\)\n$/);
     });
   });
@@ -138,6 +147,9 @@ describe('signet-verifier import graph', () => {
       }
     }
     assert.deepEqual(outside, []);
-    assert.ok([...seen].some((f) => f.endsWith('verifier/printable.js')), 'the verifier escapes with the shared printable()');
+    assert.ok(
+      [...seen].some((f) => f.endsWith('verifier/printable.js')),
+      'the verifier escapes with the shared printable()',
+    );
   });
 });

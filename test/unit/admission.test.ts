@@ -41,7 +41,7 @@ describe('admission control', () => {
     assert.equal(a.status().refusedQueueFull, 1);
   });
 
-  it('a waiter gives up after maxQueueWait, or just before its caller\'s deadline, whichever is first', async () => {
+  it("a waiter gives up after maxQueueWait, or just before its caller's deadline, whichever is first", async () => {
     const a = new Admission({ maxInFlight: 1, maxQueued: 10, maxQueueWaitMs: 150 });
     const g = gate();
     const first = a.run(g.work);
@@ -74,9 +74,12 @@ describe('admission control', () => {
 
   it('a failing piece of work frees its slot', async () => {
     const a = new Admission({ maxInFlight: 1, maxQueued: 1, maxQueueWaitMs: 1000 });
-    await assert.rejects(a.run(async () => {
-      throw new Error('boom');
-    }), /boom/);
+    await assert.rejects(
+      a.run(async () => {
+        throw new Error('boom');
+      }),
+      /boom/,
+    );
     assert.equal(await a.run(async () => 'next'), 'next');
     assert.equal(a.status().inFlight, 0);
   });
@@ -89,7 +92,11 @@ describe('admission control', () => {
     const c = parseConfig('maxConcurrentDecisions: 8\nmaxQueuedDecisions: 0\nmaxQueueWait: 1500ms\nregistryConcurrency: 4\n', 'c.yaml');
     assert.deepEqual([c.maxConcurrentDecisions, c.maxQueuedDecisions, c.maxQueueWaitMs, c.registryConcurrency], [8, 0, 1500, 4]);
     for (const bad of ['maxConcurrentDecisions: 0', 'maxQueuedDecisions: -1', 'registryConcurrency: many', 'maxQueueWait: soon']) {
-      assert.throws(() => parseConfig(`${bad}\n`, 'c.yaml'), (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && e.message.includes(bad.split(':')[0]!), bad);
+      assert.throws(
+        () => parseConfig(`${bad}\n`, 'c.yaml'),
+        (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && e.message.includes(bad.split(':')[0]!),
+        bad,
+      );
     }
   });
 });

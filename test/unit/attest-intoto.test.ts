@@ -15,11 +15,14 @@ const DIGEST = `sha256:${HEX}`;
 const OTHER = 'sha256:59a74fbb9ab67bcee2e934384920300a692dfea33ec5bd1d0deaac3c0a97ea4b';
 
 function malformed(doc: unknown, re: RegExp): void {
-  assert.throws(() => parseStatement(Buffer.from(typeof doc === 'string' ? doc : JSON.stringify(doc))), (err: unknown) => {
-    assert.ok(isSignetError(err, 'SIGNATURE_MALFORMED'), `expected SIGNATURE_MALFORMED, got ${String(err)}`);
-    assert.match(err.message, re);
-    return true;
-  });
+  assert.throws(
+    () => parseStatement(Buffer.from(typeof doc === 'string' ? doc : JSON.stringify(doc))),
+    (err: unknown) => {
+      assert.ok(isSignetError(err, 'SIGNATURE_MALFORMED'), `expected SIGNATURE_MALFORMED, got ${String(err)}`);
+      assert.match(err.message, re);
+      return true;
+    },
+  );
 }
 
 describe('in-toto statements', () => {
@@ -47,7 +50,11 @@ describe('in-toto statements', () => {
   });
 
   it('covers a digest among several subjects; hex compared in lower case', () => {
-    const doc = { _type: INTOTO_STATEMENT_V1, subject: [{ name: 'a', digest: { sha256: OTHER.slice(7) } }, { digest: { sha256: HEX.toUpperCase(), sha512: 'ab'.repeat(64) } }], predicateType: 'p' };
+    const doc = {
+      _type: INTOTO_STATEMENT_V1,
+      subject: [{ name: 'a', digest: { sha256: OTHER.slice(7) } }, { digest: { sha256: HEX.toUpperCase(), sha512: 'ab'.repeat(64) } }],
+      predicateType: 'p',
+    };
     const parsed = parseStatement(JSON.stringify(doc));
     assert.equal(statementCoversDigest(parsed, DIGEST), true);
     assert.equal(statementCoversDigest(parsed, OTHER), true);
@@ -55,13 +62,23 @@ describe('in-toto statements', () => {
   });
 
   it('accepts the v0.1 _type cosign writes', () => {
-    const v01 = { _type: INTOTO_STATEMENT_V01, predicateType: 'https://cosign.sigstore.dev/attestation/vuln/v1', subject: [{ name: 'r', digest: { sha256: HEX } }], predicate: {} };
+    const v01 = {
+      _type: INTOTO_STATEMENT_V01,
+      predicateType: 'https://cosign.sigstore.dev/attestation/vuln/v1',
+      subject: [{ name: 'r', digest: { sha256: HEX } }],
+      predicate: {},
+    };
     assert.equal(parseStatement(JSON.stringify(v01))._type, INTOTO_STATEMENT_V01);
     malformed({ ...v01, subject: [{ name: 'r', uri: 'x', digest: { sha256: HEX } }] }, /unknown field "uri"/);
   });
 
   it('accepts v1 ResourceDescriptor subject fields', () => {
-    const doc = { _type: INTOTO_STATEMENT_V1, subject: [{ name: 'r', uri: 'oci://r', mediaType: 'application/vnd.oci.image.manifest.v1+json', annotations: {}, digest: { sha256: HEX } }], predicateType: 'p', predicate: {} };
+    const doc = {
+      _type: INTOTO_STATEMENT_V1,
+      subject: [{ name: 'r', uri: 'oci://r', mediaType: 'application/vnd.oci.image.manifest.v1+json', annotations: {}, digest: { sha256: HEX } }],
+      predicateType: 'p',
+      predicate: {},
+    };
     assert.equal(statementCoversDigest(parseStatement(JSON.stringify(doc)), DIGEST), true);
   });
 
@@ -69,7 +86,11 @@ describe('in-toto statements', () => {
   it('refuses an unknown _type', () => malformed({ ...good, _type: 'https://in-toto.io/Statement/v2' }, /_type is "https:\/\/in-toto\.io\/Statement\/v2"/));
   it('refuses a missing _type', () => malformed({ subject: good.subject, predicateType: 'p' }, /missing "_type"/));
   it('refuses an unknown top-level field', () => malformed({ ...good, extra: true }, /unknown field "extra"/));
-  it('refuses duplicate keys', () => malformed(`{"_type":"${INTOTO_STATEMENT_V1}","subject":[{"digest":{"sha256":"${HEX}","sha256":"${OTHER.slice(7)}"}}],"predicateType":"p"}`, /duplicate key/));
+  it('refuses duplicate keys', () =>
+    malformed(
+      `{"_type":"${INTOTO_STATEMENT_V1}","subject":[{"digest":{"sha256":"${HEX}","sha256":"${OTHER.slice(7)}"}}],"predicateType":"p"}`,
+      /duplicate key/,
+    ));
   it('refuses an empty subject list', () => malformed({ ...good, subject: [] }, /subject is not a non-empty array/));
   it('refuses a subject without digest', () => malformed({ ...good, subject: [{ name: 'r' }] }, /missing "digest"/));
   it('refuses an empty digest', () => malformed({ ...good, subject: [{ digest: {} }] }, /digest is not a non-empty object/));

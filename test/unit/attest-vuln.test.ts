@@ -74,7 +74,10 @@ describe('scan attestations (cosign vuln predicate)', () => {
     delete report.scanFinished;
     const now = new Date('2025-02-01T00:00:00Z');
     assert.deepEqual(buildVulnPredicate(report, { now }).metadata, { scanStartedOn: '2025-02-01T00:00:00.000Z', scanFinishedOn: '2025-02-01T00:00:00.000Z' });
-    assert.deepEqual(buildVulnPredicate(report, { scanStartedOn: '2025-01-01T00:00:00Z', scanFinishedOn: '2025-01-01T00:05:00Z' }).metadata, { scanStartedOn: '2025-01-01T00:00:00Z', scanFinishedOn: '2025-01-01T00:05:00Z' });
+    assert.deepEqual(buildVulnPredicate(report, { scanStartedOn: '2025-01-01T00:00:00Z', scanFinishedOn: '2025-01-01T00:05:00Z' }).metadata, {
+      scanStartedOn: '2025-01-01T00:00:00Z',
+      scanFinishedOn: '2025-01-01T00:05:00Z',
+    });
     assert.throws(() => buildVulnPredicate(report, { scanFinishedOn: 'today' }), /not an RFC 3339 time/);
   });
 
@@ -109,21 +112,31 @@ describe('scan attestations (cosign vuln predicate)', () => {
       assert.match(v.reason, /has 1 finding above high: CVE-2023-45853 \(critical\)/);
       assert.deepEqual(v.blocking, [{ id: 'CVE-2023-45853', severity: 'critical' }]);
       const medium = evaluateVulnAttestation(predicate, { now, maxSeverity: 'medium' });
-      assert.deepEqual(medium.blocking.map((b) => b.id), ['CVE-2023-45853', 'CVE-2023-44487']);
+      assert.deepEqual(
+        medium.blocking.map((b) => b.id),
+        ['CVE-2023-45853', 'CVE-2023-44487'],
+      );
     });
 
     it('an ignored ID passes, also when named by an alias', () => {
       const v = evaluateVulnAttestation(predicate, { now, maxSeverity: 'high', ignore: ['CVE-2023-45853'] });
       assert.equal(v.ok, true, v.reason);
       assert.match(v.reason, /no finding above high \(1 ignored\)/);
-      assert.equal(evaluateVulnAttestation(predicate, { now, maxSeverity: 'low', ignore: ['CVE-2023-45853', 'CVE-2023-44487', 'CVE-2024-2511', 'GHSA-RV95-896H-C2VC'] }).ok, true);
+      assert.equal(
+        evaluateVulnAttestation(predicate, { now, maxSeverity: 'low', ignore: ['CVE-2023-45853', 'CVE-2023-44487', 'CVE-2024-2511', 'GHSA-RV95-896H-C2VC'] })
+          .ok,
+        true,
+      );
       assert.equal(evaluateVulnAttestation(predicate, { now, maxSeverity: 'high', ignore: ['CVE-2023-44487'] }).ok, false);
     });
 
     it('none refuses any finding; severities unchecked without maxSeverity', () => {
       const clean = buildVulnPredicate(fixture('trivy-no-findings.json'));
       assert.equal(evaluateVulnAttestation(clean, { now: new Date(Date.parse(clean.metadata.scanFinishedOn)), maxSeverity: 'none' }).ok, true);
-      assert.match(evaluateVulnAttestation(predicate, { now, maxSeverity: 'none' }).reason, /has 5 findings \(maxSeverity none allows no findings\): CVE-2023-45853 \(critical\), /);
+      assert.match(
+        evaluateVulnAttestation(predicate, { now, maxSeverity: 'none' }).reason,
+        /has 5 findings \(maxSeverity none allows no findings\): CVE-2023-45853 \(critical\), /,
+      );
       assert.match(evaluateVulnAttestation(predicate, { now }).reason, /severities not checked/);
     });
 
@@ -173,7 +186,12 @@ describe('scan attestations (cosign vuln predicate)', () => {
       const body = Buffer.from(env.payload, 'base64');
       const pae = Buffer.concat([Buffer.from(`DSSEv1 ${env.payloadType.length} ${env.payloadType} ${body.length} `), body]);
       assert.equal(cryptoVerify('sha256', pae, createPublicKey(key.publicPem), Buffer.from(env.signatures[0]!.sig, 'base64')), true);
-      const statement = JSON.parse(body.toString('utf8')) as { _type: string; subject: Array<{ name: string; digest: { sha256: string } }>; predicateType: string; predicate: VulnPredicate };
+      const statement = JSON.parse(body.toString('utf8')) as {
+        _type: string;
+        subject: Array<{ name: string; digest: { sha256: string } }>;
+        predicateType: string;
+        predicate: VulnPredicate;
+      };
       assert.equal(statement._type, 'https://in-toto.io/Statement/v1');
       assert.deepEqual(statement.subject, [{ name: REPO, digest: { sha256: HEX } }]);
       assert.equal(statement.predicateType, 'https://cosign.sigstore.dev/attestation/vuln/v1');

@@ -23,7 +23,13 @@ describe('audit line: untrusted text escaped and bounded', () => {
         digest: `sha256:${'ab'.repeat(32)}`,
         mediaType: `application/vnd.oci.image.manifest.v1+json${FORGED}`,
         scope: '',
-        signatures: Array.from({ length: 500 }, (_, i) => ({ format: 'cosign' as const, source: `registry${FORGED}${i}`, key: 'k', valid: false, reason: `registry answered 500 (error: ${FORGED}${'m'.repeat(10_000)})` })),
+        signatures: Array.from({ length: 500 }, (_, i) => ({
+          format: 'cosign' as const,
+          source: `registry${FORGED}${i}`,
+          key: 'k',
+          valid: false,
+          reason: `registry answered 500 (error: ${FORGED}${'m'.repeat(10_000)})`,
+        })),
         warnings: [FORGED],
         policyGeneration: 'g1',
         durationMs: 1,
@@ -39,7 +45,11 @@ describe('audit line: untrusted text escaped and bounded', () => {
       const record = JSON.parse(lines[0]!) as Record<string, any>;
       assert.doesNotMatch(JSON.stringify(record), /[\u0000-\u001f\u007f-\u009f\u202e]/, 'nothing raw after decoding either');
       assert.ok(record['name'].length <= 512 && record['image'].length <= 512);
-      assert.match(record['reason'], /^rejected: invalid image reference "registry\.example\.com\/app\\x1b\[2K\\r\\x1b\[32mOK.*…\[\d+ characters cut\]…n+:1": too long$/, 'the start and the end of the reason are kept');
+      assert.match(
+        record['reason'],
+        /^rejected: invalid image reference "registry\.example\.com\/app\\x1b\[2K\\r\\x1b\[32mOK.*…\[\d+ characters cut\]…n+:1": too long$/,
+        'the start and the end of the reason are kept',
+      );
       assert.ok(record['signatures'].length <= 64);
       assert.match(record['warnings'].at(-1), /436 more signature results not listed/);
       assert.match(record['namespace'], /^k8s\.io\\x1b/);

@@ -9,7 +9,10 @@ import { MetricsServer, parseListen } from '../../src/metrics/server.js';
 
 const source: MetricsSource = {
   policy: () => ({ loaded: true, generation: 'sha256:abc' }),
-  keys: () => [{ name: 'release', loaded: true, revoked: false, notAfter: new Date(1_000_000) }, { name: 'old', loaded: false, revoked: true }],
+  keys: () => [
+    { name: 'release', loaded: true, revoked: false, notAfter: new Date(1_000_000) },
+    { name: 'old', loaded: false, revoked: true },
+  ],
   verdictCache: () => ({ entries: 3, maxEntries: 10, hits: 7, misses: 2, coalesced: 1, cleared: 0 }),
   contentCache: () => ({ entries: 1, bytes: 100, maxBytes: 1000, hits: 4, misses: 1 }),
   audit: () => ({ written: 9, failures: 2, writable: false }),
@@ -21,13 +24,19 @@ const source: MetricsSource = {
 describe('cache and metrics configuration', () => {
   it('defaults: cacheTTL 5m, negativeCacheTTL 10s, 10,000 entries, 64 MiB of content, metrics off', () => {
     const c = parseConfig('', 'signetd.yaml');
-    assert.deepEqual([c.cacheTtlMs, c.negativeCacheTtlMs, c.cacheEntries, c.contentCacheBytes, c.metrics], [300_000, 10_000, 10_000, 64 * 1024 * 1024, undefined]);
+    assert.deepEqual(
+      [c.cacheTtlMs, c.negativeCacheTtlMs, c.cacheEntries, c.contentCacheBytes, c.metrics],
+      [300_000, 10_000, 10_000, 64 * 1024 * 1024, undefined],
+    );
     assert.equal(DEFAULT_CONFIG.cacheTtlMs, 300_000);
   });
 
   it('reads every key, and metrics: alone listens on 127.0.0.1:9464', () => {
     const c = parseConfig('cacheTTL: 1m\nnegativeCacheTTL: 2s\ncacheEntries: 50\ncontentCacheSize: 8MiB\nmetrics: { listen: /run/signet/metrics.sock }\n', 'f');
-    assert.deepEqual([c.cacheTtlMs, c.negativeCacheTtlMs, c.cacheEntries, c.contentCacheBytes, c.metrics], [60_000, 2000, 50, 8 * 1024 * 1024, { listen: '/run/signet/metrics.sock' }]);
+    assert.deepEqual(
+      [c.cacheTtlMs, c.negativeCacheTtlMs, c.cacheEntries, c.contentCacheBytes, c.metrics],
+      [60_000, 2000, 50, 8 * 1024 * 1024, { listen: '/run/signet/metrics.sock' }],
+    );
     assert.deepEqual(parseConfig('metrics:\n', 'f').metrics, { listen: '127.0.0.1:9464' });
     assert.deepEqual(parseConfig('metrics: { listen: "[::1]:9464" }\n', 'f').metrics, { listen: '[::1]:9464' });
   });

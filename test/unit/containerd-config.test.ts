@@ -8,15 +8,29 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ContainerdConfigError, DEFAULT_VERIFIER_BIN_DIR, fsSource, parseGoDurationMs, readContainerdConfig, type ConfigSource } from '../../src/containerd/containerd-config.js';
+import {
+  ContainerdConfigError,
+  DEFAULT_VERIFIER_BIN_DIR,
+  fsSource,
+  parseGoDurationMs,
+  readContainerdConfig,
+  type ConfigSource,
+} from '../../src/containerd/containerd-config.js';
 
 /** Files in memory; `*` in imports matched within one folder, sorted, as Go's filepath.Glob does. */
 function memory(files: Record<string, string>): ConfigSource {
   return {
     readFile: (p) => files[p],
     glob: (pattern) => {
-      const re = new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
-      return Object.keys(files).filter((p) => re.test(p)).sort();
+      const re = new RegExp(
+        `^${pattern
+          .replace(/[.+^${}()|\\]/g, '\\$&')
+          .replace(/\*/g, '[^/]*')
+          .replace(/\?/g, '[^/]')}$`,
+      );
+      return Object.keys(files)
+        .filter((p) => re.test(p))
+        .sort();
     },
   };
 }
@@ -109,7 +123,10 @@ describe('containerd config: CRI settings that bypass the verifier', () => {
     it(`names ${s.key3} in a version 3 file`, () => {
       const r = read(`version = 3\n${s.v3}\n`);
       assert.equal(r.criBypass.length, 1, JSON.stringify(r.criBypass));
-      assert.deepEqual({ ...r.criBypass[0]!, fix: undefined }, { name: s.name, key: s.key3, value: s.value, default: s.default, files: [MAIN], fix: undefined });
+      assert.deepEqual(
+        { ...r.criBypass[0]!, fix: undefined },
+        { name: s.name, key: s.key3, value: s.value, default: s.default, files: [MAIN], fix: undefined },
+      );
       assert.ok(r.criBypass[0]!.fix.length > 0);
     });
     it(`names ${s.key2} in a version 2 file`, () => {
@@ -157,7 +174,10 @@ describe('containerd config: CRI settings that bypass the verifier', () => {
 
   it('use_local_image_pull = true is the cause by itself: the others are not listed with it', () => {
     const r = read(`version = 3\n[${V3}]\nuse_local_image_pull = true\nmax_concurrent_downloads = 5\n`);
-    assert.deepEqual(r.criBypass.map((b) => b.name), ['UseLocalImagePull']);
+    assert.deepEqual(
+      r.criBypass.map((b) => b.name),
+      ['UseLocalImagePull'],
+    );
   });
 
   it('version 3: the version-2 CRI keys are ignored by containerd 2.x, so they are not reported', () => {
@@ -177,16 +197,25 @@ describe('containerd config: CRI settings that bypass the verifier', () => {
 
   it('version 2: a version-2 key wins over the same key in the version-3 table (the migration copies it over)', () => {
     const r = read(`version = 2\n[${V3}]\nmax_concurrent_downloads = 3\n[${V2}]\nmax_concurrent_downloads = 4\n`);
-    assert.deepEqual(r.criBypass.map((b) => [b.key, b.value]), [[`${V2}.max_concurrent_downloads`, '4']]);
+    assert.deepEqual(
+      r.criBypass.map((b) => [b.key, b.value]),
+      [[`${V2}.max_concurrent_downloads`, '4']],
+    );
     // And the version-2 registry table replaces the version-3 one whole (config_path included).
     const r2 = read(`version = 2\n[${V3}.registry]\nconfig_path = "/a"\n[${V2}.registry.configs."x".tls]\ninsecure_skip_verify = true\n`);
     assert.equal(r2.registryConfigPath, undefined);
-    assert.deepEqual(r2.criBypass.map((b) => b.name), ['Registry.Configs']);
+    assert.deepEqual(
+      r2.criBypass.map((b) => b.name),
+      ['Registry.Configs'],
+    );
   });
 
   it('mirrors together with config_path: containerd refuses to load the CRI image service, and both are reported', () => {
     const r = read(`version = 3\n[${V3}.registry]\nconfig_path = "/c"\n[${V3}.registry.mirrors."docker.io"]\nendpoint = []\n`);
-    assert.deepEqual(r.criBypass.map((b) => b.name), ['Registry.Mirrors']);
+    assert.deepEqual(
+      r.criBypass.map((b) => b.name),
+      ['Registry.Mirrors'],
+    );
     assert.equal(r.problems.length, 1);
     assert.match(r.problems[0]!, /cannot be set when `config_path` is provided/);
   });
@@ -199,20 +228,31 @@ describe('containerd config: imports', () => {
       memory({
         [MAIN]: 'version = 3\nimports = ["conf.d/*.toml", "/opt/extra.toml"]\n',
         '/etc/containerd/conf.d/10-cri.toml': `[${V3}]\nimage_pull_with_sync_fs = true\n`,
-        '/etc/containerd/conf.d/20-verifier.toml': 'imports = ["../deep.toml"]\n[plugins."io.containerd.image-verifier.v1.bindir"]\nbin_dir = "/srv/verifiers"\n',
+        '/etc/containerd/conf.d/20-verifier.toml':
+          'imports = ["../deep.toml"]\n[plugins."io.containerd.image-verifier.v1.bindir"]\nbin_dir = "/srv/verifiers"\n',
         '/etc/containerd/conf.d/README': 'not toml at all [',
         '/opt/extra.toml': `[${V3}.registry.auths."r.example"]\nusername = "x"\n`,
         '/etc/containerd/deep.toml': `[${V3}]\nmax_concurrent_downloads = 1\n`,
       }),
     );
-    assert.deepEqual(r.files, [MAIN, '/etc/containerd/conf.d/10-cri.toml', '/etc/containerd/conf.d/20-verifier.toml', '/opt/extra.toml', '/etc/containerd/deep.toml']);
+    assert.deepEqual(r.files, [
+      MAIN,
+      '/etc/containerd/conf.d/10-cri.toml',
+      '/etc/containerd/conf.d/20-verifier.toml',
+      '/opt/extra.toml',
+      '/etc/containerd/deep.toml',
+    ]);
     const where = Object.fromEntries(r.criBypass.map((b) => [b.name, b.files]));
     assert.deepEqual(where, {
       ImagePullWithSyncFs: ['/etc/containerd/conf.d/10-cri.toml'],
       'Registry.Auths': ['/opt/extra.toml'],
       MaxConcurrentDownloads: ['/etc/containerd/deep.toml'],
     });
-    assert.deepEqual(r.binDir, { value: '/srv/verifiers', file: '/etc/containerd/conf.d/20-verifier.toml', key: 'plugins."io.containerd.image-verifier.v1.bindir".bin_dir' });
+    assert.deepEqual(r.binDir, {
+      value: '/srv/verifiers',
+      file: '/etc/containerd/conf.d/20-verifier.toml',
+      key: 'plugins."io.containerd.image-verifier.v1.bindir".bin_dir',
+    });
   });
 
   it('a later file overrides an earlier value, false and 3 included; tables merge key by key', () => {
@@ -228,7 +268,7 @@ describe('containerd config: imports', () => {
     assert.equal(r.registryConfigPath?.value, '/c');
   });
 
-  it('a version-3 import turns off the migration of the main version-2 file\'s CRI keys (as containerd 2.1 does)', () => {
+  it("a version-3 import turns off the migration of the main version-2 file's CRI keys (as containerd 2.1 does)", () => {
     const files = { [MAIN]: `version = 2\nimports = ["/d/x.toml"]\n[${V2}]\nmax_concurrent_downloads = 2\n`, '/d/x.toml': 'version = 3\n' };
     const r = readContainerdConfig(MAIN, memory(files));
     assert.deepEqual(r.version, { value: 3, file: '/d/x.toml', key: 'version' });
@@ -243,7 +283,10 @@ describe('containerd config: imports', () => {
   });
 
   it('a missing import is an error naming it (containerd does not start)', () => {
-    assert.throws(() => read('version = 3\nimports = ["/nope.toml"]\n'), (e: Error) => e instanceof ContainerdConfigError && e.file === '/nope.toml' && /\/nope\.toml \(imported\) does not exist/.test(e.message));
+    assert.throws(
+      () => read('version = 3\nimports = ["/nope.toml"]\n'),
+      (e: Error) => e instanceof ContainerdConfigError && e.file === '/nope.toml' && /\/nope\.toml \(imported\) does not exist/.test(e.message),
+    );
   });
 
   it('a glob that matches nothing is not an error', () => {
@@ -251,14 +294,20 @@ describe('containerd config: imports', () => {
   });
 
   it('version 1 files: short plugin names are migrated (disabled_plugins too)', () => {
-    const r = readContainerdConfig(MAIN, memory({ [MAIN]: 'version = 2\nimports = ["/v1.toml"]\n', '/v1.toml': 'disabled_plugins = ["cri"]\n[plugins.cri]\nmax_concurrent_downloads = 2\n' }));
+    const r = readContainerdConfig(
+      MAIN,
+      memory({ [MAIN]: 'version = 2\nimports = ["/v1.toml"]\n', '/v1.toml': 'disabled_plugins = ["cri"]\n[plugins.cri]\nmax_concurrent_downloads = 2\n' }),
+    );
     assert.deepEqual(r.disabledPlugins, [{ id: 'io.containerd.grpc.v1.cri', file: '/v1.toml' }]);
-    assert.deepEqual(r.criBypass.map((b) => b.key), ['plugins.cri.max_concurrent_downloads']);
+    assert.deepEqual(
+      r.criBypass.map((b) => b.key),
+      ['plugins.cri.max_concurrent_downloads'],
+    );
   });
 });
 
 describe('containerd config: files and defaults', () => {
-  it('a missing file means containerd\'s defaults', () => {
+  it("a missing file means containerd's defaults", () => {
     const r = readContainerdConfig('/nowhere/config.toml', memory({}));
     assert.equal(r.exists, false);
     assert.deepEqual(r.files, []);
@@ -338,10 +387,13 @@ describe('containerd config: on disk (fsSource)', () => {
     writeFileSync(join(dir, 'conf.d', 'c.conf'), 'not toml [');
     const r = readContainerdConfig(join(dir, 'config.toml'), fsSource);
     assert.deepEqual(r.files, [join(dir, 'config.toml'), join(dir, 'conf.d', 'a1.toml'), join(dir, 'conf.d', 'b1.toml')]);
-    assert.deepEqual(r.criBypass.map((b) => b.files), [[join(dir, 'conf.d', 'b1.toml')]]);
+    assert.deepEqual(
+      r.criBypass.map((b) => b.files),
+      [[join(dir, 'conf.d', 'b1.toml')]],
+    );
   });
 
-  it('only a path with * is globbed (containerd\'s rule): `?` and `[…]` alone are literal', () => {
+  it("only a path with * is globbed (containerd's rule): `?` and `[…]` alone are literal", () => {
     writeFileSync(join(dir, 'literal.toml'), 'version = 3\nimports = ["conf.d/[ab]?.toml"]\n');
     assert.throws(() => readContainerdConfig(join(dir, 'literal.toml'), fsSource), /\[ab\]\?\.toml \(imported\) does not exist/);
   });

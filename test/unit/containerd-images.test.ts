@@ -11,7 +11,12 @@ import { PROTO_DIR } from '../../src/proto-dir.js';
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;
 const ID = `sha256:${'c'.repeat(64)}`;
-const record = (name: string, digest = D1, namespace = 'k8s.io'): ContainerdImage => ({ namespace, name, labels: {}, target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 10 } });
+const record = (name: string, digest = D1, namespace = 'k8s.io'): ContainerdImage => ({
+  namespace,
+  name,
+  labels: {},
+  target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 10 },
+});
 
 /** A stand-in for the engine: accepts names listed in `accept`, refuses the rest with `code`. */
 function engine(accept: string[], code: Decision['code'] = 'SIGNATURE_NOT_FOUND') {
@@ -19,7 +24,21 @@ function engine(accept: string[], code: Decision['code'] = 'SIGNATURE_NOT_FOUND'
   const decide = async (r: VerifyRequest): Promise<Decision> => {
     asked.push(r.name);
     const ok = accept.includes(r.name);
-    return { ok, decision: ok ? 'accept' : 'reject', reason: ok ? `accepted ${r.name}` : `rejected ${r.name}: no signatures found`, ...(ok ? {} : { code }), name: r.name, image: r.name, digest: r.descriptor.digest, mediaType: r.descriptor.mediaType, scope: 's', signatures: [], warnings: [], policyGeneration: 'sha256:gen', durationMs: 1 };
+    return {
+      ok,
+      decision: ok ? 'accept' : 'reject',
+      reason: ok ? `accepted ${r.name}` : `rejected ${r.name}: no signatures found`,
+      ...(ok ? {} : { code }),
+      name: r.name,
+      image: r.name,
+      digest: r.descriptor.digest,
+      mediaType: r.descriptor.mediaType,
+      scope: 's',
+      signatures: [],
+      warnings: [],
+      policyGeneration: 'sha256:gen',
+      durationMs: 1,
+    };
   };
   return { decide, asked };
 }
@@ -33,7 +52,10 @@ describe('image records on a node (pure part)', () => {
 
   it('groups the records of one image by namespace and target', () => {
     const groups = groupByTarget([record('a:1'), record(ID), record('b:1', D2), record('a:1', D1, 'default')]);
-    assert.deepEqual(groups.map((g) => g.map((i) => `${i.namespace}/${i.name}`)), [['k8s.io/a:1', `k8s.io/${ID}`], ['k8s.io/b:1'], ['default/a:1']]);
+    assert.deepEqual(
+      groups.map((g) => g.map((i) => `${i.namespace}/${i.name}`)),
+      [['k8s.io/a:1', `k8s.io/${ID}`], ['k8s.io/b:1'], ['default/a:1']],
+    );
   });
 
   it('decides each name with the engine, and an ID by its names: accepted when one name is', async () => {
@@ -94,15 +116,38 @@ describe('containerd event envelopes', () => {
   const value = (type: string, name: string) => Buffer.from(types.lookupType(type).encode({ name }).finish());
 
   it('reads the image name of /images/create and /images/update, as grpc-js hands them over', () => {
-    const e = decodeEvent({ namespace: 'k8s.io', topic: '/images/create', timestamp: { seconds: 1795766929, nanos: 571156126 }, event: { type_url: 'containerd.services.images.v1.ImageCreate', value: value('containerd.services.images.v1.ImageCreate', 'r/a:1') } });
+    const e = decodeEvent({
+      namespace: 'k8s.io',
+      topic: '/images/create',
+      timestamp: { seconds: 1795766929, nanos: 571156126 },
+      event: { type_url: 'containerd.services.images.v1.ImageCreate', value: value('containerd.services.images.v1.ImageCreate', 'r/a:1') },
+    });
     assert.deepEqual(e, { namespace: 'k8s.io', topic: '/images/create', time: new Date(1795766929571), imageName: 'r/a:1' });
-    const u = decodeEvent({ namespace: 'default', topic: '/images/update', event: { typeUrl: 'types.containerd.io/containerd.services.images.v1.ImageUpdate', value: value('containerd.services.images.v1.ImageUpdate', 'r/b:2') } });
+    const u = decodeEvent({
+      namespace: 'default',
+      topic: '/images/update',
+      event: { typeUrl: 'types.containerd.io/containerd.services.images.v1.ImageUpdate', value: value('containerd.services.images.v1.ImageUpdate', 'r/b:2') },
+    });
     assert.equal(u?.imageName, 'r/b:2');
   });
 
   it('carries no name when the payload is of another type, does not decode, or the envelope is not one', () => {
-    assert.equal(decodeEvent({ namespace: 'n', topic: '/images/create', event: { type_url: 'containerd.services.images.v1.ImageDelete', value: value('containerd.services.images.v1.ImageDelete', 'x') } })?.imageName, undefined);
-    assert.equal(decodeEvent({ namespace: 'n', topic: '/images/create', event: { type_url: 'containerd.services.images.v1.ImageCreate', value: Buffer.from([0x0a, 0xff]) } })?.imageName, undefined);
+    assert.equal(
+      decodeEvent({
+        namespace: 'n',
+        topic: '/images/create',
+        event: { type_url: 'containerd.services.images.v1.ImageDelete', value: value('containerd.services.images.v1.ImageDelete', 'x') },
+      })?.imageName,
+      undefined,
+    );
+    assert.equal(
+      decodeEvent({
+        namespace: 'n',
+        topic: '/images/create',
+        event: { type_url: 'containerd.services.images.v1.ImageCreate', value: Buffer.from([0x0a, 0xff]) },
+      })?.imageName,
+      undefined,
+    );
     assert.equal(decodeEvent({ namespace: 'n', topic: '/tasks/start', event: null })?.imageName, undefined);
     assert.equal(decodeEvent(null), undefined);
     assert.equal(decodeEvent({ topic: 5 }), undefined);

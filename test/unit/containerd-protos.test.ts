@@ -51,7 +51,8 @@ function loadUpstream(): protobuf.Root {
     (target) => {
       if (target === 'google/rpc/status.proto') return join(PROTO_DIR, target);
       // The fieldpath option's descriptor.proto: protobufjs ships it.
-      if (target === 'google/protobuf/descriptor.proto') return fileURLToPath(new URL('../../../node_modules/protobufjs/google/protobuf/descriptor.proto', import.meta.url));
+      if (target === 'google/protobuf/descriptor.proto')
+        return fileURLToPath(new URL('../../../node_modules/protobufjs/google/protobuf/descriptor.proto', import.meta.url));
       if (existsSync(join(UPSTREAM_PROTOS, target))) return join(UPSTREAM_PROTOS, target);
       return target;
     },
@@ -72,7 +73,20 @@ describe('containerd API protos (ours vs. upstream, as Debian ships them)', () =
     const { problems, checked } = compareProtos(ours, upstream);
     assert.deepEqual(problems, []);
     // What signet relies on; a file dropped from the check would shrink this list.
-    for (const must of ['containerd.services.images.v1.Image.target', 'containerd.types.Descriptor.digest', 'containerd.types.Envelope.event', 'containerd.services.images.v1.ImageCreate.name', 'containerd.services.images.v1.DeleteImageRequest.target', 'containerd.services.introspection.v1.Plugin.init_err', 'containerd.services.events.v1.Events/Subscribe', 'containerd.services.images.v1.Images/Delete', 'containerd.services.namespaces.v1.Namespaces/List', 'containerd.services.version.v1.Version/Version', 'containerd.services.containers.v1.Container.image', 'containerd.services.containers.v1.Containers/Get']) {
+    for (const must of [
+      'containerd.services.images.v1.Image.target',
+      'containerd.types.Descriptor.digest',
+      'containerd.types.Envelope.event',
+      'containerd.services.images.v1.ImageCreate.name',
+      'containerd.services.images.v1.DeleteImageRequest.target',
+      'containerd.services.introspection.v1.Plugin.init_err',
+      'containerd.services.events.v1.Events/Subscribe',
+      'containerd.services.images.v1.Images/Delete',
+      'containerd.services.namespaces.v1.Namespaces/List',
+      'containerd.services.version.v1.Version/Version',
+      'containerd.services.containers.v1.Container.image',
+      'containerd.services.containers.v1.Containers/Get',
+    ]) {
       assert.ok(checked.includes(must), `${must} was not checked`);
     }
   });
@@ -92,7 +106,11 @@ describe('containerd API protos (ours vs. upstream, as Debian ships them)', () =
 
   it('encodes an image record that upstream decodes field for field', () => {
     const ours = loadOurs();
-    const record = { name: 'docker.io/library/busybox:latest', labels: { a: 'b' }, target: { media_type: 'application/vnd.oci.image.index.v1+json', digest: `sha256:${'a'.repeat(64)}`, size: 1234, annotations: { x: 'y' } } };
+    const record = {
+      name: 'docker.io/library/busybox:latest',
+      labels: { a: 'b' },
+      target: { media_type: 'application/vnd.oci.image.index.v1+json', digest: `sha256:${'a'.repeat(64)}`, size: 1234, annotations: { x: 'y' } },
+    };
     const bytes = ours.lookupType('containerd.services.images.v1.Image').encode(record).finish();
     const type = upstream.lookupType('containerd.services.images.v1.Image');
     assert.deepEqual(type.toObject(type.decode(bytes), { longs: Number }), record);

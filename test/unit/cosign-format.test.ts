@@ -84,7 +84,10 @@ describe('simple-signing payload parsing is strict', () => {
   });
 
   const bad: Array<[string, string]> = [
-    ['duplicate keys', `{"critical":{"identity":{"docker-reference":"a/b"},"image":{"docker-manifest-digest":"${digest}"},"type":"cosign container image signature","type":"x"},"optional":null}`],
+    [
+      'duplicate keys',
+      `{"critical":{"identity":{"docker-reference":"a/b"},"image":{"docker-manifest-digest":"${digest}"},"type":"cosign container image signature","type":"x"},"optional":null}`,
+    ],
     ['unknown critical field', JSON.stringify({ ...good(), critical: { ...(good()['critical'] as object), extra: 1 } })],
     ['unknown top-level field', JSON.stringify({ ...good(), extra: 1 })],
     ['wrong type', JSON.stringify({ ...good(), critical: { ...(good()['critical'] as object), type: 'atomic container signature' } })],
@@ -95,7 +98,10 @@ describe('simple-signing payload parsing is strict', () => {
   ];
   for (const [what, text] of bad) {
     it(`rejects ${what}`, () => {
-      assert.throws(() => parseSimpleSigningPayload(Buffer.from(text)), (e: { code?: string }) => e.code === 'SIGNATURE_MALFORMED');
+      assert.throws(
+        () => parseSimpleSigningPayload(Buffer.from(text)),
+        (e: { code?: string }) => e.code === 'SIGNATURE_MALFORMED',
+      );
     });
   }
 
@@ -131,7 +137,12 @@ describe('signature manifests', () => {
   });
 
   it('rejects a manifest with a layer lacking the signature annotation', () => {
-    const m = Buffer.from(JSON.stringify({ layers: [{ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: `sha256:${'d'.repeat(64)}`, size: 10 }] }));
-    assert.throws(() => parseSignatureManifest(m), (e: { code?: string }) => e.code === 'SIGNATURE_MALFORMED');
+    const m = Buffer.from(
+      JSON.stringify({ layers: [{ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', digest: `sha256:${'d'.repeat(64)}`, size: 10 }] }),
+    );
+    assert.throws(
+      () => parseSignatureManifest(m),
+      (e: { code?: string }) => e.code === 'SIGNATURE_MALFORMED',
+    );
   });
 });

@@ -20,8 +20,15 @@ describe('cosign keyless .sig signatures against a sigstore key', function () {
   const digest = `sha256:${createHash('sha256').update('manifest').digest('hex')}`;
   const subject = { digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 8 };
   const REF = 'registry.example.com/app';
-  const key = (extra: Record<string, string> = {}) => provider.load('ci', { sigstore: { trustedRoot: fake.trustedRootPath, issuer: fake.issuer, subject: fake.identity, ...extra } });
-  const asSig = (l: CosignKeylessLayer): UntrustedSignature => ({ format: 'cosign', source: 'test', untrustedPayload: l.payload, untrustedSignature: l.signature, untrustedAnnotations: l.annotations });
+  const key = (extra: Record<string, string> = {}) =>
+    provider.load('ci', { sigstore: { trustedRoot: fake.trustedRootPath, issuer: fake.issuer, subject: fake.identity, ...extra } });
+  const asSig = (l: CosignKeylessLayer): UntrustedSignature => ({
+    format: 'cosign',
+    source: 'test',
+    untrustedPayload: l.payload,
+    untrustedSignature: l.signature,
+    untrustedAnnotations: l.annotations,
+  });
   const verify = async (l: CosignKeylessLayer, k?: Awaited<ReturnType<typeof key>>) => cosignFormat.verify(asSig(l), k ?? (await key()), subject);
   const good = fake.cosignSigFor(REF, digest);
   const flip = (b: Buffer, i: number) => {
@@ -37,7 +44,10 @@ describe('cosign keyless .sig signatures against a sigstore key', function () {
     assert.equal(r.valid, true, r.valid ? '' : r.reason);
     assert.equal(r.valid && r.signedIdentity, REF);
     assert.deepEqual(r.valid && r.annotations['signer'], { issuer: fake.issuer, subject: fake.identity });
-    const re = await verify(good, await provider.load('ci', { sigstore: { trustedRoot: fake.trustedRootPath, issuer: fake.issuer, subjectRegExp: '.+@example\\.com' } }));
+    const re = await verify(
+      good,
+      await provider.load('ci', { sigstore: { trustedRoot: fake.trustedRootPath, issuer: fake.issuer, subjectRegExp: '.+@example\\.com' } }),
+    );
     assert.equal(re.valid, true);
   });
 
@@ -74,7 +84,10 @@ describe('cosign keyless .sig signatures against a sigstore key', function () {
     assert.equal(r2.valid, false, 'chain');
     const foreignChain = await verify({ ...good, annotations: { ...good.annotations, 'dev.sigstore.cosign/chain': other.caPem } });
     assert.equal(!foreignChain.valid && foreignChain.code, 'CERTIFICATE_INVALID');
-    const record = JSON.parse(good.annotations['dev.sigstore.cosign/bundle']!) as { SignedEntryTimestamp: string; Payload: { body: string; integratedTime: number; logIndex: number; logID: string } };
+    const record = JSON.parse(good.annotations['dev.sigstore.cosign/bundle']!) as {
+      SignedEntryTimestamp: string;
+      Payload: { body: string; integratedTime: number; logIndex: number; logID: string };
+    };
     const set = Buffer.from(record.SignedEntryTimestamp, 'base64');
     for (const variant of [
       { ...record, SignedEntryTimestamp: flip(set, set.length - 3).toString('base64') },
@@ -95,18 +108,27 @@ describe('cosign keyless .sig signatures against a sigstore key', function () {
     assert.equal(r.valid, true, r.valid ? '' : r.reason);
   });
 
-  it('an RFC 3161 timestamp annotation (cosign --timestamp-server-url) verifies with the trusted root\'s timestamp authority; altered, it refuses', async () => {
+  it("an RFC 3161 timestamp annotation (cosign --timestamp-server-url) verifies with the trusted root's timestamp authority; altered, it refuses", async () => {
     const stamped = fake.cosignSigFor(REF, digest, { timestamp: true });
     const r = await verify(stamped);
     assert.equal(r.valid, true, r.valid ? '' : r.reason);
     const ts = JSON.parse(stamped.annotations['dev.sigstore.cosign/timestamp']!) as { SignedRFC3161Timestamp: string };
     const raw = Buffer.from(ts.SignedRFC3161Timestamp, 'base64');
     for (const i of [100, 140, Math.floor(raw.length / 2), raw.length - 10]) {
-      const altered = { ...stamped, annotations: { ...stamped.annotations, 'dev.sigstore.cosign/timestamp': JSON.stringify({ SignedRFC3161Timestamp: flip(raw, i).toString('base64') }) } };
+      const altered = {
+        ...stamped,
+        annotations: { ...stamped.annotations, 'dev.sigstore.cosign/timestamp': JSON.stringify({ SignedRFC3161Timestamp: flip(raw, i).toString('base64') }) },
+      };
       assert.equal((await verify(altered)).valid, false, `timestamp byte ${i}`);
     }
     // A timestamp of other bytes (another signature) does not vouch for this one.
-    const other = { ...stamped, annotations: { ...stamped.annotations, 'dev.sigstore.cosign/timestamp': JSON.stringify({ SignedRFC3161Timestamp: fake.timestamp(Buffer.from('other')).toString('base64') }) } };
+    const other = {
+      ...stamped,
+      annotations: {
+        ...stamped.annotations,
+        'dev.sigstore.cosign/timestamp': JSON.stringify({ SignedRFC3161Timestamp: fake.timestamp(Buffer.from('other')).toString('base64') }),
+      },
+    };
     assert.equal((await verify(other)).valid, false);
   });
 

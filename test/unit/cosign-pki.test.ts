@@ -23,12 +23,22 @@ describe('cosign signatures with certificates of a private PKI (certificates key
   const REF = 'registry.acme.example/app';
   const provider = certificatesKeyStore.provider({});
   const key = (extra: KeySpec = {}) => provider.load('acme', { certificates: pki.rootPath, intermediates: pki.intermediatePath, ...extra });
-  const asSig = (l: CosignKeylessLayer): UntrustedSignature => ({ format: 'cosign', source: 'test', untrustedPayload: l.payload, untrustedSignature: l.signature, untrustedAnnotations: l.annotations });
-  const verify = async (l: CosignKeylessLayer, k?: Awaited<ReturnType<typeof key>>, now?: Date) => cosignFormat.verify(asSig(l), k ?? (await key()), subject, now ? { now } : {});
+  const asSig = (l: CosignKeylessLayer): UntrustedSignature => ({
+    format: 'cosign',
+    source: 'test',
+    untrustedPayload: l.payload,
+    untrustedSignature: l.signature,
+    untrustedAnnotations: l.annotations,
+  });
+  const verify = async (l: CosignKeylessLayer, k?: Awaited<ReturnType<typeof key>>, now?: Date) =>
+    cosignFormat.verify(asSig(l), k ?? (await key()), subject, now ? { now } : {});
   const good = pki.cosignSigFor(leaf, REF, digest);
 
   it('verifies: the leaf chains to the roots through the intermediates file, and the identity rules match', async () => {
-    const r = await verify(good, await key({ subjectEmail: 'release@acme.example', subjectHostname: 'CI.acme.example', subjectURI: 'https://ci.acme.example/release' }));
+    const r = await verify(
+      good,
+      await key({ subjectEmail: 'release@acme.example', subjectHostname: 'CI.acme.example', subjectURI: 'https://ci.acme.example/release' }),
+    );
     assert.equal(r.valid, true, r.valid ? '' : r.reason);
     assert.equal(r.valid && r.signedIdentity, REF);
     assert.deepEqual(r.valid && r.annotations['signer'], { subject: 'release@acme.example' });
@@ -87,13 +97,22 @@ describe('cosign signatures with certificates of a private PKI (certificates key
   });
 
   it('the policy takes intermediates and identity rules on certificates keys only, with absolute paths', () => {
-    const base = { apiVersion: 'signet/v1', keys: { acme: { certificates: '/etc/signet/acme-root.pem', intermediates: '/etc/signet/acme-int.pem', subjectEmail: 'release@acme.example' } } };
+    const base = {
+      apiVersion: 'signet/v1',
+      keys: { acme: { certificates: '/etc/signet/acme-root.pem', intermediates: '/etc/signet/acme-int.pem', subjectEmail: 'release@acme.example' } },
+    };
     assert.deepEqual(validatePolicyFile(base), []);
     const p = buildPolicy([{ path: '/p/a.yaml', text: JSON.stringify(base) }]);
     assert.equal(p.keys['acme']!.intermediates, '/etc/signet/acme-int.pem');
     assert.equal(p.keys['acme']!.subjectEmail, 'release@acme.example');
     const wrong = validatePolicyFile({ apiVersion: 'signet/v1', keys: { k: { file: '/k.pub', subjectEmail: 'a@b' } } });
     assert.match(wrong.map((x) => x.message).join('\n'), /"subjectEmail" applies to certificates keys only/);
-    assert.throws(() => buildPolicy([{ path: '/p/a.yaml', text: JSON.stringify({ apiVersion: 'signet/v1', keys: { acme: { certificates: '/r.pem', intermediates: 'rel.pem' } } }) }]), /must be an absolute path/);
+    assert.throws(
+      () =>
+        buildPolicy([
+          { path: '/p/a.yaml', text: JSON.stringify({ apiVersion: 'signet/v1', keys: { acme: { certificates: '/r.pem', intermediates: 'rel.pem' } } }) },
+        ]),
+      /must be an absolute path/,
+    );
   });
 });

@@ -38,7 +38,13 @@ describe('tlog: required for key-based cosign signatures', function () {
     if (l.error) throw l.error;
     return l.key;
   };
-  const sig = (annotations: Record<string, string>, p = payload, s = signature): UntrustedSignature => ({ format: 'cosign', source: 'test', untrustedPayload: p, untrustedSignature: s, untrustedAnnotations: annotations });
+  const sig = (annotations: Record<string, string>, p = payload, s = signature): UntrustedSignature => ({
+    format: 'cosign',
+    source: 'test',
+    untrustedPayload: p,
+    untrustedSignature: s,
+    untrustedAnnotations: annotations,
+  });
   const record = () => ({ 'dev.sigstore.cosign/bundle': rekor.recordFor(payload, signature, signer.publicPem) });
 
   it('accepts a signature with a record the log key vouches for; without tlog the record is not needed', async () => {
@@ -92,7 +98,11 @@ describe('tlog: required for key-based cosign signatures', function () {
     const otherSig = Buffer.from(await signer.signer.sign(payload, 'sha256'));
     const a = await cosignFormat.verify(sig({ 'dev.sigstore.cosign/bundle': rekor.recordFor(payload, otherSig, signer.publicPem) }), key, subject);
     assert.match(!a.valid ? a.reason : '', /another signature/);
-    const b = await cosignFormat.verify(sig({ 'dev.sigstore.cosign/bundle': rekor.recordFor(Buffer.concat([payload, Buffer.from(' ')]), signature, signer.publicPem) }), key, subject);
+    const b = await cosignFormat.verify(
+      sig({ 'dev.sigstore.cosign/bundle': rekor.recordFor(Buffer.concat([payload, Buffer.from(' ')]), signature, signer.publicPem) }),
+      key,
+      subject,
+    );
     assert.match(!b.valid ? b.reason : '', /another payload/);
     const c = await cosignFormat.verify(sig({ 'dev.sigstore.cosign/bundle': rekor.recordFor(payload, signature, makeTestKey().publicPem) }), key, subject);
     assert.match(!c.valid ? c.reason : '', /another signing key/);

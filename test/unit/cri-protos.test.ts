@@ -68,16 +68,32 @@ describe('CRI protos (ours vs. upstream k8s.io/cri-api, as Debian ships it)', ()
     assert.deepEqual(problems.sort(), ['runtime.v1.ImageService/PullImages is not a method upstream', 'runtime.v1.ImageSpec.colour is not a field upstream']);
   });
 
-  it('a PullImageRequest we encode is what upstream decodes, and upstream\'s full Image decodes with our fields', () => {
+  it("a PullImageRequest we encode is what upstream decodes, and upstream's full Image decodes with our fields", () => {
     const ours = loadOurs();
-    const bytes = ours.lookupType('runtime.v1.PullImageRequest').encode({ image: { image: '127.0.0.1:5000/prod/app:v1' } }).finish();
+    const bytes = ours
+      .lookupType('runtime.v1.PullImageRequest')
+      .encode({ image: { image: '127.0.0.1:5000/prod/app:v1' } })
+      .finish();
     const theirs = upstream.lookupType('runtime.v1.PullImageRequest');
     assert.deepEqual(theirs.toObject(theirs.decode(bytes)), { image: { image: '127.0.0.1:5000/prod/app:v1' } });
 
-    const full = { image: { id: `sha256:${'c'.repeat(64)}`, repo_tags: ['a/b:1'], repo_digests: [`a/b@sha256:${'d'.repeat(64)}`], size: 1234, username: 'root', pinned: true, uid: { value: 0 } }, info: { x: 'y' } };
+    const full = {
+      image: {
+        id: `sha256:${'c'.repeat(64)}`,
+        repo_tags: ['a/b:1'],
+        repo_digests: [`a/b@sha256:${'d'.repeat(64)}`],
+        size: 1234,
+        username: 'root',
+        pinned: true,
+        uid: { value: 0 },
+      },
+      info: { x: 'y' },
+    };
     const upstreamBytes = upstream.lookupType('runtime.v1.ImageStatusResponse').encode(full).finish();
     const mine = ours.lookupType('runtime.v1.ImageStatusResponse');
-    assert.deepEqual(mine.toObject(mine.decode(upstreamBytes), { longs: Number }), { image: { id: full.image.id, repo_tags: full.image.repo_tags, repo_digests: full.image.repo_digests, size: 1234 } });
+    assert.deepEqual(mine.toObject(mine.decode(upstreamBytes), { longs: Number }), {
+      image: { id: full.image.id, repo_tags: full.image.repo_tags, repo_digests: full.image.repo_digests, size: 1234 },
+    });
   });
 
   it('loads with @grpc/proto-loader (as the client does)', () => {

@@ -8,7 +8,10 @@ describe('signetd config', () => {
     assert.equal(DEFAULT_CONFIG.policyDir, '/etc/signet/policy.d');
   });
   it('reads the documented keys', () => {
-    const c = parseConfig('socket: /tmp/s.sock\npolicyDir: /tmp/p\nauditLog: /tmp/a.log\ninsecureRegistries: ["127.0.0.1:5000"]\nverifyTimeout: 3s\npkcs11: { module: /usr/lib/softhsm/libsofthsm2.so }\n', 'c.yaml');
+    const c = parseConfig(
+      'socket: /tmp/s.sock\npolicyDir: /tmp/p\nauditLog: /tmp/a.log\ninsecureRegistries: ["127.0.0.1:5000"]\nverifyTimeout: 3s\npkcs11: { module: /usr/lib/softhsm/libsofthsm2.so }\n',
+      'c.yaml',
+    );
     assert.equal(c.socket, '/tmp/s.sock');
     assert.deepEqual(c.insecureRegistries, ['127.0.0.1:5000']);
     assert.equal(c.verifyTimeoutMs, 3000);
@@ -24,7 +27,11 @@ describe('signetd config', () => {
     ['not a mapping', '- a\n', /must be a YAML mapping/],
   ];
   for (const [what, text, re] of bad) {
-    it(`rejects ${what} with file and line`, () => assert.throws(() => parseConfig(text, 'c.yaml'), (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && re.test(e.message)));
+    it(`rejects ${what} with file and line`, () =>
+      assert.throws(
+        () => parseConfig(text, 'c.yaml'),
+        (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && re.test(e.message),
+      ));
   }
 });
 
@@ -35,7 +42,10 @@ describe('signetd config: containerd and images', () => {
     assert.deepEqual(c.images, { onUnverified: 'report', reverifyIntervalMs: 3_600_000 });
   });
   it('reads address, namespaces, onUnverified and reverifyInterval', () => {
-    const c = parseConfig('containerd: { address: /run/k3s/containerd.sock, namespaces: [k8s.io, default] }\nimages: { onUnverified: remove, reverifyInterval: 10m }\n', 'c.yaml');
+    const c = parseConfig(
+      'containerd: { address: /run/k3s/containerd.sock, namespaces: [k8s.io, default] }\nimages: { onUnverified: remove, reverifyInterval: 10m }\n',
+      'c.yaml',
+    );
     assert.deepEqual(c.containerd, { enabled: true, address: '/run/k3s/containerd.sock', namespaces: ['k8s.io', 'default'] });
     assert.deepEqual(c.images, { onUnverified: 'remove', reverifyIntervalMs: 600_000 });
     assert.equal(parseConfig('containerd: { enabled: false }\n', 'c.yaml').containerd.enabled, false);
@@ -49,7 +59,11 @@ describe('signetd config: containerd and images', () => {
     ['images as a list', 'images: [remove]\n', /must be a mapping/],
   ];
   for (const [what, text, re] of bad) {
-    it(`rejects ${what}`, () => assert.throws(() => parseConfig(text, 'c.yaml'), (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && re.test(e.message)));
+    it(`rejects ${what}`, () =>
+      assert.throws(
+        () => parseConfig(text, 'c.yaml'),
+        (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && re.test(e.message),
+      ));
   }
 });
 
@@ -62,13 +76,17 @@ describe('signetd config: auditFailure', () => {
 });
 
 describe('signetd config: nri', () => {
-  it('is off unless present; `nri:` alone turns it on with containerd\'s default socket, index 10 and a 1.5 s bound', () => {
+  it("is off unless present; `nri:` alone turns it on with containerd's default socket, index 10 and a 1.5 s bound", () => {
     assert.equal(parseConfig('', 'c.yaml').nri, undefined);
     assert.deepEqual(parseConfig('nri:\n', 'c.yaml').nri, { socket: '/var/run/nri/nri.sock', index: '10', timeoutMs: 1500 });
     assert.deepEqual(parseConfig('nri: {}\n', 'c.yaml').nri, { socket: '/var/run/nri/nri.sock', index: '10', timeoutMs: 1500 });
   });
   it('reads socket, index (a string, or a number made two digits) and timeout', () => {
-    assert.deepEqual(parseConfig('nri: { socket: /run/ctd/nri.sock, index: "05", timeout: 800ms }\n', 'c.yaml').nri, { socket: '/run/ctd/nri.sock', index: '05', timeoutMs: 800 });
+    assert.deepEqual(parseConfig('nri: { socket: /run/ctd/nri.sock, index: "05", timeout: 800ms }\n', 'c.yaml').nri, {
+      socket: '/run/ctd/nri.sock',
+      index: '05',
+      timeoutMs: 800,
+    });
     assert.equal(parseConfig('nri: { index: 7 }\n', 'c.yaml').nri!.index, '07');
     assert.equal(parseConfig('nri: { index: 42 }\n', 'c.yaml').nri!.index, '42');
   });
@@ -82,6 +100,10 @@ describe('signetd config: nri', () => {
     ['a list', 'nri: [a]\n', /nri: must be a mapping/],
   ];
   for (const [what, text, re] of bad) {
-    it(`rejects ${what}`, () => assert.throws(() => parseConfig(text, 'c.yaml'), (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && re.test(e.message)));
+    it(`rejects ${what}`, () =>
+      assert.throws(
+        () => parseConfig(text, 'c.yaml'),
+        (e: Error & { code?: string }) => e.code === 'CONFIG_INVALID' && re.test(e.message),
+      ));
   }
 });

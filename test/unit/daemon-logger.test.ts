@@ -19,7 +19,12 @@ describe('daemon log: untrusted fields escaped and bounded', () => {
     const out = capture();
     const log = createLogger('debug', out.stream);
     const forged = '\x1b[2K\r\x1b[32mOK: image accepted\x1b[0m\x07\n\x9b1A\u202e';
-    log.warn(`verification failed ${forged}`, { image: `evil${forged}${'a'.repeat(1 << 20)}`, error: new Error(`registry said ${forged}`), nested: { reasons: [forged] }, count: 3 });
+    log.warn(`verification failed ${forged}`, {
+      image: `evil${forged}${'a'.repeat(1 << 20)}`,
+      error: new Error(`registry said ${forged}`),
+      nested: { reasons: [forged] },
+      count: 3,
+    });
     await new Promise((r) => setImmediate(r));
     const lines = out.lines();
     assert.equal(lines.length, 1);

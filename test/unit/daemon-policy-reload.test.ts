@@ -35,7 +35,13 @@ describe('signetd: policy reload status', function () {
 
   it('clears the reload error once the broken file is removed, though the policy in force did not change', async () => {
     const policyDir = join(root, 'policy.d');
-    const config: DaemonConfig = { ...DEFAULT_CONFIG, policyDir, auditLog: join(root, 'audit.log'), socket: join(root, 's.sock'), containerd: { ...DEFAULT_CONFIG.containerd, enabled: false } };
+    const config: DaemonConfig = {
+      ...DEFAULT_CONFIG,
+      policyDir,
+      auditLog: join(root, 'audit.log'),
+      socket: join(root, 's.sock'),
+      containerd: { ...DEFAULT_CONFIG.containerd, enabled: false },
+    };
     mkdirSync(policyDir);
     writeFileSync(join(policyDir, 'policy.yaml'), 'apiVersion: signet/v1\ndefault: { action: accept }\n');
     daemon = new Daemon(config, winston.createLogger({ silent: true }));

@@ -18,7 +18,8 @@ import type { KeyAlgorithm, TrustedKey } from '../../src/keys/types.js';
 import { makeTestKey, type TestKey } from '../helpers/keys.js';
 
 /** Whether any signature of the envelope verifies with the key (what dsse.verifyEnvelope was, test-only). */
-const verifies = async (envelope: Parameters<typeof checkEnvelope>[0], key: Parameters<typeof checkEnvelope>[1]): Promise<boolean> => (await checkEnvelope(envelope, key)).verified;
+const verifies = async (envelope: Parameters<typeof checkEnvelope>[0], key: Parameters<typeof checkEnvelope>[1]): Promise<boolean> =>
+  (await checkEnvelope(envelope, key)).verified;
 
 function trusted(key: TestKey, name = 'test'): TrustedKey {
   return trustedKeyFromKeyObject(name, `memory:${name}`, createPublicKey(key.publicPem));
@@ -29,14 +30,24 @@ function handPae(type: string, body: Buffer): Buffer {
   return Buffer.concat([Buffer.from('DSSEv1 ' + Buffer.byteLength(type, 'utf8') + ' ' + type + ' ' + body.length + ' ', 'utf8'), body]);
 }
 
-const PAYLOAD = Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name: 'x', digest: { sha256: 'ab'.repeat(32) } }], predicateType: 'p', predicate: {} }));
+const PAYLOAD = Buffer.from(
+  JSON.stringify({
+    _type: 'https://in-toto.io/Statement/v1',
+    subject: [{ name: 'x', digest: { sha256: 'ab'.repeat(32) } }],
+    predicateType: 'p',
+    predicate: {},
+  }),
+);
 
 function malformed(text: string, re: RegExp): void {
-  assert.throws(() => parseEnvelope(Buffer.from(text)), (err: unknown) => {
-    assert.ok(isSignetError(err, 'SIGNATURE_MALFORMED'), `expected SIGNATURE_MALFORMED, got ${String(err)}`);
-    assert.match(err.message, re);
-    return true;
-  });
+  assert.throws(
+    () => parseEnvelope(Buffer.from(text)),
+    (err: unknown) => {
+      assert.ok(isSignetError(err, 'SIGNATURE_MALFORMED'), `expected SIGNATURE_MALFORMED, got ${String(err)}`);
+      assert.match(err.message, re);
+      return true;
+    },
+  );
 }
 
 describe('DSSE', () => {
@@ -88,7 +99,11 @@ describe('DSSE', () => {
 
         it('verifies independently with node:crypto over a PAE built by hand', async () => {
           const key = keys.get(algorithm)!;
-          const envelope = JSON.parse(serializeEnvelope(await signEnvelope(INTOTO_PAYLOAD_TYPE, PAYLOAD, key.signer)).toString()) as { payloadType: string; payload: string; signatures: Array<{ sig: string }> };
+          const envelope = JSON.parse(serializeEnvelope(await signEnvelope(INTOTO_PAYLOAD_TYPE, PAYLOAD, key.signer)).toString()) as {
+            payloadType: string;
+            payload: string;
+            signatures: Array<{ sig: string }>;
+          };
           const body = Buffer.from(envelope.payload, 'base64');
           const pae = handPae(envelope.payloadType, body);
           const hash = algorithm === 'ed25519' ? null : algorithm === 'ecdsa-p384' ? 'sha384' : 'sha256';
@@ -128,7 +143,10 @@ describe('DSSE', () => {
       const byB = await signEnvelope(INTOTO_PAYLOAD_TYPE, PAYLOAD, b.signer, 'key-b');
       assert.equal(await verifies(parseEnvelope(serializeEnvelope(byA)), trusted(b)), false);
       const both = parseEnvelope(JSON.stringify({ ...byA, signatures: [...byA.signatures, ...byB.signatures] }));
-      assert.deepEqual(both.signatures.map((s) => s.keyid), ['key-a', 'key-b']);
+      assert.deepEqual(
+        both.signatures.map((s) => s.keyid),
+        ['key-a', 'key-b'],
+      );
       assert.deepEqual(await checkEnvelope(both, trusted(b)), { verified: true, signatureIndex: 1, hash: 'sha256' });
       // The keyid is a hint only: a lying keyid changes nothing.
       const lying = parseEnvelope(JSON.stringify({ ...byA, signatures: [{ keyid: 'key-b', sig: byA.signatures[0]!.sig }] }));
@@ -163,7 +181,8 @@ describe('DSSE', () => {
 
     it('not JSON', () => malformed('{"payloadType":', /not valid JSON/));
     it('an array', () => malformed('[]', /not a JSON object/));
-    it('duplicate keys', () => malformed(`{"payloadType":"a","payloadType":"${INTOTO_PAYLOAD_TYPE}","payload":"","signatures":[{"sig":"${sig}"}]}`, /duplicate key/));
+    it('duplicate keys', () =>
+      malformed(`{"payloadType":"a","payloadType":"${INTOTO_PAYLOAD_TYPE}","payload":"","signatures":[{"sig":"${sig}"}]}`, /duplicate key/));
     it('duplicate keys in a signature', () => malformed(`{"payloadType":"a","payload":"","signatures":[{"sig":"${sig}","sig":"${sig}"}]}`, /duplicate key/));
     it('an unknown field', () => malformed(withOk({ extra: 1 }), /unknown field "extra"/));
     it('an unknown signature field', () => malformed(withOk({ signatures: [{ sig, cert: 'x' }] }), /signature 0: unknown field "cert"/));
@@ -184,7 +203,10 @@ describe('DSSE', () => {
     it('payload not canonical', () => malformed(withOk({ payload: 'aGl=' }), /payload is not canonical base64/));
     it('sig not base64', () => malformed(withOk({ signatures: [{ sig: 'not base64!' }] }), /signature 0 sig is not valid base64/));
     it('larger than the cap', () => {
-      assert.throws(() => parseEnvelope(Buffer.from(withOk({})), 100), (err: unknown) => isSignetError(err, 'SIGNATURE_MALFORMED') && /larger than 100 bytes/.test(err.message));
+      assert.throws(
+        () => parseEnvelope(Buffer.from(withOk({})), 100),
+        (err: unknown) => isSignetError(err, 'SIGNATURE_MALFORMED') && /larger than 100 bytes/.test(err.message),
+      );
     });
   });
 });

@@ -32,7 +32,14 @@ async function scan(key: TestKey, digest = DIGEST) {
 function policy(requirement: Record<string, unknown>, extra: { keys?: Record<string, Record<string, unknown>>; mode?: string } = {}) {
   return loadPolicy({
     keys: keysDoc(['release', 'security', 'qa', 'stranger'], extra.keys),
-    scopes: { [REPO]: { action: 'verify', ...(extra.mode ? { mode: extra.mode } : {}), signatures: { keys: ['release'] }, attestations: [{ predicateType: VULN, keys: ['security'], ...requirement }] } },
+    scopes: {
+      [REPO]: {
+        action: 'verify',
+        ...(extra.mode ? { mode: extra.mode } : {}),
+        signatures: { keys: ['release'] },
+        attestations: [{ predicateType: VULN, keys: ['security'], ...requirement }],
+      },
+    },
   });
 }
 
@@ -45,7 +52,13 @@ describe('engine: attestation requirements', () => {
     const d = await decide(policy({ maxAge: '1d', maxSeverity: 'high' }), [await scan(KEYS.security)]);
     assert.equal(d.decision, 'accept', d.reason);
     assert.equal(d.reason, `accepted ${SUBJECT}: signed by release and ${VULN} attested by security ${WHERE}`);
-    assert.deepEqual(d.signatures.map((s) => [s.format, s.key, s.valid]), [['cosign', 'release', true], ['in-toto', 'security', true]]);
+    assert.deepEqual(
+      d.signatures.map((s) => [s.format, s.key, s.valid]),
+      [
+        ['cosign', 'release', true],
+        ['in-toto', 'security', true],
+      ],
+    );
     assert.match(d.signatures[1]!.reason, /attestation by key "security": scan by pkg:github\/anchore\/grype.* finished 60m ago; no finding above high/);
   });
 
@@ -124,7 +137,10 @@ describe('engine: attestation requirements', () => {
   });
 
   it('any predicate type can be required; only the vulnerability predicate is judged beyond its signature', async () => {
-    const p = loadPolicy({ keys: keysDoc(['release', 'security']), scopes: { [REPO]: { action: 'verify', signatures: { keys: ['release'] }, attestations: [{ predicateType: SLSA, keys: ['security'] }] } } });
+    const p = loadPolicy({
+      keys: keysDoc(['release', 'security']),
+      scopes: { [REPO]: { action: 'verify', signatures: { keys: ['release'] }, attestations: [{ predicateType: SLSA, keys: ['security'] }] } },
+    });
     const d = await decide(p, [await scan(KEYS.security), await attestation(KEYS.security, SLSA, { buildType: 'test' })]);
     assert.equal(d.decision, 'accept', d.reason);
     assert.equal(d.reason, `accepted ${SUBJECT}: signed by release and ${SLSA} attested by security ${WHERE}`);
@@ -143,7 +159,10 @@ describe('engine: attestation requirements', () => {
     const d = await decide(policy({}), [{ source: 'layer#0', error: new SignetError('BLOB_TOO_LARGE', 'blob is larger than 4194304 bytes') }]);
     assert.equal(d.decision, 'reject');
     assert.equal(d.code, 'ATTESTATION_NOT_FOUND', 'a code outside the ranking does not displace "not found"');
-    assert.deepEqual(d.signatures.filter((s) => s.format === 'in-toto').map((s) => [s.source, s.valid, s.code, s.reason]), [['layer#0', false, 'BLOB_TOO_LARGE', 'blob is larger than 4194304 bytes']]);
+    assert.deepEqual(
+      d.signatures.filter((s) => s.format === 'in-toto').map((s) => [s.source, s.valid, s.code, s.reason]),
+      [['layer#0', false, 'BLOB_TOO_LARGE', 'blob is larger than 4194304 bytes']],
+    );
   });
 
   it('attestations are not looked up when the scope requires none', async () => {

@@ -8,7 +8,21 @@ import assert from 'node:assert/strict';
 import { SignetError } from '../../src/errors.js';
 import type { DiscoveredSignature } from '../../src/engine/sources.js';
 import type { UntrustedAttestation } from '../../src/engine/attestation-source.js';
-import { attestation, cosignSignature, DIGEST, hangingSource, harness, KEYS, keysDoc, loadPolicy, MemoryKeys, MemorySource, REPO, scopePolicy, trustedKey } from '../helpers/engine.js';
+import {
+  attestation,
+  cosignSignature,
+  DIGEST,
+  hangingSource,
+  harness,
+  KEYS,
+  keysDoc,
+  loadPolicy,
+  MemoryKeys,
+  MemorySource,
+  REPO,
+  scopePolicy,
+  trustedKey,
+} from '../helpers/engine.js';
 
 const SUBJECT = `${REPO}@${DIGEST}`;
 const WHERE = `(scope ${REPO})`;
@@ -29,7 +43,12 @@ function slowKeys(delayMs: number) {
 describe('engine: the decision deadline covers verification', () => {
   it('a key slower than the bound: DECISION_TIMEOUT at the bound, naming it', async () => {
     const { keys } = slowKeys(400);
-    const h = await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), keys, signatures: [await cosignSignature(KEYS.release)], timeoutMs: BOUND });
+    const h = await harness({
+      policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }),
+      keys,
+      signatures: [await cosignSignature(KEYS.release)],
+      timeoutMs: BOUND,
+    });
     const started = performance.now();
     const d = await h.decide();
     const took = performance.now() - started;
@@ -43,7 +62,12 @@ describe('engine: the decision deadline covers verification', () => {
   it('nothing that finishes later changes the decision, and no key is asked after the bound', async () => {
     const { keys, calls } = slowKeys(150);
     const sigs = [await cosignSignature(KEYS.release), await cosignSignature(KEYS.release), await cosignSignature(KEYS.release)];
-    const h = await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'], threshold: 1 } }), keys, signatures: sigs, timeoutMs: BOUND });
+    const h = await harness({
+      policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'], threshold: 1 } }),
+      keys,
+      signatures: sigs,
+      timeoutMs: BOUND,
+    });
     const d = await h.decide();
     const before = structuredClone(d);
     assert.equal(d.code, 'DECISION_TIMEOUT');
@@ -62,7 +86,16 @@ describe('engine: the decision deadline covers verification', () => {
 
   it('a slow attestation key is bounded too', async () => {
     const keys = new MemoryKeys({ release: trustedKey('release', KEYS.release), security: trustedKey('security', KEYS.security, { delayMs: 400 }) });
-    const policy = loadPolicy({ keys: keysDoc(['release', 'security']), scopes: { [REPO]: { action: 'verify', signatures: { keys: ['release'] }, attestations: [{ predicateType: 'https://slsa.dev/provenance/v1', keys: ['security'] }] } } });
+    const policy = loadPolicy({
+      keys: keysDoc(['release', 'security']),
+      scopes: {
+        [REPO]: {
+          action: 'verify',
+          signatures: { keys: ['release'] },
+          attestations: [{ predicateType: 'https://slsa.dev/provenance/v1', keys: ['security'] }],
+        },
+      },
+    });
     const att = await attestation(KEYS.security, 'https://slsa.dev/provenance/v1', {});
     const d = await (await harness({ policy, keys, signatures: [await cosignSignature(KEYS.release)], attestations: [att], timeoutMs: BOUND })).decide();
     assert.equal(d.code, 'DECISION_TIMEOUT');
@@ -70,29 +103,56 @@ describe('engine: the decision deadline covers verification', () => {
 
   it('a slow key that answers within the bound is fine', async () => {
     const { keys } = slowKeys(20);
-    const d = await (await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), keys, signatures: [await cosignSignature(KEYS.release)], timeoutMs: 1000 })).decide();
+    const d = await (
+      await harness({
+        policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }),
+        keys,
+        signatures: [await cosignSignature(KEYS.release)],
+        timeoutMs: 1000,
+      })
+    ).decide();
     assert.equal(d.decision, 'accept', d.reason);
   });
 
   it('the bound is for the whole decision, not per key: two verifies of 70 ms do not fit in 100', async () => {
     const { keys, calls } = slowKeys(70);
     const sigs = [await cosignSignature(KEYS.stranger), await cosignSignature(KEYS.release)];
-    const d = await (await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), keys, signatures: sigs, timeoutMs: BOUND })).decide();
+    const d = await (
+      await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), keys, signatures: sigs, timeoutMs: BOUND })
+    ).decide();
     assert.equal(d.code, 'DECISION_TIMEOUT');
     assert.equal(calls.release, 2);
   });
 
-  it('a lookup still under way at the bound: REGISTRY_TIMEOUT naming the lookup, and the source\'s signal is aborted', async () => {
+  it("a lookup still under way at the bound: REGISTRY_TIMEOUT naming the lookup, and the source's signal is aborted", async () => {
     const hanging = hangingSource<DiscoveredSignature>('registry');
-    const d = await (await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), signatures: [hanging], timeoutMs: BOUND })).decide();
+    const d = await (
+      await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), signatures: [hanging], timeoutMs: BOUND })
+    ).decide();
     assert.equal(d.code, 'REGISTRY_TIMEOUT');
     assert.equal(d.reason, `rejected ${SUBJECT}: looking up signatures took longer than the decision bound of ${BOUND} ms (verifyTimeout) ${WHERE}`);
     assert.equal(hanging.signals[0]?.aborted, true, 'the registry requests are cancelled');
   });
 
   it('signatures verified, attestations still being looked up at the bound: REGISTRY_TIMEOUT for the attestations', async () => {
-    const policy = loadPolicy({ keys: keysDoc(['release', 'security']), scopes: { [REPO]: { action: 'verify', signatures: { keys: ['release'] }, attestations: [{ predicateType: 'https://slsa.dev/provenance/v1', keys: ['security'] }] } } });
-    const d = await (await harness({ policy, signatures: [await cosignSignature(KEYS.release)], attestations: [hangingSource<UntrustedAttestation>('registry')], timeoutMs: BOUND })).decide();
+    const policy = loadPolicy({
+      keys: keysDoc(['release', 'security']),
+      scopes: {
+        [REPO]: {
+          action: 'verify',
+          signatures: { keys: ['release'] },
+          attestations: [{ predicateType: 'https://slsa.dev/provenance/v1', keys: ['security'] }],
+        },
+      },
+    });
+    const d = await (
+      await harness({
+        policy,
+        signatures: [await cosignSignature(KEYS.release)],
+        attestations: [hangingSource<UntrustedAttestation>('registry')],
+        timeoutMs: BOUND,
+      })
+    ).decide();
     assert.equal(d.code, 'REGISTRY_TIMEOUT');
     assert.match(d.reason, /: looking up attestations took longer than the decision bound of 100 ms/);
   });
@@ -103,13 +163,22 @@ describe('engine: the decision deadline covers verification', () => {
       await sleep(60);
       return [await cosignSignature(KEYS.release)];
     });
-    const d = await (await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), keys, signatures: [slowLookup], timeoutMs: BOUND })).decide();
+    const d = await (
+      await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), keys, signatures: [slowLookup], timeoutMs: BOUND })
+    ).decide();
     assert.equal(d.code, 'DECISION_TIMEOUT', d.reason);
   });
 
   it('in warn mode a timeout is allowed and recorded, like any refusal that could not check', async () => {
     const { keys } = slowKeys(400);
-    const d = await (await harness({ policy: scopePolicy({ action: 'verify', mode: 'warn', signatures: { keys: ['release'] } }), keys, signatures: [await cosignSignature(KEYS.release)], timeoutMs: BOUND })).decide();
+    const d = await (
+      await harness({
+        policy: scopePolicy({ action: 'verify', mode: 'warn', signatures: { keys: ['release'] } }),
+        keys,
+        signatures: [await cosignSignature(KEYS.release)],
+        timeoutMs: BOUND,
+      })
+    ).decide();
     assert.equal(d.decision, 'warn');
     assert.equal(d.code, 'DECISION_TIMEOUT');
     assert.match(d.reason, /^warn \(scope .* is in warn mode, image allowed\): would have rejected .*: verifying the signatures found took longer than/);
@@ -122,8 +191,18 @@ describe('engine: the decision deadline covers verification', () => {
 
   it('a key failing fast is a key failure, not a timeout', async () => {
     const keys = new MemoryKeys({ release: trustedKey('release', KEYS.release, { fail: new SignetError('PKCS11_ERROR', 'CKR_DEVICE_REMOVED') }) });
-    const d = await (await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), keys, signatures: [await cosignSignature(KEYS.release)], timeoutMs: BOUND })).decide();
+    const d = await (
+      await harness({
+        policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }),
+        keys,
+        signatures: [await cosignSignature(KEYS.release)],
+        timeoutMs: BOUND,
+      })
+    ).decide();
     assert.equal(d.code, 'PKCS11_ERROR');
-    assert.deepEqual(keys.failed.map((f) => f.name), ['release']);
+    assert.deepEqual(
+      keys.failed.map((f) => f.name),
+      ['release'],
+    );
   });
 });

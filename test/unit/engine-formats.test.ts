@@ -11,10 +11,16 @@ const SUBJECT = `${REPO}@${DIGEST}`;
 
 describe('engine: formats per scope', () => {
   it('every format by default: a sigstore bundle counts like a cosign signature', async () => {
-    const h = await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), signatures: [await bundleSignature(KEYS.release)] });
+    const h = await harness({
+      policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }),
+      signatures: [await bundleSignature(KEYS.release)],
+    });
     const d = await h.decide();
     assert.equal(d.decision, 'accept', d.reason);
-    assert.deepEqual(d.signatures.map((s) => [s.format, s.key, s.valid]), [['sigstore-bundle', 'release', true]]);
+    assert.deepEqual(
+      d.signatures.map((s) => [s.format, s.key, s.valid]),
+      [['sigstore-bundle', 'release', true]],
+    );
     assert.deepEqual(h.sourceCalls, [{ specs: ['registry'], formats: [...ALL_FORMATS] }]);
   });
 
@@ -46,8 +52,12 @@ describe('engine: formats per scope', () => {
     assert.equal(d.decision, 'accept', d.reason);
   });
 
-  it('the scope\'s signatureSources reach sourcesFor', async () => {
-    const policy = scopePolicy({ action: 'verify', signatureSources: [{ ociLayout: '/var/lib/signet/layouts/app' }, 'registry'], signatures: { keys: ['release'] } });
+  it("the scope's signatureSources reach sourcesFor", async () => {
+    const policy = scopePolicy({
+      action: 'verify',
+      signatureSources: [{ ociLayout: '/var/lib/signet/layouts/app' }, 'registry'],
+      signatures: { keys: ['release'] },
+    });
     const h = await harness({ policy, signatures: [await cosignSignature(KEYS.release)] });
     assert.equal((await h.decide()).decision, 'accept');
     assert.deepEqual(h.sourceCalls[0]!.specs, [{ ociLayout: '/var/lib/signet/layouts/app' }, 'registry']);
@@ -57,7 +67,13 @@ describe('engine: formats per scope', () => {
     const flood = [await cosignSignature(KEYS.stranger), await cosignSignature(KEYS.stranger), await cosignSignature(KEYS.release)];
     const source = new MemorySource('registry', flood);
     const limit: number[] = [];
-    const counting = { name: 'registry', find: (image: unknown, digest: string, options: { limit: number; signal?: AbortSignal }) => (limit.push(options.limit), source.find(image, digest, options)) };
+    const counting = {
+      name: 'registry',
+      find: (image: unknown, digest: string, options: { limit: number; signal?: AbortSignal }) => (
+        limit.push(options.limit),
+        source.find(image, digest, options)
+      ),
+    };
     const policy = scopePolicy({ action: 'verify', signatures: { keys: ['release'] } });
     const d = await (await harness({ policy, signatures: [counting], maxSignatures: 2 })).decide();
     assert.equal(d.decision, 'reject', 'the valid third signature was not examined');
@@ -68,7 +84,10 @@ describe('engine: formats per scope', () => {
 
   it('signatures from several sources are pooled', async () => {
     const policy = scopePolicy({ action: 'verify', signatures: { keys: ['release', 'security'], threshold: 2 } });
-    const sources = [new MemorySource('registry', [await cosignSignature(KEYS.release)]), new MemorySource('oci-layout:/l', [await bundleSignature(KEYS.security)])];
+    const sources = [
+      new MemorySource('registry', [await cosignSignature(KEYS.release)]),
+      new MemorySource('oci-layout:/l', [await bundleSignature(KEYS.security)]),
+    ];
     const d = await (await harness({ policy, signatures: sources })).decide();
     assert.equal(d.decision, 'accept', d.reason);
     assert.equal(d.reason, `accepted ${SUBJECT}: signed by release, security (scope ${REPO})`);

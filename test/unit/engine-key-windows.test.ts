@@ -30,8 +30,14 @@ describe('engine: key windows', () => {
     const d = await decide({ revoked: true });
     assert.equal(d.decision, 'reject');
     assert.equal(d.code, 'KEY_REVOKED');
-    assert.equal(d.reason, `rejected ${SUBJECT}: needs a valid signature by release; 1 signature(s) found: signature by key "release" does not count: key "release" is revoked (scope ${REPO})`);
-    assert.deepEqual(d.signatures.map((s) => [s.key, s.valid, s.code]), [['release', false, 'KEY_REVOKED']]);
+    assert.equal(
+      d.reason,
+      `rejected ${SUBJECT}: needs a valid signature by release; 1 signature(s) found: signature by key "release" does not count: key "release" is revoked (scope ${REPO})`,
+    );
+    assert.deepEqual(
+      d.signatures.map((s) => [s.key, s.valid, s.code]),
+      [['release', false, 'KEY_REVOKED']],
+    );
   });
 
   it('before notBefore: KEY_NOT_YET_VALID; at notBefore it counts', async () => {
@@ -72,10 +78,16 @@ describe('engine: key windows', () => {
     const d = await decide({ revoked: true }, { keys: ['release', 'security'] }, [KEYS.release, KEYS.security]);
     assert.equal(d.decision, 'accept', d.reason);
     assert.equal(d.reason, `accepted ${SUBJECT}: signed by security (scope ${REPO})`);
-    assert.deepEqual(d.signatures.map((s) => [s.key, s.valid]), [['release', false], ['security', true]]);
+    assert.deepEqual(
+      d.signatures.map((s) => [s.key, s.valid]),
+      [
+        ['release', false],
+        ['security', true],
+      ],
+    );
   });
 
-  it('the window is judged at the decision\'s time (EngineOptions.now)', async () => {
+  it("the window is judged at the decision's time (EngineOptions.now)", async () => {
     const policy = policyWith({ notAfter: '2026-06-02T00:00:00Z' });
     const sig = await cosignSignature(KEYS.release);
     assert.equal((await (await harness({ policy, signatures: [sig], now: new Date('2026-06-01T00:00:00Z') })).decide()).decision, 'accept');

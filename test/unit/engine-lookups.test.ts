@@ -19,62 +19,112 @@ const WHERE = `(scope ${REPO})`;
 const http500 = () => new SignetError('REGISTRY_UNAVAILABLE', 'referrers of registry.example.com/prod/app: registry answered 500, 1 attempts');
 
 async function sources(signed: boolean) {
-  return [new MemorySource<DiscoveredSignature>('registry', signed ? [await cosignSignature(KEYS.release)] : []), failingSource<DiscoveredSignature>('registry referrers', http500())];
+  return [
+    new MemorySource<DiscoveredSignature>('registry', signed ? [await cosignSignature(KEYS.release)] : []),
+    failingSource<DiscoveredSignature>('registry referrers', http500()),
+  ];
 }
 
 describe('engine: failed lookups', () => {
   it('requirements met without the failed source: accepted, with a warning naming the lookup', async () => {
     const d = await (await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), signatures: await sources(true) })).decide();
     assert.equal(d.decision, 'accept', d.reason);
-    assert.deepEqual(d.warnings, ['cannot look up signatures in the registry referrers: referrers of registry.example.com/prod/app: registry answered 500, 1 attempts (the requirements were met without it)']);
+    assert.deepEqual(d.warnings, [
+      'cannot look up signatures in the registry referrers: referrers of registry.example.com/prod/app: registry answered 500, 1 attempts (the requirements were met without it)',
+    ]);
   });
 
-  it('requirements not met with what could be read: refused with the lookup\'s code, and what was missing', async () => {
-    const d = await (await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), signatures: await sources(false) })).decide();
+  it("requirements not met with what could be read: refused with the lookup's code, and what was missing", async () => {
+    const d = await (
+      await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), signatures: await sources(false) })
+    ).decide();
     assert.equal(d.decision, 'reject');
     assert.equal(d.code, 'REGISTRY_UNAVAILABLE');
-    assert.equal(d.reason, `rejected ${SUBJECT}: cannot look up signatures in the registry referrers: referrers of registry.example.com/prod/app: registry answered 500, 1 attempts; with what could be read: no signatures found; needs a valid signature by release ${WHERE}`);
+    assert.equal(
+      d.reason,
+      `rejected ${SUBJECT}: cannot look up signatures in the registry referrers: referrers of registry.example.com/prod/app: registry answered 500, 1 attempts; with what could be read: no signatures found; needs a valid signature by release ${WHERE}`,
+    );
   });
 
   it('rejectIfSignedBy: a signature by the refused key could be in what was not read: refused even when met', async () => {
-    const d = await (await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] }, rejectIfSignedBy: ['leaked'] }), signatures: await sources(true) })).decide();
+    const d = await (
+      await harness({
+        policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] }, rejectIfSignedBy: ['leaked'] }),
+        signatures: await sources(true),
+      })
+    ).decide();
     assert.equal(d.code, 'REGISTRY_UNAVAILABLE');
     assert.match(d.reason, /: cannot rule out a signature by leaked \(rejectIfSignedBy\): cannot look up signatures in the registry referrers: .*500/);
   });
 
   it('keeps the code of the failure: REGISTRY_UNAUTHORIZED stays itself; a thrown non-SignetError becomes REGISTRY_UNAVAILABLE', async () => {
     const policy = scopePolicy({ action: 'verify', signatures: { keys: ['release'] } });
-    const denied = await (await harness({ policy, signatures: [failingSource('registry', new SignetError('REGISTRY_UNAUTHORIZED', 'no credentials'))] })).decide();
+    const denied = await (
+      await harness({ policy, signatures: [failingSource('registry', new SignetError('REGISTRY_UNAUTHORIZED', 'no credentials'))] })
+    ).decide();
     assert.equal(denied.code, 'REGISTRY_UNAUTHORIZED');
-    const odd = await (await harness({ policy, signatures: [new MemorySource<DiscoveredSignature>('registry', async () => { throw new TypeError('socket hang up'); })] })).decide();
+    const odd = await (
+      await harness({
+        policy,
+        signatures: [
+          new MemorySource<DiscoveredSignature>('registry', async () => {
+            throw new TypeError('socket hang up');
+          }),
+        ],
+      })
+    ).decide();
     assert.equal(odd.code, 'REGISTRY_UNAVAILABLE');
     assert.match(odd.reason, /cannot look up signatures in the registry: socket hang up/);
   });
 
   it('in warn mode a failed lookup that refuses is allowed and recorded', async () => {
-    const d = await (await harness({ policy: scopePolicy({ action: 'verify', mode: 'warn', signatures: { keys: ['release'] } }), signatures: await sources(false) })).decide();
+    const d = await (
+      await harness({ policy: scopePolicy({ action: 'verify', mode: 'warn', signatures: { keys: ['release'] } }), signatures: await sources(false) })
+    ).decide();
     assert.equal(d.decision, 'warn');
     assert.equal(d.code, 'REGISTRY_UNAVAILABLE');
   });
 
   describe('attestation lookups', () => {
-    const report = parseScanReport(readFileSync(fileURLToPath(new URL('../../../test/fixtures/scan/grype-high.json', import.meta.url)), 'utf8'), 'grype-high.json');
-    const policy = loadPolicy({ keys: keysDoc(['release', 'security']), scopes: { [REPO]: { action: 'verify', signatures: { keys: ['release'] }, attestations: [{ predicateType: COSIGN_VULN_PREDICATE_TYPE, keys: ['security'] }] } } });
-    const scan = async (): Promise<UntrustedAttestation> => ({ source: 'att#0', untrustedEnvelope: (await createVulnAttestation(report, { repository: REPO, digest: DIGEST }, KEYS.security.signer)).envelopeBytes });
+    const report = parseScanReport(
+      readFileSync(fileURLToPath(new URL('../../../test/fixtures/scan/grype-high.json', import.meta.url)), 'utf8'),
+      'grype-high.json',
+    );
+    const policy = loadPolicy({
+      keys: keysDoc(['release', 'security']),
+      scopes: {
+        [REPO]: { action: 'verify', signatures: { keys: ['release'] }, attestations: [{ predicateType: COSIGN_VULN_PREDICATE_TYPE, keys: ['security'] }] },
+      },
+    });
+    const scan = async (): Promise<UntrustedAttestation> => ({
+      source: 'att#0',
+      untrustedEnvelope: (await createVulnAttestation(report, { repository: REPO, digest: DIGEST }, KEYS.security.signer)).envelopeBytes,
+    });
 
-    it('met by another source: accepted with a warning; not met: refused with the lookup\'s code', async () => {
+    it("met by another source: accepted with a warning; not met: refused with the lookup's code", async () => {
       const failing = failingSource<UntrustedAttestation>('oci-layout:/l', new SignetError('BLOB_TOO_LARGE', 'listing over its cap'));
-      const met = await (await harness({ policy, signatures: [await cosignSignature(KEYS.release)], attestations: [new MemorySource('registry', [await scan()]), failing] })).decide();
+      const met = await (
+        await harness({ policy, signatures: [await cosignSignature(KEYS.release)], attestations: [new MemorySource('registry', [await scan()]), failing] })
+      ).decide();
       assert.equal(met.decision, 'accept', met.reason);
       assert.deepEqual(met.warnings, ['cannot look up attestations in the oci-layout:/l: listing over its cap (the requirements were met without it)']);
       const unmet = await (await harness({ policy, signatures: [await cosignSignature(KEYS.release)], attestations: [failing] })).decide();
       assert.equal(unmet.code, 'BLOB_TOO_LARGE');
-      assert.match(unmet.reason, /cannot look up attestations in the oci-layout:\/l: listing over its cap; with what could be read: 1 of 2 requirements not met: no attestations found/);
+      assert.match(
+        unmet.reason,
+        /cannot look up attestations in the oci-layout:\/l: listing over its cap; with what could be read: 1 of 2 requirements not met: no attestations found/,
+      );
     });
 
     it('a failed attestation lookup does not matter to a scope that requires none (it is not even asked)', async () => {
       const failing = failingSource<UntrustedAttestation>('registry', http500());
-      const d = await (await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), signatures: [await cosignSignature(KEYS.release)], attestations: [failing] })).decide();
+      const d = await (
+        await harness({
+          policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }),
+          signatures: [await cosignSignature(KEYS.release)],
+          attestations: [failing],
+        })
+      ).decide();
       assert.equal(d.decision, 'accept', d.reason);
       assert.deepEqual(d.warnings, []);
       assert.equal(failing.signals.length, 0);

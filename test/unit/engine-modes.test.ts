@@ -37,8 +37,11 @@ describe('engine: deny lists', () => {
     }
   });
 
-  it('a scope\'s deny list does not apply in another scope', async () => {
-    const policy = loadPolicy({ keys: keysDoc(['release']), scopes: { [REPO]: verify, 'registry.example.com/dev': { action: 'accept', deny: { digests: [DIGEST] } } } });
+  it("a scope's deny list does not apply in another scope", async () => {
+    const policy = loadPolicy({
+      keys: keysDoc(['release']),
+      scopes: { [REPO]: verify, 'registry.example.com/dev': { action: 'accept', deny: { digests: [DIGEST] } } },
+    });
     const d = await (await harness({ policy, signatures: [await cosignSignature(KEYS.release)] })).decide();
     assert.equal(d.decision, 'accept', d.reason);
   });
@@ -50,7 +53,10 @@ describe('engine: warn mode', () => {
     assert.equal(d.decision, 'warn');
     assert.equal(d.ok, true);
     assert.equal(d.code, 'SIGNATURE_NOT_FOUND');
-    assert.equal(d.reason, `warn (scope ${REPO} is in warn mode, image allowed): would have rejected ${SUBJECT}: no signatures found; needs a valid signature by release (scope ${REPO})`);
+    assert.equal(
+      d.reason,
+      `warn (scope ${REPO} is in warn mode, image allowed): would have rejected ${SUBJECT}: no signatures found; needs a valid signature by release (scope ${REPO})`,
+    );
   });
 
   it('an acceptance in a warn scope is a plain acceptance', async () => {
@@ -59,8 +65,12 @@ describe('engine: warn mode', () => {
     assert.equal(d.code, undefined);
   });
 
-  it('the policy-wide mode is every scope\'s default; a scope\'s own mode wins', async () => {
-    const policy = loadPolicy({ mode: 'warn', keys: keysDoc(['release']), scopes: { [REPO]: verify, 'registry.example.com/strict': { ...verify, mode: 'enforce' } } });
+  it("the policy-wide mode is every scope's default; a scope's own mode wins", async () => {
+    const policy = loadPolicy({
+      mode: 'warn',
+      keys: keysDoc(['release']),
+      scopes: { [REPO]: verify, 'registry.example.com/strict': { ...verify, mode: 'enforce' } },
+    });
     const h = await harness({ policy });
     assert.equal((await h.decide()).decision, 'warn');
     const strict = await h.decide('registry.example.com/strict/app:1');

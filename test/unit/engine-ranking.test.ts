@@ -24,25 +24,49 @@ async function codeBothWays(policy: ReturnType<typeof group>, signatures: Discov
 
 describe('engine: failure ranking (the most telling failure wins)', () => {
   it('IDENTITY_MISMATCH (the key signed another image name) over SIGNATURE_INVALID (a stranger)', async () => {
-    await codeBothWays(group(['release']), [await cosignSignature(KEYS.stranger), await cosignSignature(KEYS.release, { reference: 'registry.example.com/prod/other' })], 'IDENTITY_MISMATCH');
+    await codeBothWays(
+      group(['release']),
+      [await cosignSignature(KEYS.stranger), await cosignSignature(KEYS.release, { reference: 'registry.example.com/prod/other' })],
+      'IDENTITY_MISMATCH',
+    );
   });
 
   it('DIGEST_MISMATCH (the key signed another digest) over SIGNATURE_INVALID', async () => {
-    await codeBothWays(group(['release']), [await cosignSignature(KEYS.stranger), await cosignSignature(KEYS.release, { digest: OTHER_DIGEST })], 'DIGEST_MISMATCH');
+    await codeBothWays(
+      group(['release']),
+      [await cosignSignature(KEYS.stranger), await cosignSignature(KEYS.release, { digest: OTHER_DIGEST })],
+      'DIGEST_MISMATCH',
+    );
   });
 
   it('IDENTITY_MISMATCH over DIGEST_MISMATCH', async () => {
-    await codeBothWays(group(['release']), [await cosignSignature(KEYS.release, { digest: OTHER_DIGEST }), await cosignSignature(KEYS.release, { reference: 'registry.example.com/prod/other' })], 'IDENTITY_MISMATCH');
+    await codeBothWays(
+      group(['release']),
+      [await cosignSignature(KEYS.release, { digest: OTHER_DIGEST }), await cosignSignature(KEYS.release, { reference: 'registry.example.com/prod/other' })],
+      'IDENTITY_MISMATCH',
+    );
   });
 
   it('DIGEST_MISMATCH over a key out of its window', async () => {
-    await codeBothWays(group(['release', 'security'], { security: { revoked: true } }), [await cosignSignature(KEYS.security), await cosignSignature(KEYS.release, { digest: OTHER_DIGEST })], 'DIGEST_MISMATCH');
+    await codeBothWays(
+      group(['release', 'security'], { security: { revoked: true } }),
+      [await cosignSignature(KEYS.security), await cosignSignature(KEYS.release, { digest: OTHER_DIGEST })],
+      'DIGEST_MISMATCH',
+    );
   });
 
   it('a key out of its window (KEY_EXPIRED, KEY_REVOKED) over SIGNATURE_INVALID and SIGNATURE_MALFORMED', async () => {
     const malformed = unreadable(new SignetError('SIGNATURE_MALFORMED', 'signature layer 0 has no annotation'));
-    await codeBothWays(group(['security'], { security: { notAfter: '2020-01-01T00:00:00Z' } }), [await cosignSignature(KEYS.stranger), malformed, await cosignSignature(KEYS.security)], 'KEY_EXPIRED');
-    await codeBothWays(group(['security'], { security: { revoked: true } }), [await cosignSignature(KEYS.stranger), await cosignSignature(KEYS.security)], 'KEY_REVOKED');
+    await codeBothWays(
+      group(['security'], { security: { notAfter: '2020-01-01T00:00:00Z' } }),
+      [await cosignSignature(KEYS.stranger), malformed, await cosignSignature(KEYS.security)],
+      'KEY_EXPIRED',
+    );
+    await codeBothWays(
+      group(['security'], { security: { revoked: true } }),
+      [await cosignSignature(KEYS.stranger), await cosignSignature(KEYS.security)],
+      'KEY_REVOKED',
+    );
   });
 
   it('SIGNATURE_MALFORMED over SIGNATURE_INVALID; a code outside the ranking never displaces "not found"', async () => {
@@ -52,7 +76,7 @@ describe('engine: failure ranking (the most telling failure wins)', () => {
     await codeBothWays(group(['release']), [missing], 'SIGNATURE_NOT_FOUND');
   });
 
-  it('a tampered payload blob (DIGEST_MISMATCH from the source) outranks a stranger\'s signature', async () => {
+  it("a tampered payload blob (DIGEST_MISMATCH from the source) outranks a stranger's signature", async () => {
     const tampered = unreadable(new SignetError('DIGEST_MISMATCH', 'payload blob does not match its digest: tampered in the registry'));
     await codeBothWays(group(['release']), [await cosignSignature(KEYS.stranger), tampered], 'DIGEST_MISMATCH');
   });
@@ -68,12 +92,23 @@ describe('engine: failure ranking (the most telling failure wins)', () => {
 
   it('one line per signature, with the most telling of the keys tried on it', async () => {
     // Tried with security (does not verify), then release (verifies, wrong identity): the line is release's.
-    const d = await (await harness({ policy: group(['security', 'release']), signatures: [await cosignSignature(KEYS.release, { reference: 'registry.example.com/prod/other' })] })).decide();
-    assert.deepEqual(d.signatures.map((s) => [s.key, s.code]), [['release', 'IDENTITY_MISMATCH']]);
+    const d = await (
+      await harness({
+        policy: group(['security', 'release']),
+        signatures: [await cosignSignature(KEYS.release, { reference: 'registry.example.com/prod/other' })],
+      })
+    ).decide();
+    assert.deepEqual(
+      d.signatures.map((s) => [s.key, s.code]),
+      [['release', 'IDENTITY_MISMATCH']],
+    );
   });
 
   it('across requirements too: the most telling failure of every group, the first of equal rank', async () => {
-    const policy = loadPolicy({ keys: keysDoc(['release', 'security']), scopes: { [REPO]: { action: 'verify', signatures: [{ keys: ['release'] }, { keys: ['security'] }] } } });
+    const policy = loadPolicy({
+      keys: keysDoc(['release', 'security']),
+      scopes: { [REPO]: { action: 'verify', signatures: [{ keys: ['release'] }, { keys: ['security'] }] } },
+    });
     // Group release: security's signature does not verify (SIGNATURE_INVALID); group security: wrong identity.
     const d = await (await harness({ policy, signatures: [await cosignSignature(KEYS.security, { reference: 'registry.example.com/prod/other' })] })).decide();
     assert.equal(d.code, 'IDENTITY_MISMATCH', d.reason);
@@ -83,7 +118,16 @@ describe('engine: failure ranking (the most telling failure wins)', () => {
   });
 
   it('the ranking itself: one order for signatures and attestations', () => {
-    const order = ['ATTESTATION_REJECTED', 'DIGEST_MISMATCH', 'KEY_REVOKED', 'SIGNATURE_MALFORMED', 'SIGNATURE_INVALID', 'KEY_UNAVAILABLE', 'KEY_NOT_FOUND', 'REGISTRY_NOT_FOUND'] as const;
+    const order = [
+      'ATTESTATION_REJECTED',
+      'DIGEST_MISMATCH',
+      'KEY_REVOKED',
+      'SIGNATURE_MALFORMED',
+      'SIGNATURE_INVALID',
+      'KEY_UNAVAILABLE',
+      'KEY_NOT_FOUND',
+      'REGISTRY_NOT_FOUND',
+    ] as const;
     for (let i = 1; i < order.length; i++) assert.ok(failureRank(order[i - 1]) > failureRank(order[i]), `${order[i - 1]} over ${order[i]}`);
     assert.equal(failureRank('IDENTITY_MISMATCH'), failureRank('ATTESTATION_REJECTED'));
     assert.equal(failureRank(undefined), 0);

@@ -15,7 +15,10 @@ import { PemKeyProvider } from '../../src/keys/pem-provider.js';
 import { cosignSignature, harness, KEYS, keyFile, loadPolicy, MemorySource, REPO } from '../helpers/engine.js';
 
 const policyA = loadPolicy({ keys: { ci: { file: keyFile('release') } }, scopes: { [REPO]: { action: 'verify', signatures: { keys: ['ci'] } } } });
-const policyB = loadPolicy({ keys: { ci: { file: keyFile('stranger') }, release: { file: keyFile('release') } }, scopes: { [REPO]: { action: 'verify', signatures: { keys: ['release'] } } } });
+const policyB = loadPolicy({
+  keys: { ci: { file: keyFile('stranger') }, release: { file: keyFile('release') } },
+  scopes: { [REPO]: { action: 'verify', signatures: { keys: ['release'] } } },
+});
 
 describe('engine: one snapshot of policy and keys per decision', () => {
   it('reads the snapshot once per decision', async () => {
@@ -52,6 +55,6 @@ describe('engine: one snapshot of policy and keys per decision', () => {
     assert.equal(underB.decision, 'reject');
     assert.equal(underB.policyGeneration, policyB.generation);
     const mixed = await (await harness({ snapshot: () => ({ policy: policyA, keys: current.keys! }), signatures: [signed] })).decide();
-    assert.equal(mixed.decision, 'accept', 'A\'s policy read with B\'s keys accepts: what a decision must never do');
+    assert.equal(mixed.decision, 'accept', "A's policy read with B's keys accepts: what a decision must never do");
   });
 });

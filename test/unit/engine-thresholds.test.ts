@@ -11,14 +11,20 @@ const WHERE = `(scope ${REPO})`;
 
 describe('engine: thresholds', () => {
   it('accepts a signature by the one key of a 1-of-1 group, naming the key', async () => {
-    const h = await harness({ policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }), signatures: [await cosignSignature(KEYS.release)] });
+    const h = await harness({
+      policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }),
+      signatures: [await cosignSignature(KEYS.release)],
+    });
     const d = await h.decide();
     assert.equal(d.decision, 'accept', d.reason);
     assert.equal(d.ok, true);
     assert.equal(d.code, undefined);
     assert.equal(d.reason, `accepted ${SUBJECT}: signed by release ${WHERE}`);
     assert.equal(d.scope, REPO);
-    assert.deepEqual(d.signatures.map((s) => [s.key, s.valid, s.format]), [['release', true, 'cosign']]);
+    assert.deepEqual(
+      d.signatures.map((s) => [s.key, s.valid, s.format]),
+      [['release', true, 'cosign']],
+    );
   });
 
   it('refuses an unsigned image: SIGNATURE_NOT_FOUND, saying what is needed', async () => {
@@ -69,7 +75,10 @@ describe('engine: thresholds', () => {
     const d = await (await harness({ policy, signatures: [await cosignSignature(KEYS.release), await cosignSignature(KEYS.stranger)] })).decide();
     assert.equal(d.decision, 'reject');
     assert.equal(d.code, 'SIGNATURE_INVALID');
-    assert.match(d.reason, /\(only release valid\); 2 signature\(s\) found: signature does not verify with key "release" \(signed by another key, or the payload was altered\)/);
+    assert.match(
+      d.reason,
+      /\(only release valid\); 2 signature\(s\) found: signature does not verify with key "release" \(signed by another key, or the payload was altered\)/,
+    );
     assert.deepEqual(d.signatures.map((s) => s.valid).sort(), [false, true]);
   });
 
@@ -77,7 +86,13 @@ describe('engine: thresholds', () => {
     const policy = scopePolicy({ action: 'verify', signatures: { keys: ['release', 'edge'], threshold: 2 } });
     const d = await (await harness({ policy, signatures: [await cosignSignature(KEYS.release), await bundleSignature(KEYS.edge)] })).decide();
     assert.equal(d.decision, 'accept', d.reason);
-    assert.deepEqual(d.signatures.map((s) => [s.format, s.key, s.valid]), [['cosign', 'release', true], ['sigstore-bundle', 'edge', true]]);
+    assert.deepEqual(
+      d.signatures.map((s) => [s.format, s.key, s.valid]),
+      [
+        ['cosign', 'release', true],
+        ['sigstore-bundle', 'edge', true],
+      ],
+    );
   });
 });
 
@@ -94,8 +109,17 @@ describe('engine: groups (every group must hold)', () => {
     const d = await (await harness({ policy, signatures: [await cosignSignature(KEYS.release)] })).decide();
     assert.equal(d.decision, 'reject');
     assert.equal(d.code, 'SIGNATURE_INVALID');
-    assert.match(d.reason, new RegExp(`^rejected ${SUBJECT}: 1 of 2 requirements not met: needs a valid signature by one of security, qa; 1 signature\\(s\\) found: signature does not verify with key "security"`));
-    assert.deepEqual(d.signatures.map((s) => [s.key, s.valid]), [['release', true]], 'one line per signature: the valid result wins over the other group\'s failure');
+    assert.match(
+      d.reason,
+      new RegExp(
+        `^rejected ${SUBJECT}: 1 of 2 requirements not met: needs a valid signature by one of security, qa; 1 signature\\(s\\) found: signature does not verify with key "security"`,
+      ),
+    );
+    assert.deepEqual(
+      d.signatures.map((s) => [s.key, s.valid]),
+      [['release', true]],
+      "one line per signature: the valid result wins over the other group's failure",
+    );
   });
 
   it('one signature does not serve two groups unless its key is in both', async () => {
@@ -111,7 +135,10 @@ describe('engine: groups (every group must hold)', () => {
   it('refuses with both groups listed when neither holds', async () => {
     const d = await (await harness({ policy })).decide();
     assert.equal(d.code, 'SIGNATURE_NOT_FOUND');
-    assert.equal(d.reason, `rejected ${SUBJECT}: 2 of 2 requirements not met: no signatures found; needs a valid signature by release; no signatures found; needs a valid signature by one of security, qa ${WHERE}`);
+    assert.equal(
+      d.reason,
+      `rejected ${SUBJECT}: 2 of 2 requirements not met: no signatures found; needs a valid signature by release; no signatures found; needs a valid signature by one of security, qa ${WHERE}`,
+    );
   });
 });
 
@@ -121,7 +148,10 @@ describe('engine: identity rules on valid signatures', () => {
     const d = await (await harness({ policy, signatures: [await cosignSignature(KEYS.release, { reference: 'registry.example.com/prod/other' })] })).decide();
     assert.equal(d.decision, 'reject');
     assert.equal(d.code, 'IDENTITY_MISMATCH');
-    assert.match(d.reason, /signature by key "release": signed identity "registry.example.com\/prod\/other" does not match repository "registry.example.com\/prod\/app"/);
+    assert.match(
+      d.reason,
+      /signature by key "release": signed identity "registry.example.com\/prod\/other" does not match repository "registry.example.com\/prod\/app"/,
+    );
   });
 
   it('matchExact compares the tag; exactRepository accepts a signature made for the named repository', async () => {
@@ -132,7 +162,10 @@ describe('engine: identity rules on valid signatures', () => {
     assert.equal(other.code, 'IDENTITY_MISMATCH');
     assert.match(other.reason, /does not match "registry.example.com\/prod\/app:1.0" exactly/);
 
-    const mirror = scopePolicy({ action: 'verify', signatures: { keys: ['release'], identity: { type: 'exactRepository', dockerRepository: 'upstream.example.org/app' } } });
+    const mirror = scopePolicy({
+      action: 'verify',
+      signatures: { keys: ['release'], identity: { type: 'exactRepository', dockerRepository: 'upstream.example.org/app' } },
+    });
     const fromUpstream = await cosignSignature(KEYS.release, { reference: 'upstream.example.org/app' });
     assert.equal((await (await harness({ policy: mirror, signatures: [fromUpstream] })).decide()).decision, 'accept');
     assert.equal((await (await harness({ policy: mirror, signatures: [await cosignSignature(KEYS.release)] })).decide()).code, 'IDENTITY_MISMATCH');

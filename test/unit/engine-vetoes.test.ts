@@ -12,12 +12,16 @@ const guarded = { action: 'verify', signatures: { keys: ['release'] }, rejectIfS
 
 describe('engine: vetoes (rejectIfSignedBy)', () => {
   it('accepts when no signature is by the refused key', async () => {
-    const d = await (await harness({ policy: scopePolicy(guarded), signatures: [await cosignSignature(KEYS.release), await cosignSignature(KEYS.stranger)] })).decide();
+    const d = await (
+      await harness({ policy: scopePolicy(guarded), signatures: [await cosignSignature(KEYS.release), await cosignSignature(KEYS.stranger)] })
+    ).decide();
     assert.equal(d.decision, 'accept', d.reason);
   });
 
   it('refuses an image that meets its requirements but is also signed by the refused key', async () => {
-    const d = await (await harness({ policy: scopePolicy(guarded), signatures: [await cosignSignature(KEYS.release), await cosignSignature(KEYS.leaked)] })).decide();
+    const d = await (
+      await harness({ policy: scopePolicy(guarded), signatures: [await cosignSignature(KEYS.release), await cosignSignature(KEYS.leaked)] })
+    ).decide();
     assert.equal(d.decision, 'reject');
     assert.equal(d.code, 'SIGNED_BY_REJECTED_KEY');
     assert.equal(d.reason, `rejected ${SUBJECT}: signed by leaked, which scope ${REPO} refuses (rejectIfSignedBy)`);
@@ -43,7 +47,9 @@ describe('engine: vetoes (rejectIfSignedBy)', () => {
 
   it('every refused key that signed is named', async () => {
     const policy = scopePolicy({ ...guarded, rejectIfSignedBy: ['leaked', 'stranger', 'qa'] });
-    const d = await (await harness({ policy, signatures: [await cosignSignature(KEYS.stranger), await cosignSignature(KEYS.leaked), await cosignSignature(KEYS.release)] })).decide();
+    const d = await (
+      await harness({ policy, signatures: [await cosignSignature(KEYS.stranger), await cosignSignature(KEYS.leaked), await cosignSignature(KEYS.release)] })
+    ).decide();
     assert.equal(d.code, 'SIGNED_BY_REJECTED_KEY');
     assert.match(d.reason, /: signed by stranger, leaked, which scope/);
   });
@@ -61,11 +67,17 @@ describe('engine: vetoes (rejectIfSignedBy)', () => {
 
   it('a refused key that fails while verifying (token removed) refuses, and is marked failed', async () => {
     const policy = scopePolicy(guarded);
-    const keys = new MemoryKeys({ release: trustedKey('release', KEYS.release), leaked: trustedKey('leaked', KEYS.leaked, { fail: new SignetError('KEY_UNAVAILABLE', 'key "leaked": the token went away') }) });
+    const keys = new MemoryKeys({
+      release: trustedKey('release', KEYS.release),
+      leaked: trustedKey('leaked', KEYS.leaked, { fail: new SignetError('KEY_UNAVAILABLE', 'key "leaked": the token went away') }),
+    });
     const d = await (await harness({ policy, keys, signatures: [await cosignSignature(KEYS.release)] })).decide();
     assert.equal(d.code, 'KEY_UNAVAILABLE');
     assert.match(d.reason, /cannot check for signatures by refused key\(s\) leaked/);
-    assert.deepEqual(keys.failed.map((f) => f.name), ['leaked']);
+    assert.deepEqual(
+      keys.failed.map((f) => f.name),
+      ['leaked'],
+    );
   });
 
   it('in warn mode a veto is recorded and the image allowed', async () => {
@@ -74,6 +86,9 @@ describe('engine: vetoes (rejectIfSignedBy)', () => {
     assert.equal(d.decision, 'warn');
     assert.equal(d.ok, true);
     assert.equal(d.code, 'SIGNED_BY_REJECTED_KEY');
-    assert.equal(d.reason, `warn (scope ${REPO} is in warn mode, image allowed): would have rejected ${SUBJECT}: signed by leaked, which scope ${REPO} refuses (rejectIfSignedBy)`);
+    assert.equal(
+      d.reason,
+      `warn (scope ${REPO} is in warn mode, image allowed): would have rejected ${SUBJECT}: signed by leaked, which scope ${REPO} refuses (rejectIfSignedBy)`,
+    );
   });
 });

@@ -17,8 +17,15 @@ import { anyBytes, params, typedOutcome } from '../helpers/fuzz.js';
 
 /** JSON text with keys from a small alphabet (so that repeats happen), escaped or not, nested a little. */
 const jsonWithRepeats: fc.Arbitrary<string> = fc.letrec<{ value: string; object: string; array: string }>((tie) => ({
-  value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, fc.constantFrom('1', 'null', '"s"', 'true', '"a\\"b"', '"x,\\"a\\":1"'), tie('object'), tie('array')),
-  object: fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c', '\\u0061', 'a\\u0000', '__proto__', 'constructor'), tie('value')), { maxLength: 4 }).map((entries) => `{${entries.map(([k, v]) => `"${k}":${v}`).join(',')}}`),
+  value: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    fc.constantFrom('1', 'null', '"s"', 'true', '"a\\"b"', '"x,\\"a\\":1"'),
+    tie('object'),
+    tie('array'),
+  ),
+  object: fc
+    .array(fc.tuple(fc.constantFrom('a', 'b', 'c', '\\u0061', 'a\\u0000', '__proto__', 'constructor'), tie('value')), { maxLength: 4 })
+    .map((entries) => `{${entries.map(([k, v]) => `"${k}":${v}`).join(',')}}`),
   array: fc.array(tie('value'), { maxLength: 4 }).map((items) => `[${items.join(' , ')}]`),
 })).object;
 
@@ -44,20 +51,29 @@ describe('fuzz: strict JSON', function () {
   });
 
   it('any bytes: typed errors or a value equal to JSON.parse, never deeper than the bound', () => {
-    const deep = fc.tuple(fc.integer({ min: 1, max: 3000 }), fc.constantFrom('[', '{"a":')).map(([d, open]) => `${open.repeat(d)}1${(open === '[' ? ']' : '}').repeat(d)}`);
+    const deep = fc
+      .tuple(fc.integer({ min: 1, max: 3000 }), fc.constantFrom('[', '{"a":'))
+      .map(([d, open]) => `${open.repeat(d)}1${(open === '[' ? ']' : '}').repeat(d)}`);
     fc.assert(
-      fc.property(fc.oneof(anyBytes.map((b) => b.toString('utf8')), deep, fc.json({ maxDepth: 6 })), (text) => {
-        const r = typedOutcome(() => parseStrictJson(text, 'doc', 'SIGNATURE_MALFORMED', 1 << 20), [SignetError], text);
-        if (!r.ok) return;
-        assert.deepEqual(r.value, JSON.parse(text));
-        let depth = 0;
-        let max = 0;
-        for (const c of JSON.stringify(r.value) ?? '') {
-          if (c === '[' || c === '{') max = Math.max(max, ++depth);
-          else if (c === ']' || c === '}') depth--;
-        }
-        assert.ok(max <= MAX_JSON_DEPTH);
-      }),
+      fc.property(
+        fc.oneof(
+          anyBytes.map((b) => b.toString('utf8')),
+          deep,
+          fc.json({ maxDepth: 6 }),
+        ),
+        (text) => {
+          const r = typedOutcome(() => parseStrictJson(text, 'doc', 'SIGNATURE_MALFORMED', 1 << 20), [SignetError], text);
+          if (!r.ok) return;
+          assert.deepEqual(r.value, JSON.parse(text));
+          let depth = 0;
+          let max = 0;
+          for (const c of JSON.stringify(r.value) ?? '') {
+            if (c === '[' || c === '{') max = Math.max(max, ++depth);
+            else if (c === ']' || c === '}') depth--;
+          }
+          assert.ok(max <= MAX_JSON_DEPTH);
+        },
+      ),
       params(400),
     );
   });
@@ -73,7 +89,15 @@ describe('fuzz: strict JSON', function () {
       }
       console.log('survived');`;
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
-    assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr.split('\n').filter((l) => /FATAL|Error/.test(l)).slice(0, 3).join(' | ')}`);
+    assert.equal(
+      r.status,
+      0,
+      `exit ${r.status} ${r.signal ?? ''}: ${r.stderr
+        .split('\n')
+        .filter((l) => /FATAL|Error/.test(l))
+        .slice(0, 3)
+        .join(' | ')}`,
+    );
     assert.match(r.stdout, /survived/);
   });
 });

@@ -18,12 +18,15 @@ const FIX = join(ROOT, 'test/fixtures/notation');
 const root = new X509Certificate(readFileSync(join(FIX, 'alpine-trust-root.pem')));
 const jws = readFileSync(join(FIX, 'jws_signature.sig'));
 const cose = readFileSync(join(FIX, 'cose_signature.sig'));
-const index = JSON.parse(readFileSync(join(FIX, 'alpine-oci-layout/index.json'), 'utf8')) as { manifests: Array<{ mediaType: string; digest: string; size: number }> };
+const index = JSON.parse(readFileSync(join(FIX, 'alpine-oci-layout/index.json'), 'utf8')) as {
+  manifests: Array<{ mediaType: string; digest: string; size: number }>;
+};
 const alpine = { mediaType: index.manifests[0]!.mediaType, digest: index.manifests[0]!.digest, size: index.manifests[0]!.size };
 const JOSE = 'application/jose+json';
 const COSE = 'application/cose';
 
-const verify = (envelope: Buffer, mediaType: string) => verifyNotationSignature({ untrustedEnvelope: envelope, envelopeMediaType: mediaType, expected: alpine, trustStore: [root] });
+const verify = (envelope: Buffer, mediaType: string) =>
+  verifyNotationSignature({ untrustedEnvelope: envelope, envelopeMediaType: mediaType, expected: alpine, trustStore: [root] });
 const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
 
 /** The JWS with its protected header (decoded JSON) or payload (decoded JSON) changed, signature kept. */
@@ -36,7 +39,12 @@ function jwsInnerMutations(): fc.Arbitrary<Buffer> {
     mutateJson(payload).map((p) => Buffer.from(JSON.stringify({ ...doc, payload: b64url(JSON.stringify(p) ?? 'null') }))),
     mutateJson(doc.header).map((u) => Buffer.from(JSON.stringify({ ...doc, header: u }))),
     // The signing certificate itself, damaged (X.509 parsing of untrusted DER), anywhere or in its extensions.
-    fc.oneof(mutateBytes(Buffer.from((doc.header as { x5c: string[] }).x5c[0]!, 'base64')), mutateExtensions(Buffer.from((doc.header as { x5c: string[] }).x5c[0]!, 'base64'))).map((der) => Buffer.from(JSON.stringify({ ...doc, header: { ...(doc.header as object), x5c: [der.toString('base64')] } }))),
+    fc
+      .oneof(
+        mutateBytes(Buffer.from((doc.header as { x5c: string[] }).x5c[0]!, 'base64')),
+        mutateExtensions(Buffer.from((doc.header as { x5c: string[] }).x5c[0]!, 'base64')),
+      )
+      .map((der) => Buffer.from(JSON.stringify({ ...doc, header: { ...(doc.header as object), x5c: [der.toString('base64')] } }))),
   );
 }
 
@@ -45,7 +53,12 @@ function coseInnerMutations(): fc.Arbitrary<Buffer> {
   const top = decode(cose, { preferMap: true }) as Tag;
   const [prot, unprot, payload, sig] = top.contents as [Uint8Array, Map<unknown, unknown>, Uint8Array, Uint8Array];
   const hdr = decode(prot, { preferMap: true }) as Map<unknown, unknown>;
-  const value = fc.oneof(fc.constantFrom<unknown>(null, 0, -7, 1, 'x', '', new Uint8Array(0), new Date(0), new Date(8.64e15), [], new Map()), fc.string({ maxLength: 20 }), fc.integer(), fc.uint8Array({ maxLength: 40 }));
+  const value = fc.oneof(
+    fc.constantFrom<unknown>(null, 0, -7, 1, 'x', '', new Uint8Array(0), new Date(0), new Date(8.64e15), [], new Map()),
+    fc.string({ maxLength: 20 }),
+    fc.integer(),
+    fc.uint8Array({ maxLength: 40 }),
+  );
   const keys = [...hdr.keys()];
   const enc = (parts: unknown[]) => Buffer.from(encode(new Tag(18, parts)));
   return fc.oneof(
@@ -101,7 +114,7 @@ const deepCbor = fc.tuple(fc.integer({ min: 1, max: 5000 }), fc.constantFrom(0x8
 describe('fuzz: Notation JWS and COSE envelopes', function () {
   this.timeout(60_000);
 
-  it('the real signer\'s envelopes verify (the control)', async () => {
+  it("the real signer's envelopes verify (the control)", async () => {
     assert.equal((await verify(jws, JOSE)).valid, true);
     assert.equal((await verify(cose, COSE)).valid, true);
   });
@@ -128,7 +141,10 @@ describe('fuzz: Notation JWS and COSE envelopes', function () {
     );
   });
 
-  for (const [name, envelope, mediaType, inner] of [['JWS', jws, JOSE, jwsInnerMutations], ['COSE', cose, COSE, coseInnerMutations]] as const) {
+  for (const [name, envelope, mediaType, inner] of [
+    ['JWS', jws, JOSE, jwsInnerMutations],
+    ['COSE', cose, COSE, coseInnerMutations],
+  ] as const) {
     it(`${name}: a damaged envelope verifies only if the bytes its signature covers are unchanged`, async () => {
       const original = parseNotationEnvelope(envelope, mediaType);
       await fc.assert(

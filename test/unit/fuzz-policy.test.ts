@@ -38,7 +38,44 @@ const yamlText = stringify(policy);
 const jsonText = JSON.stringify(policy, null, 2);
 
 /** YAML fragments that stress a YAML parser: anchors, aliases, tags, flow and block mixes, odd scalars. */
-const yamlish = fc.array(fc.constantFrom('apiVersion: signet/v1\n', 'keys:\n', '  a: &x { file: /k }\n', '  b: *x\n', 'scopes: { ', '}', '[', ']', '- ', '  ', '!!binary aGk=', '!!js/function "x"', '? ', ': ', '&a ', '*a ', '"\\u0000"', "'", '#c\n', '---\n', '...\n', '|\n  x\n', '>-\n', '\t', 'default: { action: accept }\n', '<<: *x\n', '~', 'null', '0x10', '1e999', '.nan'), { maxLength: 40 }).map((a) => a.join(''));
+const yamlish = fc
+  .array(
+    fc.constantFrom(
+      'apiVersion: signet/v1\n',
+      'keys:\n',
+      '  a: &x { file: /k }\n',
+      '  b: *x\n',
+      'scopes: { ',
+      '}',
+      '[',
+      ']',
+      '- ',
+      '  ',
+      '!!binary aGk=',
+      '!!js/function "x"',
+      '? ',
+      ': ',
+      '&a ',
+      '*a ',
+      '"\\u0000"',
+      "'",
+      '#c\n',
+      '---\n',
+      '...\n',
+      '|\n  x\n',
+      '>-\n',
+      '\t',
+      'default: { action: accept }\n',
+      '<<: *x\n',
+      '~',
+      'null',
+      '0x10',
+      '1e999',
+      '.nan',
+    ),
+    { maxLength: 40 },
+  )
+  .map((a) => a.join(''));
 
 /** A billion-laughs document: each anchor refers to the previous one ten times. */
 const aliasBomb = fc.integer({ min: 2, max: 9 }).map((levels) => {
@@ -47,7 +84,12 @@ const aliasBomb = fc.integer({ min: 2, max: 9 }).map((levels) => {
   return `${lines.join('\n')}\n`;
 });
 
-const deep = fc.tuple(fc.integer({ min: 1, max: 200_000 }), fc.constantFrom('[', '{a: ', '- ')).map(([d, open]) => `apiVersion: signet/v1\nkeys: ${open === '- ' ? `\n${Array.from({ length: Math.min(d, 2000) }, (_, i) => `${' '.repeat(i)}- `).join('\n')}x` : `${open.repeat(d)}1${(open === '[' ? ']' : '}').repeat(d)}`}\n`);
+const deep = fc
+  .tuple(fc.integer({ min: 1, max: 200_000 }), fc.constantFrom('[', '{a: ', '- '))
+  .map(
+    ([d, open]) =>
+      `apiVersion: signet/v1\nkeys: ${open === '- ' ? `\n${Array.from({ length: Math.min(d, 2000) }, (_, i) => `${' '.repeat(i)}- `).join('\n')}x` : `${open.repeat(d)}1${(open === '[' ? ']' : '}').repeat(d)}`}\n`,
+  );
 
 function coherent(p: Policy): void {
   const scopes: ScopePolicy[] = [p.default, ...Object.values(p.scopes)];
@@ -87,7 +129,14 @@ describe('fuzz: policy files', function () {
   });
 
   it('YAML oddities, text damage, alias bombs and deep nesting: typed errors or a coherent policy, never a hang', () => {
-    const text = fc.oneof(fc.string({ maxLength: 300 }), yamlish, aliasBomb, deep, jsonTextTricks(jsonText), fc.constantFrom(yamlText.replace('release', 'release\u0000'), `${yamlText}\n${yamlText}`, yamlText.replace(/: /g, ':'), '\ufeff' + yamlText));
+    const text = fc.oneof(
+      fc.string({ maxLength: 300 }),
+      yamlish,
+      aliasBomb,
+      deep,
+      jsonTextTricks(jsonText),
+      fc.constantFrom(yamlText.replace('release', 'release\u0000'), `${yamlText}\n${yamlText}`, yamlText.replace(/: /g, ':'), '\ufeff' + yamlText),
+    );
     fc.assert(
       fc.property(text, (t) => {
         const r = typedOutcome(() => buildPolicy([{ path: `${DIR}/p.yaml`, text: t }]), allowed, t);
@@ -98,7 +147,13 @@ describe('fuzz: policy files', function () {
   });
 
   it('several files: typed errors or a coherent merge, whatever is split where', () => {
-    const pieces = fc.array(fc.tuple(fc.constantFrom('a.yaml', 'b.yml', 'c.json', 'd.yaml'), mutateJson(policy).map((d) => JSON.stringify(d) ?? 'null')), { minLength: 1, maxLength: 3 });
+    const pieces = fc.array(
+      fc.tuple(
+        fc.constantFrom('a.yaml', 'b.yml', 'c.json', 'd.yaml'),
+        mutateJson(policy).map((d) => JSON.stringify(d) ?? 'null'),
+      ),
+      { minLength: 1, maxLength: 3 },
+    );
     fc.assert(
       fc.property(pieces, (files) => {
         const r = typedOutcome(() => buildPolicy(files.map(([name, text], i) => ({ path: `${DIR}/${i}-${name}`, text }))), allowed, files);

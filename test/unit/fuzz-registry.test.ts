@@ -20,7 +20,13 @@ const index = {
   schemaVersion: 2,
   mediaType: 'application/vnd.oci.image.index.v1+json',
   manifests: [
-    { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha('a'), size: 500, artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json', annotations: { 'org.opencontainers.image.created': '2026-01-01T00:00:00Z' } },
+    {
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: sha('a'),
+      size: 500,
+      artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+      annotations: { 'org.opencontainers.image.created': '2026-01-01T00:00:00Z' },
+    },
     { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha('b'), size: 700, artifactType: 'application/vnd.cncf.notary.signature' },
   ],
 };
@@ -31,10 +37,18 @@ describe('fuzz: registry answers', function () {
 
   it('parseIndexManifests: typed errors or well-formed descriptors', () => {
     fc.assert(
-      fc.property(fc.oneof(anyBytes, mutateBytes(indexBytes), mutateJson(index).map((d) => Buffer.from(JSON.stringify(d) ?? 'null')), jsonTextTricks(indexBytes.toString()).map((t) => Buffer.from(t))), (bytes) => {
-        const r = typedOutcome(() => parseIndexManifests(bytes, 'listing'), [SignetError], bytes);
-        if (r.ok) for (const d of r.value) assert.ok(isDigest(d.digest) && typeof d.mediaType === 'string' && typeof d.size === 'number');
-      }),
+      fc.property(
+        fc.oneof(
+          anyBytes,
+          mutateBytes(indexBytes),
+          mutateJson(index).map((d) => Buffer.from(JSON.stringify(d) ?? 'null')),
+          jsonTextTricks(indexBytes.toString()).map((t) => Buffer.from(t)),
+        ),
+        (bytes) => {
+          const r = typedOutcome(() => parseIndexManifests(bytes, 'listing'), [SignetError], bytes);
+          if (r.ok) for (const d of r.value) assert.ok(isDigest(d.digest) && typeof d.mediaType === 'string' && typeof d.size === 'number');
+        },
+      ),
       params(500),
     );
   });
@@ -44,16 +58,19 @@ describe('fuzz: registry answers', function () {
     const header = fc.oneof(
       fc.string({ maxLength: 200 }),
       mutateBytes(Buffer.from(valid)).map((b) => b.toString('latin1')),
-      fc.array(fc.constantFrom('Bearer ', 'Basic ', 'realm=', '"', '\\', ',', ' ', '=', 'a', 'Negotiate abc==', 'scope="x"', '\t'), { maxLength: 30 }).map((a) => a.join('')),
+      fc
+        .array(fc.constantFrom('Bearer ', 'Basic ', 'realm=', '"', '\\', ',', ' ', '=', 'a', 'Negotiate abc==', 'scope="x"', '\t'), { maxLength: 30 })
+        .map((a) => a.join('')),
       fc.integer({ min: 1, max: 20_000 }).map((n) => `Bearer ${'a=b,'.repeat(n)}`),
     );
     fc.assert(
       fc.property(header, (h) => {
         const r = typedOutcome(() => parseChallenges(h), [SignetError], h);
-        if (r.ok) for (const c of r.value) {
-          assert.ok(c.scheme === 'basic' || c.scheme === 'bearer');
-          for (const v of Object.values(c.params)) assert.equal(typeof v, 'string');
-        }
+        if (r.ok)
+          for (const c of r.value) {
+            assert.ok(c.scheme === 'basic' || c.scheme === 'bearer');
+            for (const v of Object.values(c.params)) assert.equal(typeof v, 'string');
+          }
       }),
       params(800),
     );
@@ -62,30 +79,76 @@ describe('fuzz: registry answers', function () {
   it('parseTokenResponse: typed errors or a non-empty token and a number', () => {
     const sample = JSON.stringify({ token: 'eyJhbGciOi.x.y', access_token: 'eyJhbGciOi.x.y', expires_in: 300, issued_at: '2026-01-01T00:00:00Z' });
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 300 }), mutateJson(JSON.parse(sample)).map((d) => JSON.stringify(d) ?? 'null'), fc.json()), (text) => {
-        const r = typedOutcome(() => parseTokenResponse(text, 'https://auth.example.com'), [SignetError], text);
-        if (r.ok) {
-          assert.ok(typeof r.value.token === 'string' && r.value.token.length > 0);
-          assert.equal(typeof r.value.expiresIn, 'number');
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 300 }),
+          mutateJson(JSON.parse(sample)).map((d) => JSON.stringify(d) ?? 'null'),
+          fc.json(),
+        ),
+        (text) => {
+          const r = typedOutcome(() => parseTokenResponse(text, 'https://auth.example.com'), [SignetError], text);
+          if (r.ok) {
+            assert.ok(typeof r.value.token === 'string' && r.value.token.length > 0);
+            assert.equal(typeof r.value.expiresIn, 'number');
+          }
+        },
+      ),
       params(500),
     );
   });
 
   it('retryDelayMs: any Retry-After gives a wait from 0 to 5 s', () => {
     fc.assert(
-      fc.property(fc.nat(20), fc.oneof(fc.constant(null), fc.string({ maxLength: 40 }), fc.integer().map(String), fc.date({ noInvalidDate: false }).map((d) => (Number.isNaN(d.getTime()) ? 'Invalid Date' : d.toUTCString())), fc.constantFrom('1e308', '-1', 'NaN', 'Infinity', '99999999999999999999')), (attempt, header) => {
-        const r = typedOutcome(() => retryDelayMs(attempt, header), [], header);
-        assert.ok(r.ok && Number.isFinite(r.value) && r.value >= 0 && r.value <= 5000, `${String(r.ok && r.value)} for ${header}`);
-      }),
+      fc.property(
+        fc.nat(20),
+        fc.oneof(
+          fc.constant(null),
+          fc.string({ maxLength: 40 }),
+          fc.integer().map(String),
+          fc.date({ noInvalidDate: false }).map((d) => (Number.isNaN(d.getTime()) ? 'Invalid Date' : d.toUTCString())),
+          fc.constantFrom('1e308', '-1', 'NaN', 'Infinity', '99999999999999999999'),
+        ),
+        (attempt, header) => {
+          const r = typedOutcome(() => retryDelayMs(attempt, header), [], header);
+          assert.ok(r.ok && Number.isFinite(r.value) && r.value >= 0 && r.value <= 5000, `${String(r.ok && r.value)} for ${header}`);
+        },
+      ),
       params(800),
     );
   });
 
   it('parseReference: typed errors, or a normalised reference that parses back to itself', () => {
-    const parts = fc.constantFrom('docker.io', 'localhost', 'localhost:5000', '127.0.0.1:5000', '[::1]:5000', 'a.b', 'library', 'nginx', 'a/b/c', 'UPPER', 'x__y', 'a--b', '', ':', '@', '/', 'sha256:', `sha256:${'a'.repeat(64)}`, `sha512:${'b'.repeat(128)}`, 'latest', '1.0', '-x', '.', '..');
-    const ref = fc.oneof(fc.string({ maxLength: 80 }), fc.array(fc.tuple(parts, fc.constantFrom('/', ':', '@', '')), { maxLength: 6 }).map((a) => a.map(([p, sep]) => `${p}${sep}`).join('')), fc.array(parts, { maxLength: 6 }).map((a) => a.join('/')));
+    const parts = fc.constantFrom(
+      'docker.io',
+      'localhost',
+      'localhost:5000',
+      '127.0.0.1:5000',
+      '[::1]:5000',
+      'a.b',
+      'library',
+      'nginx',
+      'a/b/c',
+      'UPPER',
+      'x__y',
+      'a--b',
+      '',
+      ':',
+      '@',
+      '/',
+      'sha256:',
+      `sha256:${'a'.repeat(64)}`,
+      `sha512:${'b'.repeat(128)}`,
+      'latest',
+      '1.0',
+      '-x',
+      '.',
+      '..',
+    );
+    const ref = fc.oneof(
+      fc.string({ maxLength: 80 }),
+      fc.array(fc.tuple(parts, fc.constantFrom('/', ':', '@', '')), { maxLength: 6 }).map((a) => a.map(([p, sep]) => `${p}${sep}`).join('')),
+      fc.array(parts, { maxLength: 6 }).map((a) => a.join('/')),
+    );
     fc.assert(
       fc.property(ref, (text) => {
         const r = typedOutcome(() => parseReference(text), [SignetError], text);
@@ -109,9 +172,32 @@ describe('fuzz: registry answers', function () {
     afterEach(() => registry.reset());
 
     const statusCode = fc.constantFrom(200, 200, 200, 200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 429, 500, 503);
-    const headerValue = fc.oneof(fc.string({ maxLength: 60 }).map((s) => s.replace(/[^\x20-\x7e]/g, '')), fc.constantFrom('application/json', 'application/vnd.oci.image.index.v1+json', 'application/vnd.oci.image.manifest.v1+json', sha('x'), '</v2/fuzz/app/referrers/x?n=1>; rel="next"', '</v2/other/repo/tags/list>; rel="next"', '<http://evil.example/v2/fuzz/app/tags/list?n=1>; rel=next', 'artifactType', '1', 'Bearer realm="http://127.0.0.1:1/token"'));
-    const headers = fc.dictionary(fc.constantFrom('content-type', 'docker-content-digest', 'link', 'oci-filters-applied', 'retry-after', 'www-authenticate', 'location', 'x-other'), headerValue, { maxKeys: 4 });
-    const body = fc.oneof(anyBytes, mutateBytes(indexBytes), mutateJson(index).map((d) => Buffer.from(JSON.stringify(d) ?? 'null')), mutateJson({ name: 'fuzz/app', tags: ['v1', 'v2'] }).map((d) => Buffer.from(JSON.stringify(d) ?? 'null')));
+    const headerValue = fc.oneof(
+      fc.string({ maxLength: 60 }).map((s) => s.replace(/[^\x20-\x7e]/g, '')),
+      fc.constantFrom(
+        'application/json',
+        'application/vnd.oci.image.index.v1+json',
+        'application/vnd.oci.image.manifest.v1+json',
+        sha('x'),
+        '</v2/fuzz/app/referrers/x?n=1>; rel="next"',
+        '</v2/other/repo/tags/list>; rel="next"',
+        '<http://evil.example/v2/fuzz/app/tags/list?n=1>; rel=next',
+        'artifactType',
+        '1',
+        'Bearer realm="http://127.0.0.1:1/token"',
+      ),
+    );
+    const headers = fc.dictionary(
+      fc.constantFrom('content-type', 'docker-content-digest', 'link', 'oci-filters-applied', 'retry-after', 'www-authenticate', 'location', 'x-other'),
+      headerValue,
+      { maxKeys: 4 },
+    );
+    const body = fc.oneof(
+      anyBytes,
+      mutateBytes(indexBytes),
+      mutateJson(index).map((d) => Buffer.from(JSON.stringify(d) ?? 'null')),
+      mutateJson({ name: 'fuzz/app', tags: ['v1', 'v2'] }).map((d) => Buffer.from(JSON.stringify(d) ?? 'null')),
+    );
     const answer = fc.record({ status: statusCode, headers, body });
 
     it('getManifest by digest: typed errors, or bytes with exactly that digest', async () => {

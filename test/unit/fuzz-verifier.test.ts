@@ -18,15 +18,59 @@ const Judgement = root.lookupType('signet.v1.Judgement');
 const VerifyImageRequest = root.lookupType('signet.v1.VerifyImageRequest');
 const DIGEST = `sha256:${'ab'.repeat(32)}`;
 const argv = ['-name', 'registry.example.com/app:1.0', '-digest', DIGEST, '-stdin-media-type', DESCRIPTOR_MEDIA_TYPE];
-const descriptor = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: DIGEST, size: 1234, annotations: { 'org.opencontainers.image.ref.name': '1.0' } };
-const judgement = Buffer.from(Judgement.encode(Judgement.fromObject({ ok: false, reason: 'rejected: no signatures found', decision: 'reject', scope: 'registry.example.com', signatures: [{ format: 'cosign', source: 'x', key: 'k', valid: false, reason: 'r', code: 'SIGNATURE_INVALID' }], policyGeneration: 'sha256:x', durationMs: 1.5, image: 'i', digest: DIGEST, code: 'SIGNATURE_NOT_FOUND', warnings: ['w'] })).finish());
+const descriptor = {
+  mediaType: 'application/vnd.oci.image.manifest.v1+json',
+  digest: DIGEST,
+  size: 1234,
+  annotations: { 'org.opencontainers.image.ref.name': '1.0' },
+};
+const judgement = Buffer.from(
+  Judgement.encode(
+    Judgement.fromObject({
+      ok: false,
+      reason: 'rejected: no signatures found',
+      decision: 'reject',
+      scope: 'registry.example.com',
+      signatures: [{ format: 'cosign', source: 'x', key: 'k', valid: false, reason: 'r', code: 'SIGNATURE_INVALID' }],
+      policyGeneration: 'sha256:x',
+      durationMs: 1.5,
+      image: 'i',
+      digest: DIGEST,
+      code: 'SIGNATURE_NOT_FOUND',
+      warnings: ['w'],
+    }),
+  ).finish(),
+);
 
 describe('fuzz: signet-verifier inputs', function () {
   this.timeout(30_000);
 
   it('argv: UsageError, or arguments that satisfy the contract', () => {
-    const token = fc.oneof(fc.constantFrom(...argv, '-name', '--name', '-digest=x', '--digest', '-stdin-media-type=', '-version', '--', '-', '', 'a b', `-name=${'x'.repeat(5000)}`, `-digest=sha512:${'c'.repeat(128)}`, '-name=\u0000', '-unknown'), fc.string({ maxLength: 30 }));
-    const args = fc.oneof(fc.array(token, { maxLength: 8 }), fc.tuple(fc.nat(argv.length - 1), token).map(([i, t]) => argv.map((a, j) => (j === i ? t : a))), fc.shuffledSubarray(argv));
+    const token = fc.oneof(
+      fc.constantFrom(
+        ...argv,
+        '-name',
+        '--name',
+        '-digest=x',
+        '--digest',
+        '-stdin-media-type=',
+        '-version',
+        '--',
+        '-',
+        '',
+        'a b',
+        `-name=${'x'.repeat(5000)}`,
+        `-digest=sha512:${'c'.repeat(128)}`,
+        '-name=\u0000',
+        '-unknown',
+      ),
+      fc.string({ maxLength: 30 }),
+    );
+    const args = fc.oneof(
+      fc.array(token, { maxLength: 8 }),
+      fc.tuple(fc.nat(argv.length - 1), token).map(([i, t]) => argv.map((a, j) => (j === i ? t : a))),
+      fc.shuffledSubarray(argv),
+    );
     fc.assert(
       fc.property(args, (a) => {
         const r = typedOutcome(() => parseVerifierArgs(a), [UsageError], a);
@@ -41,7 +85,13 @@ describe('fuzz: signet-verifier inputs', function () {
 
   it('stdin: UsageError, or a descriptor for exactly the digest on the command line', () => {
     const text = JSON.stringify(descriptor);
-    const stdin = fc.oneof(fc.string({ maxLength: 200 }), mutateBytes(Buffer.from(text)).map((b) => b.toString('utf8')), mutateJson(descriptor).map((d) => JSON.stringify(d) ?? 'null'), jsonTextTricks(text), fc.json());
+    const stdin = fc.oneof(
+      fc.string({ maxLength: 200 }),
+      mutateBytes(Buffer.from(text)).map((b) => b.toString('utf8')),
+      mutateJson(descriptor).map((d) => JSON.stringify(d) ?? 'null'),
+      jsonTextTricks(text),
+      fc.json(),
+    );
     fc.assert(
       fc.property(stdin, fc.constantFrom(DIGEST, `sha256:${'0'.repeat(64)}`), (t, expected) => {
         const r = typedOutcome(() => parseStdinDescriptor(t, expected), [UsageError], t);
@@ -57,19 +107,33 @@ describe('fuzz: signet-verifier inputs', function () {
 
   it('SIGNET_VERIFIER_TIMEOUT: UsageError, or a duration from just above 0 to 10 minutes', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 20 }), fc.tuple(fc.double({ noNaN: false }), fc.constantFrom('ms', 's', 'm', '', 'S')).map(([n, u]) => `${n}${u}`)), (t) => {
-        const r = typedOutcome(() => parseDurationMs(t), [UsageError], t);
-        if (r.ok) assert.ok(r.value > 0 && r.value <= 600_000, `${r.value}`);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 20 }),
+          fc.tuple(fc.double({ noNaN: false }), fc.constantFrom('ms', 's', 'm', '', 'S')).map(([n, u]) => `${n}${u}`),
+        ),
+        (t) => {
+          const r = typedOutcome(() => parseDurationMs(t), [UsageError], t);
+          if (r.ok) assert.ok(r.value > 0 && r.value <= 600_000, `${r.value}`);
+        },
+      ),
       params(1500),
     );
   });
 
   it('the request encoder agrees with protobufjs for any name and descriptor', () => {
-    const desc = fc.record({ mediaType: fc.string({ maxLength: 40 }), digest: fc.constantFrom(DIGEST, `sha512:${'e'.repeat(128)}`), size: fc.maxSafeNat(), annotations: fc.dictionary(fc.string({ maxLength: 10 }), fc.string({ maxLength: 20 }), { maxKeys: 4 }) });
+    const desc = fc.record({
+      mediaType: fc.string({ maxLength: 40 }),
+      digest: fc.constantFrom(DIGEST, `sha512:${'e'.repeat(128)}`),
+      size: fc.maxSafeNat(),
+      annotations: fc.dictionary(fc.string({ maxLength: 10 }), fc.string({ maxLength: 20 }), { maxKeys: 4 }),
+    });
     fc.assert(
       fc.property(fc.string({ maxLength: 100 }), desc, (name, d) => {
-        const decoded = VerifyImageRequest.toObject(VerifyImageRequest.decode(encodeVerifyImageRequest(name, d)), { longs: Number, defaults: true }) as { name: string; descriptor: { mediaType: string; digest: string; size: number; annotations: Record<string, string> } };
+        const decoded = VerifyImageRequest.toObject(VerifyImageRequest.decode(encodeVerifyImageRequest(name, d)), { longs: Number, defaults: true }) as {
+          name: string;
+          descriptor: { mediaType: string; digest: string; size: number; annotations: Record<string, string> };
+        };
         const utf8 = (s: string) => Buffer.from(s, 'utf8').toString('utf8');
         assert.equal(decoded.name, utf8(name));
         assert.equal(decoded.descriptor.digest, d.digest);
@@ -82,9 +146,22 @@ describe('fuzz: signet-verifier inputs', function () {
   });
 
   it("the answer decoder: an error, or ok = true only where protobuf's wire reader also reads ok = true", () => {
-    const answer = fc.oneof(fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)), mutateBytes(judgement), mutateBytes(Buffer.from(Judgement.encode({ ok: true, reason: 'accepted' }).finish())), fc.constantFrom(Buffer.from([0x08, 0x01]), Buffer.from([0x08, 0x02]), Buffer.from([0x08, 0x81, 0x00]), Buffer.from([0x08, 0x01, 0x08, 0x00]), Buffer.from([0x08, 0x00, 0x08, 0x01]), Buffer.from([0x0a, 0x01, 0x01]), Buffer.from([0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
-      // ok = true, then a tag varint longer than 53 bits: as a double it loses its wire type (4, invalid) and reads as a varint field.
-      Buffer.from([0x08, 0x01, 0xf4, 0xc7, 0xd8, 0xe0, 0xe9, 0xfc, 0xb0, 0x61, 0x63])));
+    const answer = fc.oneof(
+      fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)),
+      mutateBytes(judgement),
+      mutateBytes(Buffer.from(Judgement.encode({ ok: true, reason: 'accepted' }).finish())),
+      fc.constantFrom(
+        Buffer.from([0x08, 0x01]),
+        Buffer.from([0x08, 0x02]),
+        Buffer.from([0x08, 0x81, 0x00]),
+        Buffer.from([0x08, 0x01, 0x08, 0x00]),
+        Buffer.from([0x08, 0x00, 0x08, 0x01]),
+        Buffer.from([0x0a, 0x01, 0x01]),
+        Buffer.from([0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+        // ok = true, then a tag varint longer than 53 bits: as a double it loses its wire type (4, invalid) and reads as a varint field.
+        Buffer.from([0x08, 0x01, 0xf4, 0xc7, 0xd8, 0xe0, 0xe9, 0xfc, 0xb0, 0x61, 0x63]),
+      ),
+    );
     fc.assert(
       fc.property(answer, (bytes) => {
         const r = typedOutcome(() => decodeJudgement(bytes), [Error], bytes);

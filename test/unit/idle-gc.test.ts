@@ -26,7 +26,10 @@ describe('idle compaction: memory given back after a burst', function () {
     await later(300);
     const after = process.memoryUsage();
     assert.equal(c.collections, 1);
-    assert.ok(after.heapUsed < before.heapUsed - 32 * 1024 * 1024, `heap in use ${Math.round(before.heapUsed / 2 ** 20)} → ${Math.round(after.heapUsed / 2 ** 20)} MiB`);
+    assert.ok(
+      after.heapUsed < before.heapUsed - 32 * 1024 * 1024,
+      `heap in use ${Math.round(before.heapUsed / 2 ** 20)} → ${Math.round(after.heapUsed / 2 ** 20)} MiB`,
+    );
     c.stop();
   });
 

@@ -5,7 +5,13 @@ import { createPrivateKey, sign as cryptoSign, X509Certificate, type KeyObject }
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decode, encode, Tag } from 'cbor2';
-import { dnMatches, parseTrustedIdentity, verifyNotationSignature, type NotationVerifyOptions, type NotationVerifyResult } from '../../src/formats/notation/index.js';
+import {
+  dnMatches,
+  parseTrustedIdentity,
+  verifyNotationSignature,
+  type NotationVerifyOptions,
+  type NotationVerifyResult,
+} from '../../src/formats/notation/index.js';
 import { ROOT } from '../helpers/daemon.js';
 
 const FIX = join(ROOT, 'test/fixtures/notation');
@@ -15,7 +21,9 @@ const alpineRoot = cert(join(FIX, 'alpine-trust-root.pem'));
 const otherRoot = cert(join(PKI, 'other-root.pem'));
 const jws = readFileSync(join(FIX, 'jws_signature.sig'));
 const cose = readFileSync(join(FIX, 'cose_signature.sig'));
-const alpineIndex = JSON.parse(readFileSync(join(FIX, 'alpine-oci-layout/index.json'), 'utf8')) as { manifests: Array<{ mediaType: string; digest: string; size: number }> };
+const alpineIndex = JSON.parse(readFileSync(join(FIX, 'alpine-oci-layout/index.json'), 'utf8')) as {
+  manifests: Array<{ mediaType: string; digest: string; size: number }>;
+};
 const alpine = { mediaType: alpineIndex.manifests[0]!.mediaType, digest: alpineIndex.manifests[0]!.digest, size: alpineIndex.manifests[0]!.size };
 const JOSE = 'application/jose+json';
 const COSE = 'application/cose';
@@ -30,7 +38,12 @@ function assertRefused(r: NotationVerifyResult, code: string, reason?: RegExp): 
   if (reason) assert.match(r.reason, reason);
 }
 
-const base = (envelope: Buffer, mediaType: string): NotationVerifyOptions => ({ untrustedEnvelope: envelope, envelopeMediaType: mediaType, expected: alpine, trustStore: [alpineRoot] });
+const base = (envelope: Buffer, mediaType: string): NotationVerifyOptions => ({
+  untrustedEnvelope: envelope,
+  envelopeMediaType: mediaType,
+  expected: alpine,
+  trustStore: [alpineRoot],
+});
 const FIXTURES: Array<[string, Buffer, string]> = [
   ['JWS', jws, JOSE],
   ['COSE', cose, COSE],
@@ -67,26 +80,53 @@ describe('Notation signatures made by the real notation signer (alpine fixtures)
       });
       it('is refused with an empty trust store or another one', async () => {
         assertRefused(await verifyNotationSignature({ ...base(envelope, mediaType), trustStore: [] }), 'CERTIFICATE_UNTRUSTED');
-        assertRefused(await verifyNotationSignature({ ...base(envelope, mediaType), trustStore: [otherRoot] }), 'CERTIFICATE_UNTRUSTED', /not in \(or issued by\) the trust store/);
+        assertRefused(
+          await verifyNotationSignature({ ...base(envelope, mediaType), trustStore: [otherRoot] }),
+          'CERTIFICATE_UNTRUSTED',
+          /not in \(or issued by\) the trust store/,
+        );
       });
       it('is refused for another digest, media type or size', async () => {
-        assertRefused(await verifyNotationSignature({ ...base(envelope, mediaType), expected: { ...alpine, digest: `sha256:${'0'.repeat(64)}` } }), 'DIGEST_MISMATCH');
-        assertRefused(await verifyNotationSignature({ ...base(envelope, mediaType), expected: { ...alpine, mediaType: 'application/vnd.oci.image.index.v1+json' } }), 'DIGEST_MISMATCH');
+        assertRefused(
+          await verifyNotationSignature({ ...base(envelope, mediaType), expected: { ...alpine, digest: `sha256:${'0'.repeat(64)}` } }),
+          'DIGEST_MISMATCH',
+        );
+        assertRefused(
+          await verifyNotationSignature({ ...base(envelope, mediaType), expected: { ...alpine, mediaType: 'application/vnd.oci.image.index.v1+json' } }),
+          'DIGEST_MISMATCH',
+        );
         assertRefused(await verifyNotationSignature({ ...base(envelope, mediaType), expected: { ...alpine, size: 482 } }), 'DIGEST_MISMATCH');
       });
       it('is refused for a trusted identity the certificate does not match', async () => {
-        for (const identity of ['x509.subject: C=US, ST=WA, O=Wabbit', 'x509.subject: C=US, ST=WA, O=Notary, CN=other', 'x509.subject: C=US, ST=OR, O=Notary']) {
+        for (const identity of [
+          'x509.subject: C=US, ST=WA, O=Wabbit',
+          'x509.subject: C=US, ST=WA, O=Notary, CN=other',
+          'x509.subject: C=US, ST=OR, O=Notary',
+        ]) {
           assertRefused(await verifyNotationSignature({ ...base(envelope, mediaType), trustedIdentities: [identity] }), 'IDENTITY_MISMATCH');
         }
         assertRefused(await verifyNotationSignature({ ...base(envelope, mediaType), trustedIdentities: [] }), 'IDENTITY_MISMATCH');
-        assertValid(await verifyNotationSignature({ ...base(envelope, mediaType), trustedIdentities: ['x509.subject: C=US, ST=WA, O=Wabbit', 'x509.subject: CN=alpine, O=Notary, L=Seattle, ST=WA, C=US'] }));
+        assertValid(
+          await verifyNotationSignature({
+            ...base(envelope, mediaType),
+            trustedIdentities: ['x509.subject: C=US, ST=WA, O=Wabbit', 'x509.subject: CN=alpine, O=Notary, L=Seattle, ST=WA, C=US'],
+          }),
+        );
       });
       it('is refused when the policy requires the signingAuthority scheme', async () => {
-        assertRefused(await verifyNotationSignature({ ...base(envelope, mediaType), signingScheme: 'notary.x509.signingAuthority' }), 'SIGNATURE_INVALID', /signing scheme/);
+        assertRefused(
+          await verifyNotationSignature({ ...base(envelope, mediaType), signingScheme: 'notary.x509.signingAuthority' }),
+          'SIGNATURE_INVALID',
+          /signing scheme/,
+        );
       });
       it('notary.x509 without a timestamp: the chain must be valid now (refused once the certificate has expired)', async () => {
         assertValid(await verifyNotationSignature({ ...base(envelope, mediaType), now: new Date('2123-08-29T13:49:00Z') }));
-        assertRefused(await verifyNotationSignature({ ...base(envelope, mediaType), now: new Date('2123-08-29T13:51:00Z') }), 'CERTIFICATE_INVALID', /not valid at the verification time/);
+        assertRefused(
+          await verifyNotationSignature({ ...base(envelope, mediaType), now: new Date('2123-08-29T13:51:00Z') }),
+          'CERTIFICATE_INVALID',
+          /not valid at the verification time/,
+        );
       });
       it('is refused under the wrong envelope media type', async () => {
         assertRefused(await verifyNotationSignature(base(envelope, mediaType === JOSE ? COSE : JOSE)), 'SIGNATURE_MALFORMED');
@@ -102,7 +142,11 @@ describe('Notation signatures made by the real notation signer (alpine fixtures)
       ['protected header', () => Buffer.from(doc.protected, 'base64url'), (b) => Buffer.from(JSON.stringify({ ...doc, protected: b.toString('base64url') }))],
       ['payload', () => Buffer.from(doc.payload, 'base64url'), (b) => Buffer.from(JSON.stringify({ ...doc, payload: b.toString('base64url') }))],
       ['signature', () => Buffer.from(doc.signature, 'base64url'), (b) => Buffer.from(JSON.stringify({ ...doc, signature: b.toString('base64url') }))],
-      ['certificate', () => Buffer.from(doc.header.x5c[0]!, 'base64'), (b) => Buffer.from(JSON.stringify({ ...doc, header: { ...doc.header, x5c: [b.toString('base64')] } }))],
+      [
+        'certificate',
+        () => Buffer.from(doc.header.x5c[0]!, 'base64'),
+        (b) => Buffer.from(JSON.stringify({ ...doc, header: { ...doc.header, x5c: [b.toString('base64')] } })),
+      ],
     ];
     it('JWS: the unchanged re-serialised envelope still verifies (the loop below tests the change, not the re-encoding)', async () => {
       assertValid(await verifyNotationSignature(base(Buffer.from(JSON.stringify(doc)), JOSE)));
@@ -164,7 +208,13 @@ interface Build {
 }
 
 function buildJws(b: Build = {}): Buffer {
-  const hdr = b.protectedHeader ?? { alg: 'ES256', crit: ['io.cncf.notary.signingScheme'], cty: 'application/vnd.cncf.notary.payload.v1+json', 'io.cncf.notary.signingScheme': 'notary.x509', 'io.cncf.notary.signingTime': signingTime };
+  const hdr = b.protectedHeader ?? {
+    alg: 'ES256',
+    crit: ['io.cncf.notary.signingScheme'],
+    cty: 'application/vnd.cncf.notary.payload.v1+json',
+    'io.cncf.notary.signingScheme': 'notary.x509',
+    'io.cncf.notary.signingTime': signingTime,
+  };
   const p = Buffer.from(JSON.stringify(hdr)).toString('base64url');
   const payload = (b.payload ?? PAYLOAD).toString('base64url');
   const sig = cryptoSign('sha256', Buffer.from(`${p}.${payload}`), { key: b.key ?? leafKey, dsaEncoding: 'ieee-p1363' });
@@ -227,10 +277,16 @@ describe('Notation envelopes signed here (two-level chain, ECDSA P-256)', () => 
     assertRefused(await verifyNotationSignature(opts(buildJws({ chain: [tlsLeaf, testRoot] }))), 'CERTIFICATE_INVALID', /codeSigning/);
   });
   it('a signing time outside the leaf validity is refused', async () => {
-    assertRefused(await verifyNotationSignature(opts(buildJws({ protectedHeader: hdr({ 'io.cncf.notary.signingTime': '2001-01-01T00:00:00Z' }) }))), 'CERTIFICATE_INVALID', /signing time/);
+    assertRefused(
+      await verifyNotationSignature(opts(buildJws({ protectedHeader: hdr({ 'io.cncf.notary.signingTime': '2001-01-01T00:00:00Z' }) }))),
+      'CERTIFICATE_INVALID',
+      /signing time/,
+    );
   });
   it('expiry: accepted before, refused after; it must be critical', async () => {
-    const expiring = buildJws({ protectedHeader: hdr({ 'io.cncf.notary.expiry': '2027-06-01T00:00:00Z' }, ['io.cncf.notary.signingScheme', 'io.cncf.notary.expiry']) });
+    const expiring = buildJws({
+      protectedHeader: hdr({ 'io.cncf.notary.expiry': '2027-06-01T00:00:00Z' }, ['io.cncf.notary.signingScheme', 'io.cncf.notary.expiry']),
+    });
     const ok = await verifyNotationSignature(opts(expiring));
     assertValid(ok);
     assert.equal(ok.expiry?.toISOString(), '2027-06-01T00:00:00.000Z');
@@ -241,9 +297,17 @@ describe('Notation envelopes signed here (two-level chain, ECDSA P-256)', () => 
   it('signingAuthority: the chain is checked at the authentic signing time', async () => {
     const authority = (time: string) =>
       buildJws({
-        protectedHeader: { alg: 'ES256', crit: ['io.cncf.notary.signingScheme', 'io.cncf.notary.authenticSigningTime'], cty: 'application/vnd.cncf.notary.payload.v1+json', 'io.cncf.notary.signingScheme': 'notary.x509.signingAuthority', 'io.cncf.notary.authenticSigningTime': time },
+        protectedHeader: {
+          alg: 'ES256',
+          crit: ['io.cncf.notary.signingScheme', 'io.cncf.notary.authenticSigningTime'],
+          cty: 'application/vnd.cncf.notary.payload.v1+json',
+          'io.cncf.notary.signingScheme': 'notary.x509.signingAuthority',
+          'io.cncf.notary.authenticSigningTime': time,
+        },
       });
-    const r = await verifyNotationSignature(opts(authority(signingTime), JOSE, { signingScheme: 'notary.x509.signingAuthority', now: new Date('2200-01-01T00:00:00Z') }));
+    const r = await verifyNotationSignature(
+      opts(authority(signingTime), JOSE, { signingScheme: 'notary.x509.signingAuthority', now: new Date('2200-01-01T00:00:00Z') }),
+    );
     assertValid(r);
     assert.equal(r.signingScheme, 'notary.x509.signingAuthority');
     assertRefused(await verifyNotationSignature(opts(authority('2001-01-01T00:00:00Z'))), 'CERTIFICATE_INVALID');
@@ -264,14 +328,19 @@ describe('Notation envelopes signed here (two-level chain, ECDSA P-256)', () => 
     const env = JSON.parse(buildJws().toString()) as { signature: string; header: Record<string, unknown> };
     // The countersignature is over the signature value; it sits in the unprotected header (not signed).
     const token = (data: Buffer) => ASN1Obj.parseBuffer(fake.timestamp(data) as Buffer<ArrayBuffer>).subs[1]!.toDER();
-    const stamped = (t: Buffer) => Buffer.from(JSON.stringify({ ...env, header: { ...env.header, 'io.cncf.notary.timestampSignature': t.toString('base64') } }));
+    const stamped = (t: Buffer) =>
+      Buffer.from(JSON.stringify({ ...env, header: { ...env.header, 'io.cncf.notary.timestampSignature': t.toString('base64') } }));
     const good = stamped(token(Buffer.from(env.signature, 'base64url')));
     const later = new Date('2200-01-01T00:00:00Z'); // the leaf (valid until 2126) has long expired
     assertRefused(await verifyNotationSignature(opts(good, JOSE, { now: later })), 'CERTIFICATE_INVALID', /verification time/);
     const r = await verifyNotationSignature(opts(good, JOSE, { now: later, tsaCertificates: tsa }));
     assertValid(r);
     // Over other bytes, or altered, or by an authority the key does not name: refused.
-    assertRefused(await verifyNotationSignature(opts(stamped(token(Buffer.from('other'))), JOSE, { now: later, tsaCertificates: tsa })), 'SIGNATURE_INVALID', /countersignature does not verify/);
+    assertRefused(
+      await verifyNotationSignature(opts(stamped(token(Buffer.from('other'))), JOSE, { now: later, tsaCertificates: tsa })),
+      'SIGNATURE_INVALID',
+      /countersignature does not verify/,
+    );
     const raw = token(Buffer.from(env.signature, 'base64url'));
     raw[raw.length - 5] ^= 1;
     assert.equal((await verifyNotationSignature(opts(stamped(raw), JOSE, { now: later, tsaCertificates: tsa }))).valid, false);
@@ -301,17 +370,39 @@ describe('malformed Notation envelopes are refused with SIGNATURE_MALFORMED and 
     ['general JWS serialisation', Buffer.from(JSON.stringify({ payload: '', signatures: [] })), JOSE, /general serialisation/],
     ['duplicate key', Buffer.from('{"payload":"","payload":"","protected":"","header":{},"signature":""}'), JOSE, /duplicate key/],
     ['no x5c', buildJws({ unprotected: {} }), JOSE, /missing "x5c"/],
-    ['x5c named twice in the unprotected header', buildJws({ unprotected: { x5c: [testLeaf.raw.toString('base64')], X5C: [testLeaf.raw.toString('base64')] } }), JOSE, /names "x5c" 2 times/],
+    [
+      'x5c named twice in the unprotected header',
+      buildJws({ unprotected: { x5c: [testLeaf.raw.toString('base64')], X5C: [testLeaf.raw.toString('base64')] } }),
+      JOSE,
+      /names "x5c" 2 times/,
+    ],
     ['no crit', buildJws({ protectedHeader: { ...hdr({}), crit: undefined } }), JOSE, /"crit"/],
-    ['unknown critical header', buildJws({ protectedHeader: hdr({ 'com.example.policy': 'x' }, ['io.cncf.notary.signingScheme', 'com.example.policy']) }), JOSE, /critical header "com\.example\.policy" is not understood/],
-    ['signing scheme not critical', buildJws({ protectedHeader: hdr({}, ['io.cncf.notary.expiry']) }), JOSE, /not in the protected header|not understood|not listed/],
+    [
+      'unknown critical header',
+      buildJws({ protectedHeader: hdr({ 'com.example.policy': 'x' }, ['io.cncf.notary.signingScheme', 'com.example.policy']) }),
+      JOSE,
+      /critical header "com\.example\.policy" is not understood/,
+    ],
+    [
+      'signing scheme not critical',
+      buildJws({ protectedHeader: hdr({}, ['io.cncf.notary.expiry']) }),
+      JOSE,
+      /not in the protected header|not understood|not listed/,
+    ],
     ['no signing scheme', buildJws({ protectedHeader: hdr({ 'io.cncf.notary.signingScheme': undefined }) }), JOSE, /signingScheme/],
     ['unknown signing scheme', buildJws({ protectedHeader: hdr({ 'io.cncf.notary.signingScheme': 'notary.v0' }) }), JOSE, /signing scheme "notary\.v0"/],
     ['no signing time', buildJws({ protectedHeader: hdr({ 'io.cncf.notary.signingTime': undefined }) }), JOSE, /without "io\.cncf\.notary\.signingTime"/],
     ['a bad signing time', buildJws({ protectedHeader: hdr({ 'io.cncf.notary.signingTime': 'yesterday' }) }), JOSE, /RFC 3339/],
     ['wrong content type', buildJws({ protectedHeader: hdr({ cty: 'application/json' }) }), JOSE, /content type/],
     ['x5c not a certificate', buildJws({ unprotected: { x5c: ['AAAA'] } }), JOSE, /not a DER X\.509 certificate/],
-    ['verification plugin', buildJws({ protectedHeader: hdr({ 'io.cncf.notary.verificationPlugin': 'acme' }, ['io.cncf.notary.signingScheme', 'io.cncf.notary.verificationPlugin']) }), JOSE, /plugin/],
+    [
+      'verification plugin',
+      buildJws({
+        protectedHeader: hdr({ 'io.cncf.notary.verificationPlugin': 'acme' }, ['io.cncf.notary.signingScheme', 'io.cncf.notary.verificationPlugin']),
+      }),
+      JOSE,
+      /plugin/,
+    ],
     [
       'COSE unknown critical label',
       buildCose({
@@ -327,7 +418,17 @@ describe('malformed Notation envelopes are refused with SIGNATURE_MALFORMED and 
       COSE,
       /critical header "99" is not understood/,
     ],
-    ['COSE alg not allowed', buildCose({ protectedMap: new Map<unknown, unknown>([[1, -257], [2, ['io.cncf.notary.signingScheme']]]) }), COSE, /algorithm -257 is not allowed/],
+    [
+      'COSE alg not allowed',
+      buildCose({
+        protectedMap: new Map<unknown, unknown>([
+          [1, -257],
+          [2, ['io.cncf.notary.signingScheme']],
+        ]),
+      }),
+      COSE,
+      /algorithm -257 is not allowed/,
+    ],
   ];
   for (const [name, envelope, mediaType, reason] of cases) {
     it(name, async () => {
@@ -350,7 +451,24 @@ describe('x509.subject trusted identities', () => {
     assert.throws(() => parseTrustedIdentity('x509.subject: C=US, O=Acme'), /must name C, ST and O/);
     assert.throws(() => parseTrustedIdentity('x509.subject: C=US, ST=WA, O=Acme, O=Other'), /twice/);
     assert.throws(() => parseTrustedIdentity('C=US, ST=WA, O=Acme'), /x509\.subject:/);
-    assert.ok(dnMatches(parseTrustedIdentity('x509.subject: O=Acme, C=US, ST=WA'), { entries: [['C', 'US'], ['ST', 'WA'], ['L', 'Seattle'], ['O', 'Acme']] }));
-    assert.ok(!dnMatches(parseTrustedIdentity('x509.subject: O=acme, C=US, ST=WA'), { entries: [['C', 'US'], ['ST', 'WA'], ['O', 'Acme']] }));
+    assert.ok(
+      dnMatches(parseTrustedIdentity('x509.subject: O=Acme, C=US, ST=WA'), {
+        entries: [
+          ['C', 'US'],
+          ['ST', 'WA'],
+          ['L', 'Seattle'],
+          ['O', 'Acme'],
+        ],
+      }),
+    );
+    assert.ok(
+      !dnMatches(parseTrustedIdentity('x509.subject: O=acme, C=US, ST=WA'), {
+        entries: [
+          ['C', 'US'],
+          ['ST', 'WA'],
+          ['O', 'Acme'],
+        ],
+      }),
+    );
   });
 });

@@ -16,7 +16,21 @@ const D = (c: string) => `sha256:${c.repeat(64)}`;
 const log = winston.createLogger({ silent: true });
 
 function decision(req: VerifyRequest, ok: boolean, reason: string, generation: string, extra: Partial<Decision> = {}): Decision {
-  return { ok, decision: ok ? 'accept' : 'reject', reason, name: req.name, image: req.name, digest: req.descriptor.digest, mediaType: req.descriptor.mediaType, scope: 'reg.example/prod', signatures: [], warnings: [], policyGeneration: generation, durationMs: 3, ...extra };
+  return {
+    ok,
+    decision: ok ? 'accept' : 'reject',
+    reason,
+    name: req.name,
+    image: req.name,
+    digest: req.descriptor.digest,
+    mediaType: req.descriptor.mediaType,
+    scope: 'reg.example/prod',
+    signatures: [],
+    warnings: [],
+    policyGeneration: generation,
+    durationMs: 3,
+    ...extra,
+  };
 }
 
 interface Fake {
@@ -34,7 +48,8 @@ function fake(): Fake {
   const audit: Fake['audit'] = [];
   const generation = { value: 'sha256:gen1' };
   const verdicts: Fake['verdicts'] = new Map();
-  const add = (name: string, digest: string) => records.set(name, { namespace: 'k8s.io', name, labels: {}, target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 500 } });
+  const add = (name: string, digest: string) =>
+    records.set(name, { namespace: 'k8s.io', name, labels: {}, target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 500 } });
   add('reg.example/prod/app:v1', D('a'));
   add('reg.example/prod/bad:v1', D('b'));
   add('reg.example/sys/pause:3.10', D('c'));
@@ -42,13 +57,22 @@ function fake(): Fake {
   const deps: CreationGateDeps = {
     images: {
       getImage: async (ns, name) => (ns === 'k8s.io' ? records.get(name) : undefined),
-      listImages: async (ns, filters = []) => [...records.values()].filter((r) => r.namespace === ns && filters.every((f) => f === `target.digest==${r.target.digest}`)),
+      listImages: async (ns, filters = []) =>
+        [...records.values()].filter((r) => r.namespace === ns && filters.every((f) => f === `target.digest==${r.target.digest}`)),
     },
     decide: async (req) => {
       decided.push(req.name);
       const v = verdicts.get(req.name);
       if (v) return v(req);
-      return req.name.includes('/bad') ? decision(req, false, `rejected reg.example/prod/bad@${req.descriptor.digest}: no signatures found; needs a valid signature by release (scope reg.example/prod)`, generation.value, { code: 'SIGNATURE_NOT_FOUND' }) : decision(req, true, 'accepted', generation.value);
+      return req.name.includes('/bad')
+        ? decision(
+            req,
+            false,
+            `rejected reg.example/prod/bad@${req.descriptor.digest}: no signatures found; needs a valid signature by release (scope reg.example/prod)`,
+            generation.value,
+            { code: 'SIGNATURE_NOT_FOUND' },
+          )
+        : decision(req, true, 'accepted', generation.value);
     },
     policyGeneration: () => generation.value,
     record: (d, context) => void audit.push({ decision: d, context }),
@@ -59,7 +83,13 @@ function fake(): Fake {
 
 function request(image: string | undefined, sandboxImage?: string): CreateContainerRequest {
   return {
-    pod: { id: 'p-id', name: 'web-0', uid: 'u', namespace: 'shop', annotations: sandboxImage ? { 'io.kubernetes.cri.podsandbox.image-name': sandboxImage } : {} },
+    pod: {
+      id: 'p-id',
+      name: 'web-0',
+      uid: 'u',
+      namespace: 'shop',
+      annotations: sandboxImage ? { 'io.kubernetes.cri.podsandbox.image-name': sandboxImage } : {},
+    },
     container: { id: 'c-id', pod_sandbox_id: 'p-id', name: 'app', annotations: image ? { 'io.kubernetes.cri.image-name': image } : {} },
   };
 }
@@ -70,15 +100,18 @@ describe('NRI creation decisions', () => {
     const gate = new CreationGate(f.deps);
     assert.equal(await gate.createContainer(request('reg.example/prod/app:v1', 'reg.example/sys/pause:3.10'), 1500), undefined);
     assert.deepEqual(f.decided.sort(), ['reg.example/prod/app:v1', 'reg.example/sys/pause:3.10']);
-    assert.deepEqual(f.audit.map((a) => [a.context.role, a.context.action, a.context.namespace, a.context.pod, a.context.container, a.decision.digest]), [
-      ['container', 'allowed', 'shop', 'web-0', 'app', D('a')],
-      ['sandbox', 'allowed', 'shop', 'web-0', 'app', D('c')],
-    ]);
+    assert.deepEqual(
+      f.audit.map((a) => [a.context.role, a.context.action, a.context.namespace, a.context.pod, a.context.container, a.decision.digest]),
+      [
+        ['container', 'allowed', 'shop', 'web-0', 'app', D('a')],
+        ['sandbox', 'allowed', 'shop', 'web-0', 'app', D('c')],
+      ],
+    );
     assert.equal(f.audit[0]!.context.event, 'create');
     assert.deepEqual(gate.status(), { decided: 2, refused: 0, timedOut: 0, cached: 0, namesFromMemory: 0, lastRefusal: '' });
   });
 
-  it('refuses with signet: rejected <repository>@<digest>: <the engine\'s reason>', async () => {
+  it("refuses with signet: rejected <repository>@<digest>: <the engine's reason>", async () => {
     const f = fake();
     const gate = new CreationGate(f.deps);
     const refusal = await gate.createContainer(request('reg.example/prod/bad:v1'), 1500);
@@ -90,21 +123,33 @@ describe('NRI creation decisions', () => {
   });
 
   it('names the image by repository and digest even when the engine named it by tag', () => {
-    const d = decision({ name: 'reg.example/prod/app:v1', descriptor: { mediaType: '', digest: D('a'), size: 1 } }, false, 'rejected reg.example/prod/app:v1: scope reg.example/prod rejects all images', 'g');
+    const d = decision(
+      { name: 'reg.example/prod/app:v1', descriptor: { mediaType: '', digest: D('a'), size: 1 } },
+      false,
+      'rejected reg.example/prod/app:v1: scope reg.example/prod rejects all images',
+      'g',
+    );
     assert.equal(refusalMessage(d, 'container'), `signet: rejected reg.example/prod/app@${D('a')}: scope reg.example/prod rejects all images`);
-    assert.equal(refusalMessage(d, 'sandbox'), `signet: rejected reg.example/prod/app@${D('a')}: scope reg.example/prod rejects all images (the pod sandbox image)`);
+    assert.equal(
+      refusalMessage(d, 'sandbox'),
+      `signet: rejected reg.example/prod/app@${D('a')}: scope reg.example/prod rejects all images (the pod sandbox image)`,
+    );
   });
 
   it('refuses a container whose pod sandbox image is refused, saying so', async () => {
     const f = fake();
-    f.verdicts.set('reg.example/sys/pause:3.10', (req) => decision(req, false, `rejected reg.example/sys/pause@${req.descriptor.digest}: no signatures found (scope default)`, f.generation.value));
+    f.verdicts.set('reg.example/sys/pause:3.10', (req) =>
+      decision(req, false, `rejected reg.example/sys/pause@${req.descriptor.digest}: no signatures found (scope default)`, f.generation.value),
+    );
     const refusal = await new CreationGate(f.deps).createContainer(request('reg.example/prod/app:v1', 'reg.example/sys/pause:3.10'), 1500);
     assert.equal(refusal, `signet: rejected reg.example/sys/pause@${D('c')}: no signatures found (scope default) (the pod sandbox image)`);
   });
 
   it('allows a warn-mode verdict and records it as warn', async () => {
     const f = fake();
-    f.verdicts.set('reg.example/prod/app:v1', (req) => decision(req, true, 'warn (scope reg.example/prod is in warn mode, image allowed): would have rejected …', f.generation.value, { decision: 'warn' }));
+    f.verdicts.set('reg.example/prod/app:v1', (req) =>
+      decision(req, true, 'warn (scope reg.example/prod is in warn mode, image allowed): would have rejected …', f.generation.value, { decision: 'warn' }),
+    );
     assert.equal(await new CreationGate(f.deps).createContainer(request('reg.example/prod/app:v1'), 1500), undefined);
     assert.equal(f.audit[0]!.decision.decision, 'warn');
     assert.equal(f.audit[0]!.context.action, 'allowed');
@@ -113,14 +158,23 @@ describe('NRI creation decisions', () => {
   it('fails closed when the image name is missing, has no record in k8s.io, or containerd cannot be asked', async () => {
     const f = fake();
     const gate = new CreationGate(f.deps);
-    assert.match((await gate.createContainer(request(undefined), 1500))!, /^signet: rejected: the runtime did not say which image the container runs \(no io\.kubernetes\.cri\.image-name annotation\)$/);
+    assert.match(
+      (await gate.createContainer(request(undefined), 1500))!,
+      /^signet: rejected: the runtime did not say which image the container runs \(no io\.kubernetes\.cri\.image-name annotation\)$/,
+    );
     assert.equal(f.audit.at(-1)!.context.code, 'IMAGE_NAME_MISSING');
-    assert.equal(await gate.createContainer(request('reg.example/prod/gone:v1'), 1500), 'signet: rejected reg.example/prod/gone:v1: containerd has no image of that name in namespace k8s.io, so its digest is unknown');
+    assert.equal(
+      await gate.createContainer(request('reg.example/prod/gone:v1'), 1500),
+      'signet: rejected reg.example/prod/gone:v1: containerd has no image of that name in namespace k8s.io, so its digest is unknown',
+    );
     assert.equal(f.audit.at(-1)!.context.code, 'IMAGE_NOT_FOUND');
     f.deps.images.getImage = async () => {
       throw new SignetError('CONTAINERD_UNAVAILABLE', 'cannot reach containerd at /run/containerd/containerd.sock (Get): connect ENOENT');
     };
-    assert.match((await gate.createContainer(request('reg.example/prod/app:v1'), 1500))!, /^signet: rejected reg\.example\/prod\/app:v1: cannot resolve the image's digest with containerd: CONTAINERD_UNAVAILABLE: cannot reach containerd/);
+    assert.match(
+      (await gate.createContainer(request('reg.example/prod/app:v1'), 1500))!,
+      /^signet: rejected reg\.example\/prod\/app:v1: cannot resolve the image's digest with containerd: CONTAINERD_UNAVAILABLE: cannot reach containerd/,
+    );
     assert.equal(f.decided.length, 0, 'nothing was decided without a digest');
     assert.equal(gate.status().refused, 3);
   });
@@ -137,7 +191,12 @@ describe('NRI creation decisions', () => {
     const started = Date.now();
     const refusal = await gate.createContainer(request('reg.example/prod/app:v1'), 80);
     assert.ok(Date.now() - started < 500);
-    assert.match(refusal!, new RegExp(`^signet: rejected reg\\.example/prod/app@${D('a')}: no decision within 80 ms \\(\\d+ ms elapsed\\); containerd would create the container unchecked once its plugin_request_timeout passes, so signet refuses it \\(fail closed\\)$`));
+    assert.match(
+      refusal!,
+      new RegExp(
+        `^signet: rejected reg\\.example/prod/app@${D('a')}: no decision within 80 ms \\(\\d+ ms elapsed\\); containerd would create the container unchecked once its plugin_request_timeout passes, so signet refuses it \\(fail closed\\)$`,
+      ),
+    );
     assert.equal(f.audit[0]!.decision.code, 'DECISION_TIMEOUT');
     assert.equal(gate.status().timedOut, 1);
     release();
@@ -154,7 +213,10 @@ describe('NRI creation decisions', () => {
     await gate.createContainer(req, 1500);
     assert.equal(f.decided.length, 1);
     assert.equal(gate.status().cached, 1);
-    assert.deepEqual(f.audit.map((a) => a.context.cached), [false, true]);
+    assert.deepEqual(
+      f.audit.map((a) => a.context.cached),
+      [false, true],
+    );
     f.generation.value = 'sha256:gen2';
     await gate.createContainer(req, 1500);
     assert.equal(f.decided.length, 2, 'a verdict of another policy generation is not used');
@@ -169,14 +231,18 @@ describe('NRI creation decisions', () => {
   it('never remembers a verdict that says "could not check" (registry down, key unavailable)', async () => {
     const f = fake();
     let n = 0;
-    f.verdicts.set('reg.example/prod/app:v1', (r) => (n++ === 0 ? decision(r, false, 'rejected x: cannot look up signatures', f.generation.value, { code: 'REGISTRY_UNAVAILABLE' }) : decision(r, true, 'accepted', f.generation.value)));
+    f.verdicts.set('reg.example/prod/app:v1', (r) =>
+      n++ === 0
+        ? decision(r, false, 'rejected x: cannot look up signatures', f.generation.value, { code: 'REGISTRY_UNAVAILABLE' })
+        : decision(r, true, 'accepted', f.generation.value),
+    );
     const gate = new CreationGate(f.deps);
     assert.match((await gate.createContainer(request('reg.example/prod/app:v1'), 1500))!, /cannot look up signatures/);
     assert.equal(await gate.createContainer(request('reg.example/prod/app:v1'), 1500), undefined);
     assert.equal(f.decided.length, 2);
   });
 
-  it('uses the image watcher\'s verdicts for records in k8s.io only', async () => {
+  it("uses the image watcher's verdicts for records in k8s.io only", async () => {
     const f = fake();
     const gate = new CreationGate(f.deps);
     const watched = decision({ name: 'reg.example/prod/app:v1', descriptor: { mediaType: '', digest: D('a'), size: 1 } }, true, 'accepted', f.generation.value);
@@ -193,7 +259,10 @@ describe('NRI creation decisions', () => {
     f.deps.record = () => false;
     f.deps.auditFailure = () => mode;
     const gate = new CreationGate(f.deps);
-    assert.equal(await gate.createContainer(request('reg.example/prod/app:v1'), 1500), `signet: rejected reg.example/prod/app@${D('a')}: the decision cannot be recorded in the audit log; auditFailure: reject refuses what cannot be audited`);
+    assert.equal(
+      await gate.createContainer(request('reg.example/prod/app:v1'), 1500),
+      `signet: rejected reg.example/prod/app@${D('a')}: the decision cannot be recorded in the audit log; auditFailure: reject refuses what cannot be audited`,
+    );
     mode = 'allow';
     assert.equal(await gate.createContainer(request('reg.example/prod/app:v1'), 1500), undefined);
   });
@@ -204,7 +273,10 @@ describe('NRI creation decisions', () => {
     assert.deepEqual(f.decided, ['reg.example/prod/app:v1']);
     const f2 = fake();
     f2.records.set(D('9'), { namespace: 'k8s.io', name: D('9'), labels: {}, target: { mediaType: '', digest: D('8'), size: 1 } });
-    assert.match((await new CreationGate(f2.deps).createContainer(request(D('9')), 1500))!, /^signet: rejected sha256:9+ \(namespace k8s\.io\): the image has no name the policy can check/);
+    assert.match(
+      (await new CreationGate(f2.deps).createContainer(request(D('9')), 1500))!,
+      /^signet: rejected sha256:9+ \(namespace k8s\.io\): the image has no name the policy can check/,
+    );
   });
 
   it('decides only the container image when the runtime does not name the sandbox image (containerd 1.7), and the sandbox at RunPodSandbox when it does', async () => {
@@ -214,14 +286,19 @@ describe('NRI creation decisions', () => {
     assert.deepEqual(f.decided, ['reg.example/prod/app:v1']);
     assert.equal(await gate.runPodSandbox({ id: 'p', name: 'web-0', uid: 'u', namespace: 'shop', annotations: {} }, 1500), undefined);
     assert.equal(f.audit.length, 1, 'nothing to decide at RunPodSandbox without the annotation');
-    f.verdicts.set('reg.example/sys/pause:3.10', (req) => decision(req, false, `rejected reg.example/sys/pause@${req.descriptor.digest}: no signatures found (scope default)`, f.generation.value));
-    const refusal = await gate.runPodSandbox({ id: 'p', name: 'web-0', uid: 'u', namespace: 'shop', annotations: { 'io.kubernetes.cri.podsandbox.image-name': 'reg.example/sys/pause:3.10' } }, 1500);
+    f.verdicts.set('reg.example/sys/pause:3.10', (req) =>
+      decision(req, false, `rejected reg.example/sys/pause@${req.descriptor.digest}: no signatures found (scope default)`, f.generation.value),
+    );
+    const refusal = await gate.runPodSandbox(
+      { id: 'p', name: 'web-0', uid: 'u', namespace: 'shop', annotations: { 'io.kubernetes.cri.podsandbox.image-name': 'reg.example/sys/pause:3.10' } },
+      1500,
+    );
     assert.match(refusal!, /^signet: rejected reg\.example\/sys\/pause@sha256:c+: no signatures found \(scope default\) \(the pod sandbox image\)$/);
     assert.deepEqual([f.audit.at(-1)!.context.role, f.audit.at(-1)!.context.container], ['sandbox', '']);
   });
 });
 
-describe('NRI creation decisions: name → digest memory, kept coherent by containerd\'s image events', () => {
+describe("NRI creation decisions: name → digest memory, kept coherent by containerd's image events", () => {
   function watched(f: Fake) {
     let lookups = 0;
     const get = f.deps.images.getImage;
@@ -229,7 +306,12 @@ describe('NRI creation decisions: name → digest memory, kept coherent by conta
       lookups++;
       return get(ns, name);
     };
-    const subs: Array<{ filters: string[]; onEvent: (e: { namespace: string; topic: string; imageName?: string }) => void; onEnd: (err?: Error) => void; closed: boolean }> = [];
+    const subs: Array<{
+      filters: string[];
+      onEvent: (e: { namespace: string; topic: string; imageName?: string }) => void;
+      onEnd: (err?: Error) => void;
+      closed: boolean;
+    }> = [];
     f.deps.images.subscribe = (filters, onEvent, onEnd) => {
       const sub = { filters, onEvent, onEnd, closed: false };
       subs.push(sub);
@@ -261,7 +343,14 @@ describe('NRI creation decisions: name → digest memory, kept coherent by conta
     assert.equal(gate.status().namesFromMemory, 1);
     // Someone imports an unsigned image under the same name.
     f.records.set('reg.example/prod/app:v1', { ...f.records.get('reg.example/prod/bad:v1')!, name: 'reg.example/prod/app:v1' });
-    f.verdicts.set('reg.example/prod/app:v1', (req) => decision(req, req.descriptor.digest === D('a'), req.descriptor.digest === D('a') ? 'accepted' : `rejected reg.example/prod/app@${req.descriptor.digest}: no signatures found`, f.generation.value));
+    f.verdicts.set('reg.example/prod/app:v1', (req) =>
+      decision(
+        req,
+        req.descriptor.digest === D('a'),
+        req.descriptor.digest === D('a') ? 'accepted' : `rejected reg.example/prod/app@${req.descriptor.digest}: no signatures found`,
+        f.generation.value,
+      ),
+    );
     w.subs[0]!.onEvent({ namespace: 'default', topic: '/images/update', imageName: 'reg.example/prod/app:v1' });
     assert.equal(await gate.createContainer(request('reg.example/prod/app:v1'), 1500), undefined, 'an event of another namespace changes nothing');
     w.subs[0]!.onEvent({ namespace: 'k8s.io', topic: '/images/update', imageName: 'reg.example/prod/app:v1' });

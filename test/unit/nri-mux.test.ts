@@ -28,24 +28,46 @@ describe('NRI mux', () => {
   });
 
   it('reads back what it writes, on several connections, split at every byte', () => {
-    const wire = Buffer.concat([...muxFrames(1, [Buffer.from('plugin')]), ...muxFrames(2, [Buffer.from('runtime'), Buffer.alloc(5000, 9)]), ...muxFrames(7, [Buffer.from('unknown')])]);
+    const wire = Buffer.concat([
+      ...muxFrames(1, [Buffer.from('plugin')]),
+      ...muxFrames(2, [Buffer.from('runtime'), Buffer.alloc(5000, 9)]),
+      ...muxFrames(7, [Buffer.from('unknown')]),
+    ]);
     const r = new MuxReader();
     const frames = [];
     for (const b of wire) frames.push(...r.push(Buffer.from([b])));
-    assert.deepEqual(frames.map((f) => [f.connId, f.payload.length]), [[1, 6], [2, 7], [2, 4096], [2, 904], [7, 7]]);
+    assert.deepEqual(
+      frames.map((f) => [f.connId, f.payload.length]),
+      [
+        [1, 6],
+        [2, 7],
+        [2, 4096],
+        [2, 904],
+        [7, 7],
+      ],
+    );
     assert.equal(frames[0]!.payload.toString(), 'plugin');
   });
 
   it('accepts a zero-length frame and a frame of the maximum size', () => {
     const r = new MuxReader();
-    assert.deepEqual(r.push(muxHeader(1, 0)).map((f) => f.payload.length), [0]);
+    assert.deepEqual(
+      r.push(muxHeader(1, 0)).map((f) => f.payload.length),
+      [0],
+    );
     const big = Buffer.concat([muxHeader(1, MUX_MAX_PAYLOAD), Buffer.alloc(MUX_MAX_PAYLOAD)]);
-    assert.deepEqual(r.push(big).map((f) => f.payload.length), [MUX_MAX_PAYLOAD]);
+    assert.deepEqual(
+      r.push(big).map((f) => f.payload.length),
+      [MUX_MAX_PAYLOAD],
+    );
   });
 
   it('throws MuxProtocolError for a frame over the limit, without waiting for its bytes, and stays broken', () => {
     const r = new MuxReader();
-    assert.throws(() => r.push(muxHeader(1, 0xffffffff)), (e: Error) => e instanceof MuxProtocolError && /4294967295 bytes on connection 1/.test(e.message));
+    assert.throws(
+      () => r.push(muxHeader(1, 0xffffffff)),
+      (e: Error) => e instanceof MuxProtocolError && /4294967295 bytes on connection 1/.test(e.message),
+    );
     assert.throws(() => r.push(muxHeader(1, 1)), MuxProtocolError);
   });
 

@@ -76,7 +76,9 @@ describe('NRI plugin (fake runtime over a unix socket)', function () {
 
   it('registers as signet with its index, subscribes to CreateContainer and RunPodSandbox, and reports the runtime', async () => {
     const p = await startPlugin({ index: '07' });
-    assert.deepEqual(runtime.registrations, [{ name: 'signet', index: '07', events: eventBit(NriEvent.CREATE_CONTAINER) | eventBit(NriEvent.RUN_POD_SANDBOX) }]);
+    assert.deepEqual(runtime.registrations, [
+      { name: 'signet', index: '07', events: eventBit(NriEvent.CREATE_CONTAINER) | eventBit(NriEvent.RUN_POD_SANDBOX) },
+    ]);
     assert.equal(runtime.registrations[0]!.events, 0b1001);
     const s = p.status();
     assert.equal(s.connected, true);
@@ -87,21 +89,36 @@ describe('NRI plugin (fake runtime over a unix socket)', function () {
 
   it('answers a split Synchronize (NRI 0.7+) with `more` echoed and registers after the last part', async () => {
     await runtime.close();
-    runtime = new RuntimeSide(join(dir, 'nri.sock'), { sync: { pods: [pod, { ...pod, id: 'p2' }, { ...pod, id: 'p3' }], containers: [container('a', 'x'), container('b', 'y')], perMessage: 2 } });
+    runtime = new RuntimeSide(join(dir, 'nri.sock'), {
+      sync: { pods: [pod, { ...pod, id: 'p2' }, { ...pod, id: 'p3' }], containers: [container('a', 'x'), container('b', 'y')], perMessage: 2 },
+    });
     await runtime.listen();
     await startPlugin();
     assert.deepEqual(runtime.syncAnswers, [true, true, false]);
   });
 
-  it('allows with an empty adjustment and refuses with PERMISSION_DENIED carrying signet\'s reason', async () => {
+  it("allows with an empty adjustment and refuses with PERMISSION_DENIED carrying signet's reason", async () => {
     await startPlugin();
     await runtime.createContainer({ pod, container: container('app', 'reg.example/prod/app:v1') });
-    await assert.rejects(runtime.createContainer({ pod, container: container('app', 'reg.example/prod/bad:v1') }), (e: TtrpcError) => e.code === Code.PERMISSION_DENIED && e.message === `signet: rejected reg.example/prod/bad:v1@sha256:${'b'.repeat(64)}: no signatures found`);
+    await assert.rejects(
+      runtime.createContainer({ pod, container: container('app', 'reg.example/prod/bad:v1') }),
+      (e: TtrpcError) =>
+        e.code === Code.PERMISSION_DENIED && e.message === `signet: rejected reg.example/prod/bad:v1@sha256:${'b'.repeat(64)}: no signatures found`,
+    );
     await runtime.stateChange({ event: NriEvent.RUN_POD_SANDBOX, pod });
-    await assert.rejects(runtime.stateChange({ event: NriEvent.RUN_POD_SANDBOX, pod: { ...pod, annotations: { 'io.kubernetes.cri.podsandbox.image-name': 'reg.example/sys/bad:1' } } }), (e: TtrpcError) => e.code === Code.PERMISSION_DENIED && /the pod sandbox image/.test(e.message));
+    await assert.rejects(
+      runtime.stateChange({
+        event: NriEvent.RUN_POD_SANDBOX,
+        pod: { ...pod, annotations: { 'io.kubernetes.cri.podsandbox.image-name': 'reg.example/sys/bad:1' } },
+      }),
+      (e: TtrpcError) => e.code === Code.PERMISSION_DENIED && /the pod sandbox image/.test(e.message),
+    );
     // Other state changes are acknowledged without a decision.
     await runtime.stateChange({ event: 6, pod, container: container('app', 'reg.example/prod/bad:v1') });
-    assert.deepEqual(seen.map((s) => s.image), ['reg.example/prod/app:v1', 'reg.example/prod/bad:v1', 'reg.example/sys/pause:3.10', 'reg.example/sys/bad:1']);
+    assert.deepEqual(
+      seen.map((s) => s.image),
+      ['reg.example/prod/app:v1', 'reg.example/prod/bad:v1', 'reg.example/sys/pause:3.10', 'reg.example/sys/bad:1'],
+    );
   });
 
   it('bounds each decision by its timeout, and ends it before the deadline the runtime sends (300 ms, or a quarter, ahead)', async () => {
@@ -110,7 +127,7 @@ describe('NRI plugin (fake runtime over a unix socket)', function () {
     await runtime.createContainer({ pod, container: container('b', 'reg.example/prod/app:v1') }, 1000);
     await runtime.createContainer({ pod, container: container('c', 'reg.example/prod/app:v1') }, 1700);
     await runtime.createContainer({ pod, container: container('d', 'reg.example/prod/app:v1') }, 400);
-    assert.equal(seen[0]!.deadline, 1500, 'containerd\'s default 2 s leaves the configured 1.5 s');
+    assert.equal(seen[0]!.deadline, 1500, "containerd's default 2 s leaves the configured 1.5 s");
     assert.ok(seen[1]!.deadline <= 750 && seen[1]!.deadline > 700, String(seen[1]!.deadline));
     assert.ok(seen[2]!.deadline <= 1400 && seen[2]!.deadline > 1350, String(seen[2]!.deadline));
     assert.ok(seen[3]!.deadline <= 300 && seen[3]!.deadline > 250, String(seen[3]!.deadline));
@@ -119,7 +136,10 @@ describe('NRI plugin (fake runtime over a unix socket)', function () {
   it('answers unknown methods with UNIMPLEMENTED and malformed requests with INVALID_ARGUMENT, and keeps serving', async () => {
     await startPlugin();
     await assert.rejects(runtime.call('ValidateContainerAdjustment', new Uint8Array(0)), (e: TtrpcError) => e.code === Code.UNIMPLEMENTED);
-    await assert.rejects(runtime.call('CreateContainer', Buffer.from([0x0a, 0x7f, 0x01])), (e: TtrpcError) => e.code === Code.INVALID_ARGUMENT && /malformed CreateContainer request/.test(e.message));
+    await assert.rejects(
+      runtime.call('CreateContainer', Buffer.from([0x0a, 0x7f, 0x01])),
+      (e: TtrpcError) => e.code === Code.INVALID_ARGUMENT && /malformed CreateContainer request/.test(e.message),
+    );
     await assert.rejects(runtime.call('Configure', new Uint8Array(0), 2000, 'some.Other'), (e: TtrpcError) => e.code === Code.UNIMPLEMENTED);
     await runtime.createContainer({ pod, container: container('after', 'reg.example/prod/app:v1') });
     assert.equal(plugin!.status().connected, true);
@@ -170,7 +190,11 @@ describe('NRI plugin (fake runtime over a unix socket)', function () {
     }
     await runtime.createContainer({ pod, container: container('after', 'reg.example/prod/app:v1') });
     assert.ok(p.status().registrations >= 2);
-    assert.deepEqual(seen.map((s) => s.name), ['after'], 'the truncated request was never decided');
+    assert.deepEqual(
+      seen.map((s) => s.name),
+      ['after'],
+      'the truncated request was never decided',
+    );
   });
 
   it('re-registers within a second of the socket returning after the runtime went away, and logs once per outage', async () => {

@@ -19,7 +19,12 @@ import { allTypes, compareProtos, loadRoot } from '../helpers/proto-compare.js';
 const ours = (files: string[]) => loadRoot(files, (t) => (t.startsWith('google/protobuf/') ? t : join(PROTO_DIR, t)));
 
 /** Fields of ours that NRI added after 0.6 (containerd 1.7.24 as Debian builds it has NRI 0.6). */
-const SINCE_NRI_07 = ['nri.pkg.api.v1alpha1.ConfigureRequest.registration_timeout', 'nri.pkg.api.v1alpha1.ConfigureRequest.request_timeout', 'nri.pkg.api.v1alpha1.SynchronizeRequest.more', 'nri.pkg.api.v1alpha1.SynchronizeResponse.more'];
+const SINCE_NRI_07 = [
+  'nri.pkg.api.v1alpha1.ConfigureRequest.registration_timeout',
+  'nri.pkg.api.v1alpha1.ConfigureRequest.request_timeout',
+  'nri.pkg.api.v1alpha1.SynchronizeRequest.more',
+  'nri.pkg.api.v1alpha1.SynchronizeResponse.more',
+];
 
 /**
  * The FileDescriptorProto of `name` that the Go protobuf runtime embeds in `binary`, as a protobufjs
@@ -45,7 +50,8 @@ function embeddedDescriptor(binary: string, name: string): protobuf.Root {
       /* ran off the end of the descriptor */
     }
     const fd = descriptor.FileDescriptorProto.decode(new Uint8Array(bytes.buffer, bytes.byteOffset + at, end));
-    if ((fd as unknown as { messageType: unknown[] }).messageType.length > 10) return withMaps((protobuf.Root as unknown as { fromDescriptor(d: object): protobuf.Root }).fromDescriptor({ file: [fd] }));
+    if ((fd as unknown as { messageType: unknown[] }).messageType.length > 10)
+      return withMaps((protobuf.Root as unknown as { fromDescriptor(d: object): protobuf.Root }).fromDescriptor({ file: [fd] }));
   }
   throw new Error(`${binary}: no embedded descriptor for ${name}`);
 }
@@ -70,14 +76,24 @@ function withMaps(root: protobuf.Root): protobuf.Root {
 describe('NRI and ttrpc protos (ours vs. upstream)', () => {
   before(() => requireDebianParts());
 
-  it('NRI: every message, field and method of ours is upstream (Debian\'s NRI 0.8.0) with the same number and type', () => {
+  it("NRI: every message, field and method of ours is upstream (Debian's NRI 0.8.0) with the same number and type", () => {
     const upstream = loadRoot([join(UPSTREAM_PROTOS, 'github.com/containerd/nri/pkg/api/api.proto')], (t) => t);
     upstream.resolveAll();
     const mine = ours(['nri/api.proto']);
     mine.resolveAll();
     const { problems, checked } = compareProtos(mine, upstream);
     assert.deepEqual(problems, []);
-    for (const must of ['nri.pkg.api.v1alpha1.Container.annotations', 'nri.pkg.api.v1alpha1.PodSandbox.annotations', 'nri.pkg.api.v1alpha1.PodSandbox.namespace', 'nri.pkg.api.v1alpha1.ConfigureResponse.events', 'nri.pkg.api.v1alpha1.RegisterPluginRequest.plugin_idx', 'nri.pkg.api.v1alpha1.Plugin/CreateContainer', 'nri.pkg.api.v1alpha1.Plugin/StateChange', 'nri.pkg.api.v1alpha1.Runtime/RegisterPlugin', 'nri.pkg.api.v1alpha1.SynchronizeResponse.more']) {
+    for (const must of [
+      'nri.pkg.api.v1alpha1.Container.annotations',
+      'nri.pkg.api.v1alpha1.PodSandbox.annotations',
+      'nri.pkg.api.v1alpha1.PodSandbox.namespace',
+      'nri.pkg.api.v1alpha1.ConfigureResponse.events',
+      'nri.pkg.api.v1alpha1.RegisterPluginRequest.plugin_idx',
+      'nri.pkg.api.v1alpha1.Plugin/CreateContainer',
+      'nri.pkg.api.v1alpha1.Plugin/StateChange',
+      'nri.pkg.api.v1alpha1.Runtime/RegisterPlugin',
+      'nri.pkg.api.v1alpha1.SynchronizeResponse.more',
+    ]) {
       assert.ok(checked.includes(must), `${must} was not checked`);
     }
     // The event numbers signet computes its subscription from.
@@ -99,7 +115,7 @@ describe('NRI and ttrpc protos (ours vs. upstream)', () => {
     assert.match(problems.join('\n'), /Plugin\/ValidateContainer is not a method upstream/);
   });
 
-  it('ttrpc: Request and Response as upstream; Response.status is google.rpc.Status, as ttrpc-go\'s generated code uses', () => {
+  it("ttrpc: Request and Response as upstream; Response.status is google.rpc.Status, as ttrpc-go's generated code uses", () => {
     const dir = join(UPSTREAM_PROTOS, 'github.com/containerd/ttrpc');
     const upstream = loadRoot([join(dir, 'request.proto')], (t) => (existsSync(join(dir, t)) ? join(dir, t) : t));
     upstream.resolveAll();
@@ -112,8 +128,9 @@ describe('NRI and ttrpc protos (ours vs. upstream)', () => {
     assert.match(readFileSync(join(dir, 'request.pb.go'), 'utf8'), /status "google\.golang\.org\/genproto\/googleapis\/rpc\/status"/);
     const stub = upstream.lookupType('.Status').fields['code']!;
     const real = mine.lookupType('google.rpc.Status').fields['code']!;
-    assert.deepEqual([stub.id, stub.type], [real.id, real.type], 'the stub\'s code field is google.rpc.Status\'s');
-    for (const must of ['ttrpc.Request.service', 'ttrpc.Request.method', 'ttrpc.Request.payload', 'ttrpc.Request.timeout_nano', 'ttrpc.Response.payload']) assert.ok(checked.includes(must), must);
+    assert.deepEqual([stub.id, stub.type], [real.id, real.type], "the stub's code field is google.rpc.Status's");
+    for (const must of ['ttrpc.Request.service', 'ttrpc.Request.method', 'ttrpc.Request.payload', 'ttrpc.Request.timeout_nano', 'ttrpc.Response.payload'])
+      assert.ok(checked.includes(must), must);
   });
 
   for (const line of ['2.x', '1.7'] as const) {
@@ -128,7 +145,15 @@ describe('NRI and ttrpc protos (ours vs. upstream)', () => {
       assert.deepEqual(problems.sort(), expected.sort());
       // Neither knows the pod-sandbox update or validation hooks of NRI 0.10+.
       const plugin = compiled.lookupService('nri.pkg.api.v1alpha1.Plugin');
-      assert.deepEqual(Object.keys(plugin.methods).sort(), ['Configure', 'CreateContainer', 'Shutdown', 'StateChange', 'StopContainer', 'Synchronize', 'UpdateContainer']);
+      assert.deepEqual(Object.keys(plugin.methods).sort(), [
+        'Configure',
+        'CreateContainer',
+        'Shutdown',
+        'StateChange',
+        'StopContainer',
+        'Synchronize',
+        'UpdateContainer',
+      ]);
       assert.ok(allTypes(compiled).length > 30);
     });
   }

@@ -23,7 +23,10 @@ describe('logs for operations', () => {
     c.log.info('i');
     c.log.debug('d');
     await new Promise((r) => setImmediate(r));
-    assert.deepEqual(c.lines().map((l) => l.slice(0, 3)), ['<3>', '<4>', '<6>', '<7>']);
+    assert.deepEqual(
+      c.lines().map((l) => l.slice(0, 3)),
+      ['<3>', '<4>', '<6>', '<7>'],
+    );
     assert.equal((JSON.parse(c.lines()[0]!.slice(3)) as { message: string }).message, 'e');
   });
 

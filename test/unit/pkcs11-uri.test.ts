@@ -8,7 +8,9 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 
 describe('RFC 7512 PKCS#11 URIs', () => {
   it('reads path and query attributes, percent-decoding values and ids', () => {
-    const u = parsePkcs11Uri('pkcs11:token=node%20trust;object=release-2026;id=%01%a2;type=public;slot-id=3;serial=abc?module-path=/usr/lib/x.so&pin-value=1234');
+    const u = parsePkcs11Uri(
+      'pkcs11:token=node%20trust;object=release-2026;id=%01%a2;type=public;slot-id=3;serial=abc?module-path=/usr/lib/x.so&pin-value=1234',
+    );
     assert.equal(u.token, 'node trust');
     assert.equal(u.object, 'release-2026');
     assert.deepEqual(u.id, Buffer.from([0x01, 0xa2]));
@@ -43,11 +45,18 @@ describe('RFC 7512 PKCS#11 URIs', () => {
     ['pkcs11:token=x?bogus=1', /unknown query attribute/],
   ];
   for (const [uri, re] of bad) {
-    it(`rejects ${uri}`, () => assert.throws(() => parsePkcs11Uri(uri), (e: Error & { code?: string }) => e.code === 'KEY_INVALID' && re.test(e.message)));
+    it(`rejects ${uri}`, () =>
+      assert.throws(
+        () => parsePkcs11Uri(uri),
+        (e: Error & { code?: string }) => e.code === 'KEY_INVALID' && re.test(e.message),
+      ));
   }
 
   it('never puts a PIN into an error message', () => {
-    assert.throws(() => parsePkcs11Uri('pkcs11:token=x;wrong?pin-value=SECRET99'), (e: Error) => !e.message.includes('SECRET99'));
+    assert.throws(
+      () => parsePkcs11Uri('pkcs11:token=x;wrong?pin-value=SECRET99'),
+      (e: Error) => !e.message.includes('SECRET99'),
+    );
   });
 
   it('percent-encodes what it prints', () => {
@@ -58,7 +67,10 @@ describe('RFC 7512 PKCS#11 URIs', () => {
 
 describe('ECDSA signature encodings', () => {
   it('converts DER to raw r||s and back without changing the signature', () => {
-    for (const [curve, size] of [['P-256', 32], ['P-384', 48]] as const) {
+    for (const [curve, size] of [
+      ['P-256', 32],
+      ['P-384', 48],
+    ] as const) {
       const { privateKey } = generateKeyPairSync('ec', { namedCurve: curve });
       for (let i = 0; i < 50; i++) {
         const der = sign('sha256', Buffer.from(`m${i}`), privateKey);
@@ -72,7 +84,10 @@ describe('ECDSA signature encodings', () => {
   });
   it('rejects malformed DER', () => {
     for (const bad of ['', '30', '3006020100020100ff', '3103020100', '300402010002']) {
-      assert.throws(() => derToRaw(Buffer.from(bad, 'hex'), 32), (e: { code?: string }) => e.code === 'SIGNATURE_MALFORMED');
+      assert.throws(
+        () => derToRaw(Buffer.from(bad, 'hex'), 32),
+        (e: { code?: string }) => e.code === 'SIGNATURE_MALFORMED',
+      );
     }
   });
 });

@@ -35,7 +35,10 @@ describe('policy-identity: matchRepository', () => {
   for (const [image, signed] of bad) it(`image ${image}, signed ${signed}: mismatch`, () => assert.equal(check(REPO, image, signed).ok, false));
 
   it('says which identity did not match which repository', () => {
-    assert.deepEqual(check(REPO, 'a.example.com/b:1', 'x.example.com/y'), { ok: false, reason: 'signed identity "x.example.com/y" does not match repository "a.example.com/b"' });
+    assert.deepEqual(check(REPO, 'a.example.com/b:1', 'x.example.com/y'), {
+      ok: false,
+      reason: 'signed identity "x.example.com/y" does not match repository "a.example.com/b"',
+    });
   });
 });
 
@@ -43,10 +46,14 @@ describe('policy-identity: matchExact', () => {
   it('matches the same repository and tag', () => assert.deepEqual(check(EXACT, 'r.example.com/app:v1', 'r.example.com/app:v1'), { ok: true }));
   it('matches after Docker Hub normalisation', () => assert.deepEqual(check(EXACT, 'nginx:1.27', 'docker.io/library/nginx:1.27'), { ok: true }));
   it('matches :latest written out for an untagged pull', () => assert.deepEqual(check(EXACT, 'r.example.com/app', 'r.example.com/app:latest'), { ok: true }));
-  it('ignores the image digest when the image has a tag too', () => assert.deepEqual(check(EXACT, `r.example.com/app:v1@${D}`, 'r.example.com/app:v1'), { ok: true }));
+  it('ignores the image digest when the image has a tag too', () =>
+    assert.deepEqual(check(EXACT, `r.example.com/app:v1@${D}`, 'r.example.com/app:v1'), { ok: true }));
 
   it('refuses another tag, saying what it compared', () => {
-    assert.deepEqual(check(EXACT, 'r.example.com/app:v1', 'r.example.com/app:v2'), { ok: false, reason: 'signed identity "r.example.com/app:v2" does not match "r.example.com/app:v1" exactly' });
+    assert.deepEqual(check(EXACT, 'r.example.com/app:v1', 'r.example.com/app:v2'), {
+      ok: false,
+      reason: 'signed identity "r.example.com/app:v2" does not match "r.example.com/app:v1" exactly',
+    });
   });
   it('refuses another repository with the same tag', () => assert.equal(check(EXACT, 'r.example.com/app:v1', 'r.example.com/other:v1').ok, false));
 

@@ -69,7 +69,9 @@ describe('policy-load: the example and defaults', () => {
   });
 
   it('fills in threshold 1, identity matchRepository and default reject', () => {
-    const p = build({ 'a.yaml': `${H}keys: { k: { file: /k.pub } }\nscopes:\n  r.example.com/x:\n    action: verify\n    signatures: { keys: [k] }\n  r.example.com/y:\n    action: verify\n    signatures: { keys: [k], identity: {} }\n` });
+    const p = build({
+      'a.yaml': `${H}keys: { k: { file: /k.pub } }\nscopes:\n  r.example.com/x:\n    action: verify\n    signatures: { keys: [k] }\n  r.example.com/y:\n    action: verify\n    signatures: { keys: [k], identity: {} }\n`,
+    });
     assert.deepEqual(p.scopes['r.example.com/x']!.signatures[0], { keys: ['k'], threshold: 1, identity: { type: 'matchRepository' } });
     assert.deepEqual(p.scopes['r.example.com/y']!.signatures[0]!.identity, { type: 'matchRepository' });
     assert.equal(p.default.action, 'reject');
@@ -77,18 +79,30 @@ describe('policy-load: the example and defaults', () => {
   });
 
   it('keeps matchExact and thresholds as written', () => {
-    const p = build({ 'a.yaml': `${H}keys: { a: { file: /a.pub }, b: { file: /b.pub } }\nscopes:\n  r.example.com/x:\n    action: verify\n    signatures: { keys: [a, b], threshold: 2, identity: { type: matchExact } }\n` });
+    const p = build({
+      'a.yaml': `${H}keys: { a: { file: /a.pub }, b: { file: /b.pub } }\nscopes:\n  r.example.com/x:\n    action: verify\n    signatures: { keys: [a, b], threshold: 2, identity: { type: matchExact } }\n`,
+    });
     assert.deepEqual(p.scopes['r.example.com/x']!.signatures[0], { keys: ['a', 'b'], threshold: 2, identity: { type: 'matchExact' } });
   });
 
   it('generation: same content in another format, order or file split gives the same hash; a change gives another', () => {
     const a = build({ 'policy.yaml': EXAMPLE });
-    const json = JSON.stringify({
-      scopes: { 'docker.io/library': { action: 'accept' }, 'registry.example.com/prod': { signatures: { identity: { type: 'matchRepository' }, keys: ['release'] }, action: 'verify' } },
-      default: { action: 'reject' },
-      keys: { 'hsm-key': { verifyOn: 'token', pkcs11: 'pkcs11:token=node-trust;object=release-2026;type=public' }, release: { file: '/etc/signet/keys/release.pub' } },
-      apiVersion: 'signet/v1',
-    }, null, 2);
+    const json = JSON.stringify(
+      {
+        scopes: {
+          'docker.io/library': { action: 'accept' },
+          'registry.example.com/prod': { signatures: { identity: { type: 'matchRepository' }, keys: ['release'] }, action: 'verify' },
+        },
+        default: { action: 'reject' },
+        keys: {
+          'hsm-key': { verifyOn: 'token', pkcs11: 'pkcs11:token=node-trust;object=release-2026;type=public' },
+          release: { file: '/etc/signet/keys/release.pub' },
+        },
+        apiVersion: 'signet/v1',
+      },
+      null,
+      2,
+    );
     assert.equal(build({ 'z.json': json }).generation, a.generation);
     const split = build({
       '1.yaml': `${H}keys:\n  release: { file: /etc/signet/keys/release.pub }\n  hsm-key: { pkcs11: "pkcs11:token=node-trust;object=release-2026;type=public", verifyOn: token }\n`,
@@ -100,7 +114,10 @@ describe('policy-load: the example and defaults', () => {
   });
 
   it('does not depend on the order the files are given in', () => {
-    const files = [{ path: `${DIR}/b.yaml`, text: `${H}scopes: { quay.io: { action: accept } }\n` }, { path: `${DIR}/a.yaml`, text: `${H}default: { action: accept }\n` }];
+    const files = [
+      { path: `${DIR}/b.yaml`, text: `${H}scopes: { quay.io: { action: accept } }\n` },
+      { path: `${DIR}/a.yaml`, text: `${H}default: { action: accept }\n` },
+    ];
     const p = buildPolicy(files);
     const q = buildPolicy([...files].reverse());
     assert.deepEqual(p.files, [`${DIR}/a.yaml`, `${DIR}/b.yaml`]);
@@ -124,9 +141,30 @@ describe('policy-load: merge across files', () => {
   });
 
   const twice: Array<[string, Files, string, number, RegExp]> = [
-    ['a key', { 'a.yaml': `${H}keys:\n  k: { file: /a.pub }\n`, 'b.yaml': `${H}# comment\nkeys:\n  k: { file: /b.pub }\n` }, 'b.yaml', 4, /key "k" is already defined in \/etc\/signet\/policy\.d\/a\.yaml:3; rename one/],
-    ['a scope', { 'a.yaml': `${H}scopes:\n  quay.io: { action: accept }\n`, 'b.json': `{\n  "apiVersion": "signet/v1",\n  "scopes": {\n    "quay.io": { "action": "reject" }\n  }\n}\n` }, 'b.json', 4, /scope "quay.io" is already defined in \/etc\/signet\/policy\.d\/a\.yaml:3/],
-    ['the default', { 'a.yaml': `${H}\n\ndefault:\n  action: accept\n`, 'b.yaml': `${H}default: { action: reject }\n` }, 'b.yaml', 2, /"default" is already defined in \/etc\/signet\/policy\.d\/a\.yaml:4; define it in one file only/],
+    [
+      'a key',
+      { 'a.yaml': `${H}keys:\n  k: { file: /a.pub }\n`, 'b.yaml': `${H}# comment\nkeys:\n  k: { file: /b.pub }\n` },
+      'b.yaml',
+      4,
+      /key "k" is already defined in \/etc\/signet\/policy\.d\/a\.yaml:3; rename one/,
+    ],
+    [
+      'a scope',
+      {
+        'a.yaml': `${H}scopes:\n  quay.io: { action: accept }\n`,
+        'b.json': `{\n  "apiVersion": "signet/v1",\n  "scopes": {\n    "quay.io": { "action": "reject" }\n  }\n}\n`,
+      },
+      'b.json',
+      4,
+      /scope "quay.io" is already defined in \/etc\/signet\/policy\.d\/a\.yaml:3/,
+    ],
+    [
+      'the default',
+      { 'a.yaml': `${H}\n\ndefault:\n  action: accept\n`, 'b.yaml': `${H}default: { action: reject }\n` },
+      'b.yaml',
+      2,
+      /"default" is already defined in \/etc\/signet\/policy\.d\/a\.yaml:4; define it in one file only/,
+    ],
   ];
   for (const [what, files, file, line, re] of twice) {
     it(`refuses ${what} defined in two files, at the second, naming the first`, () => {
@@ -137,11 +175,35 @@ describe('policy-load: merge across files', () => {
 
 describe('policy-load: semantic problems, located', () => {
   const cases: Array<[string, string, number, RegExp, string?]> = [
-    ['a key referenced but defined nowhere', `${H}scopes:\n  r.example.com/a:\n    action: verify\n    signatures:\n      keys: [ghost]\n`, 6, /key "ghost" is not defined under "keys" in any policy file/, '/scopes/r.example.com~1a/signatures/keys/0'],
-    ['a threshold larger than the key list', `${H}keys: { a: { file: /a.pub } }\nscopes:\n  r.example.com/a:\n    action: verify\n    signatures:\n      keys: [a]\n      threshold: 3\n`, 8, /threshold 3 is larger than the 1 key\(s\) listed; lower it or add keys/, '/scopes/r.example.com~1a/signatures/threshold'],
-    ['a key listed twice in one requirement', `${H}keys: { a: { file: /a.pub } }\nscopes:\n  r.example.com/a:\n    action: verify\n    signatures:\n      keys:\n        - a\n        - a\n`, 9, /key "a" is listed twice/, '/scopes/r.example.com~1a/signatures/keys/1'],
+    [
+      'a key referenced but defined nowhere',
+      `${H}scopes:\n  r.example.com/a:\n    action: verify\n    signatures:\n      keys: [ghost]\n`,
+      6,
+      /key "ghost" is not defined under "keys" in any policy file/,
+      '/scopes/r.example.com~1a/signatures/keys/0',
+    ],
+    [
+      'a threshold larger than the key list',
+      `${H}keys: { a: { file: /a.pub } }\nscopes:\n  r.example.com/a:\n    action: verify\n    signatures:\n      keys: [a]\n      threshold: 3\n`,
+      8,
+      /threshold 3 is larger than the 1 key\(s\) listed; lower it or add keys/,
+      '/scopes/r.example.com~1a/signatures/threshold',
+    ],
+    [
+      'a key listed twice in one requirement',
+      `${H}keys: { a: { file: /a.pub } }\nscopes:\n  r.example.com/a:\n    action: verify\n    signatures:\n      keys:\n        - a\n        - a\n`,
+      9,
+      /key "a" is listed twice/,
+      '/scopes/r.example.com~1a/signatures/keys/1',
+    ],
     ['a relative key file', `${H}keys:\n  a:\n    file: keys/a.pub\n`, 4, /key file "keys\/a\.pub" must be an absolute path/, '/keys/a/file'],
-    ['an upper-case scope', `${H}scopes:\n  Registry.example.com/a: { action: accept }\n`, 3, /not a valid scope: .*lower case/, '/scopes/Registry.example.com~1a'],
+    [
+      'an upper-case scope',
+      `${H}scopes:\n  Registry.example.com/a: { action: accept }\n`,
+      3,
+      /not a valid scope: .*lower case/,
+      '/scopes/Registry.example.com~1a',
+    ],
     ['a scope with a scheme', `${H}scopes:\n  https://r.example.com/a: { action: accept }\n`, 3, /without a scheme/],
     ['a scope with a trailing slash', `${H}scopes:\n  r.example.com/a/: { action: accept }\n`, 3, /trailing slash/],
     ['a scope without a registry host', `${H}scopes:\n  library/nginx: { action: accept }\n`, 3, /does not start with a registry host/],
@@ -160,7 +222,9 @@ describe('policy-load: semantic problems, located', () => {
   }
 
   it('accepts every documented scope form', () => {
-    const p = build({ 'p.yaml': `${H}scopes:\n  r.example.com: { action: accept }\n  r.example.com:5000: { action: accept }\n  localhost:5000/a: { action: accept }\n  r.example.com/a/b/c: { action: accept }\n  r.example.com/a:v1.2: { action: accept }\n  "r.example.com/a@sha256:${'a'.repeat(64)}": { action: accept }\n  "*.example.com": { action: accept }\n  docker.io/library: { action: accept }\n` });
+    const p = build({
+      'p.yaml': `${H}scopes:\n  r.example.com: { action: accept }\n  r.example.com:5000: { action: accept }\n  localhost:5000/a: { action: accept }\n  r.example.com/a/b/c: { action: accept }\n  r.example.com/a:v1.2: { action: accept }\n  "r.example.com/a@sha256:${'a'.repeat(64)}": { action: accept }\n  "*.example.com": { action: accept }\n  docker.io/library: { action: accept }\n`,
+    });
     assert.equal(Object.keys(p.scopes).length, 8);
   });
 
@@ -171,7 +235,15 @@ describe('policy-load: semantic problems, located', () => {
     });
     assert.equal(err.code, 'POLICY_INVALID');
     assert.ok(err instanceof SignetError);
-    assert.deepEqual(err.problems.map((p) => [p.file.replace(`${DIR}/`, ''), p.line]), [['a.yaml', 3], ['b.yaml', 3], ['b.yaml', 6], ['b.yaml', 6]]);
+    assert.deepEqual(
+      err.problems.map((p) => [p.file.replace(`${DIR}/`, ''), p.line]),
+      [
+        ['a.yaml', 3],
+        ['b.yaml', 3],
+        ['b.yaml', 6],
+        ['b.yaml', 6],
+      ],
+    );
     const lines = err.message.split('\n');
     assert.equal(lines.length, 4);
     for (const [i, p] of err.problems.entries()) assert.equal(lines[i], `${p.file}:${p.line}:${p.column}: ${p.message}`);
@@ -194,21 +266,66 @@ describe('policy-load: schema problems, located', () => {
     ['an unknown top-level field', `${H}scope:\n  quay.io: { action: accept }\n`, 2, /unknown field "scope"/],
     ['an unknown field in a key', `${H}keys:\n  a:\n    file: /a.pub\n    fiel: /b.pub\n`, 5, /unknown field "fiel"/],
     ['an unknown field in a scope', `${H}scopes:\n  quay.io:\n    action: accept\n    acton: reject\n`, 5, /unknown field "acton"/],
-    ['an unknown field in signatures', `${H}keys: { a: { file: /a.pub } }\nscopes:\n  quay.io:\n    action: verify\n    signatures:\n      keys: [a]\n      treshold: 1\n`, 8, /unknown field "treshold"/],
-    ['an unknown field in identity', `${H}keys: { a: { file: /a.pub } }\nscopes:\n  quay.io:\n    action: verify\n    signatures:\n      keys: [a]\n      identity:\n        type: matchExact\n        exact: true\n`, 10, /unknown field "exact"/],
+    [
+      'an unknown field in signatures',
+      `${H}keys: { a: { file: /a.pub } }\nscopes:\n  quay.io:\n    action: verify\n    signatures:\n      keys: [a]\n      treshold: 1\n`,
+      8,
+      /unknown field "treshold"/,
+    ],
+    [
+      'an unknown field in identity',
+      `${H}keys: { a: { file: /a.pub } }\nscopes:\n  quay.io:\n    action: verify\n    signatures:\n      keys: [a]\n      identity:\n        type: matchExact\n        exact: true\n`,
+      10,
+      /unknown field "exact"/,
+    ],
     ['a key with neither file nor pkcs11', `${H}keys:\n  a: { verifyOn: node }\n`, 3, /exactly one of "file", "pkcs11", "certificates" or "sigstore"/],
-    ['a key with both file and pkcs11', `${H}keys:\n  a:\n    file: /a.pub\n    pkcs11: "pkcs11:token=t"\n`, 4, /exactly one of "file", "pkcs11", "certificates" or "sigstore"/],
+    [
+      'a key with both file and pkcs11',
+      `${H}keys:\n  a:\n    file: /a.pub\n    pkcs11: "pkcs11:token=t"\n`,
+      4,
+      /exactly one of "file", "pkcs11", "certificates" or "sigstore"/,
+    ],
     ['a pkcs11 key that is no URI', `${H}keys:\n  a:\n    pkcs11: token=t\n`, 4, /RFC 7512 URI/],
     ['an unknown action', `${H}default:\n  action: allow\n`, 3, /"action" must be one of "verify", "accept", "reject"/],
     ['a missing action', `${H}scopes:\n  quay.io: {}\n`, 3, /missing "action"; set it to verify, accept or reject/],
     ['verify without signatures', `${H}scopes:\n  quay.io:\n    action: verify\n`, 4, /action "verify" needs "signatures"/],
-    ['signatures on accept', `${H}keys: { a: { file: /a.pub } }\nscopes:\n  quay.io:\n    action: accept\n    signatures: { keys: [a] }\n`, 6, /"signatures" only applies to action "verify"/],
-    ['signatures on reject as default', `${H}keys: { a: { file: /a.pub } }\ndefault:\n  action: reject\n  signatures: { keys: [a] }\n`, 5, /"signatures" only applies to action "verify"/],
-    ['threshold 0', `${H}keys: { a: { file: /a.pub } }\nscopes:\n  quay.io:\n    action: verify\n    signatures:\n      keys: [a]\n      threshold: 0\n`, 8, /"threshold" must be at least 1/],
-    ['a fractional threshold', `${H}keys: { a: { file: /a.pub } }\nscopes:\n  quay.io:\n    action: verify\n    signatures:\n      keys: [a]\n      threshold: 1.5\n`, 8, /"threshold" must be an integer/],
-    ['a threshold written as a string', `${H}keys: { a: { file: /a.pub } }\nscopes:\n  quay.io:\n    action: verify\n    signatures:\n      keys: [a]\n      threshold: "1"\n`, 8, /"threshold" must be an integer/],
+    [
+      'signatures on accept',
+      `${H}keys: { a: { file: /a.pub } }\nscopes:\n  quay.io:\n    action: accept\n    signatures: { keys: [a] }\n`,
+      6,
+      /"signatures" only applies to action "verify"/,
+    ],
+    [
+      'signatures on reject as default',
+      `${H}keys: { a: { file: /a.pub } }\ndefault:\n  action: reject\n  signatures: { keys: [a] }\n`,
+      5,
+      /"signatures" only applies to action "verify"/,
+    ],
+    [
+      'threshold 0',
+      `${H}keys: { a: { file: /a.pub } }\nscopes:\n  quay.io:\n    action: verify\n    signatures:\n      keys: [a]\n      threshold: 0\n`,
+      8,
+      /"threshold" must be at least 1/,
+    ],
+    [
+      'a fractional threshold',
+      `${H}keys: { a: { file: /a.pub } }\nscopes:\n  quay.io:\n    action: verify\n    signatures:\n      keys: [a]\n      threshold: 1.5\n`,
+      8,
+      /"threshold" must be an integer/,
+    ],
+    [
+      'a threshold written as a string',
+      `${H}keys: { a: { file: /a.pub } }\nscopes:\n  quay.io:\n    action: verify\n    signatures:\n      keys: [a]\n      threshold: "1"\n`,
+      8,
+      /"threshold" must be an integer/,
+    ],
     ['an empty key list', `${H}scopes:\n  quay.io:\n    action: verify\n    signatures:\n      keys: []\n`, 6, /"keys" must list at least 1/],
-    ['an unknown identity type', `${H}keys: { a: { file: /a.pub } }\nscopes:\n  quay.io:\n    action: verify\n    signatures:\n      keys: [a]\n      identity: { type: matchAnything }\n`, 8, /"type" must be one of "matchRepository", "matchExact"/],
+    [
+      'an unknown identity type',
+      `${H}keys: { a: { file: /a.pub } }\nscopes:\n  quay.io:\n    action: verify\n    signatures:\n      keys: [a]\n      identity: { type: matchAnything }\n`,
+      8,
+      /"type" must be one of "matchRepository", "matchExact"/,
+    ],
     ['scopes as a list', `${H}scopes:\n  - quay.io\n`, 3, /"scopes" must be a mapping/],
     ['a file that is a list', '- apiVersion: signet/v1\n', 1, /the file must be a mapping/],
     ['keys left empty (null)', `${H}keys:\n`, 2, /"keys" must be a mapping/],
@@ -220,8 +337,18 @@ describe('policy-load: schema problems, located', () => {
   }
 
   it('locates problems in a JSON file by line too', () => {
-    oneProblem({ 'p.json': `{\n  "apiVersion": "signet/v1",\n  "scopes": {\n    "quay.io": {\n      "action": "verify"\n    }\n  }\n}\n` }, 'p.json', 4, /action "verify" needs "signatures"/);
-    oneProblem({ 'p.json': `{\n  "apiVersion": "signet/v1",\n  "keys": {\n    "a": { "file": "/a.pub", "colour": "red" }\n  }\n}\n` }, 'p.json', 4, /unknown field "colour"/);
+    oneProblem(
+      { 'p.json': `{\n  "apiVersion": "signet/v1",\n  "scopes": {\n    "quay.io": {\n      "action": "verify"\n    }\n  }\n}\n` },
+      'p.json',
+      4,
+      /action "verify" needs "signatures"/,
+    );
+    oneProblem(
+      { 'p.json': `{\n  "apiVersion": "signet/v1",\n  "keys": {\n    "a": { "file": "/a.pub", "colour": "red" }\n  }\n}\n` },
+      'p.json',
+      4,
+      /unknown field "colour"/,
+    );
   });
 });
 
@@ -233,7 +360,12 @@ describe('policy-load: strict YAML', () => {
     ['several documents', `${H}---\n${H}`, 2, /one YAML document/],
     ['an unresolved tag', `apiVersion: !custom signet/v1\n`, 1, /Unresolved tag/],
     ['a syntax error', `${H}default: action: accept\n`, 2, /invalid YAML/],
-    ['an alias bomb', `${H}a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n`, 1, /alias/i],
+    [
+      'an alias bomb',
+      `${H}a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n`,
+      1,
+      /alias/i,
+    ],
     ['a YAML merge key (not a feature of YAML 1.2)', `${H}x: &x { action: accept }\ndefault:\n  <<: *x\n`, 2, /unknown field "x"/],
     ['an empty file', '', 1, /the file is empty/],
     ['a file of comments only', '# nothing yet\n', 1, /the file is empty/],
@@ -254,7 +386,10 @@ describe('policy-load: strict YAML', () => {
   });
 
   it('refuses an empty list of files as POLICY_NOT_FOUND', () => {
-    assert.throws(() => buildPolicy([]), (e: unknown) => e instanceof PolicyLoadError && e.code === 'POLICY_NOT_FOUND');
+    assert.throws(
+      () => buildPolicy([]),
+      (e: unknown) => e instanceof PolicyLoadError && e.code === 'POLICY_NOT_FOUND',
+    );
   });
 });
 
@@ -267,7 +402,10 @@ describe('policy-load: loadPolicyDir', () => {
 
   it('loads *.yaml, *.yml and *.json, skipping dotfiles, editor backups and other files', async () => {
     const p = await loadPolicyDir(EXAMPLE_DIR);
-    assert.deepEqual(p.files, ['10-keys.yaml', '20-scopes.yml', '30-hub.json'].map((f) => join(EXAMPLE_DIR, f)));
+    assert.deepEqual(
+      p.files,
+      ['10-keys.yaml', '20-scopes.yml', '30-hub.json'].map((f) => join(EXAMPLE_DIR, f)),
+    );
     assert.deepEqual(Object.keys(p.keys).sort(), ['hsm-key', 'release']);
     assert.deepEqual(Object.keys(p.scopes).sort(), ['docker.io/library', 'registry.example.com/prod']);
     // The same policy as the single-file example: the split changes nothing.
@@ -316,7 +454,15 @@ describe('policy-load: loadPolicyDir', () => {
     const target = existsSync('/etc/shadow') ? '/etc/shadow' : '/etc/passwd';
     writeFileSync(join(tmp, 'a.yaml'), `${H}default: { action: accept }\n`);
     symlinkSync(target, join(tmp, 'policy.yaml'));
-    await assert.rejects(loadPolicyDir(tmp), (e: unknown) => e instanceof PolicyLoadError && e.problems.length === 1 && e.problems[0]!.file === join(tmp, 'policy.yaml') && !/root:/.test(e.message) && /outside the policy directory/.test(e.message));
+    await assert.rejects(
+      loadPolicyDir(tmp),
+      (e: unknown) =>
+        e instanceof PolicyLoadError &&
+        e.problems.length === 1 &&
+        e.problems[0]!.file === join(tmp, 'policy.yaml') &&
+        !/root:/.test(e.message) &&
+        /outside the policy directory/.test(e.message),
+    );
   });
 
   it("accepts links that stay within the policy directory: a Kubernetes ConfigMap's ..data layout", async () => {
@@ -342,18 +488,27 @@ describe('policy-load: loadPolicyDir', () => {
     writeFileSync(join(tmp, 'a.yaml'), `${H}default: { action: accept }\n`);
     execFileSync('mkfifo', [join(tmp, 'pipe.yaml')]);
     const started = Date.now();
-    await assert.rejects(loadPolicyDir(tmp), (e: unknown) => e instanceof PolicyLoadError && e.problems[0]!.file === join(tmp, 'pipe.yaml') && /not a regular file/.test(e.message));
+    await assert.rejects(
+      loadPolicyDir(tmp),
+      (e: unknown) => e instanceof PolicyLoadError && e.problems[0]!.file === join(tmp, 'pipe.yaml') && /not a regular file/.test(e.message),
+    );
     assert.ok(Date.now() - started < 1000);
   });
 
   it('reports a missing directory as POLICY_NOT_FOUND', async () => {
-    await assert.rejects(loadPolicyDir(join(tmp, 'nope')), (e: unknown) => e instanceof PolicyLoadError && e.code === 'POLICY_NOT_FOUND' && e.problems[0]!.file === join(tmp, 'nope'));
+    await assert.rejects(
+      loadPolicyDir(join(tmp, 'nope')),
+      (e: unknown) => e instanceof PolicyLoadError && e.code === 'POLICY_NOT_FOUND' && e.problems[0]!.file === join(tmp, 'nope'),
+    );
   });
 
   it('reports a directory without policy files as POLICY_NOT_FOUND', async () => {
     writeFileSync(join(tmp, 'README.md'), 'x');
     writeFileSync(join(tmp, '.p.yaml'), `${H}`);
-    await assert.rejects(loadPolicyDir(tmp), (e: unknown) => e instanceof PolicyLoadError && e.code === 'POLICY_NOT_FOUND' && /no policy files/.test(e.message));
+    await assert.rejects(
+      loadPolicyDir(tmp),
+      (e: unknown) => e instanceof PolicyLoadError && e.code === 'POLICY_NOT_FOUND' && /no policy files/.test(e.message),
+    );
   });
 
   it('names the file and line on disk', async () => {
@@ -362,7 +517,10 @@ describe('policy-load: loadPolicyDir', () => {
     await assert.rejects(loadPolicyDir(tmp), (e: unknown) => {
       assert.ok(e instanceof PolicyLoadError);
       assert.equal(e.code, 'POLICY_INVALID');
-      assert.deepEqual(e.problems.map((p) => [p.file, p.line]), [[join(tmp, 'b.yaml'), 5]]);
+      assert.deepEqual(
+        e.problems.map((p) => [p.file, p.line]),
+        [[join(tmp, 'b.yaml'), 5]],
+      );
       assert.match(e.message, new RegExp(`^${join(tmp, 'b.yaml')}:5:\\d+: key "b" is not defined`));
       return true;
     });
@@ -436,7 +594,10 @@ describe('policy-load: hostile files cost little and echo little (issue 11)', ()
   it('20,000 keys in one mapping cost little (duplicate keys are found in linear time)', () => {
     const text = `${H}${Array.from({ length: 20_000 }, (_, i) => `k${i}: 1`).join('\n')}\nk7: 2\n`;
     const err = refusedIn({ 'p.yaml': text }, 2500);
-    assert.ok(err.problems.some((p) => /duplicate key "k7"/.test(p.message)), err.message);
+    assert.ok(
+      err.problems.some((p) => /duplicate key "k7"/.test(p.message)),
+      err.message,
+    );
     assert.ok(err.problems.length <= 21, `${err.problems.length} problems`);
   });
 
@@ -500,7 +661,19 @@ describe('policy-load: the published schema', () => {
   it('compiles on its own with ajv (strict) and accepts the example', () => {
     const ajv = new Ajv({ strict: true, strictRequired: false, validateFormats: false });
     const validate = ajv.compile(schema);
-    assert.equal(validate({ apiVersion: 'signet/v1', keys: { release: { file: '/k.pub' } }, default: { action: 'reject' }, scopes: { 'r.example.com/prod': { action: 'verify', signatures: { keys: ['release'], threshold: 1, identity: { type: 'matchRepository' } } }, 'docker.io/library': { action: 'accept' } } }), true, JSON.stringify(validate.errors));
+    assert.equal(
+      validate({
+        apiVersion: 'signet/v1',
+        keys: { release: { file: '/k.pub' } },
+        default: { action: 'reject' },
+        scopes: {
+          'r.example.com/prod': { action: 'verify', signatures: { keys: ['release'], threshold: 1, identity: { type: 'matchRepository' } } },
+          'docker.io/library': { action: 'accept' },
+        },
+      }),
+      true,
+      JSON.stringify(validate.errors),
+    );
     assert.equal(validate({ apiVersion: 'signet/v1', extra: 1 }), false);
     assert.equal(validate({ keys: {} }), false);
   });
@@ -516,7 +689,10 @@ describe('policy-load: the published schema', () => {
     };
     walk(schema, '#');
     // The inner if-schemas only test one property; they are not object definitions.
-    assert.deepEqual(open.filter((p) => !p.endsWith('/if')), []);
+    assert.deepEqual(
+      open.filter((p) => !p.endsWith('/if')),
+      [],
+    );
   });
 
   it('documents the defaults it relies on', () => {

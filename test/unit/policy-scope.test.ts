@@ -10,7 +10,12 @@ import { parseReference } from '../../src/registry/reference.js';
 
 const D = `sha256:${'a'.repeat(64)}`;
 const policyOf = (scopes: string[], def: Action = 'reject'): Policy =>
-  buildPolicy([{ path: '/p/policy.yaml', text: `apiVersion: signet/v1\ndefault: { action: ${def} }\nscopes:\n${scopes.map((s) => `  "${s}": { action: accept }\n`).join('')}${scopes.length === 0 ? '  {}\n' : ''}` }]);
+  buildPolicy([
+    {
+      path: '/p/policy.yaml',
+      text: `apiVersion: signet/v1\ndefault: { action: ${def} }\nscopes:\n${scopes.map((s) => `  "${s}": { action: accept }\n`).join('')}${scopes.length === 0 ? '  {}\n' : ''}`,
+    },
+  ]);
 const resolve = (scopes: string[], image: string) => resolveScope(policyOf(scopes), parseReference(image)).scope;
 
 describe('policy-scope: most specific wins', () => {
@@ -93,7 +98,12 @@ describe('policy-scope: ports and wildcards', () => {
   for (const [what, scopes, image, expected] of cases) it(`${what}: ${image} → ${expected}`, () => assert.equal(resolve(scopes, image), expected));
 
   it('IP literals get no wildcard candidates', () => {
-    assert.deepEqual(resolveScope(policyOf([]), parseReference('10.0.0.1:5000/app:v1')).candidates, ['10.0.0.1:5000/app:v1', '10.0.0.1:5000/app', '10.0.0.1:5000', 'default']);
+    assert.deepEqual(resolveScope(policyOf([]), parseReference('10.0.0.1:5000/app:v1')).candidates, [
+      '10.0.0.1:5000/app:v1',
+      '10.0.0.1:5000/app',
+      '10.0.0.1:5000',
+      'default',
+    ]);
   });
 });
 
@@ -112,7 +122,12 @@ describe('policy-scope: Docker Hub normalisation', () => {
   for (const [image, expected] of cases) it(`${image} → ${expected}`, () => assert.equal(resolve(hub, image), expected));
 
   it('nginx is tried as docker.io/library/nginx:latest first', () => {
-    assert.deepEqual(resolveScope(policyOf([]), parseReference('nginx')).candidates.slice(0, 4), ['docker.io/library/nginx:latest', 'docker.io/library/nginx', 'docker.io/library', 'docker.io']);
+    assert.deepEqual(resolveScope(policyOf([]), parseReference('nginx')).candidates.slice(0, 4), [
+      'docker.io/library/nginx:latest',
+      'docker.io/library/nginx',
+      'docker.io/library',
+      'docker.io',
+    ]);
   });
 
   it('a scope on the short form is refused at load time, so it can never silently not match', () => {

@@ -44,7 +44,10 @@ describe('policy artifact', () => {
 
   it('reads back what it wrote, in name order', () => {
     const files = readPolicyTar(policyTar([file('z.json', '{"apiVersion":"signet/v1"}'), file('a.yaml')]), 'x');
-    assert.deepEqual(files.map((f) => f.name), ['a.yaml', 'z.json']);
+    assert.deepEqual(
+      files.map((f) => f.name),
+      ['a.yaml', 'z.json'],
+    );
     assert.equal(files[1]!.text, '{"apiVersion":"signet/v1"}');
   });
 
@@ -64,7 +67,12 @@ describe('policy artifact', () => {
       [tarOf(['p.yaml', 'a: 1']).subarray(0, 1024), /end blocks/],
       [Buffer.alloc(1024), /no policy files/],
     ];
-    for (const [tar, why] of refused) assert.throws(() => readPolicyTar(tar, 'reg/repo@sha256:x'), (err: Error & { code?: string }) => err.code === 'POLICY_INVALID' && why.test(err.message) && err.message.startsWith('reg/repo@sha256:x'), String(why));
+    for (const [tar, why] of refused)
+      assert.throws(
+        () => readPolicyTar(tar, 'reg/repo@sha256:x'),
+        (err: Error & { code?: string }) => err.code === 'POLICY_INVALID' && why.test(err.message) && err.message.startsWith('reg/repo@sha256:x'),
+        String(why),
+      );
   });
 
   it('accepts only a manifest of its own kind: artifactType, one tar layer with a sha256 digest', () => {
@@ -87,7 +95,12 @@ describe('signetd config: policySource', () => {
 
   it('takes ref, keys, interval and cacheDir, with defaults; the policy comes from the source alone unless policyDir is set', () => {
     const c = parseConfig(base, 'signetd.yaml');
-    assert.deepEqual(c.policySource, { ref: 'registry.example.com/security/node-policy:prod', keys: { 'policy-signer': { file: '/etc/signet/policy-signer.pub' } }, intervalMs: 60_000, cacheDir: '/var/lib/signet/policy' });
+    assert.deepEqual(c.policySource, {
+      ref: 'registry.example.com/security/node-policy:prod',
+      keys: { 'policy-signer': { file: '/etc/signet/policy-signer.pub' } },
+      intervalMs: 60_000,
+      cacheDir: '/var/lib/signet/policy',
+    });
     assert.equal(c.policyDir, '');
     const both = parseConfig(`policyDir: /etc/signet/policy.d\n${base}  interval: 30s\n  cacheDir: /srv/policy\n`, 'signetd.yaml');
     assert.equal(both.policyDir, '/etc/signet/policy.d');
@@ -113,6 +126,11 @@ describe('signetd config: policySource', () => {
       ['policySource: { ref: "r.example/p:1", keys: { k: { file: /a.pub } }, cacheDir: cache }', /cacheDir must be an absolute path/],
       ['policySource: { ref: "r.example/p:1", keys: { k: { file: /a.pub } }, policy: x }', /unknown setting "policy"/],
     ];
-    for (const [text, why] of bad) assert.throws(() => parseConfig(text, 'signetd.yaml'), (err: Error & { code?: string }) => err.code === 'CONFIG_INVALID' && why.test(err.message), `${text}: ${why}`);
+    for (const [text, why] of bad)
+      assert.throws(
+        () => parseConfig(text, 'signetd.yaml'),
+        (err: Error & { code?: string }) => err.code === 'CONFIG_INVALID' && why.test(err.message),
+        `${text}: ${why}`,
+      );
   });
 });

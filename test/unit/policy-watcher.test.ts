@@ -39,7 +39,10 @@ class Recorder {
   async until(what: string, predicate: () => boolean, ms = EDIT_DEADLINE_MS): Promise<number> {
     const start = Date.now();
     while (!predicate()) {
-      if (Date.now() - start > ms) assert.fail(`not within ${ms} ms: ${what}; policies: ${this.policies.map((p) => Object.keys(p.scopes).join(',')).join(' | ')}; errors: ${this.errors.map((e) => e.message).join(' | ')}`);
+      if (Date.now() - start > ms)
+        assert.fail(
+          `not within ${ms} ms: ${what}; policies: ${this.policies.map((p) => Object.keys(p.scopes).join(',')).join(' | ')}; errors: ${this.errors.map((e) => e.message).join(' | ')}`,
+        );
       await sleep(10);
     }
     return Date.now() - start;

@@ -5,7 +5,7 @@ import { LIMITS, printable, printableJson } from '../../src/util/printable.js';
 import { RAW_CONTROL } from '../helpers/raw-control.js';
 
 describe('printable(): untrusted text made safe and bounded for terminals and logs', () => {
-  it('is one implementation: the verifier\'s, re-exported by util', () => {
+  it("is one implementation: the verifier's, re-exported by util", () => {
     assert.equal(printable, verifierPrintable);
   });
 
@@ -66,7 +66,7 @@ describe('printableJson(): JSON output with nothing raw for a terminal, same val
   it('escapes DEL, C1 and bidi controls as \\u escapes, and the value reads back unchanged', () => {
     const value = { reason: 'a\x1b[31mb\x9b\x7f\u202e\u2028c', n: 1 };
     const text = printableJson(value, 2);
-    assert.doesNotMatch(text.replace(/\n/g, ''), RAW_CONTROL, 'only the layout\'s own newlines');
+    assert.doesNotMatch(text.replace(/\n/g, ''), RAW_CONTROL, "only the layout's own newlines");
     assert.deepEqual(JSON.parse(text), value);
   });
 });

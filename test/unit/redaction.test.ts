@@ -58,13 +58,18 @@ describe('redactKeyLocation(): the one redaction of key locations', () => {
   it('property: a PIN (any characters but "&") never survives, in the redaction or in a parse error', () => {
     const pinChar = fc.constantFrom(...'abcXYZ019;?=%/:,.-_ ~!'.split(''));
     fc.assert(
-      fc.property(fc.array(pinChar, { maxLength: 20 }).map((a) => `Q7${a.join('')}Z9`), fc.boolean(), fc.constantFrom('pin-value', 'PIN-value', 'pin%2dvalue', 'pin-source'), (pin, pinFirst, attr) => {
-        const query = pinFirst ? `${attr}=${pin}&module-path=/usr/lib/m.so` : `module-path=/usr/lib/m.so&${attr}=${pin}`;
-        const uri = `pkcs11:token=tok;object=obj?${query}`;
-        for (const text of [redactKeyLocation(uri), errorOf(() => parsePkcs11Uri(uri)), keyLocation({ pkcs11: uri })]) {
-          assert.ok(!text.includes('Q7') && !text.includes('Z9'), `${uri} → ${text}`);
-        }
-      }),
+      fc.property(
+        fc.array(pinChar, { maxLength: 20 }).map((a) => `Q7${a.join('')}Z9`),
+        fc.boolean(),
+        fc.constantFrom('pin-value', 'PIN-value', 'pin%2dvalue', 'pin-source'),
+        (pin, pinFirst, attr) => {
+          const query = pinFirst ? `${attr}=${pin}&module-path=/usr/lib/m.so` : `module-path=/usr/lib/m.so&${attr}=${pin}`;
+          const uri = `pkcs11:token=tok;object=obj?${query}`;
+          for (const text of [redactKeyLocation(uri), errorOf(() => parsePkcs11Uri(uri)), keyLocation({ pkcs11: uri })]) {
+            assert.ok(!text.includes('Q7') && !text.includes('Z9'), `${uri} → ${text}`);
+          }
+        },
+      ),
       { numRuns: 1000 },
     );
   });

@@ -17,7 +17,11 @@ describe('image references are normalised as Docker does', () => {
   it('gives the repository name cosign signs', () => assert.equal(repositoryName(parseReference('nginx:1')), 'docker.io/library/nginx'));
 
   for (const bad of ['', 'UPPER/case', 'a b', 'host/repo@sha256:123', 'repo:tag!', '/leading', 'a//b']) {
-    it(`rejects ${JSON.stringify(bad)}`, () => assert.throws(() => parseReference(bad), (e: { code?: string }) => e.code === 'INVALID_REFERENCE'));
+    it(`rejects ${JSON.stringify(bad)}`, () =>
+      assert.throws(
+        () => parseReference(bad),
+        (e: { code?: string }) => e.code === 'INVALID_REFERENCE',
+      ));
   }
 });
 
@@ -30,7 +34,10 @@ describe('tags: the OCI rule, and the tags cosign derives from digests', () => {
     assert.equal(isValidTag('x'.repeat(128)), true);
     assert.equal(isValidTag('x'.repeat(129)), false);
     assert.equal(isValidTag('-x'), false);
-    assert.throws(() => parseReference(`r.example.com/a:${'x'.repeat(129)}`), (e: { code?: string }) => e.code === 'INVALID_REFERENCE');
+    assert.throws(
+      () => parseReference(`r.example.com/a:${'x'.repeat(129)}`),
+      (e: { code?: string }) => e.code === 'INVALID_REFERENCE',
+    );
   });
 
   it("cosign's tags for sha512 digests (139 characters) and the referrers tag (135) are registry tags", () => {
@@ -43,7 +50,16 @@ describe('tags: the OCI rule, and the tags cosign derives from digests', () => {
   });
 
   it('nothing else longer than 128 characters is', () => {
-    for (const bad of [`sha512-${hex512}.exe`, `sha512-${hex512}a.sig`, `sha512-${hex512.slice(1)}.sig`, `sha384-${'c'.repeat(96)}x${'c'.repeat(40)}`, `SHA512-${hex512}.sig`, `sha512-${hex512.toUpperCase()}.sig`, 'x'.repeat(129), `sha512-${hex512}.sig/../x`]) {
+    for (const bad of [
+      `sha512-${hex512}.exe`,
+      `sha512-${hex512}a.sig`,
+      `sha512-${hex512.slice(1)}.sig`,
+      `sha384-${'c'.repeat(96)}x${'c'.repeat(40)}`,
+      `SHA512-${hex512}.sig`,
+      `sha512-${hex512.toUpperCase()}.sig`,
+      'x'.repeat(129),
+      `sha512-${hex512}.sig/../x`,
+    ]) {
       assert.equal(isRegistryTag(bad), false, bad);
     }
     assert.equal(isDigestTag('v1'), false);

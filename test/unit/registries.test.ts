@@ -35,13 +35,23 @@ const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as SchemaShape;
 describe('registries: one list of formats, one list of key stores', () => {
   describe('formats (src/formats/index.ts)', () => {
     it("the schema's formats enum is the list, in its order", () => {
-      assert.deepEqual(schema.definitions.scope.properties.formats.items.enum, FORMAT_LIST.map((f) => f.name));
-      assert.deepEqual([...ALL_FORMATS], FORMAT_LIST.map((f) => f.name));
+      assert.deepEqual(
+        schema.definitions.scope.properties.formats.items.enum,
+        FORMAT_LIST.map((f) => f.name),
+      );
+      assert.deepEqual(
+        [...ALL_FORMATS],
+        FORMAT_LIST.map((f) => f.name),
+      );
       assert.deepEqual(ALL_FORMATS_FROM_TYPES, ALL_FORMATS);
     });
 
     it('the schema refuses a format not in the list', () => {
-      const problems = validatePolicyFile({ apiVersion: 'signet/v1', scopes: { 'r.example/app': { action: 'verify', formats: ['pgp'], signatures: { keys: ['k'] } } }, keys: { k: { file: '/k.pub' } } });
+      const problems = validatePolicyFile({
+        apiVersion: 'signet/v1',
+        scopes: { 'r.example/app': { action: 'verify', formats: ['pgp'], signatures: { keys: ['k'] } } },
+        keys: { k: { file: '/k.pub' } },
+      });
       assert.equal(problems.length, 1, JSON.stringify(problems));
       for (const f of ALL_FORMATS) assert.match(problems[0]!.message, new RegExp(`"${f}"`));
     });
@@ -74,13 +84,18 @@ describe('registries: one list of formats, one list of key stores', () => {
     it("the bundle module's constants are the verifier's (they are kept apart so the list loads without the sigstore libraries)", () => {
       assert.equal(COSIGN_SIGN_PREDICATE_TYPE, COSIGN_SIGN_V1_PREDICATE_TYPE);
       const loc = formatNamed('sigstore-bundle')!.location;
-      assert.ok(loc.kind === 'referrers' && loc.artifactTypes.includes(SIGSTORE_BUNDLE_V03_MEDIA_TYPE) && loc.layerMediaTypes.includes(SIGSTORE_BUNDLE_V03_MEDIA_TYPE));
+      assert.ok(
+        loc.kind === 'referrers' && loc.artifactTypes.includes(SIGSTORE_BUNDLE_V03_MEDIA_TYPE) && loc.layerMediaTypes.includes(SIGSTORE_BUNDLE_V03_MEDIA_TYPE),
+      );
     });
   });
 
   describe('key stores (src/keys/index.ts)', () => {
     it("the schema's exactly-one-of check names the list's kinds, each a property of a key", () => {
-      assert.deepEqual(schema.definitions.key.oneOf.map((o) => o.required), KEY_KINDS.map((k) => [k]));
+      assert.deepEqual(
+        schema.definitions.key.oneOf.map((o) => o.required),
+        KEY_KINDS.map((k) => [k]),
+      );
       for (const k of KEY_KINDS) assert.ok(k in schema.definitions.key.properties, k);
       assert.deepEqual(KEY_KINDS, ['file', 'pkcs11', 'certificates', 'sigstore']);
     });

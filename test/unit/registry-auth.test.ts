@@ -21,7 +21,9 @@ describe('WWW-Authenticate challenge parser', () => {
   });
 
   it('reads a Basic challenge, case-insensitive scheme and parameter names, whitespace around = and ,', () => {
-    assert.deepEqual(parseChallenges('BASIC  Realm = "Registry Realm" , Charset=UTF-8'), [{ scheme: 'basic', params: { realm: 'Registry Realm', charset: 'UTF-8' } }]);
+    assert.deepEqual(parseChallenges('BASIC  Realm = "Registry Realm" , Charset=UTF-8'), [
+      { scheme: 'basic', params: { realm: 'Registry Realm', charset: 'UTF-8' } },
+    ]);
   });
 
   it('unescapes quoted-pairs in quoted strings', () => {
@@ -30,7 +32,10 @@ describe('WWW-Authenticate challenge parser', () => {
 
   it('splits several challenges and skips schemes it does not speak (token68 too)', () => {
     const got = parseChallenges('Negotiate YWJj==, Basic realm="b", Bearer realm="https://t/token",service=s, Digest realm="d", nonce="n"');
-    assert.deepEqual(got.map((c) => c.scheme), ['basic', 'bearer']);
+    assert.deepEqual(
+      got.map((c) => c.scheme),
+      ['basic', 'bearer'],
+    );
     assert.deepEqual(got[1]!.params, { realm: 'https://t/token', service: 's' });
   });
 
@@ -48,7 +53,10 @@ describe('WWW-Authenticate challenge parser', () => {
     ['two challenges without a comma', 'Bearer realm=x Basic realm=y', /unexpected character/],
   ] as const) {
     it(`rejects ${label} as REGISTRY_PROTOCOL`, () => {
-      assert.throws(() => parseChallenges(header), (e: { code?: string; message: string }) => e.code === 'REGISTRY_PROTOCOL' && why.test(e.message));
+      assert.throws(
+        () => parseChallenges(header),
+        (e: { code?: string; message: string }) => e.code === 'REGISTRY_PROTOCOL' && why.test(e.message),
+      );
     });
   }
 });
@@ -81,7 +89,10 @@ describe('Docker config.json credentials', () => {
   });
 
   it('finds Docker Hub under https://index.docker.io/v1/', async () => {
-    assert.deepEqual(await store({ auths: { 'https://index.docker.io/v1/': { auth: b64('hub:pw') } } }).lookup('docker.io'), { username: 'hub', password: 'pw' });
+    assert.deepEqual(await store({ auths: { 'https://index.docker.io/v1/': { auth: b64('hub:pw') } } }).lookup('docker.io'), {
+      username: 'hub',
+      password: 'pw',
+    });
   });
 
   it('treats an empty auths entry as no credentials (helpers: credential-helpers.test)', async () => {
@@ -104,7 +115,11 @@ describe('Docker config.json credentials', () => {
   it('rejects malformed JSON as CONFIG_INVALID naming the file but not its contents', async () => {
     const secret = b64('ci:very-secret-password');
     const s = store(`{"auths":{"reg.example":{"auth":"${secret}"}}`);
-    await assert.rejects(() => s.lookup('reg.example'), (e: { code?: string; message: string }) => e.code === 'CONFIG_INVALID' && e.message.includes(join(dir, 'config.json')) && /not valid JSON/.test(e.message) && !e.message.includes(secret));
+    await assert.rejects(
+      () => s.lookup('reg.example'),
+      (e: { code?: string; message: string }) =>
+        e.code === 'CONFIG_INVALID' && e.message.includes(join(dir, 'config.json')) && /not valid JSON/.test(e.message) && !e.message.includes(secret),
+    );
   });
 
   for (const [label, doc, why] of [
@@ -116,13 +131,19 @@ describe('Docker config.json credentials', () => {
     ['username a number', { auths: { 'reg.example': { username: 5, password: 'p' } } }, /username is not a string/],
   ] as const) {
     it(`rejects ${label} as CONFIG_INVALID`, () => {
-      assert.throws(() => parseDockerConfig(JSON.stringify(doc), '/etc/signet/docker.json'), (e: { code?: string; message: string }) => e.code === 'CONFIG_INVALID' && why.test(e.message) && e.message.startsWith('/etc/signet/docker.json'));
+      assert.throws(
+        () => parseDockerConfig(JSON.stringify(doc), '/etc/signet/docker.json'),
+        (e: { code?: string; message: string }) => e.code === 'CONFIG_INVALID' && why.test(e.message) && e.message.startsWith('/etc/signet/docker.json'),
+      );
     });
   }
 
   it('keeps the password out of the message when auth is malformed', () => {
     const bad = b64('user-without-colon-secret');
-    assert.throws(() => parseDockerConfig(JSON.stringify({ auths: { h: { auth: bad } } }), 'c.json'), (e: Error) => !e.message.includes(bad) && !e.message.includes('secret'));
+    assert.throws(
+      () => parseDockerConfig(JSON.stringify({ auths: { h: { auth: bad } } }), 'c.json'),
+      (e: Error) => !e.message.includes(bad) && !e.message.includes('secret'),
+    );
   });
 });
 
@@ -133,7 +154,10 @@ describe('token endpoint answers and the token cache', () => {
   });
 
   it('rejects non-JSON and answers without a token as REGISTRY_PROTOCOL, without echoing the body', () => {
-    assert.throws(() => parseTokenResponse('<html>secret-page</html>', 'https://auth'), (e: { code?: string; message: string }) => e.code === 'REGISTRY_PROTOCOL' && !e.message.includes('secret-page'));
+    assert.throws(
+      () => parseTokenResponse('<html>secret-page</html>', 'https://auth'),
+      (e: { code?: string; message: string }) => e.code === 'REGISTRY_PROTOCOL' && !e.message.includes('secret-page'),
+    );
     assert.throws(() => parseTokenResponse('{"token":""}', 'https://auth'), code('REGISTRY_PROTOCOL'));
     assert.throws(() => parseTokenResponse('null', 'https://auth'), code('REGISTRY_PROTOCOL'));
   });

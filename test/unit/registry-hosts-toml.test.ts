@@ -15,20 +15,44 @@ describe('hosts.toml', () => {
   };
 
   it('mirrors in file order, then the server; /v2 appended unless override_path; ns on hosts other than the registry', () => {
-    write('reg.example', ['server = "https://reg.example"', '[host."https://z.mirror/team"]', '  capabilities = ["pull"]', '[host."a.mirror:5000/v2"]', '[host."http://raw.mirror/api"]', '  override_path = true', '  [host."http://raw.mirror/api".header]', '    X-Custom = ["a", "b"]'].join('\n'));
+    write(
+      'reg.example',
+      [
+        'server = "https://reg.example"',
+        '[host."https://z.mirror/team"]',
+        '  capabilities = ["pull"]',
+        '[host."a.mirror:5000/v2"]',
+        '[host."http://raw.mirror/api"]',
+        '  override_path = true',
+        '  [host."http://raw.mirror/api".header]',
+        '    X-Custom = ["a", "b"]',
+      ].join('\n'),
+    );
     const hosts = new RegistryHosts({ configPath: root }).hostsFor('reg.example');
-    assert.deepEqual(hosts.map((h) => `${h.scheme}://${h.host}${h.path}`), ['https://z.mirror/team/v2', 'https://a.mirror:5000/v2', 'http://raw.mirror/api', 'https://reg.example/v2']);
+    assert.deepEqual(
+      hosts.map((h) => `${h.scheme}://${h.host}${h.path}`),
+      ['https://z.mirror/team/v2', 'https://a.mirror:5000/v2', 'http://raw.mirror/api', 'https://reg.example/v2'],
+    );
     assert.deepEqual([...hosts[0]!.capabilities], ['pull']);
     assert.deepEqual([...hosts[1]!.capabilities].sort(), ['pull', 'push', 'resolve']);
     assert.deepEqual(hosts[2]!.header, { 'x-custom': ['a', 'b'] });
-    assert.deepEqual(hosts.map((h) => h.ns), ['reg.example', 'reg.example', 'reg.example', undefined]);
+    assert.deepEqual(
+      hosts.map((h) => h.ns),
+      ['reg.example', 'reg.example', 'reg.example', undefined],
+    );
   });
 
   it('no server: the registry itself (docker.io: registry-1.docker.io, no ns); insecureRegistries make it http', () => {
     write('docker.io', '[host."https://mirror.example"]\n');
     write('_default', '[host."https://m.example"]\n');
     const hosts = new RegistryHosts({ configPath: root, insecure: ['plain.example:5000'] });
-    assert.deepEqual(hosts.hostsFor('docker.io').map((h) => [h.host, h.ns]), [['mirror.example', 'docker.io'], ['registry-1.docker.io', undefined]]);
+    assert.deepEqual(
+      hosts.hostsFor('docker.io').map((h) => [h.host, h.ns]),
+      [
+        ['mirror.example', 'docker.io'],
+        ['registry-1.docker.io', undefined],
+      ],
+    );
     assert.equal(hosts.hostsFor('plain.example:5000').at(-1)!.scheme, 'http');
     assert.equal(hosts.hostsFor('plain.example:5000')[0]!.host, 'm.example', '_default applies');
   });
@@ -36,7 +60,14 @@ describe('hosts.toml', () => {
   it('ca, client (string, list, pairs) relative to the folder; skip_verify', () => {
     write('reg.example', ['ca = ["ca.pem", "/abs/ca2.pem"]', 'client = [["c.cert", "c.key"], "both.pem"]', 'skip_verify = true'].join('\n'));
     const [server] = new RegistryHosts({ configPath: root }).hostsFor('reg.example');
-    assert.deepEqual(server!.tls, { ca: [join(root, 'reg.example', 'ca.pem'), '/abs/ca2.pem'], clients: [[join(root, 'reg.example', 'c.cert'), join(root, 'reg.example', 'c.key')], [join(root, 'reg.example', 'both.pem'), '']], skipVerify: true });
+    assert.deepEqual(server!.tls, {
+      ca: [join(root, 'reg.example', 'ca.pem'), '/abs/ca2.pem'],
+      clients: [
+        [join(root, 'reg.example', 'c.cert'), join(root, 'reg.example', 'c.key')],
+        [join(root, 'reg.example', 'both.pem'), ''],
+      ],
+      skipVerify: true,
+    });
   });
 
   it('a file containerd cannot use (unknown capability, bad TOML): Docker certificate files instead, and the problem kept', () => {
@@ -50,6 +81,9 @@ describe('hosts.toml', () => {
   });
 
   it('no folder for the registry and no _default: the registry alone', () => {
-    assert.deepEqual(new RegistryHosts({ configPath: root }).hostsFor('x.example').map((h) => `${h.scheme}://${h.host}${h.path}`), ['https://x.example/v2']);
+    assert.deepEqual(
+      new RegistryHosts({ configPath: root }).hostsFor('x.example').map((h) => `${h.scheme}://${h.host}${h.path}`),
+      ['https://x.example/v2'],
+    );
   });
 });

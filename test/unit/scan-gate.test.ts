@@ -39,9 +39,15 @@ describe('scan gate', () => {
       const result = evaluateGate(report, { image: IMAGE });
       assert.equal(result.passed, false, name);
       assert.equal(result.maxSeverity, 'high');
-      assert.deepEqual(result.blocking.map((f) => f.id), ['CVE-2023-45853']);
+      assert.deepEqual(
+        result.blocking.map((f) => f.id),
+        ['CVE-2023-45853'],
+      );
       assert.equal(result.match.by, 'digest');
-      assert.match(gateFailureMessage(report, result), new RegExp(`^scan gate failed: 1 finding above high \\(1 CRITICAL\\) in ${name.replace('.', '\\.')}; nothing was signed$`));
+      assert.match(
+        gateFailureMessage(report, result),
+        new RegExp(`^scan gate failed: 1 finding above high \\(1 CRITICAL\\) in ${name.replace('.', '\\.')}; nothing was signed$`),
+      );
     }
   });
 
@@ -58,7 +64,8 @@ describe('scan gate', () => {
 
   it('each threshold blocks exactly what is above it', () => {
     const report = fixture('trivy-critical.json'); // critical, high, 2 medium, low
-    const blocked = (maxSeverity: 'none' | 'low' | 'medium' | 'high' | 'critical') => evaluateGate(report, { image: IMAGE, maxSeverity }).blocking.map((f) => f.severity);
+    const blocked = (maxSeverity: 'none' | 'low' | 'medium' | 'high' | 'critical') =>
+      evaluateGate(report, { image: IMAGE, maxSeverity }).blocking.map((f) => f.severity);
     assert.deepEqual(blocked('critical'), []);
     assert.deepEqual(blocked('high'), ['critical']);
     assert.deepEqual(blocked('medium'), ['critical', 'high']);
@@ -89,13 +96,20 @@ describe('scan gate', () => {
     const report = fixture('trivy-critical.json');
     const result = evaluateGate(report, { image: IMAGE, ignore: ['cve-2023-45853'] });
     assert.equal(result.passed, true);
-    assert.deepEqual(result.ignored.map((f) => f.id), ['CVE-2023-45853']);
+    assert.deepEqual(
+      result.ignored.map((f) => f.id),
+      ['CVE-2023-45853'],
+    );
     assert.equal(result.counts.critical, 1, 'counts include ignored findings');
     // Grype names the express advisory GHSA-…, with the CVE as a related vulnerability; Trivy the other way round.
     const grype = evaluateGate(fixture('grype-high.json'), { image: IMAGE, maxSeverity: 'low', ignore: ['CVE-2023-44487', 'CVE-2024-29041'] });
     assert.equal(grype.passed, true);
     assert.deepEqual(grype.ignored.map((f) => f.id).sort(), ['CVE-2023-44487', 'GHSA-rv95-896h-c2vc']);
-    const trivy = evaluateGate(report, { image: IMAGE, maxSeverity: 'low', ignore: ['CVE-2023-45853', 'CVE-2023-44487', 'CVE-2024-2511', 'ghsa-rv95-896h-c2vc'] });
+    const trivy = evaluateGate(report, {
+      image: IMAGE,
+      maxSeverity: 'low',
+      ignore: ['CVE-2023-45853', 'CVE-2023-44487', 'CVE-2024-2511', 'ghsa-rv95-896h-c2vc'],
+    });
     assert.equal(trivy.passed, true);
     // Ignoring one CVE does not ignore others.
     assert.equal(evaluateGate(report, { image: IMAGE, ignore: ['CVE-2023-44487'] }).passed, false);
@@ -103,7 +117,10 @@ describe('scan gate', () => {
 
   it('refuses a report for another image', () => {
     const report = fixture('trivy-critical.json');
-    for (const run of [() => evaluateGate(report, { image: { repository: REPO, digest: OTHER_DIGEST } }), () => checkReportMatchesImage(fixture('trivy-clean.json'), { repository: REPO, digest: OTHER_DIGEST })]) {
+    for (const run of [
+      () => evaluateGate(report, { image: { repository: REPO, digest: OTHER_DIGEST } }),
+      () => checkReportMatchesImage(fixture('trivy-clean.json'), { repository: REPO, digest: OTHER_DIGEST }),
+    ]) {
       assert.throws(run, (err: unknown) => {
         assert.ok(isSignetError(err, 'SCAN_REPORT_INVALID'));
         assert.match(err.message, new RegExp(`report is for .*${DIGEST.slice(7, 20)}.*, not ${REPO.replace(/\./g, '\\.')}@${OTHER_DIGEST}`));
@@ -139,7 +156,10 @@ describe('scan gate', () => {
     const m = checkReportMatchesImage(byName, IMAGE);
     assert.equal(m.by, 'name');
     assert.match(m.warning!, /names no digest; matched by name/);
-    assert.throws(() => checkReportMatchesImage(byName, { repository: '127.0.0.1:5000/other/app', digest: DIGEST }), (err: unknown) => isSignetError(err, 'SCAN_REPORT_INVALID') && /report is for 127\.0\.0\.1:5000\/signet\/app:1\.4\.2, not/.test(err.message));
+    assert.throws(
+      () => checkReportMatchesImage(byName, { repository: '127.0.0.1:5000/other/app', digest: DIGEST }),
+      (err: unknown) => isSignetError(err, 'SCAN_REPORT_INVALID') && /report is for 127\.0\.0\.1:5000\/signet\/app:1\.4\.2, not/.test(err.message),
+    );
     // Docker Hub names are normalised on both sides.
     const hub = synthetic([], { name: 'nginx:1.27', digests: [], repoDigests: [] });
     assert.equal(checkReportMatchesImage(hub, { repository: 'docker.io/library/nginx', digest: DIGEST }).by, 'name');
@@ -162,14 +182,20 @@ describe('scan gate', () => {
     const text = '# accepted risks\nCVE-2023-45853\n\n  GHSA-rv95-896h-c2vc   # express, fixed upstream\r\nCVE-2023-45853\n#CVE-0000-0000\n';
     assert.deepEqual(parseIgnoreFile(text), ['CVE-2023-45853', 'GHSA-rv95-896h-c2vc']);
     assert.deepEqual(parseIgnoreFile(''), []);
-    assert.throws(() => parseIgnoreFile('CVE-1\nCVE-2 exp:2025-01-01\n', 'ignore.txt'), (err: unknown) => isSignetError(err, 'INVALID_ARGUMENT') && /^ignore\.txt:2: expected one vulnerability ID per line/.test(err.message));
+    assert.throws(
+      () => parseIgnoreFile('CVE-1\nCVE-2 exp:2025-01-01\n', 'ignore.txt'),
+      (err: unknown) => isSignetError(err, 'INVALID_ARGUMENT') && /^ignore\.txt:2: expected one vulnerability ID per line/.test(err.message),
+    );
     assert.throws(() => parseIgnoreFile('CVE-1,CVE-2'), /expected one vulnerability ID/);
   });
 
   it('parseMaxSeverity accepts the five levels only', () => {
     assert.equal(parseMaxSeverity('CRITICAL'), 'critical');
     assert.equal(parseMaxSeverity(' none '), 'none');
-    assert.throws(() => parseMaxSeverity('negligible'), (err: unknown) => isSignetError(err, 'INVALID_ARGUMENT'));
+    assert.throws(
+      () => parseMaxSeverity('negligible'),
+      (err: unknown) => isSignetError(err, 'INVALID_ARGUMENT'),
+    );
     assert.throws(() => parseMaxSeverity('severe'), /must be one of none, low, medium, high, critical/);
   });
 

@@ -20,13 +20,16 @@ function fixtureJson(name: string): Record<string, any> {
 
 /** Assert SCAN_REPORT_INVALID with a one-line message naming the file and matching `re`. */
 function assertInvalid(text: string, re: RegExp, source = 'report.json'): void {
-  assert.throws(() => parseScanReport(text, source), (err: unknown) => {
-    assert.ok(isSignetError(err, 'SCAN_REPORT_INVALID'), `expected SCAN_REPORT_INVALID, got ${String(err)}`);
-    assert.ok(!err.message.includes('\n'), `message is more than one line: ${err.message}`);
-    assert.ok(err.message.includes(source), `message does not name the file: ${err.message}`);
-    assert.match(err.message, re);
-    return true;
-  });
+  assert.throws(
+    () => parseScanReport(text, source),
+    (err: unknown) => {
+      assert.ok(isSignetError(err, 'SCAN_REPORT_INVALID'), `expected SCAN_REPORT_INVALID, got ${String(err)}`);
+      assert.ok(!err.message.includes('\n'), `message is more than one line: ${err.message}`);
+      assert.ok(err.message.includes(source), `message does not name the file: ${err.message}`);
+      assert.match(err.message, re);
+      return true;
+    },
+  );
 }
 
 describe('scan reports', () => {
@@ -44,7 +47,14 @@ describe('scan reports', () => {
       assert.ok(!r.target.digests.includes(r.target.imageId!), 'the config digest is not a manifest digest');
       assert.equal(r.findings.length, 5);
       const zlib = r.findings.find((f) => f.id === 'CVE-2023-45853')!;
-      assert.deepEqual(zlib, { id: 'CVE-2023-45853', aliases: [], severity: 'critical', package: 'zlib1g', installedVersion: '1:1.2.13.dfsg-1', fixedVersions: [] });
+      assert.deepEqual(zlib, {
+        id: 'CVE-2023-45853',
+        aliases: [],
+        severity: 'critical',
+        package: 'zlib1g',
+        installedVersion: '1:1.2.13.dfsg-1',
+        fixedVersions: [],
+      });
       const express = r.findings.find((f) => f.id === 'CVE-2024-29041')!;
       assert.deepEqual(express.fixedVersions, ['4.19.2', '5.0.0-beta.3'], 'comma-separated FixedVersion is split');
       assert.deepEqual(express.aliases, ['GHSA-rv95-896h-c2vc']);
@@ -54,11 +64,10 @@ describe('scan reports', () => {
     it('reads an older report without Trivy.Version and keeps per-package findings of one CVE', () => {
       const r = fixture('trivy-clean.json');
       assert.equal(r.scanner.version, 'unknown');
-      assert.deepEqual(r.findings.map((f) => `${f.id}/${f.package}/${f.severity}`), [
-        'CVE-2024-9143/libcrypto3/low',
-        'CVE-2024-9143/libssl3/low',
-        'CVE-2024-13176/libcrypto3/medium',
-      ]);
+      assert.deepEqual(
+        r.findings.map((f) => `${f.id}/${f.package}/${f.severity}`),
+        ['CVE-2024-9143/libcrypto3/low', 'CVE-2024-9143/libssl3/low', 'CVE-2024-13176/libcrypto3/medium'],
+      );
     });
 
     it('reads a report with no findings (Vulnerabilities omitted) and one without Results', () => {
@@ -92,11 +101,14 @@ describe('scan reports', () => {
       assert.equal(r.scanFinished, '2025-01-14T09:27:18.541287962Z');
       assert.equal(r.target.name, '127.0.0.1:5000/signet/app:1.4.2');
       assert.deepEqual(r.target.digests, [DIGEST, INDEX_DIGEST], 'manifestDigest and repoDigests');
-      assert.deepEqual(r.findings.map((f) => [f.id, f.severity]), [
-        ['CVE-2023-44487', 'high'],
-        ['GHSA-rv95-896h-c2vc', 'medium'],
-        ['CVE-2011-3374', 'negligible'],
-      ]);
+      assert.deepEqual(
+        r.findings.map((f) => [f.id, f.severity]),
+        [
+          ['CVE-2023-44487', 'high'],
+          ['GHSA-rv95-896h-c2vc', 'medium'],
+          ['CVE-2011-3374', 'negligible'],
+        ],
+      );
       const ghsa = r.findings[1]!;
       assert.deepEqual(ghsa.aliases, ['CVE-2024-29041']);
       assert.equal(ghsa.package, 'express');
@@ -110,7 +122,10 @@ describe('scan reports', () => {
       assert.equal(r.scanner.version, '0.74.7');
       assert.equal(r.dbTimestamp, '2024-03-02T01:30:24Z');
       assert.equal(r.dbUri, undefined);
-      assert.deepEqual(r.findings.map((f) => [f.id, f.severity]), [['CVE-2023-45853', 'critical']]);
+      assert.deepEqual(
+        r.findings.map((f) => [f.id, f.severity]),
+        [['CVE-2023-45853', 'critical']],
+      );
     });
 
     it('reads a directory scan (source.target is a string) with no matches', () => {
@@ -144,7 +159,9 @@ describe('scan reports', () => {
     this.timeout(20000);
     const doc = fixtureJson('trivy-critical.json');
     const vulns = doc['Results'][0]['Vulnerabilities'] as Array<Record<string, unknown>>;
-    doc['Results'][0]['Vulnerabilities'] = Array.from({ length: 2000 }, (_, i) => vulns.map((v) => ({ ...v, VulnerabilityID: `${String(v['VulnerabilityID'])}-${i}` }))).flat();
+    doc['Results'][0]['Vulnerabilities'] = Array.from({ length: 2000 }, (_, i) =>
+      vulns.map((v) => ({ ...v, VulnerabilityID: `${String(v['VulnerabilityID'])}-${i}` })),
+    ).flat();
     const text = JSON.stringify(doc, null, 2);
     assert.equal(parseScanReport(text, 'large.json').findings.length, 8001); // and the express finding in Results[1]
   });
@@ -164,25 +181,118 @@ describe('scan reports', () => {
       assertInvalid(text, /duplicate key "severity"/);
     });
     it('larger than the cap', () => {
-      assert.throws(() => parseScanReport(fixtureText('trivy-clean.json'), 'big.json', 1000), (err: unknown) => isSignetError(err, 'SCAN_REPORT_INVALID') && /big\.json.*larger than 1000 bytes/.test(err.message));
+      assert.throws(
+        () => parseScanReport(fixtureText('trivy-clean.json'), 'big.json', 1000),
+        (err: unknown) => isSignetError(err, 'SCAN_REPORT_INVALID') && /big\.json.*larger than 1000 bytes/.test(err.message),
+      );
     });
 
     const trivyCases: Array<[string, (d: Record<string, any>) => void, RegExp]> = [
-      ['SchemaVersion 1', (d) => { d['SchemaVersion'] = 1; }, /SchemaVersion 1 is not supported/],
-      ['Results not an array', (d) => { d['Results'] = {}; }, /Results is not an array/],
-      ['a result not an object', (d) => { d['Results'] = [7]; }, /Results\[0\] is not an object/],
-      ['Vulnerabilities not an array', (d) => { d['Results'][0]['Vulnerabilities'] = 'x'; }, /Results\[0\]\.Vulnerabilities is not an array/],
-      ['VulnerabilityID missing', (d) => { delete d['Results'][0]['Vulnerabilities'][1]['VulnerabilityID']; }, /Results\[0\]\.Vulnerabilities\[1\]\.VulnerabilityID is not a string/],
-      ['VulnerabilityID empty', (d) => { d['Results'][0]['Vulnerabilities'][0]['VulnerabilityID'] = ' '; }, /VulnerabilityID is empty/],
-      ['Severity a number', (d) => { d['Results'][0]['Vulnerabilities'][0]['Severity'] = 4; }, /Severity is not a string/],
-      ['Severity unknown word', (d) => { d['Results'][0]['Vulnerabilities'][0]['Severity'] = 'SEVERE'; }, /Severity is "SEVERE", not one of/],
-      ['PkgName a number', (d) => { d['Results'][0]['Vulnerabilities'][0]['PkgName'] = 1; }, /PkgName is not a string/],
-      ['FixedVersion an array', (d) => { d['Results'][0]['Vulnerabilities'][0]['FixedVersion'] = ['1']; }, /FixedVersion is not a string/],
-      ['RepoDigests not repo@digest', (d) => { d['Metadata']['RepoDigests'] = ['app:1.0']; }, /RepoDigests\[0\] is not of the form repository@sha256/],
-      ['RepoDigests a string', (d) => { d['Metadata']['RepoDigests'] = 'x'; }, /RepoDigests is not an array/],
-      ['Metadata an array', (d) => { d['Metadata'] = []; }, /Metadata is not an object/],
-      ['CreatedAt not a time', (d) => { d['CreatedAt'] = 'yesterday'; }, /CreatedAt is not an RFC 3339 time/],
-      ['ArtifactName a number', (d) => { d['ArtifactName'] = 5; }, /ArtifactName is not a string/],
+      [
+        'SchemaVersion 1',
+        (d) => {
+          d['SchemaVersion'] = 1;
+        },
+        /SchemaVersion 1 is not supported/,
+      ],
+      [
+        'Results not an array',
+        (d) => {
+          d['Results'] = {};
+        },
+        /Results is not an array/,
+      ],
+      [
+        'a result not an object',
+        (d) => {
+          d['Results'] = [7];
+        },
+        /Results\[0\] is not an object/,
+      ],
+      [
+        'Vulnerabilities not an array',
+        (d) => {
+          d['Results'][0]['Vulnerabilities'] = 'x';
+        },
+        /Results\[0\]\.Vulnerabilities is not an array/,
+      ],
+      [
+        'VulnerabilityID missing',
+        (d) => {
+          delete d['Results'][0]['Vulnerabilities'][1]['VulnerabilityID'];
+        },
+        /Results\[0\]\.Vulnerabilities\[1\]\.VulnerabilityID is not a string/,
+      ],
+      [
+        'VulnerabilityID empty',
+        (d) => {
+          d['Results'][0]['Vulnerabilities'][0]['VulnerabilityID'] = ' ';
+        },
+        /VulnerabilityID is empty/,
+      ],
+      [
+        'Severity a number',
+        (d) => {
+          d['Results'][0]['Vulnerabilities'][0]['Severity'] = 4;
+        },
+        /Severity is not a string/,
+      ],
+      [
+        'Severity unknown word',
+        (d) => {
+          d['Results'][0]['Vulnerabilities'][0]['Severity'] = 'SEVERE';
+        },
+        /Severity is "SEVERE", not one of/,
+      ],
+      [
+        'PkgName a number',
+        (d) => {
+          d['Results'][0]['Vulnerabilities'][0]['PkgName'] = 1;
+        },
+        /PkgName is not a string/,
+      ],
+      [
+        'FixedVersion an array',
+        (d) => {
+          d['Results'][0]['Vulnerabilities'][0]['FixedVersion'] = ['1'];
+        },
+        /FixedVersion is not a string/,
+      ],
+      [
+        'RepoDigests not repo@digest',
+        (d) => {
+          d['Metadata']['RepoDigests'] = ['app:1.0'];
+        },
+        /RepoDigests\[0\] is not of the form repository@sha256/,
+      ],
+      [
+        'RepoDigests a string',
+        (d) => {
+          d['Metadata']['RepoDigests'] = 'x';
+        },
+        /RepoDigests is not an array/,
+      ],
+      [
+        'Metadata an array',
+        (d) => {
+          d['Metadata'] = [];
+        },
+        /Metadata is not an object/,
+      ],
+      [
+        'CreatedAt not a time',
+        (d) => {
+          d['CreatedAt'] = 'yesterday';
+        },
+        /CreatedAt is not an RFC 3339 time/,
+      ],
+      [
+        'ArtifactName a number',
+        (d) => {
+          d['ArtifactName'] = 5;
+        },
+        /ArtifactName is not a string/,
+      ],
     ];
     for (const [what, mutate, re] of trivyCases) {
       it(`Trivy: ${what}`, () => {
@@ -193,16 +303,76 @@ describe('scan reports', () => {
     }
 
     const grypeCases: Array<[string, (d: Record<string, any>) => void, RegExp]> = [
-      ['matches not an array', (d) => { d['matches'] = {}; }, /matches is not an array/],
-      ['vulnerability missing', (d) => { delete d['matches'][0]['vulnerability']; }, /matches\[0\]\.vulnerability is not an object/],
-      ['artifact missing', (d) => { delete d['matches'][1]['artifact']; }, /matches\[1\]\.artifact is not an object/],
-      ['id a number', (d) => { d['matches'][0]['vulnerability']['id'] = 44487; }, /matches\[0\]\.vulnerability\.id is not a string/],
-      ['severity unknown word', (d) => { d['matches'][0]['vulnerability']['severity'] = 'Important'; }, /severity is "Important", not one of/],
-      ['fix.versions a string', (d) => { d['matches'][0]['vulnerability']['fix']['versions'] = '1.0'; }, /fix\.versions is not an array/],
-      ['fix.versions with a number', (d) => { d['matches'][0]['vulnerability']['fix']['versions'] = [1]; }, /fix\.versions\[0\] is not a string/],
-      ['manifestDigest not a digest', (d) => { d['source']['target']['manifestDigest'] = 'sha256:xyz'; }, /manifestDigest is not a digest/],
-      ['descriptor.timestamp not a time', (d) => { d['descriptor']['timestamp'] = '14/01/2025'; }, /descriptor\.timestamp is not an RFC 3339 time/],
-      ['db.status.built not a time', (d) => { d['descriptor']['db']['status']['built'] = 'soon'; }, /descriptor\.db\.status\.built is not an RFC 3339 time/],
+      [
+        'matches not an array',
+        (d) => {
+          d['matches'] = {};
+        },
+        /matches is not an array/,
+      ],
+      [
+        'vulnerability missing',
+        (d) => {
+          delete d['matches'][0]['vulnerability'];
+        },
+        /matches\[0\]\.vulnerability is not an object/,
+      ],
+      [
+        'artifact missing',
+        (d) => {
+          delete d['matches'][1]['artifact'];
+        },
+        /matches\[1\]\.artifact is not an object/,
+      ],
+      [
+        'id a number',
+        (d) => {
+          d['matches'][0]['vulnerability']['id'] = 44487;
+        },
+        /matches\[0\]\.vulnerability\.id is not a string/,
+      ],
+      [
+        'severity unknown word',
+        (d) => {
+          d['matches'][0]['vulnerability']['severity'] = 'Important';
+        },
+        /severity is "Important", not one of/,
+      ],
+      [
+        'fix.versions a string',
+        (d) => {
+          d['matches'][0]['vulnerability']['fix']['versions'] = '1.0';
+        },
+        /fix\.versions is not an array/,
+      ],
+      [
+        'fix.versions with a number',
+        (d) => {
+          d['matches'][0]['vulnerability']['fix']['versions'] = [1];
+        },
+        /fix\.versions\[0\] is not a string/,
+      ],
+      [
+        'manifestDigest not a digest',
+        (d) => {
+          d['source']['target']['manifestDigest'] = 'sha256:xyz';
+        },
+        /manifestDigest is not a digest/,
+      ],
+      [
+        'descriptor.timestamp not a time',
+        (d) => {
+          d['descriptor']['timestamp'] = '14/01/2025';
+        },
+        /descriptor\.timestamp is not an RFC 3339 time/,
+      ],
+      [
+        'db.status.built not a time',
+        (d) => {
+          d['descriptor']['db']['status']['built'] = 'soon';
+        },
+        /descriptor\.db\.status\.built is not an RFC 3339 time/,
+      ],
     ];
     for (const [what, mutate, re] of grypeCases) {
       it(`Grype: ${what}`, () => {

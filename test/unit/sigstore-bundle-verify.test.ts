@@ -25,7 +25,13 @@ function assertRefused(r: SigstoreBundleVerifyResult, code?: string, reason?: Re
   if (code) assert.equal(r.code, code, r.reason);
   if (reason) assert.match(r.reason, reason);
 }
-const keyed = (bundle: Buffer, extra: Partial<SigstoreBundleVerifyOptions> = {}): SigstoreBundleVerifyOptions => ({ untrustedBundle: bundle, expectedDigest: A_TXT, key: happyKey, artifact, ...extra });
+const keyed = (bundle: Buffer, extra: Partial<SigstoreBundleVerifyOptions> = {}): SigstoreBundleVerifyOptions => ({
+  untrustedBundle: bundle,
+  expectedDigest: A_TXT,
+  key: happyKey,
+  artifact,
+  ...extra,
+});
 
 type Doc = {
   mediaType: string;
@@ -36,7 +42,7 @@ const happyDoc = () => JSON.parse(happy.toString('utf8')) as Doc;
 const json = (doc: unknown) => Buffer.from(JSON.stringify(doc));
 
 describe('sigstore bundles made by the real sigstore signers (conformance fixtures), verified with @sigstore/verify', () => {
-  it('managed-key-happy-path verifies with its key over a.txt (a.txt\'s sha256 is the signed digest)', async () => {
+  it("managed-key-happy-path verifies with its key over a.txt (a.txt's sha256 is the signed digest)", async () => {
     const r = await verifySigstoreBundle(keyed(happy));
     assertValid(r);
     assert.equal(r.content, 'messageSignature');
@@ -57,16 +63,29 @@ describe('sigstore bundles made by the real sigstore signers (conformance fixtur
   it('managed-key-wrong-key_fail: its key.pub is not the signing key (not even a usable key); another key is refused', async () => {
     assert.throws(() => keyOf('managed-key-wrong-key_fail'));
     const other = trustedKeyFromKeyObject('other', 'test', generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey);
-    assertRefused(await verifySigstoreBundle(keyed(bundleOf('managed-key-wrong-key_fail'), { key: other })), 'SIGNATURE_INVALID', /does not verify with key "other"/);
+    assertRefused(
+      await verifySigstoreBundle(keyed(bundleOf('managed-key-wrong-key_fail'), { key: other })),
+      'SIGNATURE_INVALID',
+      /does not verify with key "other"/,
+    );
     assertRefused(await verifySigstoreBundle(keyed(bundleOf('managed-key-wrong-key_fail'), { key: other, trustedRoot })), 'SIGNATURE_INVALID');
   });
   it('dsse-invalid-sig_fail is refused keyless (by @sigstore/verify) and with a key (it is keyless)', async () => {
-    const r = await verifySigstoreBundle({ untrustedBundle: bundleOf('dsse-invalid-sig_fail'), expectedDigest: A_TXT, trustedRoot, identity: { issuer: 'https://github.com/login/oauth' } });
+    const r = await verifySigstoreBundle({
+      untrustedBundle: bundleOf('dsse-invalid-sig_fail'),
+      expectedDigest: A_TXT,
+      trustedRoot,
+      identity: { issuer: 'https://github.com/login/oauth' },
+    });
     assertRefused(r, 'SIGNATURE_INVALID', /signature/);
     assertRefused(await verifySigstoreBundle(keyed(bundleOf('dsse-invalid-sig_fail'))), 'SIGNATURE_INVALID', /keyless/);
   });
   it('a key-signed bundle is refused when the policy is keyless', async () => {
-    assertRefused(await verifySigstoreBundle({ untrustedBundle: happy, expectedDigest: A_TXT, artifact, trustedRoot, identity: { issuer: 'x' } }), 'SIGNATURE_INVALID', /signed with a key/);
+    assertRefused(
+      await verifySigstoreBundle({ untrustedBundle: happy, expectedDigest: A_TXT, artifact, trustedRoot, identity: { issuer: 'x' } }),
+      'SIGNATURE_INVALID',
+      /signed with a key/,
+    );
   });
   it('evidence: a bundle stripped of its tlog entry and timestamp verifies with the key alone, but not against a trusted root (unless the thresholds are 0)', async () => {
     const doc = happyDoc();
@@ -104,7 +123,10 @@ describe('sigstore bundles made by the real sigstore signers (conformance fixtur
       for (let i = 0; i < md.length; i++) {
         const changed = Buffer.from(md);
         changed[i] = changed[i]! ^ 0x01;
-        const bundle = json({ ...doc, messageSignature: { ...doc.messageSignature, messageDigest: { ...doc.messageSignature.messageDigest, digest: changed.toString('base64') } } });
+        const bundle = json({
+          ...doc,
+          messageSignature: { ...doc.messageSignature, messageDigest: { ...doc.messageSignature.messageDigest, digest: changed.toString('base64') } },
+        });
         assert.equal((await verifySigstoreBundle(keyed(bundle))).valid, false, `message digest byte ${i}`);
       }
     });
@@ -128,7 +150,14 @@ describe('cosign v3 image signatures: DSSE bundles carrying a cosign/sign/v1 sta
   const key = trustedKeyFromKeyObject('release', 'test', pair.publicKey);
   const image = `sha256:${createHash('sha256').update('an image manifest').digest('hex')}`;
   const statement = (digest: string, predicateType = 'https://sigstore.dev/cosign/sign/v1') =>
-    Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name: 'registry.example/app', digest: { sha256: digest.slice(7) } }], predicateType, predicate: {} }));
+    Buffer.from(
+      JSON.stringify({
+        _type: 'https://in-toto.io/Statement/v1',
+        subject: [{ name: 'registry.example/app', digest: { sha256: digest.slice(7) } }],
+        predicateType,
+        predicate: {},
+      }),
+    );
   const bundle = (payload: Buffer, sig?: Buffer) =>
     json({
       mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
@@ -136,10 +165,17 @@ describe('cosign v3 image signatures: DSSE bundles carrying a cosign/sign/v1 sta
       dsseEnvelope: {
         payload: payload.toString('base64'),
         payloadType: 'application/vnd.in-toto+json',
-        signatures: [{ sig: (sig ?? cryptoSign('sha256', preAuthEncoding('application/vnd.in-toto+json', payload), pair.privateKey)).toString('base64'), keyid: '' }],
+        signatures: [
+          { sig: (sig ?? cryptoSign('sha256', preAuthEncoding('application/vnd.in-toto+json', payload), pair.privateKey)).toString('base64'), keyid: '' },
+        ],
       },
     });
-  const opts = (b: Buffer, extra: Partial<SigstoreBundleVerifyOptions> = {}): SigstoreBundleVerifyOptions => ({ untrustedBundle: b, expectedDigest: image, key, ...extra });
+  const opts = (b: Buffer, extra: Partial<SigstoreBundleVerifyOptions> = {}): SigstoreBundleVerifyOptions => ({
+    untrustedBundle: b,
+    expectedDigest: image,
+    key,
+    ...extra,
+  });
 
   it('verifies for the image digest and names the signed repository', async () => {
     const r = await verifySigstoreBundle(opts(bundle(statement(image))));

@@ -5,7 +5,6 @@ import { trustedKeyFromKeyObject } from '../../src/keys/node-key.js';
 import { buildImageBundle } from '../../src/signing/bundle-sign.js';
 import { makeTestKey } from '../helpers/keys.js';
 
-
 describe('image signatures as sigstore bundles (cosign v3 shape)', () => {
   const signer = makeTestKey('ecdsa-p256');
   const key = trustedKeyFromKeyObject('release', 'test', createPublicKey(signer.publicPem));
@@ -30,7 +29,9 @@ describe('image signatures as sigstore bundles (cosign v3 shape)', () => {
     }
   });
   it('refuses it after any single byte of the statement or signature changes', async () => {
-    const doc = JSON.parse((await buildImageBundle('registry.example.com/app', digest, signer.signer)).toString()) as { dsseEnvelope: { payload: string; signatures: Array<{ sig: string }> } };
+    const doc = JSON.parse((await buildImageBundle('registry.example.com/app', digest, signer.signer)).toString()) as {
+      dsseEnvelope: { payload: string; signatures: Array<{ sig: string }> };
+    };
     for (const field of ['payload', 'sig'] as const) {
       const original = field === 'payload' ? doc.dsseEnvelope.payload : doc.dsseEnvelope.signatures[0]!.sig;
       const bytes = Buffer.from(original, 'base64');

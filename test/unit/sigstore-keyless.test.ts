@@ -16,7 +16,8 @@ describe('keyless sigstore bundles against an offline trusted root', function ()
   const digest = `sha256:${createHash('sha256').update('manifest').digest('hex')}`;
   const subject = { digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 8 };
   const sig = (b: Buffer) => ({ format: 'sigstore-bundle' as const, source: 'test', untrustedPayload: b, untrustedSignature: Buffer.alloc(0) });
-  const key = (extra: Record<string, string> = {}) => provider.load('ci', { sigstore: { trustedRoot: fake.trustedRootPath, issuer: fake.issuer, subject: fake.identity, ...extra } });
+  const key = (extra: Record<string, string> = {}) =>
+    provider.load('ci', { sigstore: { trustedRoot: fake.trustedRootPath, issuer: fake.issuer, subject: fake.identity, ...extra } });
 
   it('accepts a bundle whose certificate chains to the trusted root, with a valid log entry and the required identity', async () => {
     const r = await sigstoreBundleFormat.verify(sig(fake.bundleFor('registry.example.com/app', digest)), await key(), subject);
@@ -50,10 +51,14 @@ describe('keyless sigstore bundles against an offline trusted root', function ()
   });
 
   it('a chain where a v0.3 bundle carries one certificate, or an inclusion proof without checkpoint: a clear refusal', async () => {
-    const good = JSON.parse(fake.bundleFor('r.io/a', digest).toString()) as { verificationMaterial: { certificate?: unknown; x509CertificateChain?: unknown; tlogEntries: Array<{ inclusionProof: { checkpoint?: unknown } }> } };
+    const good = JSON.parse(fake.bundleFor('r.io/a', digest).toString()) as {
+      verificationMaterial: { certificate?: unknown; x509CertificateChain?: unknown; tlogEntries: Array<{ inclusionProof: { checkpoint?: unknown } }> };
+    };
     const root = JSON.parse(readFileSync(fake.trustedRootPath, 'utf8')) as { certificateAuthorities: Array<{ certChain: { certificates: unknown[] } }> };
     const chained = structuredClone(good);
-    chained.verificationMaterial.x509CertificateChain = { certificates: [chained.verificationMaterial.certificate, root.certificateAuthorities[0]!.certChain.certificates[0]] };
+    chained.verificationMaterial.x509CertificateChain = {
+      certificates: [chained.verificationMaterial.certificate, root.certificateAuthorities[0]!.certChain.certificates[0]],
+    };
     delete chained.verificationMaterial.certificate;
     const a = await sigstoreBundleFormat.verify(sig(Buffer.from(JSON.stringify(chained))), await key(), subject);
     assert.equal(!a.valid && a.code, 'SIGNATURE_MALFORMED');
@@ -72,7 +77,13 @@ describe('keyless sigstore bundles against an offline trusted root', function ()
   });
 
   it('refuses an unusable trusted root with a clear error', async () => {
-    await assert.rejects(provider.load('bad', { sigstore: { trustedRoot: '/nonexistent/root.json', issuer: 'x' } }), (e: { code?: string }) => e.code === 'KEY_NOT_FOUND');
-    await assert.rejects(provider.load('bad', { sigstore: { trustedRoot: fake.trustedRootPath, issuer: 'x', subjectRegExp: '(' } }), /not a regular expression/);
+    await assert.rejects(
+      provider.load('bad', { sigstore: { trustedRoot: '/nonexistent/root.json', issuer: 'x' } }),
+      (e: { code?: string }) => e.code === 'KEY_NOT_FOUND',
+    );
+    await assert.rejects(
+      provider.load('bad', { sigstore: { trustedRoot: fake.trustedRootPath, issuer: 'x', subjectRegExp: '(' } }),
+      /not a regular expression/,
+    );
   });
 });

@@ -6,7 +6,18 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { TtrpcPeer, type Handler } from '../../src/nri/peer.js';
-import { Code, decodeResponse, encodeHeader, encodeRequest, encodeResponse, Flags, MessageType, TTRPC_MAX_DATA, TtrpcError, TtrpcReader } from '../../src/nri/ttrpc.js';
+import {
+  Code,
+  decodeResponse,
+  encodeHeader,
+  encodeRequest,
+  encodeResponse,
+  Flags,
+  MessageType,
+  TTRPC_MAX_DATA,
+  TtrpcError,
+  TtrpcReader,
+} from '../../src/nri/ttrpc.js';
 
 /** A peer whose output is collected and parsed. */
 function harness(handlers: Record<string, Handler> = {}) {
@@ -40,7 +51,7 @@ describe('ttrpc peer', () => {
     assert.equal(h.sent[0]!.flags, 0);
   });
 
-  it('answers a handler\'s TtrpcError with its status, and any other failure with INTERNAL', async () => {
+  it("answers a handler's TtrpcError with its status, and any other failure with INTERNAL", async () => {
     const h = harness({
       'svc/No': () => {
         throw new TtrpcError(Code.PERMISSION_DENIED, 'signet: rejected x');
@@ -52,7 +63,13 @@ describe('ttrpc peer', () => {
     h.request(1, 'svc', 'No');
     h.request(3, 'svc', 'Bug');
     await tick();
-    assert.deepEqual(h.responses().map((r) => [r.streamId, r.status.code, r.status.message]), [[1, Code.PERMISSION_DENIED, 'signet: rejected x'], [3, Code.INTERNAL, 'oops']]);
+    assert.deepEqual(
+      h.responses().map((r) => [r.streamId, r.status.code, r.status.message]),
+      [
+        [1, Code.PERMISSION_DENIED, 'signet: rejected x'],
+        [3, Code.INTERNAL, 'oops'],
+      ],
+    );
   });
 
   it('answers an unknown method or service with UNIMPLEMENTED and keeps serving', async () => {
@@ -62,7 +79,10 @@ describe('ttrpc peer', () => {
     h.request(5, 'svc', 'Echo', Buffer.from('still'));
     await tick();
     const r = h.responses();
-    assert.deepEqual(r.map((x) => x.status.code), [Code.UNIMPLEMENTED, Code.UNIMPLEMENTED, Code.OK]);
+    assert.deepEqual(
+      r.map((x) => x.status.code),
+      [Code.UNIMPLEMENTED, Code.UNIMPLEMENTED, Code.OK],
+    );
     assert.match(r[0]!.status.message, /method Nope of service svc not implemented/);
     assert.match(r[1]!.status.message, /service other.Service not implemented/);
     assert.equal(h.peer.stats.rejectedRequests, 2);
@@ -99,7 +119,13 @@ describe('ttrpc peer', () => {
     h.request(3, 'svc', 'Echo', Buffer.from('next'));
     await tick();
     const r = h.responses();
-    assert.deepEqual(r.map((x) => [x.streamId, x.status.code]), [[1, Code.RESOURCE_EXHAUSTED], [3, Code.OK]]);
+    assert.deepEqual(
+      r.map((x) => [x.streamId, x.status.code]),
+      [
+        [1, Code.RESOURCE_EXHAUSTED],
+        [3, Code.OK],
+      ],
+    );
   });
 
   it('drops responses nobody waits for, stream data and unknown message types', async () => {
@@ -111,7 +137,10 @@ describe('ttrpc peer', () => {
     h.request(1, 'svc', 'Echo', Buffer.from('fine'));
     await tick();
     assert.equal(h.peer.stats.dropped, 3);
-    assert.deepEqual(h.responses().map((x) => x.payload.toString()), ['echo:fine']);
+    assert.deepEqual(
+      h.responses().map((x) => x.payload.toString()),
+      ['echo:fine'],
+    );
   });
 
   it('calls the other side with odd, increasing stream IDs and the deadline in timeout_nano', async () => {
@@ -119,7 +148,10 @@ describe('ttrpc peer', () => {
     const a = h.peer.call('svc', 'A', Buffer.from('1'), 1000);
     const b = h.peer.call('svc', 'B', Buffer.from('2'), 1000);
     const reqs = h.sent.filter((m) => m.type === MessageType.Request);
-    assert.deepEqual(reqs.map((m) => m.streamId), [1, 3]);
+    assert.deepEqual(
+      reqs.map((m) => m.streamId),
+      [1, 3],
+    );
     // Answer out of order: B (error), then A.
     const err = encodeResponse({ status: { code: Code.NOT_FOUND, message: 'nope' } });
     h.peer.receive(Buffer.concat([encodeHeader(err.length, 3, MessageType.Response, 0), err]));

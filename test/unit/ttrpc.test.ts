@@ -6,7 +6,19 @@
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Code, decodeRequest, decodeResponse, encodeHeader, encodeRequest, encodeResponse, isOversized, MessageType, TTRPC_HEADER_LENGTH, TTRPC_MAX_DATA, TtrpcReader } from '../../src/nri/ttrpc.js';
+import {
+  Code,
+  decodeRequest,
+  decodeResponse,
+  encodeHeader,
+  encodeRequest,
+  encodeResponse,
+  isOversized,
+  MessageType,
+  TTRPC_HEADER_LENGTH,
+  TTRPC_MAX_DATA,
+  TtrpcReader,
+} from '../../src/nri/ttrpc.js';
 
 const message = (streamId: number, type: number, data: Buffer, flags = 0): Buffer => Buffer.concat([encodeHeader(data.length, streamId, type, flags), data]);
 
@@ -28,7 +40,14 @@ describe('ttrpc framing', () => {
     const atOnce = new TtrpcReader().push(all);
     for (const msgs of [got, atOnce]) {
       assert.equal(msgs.length, 3);
-      assert.deepEqual(msgs.map((m) => [m.streamId, m.type, m.flags]), [[1, 1, 0], [3, 1, 0], [5, 3, 1]]);
+      assert.deepEqual(
+        msgs.map((m) => [m.streamId, m.type, m.flags]),
+        [
+          [1, 1, 0],
+          [3, 1, 0],
+          [5, 3, 1],
+        ],
+      );
       assert.equal((msgs[0] as { data: Buffer }).data.toString(), 'first');
       assert.equal((msgs[1] as { data: Buffer }).data.length, 0);
       assert.equal((msgs[2] as { data: Buffer }).data.length, 5000);
@@ -82,7 +101,9 @@ describe('ttrpc framing', () => {
 
 describe('ttrpc envelopes', () => {
   it('round-trips a Request with its deadline and a Response with an error status', () => {
-    const req = decodeRequest(encodeRequest({ service: 'nri.pkg.api.v1alpha1.Plugin', method: 'CreateContainer', payload: Buffer.from([1, 2, 3]), timeoutNano: 2e9 }));
+    const req = decodeRequest(
+      encodeRequest({ service: 'nri.pkg.api.v1alpha1.Plugin', method: 'CreateContainer', payload: Buffer.from([1, 2, 3]), timeoutNano: 2e9 }),
+    );
     assert.deepEqual(req, { service: 'nri.pkg.api.v1alpha1.Plugin', method: 'CreateContainer', payload: Buffer.from([1, 2, 3]), timeoutNano: 2e9 });
     const res = decodeResponse(encodeResponse({ status: { code: Code.PERMISSION_DENIED, message: 'signet: rejected' } }));
     assert.deepEqual(res.status, { code: Code.PERMISSION_DENIED, message: 'signet: rejected' });

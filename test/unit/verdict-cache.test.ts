@@ -28,7 +28,20 @@ interface Rig {
   ask(name?: string, digest?: string): ReturnType<VerdictCache['decide']>;
 }
 
-async function rig(policy: Policy, options: { find?: (call: number) => Promise<DiscoveredSignature[]>; signatures?: DiscoveredSignature[]; attestations?: UntrustedAttestation[]; fail?: SignetError; hold?: Promise<void>; ttlMs?: number; negativeTtlMs?: number; maxEntries?: number; now?: number } = {}): Promise<Rig> {
+async function rig(
+  policy: Policy,
+  options: {
+    find?: (call: number) => Promise<DiscoveredSignature[]>;
+    signatures?: DiscoveredSignature[];
+    attestations?: UntrustedAttestation[];
+    fail?: SignetError;
+    hold?: Promise<void>;
+    ttlMs?: number;
+    negativeTtlMs?: number;
+    maxEntries?: number;
+    now?: number;
+  } = {},
+): Promise<Rig> {
   const clock = { now: options.now ?? T0 };
   let signatures = options.signatures ?? [];
   let lookups = 0;
@@ -185,13 +198,18 @@ describe('verdict cache', () => {
     assert.equal(now.decision.code, 'KEY_REVOKED');
   });
 
-  it("an acceptance resting on a vulnerability scan ends when the scan passes maxAge", async () => {
+  it('an acceptance resting on a vulnerability scan ends when the scan passes maxAge', async () => {
     const fix = fileURLToPath(new URL('../../../test/fixtures/scan/', import.meta.url));
     const report = parseScanReport(readFileSync(fix + 'grype-high.json', 'utf8'), 'grype-high.json');
     const finished = Date.parse(report.scanFinished!);
     const att = await createVulnAttestation(report, { repository: REPO, digest: DIGEST }, KEYS.security.signer);
     const p = verify({}, {}, { attestations: [{ predicateType: COSIGN_VULN_PREDICATE_TYPE, keys: ['security'], maxAge: '2h', maxSeverity: 'critical' }] });
-    const r = await rig(p, { signatures: [await cosignSignature(KEYS.release)], attestations: [{ source: 'registry', untrustedEnvelope: att.envelopeBytes }], now: finished + 3600_000, ttlMs: 24 * 3600_000 });
+    const r = await rig(p, {
+      signatures: [await cosignSignature(KEYS.release)],
+      attestations: [{ source: 'registry', untrustedEnvelope: att.envelopeBytes }],
+      now: finished + 3600_000,
+      ttlMs: 24 * 3600_000,
+    });
     const first = await r.ask();
     assert.equal(first.decision.decision, 'accept', first.decision.reason);
     r.clock.now = finished + 2 * 3600_000 - 1;

@@ -26,7 +26,11 @@ describe('verifier argv (containerd bindir contract)', () => {
     ['a positional argument', ['nginx'], /unexpected argument/],
   ];
   for (const [what, argv, re] of bad) {
-    it(`rejects ${what}`, () => assert.throws(() => parseVerifierArgs(argv), (e: Error) => e instanceof UsageError && re.test(e.message)));
+    it(`rejects ${what}`, () =>
+      assert.throws(
+        () => parseVerifierArgs(argv),
+        (e: Error) => e instanceof UsageError && re.test(e.message),
+      ));
   }
 });
 
@@ -38,7 +42,7 @@ describe('verifier -version (for signet doctor)', () => {
     assert.equal(isVersionRequest(['-version', '-name', 'a']), false);
     assert.equal(isVersionRequest(['-versions']), false);
   });
-  it('mixed with containerd\'s flags it is an unknown flag, not a version request', () => {
+  it("mixed with containerd's flags it is an unknown flag, not a version request", () => {
     assert.throws(() => parseVerifierArgs(['-version', '-name', 'a', '-digest', D, '-stdin-media-type', MT]), /unknown flag "-version"/);
   });
   it('the built verifier prints "signet-verifier <package version>" and exits 0 without reading stdin', () => {
@@ -59,7 +63,13 @@ describe('verifier stdin descriptor', () => {
   it('rejects a descriptor for another digest', () => {
     assert.throws(() => parseStdinDescriptor(JSON.stringify({ mediaType: 'x', digest: `sha256:${'f'.repeat(64)}`, size: 1 }), D), /does not match -digest/);
   });
-  for (const [what, text] of [['not JSON', '{'], ['no size', JSON.stringify({ mediaType: 'x', digest: D })], ['negative size', JSON.stringify({ mediaType: 'x', digest: D, size: -1 })], ['an array', '[]'], ['empty', '']]) {
+  for (const [what, text] of [
+    ['not JSON', '{'],
+    ['no size', JSON.stringify({ mediaType: 'x', digest: D })],
+    ['negative size', JSON.stringify({ mediaType: 'x', digest: D, size: -1 })],
+    ['an array', '[]'],
+    ['empty', ''],
+  ]) {
     it(`rejects ${what}`, () => assert.throws(() => parseStdinDescriptor(text!, D), UsageError));
   }
   it('parses deadlines', () => {
@@ -75,14 +85,27 @@ describe('verifier wire format agrees with the .proto', () => {
   const Judgement = root.lookupType('signet.v1.Judgement');
 
   it('encodes VerifyImageRequest as protobufjs decodes it', () => {
-    const bytes = encodeVerifyImageRequest('registry.example.com/app:v1', { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: D, size: 2 ** 40 + 3, annotations: { a: 'b' } });
+    const bytes = encodeVerifyImageRequest('registry.example.com/app:v1', {
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: D,
+      size: 2 ** 40 + 3,
+      annotations: { a: 'b' },
+    });
     const decoded = Request.toObject(Request.decode(bytes), { longs: Number }) as Record<string, any>;
     assert.equal(decoded['name'], 'registry.example.com/app:v1');
     assert.deepEqual(decoded['descriptor'], { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: D, size: 2 ** 40 + 3, annotations: { a: 'b' } });
   });
 
   it('decodes a full Judgement encoded by protobufjs, skipping fields it does not need', () => {
-    const msg = Judgement.fromObject({ ok: true, reason: 'accepted ✓', decision: 'accept', scope: 's', signatures: [{ format: 'cosign', valid: true }], durationMs: 1.5, code: '' });
+    const msg = Judgement.fromObject({
+      ok: true,
+      reason: 'accepted ✓',
+      decision: 'accept',
+      scope: 's',
+      signatures: [{ format: 'cosign', valid: true }],
+      durationMs: 1.5,
+      code: '',
+    });
     assert.deepEqual(decodeJudgement(Buffer.from(Judgement.encode(msg).finish())), { ok: true, reason: 'accepted ✓' });
     assert.deepEqual(decodeJudgement(Buffer.alloc(0)), { ok: false, reason: '' });
   });

@@ -32,7 +32,8 @@ export async function auditCommand(argv: string[], io: CommandIo): Promise<numbe
   if (cmd === undefined) return 0;
   const output = cmd.output;
   const ref = parseReference(cmd.target);
-  if (ref.digest !== undefined || (ref.tag !== undefined && cmd.target.endsWith(`:${ref.tag}`))) throw new UsageError(`give a repository without tag or digest, e.g. ${repositoryName(ref)}`);
+  if (ref.digest !== undefined || (ref.tag !== undefined && cmd.target.endsWith(`:${ref.tag}`)))
+    throw new UsageError(`give a repository without tag or digest, e.g. ${repositoryName(ref)}`);
   const repoName = repositoryName(ref);
   const local = await openEngineFromOptions(cmd.values);
   try {
@@ -41,11 +42,20 @@ export async function auditCommand(argv: string[], io: CommandIo): Promise<numbe
     try {
       tags = (await local.client.listTags(ref, { keep: (t) => !ARTIFACT_TAG.test(t), maxTags })).sort();
     } catch (err) {
-      if (err instanceof SignetError && err.code === 'BLOB_TOO_LARGE' && /more than \d+ tags/.test(err.message)) throw new SignetError('BLOB_TOO_LARGE', `${repoName} has more than ${maxTags} image tags: nothing audited (a partial audit would hide tags); raise --max-tags to audit them all`);
+      if (err instanceof SignetError && err.code === 'BLOB_TOO_LARGE' && /more than \d+ tags/.test(err.message))
+        throw new SignetError(
+          'BLOB_TOO_LARGE',
+          `${repoName} has more than ${maxTags} image tags: nothing audited (a partial audit would hide tags); raise --max-tags to audit them all`,
+        );
       throw err;
     }
     const tty = Boolean((io.stderr as NodeJS.WriteStream).isTTY) && output === 'text';
-    const bar = tty ? new cliProgress.SingleBar({ stream: io.stderr as NodeJS.WriteStream, format: 'auditing {bar} {value}/{total} {tag}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic) : undefined;
+    const bar = tty
+      ? new cliProgress.SingleBar(
+          { stream: io.stderr as NodeJS.WriteStream, format: 'auditing {bar} {value}/{total} {tag}', hideCursor: true, clearOnComplete: true },
+          cliProgress.Presets.shades_classic,
+        )
+      : undefined;
     bar?.start(tags.length, 0, { tag: '' });
     const rows: AuditRow[] = [];
     for (const tag of tags) {
@@ -89,9 +99,21 @@ function printableRow(r: AuditRow): AuditRow {
 
 function formatTable(rows: AuditRow[], summary: { repository: string; tags: number; accepted: number; rejected: number }): string {
   const header = ['TAG', 'DIGEST', 'DECISION', 'SIGNERS', 'NOTES'];
-  const body = rows.map(printableRow).map((r) => [r.tag, r.digest ? `${r.digest.slice(0, 19)}…` : '-', r.decision, r.signers.join(',') || '-', [...r.warnings, r.decision === 'accept' ? '' : r.reason].filter(Boolean).join('; ')]);
+  const body = rows
+    .map(printableRow)
+    .map((r) => [
+      r.tag,
+      r.digest ? `${r.digest.slice(0, 19)}…` : '-',
+      r.decision,
+      r.signers.join(',') || '-',
+      [...r.warnings, r.decision === 'accept' ? '' : r.reason].filter(Boolean).join('; '),
+    ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (i === 4 ? 0 : row[i]!.length))));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return `${[line(header), ...body.map(line)].join('\n')}\n\n${printable(summary.repository, LIMITS.name)}: ${summary.tags} tags, ${summary.accepted} accepted, ${summary.rejected} rejected\n`;
 }
 
@@ -110,7 +132,8 @@ function takeMaxTags(argv: string[]): { maxTags: number; rest: string[] } {
       continue;
     }
     const value = arg === '--max-tags' ? argv[++i] : arg.slice('--max-tags='.length);
-    if (value === undefined || !/^[1-9]\d{0,6}$/.test(value) || Number(value) > 1_000_000) throw new UsageError(`--max-tags needs a number from 1 to 1000000\n${USAGE}`);
+    if (value === undefined || !/^[1-9]\d{0,6}$/.test(value) || Number(value) > 1_000_000)
+      throw new UsageError(`--max-tags needs a number from 1 to 1000000\n${USAGE}`);
     maxTags = Number(value);
   }
   return { maxTags, rest };

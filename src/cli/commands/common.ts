@@ -18,7 +18,10 @@ export const REGISTRY_OPTIONS = {
  * Where the CLI reads registry settings: --docker-config, else $DOCKER_CONFIG/config.json, else
  * ~/.docker/config.json (as docker does); --hosts-dir, else containerd's /etc/containerd/certs.d.
  */
-export function registrySettings(values: { 'docker-config'?: string | undefined; 'hosts-dir'?: string | undefined }): { dockerConfigPath?: string; registryConfigPath: string } {
+export function registrySettings(values: { 'docker-config'?: string | undefined; 'hosts-dir'?: string | undefined }): {
+  dockerConfigPath?: string;
+  registryConfigPath: string;
+} {
   const docker = dockerConfigPath(values['docker-config'], process.env, join(homedir(), '.docker', 'config.json'));
   return { ...(docker !== undefined ? { dockerConfigPath: docker } : {}), registryConfigPath: values['hosts-dir'] ?? DEFAULT_REGISTRY_CONFIG_PATH };
 }
@@ -64,7 +67,13 @@ export function parseEngineCommand(argv: string[], usage: string, positionalName
 }
 
 /** The daemon's engine in process, configured from the command line. */
-export function openEngineFromOptions(values: { 'policy-dir'?: string | undefined; 'insecure-registry'?: string[] | undefined; 'docker-config'?: string | undefined; 'hosts-dir'?: string | undefined; 'pkcs11-module'?: string | undefined }): Promise<LocalEngine> {
+export function openEngineFromOptions(values: {
+  'policy-dir'?: string | undefined;
+  'insecure-registry'?: string[] | undefined;
+  'docker-config'?: string | undefined;
+  'hosts-dir'?: string | undefined;
+  'pkcs11-module'?: string | undefined;
+}): Promise<LocalEngine> {
   const registry = registrySettings(values);
   return openLocalEngine({
     policyDir: policyDir(values),

@@ -85,7 +85,8 @@ export function containerdLine(version: string): Line | undefined {
 const AFTER_THE_FACT =
   "what is enforced instead: signetd's image-event watcher decides every image once it has landed and reports it (signetd.yaml images.onUnverified: report) or removes it (remove), after the fact and best effort";
 
-const where = (s: { file?: string | undefined; key?: string | undefined }, fallback = "containerd's default"): string => (s.file ? `${s.key} in ${s.file}` : fallback);
+const where = (s: { file?: string | undefined; key?: string | undefined }, fallback = "containerd's default"): string =>
+  s.file ? `${s.key} in ${s.file}` : fallback;
 const lnFix = (dir: string): string => `mkdir -p ${dir} && ln -sf "$(command -v signet-verifier)" ${dir}/signet-verifier`;
 
 // ---- containerd ----
@@ -100,7 +101,11 @@ interface ContainerdState {
 async function checkContainerd(checks: Checks, address: string): Promise<ContainerdState> {
   const state: ContainerdState = { address };
   if (!existsSync(address)) {
-    checks.fail('containerd', `containerd is not running here: no socket at ${address}`, 'start containerd, or name its socket with --containerd or CONTAINERD_ADDRESS');
+    checks.fail(
+      'containerd',
+      `containerd is not running here: no socket at ${address}`,
+      'start containerd, or name its socket with --containerd or CONTAINERD_ADDRESS',
+    );
     return state;
   }
   const client = new ContainerdClient(address, CALL_TIMEOUT_MS);
@@ -108,7 +113,11 @@ async function checkContainerd(checks: Checks, address: string): Promise<Contain
     state.version = (await client.version()).version;
     state.plugins = await client.plugins();
   } catch (err) {
-    checks.fail('containerd', `a socket is at ${address} but containerd does not answer: ${(err as Error).message}`, 'start or restart containerd, or name its socket with --containerd or CONTAINERD_ADDRESS');
+    checks.fail(
+      'containerd',
+      `a socket is at ${address} but containerd does not answer: ${(err as Error).message}`,
+      'start or restart containerd, or name its socket with --containerd or CONTAINERD_ADDRESS',
+    );
     return state;
   } finally {
     client.close();
@@ -119,13 +128,24 @@ async function checkContainerd(checks: Checks, address: string): Promise<Contain
   switch (line) {
     case '1.6':
     case '1.7':
-      checks.fail('containerd.verifier', `containerd ${state.version} has no image verifier: pulls are not checked before they land; ${AFTER_THE_FACT}`, 'upgrade to containerd 2.1 or later (its bindir image verifier runs signet-verifier before every ctr and CRI pull)');
+      checks.fail(
+        'containerd.verifier',
+        `containerd ${state.version} has no image verifier: pulls are not checked before they land; ${AFTER_THE_FACT}`,
+        'upgrade to containerd 2.1 or later (its bindir image verifier runs signet-verifier before every ctr and CRI pull)',
+      );
       break;
     case '2.0':
-      checks.fail('containerd.verifier', `containerd ${state.version} runs image verifiers only for ctr/transfer-service pulls: its CRI never uses the transfer service, so Kubernetes pulls bypass the verifier; ${AFTER_THE_FACT}`, 'upgrade to containerd 2.1 or later (CRI pulls through the transfer service)');
+      checks.fail(
+        'containerd.verifier',
+        `containerd ${state.version} runs image verifiers only for ctr/transfer-service pulls: its CRI never uses the transfer service, so Kubernetes pulls bypass the verifier; ${AFTER_THE_FACT}`,
+        'upgrade to containerd 2.1 or later (CRI pulls through the transfer service)',
+      );
       break;
     case '2.1+':
-      checks.ok('containerd.verifier', `containerd ${state.version} runs image verifiers before pulls through its transfer service (ctr image pull, CRI PullImage)`);
+      checks.ok(
+        'containerd.verifier',
+        `containerd ${state.version} runs image verifiers before pulls through its transfer service (ctr image pull, CRI PullImage)`,
+      );
       break;
     default:
       checks.warn('containerd.verifier', `containerd version "${state.version}" is not one doctor knows: cannot tell whether it verifies pulls`);
@@ -133,21 +153,34 @@ async function checkContainerd(checks: Checks, address: string): Promise<Contain
   return state;
 }
 
-const findPlugin = (plugins: ContainerdPlugin[] | undefined, type: string, id: string): ContainerdPlugin | undefined => plugins?.find((p) => p.type === type && p.id === id);
+const findPlugin = (plugins: ContainerdPlugin[] | undefined, type: string, id: string): ContainerdPlugin | undefined =>
+  plugins?.find((p) => p.type === type && p.id === id);
 
 function checkVerifierPlugin(checks: Checks, state: ContainerdState, config: ContainerdConfigReport | undefined): void {
   if (!state.plugins || (state.line !== '2.0' && state.line !== '2.1+')) return;
   const p = findPlugin(state.plugins, 'io.containerd.image-verifier.v1', 'bindir');
   const disabled = config?.disabledPlugins.find((d) => d.id === BINDIR_PLUGIN);
   if (!p) {
-    checks.fail('verifier.plugin', `the image verifier plugin ${BINDIR_PLUGIN} is not loaded${disabled ? ` (disabled_plugins in ${disabled.file})` : ''}: containerd runs no verifier`, disabled ? `remove ${BINDIR_PLUGIN} from disabled_plugins and restart containerd` : 'check containerd\'s log for why the plugin did not load');
+    checks.fail(
+      'verifier.plugin',
+      `the image verifier plugin ${BINDIR_PLUGIN} is not loaded${disabled ? ` (disabled_plugins in ${disabled.file})` : ''}: containerd runs no verifier`,
+      disabled ? `remove ${BINDIR_PLUGIN} from disabled_plugins and restart containerd` : "check containerd's log for why the plugin did not load",
+    );
   } else if (p.initError) {
-    checks.fail('verifier.plugin', `the image verifier plugin ${BINDIR_PLUGIN} failed to load: ${p.initError}`, 'fix its section in containerd\'s config and restart containerd');
+    checks.fail(
+      'verifier.plugin',
+      `the image verifier plugin ${BINDIR_PLUGIN} failed to load: ${p.initError}`,
+      "fix its section in containerd's config and restart containerd",
+    );
   } else {
     checks.ok('verifier.plugin', `the image verifier plugin ${BINDIR_PLUGIN} is loaded`);
   }
   if (!findPlugin(state.plugins, 'io.containerd.transfer.v1', 'local')) {
-    checks.fail('verifier.transfer', `the transfer service ${TRANSFER_PLUGIN} is not loaded: no pull reaches the verifier`, `remove ${TRANSFER_PLUGIN} from disabled_plugins and restart containerd`);
+    checks.fail(
+      'verifier.transfer',
+      `the transfer service ${TRANSFER_PLUGIN} is not loaded: no pull reaches the verifier`,
+      `remove ${TRANSFER_PLUGIN} from disabled_plugins and restart containerd`,
+    );
   }
 }
 
@@ -180,20 +213,32 @@ async function checkBinDir(checks: Checks, config: ContainerdConfigReport): Prom
   let entries: string[];
   try {
     if (!statSync(dir).isDirectory()) {
-      checks.fail('verifier.bin_dir', `verifier bin_dir ${dir} (${from}) is not a directory: containerd fails every pull`, `make ${dir} a directory holding signet-verifier`);
+      checks.fail(
+        'verifier.bin_dir',
+        `verifier bin_dir ${dir} (${from}) is not a directory: containerd fails every pull`,
+        `make ${dir} a directory holding signet-verifier`,
+      );
       return;
     }
     entries = readdirSync(dir).sort((a, b) => (Buffer.from(a) < Buffer.from(b) ? -1 : 1)); // os.ReadDir: by name, bytewise
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      checks.fail('verifier.bin_dir', `verifier bin_dir ${dir} (${from}) does not exist: containerd lets every pull through ("image verifier directory … does not exist")`, lnFix(dir));
+      checks.fail(
+        'verifier.bin_dir',
+        `verifier bin_dir ${dir} (${from}) does not exist: containerd lets every pull through ("image verifier directory … does not exist")`,
+        lnFix(dir),
+      );
     } else {
       checks.fail('verifier.bin_dir', `cannot read verifier bin_dir ${dir} (${from}): ${(err as Error).message}`, 'run signet doctor as root');
     }
     return;
   }
   if (entries.length === 0) {
-    checks.fail('verifier.bin_dir', `verifier bin_dir ${dir} (${from}) is empty: containerd lets every pull through ("no image verifier binaries found")`, lnFix(dir));
+    checks.fail(
+      'verifier.bin_dir',
+      `verifier bin_dir ${dir} (${from}) is empty: containerd lets every pull through ("no image verifier binaries found")`,
+      lnFix(dir),
+    );
     return;
   }
 
@@ -218,7 +263,11 @@ async function checkBinDir(checks: Checks, config: ContainerdConfigReport): Prom
       accessSync(path, constants.X_OK);
       others.push(e);
     } catch {
-      checks.fail('verifier.bin_dir', `bin_dir entry ${path} is not executable: containerd fails every pull trying to run it`, `remove it, or chmod +x ${path}`);
+      checks.fail(
+        'verifier.bin_dir',
+        `bin_dir entry ${path} is not executable: containerd fails every pull trying to run it`,
+        `remove it, or chmod +x ${path}`,
+      );
     }
   }
 
@@ -256,29 +305,47 @@ async function checkBinDir(checks: Checks, config: ContainerdConfigReport): Prom
       checks.ok('verifier.signet', `verifier bin_dir ${dir} (${from}) holds ${e}${target}, which starts: signet-verifier ${m[1]}`);
     } else {
       const why = (run.error ?? (run.stderr.trim() || run.stdout.trim()).split('\n')[0]) || 'no output';
-      checks.fail('verifier.signet', `${path}${target} -version did not answer "signet-verifier <version>" (exit ${run.code ?? 'none'}): ${why}`, 'node must be on the PATH containerd runs verifiers with; reinstall signet or fix the link');
+      checks.fail(
+        'verifier.signet',
+        `${path}${target} -version did not answer "signet-verifier <version>" (exit ${run.code ?? 'none'}): ${why}`,
+        'node must be on the PATH containerd runs verifiers with; reinstall signet or fix the link',
+      );
     }
   }
-  if (others.length > 0) checks.warn('verifier.others', `bin_dir ${dir} also holds other verifiers, each run for every pull and each able to refuse it: ${others.join(', ')}`);
+  if (others.length > 0)
+    checks.warn('verifier.others', `bin_dir ${dir} also holds other verifiers, each run for every pull and each able to refuse it: ${others.join(', ')}`);
 
   const t = config.perVerifierTimeout;
   if (t.ms === undefined) {
     checks.fail('verifier.timeout', `per_verifier_timeout = ${JSON.stringify(t.value)} (${where(t)}) is not a duration`, 'write it like "10s"');
   } else if (t.ms <= VERIFIER_WAIT_MS) {
-    checks.warn('verifier.timeout', `per_verifier_timeout = ${t.value} (${where(t)}) is not above signet-verifier's ${VERIFIER_WAIT_MS / 1000} s wait for signetd: containerd may kill it before signetd answers, and the pull fails`, `set per_verifier_timeout above ${VERIFIER_WAIT_MS / 1000}s (containerd's default is 10s), or lower SIGNET_VERIFIER_TIMEOUT in containerd's environment`);
+    checks.warn(
+      'verifier.timeout',
+      `per_verifier_timeout = ${t.value} (${where(t)}) is not above signet-verifier's ${VERIFIER_WAIT_MS / 1000} s wait for signetd: containerd may kill it before signetd answers, and the pull fails`,
+      `set per_verifier_timeout above ${VERIFIER_WAIT_MS / 1000}s (containerd's default is 10s), or lower SIGNET_VERIFIER_TIMEOUT in containerd's environment`,
+    );
   }
 }
 
 // ---- containerd config ----
 
-function checkConfig(checks: Checks, configPath: string, config: ContainerdConfigReport | undefined, error: ContainerdConfigError | undefined, state: ContainerdState): void {
+function checkConfig(
+  checks: Checks,
+  configPath: string,
+  config: ContainerdConfigReport | undefined,
+  error: ContainerdConfigError | undefined,
+  state: ContainerdState,
+): void {
   if (error) {
     checks.fail('containerd.config', `containerd config: ${error.message}`, `fix ${error.file}`);
     return;
   }
   if (!config) return;
   if (!config.exists) {
-    checks.ok('containerd.config', `containerd config ${configPath} does not exist: containerd's defaults apply (CRI pulls through the transfer service, bin_dir ${DEFAULT_VERIFIER_BIN_DIR})`);
+    checks.ok(
+      'containerd.config',
+      `containerd config ${configPath} does not exist: containerd's defaults apply (CRI pulls through the transfer service, bin_dir ${DEFAULT_VERIFIER_BIN_DIR})`,
+    );
   }
   // Only 2.1+ sends CRI pulls through the verifier; on older lines the same settings matter after an upgrade.
   const moot = state.line === '1.6' || state.line === '1.7' || state.line === '2.0';
@@ -296,15 +363,28 @@ function checkConfig(checks: Checks, configPath: string, config: ContainerdConfi
   if (config.exists && config.criBypass.length === 0) {
     const files = config.files.length > 1 ? `${config.files[0]} (+ ${config.files.slice(1).join(', ')})` : config.files[0];
     const hosts = config.registryConfigPath ? `; registry.config_path ${config.registryConfigPath.value} (hosts.toml) keeps them on it` : '';
-    checks.ok('containerd.config', `containerd config ${files}, version ${config.version.value}: no CRI setting ${moot ? 'would take CRI pulls off the verifier on containerd 2.1+' : 'takes CRI pulls off the verifier'}${hosts}`);
+    checks.ok(
+      'containerd.config',
+      `containerd config ${files}, version ${config.version.value}: no CRI setting ${moot ? 'would take CRI pulls off the verifier on containerd 2.1+' : 'takes CRI pulls off the verifier'}${hosts}`,
+    );
   }
   if (config.grpcAddress && config.grpcAddress.value !== state.address) {
-    checks.warn('containerd.config', `${config.grpcAddress.file} sets grpc.address = ${config.grpcAddress.value}, but doctor asked containerd at ${state.address}: the config may not be this containerd's`, `--containerd ${config.grpcAddress.value}`);
+    checks.warn(
+      'containerd.config',
+      `${config.grpcAddress.file} sets grpc.address = ${config.grpcAddress.value}, but doctor asked containerd at ${state.address}: the config may not be this containerd's`,
+      `--containerd ${config.grpcAddress.value}`,
+    );
   }
   if (state.plugins && state.line === '2.1+') {
     const cri = findPlugin(state.plugins, 'io.containerd.cri.v1', 'images');
-    if (cri?.initError) checks.fail('cri.plugin', `containerd's CRI image service (io.containerd.cri.v1.images) failed to load: ${cri.initError}`, 'fix the CRI image section of the config and restart containerd');
-    else if (!cri) checks.warn('cri.plugin', 'containerd\'s CRI image service (io.containerd.cri.v1.images) is not loaded: Kubernetes cannot use this containerd');
+    if (cri?.initError)
+      checks.fail(
+        'cri.plugin',
+        `containerd's CRI image service (io.containerd.cri.v1.images) failed to load: ${cri.initError}`,
+        'fix the CRI image section of the config and restart containerd',
+      );
+    else if (!cri)
+      checks.warn('cri.plugin', "containerd's CRI image service (io.containerd.cri.v1.images) is not loaded: Kubernetes cannot use this containerd");
   }
 }
 
@@ -313,12 +393,20 @@ function checkConfig(checks: Checks, configPath: string, config: ContainerdConfi
 function checkNri(checks: Checks, state: ContainerdState, config: ContainerdConfigReport | undefined): void {
   const later = "signetd's NRI plugin checks every container creation there (see the signetd lines)";
   if (state.line === '1.6') {
-    checks.warn('nri', `containerd ${state.version} has no NRI: container creation cannot be checked, only the images on the node (the image watcher)`, 'upgrade containerd to 1.7 (NRI enabled) or 2.1 or later');
+    checks.warn(
+      'nri',
+      `containerd ${state.version} has no NRI: container creation cannot be checked, only the images on the node (the image watcher)`,
+      'upgrade containerd to 1.7 (NRI enabled) or 2.1 or later',
+    );
     return;
   }
   const plugin = findPlugin(state.plugins, 'io.containerd.nri.v1', 'nri');
   if (state.plugins && (!plugin || plugin.initError)) {
-    checks.warn('nri', `NRI (${NRI_PLUGIN}) ${plugin ? `failed to load: ${plugin.initError}` : 'is not loaded'}; ${later}`, `enable it: [plugins."${NRI_PLUGIN}"] disable = false`);
+    checks.warn(
+      'nri',
+      `NRI (${NRI_PLUGIN}) ${plugin ? `failed to load: ${plugin.initError}` : 'is not loaded'}; ${later}`,
+      `enable it: [plugins."${NRI_PLUGIN}"] disable = false`,
+    );
     return;
   }
   const defaultDisabled = state.line === '1.7';
@@ -339,7 +427,9 @@ type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: 
 
 function unary(client: grpc.Client, method: string, request: object, timeoutMs = CALL_TIMEOUT_MS): Promise<Record<string, any>> {
   const fn = (client as unknown as Record<string, Unary>)[method]!.bind(client);
-  return new Promise((resolve, reject) => fn(request, new grpc.Metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (err, res) => (err ? reject(err) : resolve(res))));
+  return new Promise((resolve, reject) =>
+    fn(request, new grpc.Metadata(), { deadline: new Date(Date.now() + timeoutMs) }, (err, res) => (err ? reject(err) : resolve(res))),
+  );
 }
 
 function connectError(socket: string): Promise<NodeJS.ErrnoException | undefined> {
@@ -358,7 +448,11 @@ async function checkSignetd(checks: Checks, socket: string): Promise<boolean> {
   try {
     st = lstatSync(socket);
   } catch {
-    checks.fail('signetd', `signetd is not running: no socket at ${socket}`, 'start signetd (systemctl enable --now signetd), or name its socket with --socket or SIGNET_SOCKET');
+    checks.fail(
+      'signetd',
+      `signetd is not running: no socket at ${socket}`,
+      'start signetd (systemctl enable --now signetd), or name its socket with --socket or SIGNET_SOCKET',
+    );
     return false;
   }
   if (!st.isSocket()) {
@@ -371,10 +465,17 @@ async function checkSignetd(checks: Checks, socket: string): Promise<boolean> {
     return false;
   }
   if (cerr) {
-    checks.fail('signetd', `a socket file is at ${socket} but nothing answers (${cerr.code ?? cerr.message}): signetd stopped without removing it, or another path is in use`, restart);
+    checks.fail(
+      'signetd',
+      `a socket file is at ${socket} but nothing answers (${cerr.code ?? cerr.message}): signetd stopped without removing it, or another path is in use`,
+      restart,
+    );
     return false;
   }
-  const root = loadProtos() as unknown as { signet: { v1: { ImageVerifier: grpc.ServiceClientConstructor } }; grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
+  const root = loadProtos() as unknown as {
+    signet: { v1: { ImageVerifier: grpc.ServiceClientConstructor } };
+    grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+  };
   const creds = grpc.credentials.createInsecure();
   const health = new root.grpc.health.v1.Health(`unix://${socket}`, creds);
   const verifier = new root.signet.v1.ImageVerifier(`unix://${socket}`, creds);
@@ -385,24 +486,45 @@ async function checkSignetd(checks: Checks, socket: string): Promise<boolean> {
       serving = String((await unary(health, 'Check', { service: '' }))['status']);
       status = await unary(verifier, 'Status', {});
     } catch (err) {
-      checks.fail('signetd', `something listens on ${socket} but does not answer as signetd: ${(err as grpc.ServiceError).details || (err as Error).message}`, restart);
+      checks.fail(
+        'signetd',
+        `something listens on ${socket} but does not answer as signetd: ${(err as grpc.ServiceError).details || (err as Error).message}`,
+        restart,
+      );
       return false;
     }
     const policyDir = String(status['policyDir'] || '/etc/signet/policy.d');
     const reloadError = String(status['lastReloadError'] ?? '');
     if (serving !== 'SERVING' || !status['ready']) {
-      checks.fail('signetd', `signetd ${status['version']} at ${socket} is ${serving} with no valid policy loaded: every image is rejected${reloadError ? ` (${reloadError})` : ''}`, `fix the policy in ${policyDir} (signet policy check ${policyDir})`);
+      checks.fail(
+        'signetd',
+        `signetd ${status['version']} at ${socket} is ${serving} with no valid policy loaded: every image is rejected${reloadError ? ` (${reloadError})` : ''}`,
+        `fix the policy in ${policyDir} (signet policy check ${policyDir})`,
+      );
     } else {
       const files = (status['policyFiles'] as string[] | undefined) ?? [];
-      checks.ok('signetd', `signetd ${status['version']} at ${socket} is SERVING with policy ${status['policyGeneration']} (${files.length} file${files.length === 1 ? '' : 's'} in ${policyDir})`);
-      if (reloadError) checks.fail('signetd.policy', `signetd's last policy reload failed, the previous policy is still in force: ${reloadError}`, `fix the policy (signet policy check ${policyDir})`);
+      checks.ok(
+        'signetd',
+        `signetd ${status['version']} at ${socket} is SERVING with policy ${status['policyGeneration']} (${files.length} file${files.length === 1 ? '' : 's'} in ${policyDir})`,
+      );
+      if (reloadError)
+        checks.fail(
+          'signetd.policy',
+          `signetd's last policy reload failed, the previous policy is still in force: ${reloadError}`,
+          `fix the policy (signet policy check ${policyDir})`,
+        );
     }
     const keys = (status['keys'] as Array<Record<string, string>> | undefined) ?? [];
     const failing = keys.filter((k) => k['lastError']);
     for (const k of failing) {
-      checks.fail('signetd.key', `signetd key ${k['name']} (${k['location']}): ${k['lastError']}`, 'images that need this key are rejected until it loads: fix the key file or token (signet status shows its state)');
+      checks.fail(
+        'signetd.key',
+        `signetd key ${k['name']} (${k['location']}): ${k['lastError']}`,
+        'images that need this key are rejected until it loads: fix the key file or token (signet status shows its state)',
+      );
     }
-    if (keys.length > 0 && failing.length === 0) checks.ok('signetd.key', `signetd's ${keys.length} key${keys.length === 1 ? '' : 's'} loaded without errors: ${keys.map((k) => k['name']).join(', ')}`);
+    if (keys.length > 0 && failing.length === 0)
+      checks.ok('signetd.key', `signetd's ${keys.length} key${keys.length === 1 ? '' : 's'} loaded without errors: ${keys.map((k) => k['name']).join(', ')}`);
     checkWatch(checks, status['containerd'] as Record<string, any> | null | undefined);
     checkNriRegistration(checks, status['nri'] as Record<string, any> | null | undefined);
     return true;
@@ -415,22 +537,44 @@ async function checkSignetd(checks: Checks, socket: string): Promise<boolean> {
 /** signetd's watch over containerd's images (events and reverification). */
 function checkWatch(checks: Checks, c: Record<string, any> | null | undefined): void {
   if (!c) {
-    checks.warn('signetd.containerd', 'signetd does not watch containerd (containerd: { enabled: false }): images that arrive without the verifier (import, --local, CRI fallbacks, containerd 1.x) are not decided', 'remove enabled: false from the containerd section of signetd.yaml');
+    checks.warn(
+      'signetd.containerd',
+      'signetd does not watch containerd (containerd: { enabled: false }): images that arrive without the verifier (import, --local, CRI fallbacks, containerd 1.x) are not decided',
+      'remove enabled: false from the containerd section of signetd.yaml',
+    );
   } else if (!c['connected']) {
-    checks.fail('signetd.containerd', `signetd cannot reach containerd at ${c['address']}${c['lastError'] ? ` (${c['lastError']})` : ''}: images that arrive without the verifier are not decided until it can`, 'set containerd.address in signetd.yaml to containerd\'s socket');
+    checks.fail(
+      'signetd.containerd',
+      `signetd cannot reach containerd at ${c['address']}${c['lastError'] ? ` (${c['lastError']})` : ''}: images that arrive without the verifier are not decided until it can`,
+      "set containerd.address in signetd.yaml to containerd's socket",
+    );
   } else {
-    checks.ok('signetd.containerd', `signetd watches containerd ${c['version']} at ${c['address']}: every image that arrives is decided (onUnverified: ${c['onUnverified']})`);
+    checks.ok(
+      'signetd.containerd',
+      `signetd watches containerd ${c['version']} at ${c['address']}: every image that arrives is decided (onUnverified: ${c['onUnverified']})`,
+    );
   }
 }
 
 /** signetd registered as an NRI plugin: every container creation is decided. */
 function checkNriRegistration(checks: Checks, n: Record<string, any> | null | undefined): void {
   if (!n) {
-    checks.warn('signetd.nri', "signetd's NRI plugin is off: containers are created from images already on the node without a check", 'add nri: {} to signetd.yaml (containerd 1.7 with NRI enabled, or 2.x)');
+    checks.warn(
+      'signetd.nri',
+      "signetd's NRI plugin is off: containers are created from images already on the node without a check",
+      'add nri: {} to signetd.yaml (containerd 1.7 with NRI enabled, or 2.x)',
+    );
   } else if (!n['connected']) {
-    checks.fail('signetd.nri', `signetd's NRI plugin is not registered with containerd at ${n['socket']}${n['lastError'] ? ` (${n['lastError']})` : ''}: NRI fails open, so containers are created unchecked`, 'enable NRI in containerd and point nri.socket in signetd.yaml at its socket_path; then restart signetd');
+    checks.fail(
+      'signetd.nri',
+      `signetd's NRI plugin is not registered with containerd at ${n['socket']}${n['lastError'] ? ` (${n['lastError']})` : ''}: NRI fails open, so containers are created unchecked`,
+      'enable NRI in containerd and point nri.socket in signetd.yaml at its socket_path; then restart signetd',
+    );
   } else {
-    checks.ok('signetd.nri', `signetd is registered with ${n['runtime'] || 'containerd'}'s NRI at ${n['socket']} (index ${n['index']}) since ${n['since']}: every container creation is decided`);
+    checks.ok(
+      'signetd.nri',
+      `signetd is registered with ${n['runtime'] || 'containerd'}'s NRI at ${n['socket']} (index ${n['index']}) since ${n['since']}: every container creation is decided`,
+    );
   }
 }
 
@@ -450,7 +594,13 @@ async function policyVerdict(socket: string, name: string, digest: string): Prom
   }
 }
 
-async function probe(checks: Checks, image: string, state: ContainerdState, config: ContainerdConfigReport | undefined, signetdSocket: string | undefined): Promise<void> {
+async function probe(
+  checks: Checks,
+  image: string,
+  state: ContainerdState,
+  config: ContainerdConfigReport | undefined,
+  signetdSocket: string | undefined,
+): Promise<void> {
   if (!state.version) {
     checks.fail('probe', `probe of ${image} not run: containerd does not answer at ${state.address}`, 'start containerd first');
     return;
@@ -462,7 +612,13 @@ async function probe(checks: Checks, image: string, state: ContainerdState, conf
       before = await cri.imageStatus(image);
     } catch (err) {
       const unimplemented = err instanceof CriCallError && err.grpcCode === grpc.status.UNIMPLEMENTED;
-      checks.fail('probe', unimplemented ? `containerd at ${state.address} does not serve CRI (runtime.v1): the probe cannot pull as kubelet does` : `probe of ${image}: ${(err as Error).message}`, unimplemented ? 'enable the CRI plugin (it is in disabled_plugins?)' : 'check the image reference and containerd');
+      checks.fail(
+        'probe',
+        unimplemented
+          ? `containerd at ${state.address} does not serve CRI (runtime.v1): the probe cannot pull as kubelet does`
+          : `probe of ${image}: ${(err as Error).message}`,
+        unimplemented ? 'enable the CRI plugin (it is in disabled_plugins?)' : 'check the image reference and containerd',
+      );
       return;
     }
     let id: string;
@@ -473,7 +629,11 @@ async function probe(checks: Checks, image: string, state: ContainerdState, conf
       if (/blocked pull of|verifier \S+ rejected image/.test(details)) {
         checks.ok('probe', `containerd refused to pull ${image} through CRI (as kubelet would): ${details}`);
       } else {
-        checks.fail('probe', `CRI PullImage of ${image} failed, but not because a verifier refused it, so the probe proves nothing: ${details}`, 'probe with an image this node can reach and the policy refuses');
+        checks.fail(
+          'probe',
+          `CRI PullImage of ${image} failed, but not because a verifier refused it, so the probe proves nothing: ${details}`,
+          'probe with an image this node can reach and the policy refuses',
+        );
       }
       return;
     }
@@ -498,10 +658,16 @@ async function probe(checks: Checks, image: string, state: ContainerdState, conf
       }
     }
     if (verdict?.ok) {
-      checks.fail('probe', `the node pulled ${image}, but the policy accepts it (signetd: ${verdict.decision}: ${verdict.reason}), so the probe proves nothing (image ${id}; ${after})`, 'probe with an image the policy refuses (an unsigned one in a verify scope)');
+      checks.fail(
+        'probe',
+        `the node pulled ${image}, but the policy accepts it (signetd: ${verdict.decision}: ${verdict.reason}), so the probe proves nothing (image ${id}; ${after})`,
+        'probe with an image the policy refuses (an unsigned one in a verify scope)',
+      );
       return;
     }
-    const refuses = verdict ? `, which the policy refuses (signetd: ${verdict.reason})` : ', which the policy refuses (as the probe image must be: signetd could not be asked)';
+    const refuses = verdict
+      ? `, which the policy refuses (signetd: ${verdict.reason})`
+      : ', which the policy refuses (as the probe image must be: signetd could not be asked)';
     const fix =
       state.line === '1.6' || state.line === '1.7' || state.line === '2.0'
         ? `containerd ${state.version} does not verify CRI pulls: upgrade to containerd 2.1 or later`
@@ -570,7 +736,12 @@ export async function doctorCommand(argv: string[], io: CommandIo): Promise<numb
   if (values.probe !== undefined) await probe(checks, values.probe, state, config, signetdAnswers ? socket : undefined);
 
   if (output === 'json') {
-    io.stdout.write(`${printableJson(checks.list.map((c) => ({ check: c.check, ok: c.level !== 'fail', level: c.level, detail: c.detail, fix: c.fix ?? null })), 2)}\n`);
+    io.stdout.write(
+      `${printableJson(
+        checks.list.map((c) => ({ check: c.check, ok: c.level !== 'fail', level: c.level, detail: c.detail, fix: c.fix ?? null })),
+        2,
+      )}\n`,
+    );
   } else {
     printText(io, checks.list);
   }

@@ -3,7 +3,15 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SignetError } from '../../errors.js';
 import { moduleFor } from '../../keys/pkcs11/module.js';
-import { exportPublicKey, generateKeyPair, GENERATE_ALGORITHMS, importPublicKey, listObjects, randomId, type GenerateAlgorithm } from '../../keys/pkcs11/manage.js';
+import {
+  exportPublicKey,
+  generateKeyPair,
+  GENERATE_ALGORITHMS,
+  importPublicKey,
+  listObjects,
+  randomId,
+  type GenerateAlgorithm,
+} from '../../keys/pkcs11/manage.js';
 import { DEFAULT_PKCS11_MODULE } from '../../keys/pkcs11/provider.js';
 import { parsePkcs11Uri, resolvePin, type Pkcs11Uri } from '../../keys/pkcs11/uri.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
@@ -47,13 +55,18 @@ export async function keysCommand(argv: string[], io: CommandIo): Promise<number
   if (values.key === undefined) throw new UsageError(`--key PKCS11-URI is required\n${USAGE}`);
   const uri = parsePkcs11Uri(values.key);
   if (values.module !== undefined) io.stderr.write('signet keys: --module is deprecated; use --pkcs11-module (the same flag as the other commands)\n');
-  if (values.module !== undefined && values['pkcs11-module'] !== undefined && values.module !== values['pkcs11-module']) throw new UsageError('--module and --pkcs11-module name different modules; give --pkcs11-module only');
+  if (values.module !== undefined && values['pkcs11-module'] !== undefined && values.module !== values['pkcs11-module'])
+    throw new UsageError('--module and --pkcs11-module name different modules; give --pkcs11-module only');
   const module = moduleFor(uri.modulePath ?? values['pkcs11-module'] ?? values.module ?? process.env['SIGNET_PKCS11_MODULE'] ?? DEFAULT_PKCS11_MODULE);
   // An empty SIGNET_PKCS11_PIN is no PIN (as an unset one), not an empty PIN for the token to refuse.
   const pin = (): string | undefined => resolvePin(uri, process.env['SIGNET_PKCS11_PIN'] || undefined) || undefined;
   const needPin = (): string => {
     const p = pin();
-    if (p === undefined) throw new SignetError('PIN_REQUIRED', `${uri.redacted}: this needs the token's user PIN, and none was given: add pin-source=file:/path/to/pin (or pin-value=…) to the URI, or set SIGNET_PKCS11_PIN`);
+    if (p === undefined)
+      throw new SignetError(
+        'PIN_REQUIRED',
+        `${uri.redacted}: this needs the token's user PIN, and none was given: add pin-source=file:/path/to/pin (or pin-value=…) to the URI, or set SIGNET_PKCS11_PIN`,
+      );
     return p;
   };
   try {
@@ -65,7 +78,9 @@ export async function keysCommand(argv: string[], io: CommandIo): Promise<number
         if (!label) throw new UsageError('give --label or object= in the URI');
         const id = idOf(values.id, uri) ?? randomId();
         const res = await generateKeyPair(module, uri, needPin(), algorithm, label, id);
-        io.stdout.write(`generated ${algorithm} key "${printable(label, LIMITS.name)}" id ${id.toString('hex')}\nfingerprint ${fingerprintOf(res.publicKey)}\npolicy URI  ${printable(res.uri, LIMITS.reason)}\n`);
+        io.stdout.write(
+          `generated ${algorithm} key "${printable(label, LIMITS.name)}" id ${id.toString('hex')}\nfingerprint ${fingerprintOf(res.publicKey)}\npolicy URI  ${printable(res.uri, LIMITS.reason)}\n`,
+        );
         return 0;
       }
       case 'list': {
@@ -73,7 +88,10 @@ export async function keysCommand(argv: string[], io: CommandIo): Promise<number
         const objects = (await listObjects(module, { ...uri }, pin())).sort((a, b) => a.label.localeCompare(b.label) || a.type.localeCompare(b.type));
         if (output === 'json') io.stdout.write(`${printableJson(objects, 2)}\n`);
         else {
-          const rows = [['LABEL', 'ID', 'TYPE', 'ALGORITHM', 'URI'], ...objects.map((o) => [o.label, o.id, o.type, o.algorithm, o.uri].map((c) => printable(c, LIMITS.name)))];
+          const rows = [
+            ['LABEL', 'ID', 'TYPE', 'ALGORITHM', 'URI'],
+            ...objects.map((o) => [o.label, o.id, o.type, o.algorithm, o.uri].map((c) => printable(c, LIMITS.name))),
+          ];
           const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
           io.stdout.write(`${rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n')}\n`);
         }
@@ -93,7 +111,9 @@ export async function keysCommand(argv: string[], io: CommandIo): Promise<number
         const label = values.label ?? uri.object;
         if (!label) throw new UsageError('give --label or object= in the URI');
         const res = await importPublicKey(module, uri, needPin(), pem, label, idOf(values.id, uri) ?? randomId());
-        io.stdout.write(`imported ${res.algorithm} public key "${printable(label, LIMITS.name)}"\nfingerprint ${res.fingerprint}\npolicy URI  ${printable(res.uri, LIMITS.reason)}\n`);
+        io.stdout.write(
+          `imported ${res.algorithm} public key "${printable(label, LIMITS.name)}"\nfingerprint ${res.fingerprint}\npolicy URI  ${printable(res.uri, LIMITS.reason)}\n`,
+        );
         return 0;
       }
       default:

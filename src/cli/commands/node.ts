@@ -39,7 +39,14 @@ export async function nodeCommand(argv: string[], io: CommandIo): Promise<number
   if (sub !== 'audit') throw new UsageError(`unknown subcommand "${sub}"\n${USAGE}`);
   const { values, positionals } = parseArgs({
     args: rest,
-    options: { ...REGISTRY_OPTIONS, ...POLICY_OPTIONS, containerd: { type: 'string' }, namespace: { type: 'string', multiple: true }, output: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      ...REGISTRY_OPTIONS,
+      ...POLICY_OPTIONS,
+      containerd: { type: 'string' },
+      namespace: { type: 'string', multiple: true },
+      output: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
     allowPositionals: true,
     strict: true,
   });
@@ -57,10 +64,25 @@ export async function nodeCommand(argv: string[], io: CommandIo): Promise<number
     const namespaces = values.namespace ?? all;
     for (const ns of namespaces) if (!all.includes(ns)) io.stderr.write(`signet node audit: containerd has no namespace "${printable(ns, LIMITS.name)}"\n`);
     const images = (await Promise.all(namespaces.filter((ns) => all.includes(ns)).map((ns) => client.listImages(ns)))).flat();
-    const verdicts = (await mapLimit(groupByTarget(images), 4, (g) => decideGroup(g, (r) => local.engine.verify(r), () => local.policy.generation))).flat();
+    const verdicts = (
+      await mapLimit(groupByTarget(images), 4, (g) =>
+        decideGroup(
+          g,
+          (r) => local.engine.verify(r),
+          () => local.policy.generation,
+        ),
+      )
+    ).flat();
     const rows = verdicts.map(toRow).sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
     const refused = rows.filter((r) => r.decision === 'reject').length;
-    const summary = { containerd: address, namespaces, images: rows.length, accepted: rows.length - refused, refused, policyGeneration: local.policy.generation };
+    const summary = {
+      containerd: address,
+      namespaces,
+      images: rows.length,
+      accepted: rows.length - refused,
+      refused,
+      policyGeneration: local.policy.generation,
+    };
     if (output === 'json') io.stdout.write(`${printableJson({ ...summary, results: rows }, 2)}\n`);
     else io.stdout.write(formatTable(rows, summary));
     return refused > 0 ? 1 : 0;
@@ -71,13 +93,32 @@ export async function nodeCommand(argv: string[], io: CommandIo): Promise<number
 }
 
 function toRow(v: ImageVerdict): NodeAuditRow {
-  return { namespace: v.image.namespace, name: v.image.name, digest: v.image.target.digest, decision: v.decision.decision, undecided: isUndecided(v.decision), code: v.decision.code ?? '', scope: v.decision.scope, reason: v.decision.reason };
+  return {
+    namespace: v.image.namespace,
+    name: v.image.name,
+    digest: v.image.target.digest,
+    decision: v.decision.decision,
+    undecided: isUndecided(v.decision),
+    code: v.decision.code ?? '',
+    scope: v.decision.scope,
+    reason: v.decision.reason,
+  };
 }
 
 function formatTable(rows: NodeAuditRow[], summary: { containerd: string; images: number; accepted: number; refused: number }): string {
   const header = ['NAMESPACE', 'IMAGE', 'DIGEST', 'DECISION', 'REASON'];
-  const body = rows.map((r) => [printable(r.namespace, LIMITS.name), printable(r.name, LIMITS.name), `${printable(r.digest, LIMITS.name).slice(0, 19)}…`, r.undecided ? 'unchecked' : r.decision, r.decision === 'accept' ? '' : printable(r.reason, LIMITS.reason)]);
+  const body = rows.map((r) => [
+    printable(r.namespace, LIMITS.name),
+    printable(r.name, LIMITS.name),
+    `${printable(r.digest, LIMITS.name).slice(0, 19)}…`,
+    r.undecided ? 'unchecked' : r.decision,
+    r.decision === 'accept' ? '' : printable(r.reason, LIMITS.reason),
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (i === 4 ? 0 : row[i]!.length))));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return `${[line(header), ...body.map(line)].join('\n')}\n\n${printable(summary.containerd, LIMITS.name)}: ${summary.images} images, ${summary.accepted} accepted, ${summary.refused} refused\n`;
 }

@@ -43,10 +43,16 @@ export async function policyCommand(argv: string[], io: CommandIo): Promise<numb
     case 'status':
       return sourceStatusCommand(rest, io);
     case 'test': {
-      const code = await explainCommand(rest.filter((a, i) => !isRegistryArg(rest, i)), io);
+      const code = await explainCommand(
+        rest.filter((a, i) => !isRegistryArg(rest, i)),
+        io,
+      );
       if (code !== 0) return code;
       io.stdout.write('\nverification:\n');
-      return verifyCommand(rest.filter((a) => a !== '--explain'), io);
+      return verifyCommand(
+        rest.filter((a) => a !== '--explain'),
+        io,
+      );
     }
     case undefined:
     case 'help':
@@ -62,7 +68,9 @@ export async function policyCommand(argv: string[], io: CommandIo): Promise<numb
 /** Registry options that `explain` does not take, with their values. */
 function isRegistryArg(args: string[], i: number): boolean {
   const takesValue = ['--insecure-registry', '--docker-config', '--hosts-dir', '--output', '--pkcs11-module'];
-  return takesValue.includes(args[i]!) || (i > 0 && takesValue.includes(args[i - 1]!)) || takesValue.some((t) => t !== '--output' && args[i]!.startsWith(`${t}=`));
+  return (
+    takesValue.includes(args[i]!) || (i > 0 && takesValue.includes(args[i - 1]!)) || takesValue.some((t) => t !== '--output' && args[i]!.startsWith(`${t}=`))
+  );
 }
 
 async function check(argv: string[], io: CommandIo): Promise<number> {
@@ -76,16 +84,28 @@ async function check(argv: string[], io: CommandIo): Promise<number> {
     const keyProblems = unreadableKeyFiles(p);
     if (keyProblems.length > 0) {
       if (output === 'json') io.stdout.write(`${printableJson({ ok: false, problems: keyProblems }, 2)}\n`);
-      else io.stdout.write(`${keyProblems.map((problem) => printable(formatProblem(problem), LIMITS.reason)).join('\n')}\n${keyProblems.length} problem(s): signetd would load this policy, and refuse every image that needs these keys\n`);
+      else
+        io.stdout.write(
+          `${keyProblems.map((problem) => printable(formatProblem(problem), LIMITS.reason)).join('\n')}\n${keyProblems.length} problem(s): signetd would load this policy, and refuse every image that needs these keys\n`,
+        );
       return 1;
     }
-    if (output === 'json') io.stdout.write(`${printableJson({ ok: true, generation: p.generation, files: p.files, keys: Object.keys(p.keys).length, scopes: Object.keys(p.scopes).length }, 2)}\n`);
-    else io.stdout.write(`ok: ${p.files.length} file(s), ${Object.keys(p.keys).length} key(s), ${Object.keys(p.scopes).length} scope(s), generation ${p.generation}\n`);
+    if (output === 'json')
+      io.stdout.write(
+        `${printableJson({ ok: true, generation: p.generation, files: p.files, keys: Object.keys(p.keys).length, scopes: Object.keys(p.scopes).length }, 2)}\n`,
+      );
+    else
+      io.stdout.write(
+        `ok: ${p.files.length} file(s), ${Object.keys(p.keys).length} key(s), ${Object.keys(p.scopes).length} scope(s), generation ${p.generation}\n`,
+      );
     return 0;
   } catch (err) {
     if (!(err instanceof PolicyLoadError)) throw err;
     if (output === 'json') io.stdout.write(`${printableJson({ ok: false, problems: err.problems }, 2)}\n`);
-    else io.stdout.write(`${err.problems.map((problem) => printable(formatProblem(problem), LIMITS.reason)).join('\n')}\n${err.problems.length} problem(s); signetd would keep its last good policy\n`);
+    else
+      io.stdout.write(
+        `${err.problems.map((problem) => printable(formatProblem(problem), LIMITS.reason)).join('\n')}\n${err.problems.length} problem(s); signetd would keep its last good policy\n`,
+      );
     return 1;
   }
 }
@@ -107,11 +127,19 @@ function unreadableKeyFiles(p: Policy): PolicyProblem[] {
         text = readFileSync(path, 'utf8');
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? 'error';
-        const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be read (permission denied; signetd reads it as root)' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${code})`;
+        const why =
+          code === 'ENOENT'
+            ? 'does not exist'
+            : code === 'EACCES'
+              ? 'cannot be read (permission denied; signetd reads it as root)'
+              : code === 'EISDIR'
+                ? 'is a directory'
+                : `cannot be read (${code})`;
         problems.push({ ...at, message: `key "${name}": ${field} ${path} ${why}` });
         continue;
       }
-      if (kind === 'pem' && !/-----BEGIN [A-Z0-9 ]+-----/.test(text)) problems.push({ ...at, message: `key "${name}": ${field} ${path} holds no PEM block (-----BEGIN …-----)` });
+      if (kind === 'pem' && !/-----BEGIN [A-Z0-9 ]+-----/.test(text))
+        problems.push({ ...at, message: `key "${name}": ${field} ${path} holds no PEM block (-----BEGIN …-----)` });
       if (kind === 'json') {
         try {
           JSON.parse(text);
@@ -129,7 +157,12 @@ async function explainCommand(argv: string[], io: CommandIo): Promise<number> {
   if (positionals.length !== 1) throw new UsageError(`expected one IMAGE\n${USAGE}`);
   const output = outputFormat(values.output);
   const policy = await loadPolicyDir(policyDir(values)).catch((err: unknown) => {
-    throw err instanceof PolicyLoadError ? new SignetError(err.code, `the policy does not load (run signet policy check): ${err.problems.length} problem(s), first: ${formatProblem(err.problems[0]!)}`) : err;
+    throw err instanceof PolicyLoadError
+      ? new SignetError(
+          err.code,
+          `the policy does not load (run signet policy check): ${err.problems.length} problem(s), first: ${formatProblem(err.problems[0]!)}`,
+        )
+      : err;
   });
   const e = explain(policy, parseReference(positionals[0]!));
   io.stdout.write(output === 'json' ? `${printableJson(e, 2)}\n` : formatExplanation(e));
@@ -139,7 +172,10 @@ async function explainCommand(argv: string[], io: CommandIo): Promise<number> {
 /** The problems of a policy that does not load, as `check` prints them; exit 1. */
 function printProblems(err: PolicyLoadError, output: 'text' | 'json', io: CommandIo, what: string): number {
   if (output === 'json') io.stdout.write(`${printableJson({ ok: false, problems: err.problems }, 2)}\n`);
-  else io.stdout.write(`${err.problems.map((problem) => printable(formatProblem(problem), LIMITS.reason)).join('\n')}\n${err.problems.length} problem(s); ${what}\n`);
+  else
+    io.stdout.write(
+      `${err.problems.map((problem) => printable(formatProblem(problem), LIMITS.reason)).join('\n')}\n${err.problems.length} problem(s); ${what}\n`,
+    );
   return 1;
 }
 
@@ -149,13 +185,21 @@ function printProblems(err: PolicyLoadError, output: 'text' | 'json', io: Comman
  * signing), and only then tagged: a node that sees the new tag finds its signature already there.
  */
 async function pushCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: { ...REGISTRY_OPTIONS, key: { type: 'string' }, 'pkcs11-module': { type: 'string' }, output: { type: 'string' } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...REGISTRY_OPTIONS, key: { type: 'string' }, 'pkcs11-module': { type: 'string' }, output: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  });
   if (positionals.length !== 2) throw new UsageError(`expected DIR and REF\n${USAGE}`);
   if (values.key === undefined) throw new UsageError('--key KEYREF is required: a policy is pushed signed, or not at all');
   const output = outputFormat(values.output);
   const [dir, refText] = positionals as [string, string];
   const ref = parseReference(refText);
-  if (ref.tag === undefined || ref.digest !== undefined) throw new UsageError(`REF needs a tag and no digest (nodes poll a tag, e.g. registry.example.com/security/node-policy:prod), got ${printable(refText, LIMITS.name)}`);
+  if (ref.tag === undefined || ref.digest !== undefined)
+    throw new UsageError(
+      `REF needs a tag and no digest (nodes poll a tag, e.g. registry.example.com/security/node-policy:prod), got ${printable(refText, LIMITS.name)}`,
+    );
   let policy: Policy;
   try {
     policy = await loadPolicyDir(dir);
@@ -165,7 +209,8 @@ async function pushCommand(argv: string[], io: CommandIo): Promise<number> {
   }
   const files = await readPolicyFiles(dir);
   const artifact = buildPolicyArtifact(files.map((f) => ({ name: basename(f.path), bytes: Buffer.from(f.text, 'utf8') })));
-  if (artifact.layer.length > MAX_POLICY_LAYER_BYTES) throw new SignetError('POLICY_INVALID', `the policy artifact would be ${artifact.layer.length} bytes, more than nodes accept (${MAX_POLICY_LAYER_BYTES})`);
+  if (artifact.layer.length > MAX_POLICY_LAYER_BYTES)
+    throw new SignetError('POLICY_INVALID', `the policy artifact would be ${artifact.layer.length} bytes, more than nodes accept (${MAX_POLICY_LAYER_BYTES})`);
   // The key first: a wrong key or PIN fails before anything changes in the registry.
   const signer = await openSigner(values.key, values['pkcs11-module'] !== undefined ? { pkcs11Module: values['pkcs11-module'] } : {});
   try {
@@ -177,10 +222,19 @@ async function pushCommand(argv: string[], io: CommandIo): Promise<number> {
     const signed = await signImageCosign(client, repo, artifact.digest, signer, { dockerReference: repositoryName(ref) });
     const digest = await client.pushManifest(repo, ref.tag, artifact.manifest, MEDIA_TYPES.ociManifest);
     if (digest !== artifact.digest) throw new SignetError('REGISTRY_PROTOCOL', `the registry stored the manifest as ${digest}, not ${artifact.digest}`);
-    const result = { ref: formatReference(ref), digest, files: files.map((f) => basename(f.path)), generation: policy.generation, key: { fingerprint: signer.fingerprint, algorithm: signer.algorithm }, signatures: signed.layers };
+    const result = {
+      ref: formatReference(ref),
+      digest,
+      files: files.map((f) => basename(f.path)),
+      generation: policy.generation,
+      key: { fingerprint: signer.fingerprint, algorithm: signer.algorithm },
+      signatures: signed.layers,
+    };
     if (output === 'json') io.stdout.write(`${printableJson(result, 2)}\n`);
     else {
-      io.stderr.write(`pushed ${printable(result.ref, LIMITS.name)} (${files.length} file(s)), signed by ${signer.fingerprint} (${signer.algorithm}; ${signed.layers} signature(s) on it)\n`);
+      io.stderr.write(
+        `pushed ${printable(result.ref, LIMITS.name)} (${files.length} file(s)), signed by ${signer.fingerprint} (${signer.algorithm}; ${signed.layers} signature(s) on it)\n`,
+      );
       io.stdout.write(`${digest}\n`);
     }
     return 0;
@@ -218,13 +272,22 @@ async function sourceStatusCommand(argv: string[], io: CommandIo): Promise<numbe
       signatures = 0;
     }
   }
-  const result = { ref: formatReference(ref), digest: descriptor.digest, artifactType: problem ? '' : POLICY_ARTIFACT_TYPE, files, signatures, ...(problem ? { problem } : {}) };
+  const result = {
+    ref: formatReference(ref),
+    digest: descriptor.digest,
+    artifactType: problem ? '' : POLICY_ARTIFACT_TYPE,
+    files,
+    signatures,
+    ...(problem ? { problem } : {}),
+  };
   if (output === 'json') io.stdout.write(`${printableJson(result, 2)}\n`);
   else {
     io.stdout.write(
       [
         `${printable(result.ref, LIMITS.name)}  ${descriptor.digest}`,
-        problem ? `  NOT A SIGNET POLICY ARTIFACT: ${printable(problem, LIMITS.reason)}` : `  policy artifact, ${files.length} file(s): ${files.map((f) => printable(f, LIMITS.name)).join(', ')}`,
+        problem
+          ? `  NOT A SIGNET POLICY ARTIFACT: ${printable(problem, LIMITS.reason)}`
+          : `  policy artifact, ${files.length} file(s): ${files.map((f) => printable(f, LIMITS.name)).join(', ')}`,
         `  ${signatures} cosign signature(s) at ${cosignSignatureTag(descriptor.digest)} (signetd verifies them with policySource.keys before reading the artifact)`,
       ].join('\n') + '\n',
     );

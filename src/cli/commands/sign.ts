@@ -75,7 +75,8 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
   const ignore = [...(values.ignore ?? [])];
   if (values['ignore-file'] !== undefined) ignore.push(...parseIgnoreFile(readText(values['ignore-file'], 'ignore file'), values['ignore-file']));
   // Read and parse the report before touching the registry or the HSM: bad input fails fast.
-  const report: ScanReport | undefined = values['scan-report'] !== undefined ? parseScanReport(readText(values['scan-report'], 'scan report'), values['scan-report']) : undefined;
+  const report: ScanReport | undefined =
+    values['scan-report'] !== undefined ? parseScanReport(readText(values['scan-report'], 'scan report'), values['scan-report']) : undefined;
 
   const ref = parseReference(positionals[0]!);
   const repo = { registry: ref.registry, repository: ref.repository };
@@ -91,12 +92,18 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
 
   let gate: GateResult | undefined;
   if (report !== undefined) {
-    const alsoDigests = descriptor.mediaType === MEDIA_TYPES.ociIndex || descriptor.mediaType === MEDIA_TYPES.dockerManifestList ? await childDigests(client, repo, digest) : [];
+    const alsoDigests =
+      descriptor.mediaType === MEDIA_TYPES.ociIndex || descriptor.mediaType === MEDIA_TYPES.dockerManifestList ? await childDigests(client, repo, digest) : [];
     gate = evaluateGate(report, { ...(maxSeverity ? { maxSeverity } : {}), ignore, image: { repository: repoName, digest, alsoDigests } });
     if (gate.match.warning) io.stderr.write(`signet sign: warning: ${printable(gate.match.warning, LIMITS.reason)}\n`);
     if (!gate.passed) {
       // Findings come from the scanner's report: each line escaped and bounded.
-      io.stdout.write(`${formatBlockingTable(gate.blocking).split('\n').map((l) => printable(l, LIMITS.reason)).join('\n')}\n`);
+      io.stdout.write(
+        `${formatBlockingTable(gate.blocking)
+          .split('\n')
+          .map((l) => printable(l, LIMITS.reason))
+          .join('\n')}\n`,
+      );
       throw new SignetError('SCAN_GATE_FAILED', gateFailureMessage(report, gate));
     }
   }
@@ -119,8 +126,15 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
       image: repoName,
       digest,
       key: { fingerprint: signer.fingerprint, algorithm: signer.algorithm },
-      signature: { format, tag: format === 'cosign' ? `${repoName}:${signed.signatureTag}` : `${repoName}@${signed.signatureManifestDigest}`, manifestDigest: signed.signatureManifestDigest, signatures: signed.layers },
-      ...(attestation ? { attestation: { tag: `${repoName}:${attestation.tag}`, manifestDigest: attestation.manifestDigest, attestations: attestation.layers } } : {}),
+      signature: {
+        format,
+        tag: format === 'cosign' ? `${repoName}:${signed.signatureTag}` : `${repoName}@${signed.signatureManifestDigest}`,
+        manifestDigest: signed.signatureManifestDigest,
+        signatures: signed.layers,
+      },
+      ...(attestation
+        ? { attestation: { tag: `${repoName}:${attestation.tag}`, manifestDigest: attestation.manifestDigest, attestations: attestation.layers } }
+        : {}),
       ...(gate ? { gate: { passed: true, maxSeverity: gate.maxSeverity, counts: gate.counts, ignored: gate.ignored.map((f) => f.id) } } : {}),
     };
     if (output === 'json') io.stdout.write(`${printableJson(result, 2)}\n`);
@@ -129,7 +143,9 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
         [
           `signed      ${printable(`${repoName}@${digest}`, LIMITS.reason)}`,
           `key         ${signer.fingerprint} (${signer.algorithm})`,
-          format === 'cosign' ? `signature   ${printable(result.signature.tag, LIMITS.reason)} (${signed.layers} signature${signed.layers === 1 ? '' : 's'})` : `signature   ${printable(result.signature.tag, LIMITS.reason)} (sigstore bundle, OCI 1.1 referrer)`,
+          format === 'cosign'
+            ? `signature   ${printable(result.signature.tag, LIMITS.reason)} (${signed.layers} signature${signed.layers === 1 ? '' : 's'})`
+            : `signature   ${printable(result.signature.tag, LIMITS.reason)} (sigstore bundle, OCI 1.1 referrer)`,
           ...(result.attestation ? [`attestation ${printable(result.attestation.tag, LIMITS.reason)}`] : []),
           ...(gate ? [`scan gate   passed (max ${gate.maxSeverity}${gate.ignored.length ? `, ${gate.ignored.length} ignored` : ''})`] : []),
         ].join('\n') + '\n',

@@ -13,7 +13,11 @@ const EXIT_PROBLEM = 1;
 const EXIT_UNREACHABLE = 3;
 
 export async function statusCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { socket: { type: 'string' }, output: { type: 'string', default: 'text' }, wait: { type: 'string' }, ready: { type: 'boolean' } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: { socket: { type: 'string' }, output: { type: 'string', default: 'text' }, wait: { type: 'string' }, ready: { type: 'boolean' } },
+    strict: true,
+  });
   let waitMs = 0;
   if (values.wait !== undefined) {
     const m = /^(\d+)(ms|s|m)?$/.exec(values.wait);
@@ -47,7 +51,8 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
     // Healthy: a policy in force, no reload error, every key loaded, the audit log written.
     const keyErrors = (status['keys'] as Array<Record<string, string>>).filter((k) => k['lastError']);
     const source = status['policySource'] as Record<string, any> | null | undefined;
-    const healthy = Boolean(status['ready']) && !status['lastReloadError'] && keyErrors.length === 0 && status['audit']?.['writable'] !== false && !source?.['lastError'];
+    const healthy =
+      Boolean(status['ready']) && !status['lastReloadError'] && keyErrors.length === 0 && status['audit']?.['writable'] !== false && !source?.['lastError'];
     if (values.output === 'json') {
       io.stdout.write(`${printableJson(status, 2)}\n`);
       return healthy ? EXIT_OK : EXIT_PROBLEM;
@@ -58,7 +63,11 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
       `policy   ${status['ready'] ? t(status['policyGeneration']) : 'NONE LOADED: every image is rejected'}  (${t(status['policyDir']) || 'no local policyDir'})`,
       ...sourceLines(source),
       ...(status['policyFiles'] as string[]).map((f) => `         ${t(f)}`),
-      ...(status['lastReloadError'] ? String(status['lastReloadError']).split('\n').map((l, i) => `${i === 0 ? 'reload error: ' : '  '}${t(l)}`) : []),
+      ...(status['lastReloadError']
+        ? String(status['lastReloadError'])
+            .split('\n')
+            .map((l, i) => `${i === 0 ? 'reload error: ' : '  '}${t(l)}`)
+        : []),
       ...(status['warnings'] as string[]).map((w) => `warning: ${t(w)}`),
       ...auditLines(status['audit'] as Record<string, any> | null | undefined),
       ...admissionLines(status['admission'] as Record<string, any> | null | undefined),
@@ -67,7 +76,8 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
       ...cacheLines(status['cache'] as Record<string, any> | null | undefined, status['metricsListen']),
       'keys',
       ...(status['keys'] as Array<Record<string, string>>).map(
-        (k) => `  ${t(k['name'], LIMITS.name)}  ${t(k['algorithm'] || '?')}  ${t(k['fingerprint'] || '')}  ${t(k['location'])}${k['lastError'] ? `  ERROR: ${t(k['lastError'])}` : ''}`,
+        (k) =>
+          `  ${t(k['name'], LIMITS.name)}  ${t(k['algorithm'] || '?')}  ${t(k['fingerprint'] || '')}  ${t(k['location'])}${k['lastError'] ? `  ERROR: ${t(k['lastError'])}` : ''}`,
       ),
     ];
     if (!healthy) {
@@ -76,14 +86,16 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
         ...(status['lastReloadError'] ? ['the last policy reload failed (the previous policy stays in force)'] : []),
         ...(keyErrors.length > 0 ? [`${keyErrors.length} key(s) with errors: ${keyErrors.map((k) => t(k['name'], LIMITS.name)).join(', ')}`] : []),
         ...(status['audit']?.['writable'] === false ? ['the audit log cannot be written'] : []),
-        ...(source?.['lastError'] ? ['the policy source\'s last check failed (the artifact in force stays)'] : []),
+        ...(source?.['lastError'] ? ["the policy source's last check failed (the artifact in force stays)"] : []),
       ];
       lines.push(`PROBLEMS: ${problems.join('; ')}`);
     }
     io.stdout.write(`${lines.join('\n')}\n`);
     return healthy ? EXIT_OK : EXIT_PROBLEM;
   } catch (err) {
-    io.stderr.write(`signet status: cannot reach signetd at ${t(socket)}: ${socketState(socket)}: ${t((err as grpc.ServiceError).details ?? (err as Error).message)}\n`);
+    io.stderr.write(
+      `signet status: cannot reach signetd at ${t(socket)}: ${socketState(socket)}: ${t((err as grpc.ServiceError).details ?? (err as Error).message)}\n`,
+    );
     return EXIT_UNREACHABLE;
   } finally {
     client.close();
@@ -112,7 +124,9 @@ function t(value: unknown, max: number = LIMITS.reason): string {
 /** The signed policy artifact: which digest is in force, what the reference points to, the last failure. */
 function sourceLines(s: Record<string, any> | null | undefined): string[] {
   if (!s) return [];
-  const inForce = s['digest'] ? `${t(s['digest'])} verified ${t(s['verifiedAt'])}${s['fromCache'] ? ' (from cacheDir; the registry has not confirmed it yet)' : ''}` : 'NONE VERIFIED';
+  const inForce = s['digest']
+    ? `${t(s['digest'])} verified ${t(s['verifiedAt'])}${s['fromCache'] ? ' (from cacheDir; the registry has not confirmed it yet)' : ''}`
+    : 'NONE VERIFIED';
   const remote = s['remoteDigest'] && s['remoteDigest'] !== s['digest'] ? `; ${t(s['ref'])} now points to ${t(s['remoteDigest'])}` : '';
   return [
     `source   ${t(s['ref'])}  ${inForce}${remote}`,
@@ -130,7 +144,12 @@ function containerdLines(c: Record<string, any> | null | undefined): string[] {
     `reverify    ${c['lastReverify'] ? `${t(c['lastReverify'])} (${t(c['lastReverifyTrigger'])}): ${c['lastReverifyImages']} images, ${c['lastReverifyRefused']} refused` : 'not yet'}`,
   ];
   const refused = (c['refusedImages'] as string[] | undefined) ?? [];
-  if (refused.length > 0) lines.push(`refused images on this node (${refused.length}):`, ...refused.slice(0, 20).map((r) => `  ${t(r)}`), ...(refused.length > 20 ? [`  … and ${refused.length - 20} more (signet node audit lists them all)`] : []));
+  if (refused.length > 0)
+    lines.push(
+      `refused images on this node (${refused.length}):`,
+      ...refused.slice(0, 20).map((r) => `  ${t(r)}`),
+      ...(refused.length > 20 ? [`  … and ${refused.length - 20} more (signet node audit lists them all)`] : []),
+    );
   return lines;
 }
 
@@ -157,7 +176,9 @@ function nriLines(n: Record<string, any> | null | undefined): string[] {
 function admissionLines(a: Record<string, any> | null | undefined): string[] {
   if (!a) return [];
   const refused = Number(a['refusedQueueFull'] ?? 0) + Number(a['refusedQueueTimeout'] ?? 0);
-  return [`load     ${a['inFlight']}/${a['maxInFlight']} deciding, ${a['queued']}/${a['maxQueued']} waiting (peak ${a['peakQueued']}); ${refused} refused as overloaded (RESOURCE_EXHAUSTED)`];
+  return [
+    `load     ${a['inFlight']}/${a['maxInFlight']} deciding, ${a['queued']}/${a['maxQueued']} waiting (peak ${a['peakQueued']}); ${refused} refused as overloaded (RESOURCE_EXHAUSTED)`,
+  ];
 }
 
 /** The verdict cache (every path shares it), the content cache, and where the metrics are served. */
@@ -169,7 +190,11 @@ function cacheLines(c: Record<string, any> | null | undefined, metricsListen: un
   const mib = (n: unknown): string => `${(Number(n) / 1024 / 1024).toFixed(1)} MiB`;
   return [
     `cache       ${c['entries']}/${c['maxEntries']} verdicts, ${c['hits']} hits, ${c['misses']} verifications, ${c['coalesced']} requests joined one under way${share}; dropped ${c['cleared']} times (policy or key changes); acceptances ${Number(c['ttlMs']) / 1000} s, refusals ${Number(c['negativeTtlMs']) / 1000} s at most`,
-    ...(content ? [`content     ${content['entries']} manifests and blobs by digest, ${mib(content['bytes'])} of ${mib(content['maxBytes'])}, ${content['hits']} hits, ${content['misses']} fetched`] : []),
+    ...(content
+      ? [
+          `content     ${content['entries']} manifests and blobs by digest, ${mib(content['bytes'])} of ${mib(content['maxBytes'])}, ${content['hits']} hits, ${content['misses']} fetched`,
+        ]
+      : []),
     `metrics     ${!metricsListen ? 'off (metrics: { listen: 127.0.0.1:9464 } turns them on)' : String(metricsListen).startsWith('/') ? `GET /metrics on unix socket ${t(metricsListen)}` : `http://${t(metricsListen)}/metrics`}`,
   ];
 }

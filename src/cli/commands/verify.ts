@@ -38,7 +38,10 @@ export function formatDecision(untrusted: Decision): string {
   ];
   if (d.signatures.length > 0) {
     lines.push('  signatures');
-    for (const s of d.signatures) lines.push(`    ${s.valid ? 'valid  ' : 'INVALID'}  ${s.format}  key=${s.key || '-'}  ${s.source}${s.valid ? '' : `\n             ${s.code ?? ''} ${s.reason}`}`);
+    for (const s of d.signatures)
+      lines.push(
+        `    ${s.valid ? 'valid  ' : 'INVALID'}  ${s.format}  key=${s.key || '-'}  ${s.source}${s.valid ? '' : `\n             ${s.code ?? ''} ${s.reason}`}`,
+      );
   }
   return `${lines.join('\n')}\n`;
 }

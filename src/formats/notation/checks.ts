@@ -91,21 +91,28 @@ export function checkCriticalHeaders(env: UntrustedNotationEnvelope): void {
     }
   }
   if (env.verificationPlugin !== undefined) {
-    throw new SignetError('SIGNATURE_INVALID', `notation signature requires the verification plugin ${JSON.stringify(env.verificationPlugin)}; signet runs no plugins`);
+    throw new SignetError(
+      'SIGNATURE_INVALID',
+      `notation signature requires the verification plugin ${JSON.stringify(env.verificationPlugin)}; signet runs no plugins`,
+    );
   }
 }
 
 export function checkContentType(env: UntrustedNotationEnvelope): void {
-  if (env.contentType !== NOTATION_PAYLOAD_CONTENT_TYPE) throw malformed(`content type ${JSON.stringify(env.contentType)} is not ${NOTATION_PAYLOAD_CONTENT_TYPE}`);
+  if (env.contentType !== NOTATION_PAYLOAD_CONTENT_TYPE)
+    throw malformed(`content type ${JSON.stringify(env.contentType)} is not ${NOTATION_PAYLOAD_CONTENT_TYPE}`);
 }
 
 /** The signing scheme is known, carries the time attribute it needs, and is the one the policy asks for. */
 export function checkSigningScheme(env: UntrustedNotationEnvelope, required?: SigningScheme): SigningScheme {
   const scheme = env.signingScheme;
-  if (!(SIGNING_SCHEMES as readonly string[]).includes(scheme)) throw malformed(`signing scheme ${JSON.stringify(scheme)} is not notary.x509 or notary.x509.signingAuthority`);
+  if (!(SIGNING_SCHEMES as readonly string[]).includes(scheme))
+    throw malformed(`signing scheme ${JSON.stringify(scheme)} is not notary.x509 or notary.x509.signingAuthority`);
   if (scheme === 'notary.x509' && env.signingTime === undefined) throw malformed(`signing scheme notary.x509 without "${HDR_SIGNING_TIME}"`);
-  if (scheme === 'notary.x509.signingAuthority' && env.authenticSigningTime === undefined) throw malformed(`signing scheme notary.x509.signingAuthority without "${HDR_AUTHENTIC_SIGNING_TIME}"`);
-  if (required !== undefined && scheme !== required) throw new SignetError('SIGNATURE_INVALID', `notation signing scheme is ${scheme}; the policy requires ${required}`);
+  if (scheme === 'notary.x509.signingAuthority' && env.authenticSigningTime === undefined)
+    throw malformed(`signing scheme notary.x509.signingAuthority without "${HDR_AUTHENTIC_SIGNING_TIME}"`);
+  if (required !== undefined && scheme !== required)
+    throw new SignetError('SIGNATURE_INVALID', `notation signing scheme is ${scheme}; the policy requires ${required}`);
   return scheme as SigningScheme;
 }
 
@@ -144,8 +151,16 @@ function describeKey(key: KeyObject): string {
 /** The envelope's algorithm is the one the signing certificate's key type and size call for. */
 export function checkAlgorithmMatchesKey(env: UntrustedNotationEnvelope, leaf: ParsedCertificate): void {
   const expected = algorithmForKey(leaf.node.publicKey);
-  if (expected === undefined) throw new SignetError('CERTIFICATE_INVALID', `notation signing certificate has a ${describeKey(leaf.node.publicKey)} key, which the Notary Project does not allow`);
-  if (expected !== env.alg) throw new SignetError('SIGNATURE_INVALID', `notation envelope says ${env.alg}, but the signing certificate's ${describeKey(leaf.node.publicKey)} key signs with ${expected}`);
+  if (expected === undefined)
+    throw new SignetError(
+      'CERTIFICATE_INVALID',
+      `notation signing certificate has a ${describeKey(leaf.node.publicKey)} key, which the Notary Project does not allow`,
+    );
+  if (expected !== env.alg)
+    throw new SignetError(
+      'SIGNATURE_INVALID',
+      `notation envelope says ${env.alg}, but the signing certificate's ${describeKey(leaf.node.publicKey)} key signs with ${expected}`,
+    );
 }
 
 /** The signature over the signing input verifies with the leaf certificate's key. */
@@ -162,7 +177,11 @@ export function checkIntegrity(env: UntrustedNotationEnvelope, leaf: ParsedCerti
   } catch {
     ok = false;
   }
-  if (!ok) throw new SignetError('SIGNATURE_INVALID', `notation ${env.alg} signature does not verify with the key of ${describeCert(leaf)} (the payload, headers or signature were altered)`);
+  if (!ok)
+    throw new SignetError(
+      'SIGNATURE_INVALID',
+      `notation ${env.alg} signature does not verify with the key of ${describeCert(leaf)} (the payload, headers or signature were altered)`,
+    );
 }
 
 /** The signed payload is a Notary Project payload whose `targetArtifact` is the image descriptor. */
@@ -181,7 +200,8 @@ export function checkTargetArtifact(untrustedPayload: Buffer, expected: Expected
     throw malformed('payload "targetArtifact.annotations" is not a map of strings');
   }
   if (digest !== expected.digest) throw new SignetError('DIGEST_MISMATCH', `notation signature is about ${digest.slice(0, 80)}, not ${expected.digest}`);
-  if (mediaType !== expected.mediaType) throw new SignetError('DIGEST_MISMATCH', `notation signature names media type ${mediaType.slice(0, 80)}, the image is ${expected.mediaType}`);
+  if (mediaType !== expected.mediaType)
+    throw new SignetError('DIGEST_MISMATCH', `notation signature names media type ${mediaType.slice(0, 80)}, the image is ${expected.mediaType}`);
   if (size !== expected.size) throw new SignetError('DIGEST_MISMATCH', `notation signature names size ${size}, the image is ${expected.size} bytes`);
   return (annotations as Record<string, string> | undefined) ?? {};
 }
@@ -202,7 +222,10 @@ function checkKeyStrength(cert: ParsedCertificate): void {
   const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
   if (key.asymmetricKeyType === 'rsa' && bits >= 2048) return;
   if (key.asymmetricKeyType === 'ec' && ['prime256v1', 'secp384r1', 'secp521r1'].includes(key.asymmetricKeyDetails?.namedCurve ?? '')) return;
-  throw new SignetError('CERTIFICATE_INVALID', `certificate ${describeCert(cert)} has a ${describeKey(key)} key (RSA ≥ 2048 bits or ECDSA P-256/384/521 required)`);
+  throw new SignetError(
+    'CERTIFICATE_INVALID',
+    `certificate ${describeCert(cert)} has a ${describeKey(key)} key (RSA ≥ 2048 bits or ECDSA P-256/384/521 required)`,
+  );
 }
 
 /**
@@ -214,19 +237,31 @@ export function checkCertificateRequirements(chain: ParsedCertificate[]): void {
   const [leaf, ...cas] = chain;
   if (leaf === undefined) throw malformed('certificate chain is empty');
   const ku = leaf.asn1.extKeyUsage;
-  if (ku === undefined || !ku.digitalSignature) throw new SignetError('CERTIFICATE_INVALID', `signing certificate ${describeCert(leaf)} lacks the digitalSignature key usage`);
-  if (ku.keyCertSign || ku.crlSign) throw new SignetError('CERTIFICATE_INVALID', `signing certificate ${describeCert(leaf)} may sign certificates or CRLs; a code-signing certificate must not`);
-  if (leaf.asn1.extBasicConstraints?.isCA === true) throw new SignetError('CERTIFICATE_INVALID', `signing certificate ${describeCert(leaf)} is a CA certificate`);
+  if (ku === undefined || !ku.digitalSignature)
+    throw new SignetError('CERTIFICATE_INVALID', `signing certificate ${describeCert(leaf)} lacks the digitalSignature key usage`);
+  if (ku.keyCertSign || ku.crlSign)
+    throw new SignetError(
+      'CERTIFICATE_INVALID',
+      `signing certificate ${describeCert(leaf)} may sign certificates or CRLs; a code-signing certificate must not`,
+    );
+  if (leaf.asn1.extBasicConstraints?.isCA === true)
+    throw new SignetError('CERTIFICATE_INVALID', `signing certificate ${describeCert(leaf)} is a CA certificate`);
   const eku = hasEku(leaf);
-  if (eku !== undefined && !eku.includes(OID_CODE_SIGNING)) throw new SignetError('CERTIFICATE_INVALID', `signing certificate ${describeCert(leaf)} has extended key usages without codeSigning`);
+  if (eku !== undefined && !eku.includes(OID_CODE_SIGNING))
+    throw new SignetError('CERTIFICATE_INVALID', `signing certificate ${describeCert(leaf)} has extended key usages without codeSigning`);
   checkKeyStrength(leaf);
   cas.forEach((ca, i) => {
     const bc = ca.asn1.extBasicConstraints;
     if (bc === undefined || !bc.isCA) throw new SignetError('CERTIFICATE_INVALID', `certificate ${describeCert(ca)} issues another but is not a CA`);
     const caKu = ca.asn1.extKeyUsage;
-    if (caKu !== undefined && !caKu.keyCertSign) throw new SignetError('CERTIFICATE_INVALID', `CA certificate ${describeCert(ca)} lacks the keyCertSign key usage`);
+    if (caKu !== undefined && !caKu.keyCertSign)
+      throw new SignetError('CERTIFICATE_INVALID', `CA certificate ${describeCert(ca)} lacks the keyCertSign key usage`);
     const below = i; // intermediate CAs between this one and the leaf
-    if (bc.pathLenConstraint !== undefined && BigInt(below) > bc.pathLenConstraint) throw new SignetError('CERTIFICATE_INVALID', `CA certificate ${describeCert(ca)} allows a path length of ${bc.pathLenConstraint}, the chain has ${below} below it`);
+    if (bc.pathLenConstraint !== undefined && BigInt(below) > bc.pathLenConstraint)
+      throw new SignetError(
+        'CERTIFICATE_INVALID',
+        `CA certificate ${describeCert(ca)} allows a path length of ${bc.pathLenConstraint}, the chain has ${below} below it`,
+      );
     checkKeyStrength(ca);
   });
 }
@@ -242,7 +277,11 @@ function issuedBy(cert: ParsedCertificate, issuer: ParsedCertificate): boolean {
 /** Each certificate is issued (name and signature) by the next one. */
 export function checkChainLinks(chain: ParsedCertificate[]): void {
   for (let i = 0; i + 1 < chain.length; i++) {
-    if (!issuedBy(chain[i]!, chain[i + 1]!)) throw new SignetError('CERTIFICATE_INVALID', `certificate ${describeCert(chain[i]!)} is not issued by the next one in the chain, ${describeCert(chain[i + 1]!)}`);
+    if (!issuedBy(chain[i]!, chain[i + 1]!))
+      throw new SignetError(
+        'CERTIFICATE_INVALID',
+        `certificate ${describeCert(chain[i]!)} is not issued by the next one in the chain, ${describeCert(chain[i + 1]!)}`,
+      );
   }
 }
 
@@ -273,7 +312,10 @@ function validAt(cert: ParsedCertificate, at: Date): boolean {
 export function checkValidityAt(path: ParsedCertificate[], at: Date, what: string): void {
   for (const cert of path) {
     if (!validAt(cert, at)) {
-      throw new SignetError('CERTIFICATE_INVALID', `certificate ${describeCert(cert)} (valid ${cert.asn1.notBefore.toISOString()} to ${cert.asn1.notAfter.toISOString()}) is not valid at ${what} ${at.toISOString()}`);
+      throw new SignetError(
+        'CERTIFICATE_INVALID',
+        `certificate ${describeCert(cert)} (valid ${cert.asn1.notBefore.toISOString()} to ${cert.asn1.notAfter.toISOString()}) is not valid at ${what} ${at.toISOString()}`,
+      );
     }
   }
 }
@@ -293,7 +335,8 @@ export function checkTrustedIdentity(leaf: ParsedCertificate, trustedIdentities:
 // ---------------------------------------------------------------- expiry and time
 
 export function checkExpiry(env: UntrustedNotationEnvelope, now: Date): void {
-  if (env.expiry !== undefined && now.getTime() > env.expiry.getTime()) throw new SignetError('SIGNATURE_EXPIRED', `notation signature expired at ${env.expiry.toISOString()}`);
+  if (env.expiry !== undefined && now.getTime() > env.expiry.getTime())
+    throw new SignetError('SIGNATURE_EXPIRED', `notation signature expired at ${env.expiry.toISOString()}`);
 }
 
 /**

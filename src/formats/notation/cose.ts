@@ -100,12 +100,14 @@ export function parseCoseEnvelope(untrustedBytes: Buffer): UntrustedNotationEnve
   if (plugin !== undefined && typeof plugin !== 'string') throw malformed(`COSE "${HDR_VERIFICATION_PLUGIN}" is not a string`);
 
   for (const key of unprotected.keys()) {
-    if (key !== LABEL_X5CHAIN && key !== HDR_SIGNING_AGENT && key !== HDR_TIMESTAMP_SIGNATURE) throw malformed(`COSE unprotected header has an unknown field ${JSON.stringify(labelText(key))}`);
+    if (key !== LABEL_X5CHAIN && key !== HDR_SIGNING_AGENT && key !== HDR_TIMESTAMP_SIGNATURE)
+      throw malformed(`COSE unprotected header has an unknown field ${JSON.stringify(labelText(key))}`);
   }
   const x5chain = unprotected.get(LABEL_X5CHAIN);
   // RFC 9360: one certificate as a bstr, several as an array of bstr.
   const chain = isBytes(x5chain) ? [x5chain] : x5chain;
-  if (!Array.isArray(chain) || chain.length === 0 || !chain.every(isBytes)) throw malformed('COSE unprotected header has no x5chain (label 33) of certificates');
+  if (!Array.isArray(chain) || chain.length === 0 || !chain.every(isBytes))
+    throw malformed('COSE unprotected header has no x5chain (label 33) of certificates');
   if (chain.length > MAX_CHAIN_LENGTH) throw malformed(`COSE x5chain has more than ${MAX_CHAIN_LENGTH} certificates`);
   const agent = unprotected.get(HDR_SIGNING_AGENT);
   if (agent !== undefined && typeof agent !== 'string') throw malformed(`COSE "${HDR_SIGNING_AGENT}" is not a string`);

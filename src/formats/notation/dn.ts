@@ -106,7 +106,8 @@ export const X509_SUBJECT_PREFIX = 'x509.subject:';
 
 /** Parse one trusted identity `x509.subject: C=US, ST=WA, O=Notary`. Throws POLICY_INVALID. */
 export function parseTrustedIdentity(identity: string): DistinguishedName {
-  if (!identity.startsWith(X509_SUBJECT_PREFIX)) throw new SignetError('POLICY_INVALID', `trusted identity ${JSON.stringify(identity)} does not start with "${X509_SUBJECT_PREFIX}" (or is not "*")`);
+  if (!identity.startsWith(X509_SUBJECT_PREFIX))
+    throw new SignetError('POLICY_INVALID', `trusted identity ${JSON.stringify(identity)} does not start with "${X509_SUBJECT_PREFIX}" (or is not "*")`);
   const where = `trusted identity ${JSON.stringify(identity)}`;
   const entries: Array<[string, string]> = [];
   for (const raw of splitUnescaped(identity.slice(X509_SUBJECT_PREFIX.length), ',')) {

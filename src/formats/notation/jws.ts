@@ -54,11 +54,13 @@ export function parseJwsEnvelope(untrustedBytes: Buffer): UntrustedNotationEnvel
   if (!isPlainObject(hdr)) throw malformed('JWS protected header is not a JSON object');
   const alg = hdr['alg'];
   if (typeof alg !== 'string') throw malformed('JWS protected header has no "alg"');
-  if (!(JWS_ALGORITHMS as readonly string[]).includes(alg)) throw malformed(`JWS algorithm ${JSON.stringify(alg)} is not allowed (PS256/384/512, ES256/384/512)`);
+  if (!(JWS_ALGORITHMS as readonly string[]).includes(alg))
+    throw malformed(`JWS algorithm ${JSON.stringify(alg)} is not allowed (PS256/384/512, ES256/384/512)`);
   const cty = hdr['cty'];
   if (typeof cty !== 'string') throw malformed('JWS protected header has no "cty"');
   const crit = hdr['crit'];
-  if (!Array.isArray(crit) || crit.length === 0 || !crit.every((c) => typeof c === 'string')) throw malformed('JWS protected header has no "crit" list of names');
+  if (!Array.isArray(crit) || crit.length === 0 || !crit.every((c) => typeof c === 'string'))
+    throw malformed('JWS protected header has no "crit" list of names');
   const scheme = hdr[HDR_SIGNING_SCHEME];
   if (typeof scheme !== 'string') throw malformed(`JWS protected header has no "${HDR_SIGNING_SCHEME}"`);
   const plugin = hdr[HDR_VERIFICATION_PLUGIN];
@@ -70,7 +72,8 @@ export function parseJwsEnvelope(untrustedBytes: Buffer): UntrustedNotationEnvel
   // case-insensitively and unknown fields are ignored. Two fields that name the same one are refused.
   const field = (name: string): unknown => {
     const keys = Object.keys(unprotected).filter((k) => k.toLowerCase() === name.toLowerCase());
-    if (keys.length > 1) throw malformed(`JWS unprotected header names "${name}" ${keys.length} times (${keys.map((k) => JSON.stringify(k.slice(0, 64))).join(', ')})`);
+    if (keys.length > 1)
+      throw malformed(`JWS unprotected header names "${name}" ${keys.length} times (${keys.map((k) => JSON.stringify(k.slice(0, 64))).join(', ')})`);
     return keys[0] === undefined ? undefined : unprotected[keys[0]];
   };
   const x5c = field('x5c');
@@ -90,7 +93,9 @@ export function parseJwsEnvelope(untrustedBytes: Buffer): UntrustedNotationEnvel
     protectedHeaderNames: Object.keys(hdr),
     signingScheme: scheme,
     ...(hdr[HDR_SIGNING_TIME] !== undefined ? { signingTime: parseRfc3339(hdr[HDR_SIGNING_TIME], `JWS "${HDR_SIGNING_TIME}"`) } : {}),
-    ...(hdr[HDR_AUTHENTIC_SIGNING_TIME] !== undefined ? { authenticSigningTime: parseRfc3339(hdr[HDR_AUTHENTIC_SIGNING_TIME], `JWS "${HDR_AUTHENTIC_SIGNING_TIME}"`) } : {}),
+    ...(hdr[HDR_AUTHENTIC_SIGNING_TIME] !== undefined
+      ? { authenticSigningTime: parseRfc3339(hdr[HDR_AUTHENTIC_SIGNING_TIME], `JWS "${HDR_AUTHENTIC_SIGNING_TIME}"`) }
+      : {}),
     ...(hdr[HDR_EXPIRY] !== undefined ? { expiry: parseRfc3339(hdr[HDR_EXPIRY], `JWS "${HDR_EXPIRY}"`) } : {}),
     ...(plugin !== undefined ? { verificationPlugin: plugin } : {}),
     signingInput: Buffer.from(`${protectedB64 as string}.${payloadB64 as string}`, 'ascii'),

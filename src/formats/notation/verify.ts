@@ -117,7 +117,10 @@ function verifyCountersignature(env: UntrustedNotationEnvelope, tsaCertificates:
   try {
     verifyRFC3161Timestamp(timestamp, env.untrustedSignature, [{ certChain, validFor: { start: new Date(0), end: new Date(8.64e15) } }]);
   } catch (err) {
-    throw new SignetError('SIGNATURE_INVALID', `the RFC 3161 timestamp countersignature does not verify with the timestamp-authority certificates: ${(err as Error).message}`);
+    throw new SignetError(
+      'SIGNATURE_INVALID',
+      `the RFC 3161 timestamp countersignature does not verify with the timestamp-authority certificates: ${(err as Error).message}`,
+    );
   }
   return { at: timestamp.signingTime, what: `the time of the RFC 3161 timestamp (${timestamp.signingTime.toISOString()})` };
 }
@@ -146,7 +149,10 @@ function verifyOrThrow(options: NotationVerifyOptions): NotationVerifyResult {
   // Expiry.
   checkExpiry(env, now);
   // Trusted timestamp: a verified RFC 3161 countersignature, else as trustedTimeFor says.
-  const stamped = scheme === 'notary.x509' && env.untrustedTimestampSignature !== undefined && (options.tsaCertificates?.length ?? 0) > 0 ? verifyCountersignature(env, options.tsaCertificates!) : undefined;
+  const stamped =
+    scheme === 'notary.x509' && env.untrustedTimestampSignature !== undefined && (options.tsaCertificates?.length ?? 0) > 0
+      ? verifyCountersignature(env, options.tsaCertificates!)
+      : undefined;
   const trusted = stamped ?? trustedTimeFor(env, scheme, now);
   checkValidityAt(path, trusted.at, trusted.what);
   return {

@@ -6,7 +6,17 @@ import { fingerprintOf, keyAlgorithmOf } from '../node-key.js';
 import { publicKeyFromPem } from '../pem.js';
 import type { KeyAlgorithm } from '../types.js';
 import { callAsync, type Pkcs11Module } from './module.js';
-import { attribute, CKK_EC_EDWARDS, CKM_EC_EDWARDS_KEY_PAIR_GEN, CURVE_PARAMS, findObjects, findOne, publicKeyTemplate, readPublicKey, typeOfClass } from './objects.js';
+import {
+  attribute,
+  CKK_EC_EDWARDS,
+  CKM_EC_EDWARDS_KEY_PAIR_GEN,
+  CURVE_PARAMS,
+  findObjects,
+  findOne,
+  publicKeyTemplate,
+  readPublicKey,
+  typeOfClass,
+} from './objects.js';
 import { pctEncode, type Pkcs11Uri } from './uri.js';
 
 export type GenerateAlgorithm = 'ec-p256' | 'ec-p384' | 'rsa-3072' | 'ed25519';
@@ -26,7 +36,14 @@ export function objectUri(token: string, label: string, id: Buffer, type: string
   return `pkcs11:token=${pctEncode(token)}${label ? `;object=${pctEncode(label)}` : ''}${id.length ? `;id=${pctEncode(id)}` : ''};type=${type}`;
 }
 
-export async function generateKeyPair(module: Pkcs11Module, uri: Pkcs11Uri, pin: string, algorithm: GenerateAlgorithm, label: string, id: Buffer): Promise<{ publicKey: KeyObject; uri: string }> {
+export async function generateKeyPair(
+  module: Pkcs11Module,
+  uri: Pkcs11Uri,
+  pin: string,
+  algorithm: GenerateAlgorithm,
+  label: string,
+  id: Buffer,
+): Promise<{ publicKey: KeyObject; uri: string }> {
   if (uri.token === undefined) throw new SignetError('INVALID_ARGUMENT', 'the key URI must name the token (token=…)');
   const what = `generating ${algorithm} key "${label}" on ${uri.redacted}`;
   const common = [
@@ -34,8 +51,18 @@ export async function generateKeyPair(module: Pkcs11Module, uri: Pkcs11Uri, pin:
     { type: pkcs11js.CKA_LABEL, value: label },
     { type: pkcs11js.CKA_ID, value: id },
   ];
-  const pub: Array<{ type: number; value: number | boolean | string | Buffer }> = [...common, { type: pkcs11js.CKA_VERIFY, value: true }, { type: pkcs11js.CKA_PRIVATE, value: false }];
-  const priv: Array<{ type: number; value: number | boolean | string | Buffer }> = [...common, { type: pkcs11js.CKA_SIGN, value: true }, { type: pkcs11js.CKA_PRIVATE, value: true }, { type: pkcs11js.CKA_SENSITIVE, value: true }, { type: pkcs11js.CKA_EXTRACTABLE, value: false }];
+  const pub: Array<{ type: number; value: number | boolean | string | Buffer }> = [
+    ...common,
+    { type: pkcs11js.CKA_VERIFY, value: true },
+    { type: pkcs11js.CKA_PRIVATE, value: false },
+  ];
+  const priv: Array<{ type: number; value: number | boolean | string | Buffer }> = [
+    ...common,
+    { type: pkcs11js.CKA_SIGN, value: true },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+  ];
   let mechanism: number;
   switch (algorithm) {
     case 'ec-p256':
@@ -70,7 +97,8 @@ export async function listObjects(module: Pkcs11Module, uri: Pkcs11Uri, pin: str
       const id = attribute(api, session, h, pkcs11js.CKA_ID) ?? Buffer.alloc(0);
       const type = typeOfClass(attribute(api, session, h, pkcs11js.CKA_CLASS)?.readUInt32LE(0) ?? -1);
       const keyType = attribute(api, session, h, pkcs11js.CKA_KEY_TYPE)?.readUInt32LE(0);
-      let algorithm = keyType === pkcs11js.CKK_RSA ? 'rsa' : keyType === pkcs11js.CKK_EC ? 'ec' : keyType === CKK_EC_EDWARDS ? 'ed25519' : type === 'cert' ? 'x509' : '-';
+      let algorithm =
+        keyType === pkcs11js.CKK_RSA ? 'rsa' : keyType === pkcs11js.CKK_EC ? 'ec' : keyType === CKK_EC_EDWARDS ? 'ed25519' : type === 'cert' ? 'x509' : '-';
       let fingerprint: string | undefined;
       if (type === 'public' || type === 'cert') {
         try {
@@ -81,23 +109,40 @@ export async function listObjects(module: Pkcs11Module, uri: Pkcs11Uri, pin: str
           /* unsupported key type: listed without details */
         }
       }
-      return { label, id: id.toString('hex'), type, algorithm, ...(fingerprint ? { fingerprint } : {}), uri: objectUri(token, label, id, type === 'other' ? 'data' : type) };
+      return {
+        label,
+        id: id.toString('hex'),
+        type,
+        algorithm,
+        ...(fingerprint ? { fingerprint } : {}),
+        uri: objectUri(token, label, id, type === 'other' ? 'data' : type),
+      };
     });
   });
 }
 
 export async function exportPublicKey(module: Pkcs11Module, uri: Pkcs11Uri, pin: string | undefined): Promise<string> {
   return module.withSession(uri, pin, `exporting ${uri.redacted}`, (api, session) =>
-    readPublicKey(api, session, findOne(api, session, uri, 'public', uri.object ?? uri.redacted), uri.object ?? uri.redacted).export({ type: 'spki', format: 'pem' }).toString(),
+    readPublicKey(api, session, findOne(api, session, uri, 'public', uri.object ?? uri.redacted), uri.object ?? uri.redacted)
+      .export({ type: 'spki', format: 'pem' })
+      .toString(),
   );
 }
 
-export async function importPublicKey(module: Pkcs11Module, uri: Pkcs11Uri, pin: string, pem: string, label: string, id: Buffer): Promise<{ algorithm: KeyAlgorithm; fingerprint: string; uri: string }> {
+export async function importPublicKey(
+  module: Pkcs11Module,
+  uri: Pkcs11Uri,
+  pin: string,
+  pem: string,
+  label: string,
+  id: Buffer,
+): Promise<{ algorithm: KeyAlgorithm; fingerprint: string; uri: string }> {
   if (uri.token === undefined) throw new SignetError('INVALID_ARGUMENT', 'the key URI must name the token (token=…)');
   const key = publicKeyFromPem(pem, 'the file');
   const algorithm = keyAlgorithmOf(key);
   return module.withSession(uri, pin, `importing into ${uri.redacted}`, (api, session) => {
-    if (findObjects(api, session, { ...uri, object: label, id, type: 'public' }).length > 0) throw new SignetError('INVALID_ARGUMENT', `a public key labelled "${label}" with this id already exists on the token`);
+    if (findObjects(api, session, { ...uri, object: label, id, type: 'public' }).length > 0)
+      throw new SignetError('INVALID_ARGUMENT', `a public key labelled "${label}" with this id already exists on the token`);
     api.C_CreateObject(session, [
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
       { type: pkcs11js.CKA_TOKEN, value: true },

@@ -40,7 +40,8 @@ export function isDeviceGone(err: unknown): boolean {
 export function pkcs11Error(err: unknown, what: string): SignetError {
   if (err instanceof SignetError) return err;
   const code = pkcs11Code(err);
-  if (code === pkcs11js.CKR_PIN_INCORRECT || code === pkcs11js.CKR_PIN_INVALID || code === pkcs11js.CKR_PIN_LEN_RANGE) return new SignetError('PIN_INCORRECT', `${what}: the PIN was refused by the token`);
+  if (code === pkcs11js.CKR_PIN_INCORRECT || code === pkcs11js.CKR_PIN_INVALID || code === pkcs11js.CKR_PIN_LEN_RANGE)
+    return new SignetError('PIN_INCORRECT', `${what}: the PIN was refused by the token`);
   if (code === pkcs11js.CKR_PIN_LOCKED) return new SignetError('PIN_INCORRECT', `${what}: the PIN is locked on the token`);
   const message = (err as Error)?.message?.split(':')[0] ?? String(err);
   return new SignetError(isDeviceGone(err) ? 'KEY_UNAVAILABLE' : 'PKCS11_ERROR', `${what}: ${message}`, { cause: err });
@@ -154,7 +155,12 @@ export class Pkcs11Module {
    * Run `fn` with a session of the token the URI names, logged in when `pin` is given.
    * A device error resets the module so that the next call finds the token afresh.
    */
-  async withSession<T>(uri: Pkcs11Uri, pin: string | undefined, what: string, fn: (api: InstanceType<typeof PKCS11>, session: Handle) => Promise<T> | T): Promise<T> {
+  async withSession<T>(
+    uri: Pkcs11Uri,
+    pin: string | undefined,
+    what: string,
+    fn: (api: InstanceType<typeof PKCS11>, session: Handle) => Promise<T> | T,
+  ): Promise<T> {
     let state: TokenState;
     let session: Handle;
     const generation = this.generation;
@@ -241,7 +247,7 @@ function tokenKey(uri: Pkcs11Uri): string {
 }
 
 function slotNumber(slot: Handle): number {
-  return slot.length >= 4 ? slot.readUInt32LE(0) : slot[0] ?? -1;
+  return slot.length >= 4 ? slot.readUInt32LE(0) : (slot[0] ?? -1);
 }
 
 const modules = new Map<string, Pkcs11Module>();

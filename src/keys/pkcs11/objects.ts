@@ -123,7 +123,11 @@ export function readPublicKey(api: Api, session: Handle, handle: Handle, keyName
     const x = unwrapOctetString(point, [32]);
     return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: x.toString('base64url') }, format: 'jwk' });
   }
-  const curve = params.equals(CURVE_PARAMS['P-256']) ? { crv: 'P-256', size: 32 } : params.equals(CURVE_PARAMS['P-384']) ? { crv: 'P-384', size: 48 } : undefined;
+  const curve = params.equals(CURVE_PARAMS['P-256'])
+    ? { crv: 'P-256', size: 32 }
+    : params.equals(CURVE_PARAMS['P-384'])
+      ? { crv: 'P-384', size: 48 }
+      : undefined;
   if (curve === undefined) throw new SignetError('KEY_INVALID', `key "${keyName}": unsupported EC curve (P-256, P-384 and Ed25519 are supported)`);
   const raw = unwrapOctetString(point, [1 + 2 * curve.size]);
   if (raw.length !== 1 + 2 * curve.size || raw[0] !== 0x04) throw new SignetError('KEY_INVALID', `key "${keyName}": EC point is not uncompressed`);

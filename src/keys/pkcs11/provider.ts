@@ -34,10 +34,11 @@ export class Pkcs11KeyProvider implements KeyProvider {
     this.used.add(module);
     const pin = resolvePin(uri);
     const what = `key "${name}" (${uri.redacted})`;
-    const read = () => module.withSession(uri, pin, what, (api, session) => {
-      const handle = findOne(api, session, uri, 'public', name);
-      return { key: readPublicKey(api, session, handle, name), certificate: readCertificate(api, session, handle) };
-    });
+    const read = () =>
+      module.withSession(uri, pin, what, (api, session) => {
+        const handle = findOne(api, session, uri, 'public', name);
+        return { key: readPublicKey(api, session, handle, name), certificate: readCertificate(api, session, handle) };
+      });
     let found;
     try {
       found = await read();
@@ -45,7 +46,10 @@ export class Pkcs11KeyProvider implements KeyProvider {
       // A token that was removed and put back is a new slot: look again from a fresh module state. Only
       // then: a missing object on a present token is seen without it, and a reset drops every session
       // of the module (on-token verifications of other keys in flight).
-      const tokenGone = err instanceof TokenNotFoundError || (err instanceof SignetError && err.code === 'KEY_UNAVAILABLE') || (err instanceof SignetError && err.code === 'KEY_NOT_FOUND' && module.tokenMoved(uri));
+      const tokenGone =
+        err instanceof TokenNotFoundError ||
+        (err instanceof SignetError && err.code === 'KEY_UNAVAILABLE') ||
+        (err instanceof SignetError && err.code === 'KEY_NOT_FOUND' && module.tokenMoved(uri));
       if (!tokenGone) throw err;
       module.reset();
       found = await read();

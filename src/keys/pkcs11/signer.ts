@@ -23,16 +23,28 @@ export class Pkcs11Signer implements Signer {
     const uri = parsePkcs11Uri(uriText);
     const module = moduleFor(uri.modulePath ?? options.module ?? process.env['SIGNET_PKCS11_MODULE'] ?? DEFAULT_PKCS11_MODULE);
     const pin = resolvePin(uri, options.pin ?? process.env['SIGNET_PKCS11_PIN']);
-    if (pin === undefined) throw new SignetError('PIN_REQUIRED', `signing key ${uri.redacted}: the token's user PIN is needed and none was given: add pin-source=file:/path/to/pin (or pin-value=…) to the URI, or set SIGNET_PKCS11_PIN`);
+    if (pin === undefined)
+      throw new SignetError(
+        'PIN_REQUIRED',
+        `signing key ${uri.redacted}: the token's user PIN is needed and none was given: add pin-source=file:/path/to/pin (or pin-value=…) to the URI, or set SIGNET_PKCS11_PIN`,
+      );
     const what = `signing key ${uri.redacted}`;
     // The public half (same label/id) gives algorithm and fingerprint; the private object must exist.
     const publicKey = await module.withSession(uri, pin, what, (api, session) => {
       findOne(api, session, { ...uri, type: 'private' }, 'private', uri.object ?? uri.redacted);
       const pub = findObjects(api, session, { ...uri, type: 'public' });
-      if (pub.length !== 1) throw new SignetError('KEY_NOT_FOUND', `${what}: need exactly one public-key object with the same label/id to name the key (found ${pub.length})`);
+      if (pub.length !== 1)
+        throw new SignetError('KEY_NOT_FOUND', `${what}: need exactly one public-key object with the same label/id to name the key (found ${pub.length})`);
       return readPublicKey(api, session, pub[0]!, uri.object ?? uri.redacted);
     });
-    return new Pkcs11Signer(uri, module, pin, keyAlgorithmOf(publicKey), fingerprintOf(publicKey), publicKey.export({ type: 'spki', format: 'pem' }).toString());
+    return new Pkcs11Signer(
+      uri,
+      module,
+      pin,
+      keyAlgorithmOf(publicKey),
+      fingerprintOf(publicKey),
+      publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    );
   }
 
   publicKeyPem(): string {

@@ -19,7 +19,9 @@ declare module '../provider.js' {
 function lazyProvider(options: KeyStoreOptions): KeyProvider {
   let provider: Promise<KeyProvider> | undefined;
   const open = () =>
-    (provider ??= import('./provider.js').then(({ Pkcs11KeyProvider }) => new Pkcs11KeyProvider(options.pkcs11Module !== undefined ? { defaultModule: options.pkcs11Module } : {})));
+    (provider ??= import('./provider.js').then(
+      ({ Pkcs11KeyProvider }) => new Pkcs11KeyProvider(options.pkcs11Module !== undefined ? { defaultModule: options.pkcs11Module } : {}),
+    ));
   return {
     scheme: 'pkcs11',
     load: async (name: string, spec: KeySpec): Promise<TrustedKey> => (await open()).load(name, spec),

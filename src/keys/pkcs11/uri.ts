@@ -25,7 +25,21 @@ export interface Pkcs11Uri {
   redacted: string;
 }
 
-const PATH_ATTRS = ['token', 'manufacturer', 'serial', 'model', 'library-manufacturer', 'library-description', 'library-version', 'slot-id', 'slot-description', 'slot-manufacturer', 'object', 'id', 'type'];
+const PATH_ATTRS = [
+  'token',
+  'manufacturer',
+  'serial',
+  'model',
+  'library-manufacturer',
+  'library-description',
+  'library-version',
+  'slot-id',
+  'slot-description',
+  'slot-manufacturer',
+  'object',
+  'id',
+  'type',
+];
 const QUERY_ATTRS = ['module-path', 'module-name', 'pin-value', 'pin-source'];
 const TYPES: ObjectType[] = ['public', 'private', 'cert', 'secret-key', 'data'];
 
@@ -111,7 +125,8 @@ export function parsePkcs11Uri(input: string): Pkcs11Uri {
     if (eq <= 0) throw new SignetError('KEY_INVALID', `PKCS#11 URI ${redactKeyLocation(input)}: "${shown(part, input)}" is not attribute=value`);
     const name = part.slice(0, eq);
     const raw = part.slice(eq + 1);
-    if (!allowed.includes(name)) throw new SignetError('KEY_INVALID', `PKCS#11 URI ${redactKeyLocation(input)}: unknown ${kind} attribute "${shown(name, input)}"`);
+    if (!allowed.includes(name))
+      throw new SignetError('KEY_INVALID', `PKCS#11 URI ${redactKeyLocation(input)}: unknown ${kind} attribute "${shown(name, input)}"`);
     if (seen.has(name)) throw new SignetError('KEY_INVALID', `PKCS#11 URI ${redactKeyLocation(input)}: attribute "${name}" given twice`);
     seen.add(name);
     const bytes = pctDecode(raw, name, input);
@@ -132,7 +147,8 @@ export function parsePkcs11Uri(input: string): Pkcs11Uri {
         out.id = bytes;
         break;
       case 'type':
-        if (!TYPES.includes(text as ObjectType)) throw new SignetError('KEY_INVALID', `PKCS#11 URI ${redactKeyLocation(input)}: type must be one of ${TYPES.join(', ')}`);
+        if (!TYPES.includes(text as ObjectType))
+          throw new SignetError('KEY_INVALID', `PKCS#11 URI ${redactKeyLocation(input)}: type must be one of ${TYPES.join(', ')}`);
         out.type = text as ObjectType;
         break;
       case 'module-path':
@@ -142,7 +158,8 @@ export function parsePkcs11Uri(input: string): Pkcs11Uri {
         out.pinValue = text;
         break;
       case 'pin-source':
-        if (!text.startsWith('file:') && !text.startsWith('/')) throw new SignetError('KEY_INVALID', `PKCS#11 URI ${redactKeyLocation(input)}: pin-source must be a file: path`);
+        if (!text.startsWith('file:') && !text.startsWith('/'))
+          throw new SignetError('KEY_INVALID', `PKCS#11 URI ${redactKeyLocation(input)}: pin-source must be a file: path`);
         out.pinSource = text.startsWith('file:') ? text.slice('file:'.length).replace(/^\/\/(?=\/)/, '') : text;
         break;
       default:
@@ -151,7 +168,8 @@ export function parsePkcs11Uri(input: string): Pkcs11Uri {
   };
   for (const part of path.split(';')) take(part, PATH_ATTRS, 'path');
   for (const part of query.split('&')) take(part, QUERY_ATTRS, 'query');
-  if (out.pinValue !== undefined && out.pinSource !== undefined) throw new SignetError('KEY_INVALID', `PKCS#11 URI ${redactKeyLocation(input)}: give pin-value or pin-source, not both`);
+  if (out.pinValue !== undefined && out.pinSource !== undefined)
+    throw new SignetError('KEY_INVALID', `PKCS#11 URI ${redactKeyLocation(input)}: give pin-value or pin-source, not both`);
   return { ...(out as Omit<Pkcs11Uri, 'redacted'>), redacted: redactKeyLocation(input) };
 }
 
@@ -162,7 +180,10 @@ export function resolvePin(uri: Pkcs11Uri, fallback?: string): string | undefine
     try {
       return readFileSync(uri.pinSource, 'utf8').replace(/\r?\n$/, '');
     } catch (err) {
-      throw new SignetError('KEY_UNAVAILABLE', `PKCS#11 URI ${uri.redacted}: cannot read pin-source ${uri.pinSource}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      throw new SignetError(
+        'KEY_UNAVAILABLE',
+        `PKCS#11 URI ${uri.redacted}: cannot read pin-source ${uri.pinSource}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
     }
   }
   return fallback;
