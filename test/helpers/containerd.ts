@@ -35,6 +35,11 @@ export interface ContainerdOptions {
   sandboxImage?: string;
   /** Raw TOML appended at the end of the config (whole tables; must not repeat a table written above). */
   extraToml?: string;
+  /**
+   * Files (or globs) for the top-level `imports = [...]` line, written before any table (2.x, version 3),
+   * e.g. the drop-in `signet install` writes. containerd merges them over this config.
+   */
+  imports?: string[];
   /** Enable NRI with the socket at `nriSocket` (default: on for 2.x and 1.7; 1.6 has no NRI). */
   nri?: boolean;
   /** Extra environment for containerd (inherited by shims and verifiers), over this process's own. */
@@ -116,6 +121,7 @@ export function containerdConfig(dir: string, options: ContainerdOptions & { ver
     `version = ${s.version}`,
     `root = ${tomlString(join(dir, 'root'))}`,
     `state = ${tomlString(join(dir, 'state'))}`,
+    ...(options.imports?.length ? [`imports = [${options.imports.map(tomlString).join(', ')}]`] : []),
     '',
     '[grpc]',
     `  address = ${tomlString(join(dir, 'c.sock'))}`,

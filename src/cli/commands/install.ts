@@ -40,6 +40,8 @@ function unitText(): string {
   const base = readFileSync(join(PACKAGE_ROOT, 'systemd', 'signetd.service'), 'utf8');
   const node = process.execPath;
   return base
+    // The shipped unit carries its own readiness lines (with /usr/bin/env): replaced by those below.
+    .replace(/^(ExecStartPost|TimeoutStartSec)=.*\n/gm, '')
     .replace(/^Type=simple$/m, '# Ready once signetd answers on its socket: ExecStartPost waits for it, so containerd (ordered after) starts\n# with signetd serving, and systemctl start returns only then.\nType=exec')
     .replace(/^ExecStart=.*$/m, `ExecStart=${node} ${join(CLI_DIR, 'signetd.js')} --config /etc/signet/signetd.yaml\nExecStartPost=${node} ${join(CLI_DIR, 'signet.js')} status --socket /run/signet/signetd.sock --wait 60s --ready\nTimeoutStartSec=90s`);
 }
