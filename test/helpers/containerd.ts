@@ -142,7 +142,12 @@ export function containerdConfig(dir: string, options: ContainerdOptions & { ver
     throw new Error(`containerd ${line} has no image-verifier plugin (2.x only)`);
   }
 
-  const indent = (text: string | undefined) => (text ?? '').split('\n').map((l) => l.trim()).filter(Boolean).map((l) => `  ${l}`);
+  const indent = (text: string | undefined) =>
+    (text ?? '')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .map((l) => `  ${l}`);
   if (line === '2.x') {
     out.push('', `[${s.criImages}]`, ...indent(options.criConfig));
     if (options.sandboxImage) out.push(`[${s.pinned}]`, `  sandbox = ${tomlString(options.sandboxImage)}`);
@@ -155,7 +160,13 @@ export function containerdConfig(dir: string, options: ContainerdOptions & { ver
     out.push(`[plugins."io.containerd.grpc.v1.cri".containerd]`, '  default_runtime_name = "runc"');
     if (options.registryConfigPath) out.push(`[${s.registry}]`, `  config_path = ${tomlString(options.registryConfigPath)}`);
   }
-  out.push(`[${s.runc}]`, '  runtime_type = "io.containerd.runc.v2"', `[${s.runc}.options]`, '  SystemdCgroup = false', `  Root = ${tomlString(join(dir, 'runc'))}`);
+  out.push(
+    `[${s.runc}]`,
+    '  runtime_type = "io.containerd.runc.v2"',
+    `[${s.runc}.options]`,
+    '  SystemdCgroup = false',
+    `  Root = ${tomlString(join(dir, 'runc'))}`,
+  );
   if (options.extraToml) out.push('', options.extraToml);
   return `${out.join('\n')}\n`;
 }
@@ -167,7 +178,10 @@ export function containerdConfig(dir: string, options: ContainerdOptions & { ver
 export function writeRegistryHosts(dir: string, host: string): string {
   const folder = join(dir, host);
   mkdirSync(folder, { recursive: true });
-  writeFileSync(join(folder, 'hosts.toml'), [`server = "http://${host}"`, '', `[host."http://${host}"]`, '  capabilities = ["pull", "resolve"]', ''].join('\n'));
+  writeFileSync(
+    join(folder, 'hosts.toml'),
+    [`server = "http://${host}"`, '', `[host."http://${host}"]`, '  capabilities = ["pull", "resolve"]', ''].join('\n'),
+  );
   return dir;
 }
 
@@ -229,7 +243,7 @@ function cleanupSync(dir: string, containerdPid: number | undefined): void {
   if (shims.length > 0) {
     const ppids = parents();
     const doomed = new Set(shims);
-    for (let grew = true; grew; ) {
+    for (let grew = true; grew;) {
       grew = false;
       for (const [pid, ppid] of ppids) {
         if (!doomed.has(pid) && doomed.has(ppid)) {

@@ -39,11 +39,19 @@ function sha(text: string | Buffer): string {
 function unitText(): string {
   const base = readFileSync(join(PACKAGE_ROOT, 'systemd', 'signetd.service'), 'utf8');
   const node = process.execPath;
-  return base
-    // The shipped unit carries its own readiness lines (with /usr/bin/env): replaced by those below.
-    .replace(/^(ExecStartPost|TimeoutStartSec)=.*\n/gm, '')
-    .replace(/^Type=simple$/m, '# Ready once signetd answers on its socket: ExecStartPost waits for it, so containerd (ordered after) starts\n# with signetd serving, and systemctl start returns only then.\nType=exec')
-    .replace(/^ExecStart=.*$/m, `ExecStart=${node} ${join(CLI_DIR, 'signetd.js')} --config /etc/signet/signetd.yaml\nExecStartPost=${node} ${join(CLI_DIR, 'signet.js')} status --socket /run/signet/signetd.sock --wait 60s --ready\nTimeoutStartSec=90s`);
+  return (
+    base
+      // The shipped unit carries its own readiness lines (with /usr/bin/env): replaced by those below.
+      .replace(/^(ExecStartPost|TimeoutStartSec)=.*\n/gm, '')
+      .replace(
+        /^Type=simple$/m,
+        '# Ready once signetd answers on its socket: ExecStartPost waits for it, so containerd (ordered after) starts\n# with signetd serving, and systemctl start returns only then.\nType=exec',
+      )
+      .replace(
+        /^ExecStart=.*$/m,
+        `ExecStart=${node} ${join(CLI_DIR, 'signetd.js')} --config /etc/signet/signetd.yaml\nExecStartPost=${node} ${join(CLI_DIR, 'signet.js')} status --socket /run/signet/signetd.sock --wait 60s --ready\nTimeoutStartSec=90s`,
+      )
+  );
 }
 
 const CONFIG = `# signetd's configuration (signet install wrote this; every key is optional, see the README).
@@ -89,7 +97,12 @@ version = 3
 }
 
 export async function installCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: { prefix: { type: 'string' }, 'containerd-config': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { prefix: { type: 'string' }, 'containerd-config': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
   if (values.help) {
     io.stdout.write(`${USAGE}\n`);
     return 0;
@@ -145,7 +158,8 @@ export async function installCommand(argv: string[], io: CommandIo): Promise<num
   const dropInPath = join(dirname(configPath), 'conf.d', 'signet.toml');
   if (!existsSync(configPath)) {
     mkdirs(dirname(configPath));
-    const text = '# containerd configuration created by signet install: containerd defaults, plus the drop-ins in conf.d.\nversion = 3\nimports = ["conf.d/*.toml"]\n';
+    const text =
+      '# containerd configuration created by signet install: containerd defaults, plus the drop-ins in conf.d.\nversion = 3\nimports = ["conf.d/*.toml"]\n';
     writeFileSync(configPath, text);
     written.push({ path: configPath, kind: 'file', sha256: sha(text) });
     say(`wrote   ${configPath} (there was none: containerd's defaults, importing conf.d/*.toml)`);
@@ -184,7 +198,12 @@ function isLink(path: string): boolean {
 }
 
 export async function uninstallCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: { prefix: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { prefix: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
   if (values.help) {
     io.stdout.write(`${USAGE}\n`);
     return 0;
@@ -197,7 +216,9 @@ export async function uninstallCommand(argv: string[], io: CommandIo): Promise<n
   try {
     manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { written: Written[] };
   } catch (err) {
-    io.stderr.write(`signet uninstall: cannot read ${manifestPath} (${(err as NodeJS.ErrnoException).code ?? 'not JSON'}): nothing was installed here by signet install\n`);
+    io.stderr.write(
+      `signet uninstall: cannot read ${manifestPath} (${(err as NodeJS.ErrnoException).code ?? 'not JSON'}): nothing was installed here by signet install\n`,
+    );
     return 1;
   }
   let kept = 0;
