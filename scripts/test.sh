@@ -3,5 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+echo "test: lint and format checks (eslint, prettier)"
+npx --no-install eslint src test scripts
+npx --no-install prettier --check src test scripts >/dev/null || { npx --no-install prettier --check src test scripts; exit 1; }
 echo "test: running mocha"
 exec npx --no-install mocha --reporter ./scripts/mocha-summary-reporter.cjs "$@"

@@ -13,7 +13,6 @@ import type { KeyKind } from './index.js';
  * A key as the policy names it: exactly one store's field. The fields are declared by the store
  * modules (`declare module './provider.js' { interface KeySpec { file?: string } }`).
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface, @typescript-eslint/no-empty-object-type
 export interface KeySpec {}
 
 /** The store a key spec names: `file`, `pkcs11`, `certificates` or `sigstore` (the list's kinds). */
