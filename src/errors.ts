@@ -71,3 +71,30 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/**
+ * Refusals that mean "could not check" (registry or key unavailable, timeouts, no policy, the audit
+ * log failing), not "not allowed": never cached as a verdict, never a reason to remove an image.
+ */
+export const COULD_NOT_CHECK: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'REGISTRY_UNAVAILABLE',
+  'REGISTRY_TIMEOUT',
+  'DECISION_TIMEOUT',
+  'REGISTRY_UNAUTHORIZED',
+  'REGISTRY_DENIED',
+  'REGISTRY_PROTOCOL',
+  'KEY_UNAVAILABLE',
+  'PKCS11_ERROR',
+  'PIN_INCORRECT',
+  'PIN_REQUIRED',
+  'POLICY_NOT_FOUND',
+  'INTERNAL',
+  'CONTAINERD_UNAVAILABLE',
+  'CONTAINERD_ERROR',
+  'AUDIT_UNAVAILABLE',
+]);
+
+/** A refusal whose code says the image could not be checked. */
+export function couldNotCheck(decision: { ok: boolean; code?: ErrorCode | undefined }): boolean {
+  return !decision.ok && decision.code !== undefined && COULD_NOT_CHECK.has(decision.code);
+}

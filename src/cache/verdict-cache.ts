@@ -25,6 +25,7 @@ import { resolveScope } from '../policy/scope.js';
 import type { Policy } from '../policy/types.js';
 import { formatReference, parseReference } from '../registry/reference.js';
 import { verdictLifetime } from './verdict-lifetime.js';
+import { couldNotCheck } from '../errors.js';
 
 export interface VerdictCacheOptions {
   /** Longest life of an acceptance (config cacheTTL, default 5 min). 0 turns the cache off (coalescing stays). */
@@ -79,33 +80,10 @@ interface Entry {
   expires: number;
 }
 
-/**
- * Refusals that mean "could not check", not "not allowed": never cached (the same list the image
- * watcher uses to tell them apart, plus the codes signetd adds after the engine).
- */
-const UNDECIDED = new Set<string>([
-  'REGISTRY_UNAVAILABLE',
-  'REGISTRY_TIMEOUT',
-  'DECISION_TIMEOUT',
-  'REGISTRY_UNAUTHORIZED',
-  'REGISTRY_DENIED',
-  'REGISTRY_PROTOCOL',
-  'KEY_UNAVAILABLE',
-  'PKCS11_ERROR',
-  'PIN_INCORRECT',
-  'POLICY_NOT_FOUND',
-  'INTERNAL',
-  'CONTAINERD_UNAVAILABLE',
-  'CONTAINERD_ERROR',
-  'AUDIT_UNAVAILABLE',
-]);
-
 /** A request joining a decision under way for at least this long asks again itself if it could not check. */
 export const REJOIN_AFTER_MS = 1000;
 
-export function couldNotCheck(decision: Decision): boolean {
-  return decision.code !== undefined && UNDECIDED.has(decision.code);
-}
+export { couldNotCheck };
 
 export class VerdictCache {
   private readonly lru: LRUCache<string, Entry>;

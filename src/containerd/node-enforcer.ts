@@ -18,6 +18,7 @@ import type { Decision, VerifyRequest } from '../engine/decision.js';
 import type { ContainerdClient, ContainerdImage, EventSubscription } from './client.js';
 import type { ContainerdEvent } from './events.js';
 import { decideGroup, groupByTarget, isImageId, mapLimit, type ImageVerdict } from './image-verdicts.js';
+import { couldNotCheck } from '../errors.js';
 
 export type OnUnverified = 'report' | 'remove';
 export type ImageAuditEvent = 'image-event' | 'reverify';
@@ -65,24 +66,8 @@ export interface NodeEnforcerStatus {
 }
 
 /** Refusals that say "could not check", not "not allowed": never a reason to delete. */
-const UNDECIDED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'REGISTRY_UNAVAILABLE',
-  'REGISTRY_TIMEOUT',
-  'DECISION_TIMEOUT',
-  'REGISTRY_UNAUTHORIZED',
-  'REGISTRY_DENIED',
-  'REGISTRY_PROTOCOL',
-  'KEY_UNAVAILABLE',
-  'PKCS11_ERROR',
-  'PIN_INCORRECT',
-  'POLICY_NOT_FOUND',
-  'INTERNAL',
-  'CONTAINERD_UNAVAILABLE',
-  'CONTAINERD_ERROR',
-]);
-
 export function isUndecided(decision: Decision): boolean {
-  return !decision.ok && decision.code !== undefined && UNDECIDED.has(decision.code);
+  return couldNotCheck(decision);
 }
 
 const IMAGE_TOPICS = ['topic=="/images/create"', 'topic=="/images/update"'];
