@@ -6,7 +6,7 @@ _signet() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     w="${path:+$path }${COMP_WORDS[i]}"
     case "$w" in
-      "status"|"sign"|"verify"|"audit"|"policy"|"policy check"|"policy explain"|"policy test"|"policy schema"|"keys"|"keys generate"|"keys list"|"keys export"|"keys import"|"node"|"node audit"|"doctor"|"install"|"uninstall"|"completion"|"man"|"version") path="$w" ;;
+      "status"|"sign"|"verify"|"audit"|"policy"|"policy check"|"policy explain"|"policy test"|"policy schema"|"policy push"|"policy status"|"keys"|"keys generate"|"keys list"|"keys export"|"keys import"|"node"|"node audit"|"doctor"|"install"|"uninstall"|"completion"|"man"|"version") path="$w" ;;
     esac
   done
   case "$path" in
@@ -61,7 +61,7 @@ _signet() {
     "policy")
       case "$prev" in
       esac
-      COMPREPLY=($(compgen -W "check explain test schema --help" -- "$cur")) ;;
+      COMPREPLY=($(compgen -W "check explain test schema push status --help" -- "$cur")) ;;
     "policy check")
       case "$prev" in
         --output) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
@@ -87,6 +87,24 @@ _signet() {
       case "$prev" in
       esac
       COMPREPLY=($(compgen -W "--help" -- "$cur")) ;;
+    "policy push")
+      case "$prev" in
+        --key) COMPREPLY=(); return ;;
+        --insecure-registry) COMPREPLY=(); return ;;
+        --docker-config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --hosts-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --pkcs11-module) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --output) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+      esac
+      COMPREPLY=($(compgen -W "--key --insecure-registry --docker-config --hosts-dir --pkcs11-module --output --help" -- "$cur")) ;;
+    "policy status")
+      case "$prev" in
+        --insecure-registry) COMPREPLY=(); return ;;
+        --docker-config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --hosts-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --output) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+      esac
+      COMPREPLY=($(compgen -W "--insecure-registry --docker-config --hosts-dir --output --help" -- "$cur")) ;;
     "keys")
       case "$prev" in
       esac
