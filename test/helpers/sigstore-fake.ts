@@ -339,7 +339,7 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
       const noteSig = Buffer.concat([logId.subarray(0, 4), sign('sha256', Buffer.from(note), rekorKey)]);
       const checkpoint = `${note}\n\u2014 rekor.signet.test ${noteSig.toString('base64')}\n`;
       const set = sign('sha256', Buffer.from(setPayload), rekorKey);
-      if (options.tamperSet) set[set.length - 3] ^= 0x01;
+      if (options.tamperSet) set[set.length - 3] = set[set.length - 3]! ^ 0x01;
       return Buffer.from(
         JSON.stringify({
           mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',

@@ -251,7 +251,7 @@ describe('containerd contract: signet-verifier → signetd → docker-registry',
     ];
     for (const [what, args, stdin, re] of cases) {
       it(`rejects ${what} with one line and a non-zero exit`, async () => {
-        const run = await runVerifier({ socket: daemon.socket, args, stdin });
+        const run = await runVerifier({ socket: daemon.socket, args, ...(stdin !== undefined ? { stdin } : {}) });
         assert.equal(run.code, 2);
         assert.match(run.stdout, re);
         assert.equal(run.stdout.split('\n').length, 1);

@@ -84,7 +84,7 @@ describe('PKCS#11 keys on SoftHSM2', function () {
           assert.equal(await key.verify(data, sig, 'sha256'), true, `${key.location} refused a valid signature`);
           assert.equal(await key.verify(Buffer.from(`${data}!`), sig, 'sha256'), false);
           const bad = Buffer.from(sig);
-          bad[bad.length - 5] ^= 0x01;
+          bad[bad.length - 5] = bad[bad.length - 5]! ^ 0x01;
           assert.equal(await key.verify(data, bad, 'sha256'), false);
         }
       });

@@ -33,7 +33,7 @@ describe('cosign keyless .sig signatures against a sigstore key', function () {
   const good = fake.cosignSigFor(REF, digest);
   const flip = (b: Buffer, i: number) => {
     const c = Buffer.from(b);
-    c[i] ^= 0x01;
+    c[i] = c[i]! ^ 0x01;
     return c;
   };
   /** A copy of a text with the character at i replaced by another one of the same class (base64 stays base64). */

@@ -80,10 +80,10 @@ describe('cosign signatures with certificates of a private PKI (certificates key
 
   it('refuses after a byte of the payload, the signature or the certificate changes', async () => {
     const p = Buffer.from(good.payload);
-    p[30] ^= 1;
+    p[30] = p[30]! ^ 1;
     assert.equal((await verify({ ...good, payload: p })).valid, false);
     const s = Buffer.from(good.signature);
-    s[10] ^= 1;
+    s[10] = s[10]! ^ 1;
     assert.equal((await verify({ ...good, signature: s })).valid, false);
     const cert = good.annotations['dev.sigstore.cosign/certificate']!;
     const i = cert.indexOf('\n') + 100;

@@ -342,7 +342,7 @@ describe('Notation envelopes signed here (two-level chain, ECDSA P-256)', () => 
       /countersignature does not verify/,
     );
     const raw = token(Buffer.from(env.signature, 'base64url'));
-    raw[raw.length - 5] ^= 1;
+    raw[raw.length - 5] = raw[raw.length - 5]! ^ 1;
     assert.equal((await verifyNotationSignature(opts(stamped(raw), JOSE, { now: later, tsaCertificates: tsa }))).valid, false);
     const otherTsa = createFakeSigstore();
     const foreign = [new X509Certificate(readFileSync(join(otherTsa.dir, 'tsa.pem'))), new X509Certificate(readFileSync(join(otherTsa.dir, 'tsa-root.pem')))];

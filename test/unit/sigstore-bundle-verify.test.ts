@@ -58,7 +58,11 @@ describe('sigstore bundles made by the real sigstore signers (conformance fixtur
   it('is refused for another digest, or another artifact', async () => {
     assertRefused(await verifySigstoreBundle(keyed(happy, { expectedDigest: `sha256:${'0'.repeat(64)}` })), 'DIGEST_MISMATCH');
     assertRefused(await verifySigstoreBundle(keyed(happy, { artifact: Buffer.concat([artifact, Buffer.from('x')]) })), 'SIGNATURE_INVALID');
-    assertRefused(await verifySigstoreBundle(keyed(happy, { artifact: undefined })), 'INVALID_ARGUMENT', /artifact itself/);
+    assertRefused(
+      await verifySigstoreBundle(keyed(happy, { artifact: undefined } as unknown as Partial<SigstoreBundleVerifyOptions>)),
+      'INVALID_ARGUMENT',
+      /artifact itself/,
+    );
   });
   it('managed-key-wrong-key_fail: its key.pub is not the signing key (not even a usable key); another key is refused', async () => {
     assert.throws(() => keyOf('managed-key-wrong-key_fail'));

@@ -37,7 +37,7 @@ describe('image signatures as sigstore bundles (cosign v3 shape)', () => {
       const bytes = Buffer.from(original, 'base64');
       for (let i = 0; i < bytes.length; i += field === 'payload' ? 7 : 1) {
         const changed = Buffer.from(bytes);
-        changed[i] ^= 0x01;
+        changed[i] = changed[i]! ^ 0x01;
         const copy = JSON.parse(JSON.stringify(doc)) as typeof doc;
         if (field === 'payload') copy.dsseEnvelope.payload = changed.toString('base64');
         else copy.dsseEnvelope.signatures[0]!.sig = changed.toString('base64');

@@ -80,7 +80,7 @@ export async function generateKeyPair(
       break;
   }
   return module.withSession(uri, pin, what, async (api, session) => {
-    if (findObjects(api, session, { ...uri, object: label, id, type: undefined }).length > 0) {
+    if (findObjects(api, session, { ...withoutType(uri), object: label, id }).length > 0) {
       throw new SignetError('INVALID_ARGUMENT', `${what}: an object with this label and id already exists`);
     }
     const keys = await callAsync<{ publicKey: Buffer; privateKey: Buffer }>((cb) => api.C_GenerateKeyPair(session, { mechanism }, pub, priv, cb as never));
@@ -158,4 +158,10 @@ export async function importPublicKey(
 
 export function randomId(): Buffer {
   return randomBytes(8);
+}
+
+/** The URI without its `type` attribute (a new object is looked for whatever its class). */
+function withoutType(uri: Pkcs11Uri): Omit<Pkcs11Uri, 'type'> {
+  const { type: _type, ...rest } = uri;
+  return rest;
 }
