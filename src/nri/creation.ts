@@ -121,7 +121,12 @@ const DEFAULT_CACHE_SIZE = 1024;
 const DEFAULT_RESOLVE_TTL_MS = 10_000;
 const MAX_WATCH_BACKOFF_MS = 30_000;
 
+/** Pods whose sandbox image is remembered (the oldest forgotten first). */
+const MAX_SANDBOX_IMAGES = 4096;
+
 export class CreationGate {
+  /** Pod id → its sandbox container's image (containerd 1.7 names it to no plugin). */
+  private readonly sandboxImages = new Map<string, string | undefined>();
   private readonly memory = new Map<string, Remembered>();
   /** name → image record, while the event stream is followed. */
   private readonly resolved = new Map<string, { image: ContainerdImage; expires: number }>();
@@ -232,7 +237,13 @@ export class CreationGate {
     let sandboxImage = pod?.annotations[SANDBOX_IMAGE_NAME_ANNOTATION] ?? container?.annotations[SANDBOX_IMAGE_NAME_ANNOTATION];
     if (sandboxImage === undefined && pod?.id && this.deps.images.containerImage) {
       try {
-        sandboxImage = await this.deps.images.containerImage(this.namespace, pod.id);
+        // A pod's sandbox container and its image do not change: one lookup per pod.
+        if (this.sandboxImages.has(pod.id)) sandboxImage = this.sandboxImages.get(pod.id);
+        else {
+          sandboxImage = await this.deps.images.containerImage(this.namespace, pod.id);
+          this.sandboxImages.set(pod.id, sandboxImage);
+          if (this.sandboxImages.size > MAX_SANDBOX_IMAGES) this.sandboxImages.delete(this.sandboxImages.keys().next().value!);
+        }
       } catch (err) {
         // Fail closed: a sandbox whose image cannot be told is not let through unchecked.
         this.deps.log.warn('cannot read the pod sandbox container to learn its image', { pod: pod.name, sandbox: pod.id, error: describeError(err) });
