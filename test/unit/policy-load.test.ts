@@ -631,7 +631,8 @@ describe('policy-load: hostile files cost little and echo little (issue 11)', ()
       assert.ok(error instanceof PolicyLoadError, String(error));
       assert.equal(error.problems[0]!.file, join(tmp, 'p.yaml'));
       assert.match(error.message, /unknown field "x"/);
-      assert.ok(stall < 150, `the event loop stalled ${stall.toFixed(0)} ms`);
+      // Parsed on the event loop this file takes about 370 ms here; 250 leaves room for a busy machine.
+      assert.ok(stall < 250, `the event loop stalled ${stall.toFixed(0)} ms`);
     });
 
     it('a large valid policy loads the same off the event loop as on it, and is not parsed again when unchanged', async () => {
