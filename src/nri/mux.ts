@@ -11,6 +11,7 @@
  * and the connection is closed by the caller (there is no way to resynchronise).
  */
 import { TTRPC_HEADER_LENGTH, TTRPC_MAX_DATA } from './ttrpc.js';
+import { ByteQueue } from './byte-queue.js';
 
 export const MUX_HEADER_LENGTH = 8;
 export const PLUGIN_SERVICE_CONN = 1;
@@ -37,54 +38,28 @@ export interface MuxFrame {
  * MuxProtocolError for a frame longer than `maxPayload`; after that the reader is unusable.
  */
 export class MuxReader {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly queue = new ByteQueue();
   private broken: MuxProtocolError | undefined;
 
   constructor(private readonly maxPayload = MUX_MAX_PAYLOAD) {}
 
   push(chunk: Buffer): MuxFrame[] {
     if (this.broken) throw this.broken;
-    if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
-    }
+    this.queue.push(chunk);
     const frames: MuxFrame[] = [];
-    while (this.buffered >= MUX_HEADER_LENGTH) {
-      const head = this.peek(MUX_HEADER_LENGTH);
+    while (this.queue.length >= MUX_HEADER_LENGTH) {
+      const head = this.queue.peek(MUX_HEADER_LENGTH);
       const connId = head.readUInt32BE(0);
       const length = head.readUInt32BE(4);
       if (length > this.maxPayload) {
         this.broken = new MuxProtocolError(`mux frame of ${length} bytes on connection ${connId} is over the ${this.maxPayload}-byte limit`);
         throw this.broken;
       }
-      if (this.buffered < MUX_HEADER_LENGTH + length) break;
-      const whole = this.peek(MUX_HEADER_LENGTH + length);
-      frames.push({ connId, payload: Buffer.from(whole.subarray(MUX_HEADER_LENGTH)) });
-      this.consume(MUX_HEADER_LENGTH + length);
+      if (this.queue.length < MUX_HEADER_LENGTH + length) break;
+      this.queue.drop(MUX_HEADER_LENGTH);
+      frames.push({ connId, payload: this.queue.take(length) });
     }
     return frames;
-  }
-
-  private peek(n: number): Buffer {
-    if (this.chunks[0]!.length >= n) return this.chunks[0]!.subarray(0, n);
-    const joined = Buffer.concat(this.chunks);
-    this.chunks = [joined];
-    return joined.subarray(0, n);
-  }
-
-  private consume(n: number): void {
-    this.buffered -= n;
-    while (n > 0) {
-      const first = this.chunks[0]!;
-      if (first.length <= n) {
-        n -= first.length;
-        this.chunks.shift();
-      } else {
-        this.chunks[0] = first.subarray(n);
-        n = 0;
-      }
-    }
   }
 }
 

@@ -11,6 +11,7 @@
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { PROTO_DIR } from '../proto-dir.js';
+import { ByteQueue } from './byte-queue.js';
 
 export const TTRPC_HEADER_LENGTH = 10;
 /** The specification's maximum data length: larger messages are rejected. */
@@ -64,8 +65,7 @@ export function encodeHeader(length: number, streamId: number, type: number, fla
  * it returns the complete messages. Memory stays bounded by `maxData` plus one header.
  */
 export class TtrpcReader {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly queue = new ByteQueue();
   /** Bytes of an oversized message still to skip. */
   private skipping = 0;
 
@@ -78,28 +78,25 @@ export class TtrpcReader {
       this.skipping -= n;
       chunk = chunk.subarray(n);
     }
-    if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
-    }
+    this.queue.push(chunk);
     for (;;) {
-      if (this.skipping > 0 || this.buffered < TTRPC_HEADER_LENGTH) break;
-      const head = this.peek(TTRPC_HEADER_LENGTH);
+      if (this.skipping > 0 || this.queue.length < TTRPC_HEADER_LENGTH) break;
+      const head = this.queue.peek(TTRPC_HEADER_LENGTH);
       const length = head.readUInt32BE(0);
       const streamId = head.readUInt32BE(4);
       const type = head.readUInt8(8);
       const flags = head.readUInt8(9);
       if (length > this.maxData) {
-        this.consume(TTRPC_HEADER_LENGTH);
-        const n = Math.min(length, this.buffered);
-        this.consume(n);
+        this.queue.drop(TTRPC_HEADER_LENGTH);
+        const n = Math.min(length, this.queue.length);
+        this.queue.drop(n);
         this.skipping = length - n;
         out.push({ streamId, type, flags, oversized: length });
         continue;
       }
-      if (this.buffered < TTRPC_HEADER_LENGTH + length) break;
-      this.consume(TTRPC_HEADER_LENGTH);
-      const data = length === 0 ? Buffer.alloc(0) : this.take(length);
+      if (this.queue.length < TTRPC_HEADER_LENGTH + length) break;
+      this.queue.drop(TTRPC_HEADER_LENGTH);
+      const data = length === 0 ? Buffer.alloc(0) : this.queue.take(length);
       out.push({ streamId, type, flags, data });
     }
     return out;
@@ -107,35 +104,7 @@ export class TtrpcReader {
 
   /** Bytes held for an incomplete message. */
   get pending(): number {
-    return this.buffered;
-  }
-
-  private peek(n: number): Buffer {
-    if (this.chunks[0]!.length >= n) return this.chunks[0]!.subarray(0, n);
-    const joined = Buffer.concat(this.chunks);
-    this.chunks = [joined];
-    return joined.subarray(0, n);
-  }
-
-  private take(n: number): Buffer {
-    const head = this.peek(n);
-    const copy = Buffer.from(head);
-    this.consume(n);
-    return copy;
-  }
-
-  private consume(n: number): void {
-    this.buffered -= n;
-    while (n > 0) {
-      const first = this.chunks[0]!;
-      if (first.length <= n) {
-        n -= first.length;
-        this.chunks.shift();
-      } else {
-        this.chunks[0] = first.subarray(n);
-        n = 0;
-      }
-    }
+    return this.queue.length;
   }
 }
 
