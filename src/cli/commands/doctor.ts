@@ -29,6 +29,7 @@ import { loadProtos } from '../../daemon/grpc-server.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import { outputFormat } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
+import { signetdSocket } from './socket.js';
 
 const USAGE = `usage: signet doctor [--containerd-config FILE] [--containerd SOCK] [--socket SIGNETD_SOCK] [--probe IMAGE] [--output text|json]
 
@@ -713,7 +714,7 @@ export async function doctorCommand(argv: string[], io: CommandIo): Promise<numb
 
   const address = values.containerd || process.env['CONTAINERD_ADDRESS'] || DEFAULT_CONTAINERD_ADDRESS;
   const configPath = values['containerd-config'] ?? DEFAULT_CONTAINERD_CONFIG;
-  const socket = values.socket ?? process.env['SIGNET_SOCKET'] ?? '/run/signet/signetd.sock';
+  const socket = signetdSocket(values.socket);
 
   let config: ContainerdConfigReport | undefined;
   let configError: ContainerdConfigError | undefined;

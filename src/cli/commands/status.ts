@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadProtos, verifierServiceClient } from '../../daemon/grpc-server.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import { UsageError, type CommandIo } from './io.js';
+import { signetdSocket } from './socket.js';
 
 const USAGE = 'usage: signet status [--socket PATH] [--output text|json] [--wait DURATION] [--ready]';
 /** Exit codes: signetd healthy; signetd answered with a problem; signetd could not be asked. */
@@ -25,7 +26,7 @@ export async function statusCommand(argv: string[], io: CommandIo): Promise<numb
     waitMs = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000);
   }
   if (values.output !== 'text' && values.output !== 'json') throw new UsageError(`--output must be text or json\n${USAGE}`);
-  const socket = values.socket ?? process.env['SIGNET_SOCKET'] ?? '/run/signet/signetd.sock';
+  const socket = signetdSocket(values.socket);
   const Client = verifierServiceClient(loadProtos());
   const client = new Client(`unix://${socket}`, grpc.credentials.createInsecure());
   try {
