@@ -14,4 +14,10 @@ export const DEFAULTS = {
   verifyTimeoutMs: 7000,
   /** Signatures examined per image. */
   maxSignatures: 32,
+  /**
+   * How long a registry host that answered 404 to the referrers API is read through the referrers tag
+   * schema directly (the distribution spec's fallback), before the API is asked again: one round trip
+   * less per uncached decision, and a registry upgraded meanwhile is noticed within this time.
+   */
+  referrersApiRecheckMs: 5 * 60_000,
 } as const;

@@ -39,6 +39,8 @@ export interface RegistryClientOptions {
   concurrencyPerHost?: number;
   /** Told of every HTTP exchange once it ends (metrics): the host, the method, the status or the error's code. */
   onExchange?: (info: ExchangeInfo) => void;
+  /** After a 404 from the referrers API, how long that host's tag schema is read directly (0: ask the API every time). */
+  referrersApiRecheckMs?: number;
 }
 
 /** One exchange with a registry (or its token service, or storage behind a redirect), as it ended. */
@@ -60,6 +62,8 @@ const MAX_TAG_PAGES = 1000;
 /** Referrer listing pages read at most, and bytes over all of them. */
 const MAX_REFERRER_PAGES = 100;
 const MAX_REFERRER_LIST_BYTES = 16 * 1024 * 1024;
+/** Hosts remembered as serving no referrers API; more and the memory starts again (hosts come from pulls). */
+const MAX_REMEMBERED_HOSTS = 1000;
 /** A token service's answer, and the token in it (JWTs of real registries are a few kB). */
 const MAX_TOKEN_ANSWER_BYTES = 64 * 1024;
 export const MAX_TOKEN_LENGTH = 16 * 1024;
@@ -79,6 +83,9 @@ export class RegistryClient {
   private readonly userAgent: string;
   private readonly slots: HostConcurrency;
   private readonly onExchange: ((info: ExchangeInfo) => void) | undefined;
+  /** Hosts that answered 404 to the referrers API, until when their tag schema is read directly. */
+  private readonly referrersApiAbsent = new Map<string, number>();
+  private readonly referrersApiRecheckMs: number;
 
   constructor(options: RegistryClientOptions = {}) {
     this.hosts = new RegistryHosts({
@@ -93,6 +100,7 @@ export class RegistryClient {
     this.userAgent = options.userAgent ?? `signet/${VERSION}`;
     this.slots = new HostConcurrency(options.concurrencyPerHost ?? DEFAULTS.registryConcurrency);
     this.onExchange = options.onExchange;
+    this.referrersApiRecheckMs = options.referrersApiRecheckMs ?? DEFAULTS.referrersApiRecheckMs;
   }
 
   /** One exchange when its host has a free slot; the request's timeout starts then, not while it waits. */
@@ -246,6 +254,9 @@ export class RegistryClient {
     options: CallOptions & { artifactType?: string; limit: number },
   ): Promise<Descriptor[]> {
     const what = `listing referrers of ${name(repo)}@${digest}${from(host)}`;
+    const hostKey = `${host.scheme}://${host.host}${host.path}`;
+    const absentUntil = this.referrersApiAbsent.get(hostKey);
+    if (absentUntil !== undefined && absentUntil > Date.now()) return this.referrersTagSchemaAt(host, repo, digest, options, what);
     const found = new Map<string, Descriptor>(); // by digest: a page served twice does not count twice
     const asked = new Set<string>();
     let read = 0;
@@ -272,13 +283,13 @@ export class RegistryClient {
       }
       read += res.body.length;
       if (res.status === 404 && page === 0) {
-        // The registry does not serve the referrers API: read the referrers tag schema instead.
-        const fallback = await absentAsUndefined(
-          this.getManifestAt(host, repo, digest.replace(':', '-'), { accept: [MEDIA_TYPES.ociIndex], ...(options.signal ? { signal: options.signal } : {}) }),
-        );
-        return fallback === undefined
-          ? []
-          : dedupe(filterReferrers(parseIndexManifests(fallback.bytes, what), options.artifactType, false)).slice(0, options.limit);
+        // The registry does not serve the referrers API (registries that do never answer 404): read the
+        // referrers tag schema instead, and directly for a while (bounded map: hosts come from pulls).
+        if (this.referrersApiRecheckMs > 0) {
+          if (this.referrersApiAbsent.size >= MAX_REMEMBERED_HOSTS) this.referrersApiAbsent.clear();
+          this.referrersApiAbsent.set(hostKey, Date.now() + this.referrersApiRecheckMs);
+        }
+        return this.referrersTagSchemaAt(host, repo, digest, options, what);
       }
       expectStatus(res, [200], what);
       const filtered = (res.headers.get('oci-filters-applied') ?? '')
@@ -291,6 +302,22 @@ export class RegistryClient {
     // Out of pages before the limit with more to come: a listing that never ends is an error, not a silent cut.
     if (path !== undefined && found.size < options.limit) throw new SignetError('REGISTRY_PROTOCOL', `${what}: more than ${MAX_REFERRER_PAGES} pages`);
     return [...found.values()].slice(0, options.limit);
+  }
+
+  /** The distribution spec's fallback for a registry without the referrers API: the index at tag `<alg>-<hex>`. */
+  private async referrersTagSchemaAt(
+    host: RegistryHost,
+    repo: RepositoryRef,
+    digest: string,
+    options: CallOptions & { artifactType?: string; limit: number },
+    what: string,
+  ): Promise<Descriptor[]> {
+    const fallback = await absentAsUndefined(
+      this.getManifestAt(host, repo, digest.replace(':', '-'), { accept: [MEDIA_TYPES.ociIndex], ...(options.signal ? { signal: options.signal } : {}) }),
+    );
+    return fallback === undefined
+      ? []
+      : dedupe(filterReferrers(parseIndexManifests(fallback.bytes, what), options.artifactType, false)).slice(0, options.limit);
   }
 
   /**
