@@ -15,6 +15,12 @@ export const DEFAULTS = {
   /** Signatures examined per image. */
   maxSignatures: 32,
   /**
+   * Signatures of one tag manifest read per signature examined: with maxSignatures 32, up to 128 layers
+   * are read and pre-checked (in process, no round trips) so that stale or hostile ones cannot crowd a
+   * valid one out of the 32 examined (engine/signature-order.ts).
+   */
+  signatureCandidatesFactor: 4,
+  /**
    * How long a registry host that answered 404 to the referrers API is read through the referrers tag
    * schema directly (the distribution spec's fallback), before the API is asked again: one round trip
    * less per uncached decision, and a registry upgraded meanwhile is noticed within this time.

@@ -10,6 +10,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { DEFAULTS } from '../defaults.js';
 import { describeError, SignetError, type ErrorCode } from '../errors.js';
 import type { KeySet } from '../keys/keyring.js';
 import { resolveScope } from '../policy/scope.js';
@@ -20,7 +21,8 @@ import type { Decision, SignatureResult, VerifyRequest } from './decision.js';
 import { evaluateRequirement, mostTellingCode, signedByRejectedKeys, type EvaluationContext } from './evaluate.js';
 import { evaluateAttestationRequirement } from './attestations.js';
 import type { UntrustedAttestation } from './attestation-source.js';
-import { isUnreadable, type DiscoveredSignature, type SignatureSource } from './sources.js';
+import { inExaminationOrder, precheckKeys, withoutDuplicates } from './signature-order.js';
+import { isUnreadable, type DiscoveredSignature, type FindOptions, type SignatureSource } from './sources.js';
 
 /**
  * The policy in force and the keys it names, loaded together and swapped together. A decision reads
@@ -243,7 +245,10 @@ export class VerificationEngine {
     // A lookup that fails (a referrers endpoint answering 500, a listing over its size cap) refuses the
     // image only when what it might have found could change the decision: below, that is when
     // rejectIfSignedBy applies, or when the requirements are not met without it.
-    const signatureLookup = this.lookup(sources.signatures, 'signatures', work.image, digest, deadline);
+    // Signatures a key of the scope can verify are examined first (signature-order.ts): refused keys too.
+    const keys = precheckKeys(ctx.keys, [...scopePolicy.signatures.flatMap((r) => r.keys), ...scopePolicy.rejectIfSignedBy]);
+    const order = <T extends DiscoveredSignature>(candidates: readonly T[]) => inExaminationOrder(candidates, keys, { signal: deadline });
+    const signatureLookup = this.lookup(sources.signatures, 'signatures', work.image, digest, deadline, order);
     const attestationLookup = scopePolicy.attestations.length > 0 ? this.lookup(sources.attestations, 'attestations', work.image, digest, deadline) : undefined;
     pending.push(signatureLookup, ...(attestationLookup ? [attestationLookup] : []));
     const { found, failures: signatureFailures } = await signatureLookup.result;
@@ -326,18 +331,25 @@ export class VerificationEngine {
     };
   }
 
-  /** Ask every source at once; what was found, and each source that failed (as a coded error). */
+  /**
+   * Ask every source at once; what was found, and each source that failed (as a coded error). With
+   * `order` (signatures): identical signatures once, then the likeliest to verify first, then the cut
+   * to maxSignatures; sources that can read more candidates cheaply order theirs the same way.
+   */
   private lookup<T extends DiscoveredSignature | UntrustedAttestation>(
-    sources: ReadonlyArray<{ name: string; find(image: ImageReference, digest: string, options: { limit: number; signal: AbortSignal }): Promise<T[]> }>,
+    sources: ReadonlyArray<{ name: string; find(image: ImageReference, digest: string, options: FindOptions): Promise<T[]> }>,
     what: 'signatures' | 'attestations',
     image: ImageReference,
     digest: string,
     signal: AbortSignal,
+    order?: FindOptions['order'],
   ): PendingLookup<T> {
+    const limit = this.options.maxSignatures;
+    const options: FindOptions = order ? { limit, signal, order, candidates: limit * DEFAULTS.signatureCandidatesFactor } : { limit, signal };
     const pending: PendingLookup<T> = { what, done: false, result: Promise.resolve({ found: [], failures: [] }) };
-    pending.result = Promise.allSettled(sources.map((source) => source.find(image, digest, { limit: this.options.maxSignatures, signal }))).then((settled) => {
+    pending.result = Promise.allSettled(sources.map((source) => source.find(image, digest, options))).then(async (settled) => {
       pending.done = true;
-      const found: T[] = [];
+      let found: T[] = [];
       const failures: SignetError[] = [];
       settled.forEach((r, i) => {
         if (r.status === 'fulfilled') {
@@ -347,7 +359,11 @@ export class VerificationEngine {
         const e = r.reason instanceof SignetError ? r.reason : new SignetError('REGISTRY_UNAVAILABLE', describeError(r.reason));
         failures.push(new SignetError(e.code, `cannot look up ${what} in the ${sources[i]!.name}: ${e.message}`));
       });
-      return { found: found.slice(0, this.options.maxSignatures), failures };
+      if (order) {
+        const signatures = withoutDuplicates(found as DiscoveredSignature[]);
+        found = (signatures.length > limit ? await order(signatures) : signatures) as T[];
+      }
+      return { found: found.slice(0, limit), failures };
     });
     return pending;
   }

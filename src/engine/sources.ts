@@ -16,11 +16,25 @@ export function isUnreadable(sig: DiscoveredSignature): sig is UnreadableSignatu
   return 'error' in sig;
 }
 
+/** What a source is asked for. */
+export interface FindOptions {
+  /** Signatures returned at most. */
+  limit: number;
+  signal?: AbortSignal;
+  /**
+   * When more than `limit` are stored: how many a source that can do so cheaply (the tag source: one
+   * manifest, small payloads) may read and put in `order` to choose its `limit` from. A bound, not a target.
+   */
+  candidates?: number;
+  /** Puts candidates in the order to examine them (engine/signature-order.ts): those the scope's keys can verify first. */
+  order?: <T extends DiscoveredSignature>(candidates: readonly T[]) => Promise<T[]>;
+}
+
 export interface SignatureSource {
   readonly name: string;
   /**
    * Every signature stored for `digest` of `image`'s repository, at most `limit`.
    * Throws (SignetError) only when the lookup itself failed — registry down, denied, timed out.
    */
-  find(image: ImageReference, digest: string, options: { limit: number; signal?: AbortSignal }): Promise<DiscoveredSignature[]>;
+  find(image: ImageReference, digest: string, options: FindOptions): Promise<DiscoveredSignature[]>;
 }

@@ -5,6 +5,7 @@
  * identity (certificate chain, transparency-log and timestamp evidence, issuer and subject).
  */
 import type { Signer, TrustedKey } from '../keys/types.js';
+import { precheckBundle } from './bundle-precheck.js';
 import type { ExpectedSubject, SignatureCheck, SignatureFormat, SignedArtifact, SignRequest, UntrustedSignature } from './types.js';
 
 // The sigstore libraries are loaded when a bundle is first verified or signed: the format list is read
@@ -30,6 +31,7 @@ export const sigstoreBundleFormat: SignatureFormat<'sigstore-bundle'> = {
   name: 'sigstore-bundle',
   location: { kind: 'referrers', artifactTypes: [BUNDLE_MEDIA_TYPE], layerMediaTypes: [BUNDLE_MEDIA_TYPE], maxEnvelopeBytes: 1024 * 1024 },
   sign: signBundle,
+  precheck: precheckBundle,
   async verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject): Promise<SignatureCheck> {
     const { verifySigstoreBundle } = await import('./sigstore-bundle.js');
     const r = await verifySigstoreBundle({

@@ -5,7 +5,7 @@
  * exact payload bytes (SHA-256). With a policy key the signature is checked with the key; with a
  * `sigstore` key (keyless: certificate, chain and Rekor record annotations) by ./cosign-keyless.ts.
  */
-import { createHash } from 'node:crypto';
+import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { isDigest } from '../registry/reference.js';
 import type { Descriptor } from '../registry/types.js';
@@ -16,6 +16,8 @@ import type { Signer } from '../keys/types.js';
 import type {
   ExpectedSubject,
   FormatOptions,
+  Likelihood,
+  PrecheckKey,
   SignatureCheck,
   SignatureFormat,
   SignedArtifact,
@@ -187,11 +189,31 @@ async function signSimpleSigning(request: SignRequest, signer: Signer): Promise<
   };
 }
 
+/**
+ * The pre-check (SignatureFormat.precheck): the key's own check of the signature over the payload, in
+ * process (microseconds). A signature with a certificate, for keyless and PKI keys: whether the
+ * certificate's key made it (the chain and the log are left to verification).
+ */
+async function precheckSimpleSigning(signature: UntrustedSignature, key: PrecheckKey): Promise<Likelihood> {
+  const payload = signature.untrustedPayload;
+  if (!key.keyless && key.verifyInProcess && (await key.verifyInProcess(payload, signature.untrustedSignature, 'sha256'))) return 'verifies';
+  const certificate = signature.untrustedAnnotations?.[COSIGN_CERTIFICATE_ANNOTATION];
+  if ((key.keyless || key.certificates !== undefined) && certificate) {
+    try {
+      return cryptoVerify('sha256', payload, new X509Certificate(certificate).publicKey, signature.untrustedSignature) ? 'names-key' : 'other-key';
+    } catch {
+      return 'other-key';
+    }
+  }
+  return key.verifyInProcess || key.keyless ? 'other-key' : 'unknown';
+}
+
 /** One check, one function: authenticity, then integrity of the claims. */
 export const cosignFormat: SignatureFormat<'cosign'> = {
   name: 'cosign',
   location: { kind: 'tag', suffix: '.sig', maxPayloadBytes: MAX_PAYLOAD_BYTES, readManifest: readSignatureManifest },
   sign: signSimpleSigning,
+  precheck: precheckSimpleSigning,
   async verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject, options?: FormatOptions): Promise<SignatureCheck> {
     const expectedDigest = expected.digest;
     let signer: Record<string, string> = {};

@@ -4,6 +4,7 @@
  * itself is in ./notation/ (the Notary Project specification, check by check).
  */
 import type { TrustedKey } from '../keys/types.js';
+import { precheckNotation } from './notation-precheck.js';
 import type { ExpectedSubject, FormatOptions, SignatureCheck, SignatureFormat, UntrustedSignature } from './types.js';
 
 export const NOTATION_ARTIFACT_TYPE = 'application/vnd.cncf.notary.signature';
@@ -16,6 +17,7 @@ export const notationFormat: SignatureFormat<'notation'> = {
     layerMediaTypes: ['application/jose+json', 'application/cose'],
     maxEnvelopeBytes: 1024 * 1024,
   },
+  precheck: precheckNotation,
   async verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject, options?: FormatOptions): Promise<SignatureCheck> {
     if (key.certificates === undefined || key.certificates.length === 0) {
       return {

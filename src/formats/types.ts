@@ -108,6 +108,32 @@ export interface SignatureFormat<N extends string = string> {
   verify(signature: UntrustedSignature, key: TrustedKey, expected: ExpectedSubject, options?: FormatOptions): Promise<SignatureCheck>;
   /** Make a signature of this format (formats signet only reads leave this out). */
   sign?(request: SignRequest, signer: Signer): Promise<SignedArtifact>;
+  /**
+   * A cheap look at whether `key` could verify this signature: parsing and in-process crypto only, no
+   * network, no token, no certificate path building. It orders candidates (engine/signature-order.ts)
+   * so that a flood cannot push a valid signature past `maxSignatures`; it never decides anything.
+   * Resolves 'unknown' rather than throwing. Absent: every signature of the format is 'unknown'.
+   */
+  precheck?(signature: UntrustedSignature, key: PrecheckKey): Promise<Likelihood>;
+}
+
+/**
+ * What a pre-check found, best first: the key verified the signature's bytes locally (`verifies`; its
+ * claims are not checked); the signature names the key or one of its trust anchors (`names-key`,
+ * unchecked: a hint, a certificate chain); nothing cheap to tell (`unknown`); the key's own check failed
+ * or the signature names other keys only (`other-key`).
+ */
+export type Likelihood = 'verifies' | 'names-key' | 'unknown' | 'other-key';
+
+/** A policy key as a pre-check sees it: `verifyInProcess` only when checking costs no device round trip. */
+export interface PrecheckKey {
+  readonly name: string;
+  readonly algorithm: TrustedKey['algorithm'];
+  readonly fingerprint: string;
+  readonly certificates?: TrustedKey['certificates'];
+  /** Set for keyless (sigstore identity) keys: their signatures carry a certificate. */
+  readonly keyless: boolean;
+  verifyInProcess?: TrustedKey['verify'];
 }
 
 /** Per-key settings from the policy that some formats use. */

@@ -25,6 +25,8 @@ export interface TrustedKey {
    * the key cannot be used at all (token gone), with a SignetError naming the key.
    */
   verify(data: Uint8Array, signature: Uint8Array, hash: HashAlgorithm): Promise<boolean>;
+  /** `verify` is a round trip to a device (PKCS#11 `verifyOn: token`): never used for cheap pre-checks. */
+  readonly verifiesOnDevice?: boolean;
   /**
    * For X.509-based formats (Notation): the trust-store certificates this key stands for. A signer's
    * certificate chain must lead to one of them; `verify` checks with the first one's key.

@@ -76,6 +76,7 @@ function tokenVerifier(name: string, uri: Pkcs11Uri, pin: string | undefined, mo
     location: uri.redacted,
     algorithm,
     fingerprint: fingerprintOf(publicKey),
+    verifiesOnDevice: true,
     async verify(data: Uint8Array, signature: Uint8Array, hash: HashAlgorithm): Promise<boolean> {
       const p = plan(algorithm, data, hash);
       let tokenSignature: Buffer;
