@@ -14,7 +14,7 @@ import { evaluateGate, formatBlockingTable, gateFailureMessage, parseIgnoreFile,
 import { parseScanReport, type ScanReport } from '../../scan/report.js';
 import { appendArtifactLayer } from '../../signing/artifact-manifest.js';
 import { signImageCosign } from '../../signing/cosign-sign.js';
-import { buildImageBundle, pushBundleReferrer } from '../../signing/bundle-sign.js';
+import { signImageBundle } from '../../signing/bundle-sign.js';
 import { insecureRegistries, outputFormat, REGISTRY_OPTIONS, registrySettings } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
@@ -110,12 +110,13 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
 
   const signer = await openSigner(values.key, values['pkcs11-module'] !== undefined ? { pkcs11Module: values['pkcs11-module'] } : {});
   try {
-    let signed: { signatureTag: string; signatureManifestDigest: string; layers: number };
+    // `added` false: this key had already signed this digest (the same payload), nothing was pushed.
+    let signed: { signatureTag: string; signatureManifestDigest: string; layers: number; added: boolean };
     if (format === 'cosign') {
       signed = await signImageCosign(client, repo, digest, signer, { dockerReference: repoName, annotations });
     } else {
-      const referrer = await pushBundleReferrer(client, repo, descriptor, await buildImageBundle(repoName, digest, signer));
-      signed = { signatureTag: `referrer ${referrer}`, signatureManifestDigest: referrer, layers: 1 };
+      const { referrer, added } = await signImageBundle(client, repo, descriptor, repoName, signer);
+      signed = { signatureTag: `referrer ${referrer}`, signatureManifestDigest: referrer, layers: 1, added };
     }
     let attestation: { tag: string; manifestDigest: string; layers: number } | undefined;
     if (values['attest-scan'] && report !== undefined) {
@@ -131,6 +132,7 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
         tag: format === 'cosign' ? `${repoName}:${signed.signatureTag}` : `${repoName}@${signed.signatureManifestDigest}`,
         manifestDigest: signed.signatureManifestDigest,
         signatures: signed.layers,
+        added: signed.added,
       },
       ...(attestation
         ? { attestation: { tag: `${repoName}:${attestation.tag}`, manifestDigest: attestation.manifestDigest, attestations: attestation.layers } }
@@ -146,6 +148,7 @@ export async function signCommand(argv: string[], io: CommandIo): Promise<number
           format === 'cosign'
             ? `signature   ${printable(result.signature.tag, LIMITS.reason)} (${signed.layers} signature${signed.layers === 1 ? '' : 's'})`
             : `signature   ${printable(result.signature.tag, LIMITS.reason)} (sigstore bundle, OCI 1.1 referrer)`,
+          ...(signed.added ? [] : ['unchanged   this key had already signed this digest with the same payload: no signature added']),
           ...(result.attestation ? [`attestation ${printable(result.attestation.tag, LIMITS.reason)}`] : []),
           ...(gate ? [`scan gate   passed (max ${gate.maxSeverity}${gate.ignored.length ? `, ${gate.ignored.length} ignored` : ''})`] : []),
         ].join('\n') + '\n',
