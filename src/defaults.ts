@@ -20,6 +20,8 @@ export const DEFAULTS = {
    * valid one out of the 32 examined (engine/signature-order.ts).
    */
   signatureCandidatesFactor: 4,
+  /** signetd's HTTP socket for the shell verifier (verifier/signet-verifier.sh, which has the same default). */
+  verifySocket: '/run/signet/verify.sock',
   /**
    * How long a registry host that answered 404 to the referrers API is read through the referrers tag
    * schema directly (the distribution spec's fallback), before the API is asked again: one round trip

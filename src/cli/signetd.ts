@@ -14,14 +14,21 @@ const DEFAULT_CONFIG_PATH = '/etc/signet/signetd.yaml';
 const USAGE = `usage: signetd [--config FILE]   (default ${DEFAULT_CONFIG_PATH} if it exists)`;
 
 async function main(): Promise<number> {
-  const [{ DEFAULT_CONFIG, loadConfig }, { Daemon, VERSION }, { GrpcServer }, { createLogger, routeProcessWarnings }, { Pkcs11KeyProvider }] =
-    await Promise.all([
-      import('../daemon/config.js'),
-      import('../daemon/daemon.js'),
-      import('../daemon/grpc-server.js'),
-      import('../daemon/logger.js'),
-      import('../keys/pkcs11/provider.js'),
-    ]);
+  const [
+    { DEFAULT_CONFIG, loadConfig },
+    { Daemon, VERSION },
+    { GrpcServer },
+    { VerifyHttpServer },
+    { createLogger, routeProcessWarnings },
+    { Pkcs11KeyProvider },
+  ] = await Promise.all([
+    import('../daemon/config.js'),
+    import('../daemon/daemon.js'),
+    import('../daemon/grpc-server.js'),
+    import('../daemon/verify-http.js'),
+    import('../daemon/logger.js'),
+    import('../keys/pkcs11/provider.js'),
+  ]);
   let values;
   try {
     ({ values } = parseArgs({
@@ -53,15 +60,24 @@ async function main(): Promise<number> {
   routeProcessWarnings(log);
   const daemon = new Daemon(config, log, [new Pkcs11KeyProvider(config.pkcs11Module !== undefined ? { defaultModule: config.pkcs11Module } : {})]);
   const server = new GrpcServer(daemon, log);
+  // The shell verifier's door: the same decisions as gRPC VerifyImage, over HTTP/1.1 (verify-http.ts).
+  const verifyHttp = config.verifySocket === '' ? undefined : new VerifyHttpServer(daemon.verifyImage, log);
   try {
     await daemon.start();
+    await verifyHttp?.listen(config.verifySocket);
     await server.listen(config.socket);
   } catch (err) {
     log.error('signetd cannot start', { error: describeError(err) });
     await daemon.stop().catch(() => undefined);
     return 1;
   }
-  log.info('signetd listening', { socket: config.socket, policyDir: config.policyDir, auditLog: config.auditLog, version: VERSION });
+  log.info('signetd listening', {
+    socket: config.socket,
+    verifySocket: config.verifySocket,
+    policyDir: config.policyDir,
+    auditLog: config.auditLog,
+    version: VERSION,
+  });
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
@@ -75,9 +91,10 @@ async function main(): Promise<number> {
       void daemon.reload();
     });
   });
-  await server.close();
+  await Promise.all([server.close(), verifyHttp?.close()]);
   await daemon.stop();
   rmSync(config.socket, { force: true });
+  if (config.verifySocket !== '') rmSync(config.verifySocket, { force: true });
   return 0;
 }
 

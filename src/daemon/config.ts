@@ -1,6 +1,6 @@
 /** signetd's configuration file (YAML): strict, with defaults for everything. */
 import { readFile } from 'node:fs/promises';
-import { isAbsolute } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { SignetError } from '../errors.js';
 import { isValidHost, parseReference } from '../registry/reference.js';
@@ -10,6 +10,11 @@ import { DEFAULTS } from '../defaults.js';
 
 export interface DaemonConfig {
   socket: string;
+  /**
+   * The verifier's HTTP/1.1 socket (signet-verifier.sh asks here with curl: far cheaper than a gRPC
+   * client per pull); '' turns it off. Default: verify.sock beside `socket`.
+   */
+  verifySocket: string;
   /** The local policy directory; '' when only `policySource` gives the policy. */
   policyDir: string;
   /**
@@ -72,6 +77,7 @@ export const DEFAULT_NRI = { socket: '/var/run/nri/nri.sock', index: '10', timeo
 
 export const DEFAULT_CONFIG: DaemonConfig = {
   socket: '/run/signet/signetd.sock',
+  verifySocket: DEFAULTS.verifySocket,
   policyDir: '/etc/signet/policy.d',
   auditLog: '/var/log/signet/audit.log',
   insecureRegistries: [],
@@ -98,6 +104,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
 
 const KNOWN_KEYS = [
   'socket',
+  'verifySocket',
   'policyDir',
   'auditLog',
   'insecureRegistries',
@@ -169,6 +176,14 @@ export function parseConfig(text: string, file: string): DaemonConfig {
     config[key] = v as string;
   };
   path('socket');
+  // Beside the gRPC socket unless named ('' turns it off): one folder holds what containerd's side reaches.
+  if (c['verifySocket'] === undefined) config.verifySocket = join(dirname(config.socket), basename(DEFAULTS.verifySocket));
+  else if (c['verifySocket'] === '') config.verifySocket = '';
+  else {
+    if (typeof c['verifySocket'] !== 'string' || !isAbsolute(c['verifySocket'])) fail('verifySocket', 'must be an absolute path, or "" to turn it off');
+    if (c['verifySocket'] === config.socket) fail('verifySocket', 'must not be the gRPC socket');
+    config.verifySocket = c['verifySocket'] as string;
+  }
   path('policyDir');
   path('auditLog');
   path('dockerConfig');

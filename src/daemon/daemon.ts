@@ -29,6 +29,7 @@ import type { NodeContext, CreateContext } from '../audit/audit-log.js';
 import type { ContentCacheStats } from '../registry/content-cache.js';
 import { Admission, type AdmissionStatus } from './admission.js';
 import { IdleCompactor } from './idle-gc.js';
+import { VerifyImagePath } from './verify-image.js';
 import type { DaemonConfig } from './config.js';
 import type { Logger } from './logger.js';
 import { VERSION } from '../version.js';
@@ -86,6 +87,8 @@ export class Daemon {
   private readonly nri: { plugin: NriPlugin; gate: CreationGate; client: ContainerdClient } | undefined;
   /** Bounds decisions in flight and waiting (the gRPC server runs VerifyImage through it). */
   readonly admission: Admission;
+  /** VerifyImage for every door (gRPC, the verifier's HTTP socket): cache, admission, decision, audit. */
+  readonly verifyImage: VerifyImagePath;
   private readonly compactor = new IdleCompactor();
   /** Bumped on every change of the keys (a policy load, a refresh that saw a key change): part of the cache key. */
   private keyGeneration = 0;
@@ -140,6 +143,7 @@ export class Daemon {
       maxQueueWaitMs: config.maxQueueWaitMs,
       onSettled: (busy) => this.compactor.ended(busy),
     });
+    this.verifyImage = new VerifyImagePath(this, log);
     this.engine = new VerificationEngine({
       snapshot: () => ({ ...this.snapshot, ...(this.lastReloadError ? { error: this.lastReloadError } : {}) }),
       sourcesFor: (specs, formats) => sources.sources(specs, formats),

@@ -10,9 +10,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { describeError, SignetError } from '../errors.js';
 import { isDigest } from '../registry/reference.js';
 import type { Decision } from '../engine/decision.js';
-import { LIMITS, printable } from '../util/printable.js';
 import { printableDecision } from '../util/printable-decision.js';
-import { Abandoned, Overloaded } from './admission.js';
 import type { Daemon } from './daemon.js';
 import type { Logger } from './logger.js';
 
@@ -90,45 +88,24 @@ export class GrpcServer {
           callback({ code: grpc.status.INVALID_ARGUMENT, details: describeError(err) });
           return;
         }
-        // A verdict in the cache is answered at once: it takes no decision slot.
-        const cached = this.daemon.verifyCached(request);
-        if (cached !== undefined) {
-          callback(null, judgement(cached));
-          return;
-        }
-        // Admission control: decisions beyond the bounds are refused at once (the caller fails closed and
-        // says why); an admitted decision's own deadlines start only now, not while it waited.
         const gone = new AbortController();
         call.once('cancelled', () => gone.abort());
         const deadline = call.getDeadline();
         const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-        this.daemon.admission
-          .run(() => this.daemon.verify(request), { signal: gone.signal, ...(Number.isFinite(deadlineMs) ? { deadline: deadlineMs } : {}) })
-          .then(
-            (decision) => callback(null, judgement(decision)),
-            (err: unknown) => {
-              if (err instanceof Overloaded) {
-                this.overloaded(err);
-                callback({
-                  code: grpc.status.RESOURCE_EXHAUSTED,
-                  details: `RESOURCE_EXHAUSTED: ${err.message}; refusing ${printable(request.name, LIMITS.name)} (fail closed)`,
-                });
-                return;
-              }
-              if (err instanceof Abandoned) {
-                callback({ code: grpc.status.CANCELLED, details: err.message });
-                return;
-              }
-              // verify() never throws by design; if it does, fail closed with a reason.
-              this.log.error('verification crashed', { error: describeError(err) });
-              callback(null, {
-                ok: false,
-                decision: 'reject',
-                reason: printable(`rejected ${request.name}: internal error (${describeError(err)})`, LIMITS.reason),
-                code: 'INTERNAL',
-              });
-            },
-          );
+        void this.daemon.verifyImage
+          .answer(request, { signal: gone.signal, ...(Number.isFinite(deadlineMs) ? { deadline: deadlineMs } : {}) })
+          .then((answer) => {
+            switch (answer.kind) {
+              case 'decision':
+                return callback(null, judgement(answer.decision));
+              case 'overloaded':
+                return callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: answer.reason });
+              case 'abandoned':
+                return callback({ code: grpc.status.CANCELLED, details: answer.reason });
+              case 'internal':
+                return callback(null, { ok: false, decision: 'reject', reason: answer.reason, code: 'INTERNAL' });
+            }
+          });
       },
       Status: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         callback(null, this.daemon.status());
@@ -154,24 +131,6 @@ export class GrpcServer {
         call.on('close', off);
       },
     });
-  }
-
-  /** Overload episodes are logged once when they start and once when they end, never per refusal. */
-  private overload: { since: number; refused: number; timer?: NodeJS.Timeout } | undefined;
-  private overloaded(err: Overloaded): void {
-    if (this.overload === undefined) {
-      this.log.warn('overloaded: refusing decisions (RESOURCE_EXHAUSTED) until the load drops', { why: err.message });
-      this.overload = { since: Date.now(), refused: 0 };
-    }
-    const o = this.overload;
-    o.refused++;
-    clearTimeout(o.timer);
-    // The episode ends after a second without a refusal.
-    o.timer = setTimeout(() => {
-      this.overload = undefined;
-      this.log.warn('overload over', { refused: o.refused, seconds: Math.round((Date.now() - o.since) / 100) / 10 });
-    }, 1000);
-    o.timer.unref();
   }
 
   /** Bind the unix socket with mode 0600 (created under a restrictive umask, so never briefly wider). */
