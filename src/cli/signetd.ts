@@ -7,6 +7,8 @@ import { onHangup } from './signetd-hangup.js';
 import { existsSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { DaemonConfig } from '../daemon/config.js';
+import { SdNotifier } from '../daemon/sd-notify.js';
+import { serviceStatusLine } from '../daemon/service-status.js';
 import { describeError } from '../errors.js';
 import { LIMITS, printable } from '../util/printable.js';
 
@@ -58,6 +60,8 @@ async function main(): Promise<number> {
   }
   const log = createLogger(config.logLevel);
   routeProcessWarnings(log);
+  // Type=notify: systemd hears READY=1 once the socket serves (nothing is sent without NOTIFY_SOCKET).
+  const systemd = SdNotifier.fromEnvironment(process.env, log);
   const daemon = new Daemon(config, log, [new Pkcs11KeyProvider(config.pkcs11Module !== undefined ? { defaultModule: config.pkcs11Module } : {})]);
   const server = new GrpcServer(daemon, log);
   // The shell verifier's door: the same decisions as gRPC VerifyImage, over HTTP/1.1 (verify-http.ts).
@@ -68,7 +72,9 @@ async function main(): Promise<number> {
     await server.listen(config.socket);
   } catch (err) {
     log.error('signetd cannot start', { error: describeError(err) });
+    void systemd.status(`cannot start: ${describeError(err)}`);
     await daemon.stop().catch(() => undefined);
+    await systemd.settled(2000);
     return 1;
   }
   log.info('signetd listening', {
@@ -78,23 +84,29 @@ async function main(): Promise<number> {
     auditLog: config.auditLog,
     version: VERSION,
   });
+  const statusLine = () => serviceStatusLine(daemon.status(), config.socket);
+  void systemd.ready(statusLine());
+  daemon.onStatusChange(() => void systemd.status(statusLine()));
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       log.info('signetd stopping', { signal });
+      void systemd.stopping(`stopping (${signal})`);
       resolve();
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     onHangup(() => {
       log.info('SIGHUP: reloading policy and keys');
-      void daemon.reload();
+      void systemd.reloading('reloading policy and keys (SIGHUP)');
+      void daemon.reload().finally(() => void systemd.ready(statusLine()));
     });
   });
   await Promise.all([server.close(), verifyHttp?.close()]);
   await daemon.stop();
   rmSync(config.socket, { force: true });
   if (config.verifySocket !== '') rmSync(config.verifySocket, { force: true });
+  await systemd.settled(2000);
   return 0;
 }
 
