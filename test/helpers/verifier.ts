@@ -4,7 +4,18 @@
  * containerd reads the exit code and the first 32 KiB of stdout, trimmed.
  */
 import { spawn } from 'node:child_process';
-import { VERIFIER } from './daemon.js';
+import { dirname, join } from 'node:path';
+import { ROOT, VERIFIER } from './daemon.js';
+
+/** The shell verifier (sh + curl against signetd's HTTP socket), as signet install links it into bin_dir. */
+export const SHELL_VERIFIER = join(ROOT, 'verifier/signet-verifier.sh');
+/** The verifiers containerd may run: the shell one (the default install) and the Node one (the fallback). */
+export type VerifierKind = 'sh' | 'node';
+export const VERIFIER_KINDS: VerifierKind[] = ['sh', 'node'];
+/** The socket each verifier asks, for a signetd whose gRPC socket is `grpcSocket` (verify.sock sits beside it). */
+export function socketFor(kind: VerifierKind, grpcSocket: string): string {
+  return kind === 'sh' ? join(dirname(grpcSocket), 'verify.sock') : grpcSocket;
+}
 
 export interface VerifierRun {
   code: number | null;
@@ -20,7 +31,10 @@ export interface DescriptorLike {
 }
 
 export function runVerifier(options: {
+  /** The socket the verifier asks (see socketFor). */
   socket: string;
+  /** Which verifier (default: the Node one). */
+  kind?: VerifierKind;
   name?: string;
   descriptor?: DescriptorLike;
   /** Override the argv after the executable (for malformed-argument tests). */
@@ -33,9 +47,10 @@ export function runVerifier(options: {
   const args = options.args ?? ['-name', options.name!, '-digest', options.descriptor!.digest, '-stdin-media-type', 'application/vnd.oci.descriptor.v1+json'];
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(VERIFIER, args, {
+    const sh = options.kind === 'sh';
+    const child = spawn(sh ? SHELL_VERIFIER : VERIFIER, args, {
       detached: true, // containerd runs each verifier in its own process group
-      env: { PATH: process.env['PATH'], SIGNET_SOCKET: options.socket, ...options.env },
+      env: { PATH: process.env['PATH'], [sh ? 'SIGNET_VERIFY_SOCKET' : 'SIGNET_SOCKET']: options.socket, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
