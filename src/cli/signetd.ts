@@ -5,15 +5,12 @@
 // handler is in place (every static import is loaded before any module body runs).
 import { onHangup } from './signetd-hangup.js';
 import { existsSync, rmSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import type { DaemonConfig } from '../daemon/config.js';
 import { SdNotifier } from '../daemon/sd-notify.js';
 import { serviceStatusLine } from '../daemon/service-status.js';
 import { describeError } from '../errors.js';
+import { DEFAULT_CONFIG_PATH, parseSignetdArgs } from './signetd-args.js';
 import { LIMITS, printable } from '../util/printable.js';
-
-const DEFAULT_CONFIG_PATH = '/etc/signet/signetd.yaml';
-const USAGE = `usage: signetd [--config FILE]   (default ${DEFAULT_CONFIG_PATH} if it exists)`;
 
 async function main(): Promise<number> {
   const [
@@ -31,29 +28,13 @@ async function main(): Promise<number> {
     import('../daemon/logger.js'),
     import('../keys/pkcs11/provider.js'),
   ]);
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
-      strict: true,
-    }));
-  } catch (err) {
-    process.stderr.write(`signetd: ${printable((err as Error).message, LIMITS.reason)}\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  if (values.version) {
-    process.stdout.write(`signetd ${VERSION}\n`);
-    return 0;
-  }
+  const args = parseSignetdArgs(process.argv.slice(2), VERSION, process);
+  if (!args.run) return args.exitCode;
   let config: DaemonConfig;
   try {
     // Without --config: the default file if there is one (a broken one is an error, never ignored), else defaults.
     config =
-      values.config !== undefined ? await loadConfig(values.config) : existsSync(DEFAULT_CONFIG_PATH) ? await loadConfig(DEFAULT_CONFIG_PATH) : DEFAULT_CONFIG;
+      args.config !== undefined ? await loadConfig(args.config) : existsSync(DEFAULT_CONFIG_PATH) ? await loadConfig(DEFAULT_CONFIG_PATH) : DEFAULT_CONFIG;
   } catch (err) {
     process.stderr.write(`signetd: ${printable(describeError(err), LIMITS.reason)}\n`);
     return 2;

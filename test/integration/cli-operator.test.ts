@@ -1,15 +1,16 @@
 /**
- * The command line as an operator meets it: --help on every command and subcommand (from the one
- * command list that also makes the bash completion and the man page), --version on the three
+ * The command line as an operator meets it: --help on every command and subcommand (walking the one
+ * commander tree that also makes the bash completion and the man page), --version on the three
  * executables, one name per flag, and errors an operator can act on (status exit codes and socket
  * diagnosis, PIN_REQUIRED, policy check reading key files).
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { allPaths, SIGNET as SPEC } from '../../src/cli/spec.js';
+import { commandPaths, findCommand, subcommands, valueCompletion, visibleOptions } from '../../src/cli/command-tree/walk.js';
+import { createProgram } from '../../src/cli/program.js';
 import { SIGNET, SIGNETD, startDaemon, VERIFIER, waitFor } from '../helpers/daemon.js';
 import { createToken, SOFTHSM_MODULE, softhsmConf } from '../helpers/softhsm.js';
 
@@ -19,22 +20,54 @@ function run(bin: string, args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 const signet = (args: string[], env: NodeJS.ProcessEnv = {}) => run(SIGNET, args, env);
 
+/** The tree signet parses with, walked here as the completion and the man page walk it. */
+const TREE = createProgram({ stdout: process.stdout, stderr: process.stderr }).program;
+const PATHS = commandPaths(TREE);
+const commandAt = (path: string[]) => findCommand(TREE, path)!;
+const longOptions = (path: string[]) => visibleOptions(commandAt(path)).flatMap((o) => (o.long !== undefined ? [o.long] : []));
+
 describe('signet for an operator: help everywhere, flags, actionable errors', function () {
   this.timeout(60_000);
   const work = mkdtempSync(join(tmpdir(), 'signet-cli-op-'));
   after(() => rmSync(work, { recursive: true, force: true }));
 
   describe('--help and --version', () => {
-    for (const path of allPaths(SPEC)) {
+    it('the tree has every command signet had (a walk that found nothing would prove nothing)', () => {
+      const names = PATHS.map((p) => p.join(' '));
+      for (const name of ['status', 'sign', 'verify', 'audit', 'policy check', 'policy push', 'policy status', 'keys generate', 'keys import'])
+        assert.ok(names.includes(name), name);
+      for (const name of ['node audit', 'doctor', 'install', 'uninstall', 'completion', 'man', 'version']) assert.ok(names.includes(name), name);
+    });
+
+    for (const path of PATHS) {
       for (const flag of ['--help', '-h']) {
-        it(`signet ${[...path, flag].join(' ')}: its usage on stdout, exit 0`, () => {
+        it(`signet ${[...path, flag].join(' ')}: its usage, subcommands and options on stdout, exit 0`, () => {
           const r = signet([...path, flag]);
           assert.equal(r.code, 0, r.stderr);
           assert.equal(r.stderr, '');
           assert.match(r.stdout, new RegExp(`^usage: signet${path.length ? ` ${path.join(' ')}` : ''}[ \\n]`));
+          for (const sub of subcommands(commandAt(path))) assert.match(r.stdout, new RegExp(`^  ${sub.name()} `, 'm'), sub.name());
+          for (const option of longOptions(path)) assert.ok(r.stdout.includes(option), `${option} in ${r.stdout}`);
         });
       }
     }
+
+    it('signet help COMMAND is COMMAND --help; signet alone prints the usage on stderr and exits 2', () => {
+      for (const name of ['policy', 'sign', 'keys']) {
+        const help = signet(['help', name]);
+        assert.equal(help.code, 0, help.stderr);
+        assert.equal(help.stdout, signet([name, '--help']).stdout);
+      }
+      const keysHelp = signet(['keys', 'help', 'import']);
+      assert.equal(keysHelp.stdout, signet(['keys', 'import', '--help']).stdout);
+      const bare = signet([]);
+      assert.equal(bare.code, 2);
+      assert.equal(bare.stdout, '');
+      assert.match(bare.stderr, /^usage: signet /);
+      const noSub = signet(['policy']);
+      assert.equal(noSub.code, 2);
+      assert.match(noSub.stderr, /^usage: signet policy /);
+    });
 
     it('policy schema --help prints help, not the schema; --help after other options too', () => {
       const r = signet(['policy', 'schema', '--help']);
@@ -63,42 +96,122 @@ describe('signet for an operator: help everywhere, flags, actionable errors', fu
   });
 
   describe('completion and man page from the same definitions', () => {
+    const script = join(work, 'signet.bash');
+    /** What bash offers for `line` (the last word is the one being completed), run in `cwd`. */
+    const complete = (line: string, cwd = work): string[] => {
+      const words = line.split(' ');
+      const r = spawnSync(
+        'bash',
+        [
+          '-c',
+          `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _signet; printf '%s\\n' "\${COMPREPLY[@]}"`,
+        ],
+        { encoding: 'utf8', cwd },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.split('\n').filter(Boolean);
+    };
+    before(() => {
+      const r = signet(['completion', 'bash']);
+      assert.equal(r.code, 0, r.stderr);
+      writeFileSync(script, r.stdout);
+    });
+
     it('bash completion: valid bash that completes commands, subcommands, options and option values', () => {
-      const script = join(work, 'signet.bash');
-      writeFileSync(script, signet(['completion', 'bash']).stdout);
-      const complete = (line: string): string[] => {
-        const words = line.split(' ');
-        const r = spawnSync(
-          'bash',
-          [
-            '-c',
-            `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _signet; printf '%s\\n' "\${COMPREPLY[@]}"`,
-          ],
-          { encoding: 'utf8' },
-        );
-        assert.equal(r.status, 0, r.stderr);
-        return r.stdout.split('\n').filter(Boolean);
-      };
       assert.ok(complete('signet ').includes('status'));
       const policySubs = complete('signet policy ').filter((w) => !w.startsWith('-'));
-      for (const sub of ['check', 'explain', 'test', 'schema']) assert.ok(policySubs.includes(sub), `${sub} in ${policySubs.join(' ')}`);
-      assert.ok(
-        !policySubs.includes('status') || SPEC.subcommands!.find((c) => c.name === 'policy')!.subcommands!.some((c) => c.name === 'status'),
-        'only policy subcommands',
-      );
+      for (const sub of ['check', 'explain', 'test', 'schema', 'push', 'status']) assert.ok(policySubs.includes(sub), `${sub} in ${policySubs.join(' ')}`);
       assert.ok(!policySubs.includes('doctor'), 'top-level commands are not offered after policy');
       assert.ok(complete('signet keys list --').includes('--pkcs11-module'));
+      assert.ok(!complete('signet keys list --').includes('--module'), 'the deprecated spelling is not offered');
       assert.ok(complete('signet verify --h').includes('--hosts-dir'));
       assert.deepEqual(complete('signet status --output '), ['text', 'json']);
+      assert.deepEqual(
+        complete('signet completion ').filter((w) => !w.startsWith('-')),
+        ['bash'],
+      );
+    });
+
+    it('completion offers every command and every option of the tree, each option value as the tree says', () => {
+      // A folder and a file to complete: directories for <DIR>, files for <FILE>/<PATH>/<SOCK>/<PEM>.
+      const cwd = mkdtempSync(join(work, 'complete-'));
+      mkdirSync(join(cwd, 'somedir'));
+      writeFileSync(join(cwd, 'somefile'), '');
+      let checkedValues = 0;
+      for (const path of PATHS) {
+        const offered = complete(['signet', ...path, ''].join(' '));
+        for (const sub of subcommands(commandAt(path))) assert.ok(offered.includes(sub.name()), `signet ${path.join(' ')}: ${sub.name()}`);
+        for (const option of longOptions(path)) assert.ok(offered.includes(option), `signet ${path.join(' ')}: ${option}`);
+        for (const option of visibleOptions(commandAt(path))) {
+          const how = valueCompletion(option);
+          if (how === undefined || how === 'none') continue;
+          const values = complete(['signet', ...path, option.long!, 'some'].join(' '), cwd);
+          if (how === 'dir') assert.deepEqual(values, ['somedir'], `${path.join(' ')} ${option.long}`);
+          else if (how === 'file') assert.deepEqual(values.sort(), ['somedir', 'somefile'], `${path.join(' ')} ${option.long}`);
+          else assert.deepEqual(complete(['signet', ...path, option.long!, ''].join(' ')), [...how.choices], `${path.join(' ')} ${option.long}`);
+          checkedValues++;
+        }
+      }
+      assert.ok(checkedValues > 20, `${checkedValues} option values checked`);
     });
 
     it('man page: roff naming every command and option', () => {
       const man = signet(['man']).stdout;
       assert.match(man, /^\.TH SIGNET 1/);
-      for (const path of allPaths(SPEC).filter((p) => p.length > 0))
-        assert.ok(man.includes(`.B signet ${path.join(' ')}`.replace(/-/g, '\\-')), path.join(' '));
+      const esc = (t: string) => t.replace(/-/g, '\\-');
+      // Each command's entry: from its ".B signet …" line to the next command's.
+      const entries = man.split(/\n\.TP\n(?=\.B signet )/);
+      for (const path of PATHS.filter((p) => p.length > 0)) {
+        const entry = entries.find((e) => e.startsWith(`.B ${esc(['signet', ...path].join(' '))} `) || e === `.B ${esc(['signet', ...path].join(' '))}`);
+        assert.ok(entry !== undefined, path.join(' '));
+        const optionLines = entry.split('\n').filter((l) => l.startsWith('.B '));
+        for (const option of longOptions(path))
+          assert.ok(
+            optionLines.some((l) => new RegExp(`(^\\.B |, )${esc(option).replace(/\\/g, '\\\\')}( |$)`).test(l)),
+            `${path.join(' ')} ${option}`,
+          );
+      }
       assert.ok(man.includes('\\-\\-pkcs11\\-module'));
+      // Valid roff: man(1) renders it without a warning.
+      const rendered = spawnSync('man', ['--warnings', '-l', '-'], {
+        input: man,
+        encoding: 'utf8',
+        env: { ...process.env, MANWIDTH: '100', MAN_KEEP_FORMATTING: '' },
+      });
+      if (rendered.error === undefined) {
+        assert.equal(rendered.stderr, '', rendered.stderr);
+        assert.match(rendered.stdout, /signet policy push/);
+      }
     });
+  });
+
+  describe('usage errors: one line naming the command, exit 2, nothing run', () => {
+    const cases: Array<[string, string[], RegExp]> = [
+      [
+        'an unknown option, with the likely one',
+        ['verify', 'reg.invalid/a:1', '--polcy-dir', work],
+        /^signet verify: unknown option '--polcy-dir' \(Did you mean --policy-dir\?\)/,
+      ],
+      ['an unknown command', ['verfy'], /^signet: unknown command 'verfy' \(Did you mean verify\?\)/],
+      ['an unknown subcommand', ['policy', 'chek'], /^signet policy: unknown command 'chek'/],
+      ['a missing argument', ['policy', 'push', work, '--key', 'k.pem'], /^signet policy push: missing required argument 'REF'/],
+      ['one argument too many', ['verify', 'reg.invalid/a:1', 'reg.invalid/b:1'], /^signet verify: too many arguments/],
+      ['a missing required option', ['keys', 'list'], /^signet keys list: required option '--key <PKCS11-URI>' not specified/],
+      ['a value not among the choices', ['status', '--output', 'yaml'], /^signet status: --output must be text or json, not "yaml"$/],
+      ['a bad number', ['audit', 'reg.invalid/a', '--max-tags', '0'], /^signet audit: --max-tags needs a number from 1 to 1000000$/],
+      ['a bad duration', ['status', '--wait', 'soon'], /^signet status: --wait takes a duration such as 500ms, 30s or 2m$/],
+      ['an option without its value', ['doctor', '--probe'], /^signet doctor: option '--probe <IMAGE>' argument missing/],
+      ['an unknown shell', ['completion', 'zsh'], /^signet completion: .*'zsh' is invalid.*bash/],
+      ['an escape sequence in an unknown option', ['status', '--\x1b[2Jx'], /^signet status: unknown option '--\\x1b\[2Jx'/],
+    ];
+    for (const [what, args, re] of cases)
+      it(what, () => {
+        const r = signet(args, { SIGNET_SOCKET: join(work, 'none.sock') });
+        assert.equal(r.code, 2, r.stdout + r.stderr);
+        assert.equal(r.stdout, '');
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+        assert.match(r.stderr.trimEnd(), re);
+      });
   });
 
   describe('one name per flag', () => {

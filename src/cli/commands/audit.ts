@@ -8,12 +8,15 @@ import type { Decision } from '../../engine/decision.js';
 import { describeError, SignetError } from '../../errors.js';
 import { parseReference, repositoryName } from '../../registry/reference.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
-import { openEngineFromOptions, parseEngineCommand } from './common.js';
+import { openEngineFromOptions, type PolicyOptions, type RegistryOptions } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
+import type { OutputFormat } from '../option-values.js';
 
-const USAGE = 'usage: signet audit REPOSITORY [--policy-dir DIR] [--insecure-registry HOST:PORT]... [--docker-config FILE] [--max-tags N] [--output text|json]';
-/** Image tags audited at most (signature and attestation tags do not count); more is an error, never a partial audit. */
-const DEFAULT_MAX_TAGS = 10_000;
+export interface AuditOptions extends RegistryOptions, PolicyOptions {
+  /** Image tags audited at most (signature and attestation tags do not count); more is an error, never a partial audit. */
+  maxTags: number;
+  output: OutputFormat;
+}
 /** Tags cosign and friends use to store signatures, attestations and SBOMs: artifacts, not images. */
 const ARTIFACT_TAG = /^(?:sha256-[a-f0-9]{64}|sha512-[a-f0-9]{128})(\.[a-z]+)?$/;
 
@@ -26,16 +29,13 @@ export interface AuditRow {
   warnings: string[];
 }
 
-export async function auditCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { maxTags, rest } = takeMaxTags(argv);
-  const cmd = parseEngineCommand(rest, USAGE, 'REPOSITORY', io);
-  if (cmd === undefined) return 0;
-  const output = cmd.output;
-  const ref = parseReference(cmd.target);
-  if (ref.digest !== undefined || (ref.tag !== undefined && cmd.target.endsWith(`:${ref.tag}`)))
+export async function auditCommand(repository: string, options: AuditOptions, io: CommandIo): Promise<number> {
+  const { output, maxTags } = options;
+  const ref = parseReference(repository);
+  if (ref.digest !== undefined || (ref.tag !== undefined && repository.endsWith(`:${ref.tag}`)))
     throw new UsageError(`give a repository without tag or digest, e.g. ${repositoryName(ref)}`);
   const repoName = repositoryName(ref);
-  const local = await openEngineFromOptions(cmd.values);
+  const local = await openEngineFromOptions(options);
   try {
     // Bounded: artifact tags are dropped as they arrive, the rest may not exceed --max-tags.
     let tags: string[];
@@ -115,26 +115,4 @@ function formatTable(rows: AuditRow[], summary: { repository: string; tags: numb
       .join('  ')
       .trimEnd();
   return `${[line(header), ...body.map(line)].join('\n')}\n\n${printable(summary.repository, LIMITS.name)}: ${summary.tags} tags, ${summary.accepted} accepted, ${summary.rejected} rejected\n`;
-}
-
-/** `--max-tags N` (or `--max-tags=N`), taken out of argv before the shared options are parsed. */
-function takeMaxTags(argv: string[]): { maxTags: number; rest: string[] } {
-  const rest: string[] = [];
-  let maxTags = DEFAULT_MAX_TAGS;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--') {
-      rest.push(...argv.slice(i));
-      break;
-    }
-    if (arg !== '--max-tags' && !arg.startsWith('--max-tags=')) {
-      rest.push(arg);
-      continue;
-    }
-    const value = arg === '--max-tags' ? argv[++i] : arg.slice('--max-tags='.length);
-    if (value === undefined || !/^[1-9]\d{0,6}$/.test(value) || Number(value) > 1_000_000)
-      throw new UsageError(`--max-tags needs a number from 1 to 1000000\n${USAGE}`);
-    maxTags = Number(value);
-  }
-  return { maxTags, rest };
 }

@@ -1,5 +1,4 @@
 /** Options shared by the commands that talk to registries or load a policy. */
-import { parseArgs } from 'node:util';
 import { openLocalEngine, type LocalEngine } from '../../engine/local.js';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -8,78 +7,49 @@ import { DEFAULT_REGISTRY_CONFIG_PATH } from '../../registry/hosts.js';
 import { isValidHost } from '../../registry/reference.js';
 import { UsageError } from './io.js';
 
-export const REGISTRY_OPTIONS = {
-  'insecure-registry': { type: 'string', multiple: true },
-  'docker-config': { type: 'string' },
-  'hosts-dir': { type: 'string' },
-} as const;
+/** The registry options (`--insecure-registry`, `--docker-config`, `--hosts-dir`) as commander parsed them. */
+export interface RegistryOptions {
+  insecureRegistry?: string[];
+  dockerConfig?: string;
+  hostsDir?: string;
+}
+
+/** The policy options of the commands that decide in process (`--policy-dir`, `--pkcs11-module`). */
+export interface PolicyOptions {
+  policyDir?: string;
+  pkcs11Module?: string;
+}
 
 /**
  * Where the CLI reads registry settings: --docker-config, else $DOCKER_CONFIG/config.json, else
  * ~/.docker/config.json (as docker does); --hosts-dir, else containerd's /etc/containerd/certs.d.
  */
-export function registrySettings(values: { 'docker-config'?: string | undefined; 'hosts-dir'?: string | undefined }): {
+export function registrySettings(options: RegistryOptions): {
   dockerConfigPath?: string;
   registryConfigPath: string;
 } {
-  const docker = dockerConfigPath(values['docker-config'], process.env, join(homedir(), '.docker', 'config.json'));
-  return { ...(docker !== undefined ? { dockerConfigPath: docker } : {}), registryConfigPath: values['hosts-dir'] ?? DEFAULT_REGISTRY_CONFIG_PATH };
+  const docker = dockerConfigPath(options.dockerConfig, process.env, join(homedir(), '.docker', 'config.json'));
+  return { ...(docker !== undefined ? { dockerConfigPath: docker } : {}), registryConfigPath: options.hostsDir ?? DEFAULT_REGISTRY_CONFIG_PATH };
 }
 
-export const POLICY_OPTIONS = {
-  'policy-dir': { type: 'string' },
-  'pkcs11-module': { type: 'string' },
-} as const;
-
-export function insecureRegistries(values: { 'insecure-registry'?: string[] | undefined }): string[] {
-  const list = values['insecure-registry'] ?? [];
+export function insecureRegistries(options: RegistryOptions): string[] {
+  const list = options.insecureRegistry ?? [];
   for (const h of list) if (!isValidHost(h) || h.includes('/')) throw new UsageError(`--insecure-registry "${h}" is not HOST or HOST:PORT`);
   return list;
 }
 
-export function outputFormat(value: string | undefined): 'text' | 'json' {
-  if (value === undefined || value === 'text') return 'text';
-  if (value === 'json') return 'json';
-  throw new UsageError(`--output must be text or json, not "${value}"`);
-}
-
-export function policyDir(values: { 'policy-dir'?: string | undefined }): string {
-  return values['policy-dir'] ?? process.env['SIGNET_POLICY_DIR'] ?? '/etc/signet/policy.d';
-}
-
-/**
- * The command line of `verify` and `audit`: one positional, registry and policy options, --output.
- * Returns undefined after printing the usage for --help.
- */
-export function parseEngineCommand(argv: string[], usage: string, positionalName: string, io: { stdout: NodeJS.WritableStream }) {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { ...REGISTRY_OPTIONS, ...POLICY_OPTIONS, output: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.help) {
-    io.stdout.write(`${usage}\n`);
-    return undefined;
-  }
-  if (positionals.length !== 1) throw new UsageError(`expected one ${positionalName}\n${usage}`);
-  return { target: positionals[0]!, output: outputFormat(values.output), values };
+export function policyDir(options: { policyDir?: string }): string {
+  return options.policyDir ?? process.env['SIGNET_POLICY_DIR'] ?? '/etc/signet/policy.d';
 }
 
 /** The daemon's engine in process, configured from the command line. */
-export function openEngineFromOptions(values: {
-  'policy-dir'?: string | undefined;
-  'insecure-registry'?: string[] | undefined;
-  'docker-config'?: string | undefined;
-  'hosts-dir'?: string | undefined;
-  'pkcs11-module'?: string | undefined;
-}): Promise<LocalEngine> {
-  const registry = registrySettings(values);
+export function openEngineFromOptions(options: RegistryOptions & PolicyOptions): Promise<LocalEngine> {
+  const registry = registrySettings(options);
   return openLocalEngine({
-    policyDir: policyDir(values),
-    insecureRegistries: insecureRegistries(values),
+    policyDir: policyDir(options),
+    insecureRegistries: insecureRegistries(options),
     registryConfigPath: registry.registryConfigPath,
     ...(registry.dockerConfigPath !== undefined ? { dockerConfig: registry.dockerConfigPath } : {}),
-    ...(values['pkcs11-module'] !== undefined ? { pkcs11Module: values['pkcs11-module'] } : {}),
+    ...(options.pkcs11Module !== undefined ? { pkcs11Module: options.pkcs11Module } : {}),
   });
 }

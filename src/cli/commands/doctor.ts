@@ -11,7 +11,6 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants, existsSync, lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { basename, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { ContainerdClient, DEFAULT_CONTAINERD_ADDRESS, type ContainerdPlugin } from '../../containerd/client.js';
 import {
@@ -27,22 +26,20 @@ import {
 import { CRI_NAMESPACE, CriCallError, CriImageClient } from '../../containerd/cri-client.js';
 import { loadProtos } from '../../daemon/grpc-server.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
-import { outputFormat } from './common.js';
-import { UsageError, type CommandIo } from './io.js';
+import type { CommandIo } from './io.js';
+import type { OutputFormat } from '../option-values.js';
 import { signetdSocket } from './socket.js';
 
-const USAGE = `usage: signet doctor [--containerd-config FILE] [--containerd SOCK] [--socket SIGNETD_SOCK] [--probe IMAGE] [--output text|json]
-
-Checks that this node enforces the policy, one line per check (✔ ok, ! warning, ✘ failure — the fix):
-containerd and its version, the image-verifier plugin and signet-verifier in its bin_dir, the CRI
-settings that make Kubernetes pulls skip the verifier, NRI, and signetd's health. Exit 1 on any ✘.
-
-  --containerd-config FILE  containerd's config (default ${DEFAULT_CONTAINERD_CONFIG}; imports are followed)
-  --containerd SOCK         containerd's socket (default $CONTAINERD_ADDRESS, else ${DEFAULT_CONTAINERD_ADDRESS})
-  --socket PATH             signetd's socket (default $SIGNET_SOCKET, else /run/signet/signetd.sock)
-  --probe IMAGE             pull IMAGE through CRI (namespace ${CRI_NAMESPACE}), as kubelet does: it must be refused;
-                            pick an image the policy refuses. If the node pulls it, doctor removes it again.
-  --output text|json        json: an array of {check, ok, level, detail, fix}`;
+export interface DoctorOptions {
+  containerdConfig?: string;
+  /** containerd's socket. */
+  containerd?: string;
+  /** signetd's socket. */
+  socket?: string;
+  /** Pull this image through CRI, as kubelet does: it must be refused. */
+  probe?: string;
+  output: OutputFormat;
+}
 
 /** signet-verifier's default wait for signetd (SIGNET_VERIFIER_TIMEOUT), which per_verifier_timeout must exceed. */
 const VERIFIER_WAIT_MS = 8000;
@@ -690,30 +687,11 @@ function printText(io: CommandIo, list: Check[]): void {
   for (const c of list) io.stdout.write(`${SYMBOL[c.level]} ${printable(c.detail, LIMITS.reason)}${c.fix ? ` — ${printable(c.fix, LIMITS.reason)}` : ''}\n`);
 }
 
-export async function doctorCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: {
-      'containerd-config': { type: 'string' },
-      containerd: { type: 'string' },
-      socket: { type: 'string' },
-      probe: { type: 'string' },
-      output: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.help) {
-    io.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"\n${USAGE}`);
-  const output = outputFormat(values.output);
-  if (values.probe !== undefined && values.probe.trim() === '') throw new UsageError('--probe needs an image reference');
+export async function doctorCommand(values: DoctorOptions, io: CommandIo): Promise<number> {
+  const output = values.output;
 
   const address = values.containerd || process.env['CONTAINERD_ADDRESS'] || DEFAULT_CONTAINERD_ADDRESS;
-  const configPath = values['containerd-config'] ?? DEFAULT_CONTAINERD_CONFIG;
+  const configPath = values.containerdConfig ?? DEFAULT_CONTAINERD_CONFIG;
   const socket = signetdSocket(values.socket);
 
   let config: ContainerdConfigReport | undefined;

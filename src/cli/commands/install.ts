@@ -14,12 +14,21 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { DEFAULT_CONTAINERD_CONFIG, DEFAULT_VERIFIER_BIN_DIR, readContainerdConfig } from '../../containerd/containerd-config.js';
 import { LIMITS, printable } from '../../util/printable.js';
 import { UsageError, type CommandIo } from './io.js';
 
-const USAGE = 'usage: signet install [--prefix DIR] [--containerd-config FILE]   |   signet uninstall [--prefix DIR]';
+export interface InstallOptions {
+  /** Write under this root instead of / (a staging root). */
+  prefix?: string;
+  containerdConfig?: string;
+}
+
+export interface UninstallOptions {
+  /** The root install wrote under. */
+  prefix?: string;
+}
+
 const MANIFEST = '/var/lib/signet/install.json';
 
 interface Written {
@@ -96,18 +105,7 @@ version = 3
 `;
 }
 
-export async function installCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { prefix: { type: 'string' }, 'containerd-config': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.help) {
-    io.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"\n${USAGE}`);
+export async function installCommand(values: InstallOptions, io: CommandIo): Promise<number> {
   const prefix = resolve(values.prefix ?? '/');
   const at = (p: string) => join(prefix, p);
   const say = (line: string) => io.stdout.write(`${printable(line, LIMITS.reason)}\n`);
@@ -138,7 +136,7 @@ export async function installCommand(argv: string[], io: CommandIo): Promise<num
   else writeNew('/etc/signet/policy.d/00-example.yaml', EXAMPLE_POLICY, 'an example policy in warn mode');
 
   // containerd's configuration: its bin_dir, and whether config.toml imports our drop-in.
-  const configPath = values['containerd-config'] !== undefined ? resolve(values['containerd-config']) : at(DEFAULT_CONTAINERD_CONFIG);
+  const configPath = values.containerdConfig !== undefined ? resolve(values.containerdConfig) : at(DEFAULT_CONTAINERD_CONFIG);
   let binDir = DEFAULT_VERIFIER_BIN_DIR;
   try {
     const report = readContainerdConfig(configPath);
@@ -197,18 +195,7 @@ function isLink(path: string): boolean {
   }
 }
 
-export async function uninstallCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { prefix: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.help) {
-    io.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"\n${USAGE}`);
+export async function uninstallCommand(values: UninstallOptions, io: CommandIo): Promise<number> {
   const prefix = resolve(values.prefix ?? '/');
   const manifestPath = join(prefix, MANIFEST);
   const say = (line: string) => io.stdout.write(`${printable(line, LIMITS.reason)}\n`);

@@ -3,20 +3,21 @@
  * the current policy (the engine in process, as `signet verify` does). Exit 1 if any is refused:
  * after a key is revoked, this names every image that still depends on it.
  */
-import { parseArgs } from 'node:util';
 import { ContainerdClient, DEFAULT_CONTAINERD_ADDRESS } from '../../containerd/client.js';
 import { decideGroup, groupByTarget, mapLimit, type ImageVerdict } from '../../containerd/image-verdicts.js';
 import { isUndecided } from '../../containerd/node-enforcer.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
-import { openEngineFromOptions, outputFormat, POLICY_OPTIONS, REGISTRY_OPTIONS } from './common.js';
-import { UsageError, type CommandIo } from './io.js';
+import { openEngineFromOptions, type PolicyOptions, type RegistryOptions } from './common.js';
+import type { CommandIo } from './io.js';
+import type { OutputFormat } from '../option-values.js';
 
-const USAGE = `usage: signet node audit [--containerd SOCK] [--namespace NS]... [--policy-dir DIR]
-                         [--insecure-registry HOST:PORT]... [--docker-config FILE] [--output text|json]
-
-Decides every image record containerd holds (all namespaces unless --namespace is given) under the
-policy in --policy-dir, and exits 1 if any is refused. --containerd defaults to $CONTAINERD_ADDRESS,
-else ${DEFAULT_CONTAINERD_ADDRESS}.`;
+export interface NodeAuditOptions extends RegistryOptions, PolicyOptions {
+  /** containerd's socket. */
+  containerd?: string;
+  /** Only these namespaces (default all). */
+  namespace?: string[];
+  output: OutputFormat;
+}
 
 export interface NodeAuditRow {
   namespace: string;
@@ -30,32 +31,8 @@ export interface NodeAuditRow {
   reason: string;
 }
 
-export async function nodeCommand(argv: string[], io: CommandIo): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-    (sub === undefined ? io.stderr : io.stdout).write(`${USAGE}\n`);
-    return sub === undefined ? 2 : 0;
-  }
-  if (sub !== 'audit') throw new UsageError(`unknown subcommand "${sub}"\n${USAGE}`);
-  const { values, positionals } = parseArgs({
-    args: rest,
-    options: {
-      ...REGISTRY_OPTIONS,
-      ...POLICY_OPTIONS,
-      containerd: { type: 'string' },
-      namespace: { type: 'string', multiple: true },
-      output: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (values.help) {
-    io.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"\n${USAGE}`);
-  const output = outputFormat(values.output);
+export async function nodeAuditCommand(values: NodeAuditOptions, io: CommandIo): Promise<number> {
+  const output = values.output;
   const address = values.containerd ?? process.env['CONTAINERD_ADDRESS'] ?? DEFAULT_CONTAINERD_ADDRESS;
   const local = await openEngineFromOptions(values);
   const client = new ContainerdClient(address);

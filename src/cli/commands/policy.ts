@@ -1,7 +1,6 @@
-/** `signet policy check|explain|test|schema`: the policy a node enforces, checked and explained. */
+/** `signet policy check|explain|test|schema|push|status`: the policy a node enforces, checked, explained and pushed for a fleet. */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { parseArgs } from 'node:util';
 import { SignetError } from '../../errors.js';
 import { explain, formatExplanation } from '../../policy/explain.js';
 import { loadPolicyDir, PolicyLoadError, formatProblem, readPolicyFiles } from '../../policy/load.js';
@@ -15,69 +14,51 @@ import type { Policy, PolicyProblem } from '../../policy/types.js';
 import { policySchemaText } from '../../policy/schema.js';
 import { formatReference, parseReference, repositoryName } from '../../registry/reference.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
-import { insecureRegistries, outputFormat, policyDir, POLICY_OPTIONS, REGISTRY_OPTIONS, registrySettings } from './common.js';
+import { insecureRegistries, policyDir, registrySettings, type RegistryOptions } from './common.js';
 import { UsageError, type CommandIo } from './io.js';
-import { verifyCommand } from './verify.js';
+import { verifyCommand, type VerifyOptions } from './verify.js';
+import type { OutputFormat } from '../option-values.js';
 import { userAgent } from '../../version.js';
 
-const USAGE = `usage: signet policy <command>
-  check [DIR]                       validate the policy directory as signetd does (exit 1 on any problem)
-  explain IMAGE [--policy-dir DIR]  which scope applies and why, what it requires, which keys count today (no registry access)
-  test IMAGE [--policy-dir DIR] [registry options]   explain, then verify against the registry with each step shown
-  schema                            print the JSON Schema of a policy file
-  push DIR REF --key KEYREF [registry options]   check DIR as signetd does, push it as a signed OCI artifact, print its digest
-  status REF [registry options]     which artifact digest REF points to now (what nodes with policySource will verify next)`;
-
-export async function policyCommand(argv: string[], io: CommandIo): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case 'schema':
-      io.stdout.write(policySchemaText());
-      return 0;
-    case 'check':
-      return check(rest, io);
-    case 'explain':
-      return explainCommand(rest, io);
-    case 'push':
-      return pushCommand(rest, io);
-    case 'status':
-      return sourceStatusCommand(rest, io);
-    case 'test': {
-      const code = await explainCommand(
-        rest.filter((a, i) => !isRegistryArg(rest, i)),
-        io,
-      );
-      if (code !== 0) return code;
-      io.stdout.write('\nverification:\n');
-      return verifyCommand(
-        rest.filter((a) => a !== '--explain'),
-        io,
-      );
-    }
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      io.stdout.write(`${USAGE}\n`);
-      return sub === undefined ? 2 : 0;
-    default:
-      throw new UsageError(`unknown policy command "${sub}"\n${USAGE}`);
-  }
+export interface PolicyCheckOptions {
+  output: OutputFormat;
 }
 
-/** Registry options that `explain` does not take, with their values. */
-function isRegistryArg(args: string[], i: number): boolean {
-  const takesValue = ['--insecure-registry', '--docker-config', '--hosts-dir', '--output', '--pkcs11-module'];
-  return (
-    takesValue.includes(args[i]!) || (i > 0 && takesValue.includes(args[i - 1]!)) || takesValue.some((t) => t !== '--output' && args[i]!.startsWith(`${t}=`))
-  );
+export interface PolicyExplainOptions {
+  policyDir?: string;
+  output: OutputFormat;
 }
 
-async function check(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: { output: { type: 'string' } }, allowPositionals: true, strict: true });
-  if (positionals.length > 1) throw new UsageError('give at most one DIR');
-  const output = outputFormat(values.output);
-  const dir = positionals[0] ?? policyDir({});
+export type PolicyTestOptions = VerifyOptions;
+
+export interface PolicyPushOptions extends RegistryOptions {
+  /** pkcs11:… URI or a PEM PKCS#8 private key file. */
+  key: string;
+  pkcs11Module?: string;
+  output: OutputFormat;
+}
+
+export interface PolicyStatusOptions extends RegistryOptions {
+  output: OutputFormat;
+}
+
+export function policySchemaCommand(io: CommandIo): Promise<number> {
+  io.stdout.write(policySchemaText());
+  return Promise.resolve(0);
+}
+
+/** `signet policy test IMAGE`: the explanation (as text), then the verification with each step shown. */
+export async function policyTestCommand(image: string, options: PolicyTestOptions, io: CommandIo): Promise<number> {
+  const code = await policyExplainCommand(image, { ...(options.policyDir !== undefined ? { policyDir: options.policyDir } : {}), output: 'text' }, io);
+  if (code !== 0) return code;
+  io.stdout.write('\nverification:\n');
+  return verifyCommand(image, options, io);
+}
+
+/** `signet policy check [DIR]`: the directory loaded as signetd loads it, and every key file it names read. */
+export async function policyCheckCommand(dirArgument: string | undefined, options: PolicyCheckOptions, io: CommandIo): Promise<number> {
+  const output = options.output;
+  const dir = dirArgument ?? policyDir({});
   try {
     const p = await loadPolicyDir(dir);
     // signetd would load this policy and then fail on each key whose file it cannot read: say so now.
@@ -152,11 +133,10 @@ function unreadableKeyFiles(p: Policy): PolicyProblem[] {
   return problems;
 }
 
-async function explainCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: { ...POLICY_OPTIONS, output: { type: 'string' } }, allowPositionals: true, strict: true });
-  if (positionals.length !== 1) throw new UsageError(`expected one IMAGE\n${USAGE}`);
-  const output = outputFormat(values.output);
-  const policy = await loadPolicyDir(policyDir(values)).catch((err: unknown) => {
+/** `signet policy explain IMAGE`: which scope applies and why, from the policy alone. */
+export async function policyExplainCommand(image: string, options: PolicyExplainOptions, io: CommandIo): Promise<number> {
+  const output = options.output;
+  const policy = await loadPolicyDir(policyDir(options)).catch((err: unknown) => {
     throw err instanceof PolicyLoadError
       ? new SignetError(
           err.code,
@@ -164,7 +144,7 @@ async function explainCommand(argv: string[], io: CommandIo): Promise<number> {
         )
       : err;
   });
-  const e = explain(policy, parseReference(positionals[0]!));
+  const e = explain(policy, parseReference(image));
   io.stdout.write(output === 'json' ? `${printableJson(e, 2)}\n` : formatExplanation(e));
   return 0;
 }
@@ -184,17 +164,8 @@ function printProblems(err: PolicyLoadError, output: 'text' | 'json', io: Comman
  * as one deterministic tar layer (same files, same digest), pushed by digest, signed (cosign simple
  * signing), and only then tagged: a node that sees the new tag finds its signature already there.
  */
-async function pushCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { ...REGISTRY_OPTIONS, key: { type: 'string' }, 'pkcs11-module': { type: 'string' }, output: { type: 'string' } },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (positionals.length !== 2) throw new UsageError(`expected DIR and REF\n${USAGE}`);
-  if (values.key === undefined) throw new UsageError('--key KEYREF is required: a policy is pushed signed, or not at all');
-  const output = outputFormat(values.output);
-  const [dir, refText] = positionals as [string, string];
+export async function policyPushCommand(dir: string, refText: string, values: PolicyPushOptions, io: CommandIo): Promise<number> {
+  const output = values.output;
   const ref = parseReference(refText);
   if (ref.tag === undefined || ref.digest !== undefined)
     throw new UsageError(
@@ -212,7 +183,7 @@ async function pushCommand(argv: string[], io: CommandIo): Promise<number> {
   if (artifact.layer.length > MAX_POLICY_LAYER_BYTES)
     throw new SignetError('POLICY_INVALID', `the policy artifact would be ${artifact.layer.length} bytes, more than nodes accept (${MAX_POLICY_LAYER_BYTES})`);
   // The key first: a wrong key or PIN fails before anything changes in the registry.
-  const signer = await openSigner(values.key, values['pkcs11-module'] !== undefined ? { pkcs11Module: values['pkcs11-module'] } : {});
+  const signer = await openSigner(values.key, values.pkcs11Module !== undefined ? { pkcs11Module: values.pkcs11Module } : {});
   try {
     const client = new RegistryClient({ insecureRegistries: insecureRegistries(values), ...registrySettings(values), userAgent: userAgent('signet-cli') });
     const repo = { registry: ref.registry, repository: ref.repository };
@@ -244,11 +215,9 @@ async function pushCommand(argv: string[], io: CommandIo): Promise<number> {
 }
 
 /** `signet policy status REF`: the digest REF points to now, whether it is a signet policy artifact, its files and signatures. */
-async function sourceStatusCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: { ...REGISTRY_OPTIONS, output: { type: 'string' } }, allowPositionals: true, strict: true });
-  if (positionals.length !== 1) throw new UsageError(`expected one REF\n${USAGE}`);
-  const output = outputFormat(values.output);
-  const ref = parseReference(positionals[0]!);
+export async function policyStatusCommand(refText: string, values: PolicyStatusOptions, io: CommandIo): Promise<number> {
+  const output = values.output;
+  const ref = parseReference(refText);
   const client = new RegistryClient({ insecureRegistries: insecureRegistries(values), ...registrySettings(values), userAgent: userAgent('signet-cli') });
   const repo = { registry: ref.registry, repository: ref.repository };
   const descriptor = await client.resolve(repo, ref.digest ?? ref.tag ?? 'latest');

@@ -1,31 +1,27 @@
 /** `signet status`: ask a running signetd for its state (policy generation, keys, uptime). */
 import { statSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos, verifierServiceClient } from '../../daemon/grpc-server.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
-import { UsageError, type CommandIo } from './io.js';
+import type { CommandIo } from './io.js';
+import type { OutputFormat } from '../option-values.js';
 import { signetdSocket } from './socket.js';
 
-const USAGE = 'usage: signet status [--socket PATH] [--output text|json] [--wait DURATION] [--ready]';
+export interface StatusOptions {
+  socket?: string;
+  output: OutputFormat;
+  /** Keep asking until signetd answers, at most this many milliseconds. */
+  wait?: number;
+  /** Only whether signetd answers. */
+  ready?: boolean;
+}
 /** Exit codes: signetd healthy; signetd answered with a problem; signetd could not be asked. */
 const EXIT_OK = 0;
 const EXIT_PROBLEM = 1;
 const EXIT_UNREACHABLE = 3;
 
-export async function statusCommand(argv: string[], io: CommandIo): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { socket: { type: 'string' }, output: { type: 'string', default: 'text' }, wait: { type: 'string' }, ready: { type: 'boolean' } },
-    strict: true,
-  });
-  let waitMs = 0;
-  if (values.wait !== undefined) {
-    const m = /^(\d+)(ms|s|m)?$/.exec(values.wait);
-    if (m === null) throw new UsageError(`--wait takes a duration such as 500ms, 30s or 2m\n${USAGE}`);
-    waitMs = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000);
-  }
-  if (values.output !== 'text' && values.output !== 'json') throw new UsageError(`--output must be text or json\n${USAGE}`);
+export async function statusCommand(values: StatusOptions, io: CommandIo): Promise<number> {
+  const waitMs = values.wait ?? 0;
   const socket = signetdSocket(values.socket);
   const Client = verifierServiceClient(loadProtos());
   const client = new Client(`unix://${socket}`, grpc.credentials.createInsecure());

@@ -3,18 +3,18 @@ import type { Decision } from '../../engine/decision.js';
 import { parseReference } from '../../registry/reference.js';
 import { printableJson } from '../../util/printable.js';
 import { printableDecision } from '../../util/printable-decision.js';
-import { openEngineFromOptions, parseEngineCommand } from './common.js';
+import { openEngineFromOptions, type PolicyOptions, type RegistryOptions } from './common.js';
 import type { CommandIo } from './io.js';
+import type { OutputFormat } from '../option-values.js';
 
-const USAGE = 'usage: signet verify IMAGE [--policy-dir DIR] [--insecure-registry HOST:PORT]... [--docker-config FILE] [--output text|json]';
+export interface VerifyOptions extends RegistryOptions, PolicyOptions {
+  output: OutputFormat;
+}
 
-export async function verifyCommand(argv: string[], io: CommandIo): Promise<number> {
-  const cmd = parseEngineCommand(argv, USAGE, 'IMAGE', io);
-  if (cmd === undefined) return 0;
-  const image = cmd.target;
-  const output = cmd.output;
+export async function verifyCommand(image: string, options: VerifyOptions, io: CommandIo): Promise<number> {
+  const output = options.output;
   const ref = parseReference(image);
-  const local = await openEngineFromOptions(cmd.values);
+  const local = await openEngineFromOptions(options);
   try {
     const descriptor = await local.client.resolve(ref, ref.digest ?? ref.tag!);
     const decision = await local.engine.verify({ name: image, descriptor });
