@@ -34,7 +34,7 @@ export const notationFormat: SignatureFormat<'notation'> = {
       expected,
       trustStore: key.certificates,
       ...(options?.trustedIdentities ? { trustedIdentities: options.trustedIdentities } : {}),
-      ...(key.tsaCertificates !== undefined ? { tsaCertificates: key.tsaCertificates } : {}),
+      ...(key.timestampAuthorities !== undefined ? { timestampAuthorities: key.timestampAuthorities } : {}),
     });
     if (!r.valid) return { valid: false, code: r.code, reason: `Notation signature, trust store "${key.name}": ${r.reason}` };
     return {

@@ -9,7 +9,8 @@ import { readFile } from 'node:fs/promises';
 import { SignetError } from '../errors.js';
 import { loadCertificateKey } from './pem.js';
 import type { KeySpec, KeyStore } from './provider.js';
-import type { CertificateIdentity, TrustedKey } from './types.js';
+import { loadTsaTrustedRoot } from './timestamp-authorities.js';
+import type { CertificateIdentity, TimestampAuthority, TrustedKey } from './types.js';
 
 declare module './provider.js' {
   interface KeySpec {
@@ -28,7 +29,7 @@ declare module './provider.js' {
   }
 }
 
-async function loadPemList(name: string, path: string, what: string): Promise<X509Certificate[]> {
+export async function loadPemList(name: string, path: string, what: string): Promise<X509Certificate[]> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -61,10 +62,21 @@ export const certificatesKeyStore: KeyStore<'certificates'> = {
         ...(spec.subjectHostname !== undefined ? { subjectHostname: spec.subjectHostname } : {}),
         ...(spec.subjectURI !== undefined ? { subjectURI: spec.subjectURI } : {}),
       };
+      const timestampAuthorities: TimestampAuthority[] = [
+        ...(spec.tsaCertificates !== undefined
+          ? [
+              {
+                certChain: await loadPemList(name, spec.tsaCertificates, 'timestamp-authority certificates'),
+                source: `tsaCertificates ${spec.tsaCertificates}`,
+              },
+            ]
+          : []),
+        ...(spec.tsaTrustedRoot !== undefined ? await loadTsaTrustedRoot(name, spec.tsaTrustedRoot) : []),
+      ];
       return {
         ...key,
         ...(spec.intermediates !== undefined ? { intermediates: await loadPemList(name, spec.intermediates, 'intermediates') } : {}),
-        ...(spec.tsaCertificates !== undefined ? { tsaCertificates: await loadPemList(name, spec.tsaCertificates, 'timestamp-authority certificates') } : {}),
+        ...(timestampAuthorities.length > 0 ? { timestampAuthorities } : {}),
         ...(Object.keys(identity).length > 0 ? { certificateIdentity: identity } : {}),
       };
     },

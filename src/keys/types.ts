@@ -36,8 +36,8 @@ export interface TrustedKey {
   readonly intermediates?: readonly X509Certificate[];
   /** Private PKI: the subject alternative names the signing certificate must carry (each given one must match). */
   readonly certificateIdentity?: CertificateIdentity;
-  /** Timestamp-authority certificates (signing certificate first, then its chain) for RFC 3161 countersignatures (Notation). */
-  readonly tsaCertificates?: readonly X509Certificate[];
+  /** Timestamp authorities whose RFC 3161 countersignatures vouch for when a Notation signature was made. */
+  readonly timestampAuthorities?: readonly TimestampAuthority[];
   /** `tlog: required`: the transparency-log keys a cosign signature's Rekor record must verify with. */
   readonly tlog?: TlogRequirement;
   /**
@@ -45,6 +45,16 @@ export interface TrustedKey {
    * policy requires. Such a key has no public key of its own; `verify` always resolves false.
    */
   readonly sigstore?: SigstoreIdentity;
+}
+
+/** One timestamp authority a key trusts: a `tsaCertificates` file, or one of a trusted root's `timestampAuthorities`. */
+export interface TimestampAuthority {
+  /** The authority's signing certificate first, then its chain. */
+  readonly certChain: readonly X509Certificate[];
+  /** When its timestamps count (a trusted root's `validFor`); a `tsaCertificates` file sets none. */
+  readonly validFor?: { readonly start: Date; readonly end?: Date };
+  /** Where it came from, for reasons: `tsaCertificates /etc/…` or `trusted root /etc/… (timestamp authority 0)`. */
+  readonly source: string;
 }
 
 export interface CertificateIdentity {

@@ -315,6 +315,7 @@ interface RawKey {
   subjectHostname?: string;
   subjectURI?: string;
   tsaCertificates?: string;
+  tsaTrustedRoot?: string;
   tlog?: 'required';
   rekorKey?: string;
   trustedRoot?: string;
@@ -699,7 +700,7 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
     problem(pf, [...path, 'certificates'], `certificates file "${raw.certificates}" must be an absolute path`);
     return undefined;
   }
-  for (const field of ['rekorKey', 'trustedRoot', 'tsaCertificates'] as const) {
+  for (const field of ['rekorKey', 'trustedRoot', 'tsaCertificates', 'tsaTrustedRoot'] as const) {
     const v = raw[field];
     if (v !== undefined && !isAbsolute(v)) {
       problem(pf, [...path, field], `${field} file "${v}" must be an absolute path`);
@@ -745,6 +746,7 @@ function keyDefinition(pf: ParsedFile, name: string, raw: RawKey, problem: Probl
     ...(raw.subjectHostname !== undefined ? { subjectHostname: raw.subjectHostname } : {}),
     ...(raw.subjectURI !== undefined ? { subjectURI: raw.subjectURI } : {}),
     ...(raw.tsaCertificates !== undefined ? { tsaCertificates: raw.tsaCertificates } : {}),
+    ...(raw.tsaTrustedRoot !== undefined ? { tsaTrustedRoot: raw.tsaTrustedRoot } : {}),
     ...(raw.tlog !== undefined ? { tlog: raw.tlog } : {}),
     ...(raw.rekorKey !== undefined ? { rekorKey: raw.rekorKey } : {}),
     ...(raw.trustedRoot !== undefined ? { trustedRoot: raw.trustedRoot } : {}),

@@ -324,7 +324,12 @@ describe('Notation envelopes signed here (two-level chain, ECDSA P-256)', () => 
   });
   it('an RFC 3161 countersignature by a trusted timestamp authority: the chain must be valid at its time, not now', async () => {
     const fake = createFakeSigstore();
-    const tsa = [new X509Certificate(readFileSync(join(fake.dir, 'tsa.pem'))), new X509Certificate(readFileSync(join(fake.dir, 'tsa-root.pem')))];
+    const tsa = [
+      {
+        certChain: [new X509Certificate(readFileSync(join(fake.dir, 'tsa.pem'))), new X509Certificate(readFileSync(join(fake.dir, 'tsa-root.pem')))],
+        source: 'test',
+      },
+    ];
     const env = JSON.parse(buildJws().toString()) as { signature: string; header: Record<string, unknown> };
     // The countersignature is over the signature value; it sits in the unprotected header (not signed).
     const token = (data: Buffer) => ASN1Obj.parseBuffer(fake.timestamp(data) as Buffer<ArrayBuffer>).subs[1]!.toDER();
@@ -333,20 +338,25 @@ describe('Notation envelopes signed here (two-level chain, ECDSA P-256)', () => 
     const good = stamped(token(Buffer.from(env.signature, 'base64url')));
     const later = new Date('2200-01-01T00:00:00Z'); // the leaf (valid until 2126) has long expired
     assertRefused(await verifyNotationSignature(opts(good, JOSE, { now: later })), 'CERTIFICATE_INVALID', /verification time/);
-    const r = await verifyNotationSignature(opts(good, JOSE, { now: later, tsaCertificates: tsa }));
+    const r = await verifyNotationSignature(opts(good, JOSE, { now: later, timestampAuthorities: tsa }));
     assertValid(r);
     // Over other bytes, or altered, or by an authority the key does not name: refused.
     assertRefused(
-      await verifyNotationSignature(opts(stamped(token(Buffer.from('other'))), JOSE, { now: later, tsaCertificates: tsa })),
+      await verifyNotationSignature(opts(stamped(token(Buffer.from('other'))), JOSE, { now: later, timestampAuthorities: tsa })),
       'SIGNATURE_INVALID',
       /countersignature does not verify/,
     );
     const raw = token(Buffer.from(env.signature, 'base64url'));
     raw[raw.length - 5] = raw[raw.length - 5]! ^ 1;
-    assert.equal((await verifyNotationSignature(opts(stamped(raw), JOSE, { now: later, tsaCertificates: tsa }))).valid, false);
+    assert.equal((await verifyNotationSignature(opts(stamped(raw), JOSE, { now: later, timestampAuthorities: tsa }))).valid, false);
     const otherTsa = createFakeSigstore();
-    const foreign = [new X509Certificate(readFileSync(join(otherTsa.dir, 'tsa.pem'))), new X509Certificate(readFileSync(join(otherTsa.dir, 'tsa-root.pem')))];
-    assert.equal((await verifyNotationSignature(opts(good, JOSE, { now: later, tsaCertificates: foreign }))).valid, false);
+    const foreign = [
+      {
+        certChain: [new X509Certificate(readFileSync(join(otherTsa.dir, 'tsa.pem'))), new X509Certificate(readFileSync(join(otherTsa.dir, 'tsa-root.pem')))],
+        source: 'other',
+      },
+    ];
+    assert.equal((await verifyNotationSignature(opts(good, JOSE, { now: later, timestampAuthorities: foreign }))).valid, false);
   });
 
   it('a payload with unknown fields or a targetArtifact with extra fields is refused', async () => {

@@ -217,7 +217,7 @@ function hasEku(cert: ParsedCertificate): string[] | undefined {
   return seq.subs.map((s) => s.toOID());
 }
 
-function checkKeyStrength(cert: ParsedCertificate): void {
+export function checkKeyStrength(cert: ParsedCertificate): void {
   const key = cert.node.publicKey;
   const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
   if (key.asymmetricKeyType === 'rsa' && bits >= 2048) return;

@@ -6,9 +6,8 @@
  * timestamp. Revocation (OCSP/CRL) needs the network and is not checked here.
  */
 import type { X509Certificate } from 'node:crypto';
-import { RFC3161Timestamp, X509Certificate as SigstoreX509 } from '@sigstore/core';
-import { verifyRFC3161Timestamp } from '@sigstore/verify/dist/timestamp/tsa.js';
 import { SignetError, type ErrorCode } from '../../errors.js';
+import type { TimestampAuthority } from '../../keys/types.js';
 import type { ExpectedSubject } from '../types.js';
 import {
   checkAlgorithmMatchesKey,
@@ -30,6 +29,7 @@ import { parseCoseEnvelope } from './cose.js';
 import { formatDn } from './dn.js';
 import { COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, malformed, type NotationEnvelopeMediaType, type SigningScheme, type UntrustedNotationEnvelope } from './envelope.js';
 import { parseJwsEnvelope } from './jws.js';
+import { verifyTimestampCountersignature } from './timestamp.js';
 
 export interface NotationVerifyOptions {
   untrustedEnvelope: Buffer;
@@ -45,10 +45,10 @@ export interface NotationVerifyOptions {
   /** The verification time (tests); defaults to the current time. */
   now?: Date;
   /**
-   * Timestamp-authority certificates (each TSA's signing certificate first, then its chain): with them,
-   * an RFC 3161 countersignature is verified and its time is when a notary.x509 chain must be valid.
+   * The timestamp authorities the key trusts: with them, an RFC 3161 countersignature is verified and
+   * its time range (genTime ± accuracy) is when a notary.x509 chain must be valid.
    */
-  tsaCertificates?: readonly X509Certificate[];
+  timestampAuthorities?: readonly TimestampAuthority[];
 }
 
 export interface NotationSigner {
@@ -89,42 +89,6 @@ export async function verifyNotationSignature(options: NotationVerifyOptions): P
   }
 }
 
-/** DER length octets. */
-function derLength(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-
-/**
- * The Notary Project's timestamp countersignature: a TimeStampToken over the signature value, verified
- * with the sigstore project's RFC 3161 code against the key's timestamp-authority certificates (its
- * chain valid at the timestamp's time). Its time is then when the chain must have been valid.
- */
-function verifyCountersignature(env: UntrustedNotationEnvelope, tsaCertificates: readonly X509Certificate[]): { at: Date; what: string } {
-  const token = env.untrustedTimestampSignature!;
-  // @sigstore/core reads a TimeStampResp: wrap the token with a granted status.
-  const body = Buffer.concat([Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]), token]);
-  let timestamp: RFC3161Timestamp;
-  try {
-    timestamp = RFC3161Timestamp.parse(Buffer.concat([Buffer.from([0x30]), derLength(body.length), body]) as Buffer<ArrayBuffer>);
-    void timestamp.signingTime;
-  } catch (err) {
-    throw malformed(`the RFC 3161 timestamp countersignature cannot be read: ${(err as Error).message}`);
-  }
-  const certChain = tsaCertificates.map((c) => SigstoreX509.parse(Buffer.from(c.raw) as Buffer<ArrayBuffer>));
-  try {
-    verifyRFC3161Timestamp(timestamp, env.untrustedSignature, [{ certChain, validFor: { start: new Date(0), end: new Date(8.64e15) } }]);
-  } catch (err) {
-    throw new SignetError(
-      'SIGNATURE_INVALID',
-      `the RFC 3161 timestamp countersignature does not verify with the timestamp-authority certificates: ${(err as Error).message}`,
-    );
-  }
-  return { at: timestamp.signingTime, what: `the time of the RFC 3161 timestamp (${timestamp.signingTime.toISOString()})` };
-}
-
 function verifyOrThrow(options: NotationVerifyOptions): NotationVerifyResult {
   const now = options.now ?? new Date();
   // Integrity.
@@ -148,13 +112,20 @@ function verifyOrThrow(options: NotationVerifyOptions): NotationVerifyResult {
   checkTrustedIdentity(leaf, options.trustedIdentities);
   // Expiry.
   checkExpiry(env, now);
-  // Trusted timestamp: a verified RFC 3161 countersignature, else as trustedTimeFor says.
+  // Trusted timestamp: a verified RFC 3161 countersignature, whose whole time range the chain must
+  // cover; without one (or without authorities to check it with) as trustedTimeFor says.
   const stamped =
-    scheme === 'notary.x509' && env.untrustedTimestampSignature !== undefined && (options.tsaCertificates?.length ?? 0) > 0
-      ? verifyCountersignature(env, options.tsaCertificates!)
+    scheme === 'notary.x509' && env.untrustedTimestampSignature !== undefined && (options.timestampAuthorities?.length ?? 0) > 0
+      ? verifyTimestampCountersignature(env.untrustedTimestampSignature, env.untrustedSignature, options.timestampAuthorities!)
       : undefined;
-  const trusted = stamped ?? trustedTimeFor(env, scheme, now);
-  checkValidityAt(path, trusted.at, trusted.what);
+  if (stamped !== undefined) {
+    const what = `the RFC 3161 timestamp by ${stamped.authority}, which can be as early as`;
+    checkValidityAt(path, stamped.lower, what);
+    checkValidityAt(path, stamped.upper, what.replace('early', 'late'));
+  } else {
+    const trusted = trustedTimeFor(env, scheme, now);
+    checkValidityAt(path, trusted.at, trusted.what);
+  }
   return {
     valid: true,
     envelopeMediaType: env.envelopeMediaType,

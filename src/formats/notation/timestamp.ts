@@ -1,0 +1,264 @@
+/**
+ * The Notary Project's timestamp countersignature (`io.cncf.notary.timestampSignature`): an RFC 3161
+ * TimeStampToken over the signature value, checked as trust-store-trust-policy.md "Validate Trusted
+ * Timestamp" says — message imprint over the signature value (SHA-256/384/512), the authority's signing
+ * certificate meeting the timestamping certificate requirements of signature-specification.md (extended
+ * key usage timeStamping only, critical), an allowed signing algorithm, the signing-certificate(-v2)
+ * attribute naming that certificate, its chain leading to a timestamp authority the key trusts — and
+ * the time range genTime ± accuracy that the signing chain must then cover.
+ *
+ * The token's signature, message imprint and chain (valid at the timestamp's time, as notation-go checks
+ * it) are verified by the sigstore project's RFC 3161 code, the one cosign keyless timestamps go
+ * through; the checks here are what the Notary Project adds.
+ */
+import { createHash, X509Certificate as NodeX509 } from 'node:crypto';
+import { ASN1Obj, RFC3161Timestamp, X509Certificate as SigstoreX509 } from '@sigstore/core';
+import { verifyRFC3161Timestamp } from '@sigstore/verify/dist/timestamp/tsa.js';
+import { SignetError } from '../../errors.js';
+import type { TimestampAuthority } from '../../keys/types.js';
+import { checkKeyStrength, describeCert, parseCertificate, type ParsedCertificate } from './checks.js';
+import { malformed } from './envelope.js';
+
+const OID_EKU = '2.5.29.37';
+const OID_TIME_STAMPING = '1.3.6.1.5.5.7.3.8';
+const OID_SIGNING_CERTIFICATE = '1.2.840.113549.1.9.16.2.12';
+const OID_SIGNING_CERTIFICATE_V2 = '1.2.840.113549.1.9.16.2.47';
+/** ETSI baseline time-stamp policy (RFC 3628): an accuracy of one second when the token states none. */
+const OID_BASELINE_TIMESTAMP_POLICY = '0.4.0.2023.1.1';
+const SHA2: Record<string, 'sha256' | 'sha384' | 'sha512'> = {
+  '2.16.840.1.101.3.4.2.1': 'sha256',
+  '2.16.840.1.101.3.4.2.2': 'sha384',
+  '2.16.840.1.101.3.4.2.3': 'sha512',
+};
+
+/** A verified timestamp: the TSA vouches that the signature existed at some time in [lower, upper]. */
+export interface TrustedTimestamp {
+  genTime: Date;
+  lower: Date;
+  upper: Date;
+  /** The authority's signing certificate and where the key found it. */
+  authority: string;
+}
+
+function invalid(what: string): SignetError {
+  return new SignetError('SIGNATURE_INVALID', `the RFC 3161 timestamp countersignature ${what}`);
+}
+
+/** DER length octets. */
+function derLength(n: number): Buffer {
+  if (n < 0x80) return Buffer.from([n]);
+  const bytes: number[] = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
+  return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+
+interface ParsedToken {
+  timestamp: RFC3161Timestamp;
+  tstInfo: ASN1Obj;
+  signerInfo: ASN1Obj;
+  embedded: Buffer[];
+}
+
+const OID_SIGNED_DATA = '1.2.840.113549.1.7.2';
+const OID_TST_INFO = '1.2.840.113549.1.9.16.1.4';
+
+function expect(o: ASN1Obj | undefined, tag: number, what: string): ASN1Obj {
+  if (o === undefined || o.tag.toDER() !== tag) throw new Error(`${what} is missing or not of the ASN.1 type RFC 5652 gives it`);
+  return o;
+}
+
+/** An AlgorithmIdentifier naming a SHA-2 hash (parameters absent or NULL), or, for `signature`, ECDSA (parameters absent). */
+function expectAlgorithm(o: ASN1Obj | undefined, what: string, kind: 'digest' | 'signature'): void {
+  const alg = expect(o, 0x30, what);
+  const oid = expect(alg.subs[0], 0x06, `${what} OID`).toOID();
+  const params = alg.subs.slice(1);
+  const nullParams = params.length === 0 || (kind === 'digest' && params.length === 1 && params[0]!.tag.toDER() === 0x05 && params[0]!.value.length === 0);
+  if (!nullParams || (kind === 'digest' && SHA2[oid] === undefined)) throw new Error(`${what} is not an allowed algorithm identifier (${oid})`);
+}
+
+/**
+ * The token's structure, strictly (as a DER decoder reading RFC 5652's ASN.1 reads it): ContentInfo of
+ * SignedData version 3 with SHA-2 digest algorithms, a TSTInfo, optional certificates, no CRLs, and one
+ * SignerInfo version 1 (issuer and serial number). Every byte is then either signed or checked.
+ */
+function checkStructure(token: ASN1Obj): { signedData: ASN1Obj; signerInfo: ASN1Obj; certificates?: ASN1Obj } {
+  if (token.tag.toDER() !== 0x30 || token.subs.length !== 2) throw new Error('not a ContentInfo');
+  if (expect(token.subs[0], 0x06, 'contentType').toOID() !== OID_SIGNED_DATA) throw new Error('the content is not SignedData');
+  const explicit = expect(token.subs[1], 0xa0, 'content');
+  const signedData = expect(explicit.subs[0], 0x30, 'SignedData');
+  if (explicit.subs.length !== 1) throw new Error('content holds more than SignedData');
+  const [version, digestAlgorithms, encap, ...more] = signedData.subs;
+  if (expect(version, 0x02, 'SignedData version').toInteger() !== 3n) throw new Error('SignedData version is not 3');
+  expect(digestAlgorithms, 0x31, 'digestAlgorithms').subs.forEach((a, i) => expectAlgorithm(a, `digestAlgorithms[${i}]`, 'digest'));
+  const encapsulated = expect(encap, 0x30, 'encapContentInfo');
+  if (expect(encapsulated.subs[0], 0x06, 'eContentType').toOID() !== OID_TST_INFO) throw new Error('the signed content is not a TSTInfo');
+  expect(expect(encapsulated.subs[1], 0xa0, 'eContent').subs[0], 0x04, 'eContent OCTET STRING');
+  const signerInfos = expect(more.pop(), 0x31, 'signerInfos');
+  let certificates: ASN1Obj | undefined;
+  for (const o of more) {
+    if (o.tag.toDER() !== 0xa0 || certificates !== undefined) throw new Error('SignedData has CRLs or other unexpected fields');
+    certificates = o;
+    o.subs.forEach((c, i) => expect(c, 0x30, `certificate ${i}`));
+  }
+  if (signerInfos.subs.length !== 1) throw new Error('a timestamp token has exactly one signer');
+  const signerInfo = expect(signerInfos.subs[0], 0x30, 'SignerInfo');
+  const [siVersion, sid, digestAlgorithm, signedAttrs, signatureAlgorithm, signature, ...unsigned] = signerInfo.subs;
+  if (expect(siVersion, 0x02, 'SignerInfo version').toInteger() !== 1n) throw new Error('SignerInfo version is not 1 (issuer and serial number)');
+  const issuerSerial = expect(sid, 0x30, 'sid');
+  expect(issuerSerial.subs[0], 0x30, 'sid issuer');
+  expect(issuerSerial.subs[1], 0x02, 'sid serial number');
+  expectAlgorithm(digestAlgorithm, 'SignerInfo digestAlgorithm', 'digest');
+  expect(signedAttrs, 0xa0, 'signedAttrs').subs.forEach((a, i) => expect(a, 0x30, `signed attribute ${i}`));
+  expectAlgorithm(signatureAlgorithm, 'SignerInfo signatureAlgorithm', 'signature');
+  expect(signature, 0x04, 'signature');
+  // Unsigned attributes are not signed and not read (as the reference implementation reads them).
+  if (unsigned.length > 1 || (unsigned[0] !== undefined && unsigned[0].tag.toDER() !== 0xa1)) throw new Error('SignerInfo has unexpected fields');
+  if (!digestAlgorithms!.subs.some((a) => a.toDER().equals(digestAlgorithm!.toDER()))) throw new Error("digestAlgorithms does not list the signer's");
+  return { signedData, signerInfo, ...(certificates !== undefined ? { certificates } : {}) };
+}
+
+function parseToken(untrustedToken: Buffer): ParsedToken {
+  try {
+    // @sigstore/core reads a TimeStampResp: the token wrapped with a granted status.
+    const body = Buffer.concat([Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]), untrustedToken]);
+    const timestamp = RFC3161Timestamp.parse(Buffer.concat([Buffer.from([0x30]), derLength(body.length), body]) as Buffer<ArrayBuffer>);
+    const token = ASN1Obj.parseBuffer(Buffer.from(untrustedToken) as Buffer<ArrayBuffer>);
+    if (!token.toDER().equals(untrustedToken)) throw new Error('it is not DER (or has bytes after it)');
+    const { signerInfo, certificates } = checkStructure(token);
+    // Read everything the checks read later, so that a malformed token fails here, as malformed.
+    void timestamp.signingTime;
+    void timestamp.signerIssuer;
+    void timestamp.signerSerialNumber;
+    const tstInfo = ASN1Obj.parseBuffer(timestamp.tstInfo.raw as Buffer<ArrayBuffer>);
+    return { timestamp, tstInfo, signerInfo, embedded: (certificates?.subs ?? []).map((c) => c.toDER()) };
+  } catch (err) {
+    throw malformed(`RFC 3161 timestamp countersignature cannot be read: ${(err as Error).message}`);
+  }
+}
+
+/** TSTInfo: version 1, a SHA-2 message imprint; returns genTime and the accuracy in milliseconds. */
+function readTstInfo(tstInfo: ASN1Obj): { genTime: Date; accuracyMs: number } {
+  const [version, policy, imprint, , genTimeObj, ...rest] = tstInfo.subs;
+  if (version === undefined || policy === undefined || imprint === undefined || genTimeObj === undefined) throw malformed('timestamp TSTInfo is incomplete');
+  if (version.toInteger() !== 1n) throw invalid(`has TSTInfo version ${version.toInteger()}, not 1`);
+  const imprintOid = imprint.subs[0]?.subs[0]?.toOID() ?? '';
+  if (SHA2[imprintOid] === undefined)
+    throw invalid(`hashes the signature with ${imprintOid || 'an unnamed algorithm'}; the Notary Project allows SHA-256, SHA-384 and SHA-512`);
+  const accuracy = rest.find((o) => o.tag.isUniversal() && o.tag.number === 0x10);
+  let accuracyMs = 0;
+  if (accuracy !== undefined) {
+    for (const part of accuracy.subs) {
+      const n = Number(BigInt(`0x${part.value.toString('hex') || '0'}`));
+      if (part.tag.isContextSpecific(0)) accuracyMs += n;
+      else if (part.tag.isContextSpecific(1)) accuracyMs += n / 1000;
+      else accuracyMs += n * 1000;
+    }
+  } else if (policy.toOID() === OID_BASELINE_TIMESTAMP_POLICY) {
+    accuracyMs = 1000;
+  }
+  return { genTime: genTimeObj.toDate(), accuracyMs };
+}
+
+/**
+ * Timestamping certificate requirements (signature-specification.md): the signing certificate has
+ * keyUsage digitalSignature and no certificate or CRL signing, is not a CA, has one critical extended
+ * key usage extension naming timeStamping only, and a strong enough key; its issuers are CAs.
+ */
+function checkTimestampingCertificates(chain: ParsedCertificate[]): void {
+  const [leaf, ...cas] = chain;
+  if (leaf === undefined) throw invalid('names no signing certificate');
+  const ku = leaf.asn1.extKeyUsage;
+  if (ku === undefined || !ku.digitalSignature) throw invalid(`is signed by ${describeCert(leaf)}, which lacks the digitalSignature key usage`);
+  if (ku.keyCertSign || ku.crlSign) throw invalid(`is signed by ${describeCert(leaf)}, which may sign certificates or CRLs`);
+  if (leaf.asn1.extBasicConstraints?.isCA === true) throw invalid(`is signed by ${describeCert(leaf)}, a CA certificate`);
+  const eku = leaf.asn1.extension(OID_EKU);
+  const purposes = eku?.valueObj.subs[0]?.subs.map((s) => s.toOID()) ?? [];
+  if (eku === undefined || !eku.critical || purposes.length !== 1 || purposes[0] !== OID_TIME_STAMPING)
+    throw invalid(`is signed by ${describeCert(leaf)}, whose extended key usage is not timeStamping alone, marked critical (RFC 3161 2.3)`);
+  checkKeyStrength(leaf);
+  for (const ca of cas) {
+    if (ca.asn1.extBasicConstraints?.isCA !== true) throw invalid(`chain has ${describeCert(ca)}, which issues another but is not a CA`);
+    if (ca.asn1.extKeyUsage !== undefined && !ca.asn1.extKeyUsage.keyCertSign)
+      throw invalid(`chain has CA certificate ${describeCert(ca)} without the keyCertSign key usage`);
+  }
+}
+
+/** The signer's digest and signature algorithms are ones the Notary Project allows (SHA-2, no SHA-224). */
+function checkSigningAlgorithm(timestamp: RFC3161Timestamp): void {
+  const digest = timestamp.signerDigestAlgorithm as string | undefined;
+  const signature = timestamp.signatureAlgorithm as string | undefined;
+  if (digest === undefined || !Object.values(SHA2).includes(digest as 'sha256'))
+    throw invalid('is signed with a digest algorithm other than SHA-256, SHA-384 or SHA-512');
+  if (signature === undefined || !Object.values(SHA2).includes(signature as 'sha256'))
+    throw invalid('is not signed with ECDSA and SHA-256, SHA-384 or SHA-512 (the signature algorithms this verifier reads)');
+}
+
+/** The ESS signing-certificate-v2 (or v1) signed attribute names the certificate that signed (RFC 5035, RFC 2634). */
+function checkSigningCertificateAttribute(signerInfo: ASN1Obj, signer: ParsedCertificate): void {
+  const signedAttrs = signerInfo.subs.find((o) => o.tag.isContextSpecific(0));
+  const attr = (oid: string) => signedAttrs?.subs.find((a) => a.subs[0]?.tag.isOID() === true && a.subs[0].toOID() === oid);
+  const v2 = attr(OID_SIGNING_CERTIFICATE_V2);
+  const v1 = v2 === undefined ? attr(OID_SIGNING_CERTIFICATE) : undefined;
+  // Attribute ::= SEQUENCE { type, SET { SigningCertificate(V2) ::= SEQUENCE { certs SEQUENCE OF ESSCertID(v2), … } } }
+  const essCertId = (v2 ?? v1)?.subs[1]?.subs[0]?.subs[0]?.subs[0];
+  if (essCertId === undefined) throw invalid('has no signing-certificate-v2 (or signing-certificate) signed attribute');
+  let hash: string = 'sha1';
+  let certHash = essCertId.subs[0];
+  if (v2 !== undefined) {
+    hash = 'sha256';
+    if (essCertId.subs[0]?.tag.isUniversal() === true && essCertId.subs[0].tag.number === 0x10) {
+      const named = SHA2[essCertId.subs[0].subs[0]?.toOID() ?? ''];
+      if (named === undefined) throw invalid('signing-certificate-v2 attribute hashes the certificate with an unknown algorithm');
+      hash = named;
+      certHash = essCertId.subs[1];
+    }
+  }
+  if (certHash === undefined || !certHash.tag.isOctetString() || !createHash(hash).update(signer.der).digest().equals(certHash.value))
+    throw invalid(`signing-certificate attribute does not name ${describeCert(signer)}, the certificate that signed it`);
+}
+
+/** A TimestampAuthority as @sigstore/verify's RFC 3161 code takes it. */
+function toCertAuthority(tsa: TimestampAuthority) {
+  return {
+    certChain: tsa.certChain.map((c) => SigstoreX509.parse(Buffer.from(c.raw) as Buffer<ArrayBuffer>)),
+    validFor: { start: tsa.validFor?.start ?? new Date(0), end: tsa.validFor?.end ?? new Date(8.64e15) },
+  };
+}
+
+/** Verify the countersignature over `untrustedSignature` with the authorities a key trusts. */
+export function verifyTimestampCountersignature(
+  untrustedToken: Buffer,
+  untrustedSignature: Buffer,
+  authorities: readonly TimestampAuthority[],
+): TrustedTimestamp {
+  const { timestamp, tstInfo, signerInfo, embedded } = parseToken(untrustedToken);
+  const { genTime, accuracyMs } = readTstInfo(tstInfo);
+  checkSigningAlgorithm(timestamp);
+  // The authority whose signing certificate signed this token, valid (with its chain) at its time.
+  const matched = authorities.find((tsa) => {
+    try {
+      verifyRFC3161Timestamp(timestamp, untrustedSignature, [toCertAuthority(tsa)]);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (matched === undefined)
+    throw invalid(
+      `does not verify with the timestamp authorities the key trusts (${authorities.map((a) => a.source).join('; ')}): another authority, other bytes stamped, or altered`,
+    );
+  const chain = matched.certChain.map((c: NodeX509, i) => parseCertificate(Buffer.from(c.raw), `timestamp-authority certificate ${i}`));
+  checkTimestampingCertificates(chain);
+  checkSigningCertificateAttribute(signerInfo, chain[0]!);
+  // The certificates the token carries are not what it is checked against (the key's authorities are),
+  // but they are part of it: each must be one of the authority's, so that none can be altered unseen.
+  for (const [i, der] of embedded.entries()) {
+    if (!chain.some((c) => c.der.equals(der))) throw invalid(`carries certificate ${i}, which is not one of the timestamp authority's (${matched.source})`);
+  }
+  return {
+    genTime,
+    lower: new Date(genTime.getTime() - accuracyMs),
+    upper: new Date(genTime.getTime() + accuracyMs),
+    authority: `${describeCert(chain[0]!)} from ${matched.source}`,
+  };
+}
