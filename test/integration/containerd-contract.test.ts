@@ -18,7 +18,7 @@ import { ROOT, startDaemon, waitFor, type DaemonHandle } from '../helpers/daemon
 import { pushImage, pushIndex } from '../helpers/images.js';
 import { makeTestKey } from '../helpers/keys.js';
 import { startRegistry } from '../helpers/registry.js';
-import { runVerifier, socketFor, VERIFIER_KINDS, type DescriptorLike, type VerifierKind } from '../helpers/verifier.js';
+import { runVerifier, SHELL_VERIFIER, socketFor, VERIFIER_KINDS, type DescriptorLike, type VerifierKind } from '../helpers/verifier.js';
 
 type Registry = Awaited<ReturnType<typeof startRegistry>>;
 
@@ -395,6 +395,27 @@ function contract(kind: VerifierKind): void {
             assert.match(r.stdout, /control characters; not shown/);
           });
         });
+        it('decides the same under busybox sh and bash as under dash', async () => {
+          const img = await signedImage('prod/shells');
+          const args = ['-name', `${host}/prod/shells:v1`, '-digest', img.digest, '-stdin-media-type', 'application/vnd.oci.descriptor.v1+json'];
+          const env = { PATH: process.env['PATH'], SIGNET_VERIFY_SOCKET: socket() };
+          for (const shell of [['busybox', 'sh'], ['bash'], ['dash']]) {
+            const ok = spawnSync(shell[0]!, [...shell.slice(1), SHELL_VERIFIER, ...args], { env, input: JSON.stringify(desc(img)), encoding: 'utf8' });
+            assert.equal(ok.status, 0, `${shell.join(' ')}: ${ok.stdout}`);
+            assert.match(ok.stdout, /accepted .*signed by release/);
+            const other = spawnSync(shell[0]!, [...shell.slice(1), SHELL_VERIFIER, ...args.slice(0, 1), `${host}/elsewhere/x:v1`, ...args.slice(2)], {
+              env,
+              input: JSON.stringify(desc(img)),
+              encoding: 'utf8',
+            });
+            assert.equal(other.status, 1, `${shell.join(' ')}: ${other.stdout}`);
+            assert.match(other.stdout, /scope default rejects/);
+            const bad = spawnSync(shell[0]!, [...shell.slice(1), SHELL_VERIFIER, ...args, '-digest', img.digest], { env, input: '', encoding: 'utf8' });
+            assert.equal(bad.status, 2, `${shell.join(' ')}: ${bad.stdout}`);
+            assert.match(bad.stdout, /given twice/);
+          }
+        });
+
         it('refuses a SIGNET_VERIFIER_TIMEOUT that is not a duration', async () => {
           const img = await pushImage(client, repo('prod/peer'), 'v1');
           for (const t of ['8', 'abc', '1.2.3s', '0s', '9999999s', '-1s']) {

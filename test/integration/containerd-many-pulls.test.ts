@@ -107,4 +107,18 @@ describe(`containerd 2.x: ${PULLS} simultaneous pulls through the shell verifier
     assert.ok(slowestS < CONTAINERD_LIMIT_S, `the slowest of ${PULLS} pulls took ${slowestS} s: containerd's verifier limit is ${CONTAINERD_LIMIT_S} s`);
     this.test!.title += ` (${PULLS} pulls, all done in ${wallS.toFixed(1)} s, the slowest pull ${slowestS.toFixed(1)} s)`;
   });
+
+  it("refuses an unsigned image through the shell verifier: ctr shows signet's reason, nothing stored", async () => {
+    const client = new RegistryClient({ insecureRegistries: [host], retries: 0 });
+    const img = await pushRunnableImage(client, { registry: host, repository: 'prod/unsigned' }, { tag: 'v1' });
+    const ref = `${host}/prod/unsigned:v1`;
+    const res = await containerd.ctr(['image', 'pull', '--plain-http', ref], { timeoutMs: 30_000 });
+    assert.notEqual(res.code, 0, res.stdout);
+    assert.match(
+      res.stderr,
+      new RegExp(`verifier signet-verifier rejected image \\(exit code 1\\): rejected ${host}/prod/unsigned@${img.digest}: no signatures found`),
+    );
+    const ls = await containerd.ctr(['image', 'ls', '-q']);
+    assert.ok(!ls.stdout.split('\n').includes(ref));
+  });
 });
