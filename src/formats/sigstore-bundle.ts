@@ -4,6 +4,15 @@
  * checks the certificate chain, SCTs, transparency-log entries (inclusion promise/proof and body) and
  * RFC 3161 timestamps against a sigstore TrustedRoot given as JSON (offline: no TUF, no network).
  *
+ * Log entries may be Rekor v1 (integrated time vouched for by a signed entry timestamp) or Rekor v2
+ * (hashedrekord/dsse 0.0.2, proved by an inclusion proof to a signed checkpoint, with no time of its
+ * own: the time comes from an RFC 3161 timestamp, which such a bundle must carry). ./sigstore-log-entries.ts
+ * checks what @sigstore/verify 3.1 leaves out (checkpoint origin and signer, proof ↔ checkpoint, the
+ * logged key); a DSSE bundle's Rekor v2 hashedrekord entry over the envelope's pre-authentication
+ * encoding (as rekor-tiles now logs DSSE) is read as sigstore-go and @sigstore/verify 4 read it.
+ * A v0.1/v0.2 certificate chain that includes a root certificate is refused: the bundle specification
+ * forbids it (the root must come from the trusted root), and @sigstore/verify 3.1 would accept it.
+ *
  * Two modes:
  * - keyless (`trustedRoot` + `identity`): the bundle carries a Fulcio certificate; @sigstore/verify does
  *   everything (its default thresholds: at least one tlog entry, one SCT, one timestamp), then the
@@ -22,8 +31,9 @@
  * expected sha256 digest; a message-signature bundle's message digest must be the expected digest, and
  * since its signature is over the artifact itself, the artifact bytes must be given (`artifact`).
  */
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual, X509Certificate } from 'node:crypto';
 import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
+import { dsse, RFC3161Timestamp } from '@sigstore/core';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toSignedEntity, toTrustMaterial, Verifier, type SignedEntity, type TrustMaterial, type VerificationPolicy } from '@sigstore/verify';
 import type { ErrorCode } from '../errors.js';
@@ -31,6 +41,7 @@ import { SignetError } from '../errors.js';
 import type { TrustedKey } from '../keys/types.js';
 import { checkEnvelope, INTOTO_PAYLOAD_TYPE } from './dsse.js';
 import { parseStatement, statementCoversDigest } from './intoto.js';
+import { checkLogEntries, checkLogEntriesWellFormed, checkLogKeysValidAt, isRekorV2Entry, trustedLogsOf, type BundleSigner } from './sigstore-log-entries.js';
 import { isPlainObject, parseStrictJson } from './strict-json.js';
 
 export const SIGSTORE_BUNDLE_V03_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
@@ -137,10 +148,23 @@ export function trustMaterialFrom(trustedRoot: unknown): TrustMaterial {
   }
 }
 
+/** What @sigstore/verify's error codes mean, for the refusal's reason. */
+const SIGSTORE_ERROR_MEANING: Record<string, string> = {
+  TLOG_INCLUSION_PROOF_ERROR: 'the transparency-log inclusion proof or its checkpoint does not verify',
+  TLOG_INCLUSION_PROMISE_ERROR: "the transparency log's signed entry timestamp (inclusion promise) does not verify",
+  TLOG_MISSING_INCLUSION_ERROR: 'the transparency-log entry has neither an inclusion proof nor a promise',
+  TLOG_BODY_ERROR: 'the transparency-log entry is not about this signature',
+  TLOG_ERROR: 'not enough transparency-log entries',
+  TIMESTAMP_ERROR: 'the time evidence (RFC 3161 timestamp or signed entry timestamp) is missing or does not verify',
+  CERTIFICATE_ERROR: 'the certificate does not chain to a CA of the trusted root, valid at the signing time',
+  SIGNATURE_ERROR: 'the signature does not verify',
+};
+
 function verificationError(err: unknown): SignetError {
   if (err instanceof SignetError) return err;
   const e = err as { code?: string; message?: string };
   const code = e.code ?? '';
+  const meaning = SIGSTORE_ERROR_MEANING[code];
   const mapped: ErrorCode = code.startsWith('SIGNATURE')
     ? 'SIGNATURE_INVALID'
     : code.startsWith('CERTIFICATE') || code.startsWith('PUBLIC_KEY')
@@ -148,7 +172,7 @@ function verificationError(err: unknown): SignetError {
       : code === 'UNTRUSTED_SIGNER_ERROR'
         ? 'IDENTITY_MISMATCH'
         : 'SIGNATURE_INVALID';
-  return new SignetError(mapped, `sigstore bundle verification failed${code ? ` (${code})` : ''}: ${e.message ?? String(err)}`);
+  return new SignetError(mapped, `sigstore bundle verification failed${code ? ` (${code})` : ''}: ${meaning ? `${meaning}: ` : ''}${e.message ?? String(err)}`);
 }
 
 /** Integrity of a key-based bundle: the DSSE envelope or message signature verifies with the policy key. */
@@ -175,7 +199,7 @@ function checkWithSigstore(
   bundle: Bundle,
   trust: TrustMaterial,
   artifact: Buffer | undefined,
-  options: { keyVerified?: boolean; policy?: VerificationPolicy; tlogThreshold?: number; timestampThreshold?: number },
+  options: { keyVerified?: boolean; policy?: VerificationPolicy; tlogThreshold?: number; timestampThreshold?: number; artifact?: Buffer | undefined },
 ) {
   let entity: SignedEntity;
   try {
@@ -184,22 +208,27 @@ function checkWithSigstore(
     throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle could not be read for verification: ${(err as Error).message}`);
   }
   let material = trust;
-  if (options.keyVerified !== undefined) {
-    // Key-based: the signature was checked with the policy's TrustedKey (possibly on an HSM) already;
-    // @sigstore/verify is asked only about the evidence, so it sees that result instead of a KeyObject.
-    const verified = options.keyVerified;
-    const original = entity.signature;
-    entity = {
-      ...entity,
-      signature: {
-        signature: original.signature,
-        compareSignature: (s) => original.compareSignature(s),
-        compareDigest: (d) => original.compareDigest(d),
-        verifySignature: () => verified,
-      },
-    };
-    material = { ...trust, publicKey: () => ({ publicKey: undefined as never, validFor: () => true }) };
-  }
+  const original = entity.signature;
+  // Rekor v2 logs a DSSE envelope as a hashedrekord 0.0.2 entry of its pre-authentication encoding's
+  // digest (rekor-tiles dropped its dsse type); sigstore-go and @sigstore/verify 4 compare that digest,
+  // 3.1 only the payload's. Either digest commits to this very envelope.
+  const paeDigest =
+    bundle.content.$case === 'dsseEnvelope' && bundle.verificationMaterial.tlogEntries.some((e) => isRekorV2Entry(e) && e.kindVersion?.kind === 'hashedrekord')
+      ? createHash('sha256').update(dsse.preAuthEncoding(bundle.content.dsseEnvelope.payloadType, bundle.content.dsseEnvelope.payload)).digest()
+      : undefined;
+  const verified = options.keyVerified;
+  entity = {
+    ...entity,
+    signature: {
+      signature: original.signature,
+      compareSignature: (s) => original.compareSignature(s),
+      compareDigest: (d) => original.compareDigest(d) || (paeDigest !== undefined && d.length === paeDigest.length && timingSafeEqual(d, paeDigest)),
+      // Key-based: the signature was checked with the policy's TrustedKey (possibly on an HSM) already;
+      // @sigstore/verify is asked only about the evidence, so it sees that result instead of a KeyObject.
+      verifySignature: verified !== undefined ? () => verified : (k) => original.verifySignature(k),
+    },
+  };
+  if (verified !== undefined) material = { ...trust, publicKey: () => ({ publicKey: undefined as never, validFor: () => true }) };
   const verifier = new Verifier(material, {
     // Certificate transparency can only be required when the trusted root names CT logs.
     ctlogThreshold: material.ctlogs.length > 0 ? 1 : 0,
@@ -211,6 +240,76 @@ function checkWithSigstore(
   } catch (err) {
     throw verificationError(err);
   }
+}
+
+/** A v0.1/v0.2 chain may carry intermediates, never the root: that must come from the trusted root. */
+export function checkChainHasNoRoot(bundle: Bundle): void {
+  const content = bundle.verificationMaterial.content;
+  if (content.$case !== 'x509CertificateChain') return;
+  content.x509CertificateChain.certificates.forEach((c, i) => {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(c.rawBytes);
+    } catch {
+      throw new SignetError('SIGNATURE_MALFORMED', `sigstore bundle's certificate ${i} is not a DER X.509 certificate`);
+    }
+    if (cert.checkIssued(cert) && cert.verify(cert.publicKey))
+      throw new SignetError(
+        'SIGNATURE_MALFORMED',
+        `sigstore bundle's certificate chain includes a root certificate (certificate ${i}, self-signed ${JSON.stringify(cert.subject.slice(0, 120))}): ` +
+          'the sigstore bundle specification forbids it; the root must come from the trusted root',
+      );
+  });
+}
+
+/** Rekor v2 entries carry no time of their own: without a signed entry timestamp, an RFC 3161 timestamp must give it. */
+function checkTimeEvidence(bundle: Bundle): void {
+  const entries = bundle.verificationMaterial.tlogEntries;
+  if (!entries.some(isRekorV2Entry) || entries.some((e) => e.inclusionPromise !== undefined)) return;
+  if ((bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps.length ?? 0) > 0) return;
+  throw new SignetError(
+    'SIGNATURE_INVALID',
+    'sigstore bundle has no time evidence: its Rekor v2 entries carry no integrated time or signed entry timestamp, and it has no RFC 3161 timestamp',
+  );
+}
+
+/** The log checks of ./sigstore-log-entries.ts, then @sigstore/verify, then the Rekor v2 log keys' validity at the timestamps. */
+function checkEvidence(bundle: Bundle, trustedRoot: unknown, signer: BundleSigner, options: Parameters<typeof checkWithSigstore>[3]) {
+  const trust = trustMaterialFrom(trustedRoot);
+  const logChecks = () => {
+    try {
+      return checkLogEntries(bundle, trustedLogsOf(trustedRoot), signer);
+    } catch (err) {
+      if (err instanceof SignetError) throw new SignetError(err.code, `sigstore bundle's ${err.message}`);
+      throw err;
+    }
+  };
+  try {
+    checkLogEntriesWellFormed(bundle);
+  } catch (err) {
+    if (err instanceof SignetError) throw new SignetError(err.code, `sigstore bundle's ${err.message}`);
+    throw err;
+  }
+  if ((options.timestampThreshold ?? 1) > 0) checkTimeEvidence(bundle);
+  let verified;
+  try {
+    verified = checkWithSigstore(bundle, trust, options.artifact, options);
+  } catch (err) {
+    // @sigstore/verify stops at its first failure; when that is about the log entries, the checks here say more exactly what is wrong.
+    if (err instanceof SignetError && /\(TLOG_[A-Z_]+\)/.test(err.message)) logChecks();
+    throw err;
+  }
+  const v2Logs = logChecks();
+  const times = (bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps ?? []).map(
+    (t) => RFC3161Timestamp.parse(Buffer.from(t.signedTimestamp)).signingTime,
+  );
+  try {
+    checkLogKeysValidAt(v2Logs, times);
+  } catch (err) {
+    if (err instanceof SignetError) throw new SignetError(err.code, `sigstore bundle's transparency-log entry: ${err.message}`);
+    throw err;
+  }
+  return verified;
 }
 
 /** Keyless identity: issuer exactly; subject exactly or matching the (anchored) regular expression. */
@@ -284,7 +383,8 @@ async function verifyOrThrow(o: SigstoreBundleVerifyOptions): Promise<SigstoreBu
   if (o.key === undefined && (o.trustedRoot === undefined || o.identity === undefined))
     throw new SignetError('INVALID_ARGUMENT', 'a sigstore bundle needs a key, or a trusted root and an identity (keyless)');
   const bundle = parseSigstoreBundle(o.untrustedBundle);
-  const trust = o.trustedRoot !== undefined ? trustMaterialFrom(o.trustedRoot) : undefined;
+  checkChainHasNoRoot(bundle);
+  if (o.trustedRoot !== undefined) trustMaterialFrom(o.trustedRoot);
   const material = bundle.verificationMaterial.content.$case;
   const tlogEntries = bundle.verificationMaterial.tlogEntries.length;
   const timestamps = bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps.length ?? 0;
@@ -296,12 +396,13 @@ async function verifyOrThrow(o: SigstoreBundleVerifyOptions): Promise<SigstoreBu
     if (material !== 'publicKey')
       throw new SignetError('SIGNATURE_INVALID', `sigstore bundle is keyless (${material}); the policy expects a signature by key "${o.key.name}"`);
     await checkKeySignature(bundle, o.key, o.artifact);
-    if (trust !== undefined) {
-      checkWithSigstore(bundle, trust, o.artifact, {
-        keyVerified: true,
-        tlogThreshold: o.evidence?.tlogThreshold ?? 1,
-        timestampThreshold: o.evidence?.timestampThreshold ?? 1,
-      });
+    if (o.trustedRoot !== undefined) {
+      checkEvidence(
+        bundle,
+        o.trustedRoot,
+        { keyFingerprint: o.key.fingerprint },
+        { keyVerified: true, tlogThreshold: o.evidence?.tlogThreshold ?? 1, timestampThreshold: o.evidence?.timestampThreshold ?? 1, artifact: o.artifact },
+      );
       evidenceVerified = true;
     }
     signer = { keyName: o.key.name, keyFingerprint: o.key.fingerprint };
@@ -309,7 +410,16 @@ async function verifyOrThrow(o: SigstoreBundleVerifyOptions): Promise<SigstoreBu
     if (material === 'publicKey') throw new SignetError('SIGNATURE_INVALID', 'sigstore bundle is signed with a key, and the policy gives none (keyless only)');
     if (content === 'messageSignature' && o.artifact === undefined)
       throw new SignetError('INVALID_ARGUMENT', 'a message-signature sigstore bundle signs the artifact itself: its bytes are needed to verify it');
-    const verified = checkWithSigstore(bundle, trust!, o.artifact, {});
+    const leaf = material === 'certificate' ? bundle.verificationMaterial.content : undefined;
+    const chain = material === 'x509CertificateChain' ? bundle.verificationMaterial.content : undefined;
+    const certificateDer = Buffer.from(
+      (leaf?.$case === 'certificate'
+        ? leaf.certificate.rawBytes
+        : chain?.$case === 'x509CertificateChain'
+          ? chain.x509CertificateChain.certificates[0]?.rawBytes
+          : undefined) ?? Buffer.alloc(0),
+    );
+    const verified = checkEvidence(bundle, o.trustedRoot, { certificateDer }, { artifact: o.artifact });
     signer = checkIdentity(o.identity!, verified.identity);
     evidenceVerified = true;
   }

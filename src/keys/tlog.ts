@@ -32,6 +32,8 @@ export interface TlogRequirement {
   logKeys: LogKey[];
   /** Where the log keys came from, for reasons. */
   source: string;
+  /** The whole trusted root when the keys came from one: sigstore bundles need its log origins and timestamp authorities too. */
+  trustedRoot?: unknown;
 }
 
 async function read(name: string, path: string, what: string): Promise<string> {
@@ -106,7 +108,7 @@ export async function loadTlogRequirement(name: string, spec: KeySpec): Promise<
     }
     const logKeys = logKeysOfTrustedRoot(doc, `key "${name}": ${spec.trustedRoot}`);
     if (logKeys.length === 0) throw new SignetError('KEY_INVALID', `key "${name}": ${spec.trustedRoot} names no transparency log`);
-    return { logKeys, source: `trusted root ${spec.trustedRoot}` };
+    return { logKeys, source: `trusted root ${spec.trustedRoot}`, trustedRoot: doc };
   }
   throw new SignetError('KEY_INVALID', `key "${name}": tlog: required needs the log's key (rekorKey: FILE, or trustedRoot: FILE)`);
 }

@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { preAuthEncoding, INTOTO_PAYLOAD_TYPE } from '../../src/formats/dsse.js';
 import { buildStatement, serializeStatement, subjectForDigest } from '../../src/formats/intoto.js';
 import { COSIGN_SIGN_PREDICATE_TYPE } from '../../src/formats/bundle.js';
+import type { Signer } from '../../src/keys/types.js';
+import { createFakeRekorV2, type FakeRekorV2 } from './rekor-v2-fake.js';
 
 export interface FakeSigstore {
   dir: string;
@@ -36,6 +38,34 @@ export interface FakeSigstore {
   /** The leaf (Fulcio) and CA certificates, PEM. */
   leafPem: string;
   caPem: string;
+  /** The Rekor v2 log the trusted root names beside the v1 log. */
+  rekorV2: FakeRekorV2;
+  /** A v0.3 bundle whose transparency-log entry is a Rekor v2 one (see RekorV2BundleOptions). */
+  rekorV2Bundle(options: RekorV2BundleOptions): Promise<Buffer>;
+}
+
+/**
+ * A bundle with a Rekor v2 entry, as cosign 3 and sigstore-go write them: no integrated time, no signed
+ * entry timestamp; an inclusion proof to a signed checkpoint; the canonicalized body of a v2 Entry
+ * (hashedrekord or dsse 0.0.2) naming the signer's certificate or public key; the time from an RFC 3161
+ * timestamp over the signature by the trusted root's timestamp authority.
+ */
+export interface RekorV2BundleOptions {
+  /** A DSSE envelope with a cosign/sign/v1 statement about an image, or a message signature over an artifact. */
+  content: { dsse: { repository: string; digest: string } } | { message: { artifact: Buffer } };
+  /**
+   * hashedrekord (default: a message's digest, or a DSSE envelope's pre-authentication encoding's digest
+   * as rekor-tiles logs DSSE now) or dsse 0.0.2 (the payload's digest, as the first Rekor v2 releases did).
+   */
+  entryKind?: 'hashedrekord' | 'dsse';
+  /** The fake Fulcio certificate (default), its ten-minute certificate that expired ten days ago, or a key. */
+  signer?: 'certificate' | 'expired-certificate' | Signer;
+  /** An RFC 3161 timestamp over the signature (default true). */
+  timestamp?: boolean;
+  /** Log with this Rekor v2 log instead of the trusted one. */
+  log?: FakeRekorV2;
+  checkpointOrigin?: string;
+  checkpointSigner?: FakeRekorV2;
 }
 
 export interface CosignKeylessLayer {
@@ -218,6 +248,7 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
   const logId = createHash('sha256').update(rekorSpki).digest();
   const leafKey = createPrivateKey(readFileSync(join(dir, 'leaf.key')));
   const start = new Date(Date.now() - 30 * 86_400_000).toISOString();
+  const rekorV2 = createFakeRekorV2();
   const trustedRoot = {
     mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
     tlogs: [
@@ -227,6 +258,7 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
         publicKey: { rawBytes: rekorSpki.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor: { start } },
         logId: { keyId: logId.toString('base64') },
       },
+      rekorV2.trustedRootEntry(start),
     ],
     certificateAuthorities: [
       {
@@ -260,9 +292,85 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
   const oldLeafPem = readFileSync(join(dir, 'old-leaf.pem'), 'utf8');
   const oldLeafKey = createPrivateKey(readFileSync(join(dir, 'old-leaf.key')));
   const caPem = readFileSync(join(dir, 'ca.pem'), 'utf8');
+  /** The key details a Rekor v2 verifier names for a key algorithm. */
+  const keyDetails = (algorithm: Signer['algorithm']) =>
+    algorithm === 'ed25519'
+      ? 'PKIX_ED25519'
+      : algorithm === 'rsa'
+        ? 'PKIX_RSA_PKCS1V15_3072_SHA256'
+        : algorithm === 'ecdsa-p384'
+          ? 'PKIX_ECDSA_P384_SHA_384'
+          : 'PKIX_ECDSA_P256_SHA_256';
+  const rekorV2Bundle = async (o: RekorV2BundleOptions): Promise<Buffer> => {
+    const signer = o.signer ?? 'certificate';
+    const certPem = signer === 'certificate' ? leafPem : signer === 'expired-certificate' ? oldLeafPem : undefined;
+    const signBytes = async (data: Buffer): Promise<Buffer> =>
+      typeof signer === 'string' ? sign('sha256', data, signer === 'certificate' ? leafKey : oldLeafKey) : Buffer.from(await signer.sign(data, 'sha256'));
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest();
+    let content: Record<string, unknown>;
+    let signature: Buffer;
+    let digest: Buffer;
+    let payloadHash: Buffer | undefined;
+    if ('dsse' in o.content) {
+      const payload = serializeStatement(buildStatement([subjectForDigest(o.content.dsse.repository, o.content.dsse.digest)], COSIGN_SIGN_PREDICATE_TYPE, {}));
+      const pae = preAuthEncoding(INTOTO_PAYLOAD_TYPE, payload);
+      signature = await signBytes(pae);
+      digest = sha(pae);
+      payloadHash = sha(payload);
+      content = {
+        dsseEnvelope: { payload: payload.toString('base64'), payloadType: INTOTO_PAYLOAD_TYPE, signatures: [{ sig: signature.toString('base64'), keyid: '' }] },
+      };
+    } else {
+      signature = await signBytes(o.content.message.artifact);
+      digest = sha(o.content.message.artifact);
+      content = { messageSignature: { messageDigest: { algorithm: 'SHA2_256', digest: digest.toString('base64') }, signature: signature.toString('base64') } };
+    }
+    const verifier =
+      certPem !== undefined
+        ? {
+            keyDetails: 'PKIX_ECDSA_P256_SHA_256',
+            x509Certificate: { rawBytes: Buffer.from(certPem.replace(/-----[^-]+-----|\s/g, ''), 'base64').toString('base64') },
+          }
+        : {
+            keyDetails: keyDetails((signer as Signer).algorithm),
+            publicKey: {
+              rawBytes: createPublicKey((signer as Signer).publicKeyPem())
+                .export({ type: 'spki', format: 'der' })
+                .toString('base64'),
+            },
+          };
+    const kind = o.entryKind ?? 'hashedrekord';
+    const logged = { content: signature.toString('base64'), verifier };
+    const spec =
+      kind === 'hashedrekord'
+        ? { hashedRekordV002: { data: { algorithm: 'SHA2_256', digest: digest.toString('base64') }, signature: logged } }
+        : { dsseV002: { payloadHash: { algorithm: 'SHA2_256', digest: (payloadHash ?? digest).toString('base64') }, signatures: [logged] } };
+    const body = Buffer.from(canonical({ apiVersion: '0.0.2', kind, spec }));
+    const entry = (o.log ?? rekorV2).entryFor(body, kind, {
+      ...(o.checkpointOrigin !== undefined ? { checkpointOrigin: o.checkpointOrigin } : {}),
+      ...(o.checkpointSigner !== undefined ? { checkpointSigner: o.checkpointSigner } : {}),
+    });
+    return Buffer.from(
+      JSON.stringify({
+        mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+        verificationMaterial: {
+          ...(certPem !== undefined
+            ? { certificate: { rawBytes: verifier.x509Certificate!.rawBytes } }
+            : { publicKey: { hint: (signer as Signer).fingerprint } }),
+          tlogEntries: [entry],
+          ...(o.timestamp !== false
+            ? { timestampVerificationData: { rfc3161Timestamps: [{ signedTimestamp: timestamp(signature).toString('base64') }] } }
+            : {}),
+        },
+        ...content,
+      }),
+    );
+  };
   return {
     dir,
     trustedRootPath,
+    rekorV2,
+    rekorV2Bundle,
     issuer,
     identity,
     leafPem,
