@@ -2,10 +2,15 @@
  * An operator's install, end to end on a temporary root: `npm pack` → `npm install -g --prefix` of the
  * tarball (its dependencies from the npm registry; install scripts are not run, so pkcs11js stays
  * unbuilt, as on a host without a compiler) → the installed `signet install --prefix <root>` → signetd
- * started from the installed package with the installed signetd.yaml → real containerd 2.x whose config
- * imports the installed drop-in (conf.d/signet.toml) → `ctr image pull` of an unsigned image: allowed
- * with a `warn` audit line under the example policy (warn mode), refused with signet's reason once the
- * operator changes the example policy's mode to enforce.
+ * started from the installed package with the installed signetd.yaml, as the Type=notify unit starts it
+ * (NOTIFY_SOCKET; containerd, ordered after signetd, starts once READY=1 arrives) → real containerd 2.x
+ * whose config imports the installed drop-in (conf.d/signet.toml) → `ctr image pull` of an unsigned
+ * image: allowed with a `warn` audit line under the example policy (warn mode), refused with signet's
+ * reason once the operator changes the example policy's mode to enforce. Then images named after a
+ * registry this host cannot reach (a closed port) are pulled through a hosts.toml mirror (a second
+ * docker-registry) in /etc/containerd/certs.d, the folder the installed signetd.yaml names and the one
+ * the operator gives containerd (CRI `config_path`; `ctr --hosts-dir`): signed on the mirror, accepted
+ * (the signature was found on the mirror, the only host that answers); unsigned there, refused.
  *
  * What install writes names the host's absolute paths (/etc/signet/…, /run/signet/…, /var/log/signet/…,
  * /opt/containerd/image-verifier/bin). On a temporary root nothing is chrooted, so the test rewrites those
@@ -32,12 +37,15 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { RegistryClient } from '../../src/registry/client.js';
+import { RegistryClient, type RepositoryRef } from '../../src/registry/client.js';
+import { signImageCosign } from '../../src/signing/cosign-sign.js';
 import { startContainerd, type ContainerdHandle } from '../helpers/containerd.js';
+import { criClient, type CriClient } from '../helpers/cri.js';
 import { ROOT, waitFor, waitForSocket } from '../helpers/daemon.js';
 import { requireDebianParts } from '../helpers/debian-parts.js';
 import { makeTestKey } from '../helpers/keys.js';
-import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
+import { startNotifyReceiver, type NotifyReceiver } from '../helpers/notify-receiver.js';
+import { freePort, startRegistry, type RegistryHandle } from '../helpers/registry.js';
 import { pushRunnableImage } from '../helpers/runnable-image.js';
 
 describe('install end to end: npm pack, npm install -g, signet install, containerd 2.x enforcing the example policy', function () {
@@ -46,7 +54,12 @@ describe('install end to end: npm pack, npm install -g, signet install, containe
   let root: string;
   let npmPrefix: string;
   let registry: RegistryHandle;
+  let mirror: RegistryHandle;
+  /** The registry the mirrored images are named after: a closed port, unreachable. */
+  let upstream: string;
+  let notify: NotifyReceiver | undefined;
   let containerd: ContainerdHandle | undefined;
+  let cri: CriClient | undefined;
   let signetd: ChildProcess | undefined;
   let signetdLog = '';
   let installOut = '';
@@ -88,8 +101,11 @@ describe('install end to end: npm pack, npm install -g, signet install, containe
     installOut = r.stdout + r.stderr;
     installCode = r.status;
     registry = await startRegistry();
+    mirror = await startRegistry();
+    upstream = `127.0.0.1:${await freePort()}`;
   });
   after(async () => {
+    cri?.close();
     await containerd?.stop();
     if (signetd && signetd.exitCode === null && signetd.signalCode === null) {
       signetd.kill('SIGTERM');
@@ -99,6 +115,8 @@ describe('install end to end: npm pack, npm install -g, signet install, containe
       });
     }
     await registry?.stop();
+    await mirror?.stop();
+    await notify?.stop();
     if (root) rmSync(root, { recursive: true, force: true });
     if (work) rmSync(work, { recursive: true, force: true });
   });
@@ -128,12 +146,18 @@ describe('install end to end: npm pack, npm install -g, signet install, containe
     assert.equal(realpathSync(readlinkSync(link)), realpathSync(join(npmPrefix, 'lib/node_modules/signet/dist/src/cli/signet-verifier.js')));
     accessSync(link, constants.X_OK);
     assert.match(readFileSync(at('/etc/signet/policy.d/00-example.yaml'), 'utf8'), /^ {2}mode: warn$/m);
-    // The unit: ready when signetd answers, one readiness check, run by the installed package.
-    const unit = readFileSync(at('/etc/systemd/system/signetd.service'), 'utf8');
-    assert.match(unit, /^Type=exec$/m);
-    assert.equal(unit.match(/^ExecStartPost=/gm)?.length, 1, unit);
+    // The unit: signetd signals readiness itself (sd_notify), run by the installed package.
+    const unitPath = at('/etc/systemd/system/signetd.service');
+    const unit = readFileSync(unitPath, 'utf8');
+    assert.match(unit, /^Type=notify$/m);
+    assert.match(unit, /^NotifyAccess=all$/m);
+    assert.doesNotMatch(unit, /^ExecStartPost=/m);
     assert.equal(unit.match(/^TimeoutStartSec=/gm)?.length, 1, unit);
     assert.match(unit, /^ExecStart=\S+ \S+\/lib\/node_modules\/signet\/dist\/src\/cli\/signetd\.js --config \/etc\/signet\/signetd\.yaml$/m);
+    // systemd's own reading of the unit: every setting known and valid, the ExecStart executable there.
+    const verify = spawnSync('systemd-analyze', ['verify', unitPath], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(verify.status, 0, verify.stderr);
+    assert.equal(verify.stderr.trim(), '', verify.stderr);
   });
 
   describe('on containerd 2.x', () => {
@@ -159,15 +183,38 @@ describe('install end to end: npm pack, npm install -g, signet install, containe
       writeFileSync(dropIn, rooted(readFileSync(dropIn, 'utf8')));
       mkdirSync(at('/run/signet'), { recursive: true });
       mkdirSync(at('/var/log/signet'), { recursive: true });
+      // The operator's mirror for the unreachable upstream, where containerd and the installed signetd.yaml look.
+      const hostsDir = at(`/etc/containerd/certs.d/${upstream}`);
+      mkdirSync(hostsDir, { recursive: true });
+      writeFileSync(
+        join(hostsDir, 'hosts.toml'),
+        [`server = "http://${upstream}"`, '', `[host."http://${mirror.host}"]`, '  capabilities = ["pull", "resolve"]', ''].join('\n'),
+      );
 
-      // signetd from the installed package, with the installed configuration (as the unit's ExecStart).
-      signetd = spawn(installed('signetd'), ['--config', yamlPath], { env: { ...process.env, PATH }, stdio: ['ignore', 'ignore', 'pipe'] });
+      // signetd from the installed package, with the installed configuration, as the Type=notify unit runs it.
+      notify = await startNotifyReceiver();
+      signetd = spawn(installed('signetd'), ['--config', yamlPath], {
+        env: { ...process.env, PATH, NOTIFY_SOCKET: notify.socket },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       signetd.stderr!.on('data', (d: Buffer) => (signetdLog += d.toString()));
-      await waitForSocket(at('/run/signet/signetd.sock'), signetd, () => signetdLog);
-      await waitFor(() => loads() > 0, `the example policy to load:\n${signetdLog}`, 10_000);
-      // containerd imports the installed drop-in; the verifier finds signetd's socket under the root.
-      containerd = await startContainerd({ line: '2.x', imports: [dropIn], nri: false, env: { SIGNET_SOCKET: at('/run/signet/signetd.sock') } });
+      const exited = new Promise<never>((_, reject) => signetd!.once('exit', (code) => reject(new Error(`signetd exited with ${code}:\n${signetdLog}`))));
+      // systemd starts containerd (ordered after signetd) once READY=1 arrives: by then signetd answers, its policy loaded.
+      const ready = await Promise.race([notify.next((m) => m.fields['READY'] === '1', 30_000), exited]);
+      assert.match(ready.fields['STATUS'] ?? '', /^serving \S+signetd\.sock; policy \S+$/, ready.text);
+      await waitForSocket(at('/run/signet/signetd.sock'), signetd, () => signetdLog, 1000);
+      assert.ok(loads() > 0, signetdLog);
+      // containerd imports the installed drop-in; the verifier finds signetd's socket under the root; CRI's
+      // config_path is the hosts.toml folder (the operator's setting; containerd 2.1's own default is none).
+      containerd = await startContainerd({
+        line: '2.x',
+        imports: [dropIn],
+        nri: false,
+        registryConfigPath: at('/etc/containerd/certs.d'),
+        env: { SIGNET_SOCKET: at('/run/signet/signetd.sock') },
+      });
       assert.match(containerd.version, /^2\./);
+      cri = criClient(containerd.address);
     });
 
     it('containerd loaded the drop-in: its bin_dir is the installed verifier folder', async () => {
@@ -209,6 +256,55 @@ describe('install end to end: npm pack, npm install -g, signet install, containe
       assert.match(res.stderr, /no signatures found/);
       const listed = await containerd!.ctr(['image', 'ls', '-q'], { timeoutMs: 10_000 });
       assert.ok(!listed.stdout.includes(ref), listed.stdout);
+    });
+
+    describe('through a hosts.toml mirror (the upstream unreachable), under the enforced example policy', () => {
+      let mirrorClient: RegistryClient;
+      /** A repository on the mirror, stored under the same path as upstream. */
+      const onMirror = (name: string): RepositoryRef => ({ registry: mirror.host, repository: name });
+      const hostsDir = () => at('/etc/containerd/certs.d');
+      const auditOf = async (digest: string) => {
+        await waitFor(() => audit().some((l) => l['digest'] === digest), `the audit line:\n${signetdLog.slice(-2000)}`, 5000);
+        return audit().find((l) => l['digest'] === digest)!;
+      };
+
+      before(() => {
+        mirrorClient = new RegistryClient({ insecureRegistries: [mirror.host], retries: 0 });
+        assert.match(readFileSync(policyFile, 'utf8'), /^ {2}mode: enforce$/m, 'the previous test set mode: enforce');
+      });
+
+      it('ctr pull --hosts-dir: signed on the mirror by the release key, accepted; signetd found the signature on the mirror', async () => {
+        const img = await pushRunnableImage(mirrorClient, onMirror('prod/app'), { tag: 'v1', file: { path: 'etc/id', content: 'mirror-signed' } });
+        await signImageCosign(mirrorClient, onMirror('prod/app'), img.digest, release.signer, { dockerReference: `${upstream}/prod/app` });
+        const ref = `${upstream}/prod/app:v1`;
+        const res = await containerd!.ctr(['image', 'pull', '--hosts-dir', hostsDir(), ref], { timeoutMs: 30_000 });
+        assert.equal(res.code, 0, `${res.stdout}\n${res.stderr}\n${signetdLog.slice(-2000)}`);
+        const line = await auditOf(img.digest);
+        assert.equal(line['decision'], 'accept', JSON.stringify(line));
+        assert.equal(line['name'], ref);
+      });
+
+      it('CRI PullImage (config_path, as kubelet pulls): signed on the mirror, accepted', async () => {
+        const img = await pushRunnableImage(mirrorClient, onMirror('prod/cri'), { tag: 'v1', file: { path: 'etc/id', content: 'mirror-cri' } });
+        await signImageCosign(mirrorClient, onMirror('prod/cri'), img.digest, release.signer, { dockerReference: `${upstream}/prod/cri` });
+        const id = await cri!.pullImage(`${upstream}/prod/cri:v1`);
+        assert.ok(id.length > 0);
+        assert.equal((await auditOf(img.digest))['decision'], 'accept');
+      });
+
+      it("ctr pull --hosts-dir: the mirror has the image unsigned: refused with signet's reason, nothing stored", async () => {
+        const img = await pushRunnableImage(mirrorClient, onMirror('prod/unsigned'), { tag: 'v1', file: { path: 'etc/id', content: 'mirror-unsigned' } });
+        const ref = `${upstream}/prod/unsigned:v1`;
+        const res = await containerd!.ctr(['image', 'pull', '--hosts-dir', hostsDir(), ref], { timeoutMs: 30_000 });
+        assert.notEqual(res.code, 0, res.stdout);
+        assert.match(res.stderr, /verifier signet-verifier rejected image/);
+        assert.match(res.stderr, /no signatures found/);
+        const line = await auditOf(img.digest);
+        assert.equal(line['decision'], 'reject', JSON.stringify(line));
+        assert.equal(line['name'], ref);
+        const listed = await containerd!.ctr(['image', 'ls', '-q'], { timeoutMs: 10_000 });
+        assert.ok(!listed.stdout.includes(ref), listed.stdout);
+      });
     });
   });
 });

@@ -63,9 +63,12 @@ describe('signet install / uninstall on a temporary root', function () {
       assert.ok(existsSync(readlinkSync(join(root, 'opt/containerd/image-verifier/bin/signet-verifier'))), 'the link points at the installed verifier');
       const unit = readFileSync(join(root, 'etc/systemd/system/signetd.service'), 'utf8');
       assert.match(unit, /^Before=containerd\.service/m);
-      assert.match(unit, /^Type=exec$/m);
-      assert.doesNotMatch(unit, /^Type=simple/m);
-      assert.match(unit, /^ExecStartPost=\S+ \S+signet\.js status --socket \/run\/signet\/signetd\.sock --wait 60s --ready$/m);
+      // signetd signals readiness itself (sd_notify, sent by its child systemd-notify).
+      assert.equal(unit.match(/^Type=/gm)?.length, 1, unit);
+      assert.match(unit, /^Type=notify$/m);
+      assert.match(unit, /^NotifyAccess=all$/m);
+      assert.doesNotMatch(unit, /^ExecStartPost=/m);
+      assert.match(unit, /^ExecStart=\S+ \S+signetd\.js --config \/etc\/signet\/signetd\.yaml$/m);
 
       assert.notEqual(signet(['install', '--prefix', root]).code, 0, 'a second install refuses');
       const u = signet(['uninstall', '--prefix', root]);

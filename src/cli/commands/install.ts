@@ -1,9 +1,9 @@
 /**
  * `signet install` / `signet uninstall`: set a host up in one command, and undo exactly that.
  *
- * Writes (under --prefix, default /): the systemd unit (signetd before containerd, ready once its socket
- * answers: Type=exec with an ExecStartPost that waits for it, so `systemctl start` returns when signetd
- * serves), /etc/signet/signetd.yaml and a commented example policy in warn mode (each only when absent),
+ * Writes (under --prefix, default /): the systemd unit (signetd before containerd, Type=notify: signetd
+ * sends READY=1 once its socket answers, so `systemctl start` returns when signetd serves),
+ * /etc/signet/signetd.yaml and a commented example policy in warn mode (each only when absent),
  * the verifier linked into containerd's bin_dir, and containerd's settings in a drop-in file
  * (conf.d/signet.toml beside config.toml) that containerd loads through `imports`. The operator's
  * config.toml is never rewritten: when there is none, one is created that only imports conf.d/*.toml;
@@ -47,20 +47,8 @@ function sha(text: string | Buffer): string {
 
 function unitText(): string {
   const base = readFileSync(join(PACKAGE_ROOT, 'systemd', 'signetd.service'), 'utf8');
-  const node = process.execPath;
-  return (
-    base
-      // The shipped unit carries its own readiness lines (with /usr/bin/env): replaced by those below.
-      .replace(/^(ExecStartPost|TimeoutStartSec)=.*\n/gm, '')
-      .replace(
-        /^Type=simple$/m,
-        '# Ready once signetd answers on its socket: ExecStartPost waits for it, so containerd (ordered after) starts\n# with signetd serving, and systemctl start returns only then.\nType=exec',
-      )
-      .replace(
-        /^ExecStart=.*$/m,
-        `ExecStart=${node} ${join(CLI_DIR, 'signetd.js')} --config /etc/signet/signetd.yaml\nExecStartPost=${node} ${join(CLI_DIR, 'signet.js')} status --socket /run/signet/signetd.sock --wait 60s --ready\nTimeoutStartSec=90s`,
-      )
-  );
+  // The shipped unit runs signetd from PATH (/usr/bin/env); the installed one names this node and this package.
+  return base.replace(/^ExecStart=.*$/m, `ExecStart=${process.execPath} ${join(CLI_DIR, 'signetd.js')} --config /etc/signet/signetd.yaml`);
 }
 
 const CONFIG = `# signetd's configuration (signet install wrote this; every key is optional, see the README).
