@@ -6,6 +6,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ExchangeInfo } from '../registry/client.js';
+import { pkcs11PoolStats, type Pkcs11PoolStats } from '../keys/pkcs11/pool-stats.js';
 
 /** What the daemon reports at scrape time. */
 export interface MetricsSource {
@@ -20,6 +21,8 @@ export interface MetricsSource {
   nri(): { socket: string; connected: boolean; decided: number; refused: number; timedOut: number; cached: number } | undefined;
   /** The signed policy artifact (policySource), when one is configured. */
   policySource?(): { ref: string; digest: string; lastError: string } | undefined;
+  /** PKCS#11 session pools and Cryptoki errors (default: this process's, keys/pkcs11/pool-stats.ts). */
+  pkcs11?(): Pkcs11PoolStats;
 }
 
 /** Decision latency buckets, seconds: a cached answer is sub-millisecond, a registry walk tens of ms, the bound 7 s. */
@@ -220,6 +223,27 @@ export class Metrics {
     nri('signet_nri_images_cached_total', 'Of those, answered from the verdict cache.', (n) => n.cached);
     nri('signet_nri_creations_refused_total', 'Container creations and pod sandboxes refused.', (n) => n.refused);
     nri('signet_nri_creations_timed_out_total', 'Of those, refused because no decision came within nri.timeout.', (n) => n.timedOut);
+    // PKCS#11: one series per token a key has used (none before the first use), errors since start.
+    const pkcs11 = (): Pkcs11PoolStats => source.pkcs11?.() ?? pkcs11PoolStats;
+    const pool = (name: string, help: string, read: (p: ReturnType<Pkcs11PoolStats['pools']>[number]) => number): void =>
+      readGauge(r, name, help, ['module', 'token'], () =>
+        pkcs11()
+          .pools()
+          .map((p) => [{ module: p.module, token: p.token }, read(p)]),
+      );
+    pool('signet_pkcs11_sessions_open', 'PKCS#11 sessions open on each token (the pool holds at most 8 per token).', (p) => p.open);
+    pool('signet_pkcs11_sessions_in_use', 'Of those, in use by a key lookup, verification or signature now.', (p) => p.inUse);
+    pool('signet_pkcs11_session_waiters', 'Callers waiting for a session of each token (all sessions in use).', (p) => p.waiters);
+    readCounter(
+      r,
+      'signet_pkcs11_errors_total',
+      'Failed Cryptoki calls, by function (C_OpenSession, C_Login, C_Verify…) and CKR return value (CKR_PIN_INCORRECT, CKR_DEVICE_REMOVED…).',
+      ['operation', 'code'],
+      () =>
+        pkcs11()
+          .errors()
+          .map((e) => [{ operation: e.operation, code: e.code }, e.count]),
+    );
   }
 
   /** One image decided (any path). */

@@ -83,7 +83,9 @@ export async function generateKeyPair(
     if (findObjects(api, session, { ...withoutType(uri), object: label, id }).length > 0) {
       throw new SignetError('INVALID_ARGUMENT', `${what}: an object with this label and id already exists`);
     }
-    const keys = await callAsync<{ publicKey: Buffer; privateKey: Buffer }>((cb) => api.C_GenerateKeyPair(session, { mechanism }, pub, priv, cb as never));
+    const keys = await callAsync<{ publicKey: Buffer; privateKey: Buffer }>('C_GenerateKeyPair', (cb) =>
+      api.C_GenerateKeyPair(session, { mechanism }, pub, priv, cb as never),
+    );
     const publicKey = readPublicKey(api, session, keys.publicKey, label);
     return { publicKey, uri: objectUri(uri.token!, label, id, 'public') };
   });

@@ -7,6 +7,7 @@
 import pkcs11js from './binding.js';
 import { SignetError } from '../../errors.js';
 import type { Pkcs11Uri } from './uri.js';
+import { addPoolReporter, countPkcs11Error, type Pkcs11PoolGauge } from './pool-stats.js';
 
 export const { PKCS11 } = pkcs11js;
 export type Handle = Buffer;
@@ -29,6 +30,22 @@ const DEVICE_GONE = new Set<number>([
 
 export function pkcs11Code(err: unknown): number | undefined {
   return err instanceof pkcs11js.Pkcs11Error ? err.code : undefined;
+}
+
+/**
+ * Count a failed Cryptoki call for the metrics (./pool-stats.ts): the function pkcs11js names, else
+ * `operation`; the CKR name pkcs11js gives, else the value in hex. Other errors (no such object) are not
+ * Cryptoki failures and are not counted.
+ */
+export function countCryptokiError(err: unknown, operation: string): void {
+  const code = pkcs11Code(err);
+  if (code === undefined) return;
+  const named = (err as { method?: unknown; message?: unknown }).method;
+  const message = (err as Error).message;
+  countPkcs11Error(
+    typeof named === 'string' && /^C_\w+$/.test(named) ? named : operation,
+    /^CKR_\w+$/.test(message) ? message : `0x${code.toString(16).padStart(8, '0')}`,
+  );
 }
 
 export function isDeviceGone(err: unknown): boolean {
@@ -55,6 +72,8 @@ export class TokenNotFoundError extends SignetError {
 }
 
 interface TokenState {
+  /** How metrics name the token: its label, serial or slot as the URI gives it. */
+  label: string;
   slot: Handle;
   idle: Handle[];
   open: number;
@@ -70,7 +89,20 @@ export class Pkcs11Module {
   private readonly refusedPins = new Map<string, string>();
   private generation = 0;
 
-  constructor(readonly path: string) {}
+  constructor(readonly path: string) {
+    addPoolReporter(() => this.pools());
+  }
+
+  /** Each token's pool now, for the metrics. */
+  pools(): Pkcs11PoolGauge[] {
+    return [...this.tokens.values()].map((t) => ({
+      module: this.path,
+      token: t.label,
+      open: t.open,
+      inUse: t.open - t.idle.length,
+      waiters: t.waiters.length,
+    }));
+  }
 
   get api(): InstanceType<typeof PKCS11> {
     if (this.lib === undefined) {
@@ -168,14 +200,18 @@ export class Pkcs11Module {
       state = this.token(uri);
       session = await this.acquire(state);
     } catch (err) {
+      countCryptokiError(err, 'C_OpenSession');
       if (isDeviceGone(err)) this.reset();
       throw pkcs11Error(err, what);
     }
     let broken = false;
+    let step = 'C_Login';
     try {
       if (pin !== undefined && !state.loggedIn) this.login(uri, state, session, pin, what);
+      step = 'operation';
       return await fn(this.api, session);
     } catch (err) {
+      countCryptokiError(err, step);
       broken = isDeviceGone(err);
       throw pkcs11Error(err, what);
     } finally {
@@ -210,7 +246,8 @@ export class Pkcs11Module {
     const key = tokenKey(uri);
     let state = this.tokens.get(key);
     if (state === undefined) {
-      state = { slot: this.findSlot(uri), idle: [], open: 0, waiters: [], loggedIn: false };
+      const label = uri.token ?? uri.serial ?? (uri.slotId !== undefined ? `slot ${uri.slotId}` : 'token');
+      state = { label, slot: this.findSlot(uri), idle: [], open: 0, waiters: [], loggedIn: false };
       this.tokens.set(key, state);
     }
     return state;
@@ -267,7 +304,17 @@ export function closeAllModules(): void {
   modules.clear();
 }
 
-/** Promise form of the callback variants of pkcs11js (they run off the event loop). */
-export function callAsync<T>(fn: (cb: (err: Error | null, value: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
+/**
+ * Promise form of the callback variants of pkcs11js (they run off the event loop). `method` names the
+ * Cryptoki function on an error that does not name it (errors from callbacks carry no stack to read it from).
+ */
+export function callAsync<T>(method: string, fn: (cb: (err: Error | null, value: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) =>
+    fn((err, value) => {
+      if (!err) return resolve(value);
+      const e = err as Error & { method?: string };
+      if (!e.method) e.method = method;
+      reject(e);
+    }),
+  );
 }

@@ -89,7 +89,7 @@ function tokenVerifier(name: string, uri: Pkcs11Uri, pin: string | undefined, mo
         const handle = findOne(api, session, uri, 'public', name);
         api.C_VerifyInit(session, { mechanism: p.mechanism }, handle);
         try {
-          return await callAsync<boolean>((cb) => api.C_Verify(session, p.input, tokenSignature, cb as (e: Error, v: boolean) => void));
+          return await callAsync<boolean>('C_Verify', (cb) => api.C_Verify(session, p.input, tokenSignature, cb as (e: Error, v: boolean) => void));
         } catch (err) {
           const code = pkcs11Code(err);
           if (code === pkcs11js.CKR_SIGNATURE_INVALID || code === pkcs11js.CKR_SIGNATURE_LEN_RANGE) return false;

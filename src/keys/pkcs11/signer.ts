@@ -56,7 +56,9 @@ export class Pkcs11Signer implements Signer {
     return this.module.withSession(this.uri, this.pin, `signing with ${this.uri.redacted}`, async (api, session) => {
       const handle = findOne(api, session, { ...this.uri, type: 'private' }, 'private', this.uri.object ?? this.uri.redacted);
       api.C_SignInit(session, { mechanism: p.mechanism }, handle);
-      const raw = await callAsync<Buffer>((cb) => api.C_Sign(session, p.input, Buffer.alloc(p.maxSignatureBytes), cb as (e: Error, v: Buffer) => void));
+      const raw = await callAsync<Buffer>('C_Sign', (cb) =>
+        api.C_Sign(session, p.input, Buffer.alloc(p.maxSignatureBytes), cb as (e: Error, v: Buffer) => void),
+      );
       return p.fromToken(raw);
     });
   }
