@@ -11,7 +11,8 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
   || { say "Node >= 20.19 is required (found $node_major)"; exit 1; }
 
 # containerd is Debian 12's 1.6; runc and busybox-static (a runnable test image) serve every containerd.
-packages=(docker-registry softhsm2 opensc openssl apache2-utils containerd runc busybox-static)
+# systemd: systemd-notify (how signetd signals readiness), systemd-socket-activate and systemd-analyze (its tests).
+packages=(docker-registry softhsm2 opensc openssl apache2-utils systemd containerd runc busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -74,7 +74,7 @@ export async function startNotifyReceiver(options: { abstract?: boolean } = {}):
     });
     proc.once('error', (err) => {
       clearTimeout(timer);
-      reject(err);
+      reject(new Error(`cannot run systemd-socket-activate (${err.message}): install Debian's systemd package (scripts/bootstrap.sh does)`));
     });
   });
   return {
