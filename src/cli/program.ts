@@ -76,10 +76,24 @@ function containerdSocketOption(): Option {
 }
 
 function signingKeyOption(why = ''): Option {
-  return new Option(
+  return required(
     '--key <KEYREF>',
     `pkcs11:… URI (PIN: pin-source=, pin-value= or $SIGNET_PKCS11_PIN) or a PEM PKCS#8 private key file ($SIGNET_KEY_PASSPHRASE)${why}`,
-  ).makeOptionMandatory();
+  );
+}
+
+/** Options a command cannot run without (checked in preAction, below). */
+const REQUIRED = new WeakSet<Option>();
+
+/**
+ * An option the command needs. Checked once the command line has otherwise parsed, not by commander's
+ * makeOptionMandatory: that check runs first, so `--kee K` would be reported as a missing --key, not as
+ * the unknown option it is.
+ */
+function required(flags: string, description: string): Option {
+  const option = new Option(flags, `${description} (required)`);
+  REQUIRED.add(option);
+  return option;
 }
 
 /** A command's one-line summary (in its parent's list), and the longer text its own --help and the man page show. */
@@ -228,7 +242,7 @@ export function createProgram(io: CommandIo): SignetProgram {
   );
   const keysCommand = (sub: KeysSubcommand, options: Option[], summary: string): void => {
     addOptions(describe(keys.command(sub), summary), [
-      new Option('--key <PKCS11-URI>', 'the token object, as an RFC 7512 pkcs11: URI').makeOptionMandatory(),
+      required('--key <PKCS11-URI>', 'the token object, as an RFC 7512 pkcs11: URI'),
       ...options,
       pkcs11ModuleOption(),
       // The spelling keys had before every command took --pkcs11-module: still read, with a warning.
@@ -249,7 +263,7 @@ export function createProgram(io: CommandIo): SignetProgram {
   keysCommand(
     'import',
     [
-      new Option('--file <PEM>', 'the public key').makeOptionMandatory(),
+      required('--file <PEM>', 'the public key'),
       new Option('--label <L>', 'object label (default: object= of the URI)'),
       new Option('--id <HEX>', 'object id (default: random)'),
     ],
@@ -326,6 +340,12 @@ export function createProgram(io: CommandIo): SignetProgram {
       return Promise.resolve(0);
     }),
   );
+
+  program.hook('preAction', (_program, action) => {
+    for (const option of action.options)
+      if (REQUIRED.has(option) && action.getOptionValue(option.attributeName()) === undefined)
+        action.error(`error: required option '${option.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue' });
+  });
 
   // Every command reports its own parsing problems, named by its path (e.g. "signet policy push").
   forEachCommand(program, (cmd) =>

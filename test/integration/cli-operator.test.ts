@@ -165,7 +165,8 @@ describe('signet for an operator: help everywhere, flags, actionable errors', fu
         const entry = entries.find((e) => e.startsWith(`.B ${esc(['signet', ...path].join(' '))} `) || e === `.B ${esc(['signet', ...path].join(' '))}`);
         assert.ok(entry !== undefined, path.join(' '));
         const optionLines = entry.split('\n').filter((l) => l.startsWith('.B '));
-        for (const option of longOptions(path))
+        // -h/--help is described once, under OPTIONS.
+        for (const option of longOptions(path).filter((o) => o !== '--help'))
           assert.ok(
             optionLines.some((l) => new RegExp(`(^\\.B |, )${esc(option).replace(/\\/g, '\\\\')}( |$)`).test(l)),
             `${path.join(' ')} ${option}`,

@@ -12,15 +12,16 @@ function paragraphs(text: string): string[] {
   return text
     .split(/\n\s*\n/)
     .map((p) => roff(p.replace(/\s*\n\s*/g, ' ')))
-    .flatMap((p, i) => (i === 0 ? [p] : ['.br', p]));
+    .flatMap((p, i) => (i === 0 ? [p] : ['.sp', p]));
 }
 
-/** A command's arguments and options, indented under it. */
+/** A command's arguments and options, indented under it; -h/--help is said once, under OPTIONS. */
 function details(cmd: Command): string[] {
   const help = cmd.createHelp();
   const out: string[] = [];
   for (const a of help.visibleArguments(cmd)) out.push('.RS', '.TP', `.I ${roff(help.argumentTerm(a))}`, roff(help.argumentDescription(a)), '.RE');
-  for (const o of visibleOptions(cmd)) out.push('.RS', '.TP', `.B ${roff(help.optionTerm(o))}`, roff(help.optionDescription(o)), '.RE');
+  for (const o of visibleOptions(cmd))
+    if (cmd.parent === null || o.long !== '--help') out.push('.RS', '.TP', `.B ${roff(help.optionTerm(o))}`, roff(help.optionDescription(o)), '.RE');
   return out;
 }
 
