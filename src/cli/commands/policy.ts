@@ -1,8 +1,8 @@
 /** `signet policy check|explain|test|schema|push|status`: the policy a node enforces, checked, explained and pushed for a fleet. */
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { SignetError } from '../../errors.js';
 import { explain, formatExplanation } from '../../policy/explain.js';
+import { keyFileProblems } from '../../policy/key-files.js';
 import { loadPolicyDir, PolicyLoadError, formatProblem, readPolicyFiles } from '../../policy/load.js';
 import { openSigner } from '../../keys/open-signer.js';
 import { buildPolicyArtifact, MAX_POLICY_LAYER_BYTES, policyLayerOf, POLICY_ARTIFACT_TYPE, readPolicyTar } from '../../policy-source/artifact.js';
@@ -10,7 +10,7 @@ import { RegistryClient } from '../../registry/client.js';
 import { MEDIA_TYPES } from '../../registry/types.js';
 import { cosignSignatureTag, parseSignatureManifest } from '../../formats/cosign.js';
 import { signImageCosign } from '../../signing/cosign-sign.js';
-import type { Policy, PolicyProblem } from '../../policy/types.js';
+import type { Policy } from '../../policy/types.js';
 import { policySchemaText } from '../../policy/schema.js';
 import { formatReference, parseReference, repositoryName } from '../../registry/reference.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
@@ -62,7 +62,7 @@ export async function policyCheckCommand(dirArgument: string | undefined, option
   try {
     const p = await loadPolicyDir(dir);
     // signetd would load this policy and then fail on each key whose file it cannot read: say so now.
-    const keyProblems = unreadableKeyFiles(p);
+    const keyProblems = await keyFileProblems(p);
     if (keyProblems.length > 0) {
       if (output === 'json') io.stdout.write(`${printableJson({ ok: false, problems: keyProblems }, 2)}\n`);
       else
@@ -89,48 +89,6 @@ export async function policyCheckCommand(dirArgument: string | undefined, option
       );
     return 1;
   }
-}
-
-/** Key files, trust-store certificates and sigstore trusted roots the policy names that cannot be read or are not what they should be. */
-function unreadableKeyFiles(p: Policy): PolicyProblem[] {
-  const problems: PolicyProblem[] = [];
-  for (const [name, key] of Object.entries(p.keys)) {
-    const origin = p.origins[`key:${name}`] ?? p.files[0] ?? '';
-    const m = /^(.*?)(?::(\d+))?$/.exec(origin)!;
-    const at = { file: m[1]!, ...(m[2] !== undefined ? { line: Number(m[2]) } : {}) };
-    const files: Array<[string, string, 'pem' | 'json']> = [];
-    if (key.file !== undefined) files.push(['file', key.file, 'pem']);
-    if (key.certificates !== undefined) files.push(['certificates', key.certificates, 'pem']);
-    if (key.sigstore?.trustedRoot !== undefined) files.push(['sigstore.trustedRoot', key.sigstore.trustedRoot, 'json']);
-    for (const [field, path, kind] of files) {
-      let text: string;
-      try {
-        text = readFileSync(path, 'utf8');
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? 'error';
-        const why =
-          code === 'ENOENT'
-            ? 'does not exist'
-            : code === 'EACCES'
-              ? 'cannot be read (permission denied; signetd reads it as root)'
-              : code === 'EISDIR'
-                ? 'is a directory'
-                : `cannot be read (${code})`;
-        problems.push({ ...at, message: `key "${name}": ${field} ${path} ${why}` });
-        continue;
-      }
-      if (kind === 'pem' && !/-----BEGIN [A-Z0-9 ]+-----/.test(text))
-        problems.push({ ...at, message: `key "${name}": ${field} ${path} holds no PEM block (-----BEGIN …-----)` });
-      if (kind === 'json') {
-        try {
-          JSON.parse(text);
-        } catch {
-          problems.push({ ...at, message: `key "${name}": ${field} ${path} is not JSON (a sigstore trusted_root.json)` });
-        }
-      }
-    }
-  }
-  return problems;
 }
 
 /** `signet policy explain IMAGE`: which scope applies and why, from the policy alone. */
