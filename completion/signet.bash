@@ -13,7 +13,7 @@ _signet() {
     "")
       case "$prev" in
       esac
-      COMPREPLY=($(compgen -W "status sign verify audit policy keys node doctor install uninstall completion man version --help --version --help" -- "$cur")) ;;
+      COMPREPLY=($(compgen -W "status sign verify audit policy keys node doctor install uninstall completion man version help --version --help" -- "$cur")) ;;
     "status")
       case "$prev" in
         --socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -61,7 +61,7 @@ _signet() {
     "policy")
       case "$prev" in
       esac
-      COMPREPLY=($(compgen -W "check explain test schema push status --help" -- "$cur")) ;;
+      COMPREPLY=($(compgen -W "check explain test schema push status help --help" -- "$cur")) ;;
     "policy check")
       case "$prev" in
         --output) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
@@ -108,7 +108,7 @@ _signet() {
     "keys")
       case "$prev" in
       esac
-      COMPREPLY=($(compgen -W "generate list export import --help" -- "$cur")) ;;
+      COMPREPLY=($(compgen -W "generate list export import help --help" -- "$cur")) ;;
     "keys generate")
       case "$prev" in
         --key) COMPREPLY=(); return ;;
@@ -121,10 +121,10 @@ _signet() {
     "keys list")
       case "$prev" in
         --key) COMPREPLY=(); return ;;
-        --pkcs11-module) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --output) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+        --pkcs11-module) COMPREPLY=($(compgen -f -- "$cur")); return ;;
       esac
-      COMPREPLY=($(compgen -W "--key --pkcs11-module --output --help" -- "$cur")) ;;
+      COMPREPLY=($(compgen -W "--key --output --pkcs11-module --help" -- "$cur")) ;;
     "keys export")
       case "$prev" in
         --key) COMPREPLY=(); return ;;
@@ -143,7 +143,7 @@ _signet() {
     "node")
       case "$prev" in
       esac
-      COMPREPLY=($(compgen -W "audit --help" -- "$cur")) ;;
+      COMPREPLY=($(compgen -W "audit help --help" -- "$cur")) ;;
     "node audit")
       case "$prev" in
         --containerd) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -179,7 +179,7 @@ _signet() {
     "completion")
       case "$prev" in
       esac
-      COMPREPLY=($(compgen -W "--help" -- "$cur")) ;;
+      COMPREPLY=($(compgen -W "bash --help" -- "$cur")) ;;
     "man")
       case "$prev" in
       esac
