@@ -7,6 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   buildSimpleSigningPayload,
@@ -19,7 +21,7 @@ import { RegistryClient, type RepositoryRef } from '../../src/registry/client.js
 import { MEDIA_TYPES } from '../../src/registry/types.js';
 import { BUNDLE_ARTIFACT_TYPE, signImageBundle } from '../../src/signing/bundle-sign.js';
 import { signImageCosign } from '../../src/signing/cosign-sign.js';
-import { startDaemon, waitFor, type DaemonHandle } from '../helpers/daemon.js';
+import { SIGNET, startDaemon, waitFor, type DaemonHandle } from '../helpers/daemon.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { verifyClient, type VerifyClient } from '../helpers/grpc-verify.js';
 import { pushImage, type PushedImage } from '../helpers/images.js';
@@ -168,7 +170,7 @@ describe('signature floods against the real registry, and signing twice', functi
     assert.ok(memoryOf(daemon.proc.pid!).rssMiB - before < 64);
   });
 
-  it('signing twice with the same key leaves one signature (cosign); another key or other annotations add one', async () => {
+  it('signing twice with the same key leaves one signature (cosign, and through signet sign); another key or other annotations add one', async () => {
     const image = await pushImage(client, repoOf('twice'), 'v1');
     const first = await sign('twice', image);
     assert.equal(first.added, true);
@@ -181,6 +183,23 @@ describe('signature floods against the real registry, and signing twice', functi
     assert.equal(await sigLayers('twice', image), 3);
     const answer = await ask('twice', image);
     assert.equal(answer.ok, true, answer.reason);
+    // The CLI says so and exits 0.
+    const keyFile = join(daemon.dir, 'release.key');
+    writeFileSync(keyFile, release.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const cli = (output: string[] = []) =>
+      spawnSync(process.execPath, [SIGNET, 'sign', '--key', keyFile, '--insecure-registry', registry.host, `${registry.host}/flood/twice:v1`, ...output], {
+        encoding: 'utf8',
+      });
+    const viaCli = cli();
+    assert.equal(viaCli.status, 0, viaCli.stderr);
+    assert.doesNotMatch(viaCli.stdout, /unchanged/, 'the CLI names the registry host, not the proxy: another docker-reference, a new signature');
+    const again = cli(['--output', 'json']);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal((JSON.parse(again.stdout) as { signature: { added: boolean } }).signature.added, false);
+    const text = cli();
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /^unchanged +this key had already signed this digest/m);
+    assert.equal(await sigLayers('twice', image), 4);
   });
 
   it('signing twice with the same key leaves one sigstore bundle referrer', async () => {
