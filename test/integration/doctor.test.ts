@@ -15,6 +15,7 @@ import { signImageCosign } from '../../src/signing/cosign-sign.js';
 import { startContainerd, writeRegistryHosts, type ContainerdHandle } from '../helpers/containerd.js';
 import { SIGNET, startDaemon, VERIFIER, waitFor, type DaemonHandle } from '../helpers/daemon.js';
 import { requireDebianParts } from '../helpers/debian-parts.js';
+import { SHELL_VERIFIER, socketFor } from '../helpers/verifier.js';
 import { makeTestKey } from '../helpers/keys.js';
 import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
 import { pushRunnableImage } from '../helpers/runnable-image.js';
@@ -64,6 +65,8 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
   let containerd: ContainerdHandle;
   const release = makeTestKey('ecdsa-p256');
 
+  /** containerd's environment: verifiers inherit it (both sockets, so either verifier finds signetd). */
+  const verifierEnv = (): NodeJS.ProcessEnv => ({ SIGNET_SOCKET: daemon.socket, SIGNET_VERIFY_SOCKET: socketFor('sh', daemon.socket) });
   const args = (c: ContainerdHandle, d: DaemonHandle = daemon) => ['--containerd', c.address, '--containerd-config', c.configPath, '--socket', d.socket];
 
   before(async function () {
@@ -86,10 +89,11 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
     });
     await waitFor(() => daemon.log().includes('policy loaded'), 'the first policy');
     verifierDir = mkdtempSync('/tmp/sv-doc-');
-    symlinkSync(VERIFIER, join(verifierDir, 'signet-verifier'));
+    // The shell verifier, as signet install links it where curl is present.
+    symlinkSync(SHELL_VERIFIER, join(verifierDir, 'signet-verifier'));
     // CRI reaches the plain-HTTP registry through hosts.toml (registry.config_path), which keeps the verifying path.
     hostsDir = writeRegistryHosts(mkdtempSync(join(tmpdir(), 'doc-hosts-')), host);
-    containerd = await startContainerd({ line: '2.x', verifierDir, registryConfigPath: hostsDir, env: { SIGNET_SOCKET: daemon.socket } });
+    containerd = await startContainerd({ line: '2.x', verifierDir, registryConfigPath: hostsDir, env: verifierEnv() });
   });
   after(async () => {
     await containerd?.stop();
@@ -134,9 +138,10 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
     line(
       r,
       new RegExp(
-        `^✔ verifier bin_dir ${verifierDir} \\(set in ${containerd.configPath}\\) holds signet-verifier → ${VERIFIER}, which starts: signet-verifier 0\\.1\\.0$`,
+        `^✔ verifier bin_dir ${verifierDir} \\(set in ${containerd.configPath}\\) holds signet-verifier → ${SHELL_VERIFIER}, which starts: signet-verifier 0\\.1\\.0$`,
       ),
     );
+    line(r, new RegExp(`^✔ ${verifierDir}/signet-verifier is the shell verifier \\(sh \\+ curl\\); curl is /\\S+/curl$`));
     line(
       r,
       new RegExp(
@@ -187,7 +192,7 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
       verifierDir,
       registryConfigPath: hostsDir,
       criConfig: 'max_concurrent_downloads = 2',
-      env: { SIGNET_SOCKET: daemon.socket },
+      env: verifierEnv(),
     });
     try {
       await pushRunnableImage(client, { registry: host, repository: 'prod/probe-bypass' }, { tag: 'v1' });

@@ -141,9 +141,10 @@ describe('install end to end: npm pack, npm install -g, signet install, containe
       '/etc/containerd/config.toml',
     ])
       assert.ok(existsSync(at(p)), `${p} missing:\n${installOut}`);
-    // The verifier in bin_dir is the installed package's, not this checkout's.
+    // The verifier in bin_dir is the installed package's shell verifier (curl is here), not this checkout's.
     const link = at('/opt/containerd/image-verifier/bin/signet-verifier');
-    assert.equal(realpathSync(readlinkSync(link)), realpathSync(join(npmPrefix, 'lib/node_modules/signet/dist/src/cli/signet-verifier.js')));
+    assert.equal(realpathSync(readlinkSync(link)), realpathSync(join(npmPrefix, 'lib/node_modules/signet/verifier/signet-verifier.sh')));
+    assert.match(spawnSync(link, ['-version'], { encoding: 'utf8', input: '' }).stdout, /^signet-verifier \d+\.\d+\.\d+\n$/);
     accessSync(link, constants.X_OK);
     assert.match(readFileSync(at('/etc/signet/policy.d/00-example.yaml'), 'utf8'), /^ {2}mode: warn$/m);
     // The unit: signetd signals readiness itself (sd_notify), run by the installed package.
@@ -211,7 +212,7 @@ describe('install end to end: npm pack, npm install -g, signet install, containe
         imports: [dropIn],
         nri: false,
         registryConfigPath: at('/etc/containerd/certs.d'),
-        env: { SIGNET_SOCKET: at('/run/signet/signetd.sock') },
+        env: { SIGNET_SOCKET: at('/run/signet/signetd.sock'), SIGNET_VERIFY_SOCKET: at('/run/signet/verify.sock') },
       });
       assert.match(containerd.version, /^2\./);
       cri = criClient(containerd.address);

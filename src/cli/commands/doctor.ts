@@ -25,6 +25,7 @@ import {
 } from '../../containerd/containerd-config.js';
 import { CRI_NAMESPACE, CriCallError, CriImageClient } from '../../containerd/cri-client.js';
 import { loadProtos } from '../../daemon/grpc-server.js';
+import { executableOnPath } from '../../util/executable-on-path.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import type { CommandIo } from './io.js';
 import type { OutputFormat } from '../option-values.js';
@@ -199,10 +200,41 @@ function runVersion(file: string): Promise<{ code: number | null; stdout: string
 function isSignetVerifier(path: string): boolean {
   if (/^signet-verifier/.test(basename(path))) return true;
   try {
-    return /^signet-verifier(\.js)?$/.test(basename(realpathSync(path)));
+    return /^signet-verifier(\.js|\.sh)?$/.test(basename(realpathSync(path)));
   } catch {
     return false;
   }
+}
+
+/** Is the verifier at `path` the shell one (verifier/signet-verifier.sh), by what its link points at? */
+function isShellVerifier(path: string): boolean {
+  try {
+    return basename(realpathSync(path)) === 'signet-verifier.sh';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The shell verifier needs curl (without it every pull is refused: it fails closed); the Node one costs a
+ * Node start per pull, so many pulls at once may outlast containerd's 10 s per verifier. Checked on this
+ * command's PATH, which should be containerd's.
+ */
+function checkVerifierKind(checks: Checks, path: string, shell: boolean): void {
+  const curl = executableOnPath('curl');
+  if (shell && curl) checks.ok('verifier.curl', `${path} is the shell verifier (sh + curl); curl is ${curl}`);
+  else if (shell)
+    checks.fail(
+      'verifier.curl',
+      `${path} is the shell verifier, but curl is not on the PATH: it refuses every pull (fail closed)`,
+      'install curl (apt-get install curl), or link the Node verifier (dist/src/cli/signet-verifier.js) instead',
+    );
+  else
+    checks.warn(
+      'verifier.curl',
+      `${path} is the Node verifier: a Node start per pull, so many pulls at once may outlast containerd's 10 s per verifier${curl ? '' : ' (curl, which the shell verifier needs, is not on the PATH)'}`,
+      `${curl ? '' : 'install curl, then '}link the package's verifier/signet-verifier.sh as ${path} (signet install does where curl is present)`,
+    );
 }
 
 async function checkBinDir(checks: Checks, config: ContainerdConfigReport): Promise<void> {
@@ -299,6 +331,7 @@ async function checkBinDir(checks: Checks, config: ContainerdConfigReport): Prom
     }
     const run = await runVersion(path);
     const m = /^signet-verifier (\S+)\n?$/.exec(run.stdout);
+    const shell = isShellVerifier(path);
     if (run.code === 0 && m) {
       checks.ok('verifier.signet', `verifier bin_dir ${dir} (${from}) holds ${e}${target}, which starts: signet-verifier ${m[1]}`);
     } else {
@@ -306,9 +339,10 @@ async function checkBinDir(checks: Checks, config: ContainerdConfigReport): Prom
       checks.fail(
         'verifier.signet',
         `${path}${target} -version did not answer "signet-verifier <version>" (exit ${run.code ?? 'none'}): ${why}`,
-        'node must be on the PATH containerd runs verifiers with; reinstall signet or fix the link',
+        `${shell ? 'sh' : 'node'} must be on the PATH containerd runs verifiers with; reinstall signet or fix the link`,
       );
     }
+    checkVerifierKind(checks, path, shell);
   }
   if (others.length > 0)
     checks.warn('verifier.others', `bin_dir ${dir} also holds other verifiers, each run for every pull and each able to refuse it: ${others.join(', ')}`);

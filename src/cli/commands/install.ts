@@ -15,6 +15,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSy
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_CONTAINERD_CONFIG, DEFAULT_VERIFIER_BIN_DIR, readContainerdConfig } from '../../containerd/containerd-config.js';
+import { executableOnPath } from '../../util/executable-on-path.js';
 import { LIMITS, printable } from '../../util/printable.js';
 import { UsageError, type CommandIo } from './io.js';
 
@@ -53,6 +54,8 @@ function unitText(): string {
 
 const CONFIG = `# signetd's configuration (signet install wrote this; every key is optional, see the README).
 socket: /run/signet/signetd.sock
+# The shell verifier's HTTP socket (default: verify.sock beside socket; "" turns it off).
+# verifySocket: /run/signet/verify.sock
 policyDir: /etc/signet/policy.d
 auditLog: /var/log/signet/audit.log
 # containerd's hosts.toml folder: signatures are looked up on the mirrors containerd pulls from.
@@ -133,9 +136,16 @@ export async function installCommand(values: InstallOptions, io: CommandIo): Pro
     say(`!       ${configPath} does not read as containerd reads it (${(err as Error).message}); using bin_dir ${binDir}`);
   }
   const verifierLink = join(at(binDir), 'signet-verifier');
-  const verifierTarget = join(CLI_DIR, 'signet-verifier.js');
+  // The shell verifier (sh + curl) costs about a fifth of a Node start per pull, so a burst of pulls ends
+  // well inside containerd's 10 s per verifier; the Node one is the fallback where there is no curl.
+  const curl = executableOnPath('curl');
+  const verifierTarget = curl ? join(PACKAGE_ROOT, 'verifier', 'signet-verifier.sh') : join(CLI_DIR, 'signet-verifier.js');
   if (existsSync(verifierLink) || isLink(verifierLink)) say(`kept    ${verifierLink} (exists)`);
   else {
+    if (!curl)
+      say(
+        "!       curl is not on the PATH: linking the Node verifier, which costs a Node start per pull (many pulls at once may outlast containerd's 10 s per verifier). Install curl, then link verifier/signet-verifier.sh instead (signet doctor says so too)",
+      );
     mkdirs(dirname(verifierLink));
     symlinkSync(verifierTarget, verifierLink);
     written.push({ path: verifierLink, kind: 'symlink', target: verifierTarget });
