@@ -15,6 +15,22 @@ import type { KeyDefinition, Policy, PolicyProblem } from './types.js';
 
 type Kind = 'pem' | 'json';
 
+type KeyFileField = 'file' | 'certificates' | 'intermediates' | 'tsaCertificates' | 'tsaTrustedRoot' | 'rekorKey' | 'trustedRoot';
+
+/** How signetd reads the file each key field names: one entry per field (a sigstore key's trusted root besides). */
+const LOADERS: Record<KeyFileField, { kind: Kind; load(name: string, path: string): Promise<unknown> }> = {
+  file: { kind: 'pem', load: (name, p) => loadPemKey(name, p) },
+  certificates: { kind: 'pem', load: (name, p) => loadCertificateKey(name, p) },
+  intermediates: { kind: 'pem', load: (name, p) => loadPemList(name, p, 'intermediates') },
+  tsaCertificates: { kind: 'pem', load: (name, p) => loadPemList(name, p, 'timestamp-authority certificates') },
+  tsaTrustedRoot: { kind: 'json', load: (name, p) => loadTsaTrustedRoot(name, p) },
+  rekorKey: { kind: 'pem', load: (name, p) => loadTlogRequirement(name, { tlog: 'required', rekorKey: p }) },
+  trustedRoot: { kind: 'json', load: (name, p) => loadTlogRequirement(name, { tlog: 'required', trustedRoot: p }) },
+};
+
+/** The key fields that name files, each read by `policy check` (the schema is held to this list). */
+export const KEY_FILE_FIELDS = Object.keys(LOADERS) as readonly KeyFileField[];
+
 interface KeyFile {
   field: string;
   path: string;
@@ -26,17 +42,13 @@ interface KeyFile {
 /** The files `key` names, each with the loader signetd reads it with. */
 function filesOf(name: string, key: KeyDefinition): KeyFile[] {
   const files: KeyFile[] = [];
-  const add = (field: string, path: string | undefined, kind: Kind, load: (path: string) => Promise<unknown>) => {
-    if (path !== undefined) files.push({ field, path, kind, load: () => load(path) });
-  };
-  add('file', key.file, 'pem', (p) => loadPemKey(name, p));
-  add('certificates', key.certificates, 'pem', (p) => loadCertificateKey(name, p));
-  add('intermediates', key.intermediates, 'pem', (p) => loadPemList(name, p, 'intermediates'));
-  add('tsaCertificates', key.tsaCertificates, 'pem', (p) => loadPemList(name, p, 'timestamp-authority certificates'));
-  add('tsaTrustedRoot', key.tsaTrustedRoot, 'json', (p) => loadTsaTrustedRoot(name, p));
-  add('rekorKey', key.rekorKey, 'pem', (p) => loadTlogRequirement(name, { tlog: 'required', rekorKey: p }));
-  add('trustedRoot', key.trustedRoot, 'json', (p) => loadTlogRequirement(name, { tlog: 'required', trustedRoot: p }));
-  if (key.sigstore !== undefined) add('sigstore.trustedRoot', key.sigstore.trustedRoot, 'json', () => new SigstoreKeyProvider().load(name, key));
+  for (const field of KEY_FILE_FIELDS) {
+    const path = key[field];
+    const { kind, load } = LOADERS[field];
+    if (path !== undefined) files.push({ field, path, kind, load: () => load(name, path) });
+  }
+  const root = key.sigstore?.trustedRoot;
+  if (root !== undefined) files.push({ field: 'sigstore.trustedRoot', path: root, kind: 'json', load: () => new SigstoreKeyProvider().load(name, key) });
   return files;
 }
 

@@ -13,7 +13,8 @@ import { decode, encode, Tag } from 'cbor2';
 import { verifyNotationSignature, type NotationVerifyOptions, type NotationVerifyResult } from '../../src/formats/notation/index.js';
 import { loadTsaTrustedRoot } from '../../src/keys/timestamp-authorities.js';
 import type { TimestampAuthority } from '../../src/keys/types.js';
-import { validatePolicyFile } from '../../src/policy/schema.js';
+import { KEY_FILE_FIELDS } from '../../src/policy/key-files.js';
+import { policySchemaText, validatePolicyFile } from '../../src/policy/schema.js';
 import { createNotationCa, createTestTsa, signNotationCose, signNotationJws, type NotationLeaf } from '../helpers/notation-signer.js';
 import { createFakeSigstore } from '../helpers/sigstore-fake.js';
 
@@ -215,6 +216,12 @@ describe('Notation RFC 3161 countersignatures (Notary Project "Validate Trusted 
     await assert.rejects(loadTsaTrustedRoot('k', join(dir, 'no-start.json')), /no validity start/);
     writeFileSync(join(dir, 'not-json.json'), '{');
     await assert.rejects(loadTsaTrustedRoot('k', join(dir, 'not-json.json')), /is not JSON/);
+  });
+
+  it('the policy schema names every key field that names a file (the list policy check reads), tsaTrustedRoot included', () => {
+    const schema = JSON.parse(policySchemaText()) as { definitions: { key: { properties: Record<string, { type?: string }> } } };
+    for (const field of KEY_FILE_FIELDS) assert.equal(schema.definitions.key.properties[field]?.type, 'string', field);
+    assert.ok(KEY_FILE_FIELDS.includes('tsaTrustedRoot'));
   });
 
   it('the policy schema: tsaTrustedRoot on a certificates key only', () => {
