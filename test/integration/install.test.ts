@@ -11,10 +11,10 @@ import { join, relative } from 'node:path';
 import { readContainerdConfig } from '../../src/containerd/containerd-config.js';
 import { parseConfig } from '../../src/daemon/config.js';
 import { loadPolicyDir } from '../../src/policy/load.js';
-import { SIGNET, startDaemon } from '../helpers/daemon.js';
+import { ROOT, SIGNET, startDaemon } from '../helpers/daemon.js';
 
-function signet(args: string[]) {
-  const r = spawnSync(process.execPath, [SIGNET, ...args], { encoding: 'utf8', timeout: 30_000 });
+function signet(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const r = spawnSync(process.execPath, [SIGNET, ...args], { encoding: 'utf8', timeout: 30_000, env });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -95,6 +95,19 @@ describe('signet install / uninstall on a temporary root', function () {
     assert.match(readFileSync(join(root, 'etc/containerd/conf.d/signet.toml'), 'utf8'), /bin_dir = "\/srv\/verifiers"/);
     assert.equal(signet(['uninstall', '--prefix', root]).code, 0);
     assert.deepEqual(tree(root), before);
+  });
+
+  it('links the shell verifier where curl is on the PATH, the Node verifier with a warning where it is not', () => {
+    const link = join(root, 'opt/containerd/image-verifier/bin/signet-verifier');
+    const withCurl = signet(['install', '--prefix', root]);
+    assert.equal(withCurl.code, 0, withCurl.stdout + withCurl.stderr);
+    assert.equal(readlinkSync(link), join(ROOT, 'verifier/signet-verifier.sh'));
+    assert.doesNotMatch(withCurl.stdout, /curl is not on the PATH/);
+    assert.equal(signet(['uninstall', '--prefix', root]).code, 0);
+    const withoutCurl = signet(['install', '--prefix', root], { ...process.env, PATH: join(root, 'no-such-dir') });
+    assert.equal(withoutCurl.code, 0, withoutCurl.stdout + withoutCurl.stderr);
+    assert.equal(readlinkSync(link), join(ROOT, 'dist/src/cli/signet-verifier.js'));
+    assert.match(withoutCurl.stdout, /! +curl is not on the PATH: linking the Node verifier/);
   });
 
   it('uninstall keeps a file changed since install, and says so (exit 1)', () => {
