@@ -85,6 +85,8 @@ const refuse = (code: ErrorCode, reason: string, final = false): Outcome => ({ o
 interface Lookup<T> {
   found: T[];
   failures: SignetError[];
+  /** Distinct signatures found but not examined (past maxSignatures). */
+  leftOut: number;
 }
 
 /** A lookup under way: whether it has finished tells a slow registry from a slow key at the deadline. */
@@ -251,7 +253,7 @@ export class VerificationEngine {
     const signatureLookup = this.lookup(sources.signatures, 'signatures', work.image, digest, deadline, order);
     const attestationLookup = scopePolicy.attestations.length > 0 ? this.lookup(sources.attestations, 'attestations', work.image, digest, deadline) : undefined;
     pending.push(signatureLookup, ...(attestationLookup ? [attestationLookup] : []));
-    const { found, failures: signatureFailures } = await signatureLookup.result;
+    const { found, failures: signatureFailures, leftOut } = await signatureLookup.result;
     // Only the formats the scope accepts count, whatever a source returned.
     const signatures = found.filter((s) => scopePolicy.formats.includes(s.format));
     if (scopePolicy.rejectIfSignedBy.length > 0) {
@@ -282,6 +284,10 @@ export class VerificationEngine {
     }
     const results: SignatureResult[] = [];
     const warnings: string[] = [];
+    if (leftOut > 0)
+      warnings.push(
+        `${leftOut} more signature(s) found and not examined (maxSignatures ${this.options.maxSignatures}; those a key of ${where} can verify were examined first)`,
+      );
     const satisfied: string[] = [];
     const failed: Array<{ code?: ErrorCode; reason: string }> = [];
     const addResults = (rs: SignatureResult[]) => {
@@ -345,8 +351,10 @@ export class VerificationEngine {
     order?: FindOptions['order'],
   ): PendingLookup<T> {
     const limit = this.options.maxSignatures;
-    const options: FindOptions = order ? { limit, signal, order, candidates: limit * DEFAULTS.signatureCandidatesFactor } : { limit, signal };
-    const pending: PendingLookup<T> = { what, done: false, result: Promise.resolve({ found: [], failures: [] }) };
+    let leftOut = 0;
+    const counted = { leftOut: (n: number) => void (leftOut += n) };
+    const options: FindOptions = order ? { limit, signal, order, candidates: limit * DEFAULTS.signatureCandidatesFactor, ...counted } : { limit, signal };
+    const pending: PendingLookup<T> = { what, done: false, result: Promise.resolve({ found: [], failures: [], leftOut: 0 }) };
     pending.result = Promise.allSettled(sources.map((source) => source.find(image, digest, options))).then(async (settled) => {
       pending.done = true;
       let found: T[] = [];
@@ -362,8 +370,9 @@ export class VerificationEngine {
       if (order) {
         const signatures = withoutDuplicates(found as DiscoveredSignature[]);
         found = (signatures.length > limit ? await order(signatures) : signatures) as T[];
+        leftOut += Math.max(0, found.length - limit);
       }
-      return { found: found.slice(0, limit), failures };
+      return { found: found.slice(0, limit), failures, leftOut };
     });
     return pending;
   }

@@ -83,6 +83,7 @@ export class TagSource implements SignatureSource {
         }
       }),
     );
+    if (distinct.length > options.limit) options.leftOut?.(distinct.length - options.limit);
     if (options.order === undefined || found.length <= options.limit) return found;
     return (await options.order(found)).slice(0, options.limit);
   }

@@ -160,6 +160,7 @@ describe('signature floods against the real registry, and signing twice', functi
     assert.equal(answer.code, 'SIGNATURE_INVALID', answer.reason);
     assert.match(answer.reason, /32 signature\(s\) found/);
     assert.equal(blobGets(), 128, 'the candidates read: 4 x maxSignatures, not the 256 layers');
+    assert.match(String(daemon.audit().at(-1)!['warnings']), /224 more signature\(s\) found and not examined \(maxSignatures 32;/);
     assert.ok(ms < 3000, `decided in ${ms} ms`);
     const after = memoryOf(daemon.proc.pid!).rssMiB;
     assert.ok(after - before < 64, `RSS ${before} → ${after} MiB`);

@@ -72,6 +72,9 @@ describe('signature floods: identical once, verifiable first', () => {
       const d = await (await harness({ policy, signatures: [...stale, await cosignSignature(KEYS.release)], maxSignatures: 32 })).decide();
       assert.equal(d.decision, 'accept', d.reason);
       assert.ok(d.signatures.length <= 32);
+      assert.deepEqual(d.warnings, [
+        `3 more signature(s) found and not examined (maxSignatures 32; those a key of scope ${REPO} can verify were examined first)`,
+      ]);
       // The valid one across sources too: a full tag source and a bundle in the referrers.
       const two = [new MemorySource('registry', stale), new MemorySource('referrers', [await bundleSignature(KEYS.release)])];
       assert.equal((await (await harness({ policy, signatures: two, maxSignatures: 32 })).decide()).decision, 'accept');
