@@ -82,6 +82,21 @@ describe('signet for an operator: help everywhere, flags, actionable errors', fu
     it('--version on signet, signetd and signet-verifier (which answers without reading stdin)', async () => {
       assert.match(signet(['--version']).stdout, /^signet \d+\.\d+\.\d+/);
       assert.match(run(SIGNETD, ['--version']).stdout, /^signetd \d+\.\d+\.\d+/);
+      const help = run(SIGNETD, ['--help']);
+      assert.equal(help.code, 0, help.stderr);
+      assert.match(help.stdout, /^usage: signetd \[options\]\n[\s\S]*-c, --config <FILE>/);
+      // signetd's usage errors: one line, exit 2, before anything starts.
+      for (const [args, re] of [
+        [['--confg', '/x.yaml'], /^signetd: unknown option '--confg' \(Did you mean --config\?\)/],
+        [['--config'], /^signetd: option '-c, --config <FILE>' argument missing/],
+        [['start'], /^signetd: too many arguments/],
+      ] as const) {
+        const r = run(SIGNETD, [...args]);
+        assert.equal(r.code, 2, r.stderr);
+        assert.equal(r.stdout, '');
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+        assert.match(r.stderr, re);
+      }
       for (const flag of ['-version', '--version', '--help']) {
         // stdin stays open: a verifier that read it would hang until the test's timeout.
         const child = spawn(process.execPath, [VERIFIER, flag], { stdio: ['pipe', 'pipe', 'pipe'] });
