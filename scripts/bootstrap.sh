@@ -12,7 +12,8 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 
 # containerd is Debian 12's 1.6; runc and busybox-static (a runnable test image) serve every containerd.
 # systemd: systemd-notify (how signetd signals readiness), systemd-socket-activate and systemd-analyze (its tests).
-packages=(docker-registry softhsm2 opensc openssl apache2-utils systemd containerd runc busybox-static)
+# curl: the shell verifier (verifier/signet-verifier.sh) asks signetd with it, once per pull.
+packages=(docker-registry softhsm2 opensc openssl apache2-utils systemd containerd runc busybox-static curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

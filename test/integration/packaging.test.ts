@@ -52,6 +52,7 @@ describe('packaging: npm pack, and signet without pkcs11js', function () {
         'dist/src/cli/signet.js',
         'dist/src/cli/signetd.js',
         'dist/src/cli/signet-verifier.js',
+        'verifier/signet-verifier.sh',
         'man/signet.1',
         'completion/signet.bash',
         'systemd/signetd.service',
@@ -82,6 +83,11 @@ describe('packaging: npm pack, and signet without pkcs11js', function () {
       assert.match(withoutPkcs11(bin('signet'), ['--version']).stdout, /^signet \d/);
       assert.match(withoutPkcs11(bin('signetd'), ['--version']).stdout, /^signetd \d/);
       assert.match(withoutPkcs11(bin('signet-verifier'), ['-version']).stdout, /^signet-verifier \d/);
+      // The shell verifier, executable as npm unpacks it, reads the version of the package it sits in.
+      assert.equal(
+        spawnSync(join(unpacked, 'package', 'verifier', 'signet-verifier.sh'), ['-version'], { encoding: 'utf8', input: '' }).stdout,
+        `signet-verifier ${(JSON.parse(readFileSync(join(unpacked, 'package', 'package.json'), 'utf8')) as { version: string }).version}\n`,
+      );
       assert.match(withoutPkcs11(bin('signet'), ['keys', 'generate', '--help']).stdout, /^usage: signet keys generate/);
       const keys = withoutPkcs11(bin('signet'), ['keys', 'list', '--key', 'pkcs11:token=x']);
       assert.equal(keys.code, 1);
