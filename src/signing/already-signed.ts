@@ -5,9 +5,8 @@
  * `verify`, never by bytes. Then signing again would only add a duplicate for every node to examine.
  */
 import { createPublicKey } from 'node:crypto';
-import { cosignFormat, parseSignatureManifest, sha256Digest } from '../formats/cosign.js';
+import { cosignFormat, decodeBase64Strict, parseSignatureManifest, sha256Digest } from '../formats/cosign.js';
 import { sigstoreBundleFormat } from '../formats/bundle.js';
-import { decodeBase64Strict } from '../formats/cosign.js';
 import type { ExpectedSubject } from '../formats/types.js';
 import { trustedKeyFromKeyObject } from '../keys/node-key.js';
 import type { Signer, TrustedKey } from '../keys/types.js';

@@ -4,13 +4,12 @@
  * (`sha512-<hex>.sig` for a sha512 image, as cosign names it). A signature of the same payload that
  * verifies with the same key is already there: nothing is appended (./already-signed.ts).
  */
-import { buildSimpleSigningPayload, cosignFormat, cosignSignatureTag, parseSignatureManifest } from '../formats/cosign.js';
+import { buildSimpleSigningPayload, cosignFormat, cosignSignatureTag, parseSignatureManifest, sha256Digest } from '../formats/cosign.js';
 import type { Signer } from '../keys/types.js';
 import type { RegistryClient, RepositoryRef } from '../registry/client.js';
 import { MEDIA_TYPES } from '../registry/types.js';
 import { findCosignSignature, signerKey } from './already-signed.js';
 import { appendArtifactLayer } from './artifact-manifest.js';
-import { sha256Digest } from '../formats/cosign.js';
 
 export interface CosignSignResult {
   digest: string;
