@@ -98,6 +98,8 @@ export interface TestTsa {
   /** The authority's signing certificate then its root, PEM (a `tsaCertificates` file). */
   chainPem: string;
   chain: X509Certificate[];
+  /** The authority's signing certificate (DER) and key. */
+  signer: { der: Buffer; key: KeyObject };
   /** An RFC 3161 TimeStampToken (DER ContentInfo) over `data`, its message imprint made with `digest`. */
   stamp(data: Buffer, digest?: 'sha1' | 'sha256' | 'sha384' | 'sha512'): Buffer;
 }
@@ -177,6 +179,7 @@ export function createTestTsa(fake: FakeSigstore, name = 'tsa', options: TsaOpti
   return {
     chainPem,
     chain: [new X509Certificate(readFileSync(join(dir, `${name}.pem`))), new X509Certificate(readFileSync(join(dir, 'tsa-root.pem')))],
+    signer: { der: pemDer(readFileSync(join(dir, `${name}.pem`), 'utf8')), key: createPrivateKey(readFileSync(join(dir, `${name}.key`))) },
     stamp(data, digest = 'sha256') {
       writeFileSync(join(dir, `${section}-data.bin`), data);
       run(['ts', '-query', '-data', `${section}-data.bin`, `-${digest}`, '-cert', '-out', `${section}.tsq`]);
@@ -207,9 +210,10 @@ const rebuild = (o: ASN1Obj, subs: Buffer[]) => tlv(o.tag.toDER(), Buffer.concat
 /**
  * The same TimeStampToken signed by another certificate and key: its sid, embedded certificate and
  * signing-certificate-v2 attribute name `certDer`, and the signed attributes are signed again (ECDSA
- * SHA-256). How a token by a certificate `openssl ts` refuses to sign with (other key usages) is made.
+ * SHA-256). How a token by a certificate `openssl ts` refuses to sign with (other key usages) is made;
+ * `essNames` makes the signing-certificate-v2 attribute name another certificate.
  */
-export function resignToken(token: Buffer, certDer: Buffer, key: KeyObject): Buffer {
+export function resignToken(token: Buffer, certDer: Buffer, key: KeyObject, essNames: Buffer = certDer): Buffer {
   const ci = ASN1Obj.parseBuffer(token as Buffer<ArrayBuffer>);
   const explicit = ci.subs[1]!;
   const sd = explicit.subs[0]!;
@@ -221,7 +225,7 @@ export function resignToken(token: Buffer, certDer: Buffer, key: KeyObject): Buf
   const signedAttrs = si.subs.find((o) => o.tag.isContextSpecific(0))!;
   const attrs = signedAttrs.subs.map((a) => {
     if (a.subs[0]!.toOID() !== '1.2.840.113549.1.9.16.2.47') return a.toDER();
-    const essCertIdV2 = tlv(0x30, tlv(0x04, createHash('sha256').update(certDer).digest()));
+    const essCertIdV2 = tlv(0x30, tlv(0x04, createHash('sha256').update(essNames).digest()));
     return tlv(0x30, Buffer.concat([a.subs[0]!.toDER(), tlv(0x31, tlv(0x30, tlv(0x30, essCertIdV2)))]));
   });
   const attrsSet = tlv(0x31, Buffer.concat(attrs));

@@ -15,7 +15,7 @@ import { loadTsaTrustedRoot } from '../../src/keys/timestamp-authorities.js';
 import type { TimestampAuthority } from '../../src/keys/types.js';
 import { KEY_FILE_FIELDS } from '../../src/policy/key-files.js';
 import { policySchemaText, validatePolicyFile } from '../../src/policy/schema.js';
-import { createNotationCa, createTestTsa, signNotationCose, signNotationJws, type NotationLeaf } from '../helpers/notation-signer.js';
+import { createNotationCa, createTestTsa, resignToken, signNotationCose, signNotationJws, type NotationLeaf } from '../helpers/notation-signer.js';
 import { createFakeSigstore } from '../helpers/sigstore-fake.js';
 
 const target = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'cd'.repeat(32)}`, size: 4321 };
@@ -176,7 +176,7 @@ describe('Notation RFC 3161 countersignatures (Notary Project "Validate Trusted 
     );
   });
 
-  it('the signing-certificate attribute: v2 (SHA-256) and v1 (SHA-1) name the certificate that signed', async () => {
+  it('the signing-certificate attribute: v2 (SHA-256) and v1 (SHA-1) name the certificate that signed; naming another is refused', async () => {
     const v1 = createTestTsa(fake, 'tsa', { essCertIdAlg: 'sha1' });
     assertValid(
       await verify(
@@ -185,6 +185,13 @@ describe('Notation RFC 3161 countersignatures (Notary Project "Validate Trusted 
         fromFile,
       ),
     );
+    // Signed (validly) by a second authority whose signing-certificate-v2 attribute names the first one's certificate.
+    const second = createTestTsa(fake, 'tsa-second', { eku: 'critical,timeStamping' });
+    const authorities = [{ certChain: second.chain, source: 'second' }];
+    const honest = envelope(signNotationJws, leaf, (s) => resignToken(tsa.stamp(s), second.signer.der, second.signer.key));
+    assertValid(await verify(honest, JOSE, authorities));
+    const naming = envelope(signNotationJws, leaf, (s) => resignToken(tsa.stamp(s), second.signer.der, second.signer.key, tsa.signer.der));
+    assertRefused(await verify(naming, JOSE, authorities), 'SIGNATURE_INVALID', /signing-certificate attribute does not name/);
   });
 
   it('a signature without a timestamp verifies while its chain is valid now', async () => {
