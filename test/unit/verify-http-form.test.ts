@@ -1,8 +1,10 @@
 /** The verifier HTTP socket's form: what curl's --data-urlencode writes, parsed strictly, then the bindir contract. */
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { parseConfig } from '../../src/daemon/config.js';
 import { FormError, MAX_FORM_BYTES, parseVerifyForm } from '../../src/daemon/verify-http-form.js';
 import { UsageError } from '../../src/verifier/contract.js';
+import { anyBytes, mutateBytes, params, typedOutcome } from '../helpers/fuzz.js';
 
 const D = `sha256:${'a'.repeat(64)}`;
 const MT = 'application/vnd.oci.descriptor.v1+json';
@@ -79,6 +81,20 @@ describe('verifier HTTP form', () => {
       );
     });
   }
+});
+
+describe('verifier HTTP form, fuzzed', () => {
+  it('any bytes, and any one edit of a good form: a request or a UsageError, never a crash or a hang', () => {
+    const sample = form(good());
+    fc.assert(
+      fc.property(fc.oneof(anyBytes, mutateBytes(sample)), (body) => {
+        const out = typedOutcome(() => parseVerifyForm(body), [UsageError], body);
+        // Whatever is accepted satisfies the contract: a digest that the descriptor repeats.
+        if (out.ok) assert.match(out.value.request.descriptor.digest, /^sha(256|512):[a-f0-9]+$/);
+      }),
+      params(400),
+    );
+  });
 });
 
 describe('config: verifySocket', () => {
