@@ -41,6 +41,7 @@ import { SignetError } from '../errors.js';
 import type { TrustedKey } from '../keys/types.js';
 import { checkEnvelope, INTOTO_PAYLOAD_TYPE } from './dsse.js';
 import { parseStatement, statementCoversDigest } from './intoto.js';
+import { checkTimestampResponse } from './sigstore-timestamp.js';
 import { checkLogEntries, checkLogEntriesWellFormed, checkLogKeysValidAt, isRekorV2Entry, trustedLogsOf, type BundleSigner } from './sigstore-log-entries.js';
 import { isPlainObject, parseStrictJson } from './strict-json.js';
 
@@ -290,6 +291,9 @@ function checkEvidence(bundle: Bundle, trustedRoot: unknown, signer: BundleSigne
     if (err instanceof SignetError) throw new SignetError(err.code, `sigstore bundle's ${err.message}`);
     throw err;
   }
+  (bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps ?? []).forEach((t, i) =>
+    checkTimestampResponse(Buffer.from(t.signedTimestamp), trustedRoot, `sigstore bundle's RFC 3161 timestamp ${i}`),
+  );
   if ((options.timestampThreshold ?? 1) > 0) checkTimeEvidence(bundle);
   let verified;
   try {

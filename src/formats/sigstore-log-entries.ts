@@ -51,6 +51,8 @@ export interface Checkpoint {
 const MAX_CHECKPOINT_BYTES = 64 * 1024;
 const DECIMAL = /^(0|[1-9][0-9]{0,19})$/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/** Standard base64 whose unused bits are zero: two spellings of one signature would let a changed note byte pass. */
+const isCanonicalBase64 = (text: string) => BASE64.test(text) && Buffer.from(text, 'base64').toString('base64') === text;
 // Signed-note key names: no white space, no '+' (c2sp.org/signed-note); kept to URL characters so that no
 // name can be read as a pattern by a library further on.
 const KEY_NAME = /^[A-Za-z0-9._~:/-]{1,255}$/;
@@ -81,7 +83,7 @@ export function parseCheckpoint(untrustedEnvelope: string): Checkpoint {
     return malformed('its checkpoint note has fewer than three lines (origin, tree size, root hash)');
   if (origin === '' || /[\u0000-\u001f]/.test(origin)) malformed('its checkpoint origin line is empty or has control characters');
   if (!DECIMAL.test(size)) malformed(`its checkpoint tree size ${show(size)} is not a decimal number`);
-  if (!BASE64.test(root) || Buffer.from(root, 'base64').length !== 32) malformed(`its checkpoint root hash ${show(root)} is not 32 bytes of base64`);
+  if (!isCanonicalBase64(root) || Buffer.from(root, 'base64').length !== 32) malformed(`its checkpoint root hash ${show(root)} is not 32 bytes of base64`);
   if (lines.slice(3).some((l) => l === '')) malformed('its checkpoint note has an empty line before the signatures');
   const block = untrustedEnvelope.slice(split + 2);
   if (block === '') return malformed('its checkpoint has no signature lines');
@@ -95,7 +97,7 @@ export function parseCheckpoint(untrustedEnvelope: string): Checkpoint {
       if (parts.length !== 3 || dash !== EM_DASH || name === undefined || encoded === undefined)
         return malformed(`its checkpoint signature line ${show(line)} is not "${EM_DASH} <name> <base64>"`);
       if (!KEY_NAME.test(name)) malformed(`its checkpoint signature name ${show(name)} is not a key name`);
-      if (!BASE64.test(encoded)) malformed(`its checkpoint signature for ${show(name)} is not base64`);
+      if (!isCanonicalBase64(encoded)) malformed(`its checkpoint signature for ${show(name)} is not canonical base64`);
       const bytes = Buffer.from(encoded, 'base64');
       if (bytes.length < 5) malformed(`its checkpoint signature for ${show(name)} is shorter than a key hint and a signature`);
       return { name, keyHint: bytes.subarray(0, 4), signature: bytes.subarray(4) };
