@@ -64,6 +64,8 @@ export interface RekorV2BundleOptions {
   timestamp?: boolean;
   /** Log with this Rekor v2 log instead of the trusted one. */
   log?: FakeRekorV2;
+  /** The entry names this certificate or public key (PEM) as the signature's verifier instead of the signer's. */
+  loggedKeyPem?: string;
   checkpointOrigin?: string;
   checkpointSigner?: FakeRekorV2;
 }
@@ -340,7 +342,14 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
             },
           };
     const kind = o.entryKind ?? 'hashedrekord';
-    const logged = { content: signature.toString('base64'), verifier };
+    const loggedDer = o.loggedKeyPem !== undefined ? Buffer.from(o.loggedKeyPem.replace(/-----[^-]+-----|\s/g, ''), 'base64').toString('base64') : undefined;
+    const loggedVerifier =
+      loggedDer === undefined
+        ? verifier
+        : o.loggedKeyPem!.includes('CERTIFICATE')
+          ? { keyDetails: 'PKIX_ECDSA_P256_SHA_256', x509Certificate: { rawBytes: loggedDer } }
+          : { keyDetails: 'PKIX_ECDSA_P256_SHA_256', publicKey: { rawBytes: loggedDer } };
+    const logged = { content: signature.toString('base64'), verifier: loggedVerifier };
     const spec =
       kind === 'hashedrekord'
         ? { hashedRekordV002: { data: { algorithm: 'SHA2_256', digest: digest.toString('base64') }, signature: logged } }

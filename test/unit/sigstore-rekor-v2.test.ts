@@ -250,6 +250,22 @@ describe('sigstore bundles with Rekor v2 entries', function () {
         /checkpoint is not signed by the log "log2026-1\.rekor\.signet\.test"/,
       );
     });
+    it('an entry that logs another certificate or key than the signer (@sigstore/verify 3.1 compares only digest and signature)', async () => {
+      for (const entryKind of ['hashedrekord', 'dsse'] as const) {
+        assertRefused(
+          await keyless(await fake.rekorV2Bundle({ content: dsse, entryKind, loggedKeyPem: other.leafPem })),
+          `${entryKind}, keyless`,
+          'SIGNATURE_INVALID',
+          /logs another certificate than the bundle's/,
+        );
+        assertRefused(
+          await keyed(await fake.rekorV2Bundle({ content: dsse, entryKind, signer: pem.signer, loggedKeyPem: makeTestKey().publicPem })),
+          `${entryKind}, key-based`,
+          'SIGNATURE_INVALID',
+          /logs another public key than the policy's/,
+        );
+      }
+    });
     it('a checkpoint for another origin', async () => {
       assertRefused(
         await keyless(await fake.rekorV2Bundle({ content: dsse, checkpointOrigin: 'log2026-2.rekor.signet.test' })),
