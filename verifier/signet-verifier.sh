@@ -174,7 +174,7 @@ fail_closed() {
 if [ "$status" -ne 0 ]; then
   case $status in
     7) if [ -S "$socket" ]; then fail_closed 'connection refused'; else fail_closed 'no such socket: is signetd running?'; fi ;;
-    28) fail_closed "no answer within $timeout_ms ms" ;;
+    28) fail_closed "no answer within $timeout_ms ms of the verifier's start" ;;
     52) fail_closed 'it closed the connection without an answer' ;;
     55 | 56) fail_closed 'the connection failed during the exchange' ;;
     126 | 127) fail_closed 'curl is not installed: signet-verifier needs it' ;;

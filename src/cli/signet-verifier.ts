@@ -8,6 +8,7 @@
  * Keep the import graph tiny: node builtins and src/verifier only (start-up time is per pull).
  */
 import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { isVersionRequest, parseDurationMs, parseStdinDescriptor, parseVerifierArgs, UsageError, versionLine } from '../verifier/contract.js';
 import { CallError, unaryCall } from '../verifier/grpc-unary.js';
 import { printable } from '../verifier/printable.js';
@@ -101,12 +102,16 @@ Environment: SIGNET_SOCKET (default ${DEFAULT_SOCKET}), SIGNET_VERIFIER_TIMEOUT 
   }
 
   try {
-    const answer = await unaryCall(socket, '/signet.v1.ImageVerifier/VerifyImage', encodeVerifyImageRequest(args.name, descriptor), timeoutMs);
+    // The wait counts from this process's start (performance.now() is the time since), as containerd's limit
+    // does: a start slowed by a burst of pulls leaves less time for the answer, never more in total.
+    const remainingMs = Math.max(1, Math.round(timeoutMs - performance.now()));
+    const answer = await unaryCall(socket, '/signet.v1.ImageVerifier/VerifyImage', encodeVerifyImageRequest(args.name, descriptor), remainingMs);
     const judgement = decodeJudgement(answer);
     say(judgement.reason || (judgement.ok ? 'signet: accepted' : 'signet: rejected'));
     return judgement.ok ? EXIT_ALLOW : EXIT_REJECT;
   } catch (err) {
-    const why = err instanceof CallError ? err.message : (err as Error).message;
+    const why =
+      err instanceof CallError ? (err.kind === 'deadline' ? `no answer within ${timeoutMs} ms of the verifier's start` : err.message) : (err as Error).message;
     say(`signet: cannot get a decision from signetd at ${socket} (${why}); rejecting ${args.name} (fail closed)`);
     return EXIT_REJECT;
   }
