@@ -21,7 +21,7 @@ import type { Decision, SignatureResult, VerifyRequest } from './decision.js';
 import { evaluateRequirement, mostTellingCode, signedByRejectedKeys, type EvaluationContext } from './evaluate.js';
 import { evaluateAttestationRequirement } from './attestations.js';
 import type { UntrustedAttestation } from './attestation-source.js';
-import { inExaminationOrder, precheckKeys, withoutDuplicates } from './signature-order.js';
+import { inExaminationOrder, precheckKeys, referrersInExaminationOrder, withoutDuplicates } from './signature-order.js';
 import { isUnreadable, type DiscoveredSignature, type FindOptions, type SignatureSource } from './sources.js';
 
 /**
@@ -250,7 +250,8 @@ export class VerificationEngine {
     // Signatures a key of the scope can verify are examined first (signature-order.ts): refused keys too.
     const keys = precheckKeys(ctx.keys, [...scopePolicy.signatures.flatMap((r) => r.keys), ...scopePolicy.rejectIfSignedBy]);
     const order = <T extends DiscoveredSignature>(candidates: readonly T[]) => inExaminationOrder(candidates, keys, { signal: deadline });
-    const signatureLookup = this.lookup(sources.signatures, 'signatures', work.image, digest, deadline, order);
+    const orderReferrers = <T extends { annotations?: Record<string, string> }>(listed: readonly T[]) => referrersInExaminationOrder(listed, keys);
+    const signatureLookup = this.lookup(sources.signatures, 'signatures', work.image, digest, deadline, order, orderReferrers);
     const attestationLookup = scopePolicy.attestations.length > 0 ? this.lookup(sources.attestations, 'attestations', work.image, digest, deadline) : undefined;
     pending.push(signatureLookup, ...(attestationLookup ? [attestationLookup] : []));
     const { found, failures: signatureFailures, leftOut } = await signatureLookup.result;
@@ -349,11 +350,14 @@ export class VerificationEngine {
     digest: string,
     signal: AbortSignal,
     order?: FindOptions['order'],
+    orderReferrers?: FindOptions['orderReferrers'],
   ): PendingLookup<T> {
     const limit = this.options.maxSignatures;
     let leftOut = 0;
     const counted = { leftOut: (n: number) => void (leftOut += n) };
-    const options: FindOptions = order ? { limit, signal, order, candidates: limit * DEFAULTS.signatureCandidatesFactor, ...counted } : { limit, signal };
+    const options: FindOptions = order
+      ? { limit, signal, order, candidates: limit * DEFAULTS.signatureCandidatesFactor, ...(orderReferrers ? { orderReferrers } : {}), ...counted }
+      : { limit, signal };
     const pending: PendingLookup<T> = { what, done: false, result: Promise.resolve({ found: [], failures: [], leftOut: 0 }) };
     pending.result = Promise.allSettled(sources.map((source) => source.find(image, digest, options))).then(async (settled) => {
       pending.done = true;

@@ -10,7 +10,7 @@ import type { SignatureFormat } from '../formats/types.js';
 import { isDigest, repositoryName, type ImageReference } from '../registry/reference.js';
 import type { ContentStore } from '../registry/store.js';
 import type { Descriptor } from '../registry/types.js';
-import type { DiscoveredSignature, SignatureSource } from './sources.js';
+import type { DiscoveredSignature, FindOptions, SignatureSource } from './sources.js';
 
 /**
  * One referrers listing per store and decision, shared by every referrers-based format: the registry is
@@ -43,12 +43,15 @@ export class ReferrersSource implements SignatureSource {
     this.name = this.store.name;
   }
 
-  async find(image: ImageReference, digest: string, options: { limit: number; signal?: AbortSignal }): Promise<DiscoveredSignature[]> {
+  async find(image: ImageReference, digest: string, options: FindOptions): Promise<DiscoveredSignature[]> {
     const repo = { registry: image.registry, repository: image.repository };
     const signal = options.signal ? { signal: options.signal } : {};
     // Listed unfiltered (other formats share the listing), a few times the per-format limit, then filtered here.
     const all = await this.listing.list(repo, digest, options.limit * 4, options.signal);
-    const descriptors = all.filter((d) => d.artifactType !== undefined && this.spec.artifactTypes.includes(d.artifactType));
+    const listed = all.filter((d) => d.artifactType !== undefined && this.spec.artifactTypes.includes(d.artifactType));
+    // More than are examined: those likeliest to verify first, from the listing's annotations (not fetched to rank).
+    if (listed.length > options.limit) options.leftOut?.(listed.length - options.limit);
+    const descriptors = listed.length > options.limit && options.orderReferrers ? options.orderReferrers(listed) : listed;
     const where = `${this.store.name === 'registry' ? '' : `${this.store.name} `}${repositoryName(image)}`;
     return Promise.all(
       descriptors.slice(0, options.limit).map(async (d): Promise<DiscoveredSignature> => {

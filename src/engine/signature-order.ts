@@ -120,3 +120,45 @@ export async function inExaminationOrder<T extends DiscoveredSignature>(
   }
   return ranked.sort((a, b) => a.rank - b.rank || a.i - b.i).map((r) => r.sig);
 }
+
+/** Notation's referrer-manifest annotation: the SHA-256 thumbprints (hex) of the envelope's certificate chain, leaf first. */
+export const NOTATION_THUMBPRINTS = 'io.cncf.notary.x509chain.thumbprint#S256';
+const CREATED = 'org.opencontainers.image.created';
+
+/**
+ * Referrers (sigstore bundles, Notation envelopes) in the order to fetch and examine them, decided from
+ * the listing alone — an envelope can be a megabyte, so they are not fetched to be ranked. First those
+ * whose Notation thumbprints name a trust-store certificate of the scope's keys; within a rank the
+ * newest (`org.opencontainers.image.created`) first, since stale signatures of an old key are older;
+ * then the listing's order. Annotations are untrusted: they only order, verification decides.
+ */
+export function referrersInExaminationOrder<T extends { annotations?: Record<string, string> }>(descriptors: readonly T[], keys: readonly PrecheckKey[]): T[] {
+  const anchors = new Set<string>();
+  for (const key of keys) for (const cert of key.certificates ?? []) anchors.add(createHash('sha256').update(cert.raw).digest('hex'));
+  const ranked = descriptors.map((d, i) => ({
+    d,
+    i,
+    rank: thumbprintRank(d.annotations?.[NOTATION_THUMBPRINTS], anchors),
+    created: createdAt(d.annotations?.[CREATED]),
+  }));
+  return ranked.sort((a, b) => a.rank - b.rank || b.created - a.created || a.i - b.i).map((r) => r.d);
+}
+
+function thumbprintRank(untrustedThumbprints: string | undefined, anchors: ReadonlySet<string>): number {
+  if (untrustedThumbprints === undefined || untrustedThumbprints.length > 4096 || anchors.size === 0) return RANK.unknown;
+  let list: unknown;
+  try {
+    list = JSON.parse(untrustedThumbprints);
+  } catch {
+    return RANK.unknown;
+  }
+  if (!Array.isArray(list) || list.length === 0) return RANK.unknown;
+  return list.some((t) => typeof t === 'string' && anchors.has(t.toLowerCase())) ? RANK['names-key'] : RANK['other-key'];
+}
+
+/** Milliseconds since the epoch of an RFC 3339 `created` annotation; 0 (oldest) when absent or not a date. */
+function createdAt(untrustedCreated: string | undefined): number {
+  if (untrustedCreated === undefined || untrustedCreated.length > 64) return 0;
+  const t = Date.parse(untrustedCreated);
+  return Number.isFinite(t) ? t : 0;
+}

@@ -28,6 +28,8 @@ export interface FindOptions {
   candidates?: number;
   /** Puts candidates in the order to examine them (engine/signature-order.ts): those the scope's keys can verify first. */
   order?: <T extends DiscoveredSignature>(candidates: readonly T[]) => Promise<T[]>;
+  /** Puts listed referrers in the order to fetch them (engine/signature-order.ts), before the cut to `limit`. */
+  orderReferrers?: <T extends { annotations?: Record<string, string> }>(descriptors: readonly T[]) => T[];
   /** Told how many distinct signatures were found but not returned (past `limit`), for the decision's warnings. */
   leftOut?: (count: number) => void;
 }

@@ -5,13 +5,20 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { cosignFormat } from '../../src/formats/cosign.js';
 import { sigstoreBundleFormat } from '../../src/formats/bundle.js';
 import { notationFormat } from '../../src/formats/notation-format.js';
 import type { PrecheckKey, UntrustedSignature } from '../../src/formats/types.js';
-import { inExaminationOrder, precheckKeys, signatureIdentity, withoutDuplicates } from '../../src/engine/signature-order.js';
+import {
+  inExaminationOrder,
+  NOTATION_THUMBPRINTS,
+  precheckKeys,
+  referrersInExaminationOrder,
+  signatureIdentity,
+  withoutDuplicates,
+} from '../../src/engine/signature-order.js';
 import { SignetError } from '../../src/errors.js';
 import { ROOT } from '../helpers/daemon.js';
 import {
@@ -151,6 +158,49 @@ describe('signature floods: identical once, verifiable first', () => {
       assert.equal(
         await notationFormat.precheck!({ ...sig('jws_signature.sig', 'application/jose+json'), untrustedPayload: Buffer.from('{') }, anchored([alpineRoot])),
         'unknown',
+      );
+    });
+  });
+
+  describe('referrers, ranked from the listing', () => {
+    const FIX = join(ROOT, 'test/fixtures/notation');
+    const alpineRoot = new X509Certificate(readFileSync(join(FIX, 'alpine-trust-root.pem')));
+    const otherRoot = new X509Certificate(readFileSync(join(FIX, 'test-pki/other-root.pem')));
+    const thumb = (c: X509Certificate) => createHash('sha256').update(c.raw).digest('hex');
+    const key: PrecheckKey = { name: 'n', algorithm: 'rsa', fingerprint: 'sha256:00', certificates: [alpineRoot], keyless: false };
+    const listed = (name: string, annotations?: Record<string, string>) => ({ digest: name, ...(annotations ? { annotations } : {}) });
+
+    it('Notation referrers whose thumbprints name a trust-store certificate come first, then the newest, then the listing order', () => {
+      const stale = Array.from({ length: 40 }, (_, i) =>
+        listed(`stale${i}`, { [NOTATION_THUMBPRINTS]: JSON.stringify([thumb(otherRoot)]), 'org.opencontainers.image.created': '2024-01-01T00:00:00Z' }),
+      );
+      const valid = listed('valid', { [NOTATION_THUMBPRINTS]: JSON.stringify(['00'.repeat(32), thumb(alpineRoot).toUpperCase()]) });
+      const undated = listed('undated');
+      const newer = listed('newer', { 'org.opencontainers.image.created': '2026-11-01T00:00:00Z' });
+      const order = referrersInExaminationOrder([...stale, undated, valid, newer], [key]).map((d) => d.digest);
+      assert.deepEqual(order.slice(0, 3), ['valid', 'newer', 'undated']);
+      assert.deepEqual(
+        order.slice(3),
+        stale.map((d) => d.digest),
+        'stale ones keep their listing order, last',
+      );
+    });
+
+    it('hostile annotations (not JSON, huge, not a list, a bad date) only leave a referrer unranked, never throw', () => {
+      const odd = [
+        listed('a', { [NOTATION_THUMBPRINTS]: '{' }),
+        listed('b', { [NOTATION_THUMBPRINTS]: JSON.stringify(['x'.repeat(5000)]) }),
+        listed('c', { [NOTATION_THUMBPRINTS]: '{"0":"x"}' }),
+        listed('d', { 'org.opencontainers.image.created': 'yesterday' }),
+      ];
+      assert.deepEqual(
+        referrersInExaminationOrder(odd, [key]).map((d) => d.digest),
+        ['a', 'b', 'c', 'd'],
+      );
+      assert.deepEqual(
+        referrersInExaminationOrder(odd, []).map((d) => d.digest),
+        ['a', 'b', 'c', 'd'],
+        'no keys: listing order',
       );
     });
   });
