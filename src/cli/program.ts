@@ -144,7 +144,7 @@ export function createProgram(io: CommandIo): SignetProgram {
     .addOption(signetdSocketOption())
     .addOption(outputOption())
     .addOption(new Option('--wait <DURATION>', 'keep trying until signetd answers, at most this long (e.g. 500ms, 30s, 2m)').argParser(durationMs('--wait')))
-    .addOption(new Option('--ready', "print nothing; exit 0 when signetd answers, 3 when it does not (with --wait: the unit's readiness check)"))
+    .addOption(new Option('--ready', "print nothing; exit 0 when signetd answers, 3 when it does not (with --wait: a script's wait for signetd)"))
     .action((opts: StatusOptions) => run(async () => (await import('./commands/status.js')).statusCommand(opts, io)));
 
   addOptions(

@@ -31,7 +31,7 @@ export async function statusCommand(values: StatusOptions, io: CommandIo): Promi
         const deadline = new Date(Date.now() + 5000);
         (client as any).Status({}, { deadline }, (err: grpc.ServiceError | null, res: Record<string, any>) => (err ? reject(err) : resolve(res)));
       });
-    // --wait: until signetd answers (systemd's ExecStartPost uses it as the readiness signal), then as usual.
+    // --wait: until signetd answers (scripts and tests wait for a starting signetd with it), then as usual.
     const until = Date.now() + waitMs;
     let status: Record<string, any>;
     for (;;) {
