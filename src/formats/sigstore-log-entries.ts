@@ -164,11 +164,10 @@ function checkCheckpoint(entry: TransparencyLogEntry, log: TrustedLog, where: st
     // A Rekor v1 entry is vouched for by its signed entry timestamp; its checkpoint is checked as far as it can be.
     if (v2) refuse(`${where}: the trusted root gives its log no baseUrl, so the checkpoint's origin cannot be checked`);
   } else {
-    const origins = v2 ? [log.origin] : [log.origin, `${log.origin} - `];
-    const ours =
-      checkpoint.origin === log.origin ||
-      (!v2 && checkpoint.origin.startsWith(`${log.origin} - `) && /^\d+$/.test(checkpoint.origin.slice(log.origin.length + 3)));
-    if (!ours) refuse(`${where}: its checkpoint is for the log ${show(checkpoint.origin)}, not ${origins.map((o) => show(o)).join(' or ')}`);
+    // Rekor v1 checkpoints name the log's shard: `<host> - <tree id>`.
+    const v1Shard = !v2 && checkpoint.origin.startsWith(`${log.origin} - `) && /^\d+$/.test(checkpoint.origin.slice(log.origin.length + 3));
+    if (checkpoint.origin !== log.origin && !v1Shard)
+      refuse(`${where}: its checkpoint is for the log ${show(checkpoint.origin)}, not ${show(log.origin)}${v2 ? '' : ' (or one of its shards)'}`);
   }
   if (checkpoint.treeSize !== BigInt(proof.treeSize) || !checkpoint.rootHash.equals(proof.rootHash))
     refuse(`${where}: its checkpoint (tree size ${checkpoint.treeSize}) is not the tree of its inclusion proof (tree size ${proof.treeSize})`);
