@@ -24,7 +24,7 @@ declare module './provider.js' {
     subjectHostname?: string;
     /** … its URI SAN. */
     subjectURI?: string;
-    /** Path of a PEM file of timestamp-authority certificates (its signing certificate first): Notation countersignatures. */
+    /** Path of a PEM file of timestamp-authority certificates (its signing certificate first, or its roots only): Notation countersignatures. */
     tsaCertificates?: string;
   }
 }

@@ -49,7 +49,7 @@ export interface TrustedKey {
 
 /** One timestamp authority a key trusts: a `tsaCertificates` file, or one of a trusted root's `timestampAuthorities`. */
 export interface TimestampAuthority {
-  /** The authority's signing certificate first, then its chain. */
+  /** The authority's signing certificate first, then its chain; or only CA certificates (its roots), the token's certificates leading to one. */
   readonly certChain: readonly X509Certificate[];
   /** When its timestamps count (a trusted root's `validFor`); a `tsaCertificates` file sets none. */
   readonly validFor?: { readonly start: Date; readonly end?: Date };

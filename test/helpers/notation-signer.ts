@@ -113,24 +113,27 @@ export interface TsaOptions {
   essCertIdAlg?: 'sha1' | 'sha256';
   /** The TSA policy OID; 1.2.3.4.1 when unset (0.4.0.2023.1.1 is the ETSI baseline policy). */
   policy?: string;
+  /** The token embeds the authority's root too (`certs` of the TSA configuration), not only its signing certificate. */
+  embedRoot?: boolean;
+  /** An RSA key of this many bits for the authority's own certificate (signed by `openssl ts` itself, RSA with SHA-256). */
+  rsaBits?: number;
 }
 
 /**
  * A timestamp authority under the fake sigstore's TSA root: its own signing certificate (`name`) when
- * `options.eku` is given, else the fake's (the one its trusted root lists).
+ * `options.eku` or `options.rsaBits` is given, else the fake's (the one its trusted root lists).
  */
 export function createTestTsa(fake: FakeSigstore, name = 'tsa', options: TsaOptions = {}): TestTsa {
   const dir = fake.dir;
   const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  if (options.eku !== undefined) {
-    writeFileSync(join(dir, `${name}.ext`), `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=${options.eku}\n`);
+  if (options.eku !== undefined || options.rsaBits !== undefined) {
+    const eku = options.eku ?? 'critical,timeStamping';
+    writeFileSync(join(dir, `${name}.ext`), `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=${eku}\n`);
     run([
       'req',
       '-new',
       '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
+      ...(options.rsaBits !== undefined ? [`rsa:${options.rsaBits}`] : ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256']),
       '-nodes',
       '-keyout',
       `${name}.key`,
@@ -157,7 +160,11 @@ export function createTestTsa(fake: FakeSigstore, name = 'tsa', options: TsaOpti
       `${name}.ext`,
     ]);
   }
-  const section = `${name}_${options.accuracy ?? 'exact'}_${options.essCertIdAlg ?? 'sha256'}_${options.policy ?? 'p'}`.replace(/[^a-z0-9_]/gi, '_');
+  const section =
+    `${name}_${options.accuracy ?? 'exact'}_${options.essCertIdAlg ?? 'sha256'}_${options.policy ?? 'p'}_${options.embedRoot ? 'root' : 'leaf'}`.replace(
+      /[^a-z0-9_]/gi,
+      '_',
+    );
   writeFileSync(join(dir, `${section}-serial`), '01\n');
   writeFileSync(
     join(dir, `${section}.cnf`),
@@ -172,6 +179,7 @@ export function createTestTsa(fake: FakeSigstore, name = 'tsa', options: TsaOpti
       'digests = sha1, sha256, sha384, sha512',
       ...(options.accuracy !== undefined ? [`accuracy = ${options.accuracy}`] : []),
       `ess_cert_id_alg = ${options.essCertIdAlg ?? 'sha256'}`,
+      ...(options.embedRoot ? ['certs = ./tsa-root.pem'] : []),
       '',
     ].join('\n'),
   );

@@ -19,6 +19,9 @@ import { createFakeSigstore } from '../helpers/sigstore-fake.js';
 import { runVerifier, socketFor, type VerifierKind } from '../helpers/verifier.js';
 
 const NOTATION = 'application/vnd.cncf.notary.signature';
+/** One namespace per key: the authorities from a tsaCertificates chain, from its root only, from the trusted root. */
+const NAMESPACES = ['file', 'roots', 'root'] as const;
+const SOURCES = { file: 'a tsaCertificates chain', roots: 'a tsaCertificates root only', root: 'the trusted root' };
 const HOUR = 3_600_000;
 
 /** Flip one bit of the byte at `at` (negative: from the end). */
@@ -58,7 +61,7 @@ describe('Notation RFC 3161 timestamps through the containerd contract', functio
   let notAfter = 0;
 
   const cases: Case[] = [
-    { name: 'stamped', kind: 'sh', ok: true, expect: /signed by tsa-(file|root)/ },
+    { name: 'stamped', kind: 'sh', ok: true, expect: /signed by tsa-(file|roots|root)\b/ },
     { name: 'unstamped', kind: 'node', ok: false, expect: /not valid at the verification time/ },
     { name: 'late', kind: 'sh', ok: false, expect: /not valid at the RFC 3161 timestamp/ },
     { name: 'foreign', kind: 'node', ok: false, expect: /does not verify with the timestamp authorities/ },
@@ -78,7 +81,7 @@ describe('Notation RFC 3161 timestamps through the containerd contract', functio
     // certificate that expires seconds from now (second precision), or one that expired two hours ago.
     for (const [fmt] of formats)
       for (const c of cases)
-        for (const ns of ['file', 'root'])
+        for (const ns of NAMESPACES)
           staged.set(`${ns}/${c.name}-${fmt}`, await pushImage(client, { registry: host, repository: `${ns}/${c.name}-${fmt}` }, 'v1'));
     const expired = ca.leaf('old-release', new Date(Date.now() - 3 * HOUR), new Date(Date.now() - 2 * HOUR));
     notAfter = Math.floor(Date.now() / 1000) * 1000 + 6_000;
@@ -86,7 +89,7 @@ describe('Notation RFC 3161 timestamps through the containerd contract', functio
     const referrers: Array<[string, string, Buffer]> = [];
     for (const [fmt, sign, layerType] of formats) {
       for (const c of cases) {
-        for (const ns of ['file', 'root']) {
+        for (const ns of NAMESPACES) {
           const img = staged.get(`${ns}/${c.name}-${fmt}`)!;
           const by = c.name === 'unstamped' ? undefined : c.name === 'foreign' ? foreignTsa : tsa;
           const change =
@@ -120,6 +123,8 @@ describe('Notation RFC 3161 timestamps through the containerd contract', functio
     }
     const tsaFile = join(ca.dir, 'tsa-chain.pem');
     writeFileSync(tsaFile, tsa.chainPem);
+    const tsaRootFile = join(ca.dir, 'tsa-root.pem');
+    writeFileSync(tsaRootFile, tsa.chain[1]!.toString());
     daemon = await startDaemon({
       insecureRegistries: [host],
       policy: {
@@ -127,10 +132,12 @@ describe('Notation RFC 3161 timestamps through the containerd contract', functio
         keys: {
           'tsa-file': { certificates: ca.rootPath, tsaCertificates: tsaFile },
           'tsa-root': { certificates: ca.rootPath, tsaTrustedRoot: fake.trustedRootPath },
+          'tsa-roots': { certificates: ca.rootPath, tsaCertificates: tsaRootFile },
         },
         scopes: {
           [`${host}/file`]: { action: 'verify', signatures: { keys: ['tsa-file'] } },
           [`${host}/root`]: { action: 'verify', signatures: { keys: ['tsa-root'] } },
+          [`${host}/roots`]: { action: 'verify', signatures: { keys: ['tsa-roots'] } },
         },
       },
     });
@@ -144,9 +151,9 @@ describe('Notation RFC 3161 timestamps through the containerd contract', functio
   });
 
   for (const [fmt] of formats) {
-    for (const ns of ['file', 'root']) {
+    for (const ns of NAMESPACES) {
       for (const c of cases) {
-        const source = ns === 'file' ? 'a tsaCertificates file' : 'the trusted root';
+        const source = SOURCES[ns];
         it(`${fmt.toUpperCase()}, authorities from ${source}: ${c.name} → ${c.ok ? 'accepted' : 'refused'}`, async () => {
           assert.ok(Date.now() > notAfter, 'the signing certificate has expired');
           const img = staged.get(`${ns}/${c.name}-${fmt}`)!;
@@ -158,6 +165,7 @@ describe('Notation RFC 3161 timestamps through the containerd contract', functio
           });
           assert.equal(r.code, c.ok ? 0 : 1, r.stdout + r.stderr);
           assert.match(r.stdout, c.expect);
+          if (c.ok) assert.match(r.stdout, new RegExp(`signed by tsa-${ns} `), 'by the key of this namespace');
         });
       }
     }

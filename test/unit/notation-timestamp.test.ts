@@ -176,6 +176,66 @@ describe('Notation RFC 3161 countersignatures (Notary Project "Validate Trusted 
     );
   });
 
+  it("an authority given by its root only (a Notation tsa trust store): the token's certificates lead to it", async () => {
+    const roots = [{ certChain: [tsa.chain[1]!], source: 'tsa roots' }];
+    assertValid(
+      await verify(
+        envelope(signNotationJws, leaf, (s) => tsa.stamp(s)),
+        JOSE,
+        roots,
+      ),
+    );
+    const embeddingRoot = createTestTsa(fake, 'tsa', { embedRoot: true });
+    assertValid(
+      await verify(
+        envelope(signNotationCose, leaf, (s) => embeddingRoot.stamp(s)),
+        COSE,
+        roots,
+      ),
+    );
+    // Another authority's token (its own certificates embedded) leads to another root: refused.
+    const other = createTestTsa(createFakeSigstore());
+    assertRefused(
+      await verify(
+        envelope(signNotationJws, leaf, (s) => other.stamp(s)),
+        JOSE,
+        roots,
+      ),
+      'SIGNATURE_INVALID',
+      /does not verify with the timestamp authorities/,
+    );
+    assertRefused(
+      await verify(
+        envelope(signNotationJws, leaf, (s) => tsa.stamp(s)),
+        JOSE,
+        [{ certChain: [other.chain[1]!], source: 'other roots' }],
+      ),
+      'SIGNATURE_INVALID',
+      /does not verify with the timestamp authorities/,
+    );
+  });
+
+  it('an RSA authority (2048 bits, SHA-256) is accepted; one with a 1024-bit key is refused', async () => {
+    const rsa = createTestTsa(fake, 'tsa-rsa', { rsaBits: 2048 });
+    assertValid(
+      await verify(
+        envelope(signNotationJws, leaf, (s) => rsa.stamp(s)),
+        JOSE,
+        [{ certChain: rsa.chain, source: 'rsa' }],
+      ),
+    );
+    const weak = createTestTsa(fake, 'tsa-rsa-weak', { rsaBits: 1024 });
+    assertRefused(
+      await verify(
+        envelope(signNotationJws, leaf, (s) => weak.stamp(s)),
+        JOSE,
+        [{ certChain: weak.chain, source: 'weak' }],
+      ),
+      'CERTIFICATE_INVALID',
+      /RSA 1024-bit key/,
+    );
+  });
+
   it('the signing-certificate attribute: v2 (SHA-256) and v1 (SHA-1) name the certificate that signed; naming another is refused', async () => {
     const v1 = createTestTsa(fake, 'tsa', { essCertIdAlg: 'sha1' });
     assertValid(

@@ -4,7 +4,8 @@
  * Timestamp" says — message imprint over the signature value (SHA-256/384/512), the authority's signing
  * certificate meeting the timestamping certificate requirements of signature-specification.md (extended
  * key usage timeStamping only, critical), an allowed signing algorithm, the signing-certificate(-v2)
- * attribute naming that certificate, its chain leading to a timestamp authority the key trusts — and
+ * attribute naming that certificate, its chain leading to a timestamp authority the key trusts (its
+ * signing certificate and chain, or only its roots, the token's certificates then leading to one) — and
  * the time range genTime ± accuracy that the signing chain must then cover.
  *
  * The token's signature, message imprint and chain (valid at the timestamp's time, as notation-go checks
@@ -67,13 +68,35 @@ function expect(o: ASN1Obj | undefined, tag: number, what: string): ASN1Obj {
   return o;
 }
 
-/** An AlgorithmIdentifier naming a SHA-2 hash (parameters absent or NULL), or, for `signature`, ECDSA (parameters absent). */
-function expectAlgorithm(o: ASN1Obj | undefined, what: string, kind: 'digest' | 'signature'): void {
+/**
+ * Token signature algorithms the Notary Project allows that the sigstore RFC 3161 code verifies: ECDSA
+ * with SHA-2, and RSA PKCS #1 v1.5 (`rsaEncryption` as CMS usually names it, or sha…WithRSAEncryption),
+ * whose digest is the signer's digest algorithm.
+ */
+const SIGNATURE_ALGORITHMS: Record<string, 'ecdsa' | 'rsa'> = {
+  '1.2.840.10045.4.3.2': 'ecdsa',
+  '1.2.840.10045.4.3.3': 'ecdsa',
+  '1.2.840.10045.4.3.4': 'ecdsa',
+  '1.2.840.113549.1.1.1': 'rsa',
+  '1.2.840.113549.1.1.11': 'rsa',
+  '1.2.840.113549.1.1.12': 'rsa',
+  '1.2.840.113549.1.1.13': 'rsa',
+};
+
+/** An AlgorithmIdentifier: a SHA-2 hash or an allowed signature algorithm; parameters absent, or NULL where RFC 5754/4055 allow it (not ECDSA). */
+function expectAlgorithm(o: ASN1Obj | undefined, what: string, kind: 'digest' | 'signature'): string {
   const alg = expect(o, 0x30, what);
   const oid = expect(alg.subs[0], 0x06, `${what} OID`).toOID();
+  const known = kind === 'digest' ? SHA2[oid] !== undefined : SIGNATURE_ALGORITHMS[oid] !== undefined;
   const params = alg.subs.slice(1);
-  const nullParams = params.length === 0 || (kind === 'digest' && params.length === 1 && params[0]!.tag.toDER() === 0x05 && params[0]!.value.length === 0);
-  if (!nullParams || (kind === 'digest' && SHA2[oid] === undefined)) throw new Error(`${what} is not an allowed algorithm identifier (${oid})`);
+  const nullAllowed = kind === 'digest' || SIGNATURE_ALGORITHMS[oid] === 'rsa';
+  const paramsOk = params.length === 0 || (nullAllowed && params.length === 1 && params[0]!.tag.toDER() === 0x05 && params[0]!.value.length === 0);
+  if (!known || !paramsOk)
+    throw new SignetError(
+      'SIGNATURE_INVALID',
+      `the RFC 3161 timestamp countersignature's ${what} is ${oid}${paramsOk ? '' : ' with parameters'}: the Notary Project allows SHA-256/384/512 with ECDSA or RSA`,
+    );
+  return oid;
 }
 
 /**
@@ -107,9 +130,12 @@ function checkStructure(token: ASN1Obj): { signedData: ASN1Obj; signerInfo: ASN1
   const issuerSerial = expect(sid, 0x30, 'sid');
   expect(issuerSerial.subs[0], 0x30, 'sid issuer');
   expect(issuerSerial.subs[1], 0x02, 'sid serial number');
-  expectAlgorithm(digestAlgorithm, 'SignerInfo digestAlgorithm', 'digest');
+  const digestOid = expectAlgorithm(digestAlgorithm, 'SignerInfo digestAlgorithm', 'digest');
   expect(signedAttrs, 0xa0, 'signedAttrs').subs.forEach((a, i) => expect(a, 0x30, `signed attribute ${i}`));
-  expectAlgorithm(signatureAlgorithm, 'SignerInfo signatureAlgorithm', 'signature');
+  const signatureOid = expectAlgorithm(signatureAlgorithm, 'SignerInfo signatureAlgorithm', 'signature');
+  // @sigstore/core verifies an RSA token signature with OpenSSL's default digest for RSA keys, SHA-256.
+  if (SIGNATURE_ALGORITHMS[signatureOid] === 'rsa' && SHA2[digestOid] !== 'sha256')
+    throw invalid(`is an RSA signature with ${SHA2[digestOid]}; RSA timestamp tokens are verified with SHA-256 only`);
   expect(signature, 0x04, 'signature');
   // Unsigned attributes are not signed and not read (as the reference implementation reads them).
   if (unsigned.length > 1 || (unsigned[0] !== undefined && unsigned[0].tag.toDER() !== 0xa1)) throw new Error('SignerInfo has unexpected fields');
@@ -132,6 +158,7 @@ function parseToken(untrustedToken: Buffer): ParsedToken {
     const tstInfo = ASN1Obj.parseBuffer(timestamp.tstInfo.raw as Buffer<ArrayBuffer>);
     return { timestamp, tstInfo, signerInfo, embedded: (certificates?.subs ?? []).map((c) => c.toDER()) };
   } catch (err) {
+    if (err instanceof SignetError) throw err;
     throw malformed(`RFC 3161 timestamp countersignature cannot be read: ${(err as Error).message}`);
   }
 }
@@ -183,16 +210,6 @@ function checkTimestampingCertificates(chain: ParsedCertificate[]): void {
   }
 }
 
-/** The signer's digest and signature algorithms are ones the Notary Project allows (SHA-2, no SHA-224). */
-function checkSigningAlgorithm(timestamp: RFC3161Timestamp): void {
-  const digest = timestamp.signerDigestAlgorithm as string | undefined;
-  const signature = timestamp.signatureAlgorithm as string | undefined;
-  if (digest === undefined || !Object.values(SHA2).includes(digest as 'sha256'))
-    throw invalid('is signed with a digest algorithm other than SHA-256, SHA-384 or SHA-512');
-  if (signature === undefined || !Object.values(SHA2).includes(signature as 'sha256'))
-    throw invalid('is not signed with ECDSA and SHA-256, SHA-384 or SHA-512 (the signature algorithms this verifier reads)');
-}
-
 /** The ESS signing-certificate-v2 (or v1) signed attribute names the certificate that signed (RFC 5035, RFC 2634). */
 function checkSigningCertificateAttribute(signerInfo: ASN1Obj, signer: ParsedCertificate): void {
   const signedAttrs = signerInfo.subs.find((o) => o.tag.isContextSpecific(0));
@@ -225,6 +242,37 @@ function toCertAuthority(tsa: TimestampAuthority) {
   };
 }
 
+/**
+ * An authority given by CA certificates only (TSA roots, as a Notation `tsa` trust store holds them, so
+ * that a yearly new signing certificate needs no policy change): its signing certificate and
+ * intermediates come from the token — the certificate the SignerInfo names, then issuers among the
+ * embedded ones — up to one of its roots. Undefined when the token's certificates lead to none of them.
+ */
+function chainFromToken(tsa: TimestampAuthority, embedded: NodeX509[], timestamp: RFC3161Timestamp): TimestampAuthority | undefined {
+  const issued = (cert: NodeX509, by: NodeX509) => {
+    try {
+      return cert.checkIssued(by) && cert.verify(by.publicKey);
+    } catch {
+      return false;
+    }
+  };
+  const signer = embedded.find((c) => {
+    const parsed = SigstoreX509.parse(Buffer.from(c.raw) as Buffer<ArrayBuffer>);
+    return parsed.serialNumber.equals(timestamp.signerSerialNumber) && parsed.issuer.equals(timestamp.signerIssuer);
+  });
+  if (signer === undefined) return undefined;
+  const path = [signer];
+  for (let cur = signer; path.length <= 10;) {
+    const root = tsa.certChain.find((a) => issued(cur, a));
+    if (root !== undefined) return { ...tsa, certChain: [...path, root], source: `${tsa.source} (its signing certificate from the token)` };
+    const next = embedded.find((c) => !path.includes(c) && c.ca && issued(cur, c));
+    if (next === undefined) return undefined;
+    path.push(next);
+    cur = next;
+  }
+  return undefined;
+}
+
 /** Verify the countersignature over `untrustedSignature` with the authorities a key trusts. */
 export function verifyTimestampCountersignature(
   untrustedToken: Buffer,
@@ -233,9 +281,15 @@ export function verifyTimestampCountersignature(
 ): TrustedTimestamp {
   const { timestamp, tstInfo, signerInfo, embedded } = parseToken(untrustedToken);
   const { genTime, accuracyMs } = readTstInfo(tstInfo);
-  checkSigningAlgorithm(timestamp);
   // The authority whose signing certificate signed this token, valid (with its chain) at its time.
-  const matched = authorities.find((tsa) => {
+  let embeddedCertificates: NodeX509[];
+  try {
+    embeddedCertificates = embedded.map((der) => new NodeX509(der));
+  } catch (err) {
+    throw malformed(`RFC 3161 timestamp countersignature embeds a certificate that does not parse: ${(err as Error).message}`);
+  }
+  const candidates = authorities.flatMap((tsa) => (tsa.certChain.every((c) => c.ca) ? (chainFromToken(tsa, embeddedCertificates, timestamp) ?? []) : [tsa]));
+  const matched = candidates.find((tsa) => {
     try {
       verifyRFC3161Timestamp(timestamp, untrustedSignature, [toCertAuthority(tsa)]);
       return true;
