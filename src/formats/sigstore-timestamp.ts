@@ -16,11 +16,15 @@ import { SignetError } from '../errors.js';
 const OID_SIGNED_DATA = '1.2.840.113549.1.7.2';
 const OID_TST_INFO = '1.2.840.113549.1.9.16.1.4';
 const SHA2 = new Set(['2.16.840.1.101.3.4.2.1', '2.16.840.1.101.3.4.2.2', '2.16.840.1.101.3.4.2.3']);
-/** ECDSA with SHA-256/384/512, RSA PKCS#1 v1.5 with SHA-256/384/512, RSA-PSS, Ed25519. */
+/**
+ * ECDSA with SHA-256/384/512, RSA PKCS#1 v1.5 with SHA-256/384/512 (also as `rsaEncryption`, the OID
+ * CMS signers such as openssl and GlobalSign's TSA name it by, the digest being the signer's), RSA-PSS, Ed25519.
+ */
 const SIGNATURE_ALGORITHMS = new Set([
   '1.2.840.10045.4.3.2',
   '1.2.840.10045.4.3.3',
   '1.2.840.10045.4.3.4',
+  '1.2.840.113549.1.1.1',
   '1.2.840.113549.1.1.11',
   '1.2.840.113549.1.1.12',
   '1.2.840.113549.1.1.13',
@@ -52,8 +56,11 @@ function algorithm(o: ASN1Obj | undefined, what: string, allowed: ReadonlySet<st
   return oid;
 }
 
-/** SignedData (RFC 5652 §5) as a timestamp token has it; returns the embedded certificates (DER). */
-function signedDataCertificates(token: ASN1Obj): Buffer[] {
+/**
+ * SignedData (RFC 5652 §5) as a timestamp token has it; returns the embedded certificates (DER). Throws
+ * an Error saying what is wrong. Notation's countersignatures are read with it too (notation/timestamp.ts).
+ */
+export function signedDataCertificates(token: ASN1Obj): Buffer[] {
   if (token.subs.length !== 2 || expect(token.subs[0], OID, 'contentType').toOID() !== OID_SIGNED_DATA) throw new Malformed('the token is not SignedData');
   const explicit = expect(token.subs[1], 0xa0, 'content');
   if (explicit.subs.length !== 1) throw new Malformed('the token holds more than SignedData');

@@ -18,6 +18,7 @@ import { verifyRFC3161Timestamp } from '@sigstore/verify/dist/timestamp/tsa.js';
 import { SignetError } from '../../errors.js';
 import type { TimestampAuthority } from '../../keys/types.js';
 import { checkKeyStrength, describeCert, parseCertificate, type ParsedCertificate } from './checks.js';
+import { signedDataCertificates } from '../sigstore-timestamp.js';
 import { malformed } from './envelope.js';
 
 const OID_EKU = '2.5.29.37';
@@ -60,87 +61,21 @@ interface ParsedToken {
   embedded: Buffer[];
 }
 
-const OID_SIGNED_DATA = '1.2.840.113549.1.7.2';
-const OID_TST_INFO = '1.2.840.113549.1.9.16.1.4';
-
-function expect(o: ASN1Obj | undefined, tag: number, what: string): ASN1Obj {
-  if (o === undefined || o.tag.toDER() !== tag) throw new Error(`${what} is missing or not of the ASN.1 type RFC 5652 gives it`);
-  return o;
-}
+const RSA_PKCS1 = new Set(['1.2.840.113549.1.1.1', '1.2.840.113549.1.1.11', '1.2.840.113549.1.1.12', '1.2.840.113549.1.1.13']);
+const ECDSA_SHA2 = new Set(['1.2.840.10045.4.3.2', '1.2.840.10045.4.3.3', '1.2.840.10045.4.3.4']);
 
 /**
- * Token signature algorithms the Notary Project allows that the sigstore RFC 3161 code verifies: ECDSA
- * with SHA-2, and RSA PKCS #1 v1.5 (`rsaEncryption` as CMS usually names it, or sha…WithRSAEncryption),
- * whose digest is the signer's digest algorithm.
+ * The token's signature algorithm is one the Notary Project allows that the sigstore RFC 3161 code
+ * verifies: ECDSA with SHA-2, or RSA PKCS #1 v1.5 with SHA-256 (it verifies RSA with OpenSSL's default
+ * digest for RSA keys, SHA-256).
  */
-const SIGNATURE_ALGORITHMS: Record<string, 'ecdsa' | 'rsa'> = {
-  '1.2.840.10045.4.3.2': 'ecdsa',
-  '1.2.840.10045.4.3.3': 'ecdsa',
-  '1.2.840.10045.4.3.4': 'ecdsa',
-  '1.2.840.113549.1.1.1': 'rsa',
-  '1.2.840.113549.1.1.11': 'rsa',
-  '1.2.840.113549.1.1.12': 'rsa',
-  '1.2.840.113549.1.1.13': 'rsa',
-};
-
-/** An AlgorithmIdentifier: a SHA-2 hash or an allowed signature algorithm; parameters absent, or NULL where RFC 5754/4055 allow it (not ECDSA). */
-function expectAlgorithm(o: ASN1Obj | undefined, what: string, kind: 'digest' | 'signature'): string {
-  const alg = expect(o, 0x30, what);
-  const oid = expect(alg.subs[0], 0x06, `${what} OID`).toOID();
-  const known = kind === 'digest' ? SHA2[oid] !== undefined : SIGNATURE_ALGORITHMS[oid] !== undefined;
-  const params = alg.subs.slice(1);
-  const nullAllowed = kind === 'digest' || SIGNATURE_ALGORITHMS[oid] === 'rsa';
-  const paramsOk = params.length === 0 || (nullAllowed && params.length === 1 && params[0]!.tag.toDER() === 0x05 && params[0]!.value.length === 0);
-  if (!known || !paramsOk)
-    throw new SignetError(
-      'SIGNATURE_INVALID',
-      `the RFC 3161 timestamp countersignature's ${what} is ${oid}${paramsOk ? '' : ' with parameters'}: the Notary Project allows SHA-256/384/512 with ECDSA or RSA`,
-    );
-  return oid;
-}
-
-/**
- * The token's structure, strictly (as a DER decoder reading RFC 5652's ASN.1 reads it): ContentInfo of
- * SignedData version 3 with SHA-2 digest algorithms, a TSTInfo, optional certificates, no CRLs, and one
- * SignerInfo version 1 (issuer and serial number). Every byte is then either signed or checked.
- */
-function checkStructure(token: ASN1Obj): { signedData: ASN1Obj; signerInfo: ASN1Obj; certificates?: ASN1Obj } {
-  if (token.tag.toDER() !== 0x30 || token.subs.length !== 2) throw new Error('not a ContentInfo');
-  if (expect(token.subs[0], 0x06, 'contentType').toOID() !== OID_SIGNED_DATA) throw new Error('the content is not SignedData');
-  const explicit = expect(token.subs[1], 0xa0, 'content');
-  const signedData = expect(explicit.subs[0], 0x30, 'SignedData');
-  if (explicit.subs.length !== 1) throw new Error('content holds more than SignedData');
-  const [version, digestAlgorithms, encap, ...more] = signedData.subs;
-  if (expect(version, 0x02, 'SignedData version').toInteger() !== 3n) throw new Error('SignedData version is not 3');
-  expect(digestAlgorithms, 0x31, 'digestAlgorithms').subs.forEach((a, i) => expectAlgorithm(a, `digestAlgorithms[${i}]`, 'digest'));
-  const encapsulated = expect(encap, 0x30, 'encapContentInfo');
-  if (expect(encapsulated.subs[0], 0x06, 'eContentType').toOID() !== OID_TST_INFO) throw new Error('the signed content is not a TSTInfo');
-  expect(expect(encapsulated.subs[1], 0xa0, 'eContent').subs[0], 0x04, 'eContent OCTET STRING');
-  const signerInfos = expect(more.pop(), 0x31, 'signerInfos');
-  let certificates: ASN1Obj | undefined;
-  for (const o of more) {
-    if (o.tag.toDER() !== 0xa0 || certificates !== undefined) throw new Error('SignedData has CRLs or other unexpected fields');
-    certificates = o;
-    o.subs.forEach((c, i) => expect(c, 0x30, `certificate ${i}`));
-  }
-  if (signerInfos.subs.length !== 1) throw new Error('a timestamp token has exactly one signer');
-  const signerInfo = expect(signerInfos.subs[0], 0x30, 'SignerInfo');
-  const [siVersion, sid, digestAlgorithm, signedAttrs, signatureAlgorithm, signature, ...unsigned] = signerInfo.subs;
-  if (expect(siVersion, 0x02, 'SignerInfo version').toInteger() !== 1n) throw new Error('SignerInfo version is not 1 (issuer and serial number)');
-  const issuerSerial = expect(sid, 0x30, 'sid');
-  expect(issuerSerial.subs[0], 0x30, 'sid issuer');
-  expect(issuerSerial.subs[1], 0x02, 'sid serial number');
-  const digestOid = expectAlgorithm(digestAlgorithm, 'SignerInfo digestAlgorithm', 'digest');
-  expect(signedAttrs, 0xa0, 'signedAttrs').subs.forEach((a, i) => expect(a, 0x30, `signed attribute ${i}`));
-  const signatureOid = expectAlgorithm(signatureAlgorithm, 'SignerInfo signatureAlgorithm', 'signature');
-  // @sigstore/core verifies an RSA token signature with OpenSSL's default digest for RSA keys, SHA-256.
-  if (SIGNATURE_ALGORITHMS[signatureOid] === 'rsa' && SHA2[digestOid] !== 'sha256')
-    throw invalid(`is an RSA signature with ${SHA2[digestOid]}; RSA timestamp tokens are verified with SHA-256 only`);
-  expect(signature, 0x04, 'signature');
-  // Unsigned attributes are not signed and not read (as the reference implementation reads them).
-  if (unsigned.length > 1 || (unsigned[0] !== undefined && unsigned[0].tag.toDER() !== 0xa1)) throw new Error('SignerInfo has unexpected fields');
-  if (!digestAlgorithms!.subs.some((a) => a.toDER().equals(digestAlgorithm!.toDER()))) throw new Error("digestAlgorithms does not list the signer's");
-  return { signedData, signerInfo, ...(certificates !== undefined ? { certificates } : {}) };
+function checkSignatureAlgorithm(signerInfo: ASN1Obj): void {
+  const digest = SHA2[signerInfo.subs[2]?.subs[0]?.toOID() ?? ''];
+  const signature = signerInfo.subs[4]?.subs[0]?.toOID() ?? '';
+  if (RSA_PKCS1.has(signature) && digest !== 'sha256')
+    throw invalid(`is an RSA signature with ${digest ?? 'an unknown digest'}; RSA timestamp tokens are verified with SHA-256 only`);
+  if (!RSA_PKCS1.has(signature) && !ECDSA_SHA2.has(signature))
+    throw invalid(`is signed with ${signature}; the Notary Project allows ECDSA and RSA (this verifier: RSA PKCS #1 v1.5)`);
 }
 
 function parseToken(untrustedToken: Buffer): ParsedToken {
@@ -150,13 +85,17 @@ function parseToken(untrustedToken: Buffer): ParsedToken {
     const timestamp = RFC3161Timestamp.parse(Buffer.concat([Buffer.from([0x30]), derLength(body.length), body]) as Buffer<ArrayBuffer>);
     const token = ASN1Obj.parseBuffer(Buffer.from(untrustedToken) as Buffer<ArrayBuffer>);
     if (!token.toDER().equals(untrustedToken)) throw new Error('it is not DER (or has bytes after it)');
-    const { signerInfo, certificates } = checkStructure(token);
+    if (token.tag.toDER() !== 0x30) throw new Error('it is not a ContentInfo');
+    // Strictly, as the sigstore bundles' timestamps are read: SignedData v3, SHA-2, a TSTInfo, no CRLs, one signer.
+    const embedded = signedDataCertificates(token);
+    const signedData = token.subs[1]!.subs[0]!;
+    const signerInfo = signedData.subs[signedData.subs.length - 1]!.subs[0]!;
     // Read everything the checks read later, so that a malformed token fails here, as malformed.
     void timestamp.signingTime;
     void timestamp.signerIssuer;
     void timestamp.signerSerialNumber;
     const tstInfo = ASN1Obj.parseBuffer(timestamp.tstInfo.raw as Buffer<ArrayBuffer>);
-    return { timestamp, tstInfo, signerInfo, embedded: (certificates?.subs ?? []).map((c) => c.toDER()) };
+    return { timestamp, tstInfo, signerInfo, embedded };
   } catch (err) {
     if (err instanceof SignetError) throw err;
     throw malformed(`RFC 3161 timestamp countersignature cannot be read: ${(err as Error).message}`);
@@ -281,6 +220,7 @@ export function verifyTimestampCountersignature(
 ): TrustedTimestamp {
   const { timestamp, tstInfo, signerInfo, embedded } = parseToken(untrustedToken);
   const { genTime, accuracyMs } = readTstInfo(tstInfo);
+  checkSignatureAlgorithm(signerInfo);
   // The authority whose signing certificate signed this token, valid (with its chain) at its time.
   let embeddedCertificates: NodeX509[];
   try {
