@@ -12,7 +12,7 @@
 #
 # Rules kept here: untrusted text (the name, stdin, signetd's answer) is never evaluated, only quoted; it
 # reaches stdout only when it holds no control characters; every curl failure is a rejection naming the
-# socket. Runs under dash, bash and busybox sh. Needs curl (7.18 or later).
+# socket. Runs under dash, bash and busybox sh. Needs curl 7.40 or later (--unix-socket).
 #
 # Environment: SIGNET_VERIFY_SOCKET (default /run/signet/verify.sock), SIGNET_VERIFIER_TIMEOUT (default 8s,
 # counted from this process's start: curl is started at once and --max-time bounds the whole exchange).
