@@ -7,7 +7,7 @@
 # It fails closed: no answer from signetd means no pull.
 #
 # Why sh + curl and not Node: containerd starts one verifier per pull and kills it after 10 s. A Node start
-# costs about 60 ms of CPU (`node -e 0`); sh + curl about a tenth of it (`npm run bench` measures both), so
+# costs about 60 ms of CPU (`node -e 0`); sh + curl about a fifth of it (`npm run bench` measures both), so
 # 100 pulls at once on two cores finish in well under a second of verifier time instead of many seconds.
 #
 # Rules kept here: untrusted text (the name, stdin, signetd's answer) is never evaluated, only quoted; it
