@@ -119,9 +119,9 @@ function readTstInfo(tstInfo: ASN1Obj): { genTime: Date; accuracyMs: number } {
       else if (part.tag.isContextSpecific(1)) accuracyMs += n / 1000;
       else accuracyMs += n * 1000;
     }
-  } else if (policy.toOID() === OID_BASELINE_TIMESTAMP_POLICY) {
-    accuracyMs = 1000;
   }
+  // No (or a zero) accuracy under the baseline policy means one second (as notation-go reads it).
+  if (accuracyMs === 0 && policy.toOID() === OID_BASELINE_TIMESTAMP_POLICY) accuracyMs = 1000;
   return { genTime: genTimeObj.toDate(), accuracyMs };
 }
 
