@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CriImageClient } from '../../src/containerd/cri-client.js';
@@ -276,6 +276,31 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
     );
     // Everything else is still ✔.
     assert.deepEqual(gone.lines.filter((l) => l.startsWith('✘')).length, 1, show(gone));
+  });
+
+  it('the verifier in bin_dir: the Node one is ! (a Node start per pull); the shell one without curl on the PATH is ✘', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'doc-kind-'));
+    try {
+      const bin = join(dir, 'bin');
+      mkdirSync(bin);
+      const cfg = join(dir, 'config.toml');
+      writeFileSync(cfg, `version = 3\n[plugins."io.containerd.image-verifier.v1.bindir"]\nbin_dir = "${bin}"\n`);
+      const run = (env: NodeJS.ProcessEnv = {}) => doctor(['--containerd', join(dir, 'none.sock'), '--containerd-config', cfg, '--socket', daemon.socket], env);
+      symlinkSync(VERIFIER, join(bin, 'signet-verifier'));
+      const node = await run();
+      line(node, new RegExp(`^! ${bin}/signet-verifier is the Node verifier: a Node start per pull, so many pulls at once may outlast containerd's 10 s`));
+      rmSync(join(bin, 'signet-verifier'));
+      symlinkSync(SHELL_VERIFIER, join(bin, 'signet-verifier'));
+      const withCurl = await run();
+      line(withCurl, new RegExp(`^✔ ${bin}/signet-verifier is the shell verifier \\(sh \\+ curl\\); curl is /\\S+/curl$`));
+      const noCurl = await run({ PATH: join(dir, 'empty') });
+      line(
+        noCurl,
+        new RegExp(`^✘ ${bin}/signet-verifier is the shell verifier, but curl is not on the PATH: it refuses every pull \\(fail closed\\) — install curl`),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('containerd unreachable: the config, bin_dir and signetd are still checked; values from the config are printed escaped', async () => {
