@@ -49,8 +49,13 @@ async function main(): Promise<number> {
   const verifyHttp = config.verifySocket === '' ? undefined : new VerifyHttpServer(daemon.verifyImage, log);
   try {
     await daemon.start();
-    await verifyHttp?.listen(config.verifySocket);
+    // gRPC first: its "another signetd is serving" check names the socket operators know.
     await server.listen(config.socket);
+    await verifyHttp?.listen(config.verifySocket).catch(async (err: unknown) => {
+      await server.close(0);
+      rmSync(config.socket, { force: true });
+      throw err;
+    });
   } catch (err) {
     log.error('signetd cannot start', { error: describeError(err) });
     void systemd.status(`cannot start: ${describeError(err)}`);

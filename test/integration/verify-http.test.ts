@@ -4,6 +4,7 @@
  * seen through the shell verifier (503 → RESOURCE_EXHAUSTED, fail closed). Real signetd, real registry.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -139,5 +140,19 @@ describe('signetd verifier HTTP socket', function () {
       for (const s of idle) s.destroy();
     }
     assert.equal(daemon.proc.exitCode, null, daemon.log());
+  });
+
+  it('will not start when another process serves its verify socket: exit 1 naming it, and no gRPC socket left behind', async () => {
+    const other = await startDaemon({ noWait: true, extraConfig: `verifySocket: ${socket}` });
+    try {
+      const code = await new Promise<number | null>((r) => other.proc.once('exit', (c) => r(c)));
+      assert.equal(code, 1, other.log());
+      assert.match(other.log(), new RegExp(`another process is serving ${socket.replace(/[.]/g, '\\.')}`));
+      assert.equal(existsSync(other.socket), false, 'the gRPC socket it bound first is removed');
+      const r = await runVerifier({ kind: 'sh', socket, name: image.name, descriptor: image.descriptor });
+      assert.equal(r.code, 0, `the first signetd still answers: ${r.stdout}`);
+    } finally {
+      await other.stop();
+    }
   });
 });
