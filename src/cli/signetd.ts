@@ -44,7 +44,7 @@ async function main(): Promise<number> {
   // Type=notify: systemd hears READY=1 once the socket serves (nothing is sent without NOTIFY_SOCKET).
   const systemd = SdNotifier.fromEnvironment(process.env, log);
   const daemon = new Daemon(config, log, [new Pkcs11KeyProvider(config.pkcs11Module !== undefined ? { defaultModule: config.pkcs11Module } : {})]);
-  const server = new GrpcServer(daemon, log);
+  const server = new GrpcServer(daemon);
   // The shell verifier's door: the same decisions as gRPC VerifyImage, over HTTP/1.1 (verify-http.ts).
   const verifyHttp = config.verifySocket === '' ? undefined : new VerifyHttpServer(daemon.verifyImage, log);
   try {

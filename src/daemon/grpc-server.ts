@@ -12,7 +12,6 @@ import { isDigest } from '../registry/reference.js';
 import type { Decision } from '../engine/decision.js';
 import { printableDecision } from '../util/printable-decision.js';
 import type { Daemon } from './daemon.js';
-import type { Logger } from './logger.js';
 
 export { PROTO_DIR } from '../proto-dir.js';
 import { PROTO_DIR } from '../proto-dir.js';
@@ -74,10 +73,7 @@ function validate(req: RawRequest): { name: string; descriptor: { mediaType: str
 export class GrpcServer {
   private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': 1 << 20 });
 
-  constructor(
-    private readonly daemon: Daemon,
-    private readonly log: Logger,
-  ) {
+  constructor(private readonly daemon: Daemon) {
     const root = loadProtos();
     this.server.addService(service(root, 'signet.v1.ImageVerifier').service, {
       VerifyImage: (call: grpc.ServerUnaryCall<RawRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
@@ -86,6 +82,11 @@ export class GrpcServer {
           request = validate(call.request);
         } catch (err) {
           callback({ code: grpc.status.INVALID_ARGUMENT, details: describeError(err) });
+          return;
+        }
+        const cached = this.daemon.verifyImage.cached(request);
+        if (cached !== undefined) {
+          callback(null, judgement(cached));
           return;
         }
         const gone = new AbortController();

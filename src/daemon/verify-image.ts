@@ -41,9 +41,16 @@ export class VerifyImagePath {
     private readonly log: Logger,
   ) {}
 
+  /**
+   * A verdict in the cache, concluded (counted and audited), answered at once and synchronously: it takes
+   * no decision slot, and a door can skip setting up cancellation and deadlines for it (the hot path).
+   */
+  cached(request: VerifyRequest): Decision | undefined {
+    return this.deps.verifyCached(request);
+  }
+
   async answer(request: VerifyRequest, options: VerifyImageOptions = {}): Promise<VerifyImageAnswer> {
-    // A verdict in the cache is answered at once: it takes no decision slot.
-    const cached = this.deps.verifyCached(request);
+    const cached = this.cached(request);
     if (cached !== undefined) return { kind: 'decision', decision: cached };
     // Admission control: decisions beyond the bounds are refused at once (the caller fails closed and
     // says why); an admitted decision's own deadlines start only now, not while it waited.
