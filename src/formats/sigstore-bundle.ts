@@ -33,7 +33,7 @@
  */
 import { createHash, timingSafeEqual, X509Certificate } from 'node:crypto';
 import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
-import { dsse, RFC3161Timestamp } from '@sigstore/core';
+import { dsse } from '@sigstore/core';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toSignedEntity, toTrustMaterial, Verifier, type SignedEntity, type TrustMaterial, type VerificationPolicy } from '@sigstore/verify';
 import type { ErrorCode } from '../errors.js';
@@ -42,7 +42,15 @@ import type { TrustedKey } from '../keys/types.js';
 import { checkEnvelope, INTOTO_PAYLOAD_TYPE } from './dsse.js';
 import { parseStatement, statementCoversDigest } from './intoto.js';
 import { checkTimestampResponse } from './sigstore-timestamp.js';
-import { checkLogEntries, checkLogEntriesWellFormed, checkLogKeysValidAt, isRekorV2Entry, trustedLogsOf, type BundleSigner } from './sigstore-log-entries.js';
+import {
+  checkLogEntries,
+  checkLogEntriesWellFormed,
+  checkLogKeysValidAt,
+  checkRekorV2Trust,
+  isRekorV2Entry,
+  trustedLogsOf,
+  type BundleSigner,
+} from './sigstore-log-entries.js';
 import { isPlainObject, parseStrictJson } from './strict-json.js';
 
 export const SIGSTORE_BUNDLE_V03_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
@@ -287,11 +295,12 @@ function checkEvidence(bundle: Bundle, trustedRoot: unknown, signer: BundleSigne
   };
   try {
     checkLogEntriesWellFormed(bundle);
+    checkRekorV2Trust(bundle, trustedRoot);
   } catch (err) {
     if (err instanceof SignetError) throw new SignetError(err.code, `sigstore bundle's ${err.message}`);
     throw err;
   }
-  (bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps ?? []).forEach((t, i) =>
+  const timestamps = (bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps ?? []).map((t, i) =>
     checkTimestampResponse(Buffer.from(t.signedTimestamp), trustedRoot, `sigstore bundle's RFC 3161 timestamp ${i}`),
   );
   if ((options.timestampThreshold ?? 1) > 0) checkTimeEvidence(bundle);
@@ -304,9 +313,7 @@ function checkEvidence(bundle: Bundle, trustedRoot: unknown, signer: BundleSigne
     throw err;
   }
   const v2Logs = logChecks();
-  const times = (bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps ?? []).map(
-    (t) => RFC3161Timestamp.parse(Buffer.from(t.signedTimestamp)).signingTime,
-  );
+  const times = timestamps.map((t) => t.genTime);
   try {
     checkLogKeysValidAt(v2Logs, times);
   } catch (err) {

@@ -234,6 +234,31 @@ export function checkLogEntriesWellFormed(bundle: Bundle): void {
   });
 }
 
+/**
+ * A Rekor v2 entry carries no signed entry timestamp: only a checkpoint signed under the log's origin (the
+ * trusted root's baseUrl) and a time from a timestamp authority vouch for it. Trust material without both
+ * cannot, and says so before anything is checked against it — a `rekorKey` alone names a log key only.
+ */
+export function checkRekorV2Trust(bundle: Bundle, trustedRoot: unknown): void {
+  const logs = trustedLogsOf(trustedRoot);
+  const hasTsa = TrustedRoot.fromJSON(trustedRoot).timestampAuthorities.length > 0;
+  bundle.verificationMaterial.tlogEntries.forEach((entry, i) => {
+    if (!isRekorV2Entry(entry)) return;
+    const log = logs.find((l) => l.logId.equals(entry.logId?.keyId ?? Buffer.alloc(0)));
+    // With a timestamp authority, a log the trust material does not name is refused by checkLogEntries, naming it.
+    if (hasTsa && (log === undefined || log.origin !== undefined)) return;
+    const missing = [
+      ...(log === undefined ? ['does not name its log'] : log.origin === undefined ? ['gives its log no baseUrl'] : []),
+      ...(hasTsa ? [] : ['names no timestamp authority']),
+    ];
+    refuse(
+      `transparency-log entry ${i} is a Rekor v2 entry, which needs a trusted root naming its log with a baseUrl (the checkpoint's origin) and a ` +
+        `timestamp authority (the entry's time comes from an RFC 3161 timestamp); the key's trust material ${missing.join(' and ')}: ` +
+        'a rekorKey alone cannot vouch for a Rekor v2 entry',
+    );
+  });
+}
+
 /** Every entry of the bundle, against the trusted root's logs; returns the log of each Rekor v2 entry. */
 export function checkLogEntries(bundle: Bundle, logs: readonly TrustedLog[], signer: BundleSigner): TrustedLog[] {
   checkLogEntriesWellFormed(bundle);

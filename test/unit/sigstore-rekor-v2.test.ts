@@ -149,11 +149,14 @@ describe('sigstore bundles with Rekor v2 entries', function () {
       assert.equal((await sigstoreBundleFormat.verify(sig(json(broken)), pemKey, subject)).valid, true);
       const c = await sigstoreBundleFormat.verify(sig(json(broken)), tlogKey, subject);
       assert.equal(c.valid, false);
-      // A rekorKey names the log's key but not its origin: a Rekor v2 checkpoint cannot be checked against it.
+      // A rekorKey names the log's key but neither its origin nor a timestamp authority: the refusal says so.
       const rekorKeyOnly = { ...pemKey, tlog: { logKeys: logKeysOfTrustedRoot(trustedRoot, 'test'), source: 'rekorKey' } };
       const d = await sigstoreBundleFormat.verify(sig(logged), rekorKeyOnly, subject);
       assert.equal(d.valid, false);
-      assert.match(!d.valid ? d.reason : '', /no baseUrl|no time evidence|TIMESTAMP|not a timestamp-authority certificate of the trusted root/);
+      assert.equal(!d.valid && d.code, 'SIGNATURE_INVALID');
+      assert.match(!d.valid ? d.reason : '', /needs a trusted root naming its log with a baseUrl .* and a timestamp authority/);
+      assert.match(!d.valid ? d.reason : '', /does not name its log and names no timestamp authority: a rekorKey alone cannot vouch for a Rekor v2 entry/);
+      assert.doesNotMatch(!d.valid ? d.reason : '', /of the trusted root/);
     });
   });
 
