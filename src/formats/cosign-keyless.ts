@@ -146,7 +146,11 @@ export async function verifyCosignKeyless(
       ...(identity.subjectRegExp !== undefined ? { subjectRegExp: identity.subjectRegExp } : {}),
     },
   });
-  if (!r.valid) return { valid: false, code: r.code, reason: r.reason.replace(/^sigstore bundle/, 'cosign keyless signature') };
+  if (!r.valid) {
+    // The annotation is the bundle's only RFC 3161 timestamp: name it as the signature carries it.
+    const reason = r.reason.replace(/^sigstore bundle's RFC 3161 timestamp 0\b/, `cosign keyless signature's ${COSIGN_TIMESTAMP_ANNOTATION}`);
+    return { valid: false, code: r.code, reason: reason.replace(/^sigstore bundle/, 'cosign keyless signature') };
+  }
   // The log vouched for this signature and digest; it must also have logged this certificate.
   if (mapped.bodyCertificateDer === undefined || !mapped.bodyCertificateDer.equals(mapped.certificateDer)) {
     return { valid: false, code: 'SIGNATURE_INVALID', reason: "cosign keyless signature: the Rekor entry does not hold the signature's certificate" };

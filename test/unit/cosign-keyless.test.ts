@@ -132,6 +132,27 @@ describe('cosign keyless .sig signatures against a sigstore key', function () {
     assert.equal((await verify(other)).valid, false);
   });
 
+  it('a timestamp annotation read as a bundle timestamp is: by another authority or not DER, it is refused naming the annotation', async () => {
+    const stamped = fake.cosignSigFor(REF, digest, { timestamp: true });
+    const withTimestamp = (der: Buffer) => ({
+      ...stamped,
+      annotations: { ...stamped.annotations, 'dev.sigstore.cosign/timestamp': JSON.stringify({ SignedRFC3161Timestamp: der.toString('base64') }) },
+    });
+    const foreign = await verify(withTimestamp(other.timestamp(stamped.signature)));
+    assert.equal(!foreign.valid && foreign.code, 'CERTIFICATE_INVALID');
+    assert.match(
+      !foreign.valid ? foreign.reason : '',
+      /dev\.sigstore\.cosign\/timestamp: embedded certificate 0 is not a timestamp-authority certificate of the trusted root/,
+    );
+    const raw = Buffer.from(
+      (JSON.parse(stamped.annotations['dev.sigstore.cosign/timestamp']!) as { SignedRFC3161Timestamp: string }).SignedRFC3161Timestamp,
+      'base64',
+    );
+    const trailing = await verify(withTimestamp(Buffer.concat([raw, Buffer.from([0])])));
+    assert.equal(!trailing.valid && trailing.code, 'SIGNATURE_MALFORMED');
+    assert.match(!trailing.valid ? trailing.reason : '', /dev\.sigstore\.cosign\/timestamp cannot be read: the response is not DER/);
+  });
+
   it('refuses a Rekor entry that logged another certificate', async () => {
     const r = await verify(fake.cosignSigFor(REF, digest, { bodyCertificatePem: other.leafPem }));
     assert.equal(r.valid, false);

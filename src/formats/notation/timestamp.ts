@@ -37,7 +37,7 @@ export interface TrustedTimestamp {
 }
 
 function invalid(what: string): SignetError {
-  return new SignetError('SIGNATURE_INVALID', `the RFC 3161 timestamp countersignature ${what}`);
+  return new SignetError('SIGNATURE_INVALID', `${WHAT} ${what}`);
 }
 
 /**
