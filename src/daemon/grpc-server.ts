@@ -90,12 +90,15 @@ export class GrpcServer {
           return;
         }
         const gone = new AbortController();
-        call.once('cancelled', () => gone.abort());
+        // grpc-js also says 'cancelled' once a call has ended: listen only while the answer is pending.
+        const onCancelled = (): void => gone.abort();
+        call.once('cancelled', onCancelled);
         const deadline = call.getDeadline();
         const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
         void this.daemon.verifyImage
           .answer(request, { signal: gone.signal, ...(Number.isFinite(deadlineMs) ? { deadline: deadlineMs } : {}) })
           .then((answer) => {
+            call.removeListener('cancelled', onCancelled);
             switch (answer.kind) {
               case 'decision':
                 return callback(null, judgement(answer.decision));

@@ -94,6 +94,8 @@ interface PendingLookup<T> {
   what: 'signatures' | 'attestations';
   done: boolean;
   result: Promise<Lookup<T>>;
+  /** Each source's own lookup, for a look at what the first to answer found (see earlySignatures). */
+  each: Array<{ name: string; found: Promise<T[]> }>;
 }
 
 /** What the checks of one scope need once the pure part of the decision has run. */
@@ -254,7 +256,8 @@ export class VerificationEngine {
     const signatureLookup = this.lookup(sources.signatures, 'signatures', work.image, digest, deadline, order, orderReferrers);
     const attestationLookup = scopePolicy.attestations.length > 0 ? this.lookup(sources.attestations, 'attestations', work.image, digest, deadline) : undefined;
     pending.push(signatureLookup, ...(attestationLookup ? [attestationLookup] : []));
-    const { found, failures: signatureFailures, leftOut } = await signatureLookup.result;
+    const early = scopePolicy.rejectIfSignedBy.length === 0 ? await this.earlySignatures(signatureLookup, scopePolicy, ctx) : undefined;
+    const { found, failures: signatureFailures, leftOut } = early ?? (await signatureLookup.result);
     // Only the formats the scope accepts count, whatever a source returned.
     const signatures = found.filter((s) => scopePolicy.formats.includes(s.format));
     if (scopePolicy.rejectIfSignedBy.length > 0) {
@@ -339,6 +342,60 @@ export class VerificationEngine {
   }
 
   /**
+   * What the sources that answered first found, when it already meets every signature requirement of the
+   * scope; undefined when only everything can tell. Without rejectIfSignedBy, more signatures can only
+   * add to an accept, so the decision need not wait for the slower sources (a `.sig` tag answers before a
+   * referrers listing and its tag fallback): their requests finish or fail on their own, unread. Checks
+   * made here are remembered in ctx.checked, so nothing is verified twice when everything is needed.
+   */
+  private async earlySignatures(
+    lookup: PendingLookup<DiscoveredSignature>,
+    scopePolicy: Work['scopePolicy'],
+    ctx: EvaluationContext,
+  ): Promise<Lookup<DiscoveredSignature> | undefined> {
+    if (lookup.each.length < 2 || scopePolicy.signatures.length === 0) return undefined;
+    ctx.checked ??= new WeakMap();
+    const limit = this.options.maxSignatures;
+    const found: DiscoveredSignature[] = [];
+    const failures: SignetError[] = [];
+    const out = new Map(
+      lookup.each.map((e, i) => [
+        i,
+        e.found.then(
+          (value) => ({ i, value }),
+          (error: unknown) => ({ i, error }),
+        ),
+      ]),
+    );
+    // Only while another source is still out: once all have answered, the full lookup is the answer.
+    while (out.size > 1) {
+      const settled = await Promise.race(out.values());
+      out.delete(settled.i);
+      if ('error' in settled) {
+        const e = settled.error instanceof SignetError ? settled.error : new SignetError('REGISTRY_UNAVAILABLE', describeError(settled.error));
+        failures.push(new SignetError(e.code, `cannot look up signatures in the ${lookup.each[settled.i]!.name}: ${e.message}`));
+        continue;
+      }
+      if (settled.value.length === 0) continue;
+      found.push(...settled.value);
+      const candidates = withoutDuplicates(found)
+        .filter((s) => scopePolicy.formats.includes(s.format))
+        .slice(0, limit);
+      let met = candidates.length > 0;
+      for (const requirement of scopePolicy.signatures) {
+        if (!met) break;
+        met = (await evaluateRequirement(requirement, candidates, ctx)).satisfied;
+      }
+      if (met) {
+        lookup.done = true; // no longer waited for: not "late" if the deadline passes now
+        lookup.result.catch(() => undefined); // nor read: never an unhandled rejection
+        return { found: candidates, failures, leftOut: 0 };
+      }
+    }
+    return undefined;
+  }
+
+  /**
    * Ask every source at once; what was found, and each source that failed (as a coded error). With
    * `order` (signatures): identical signatures once, then the likeliest to verify first, then the cut
    * to maxSignatures; sources that can read more candidates cheaply order theirs the same way.
@@ -358,8 +415,9 @@ export class VerificationEngine {
     const options: FindOptions = order
       ? { limit, signal, order, candidates: limit * DEFAULTS.signatureCandidatesFactor, ...(orderReferrers ? { orderReferrers } : {}), ...counted }
       : { limit, signal };
-    const pending: PendingLookup<T> = { what, done: false, result: Promise.resolve({ found: [], failures: [], leftOut: 0 }) };
-    pending.result = Promise.allSettled(sources.map((source) => source.find(image, digest, options))).then(async (settled) => {
+    const each = sources.map((source) => ({ name: source.name, found: source.find(image, digest, options) }));
+    const pending: PendingLookup<T> = { what, done: false, result: Promise.resolve({ found: [], failures: [], leftOut: 0 }), each };
+    pending.result = Promise.allSettled(each.map((e) => e.found)).then(async (settled) => {
       pending.done = true;
       let found: T[] = [];
       const failures: SignetError[] = [];

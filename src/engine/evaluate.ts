@@ -64,6 +64,12 @@ export interface EvaluationContext {
   now: Date;
   /** The decision's deadline: once it has passed, no key is asked again (the check throws its reason). */
   signal?: AbortSignal;
+  /**
+   * Checks already made in this decision, per signature and key: a signature held against the
+   * requirements twice (an early look at what the first source found, then everything) or by several
+   * requirements naming one key is verified once.
+   */
+  checked?: WeakMap<UntrustedSignature, Map<string, Promise<SignatureCheck>>>;
 }
 
 export interface RequirementOutcome {
@@ -78,7 +84,16 @@ export interface RequirementOutcome {
 }
 
 /** Authenticity and integrity of one signature with one key (identity is the caller's business). */
-async function checkAuthentic(sig: UntrustedSignature, keyName: string, ctx: EvaluationContext): Promise<SignatureCheck> {
+function checkAuthentic(sig: UntrustedSignature, keyName: string, ctx: EvaluationContext): Promise<SignatureCheck> {
+  if (ctx.checked === undefined) return checkAuthenticOnce(sig, keyName, ctx);
+  let byKey = ctx.checked.get(sig);
+  if (byKey === undefined) ctx.checked.set(sig, (byKey = new Map()));
+  let check = byKey.get(keyName);
+  if (check === undefined) byKey.set(keyName, (check = checkAuthenticOnce(sig, keyName, ctx)));
+  return check;
+}
+
+async function checkAuthenticOnce(sig: UntrustedSignature, keyName: string, ctx: EvaluationContext): Promise<SignatureCheck> {
   ctx.signal?.throwIfAborted();
   const lookup = ctx.keys.get(keyName);
   if (lookup.error) return { valid: false, code: lookup.error.code, reason: `key "${keyName}" cannot be used: ${lookup.error.message}` };

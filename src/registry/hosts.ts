@@ -137,9 +137,10 @@ export function hostDir(root: string, registry: string): string | undefined {
   for (const c of candidates) {
     if (c.includes('/') || c === '..' || c === '.') continue;
     const p = join(root, c);
+    // Asked on every registry request (containerd, too, reads the folder on every pull): no exception
+    // for the usual absent entry. Another error (EACCES…) counts as absent, as containerd's os.Stat does.
     try {
-      statSync(p);
-      return p;
+      if (statSync(p, { throwIfNoEntry: false }) !== undefined) return p;
     } catch {
       /* next */
     }

@@ -18,9 +18,11 @@ const SUBJECT = `${REPO}@${DIGEST}`;
 const WHERE = `(scope ${REPO})`;
 const http500 = () => new SignetError('REGISTRY_UNAVAILABLE', 'referrers of registry.example.com/prod/app: registry answered 500, 1 attempts');
 
+/** The signed source answers a little after the failing one has failed, so the failure is known by then. */
 async function sources(signed: boolean) {
+  const found: DiscoveredSignature[] = signed ? [await cosignSignature(KEYS.release)] : [];
   return [
-    new MemorySource<DiscoveredSignature>('registry', signed ? [await cosignSignature(KEYS.release)] : []),
+    new MemorySource<DiscoveredSignature>('registry', () => new Promise((resolve) => setTimeout(() => resolve(found), 20))),
     failingSource<DiscoveredSignature>('registry referrers', http500()),
   ];
 }
@@ -32,6 +34,37 @@ describe('engine: failed lookups', () => {
     assert.deepEqual(d.warnings, [
       'cannot look up signatures in the registry referrers: referrers of registry.example.com/prod/app: registry answered 500, 1 attempts (the requirements were met without it)',
     ]);
+  });
+
+  it('requirements met by the first source to answer: accepted without waiting for the others (without rejectIfSignedBy)', async () => {
+    const slowFailure = new MemorySource<DiscoveredSignature>(
+      'registry referrers',
+      () => new Promise((_, reject) => setTimeout(() => reject(http500()), 1500)),
+    );
+    const h = await harness({
+      policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }),
+      signatures: [new MemorySource<DiscoveredSignature>('registry', [await cosignSignature(KEYS.release)]), slowFailure],
+    });
+    const started = Date.now();
+    const d = await h.decide();
+    assert.equal(d.decision, 'accept', d.reason);
+    assert.ok(Date.now() - started < 1000, `waited ${Date.now() - started} ms for the slow source`);
+    assert.deepEqual(d.warnings, [], 'its failure came after the decision');
+  });
+
+  it('what the first source found does not meet the requirements: the others are waited for', async () => {
+    const stale = await cosignSignature(KEYS.stranger);
+    const valid = await cosignSignature(KEYS.release);
+    const h = await harness({
+      policy: scopePolicy({ action: 'verify', signatures: { keys: ['release'] } }),
+      signatures: [
+        new MemorySource<DiscoveredSignature>('registry', [stale]),
+        new MemorySource<DiscoveredSignature>('registry referrers', () => new Promise((resolve) => setTimeout(() => resolve([valid]), 50))),
+      ],
+    });
+    const d = await h.decide();
+    assert.equal(d.decision, 'accept', d.reason);
+    assert.equal(d.signatures.filter((s) => s.valid).length, 1);
   });
 
   it("requirements not met with what could be read: refused with the lookup's code, and what was missing", async () => {
