@@ -12,7 +12,7 @@ import { startDaemon } from '../test/helpers/daemon.js';
 import { pushImage } from '../test/helpers/images.js';
 import { makeTestKey } from '../test/helpers/keys.js';
 import { startRegistry } from '../test/helpers/registry.js';
-import { runVerifier } from '../test/helpers/verifier.js';
+import { runVerifier, socketFor } from '../test/helpers/verifier.js';
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const green = (s: string) => (process.stdout.isTTY ? `\x1b[32m${s}\x1b[0m` : s);
@@ -58,9 +58,11 @@ async function main(): Promise<void> {
     key.writePublic(join(work, 'release.pub'));
     daemon = await startDaemon({ insecureRegistries: [host], policy });
     console.log(policy.replace(/^/gm, '  | '));
-    console.log(`signetd listening on ${daemon.socket}`);
+    console.log(`signetd listening on ${daemon.socket} (gRPC) and ${socketFor('sh', daemon.socket)} (the verifier's HTTP)`);
 
-    step('4. containerd asks: signet-verifier -name … -digest … -stdin-media-type application/vnd.oci.descriptor.v1+json');
+    step(
+      '4. containerd asks: signet-verifier -name … -digest … -stdin-media-type application/vnd.oci.descriptor.v1+json (the sh + curl verifier signet install puts in bin_dir)',
+    );
     for (const [tag, img] of [
       ['signed', signed],
       ['unsigned', unsigned],
@@ -68,7 +70,7 @@ async function main(): Promise<void> {
     ] as const) {
       const name = `${host}/demo/app:${tag}`;
       const descriptor = { mediaType: img.mediaType, digest: img.digest, size: img.size };
-      const run = await runVerifier({ socket: daemon.socket, name, descriptor });
+      const run = await runVerifier({ kind: 'sh', socket: socketFor('sh', daemon.socket), name, descriptor });
       console.log(
         `\n$ signet-verifier -name ${name} -digest ${img.digest.slice(0, 19)}… -stdin-media-type application/vnd.oci.descriptor.v1+json <<< '${JSON.stringify({ ...descriptor, digest: `${img.digest.slice(0, 19)}…` })}'`,
       );
