@@ -185,18 +185,36 @@ export class VerdictCache {
 export function cacheKey(request: VerifyRequest, snapshot: CacheSnapshot): string | undefined {
   const { policy, keys } = snapshot;
   if (policy === undefined || keys === undefined) return undefined;
-  let name: string;
-  let scope: string;
-  try {
-    const image = parseReference(request.name);
-    name = formatReference(image);
-    scope = resolveScope(policy, image).scope;
-  } catch {
-    return undefined;
-  }
+  const named = nameAndScope(request.name, policy);
+  if (named === undefined) return undefined;
   // The whole descriptor: a media type or size other than the one decided is another question.
   const d = request.descriptor;
-  return [d.digest, d.mediaType, d.size, name, scope, policy.generation, snapshot.keyGeneration].join('\u0000');
+  return [d.digest, d.mediaType, d.size, named.name, named.scope, policy.generation, snapshot.keyGeneration].join('\u0000');
+}
+
+/**
+ * The normalised name and the scope of a requested name under one policy (a policy is never changed:
+ * a reload makes a new one). Remembered, bounded, per policy: a node asks about the same few names
+ * over and over, and parsing and scope matching are most of the cost of a cached answer.
+ */
+const namesByPolicy = new WeakMap<Policy, Map<string, { name: string; scope: string } | null>>();
+const MAX_REMEMBERED_NAMES = 4096;
+
+function nameAndScope(requested: string, policy: Policy): { name: string; scope: string } | undefined {
+  let names = namesByPolicy.get(policy);
+  if (names === undefined) namesByPolicy.set(policy, (names = new Map()));
+  let named = names.get(requested);
+  if (named === undefined) {
+    try {
+      const image = parseReference(requested);
+      named = { name: formatReference(image), scope: resolveScope(policy, image).scope };
+    } catch {
+      named = null;
+    }
+    if (names.size >= MAX_REMEMBERED_NAMES) names.clear();
+    names.set(requested, named);
+  }
+  return named ?? undefined;
 }
 
 function round(ms: number): number {

@@ -11,8 +11,20 @@ function signature(s: SignatureResult): SignatureResult {
   return { ...s, source: printable(s.source, LIMITS.name), key: printable(s.key, LIMITS.name), reason: printable(s.reason, LIMITS.detail) };
 }
 
+/**
+ * Made once per decision: a decision is audited and answered, and both print it. Decisions are not
+ * changed once made (changes are new objects), so the copy stays true.
+ */
+const made = new WeakMap<Decision, Decision>();
+
 /** A copy of `d` fit for output; `d` itself is left as the engine made it. */
 export function printableDecision(d: Decision): Decision {
+  let copy = made.get(d);
+  if (copy === undefined) made.set(d, (copy = printableCopy(d)));
+  return copy;
+}
+
+function printableCopy(d: Decision): Decision {
   const signatures = d.signatures.slice(0, LIMITS.items).map(signature);
   const warnings = d.warnings.slice(0, LIMITS.items).map((w) => printable(w, LIMITS.detail));
   if (d.signatures.length > LIMITS.items) warnings.push(`${d.signatures.length - LIMITS.items} more signature results not listed`);
