@@ -2,9 +2,6 @@
  * The gRPC face of signetd on a unix socket: signet.v1.ImageVerifier and grpc.health.v1.Health.
  * Handlers never throw: a malformed request gets INVALID_ARGUMENT, everything else a Judgement.
  */
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
-import { connect } from 'node:net';
-import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { describeError, SignetError } from '../errors.js';
@@ -12,6 +9,7 @@ import { isDigest } from '../registry/reference.js';
 import type { Decision } from '../engine/decision.js';
 import { printableDecision } from '../util/printable-decision.js';
 import type { Daemon } from './daemon.js';
+import { listenPrivately } from './private-socket.js';
 
 export { PROTO_DIR } from '../proto-dir.js';
 import { PROTO_DIR } from '../proto-dir.js';
@@ -137,24 +135,17 @@ export class GrpcServer {
     });
   }
 
-  /** Bind the unix socket with mode 0600 (created under a restrictive umask, so never briefly wider). */
-  async listen(socketPath: string): Promise<void> {
-    mkdirSync(dirname(socketPath), { recursive: true, mode: 0o750 });
-    if (existsSync(socketPath)) {
-      if (await isListening(socketPath)) throw new SignetError('CONFIG_INVALID', `another process is serving ${socketPath}; is signetd already running?`);
-      unlinkSync(socketPath);
-    }
-    const oldMask = process.umask(0o177);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        this.server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) =>
-          err ? reject(new SignetError('CONFIG_INVALID', `cannot listen on ${socketPath}: ${err.message}`)) : resolve(),
-        );
-      });
-    } finally {
-      process.umask(oldMask);
-    }
-    chmodSync(socketPath, 0o600);
+  /** Bind the unix socket, mode 0600 (private-socket.ts). */
+  listen(socketPath: string): Promise<void> {
+    return listenPrivately(
+      socketPath,
+      () =>
+        new Promise<void>((resolve, reject) => {
+          this.server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) =>
+            err ? reject(new SignetError('CONFIG_INVALID', `cannot listen on ${socketPath}: ${err.message}`)) : resolve(),
+          );
+        }),
+    );
   }
 
   async close(graceMs = 3000): Promise<void> {
@@ -169,15 +160,4 @@ export class GrpcServer {
       });
     });
   }
-}
-
-function isListening(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(socketPath);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }

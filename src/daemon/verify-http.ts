@@ -11,15 +11,13 @@
  *
  * The body is the reason, one line, escaped and bounded (containerd shows it to whoever pulled).
  */
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
-import { dirname } from 'node:path';
 import { describeError, SignetError } from '../errors.js';
 import { LIMITS, printable } from '../util/printable.js';
 import { printableDecision } from '../util/printable-decision.js';
 import { UsageError } from '../verifier/contract.js';
 import type { Logger } from './logger.js';
+import { listenPrivately } from './private-socket.js';
 import type { VerifyImagePath } from './verify-image.js';
 import { FormError, MAX_FORM_BYTES, parseVerifyForm } from './verify-http-form.js';
 
@@ -106,27 +104,20 @@ export class VerifyHttpServer {
     });
   }
 
-  /** Bind the unix socket with mode 0600 (created under a restrictive umask, so never briefly wider). */
+  /** Bind the unix socket, mode 0600 (private-socket.ts). */
   async listen(socketPath: string): Promise<void> {
-    mkdirSync(dirname(socketPath), { recursive: true, mode: 0o750 });
-    if (existsSync(socketPath)) {
-      if (await isListening(socketPath)) throw new SignetError('CONFIG_INVALID', `another process is serving ${socketPath}; is signetd already running?`);
-      unlinkSync(socketPath);
-    }
-    const oldMask = process.umask(0o177);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const onError = (err: Error): void => reject(new SignetError('CONFIG_INVALID', `cannot listen on ${socketPath}: ${err.message}`));
-        this.server.once('error', onError);
-        this.server.listen(socketPath, () => {
-          this.server.off('error', onError);
-          resolve();
-        });
-      });
-    } finally {
-      process.umask(oldMask);
-    }
-    chmodSync(socketPath, 0o600);
+    await listenPrivately(
+      socketPath,
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const onError = (err: Error): void => reject(new SignetError('CONFIG_INVALID', `cannot listen on ${socketPath}: ${err.message}`));
+          this.server.once('error', onError);
+          this.server.listen(socketPath, () => {
+            this.server.off('error', onError);
+            resolve();
+          });
+        }),
+    );
     this.server.on('error', (err) => this.log.error('verify socket error', { error: describeError(err) }));
   }
 
@@ -145,15 +136,4 @@ function reply(res: ServerResponse, status: Status, untrustedLine: string): void
   if (res.headersSent || res.destroyed) return;
   const body = printable(untrustedLine, LIMITS.reason);
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
-}
-
-function isListening(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(socketPath);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
