@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ASN1Obj } from '@sigstore/core';
 import { encode, Tag } from 'cbor2';
+import { createCa, DAY_MS } from './openssl-ca.js';
 import type { FakeSigstore } from './sigstore-fake.js';
 
-const asn1Time = (d: Date) => d.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z';
 const pemDer = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
 
 export interface NotationLeaf {
@@ -34,62 +34,28 @@ export interface NotationCa {
 
 export function createNotationCa(): NotationCa {
   const dir = mkdtempSync(join(tmpdir(), 'signet-notation-ca-'));
-  const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  writeFileSync(
-    join(dir, 'ca.cnf'),
-    '[ ca ]\ndefault_ca = t\n[ t ]\ndatabase = ./index.txt\nnew_certs_dir = .\nserial = ./serial\ndefault_md = sha256\npolicy = any\ncopy_extensions = none\nunique_subject = no\n[ any ]\ncountryName = optional\nstateOrProvinceName = optional\norganizationName = optional\ncommonName = optional\n',
-  );
-  writeFileSync(join(dir, 'index.txt'), '');
-  writeFileSync(join(dir, 'serial'), '2000\n');
-  writeFileSync(join(dir, 'leaf.ext'), 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n');
   // The root predates every certificate it issues (valid from thirty days ago), as a real CA does.
-  writeFileSync(join(dir, 'root.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
-  run([
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'root.key',
-    '-out',
-    'root.csr',
-    '-subj',
-    '/C=US/ST=WA/O=Signet Test/CN=Notation Test Root',
-  ]);
-  run(
-    ['ca', '-batch', '-selfsign', '-config', 'ca.cnf', '-keyfile', 'root.key', '-in', 'root.csr', '-out', 'root.pem', '-extfile', 'root.ext', '-notext'].concat(
-      ['-startdate', asn1Time(new Date(Date.now() - 30 * 86_400_000)), '-enddate', asn1Time(new Date(Date.now() + 3650 * 86_400_000))],
-    ),
-  );
-  const rootPem = readFileSync(join(dir, 'root.pem'), 'utf8');
+  const root = createCa({
+    dir,
+    name: 'root',
+    subject: '/C=US/ST=WA/O=Signet Test/CN=Notation Test Root',
+    notBefore: new Date(Date.now() - 30 * DAY_MS),
+    notAfter: new Date(Date.now() + 3650 * DAY_MS),
+  });
   return {
     dir,
-    rootPath: join(dir, 'root.pem'),
-    rootPem,
-    rootDer: pemDer(rootPem),
+    rootPath: root.pemPath,
+    rootPem: root.pem,
+    rootDer: root.der,
     leaf(name, notBefore, notAfter) {
-      run(
-        ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`].concat([
-          '-subj',
-          `/C=US/ST=WA/O=Signet Test/CN=${name}`,
-        ]),
-      );
-      run(
-        ['ca', '-batch', '-config', 'ca.cnf', '-cert', 'root.pem', '-keyfile', 'root.key', '-in', `${name}.csr`, '-out', `${name}.pem`].concat([
-          '-startdate',
-          asn1Time(notBefore),
-          '-enddate',
-          asn1Time(notAfter),
-          '-extfile',
-          'leaf.ext',
-          '-notext',
-        ]),
-      );
-      const pem = readFileSync(join(dir, `${name}.pem`), 'utf8');
-      return { pem, der: pemDer(pem), key: createPrivateKey(readFileSync(join(dir, `${name}.key`))) };
+      const { pem, der, key } = root.issue({
+        name,
+        subject: `/C=US/ST=WA/O=Signet Test/CN=${name}`,
+        notBefore,
+        notAfter,
+        extensions: ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=codeSigning'],
+      });
+      return { pem, der, key };
     },
   };
 }
@@ -127,38 +93,15 @@ export function createTestTsa(fake: FakeSigstore, name = 'tsa', options: TsaOpti
   const dir = fake.dir;
   const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   if (options.eku !== undefined || options.rsaBits !== undefined) {
-    const eku = options.eku ?? 'critical,timeStamping';
-    writeFileSync(join(dir, `${name}.ext`), `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=${eku}\n`);
-    run([
-      'req',
-      '-new',
-      '-newkey',
-      ...(options.rsaBits !== undefined ? [`rsa:${options.rsaBits}`] : ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256']),
-      '-nodes',
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-      '-subj',
-      `/O=signet-test/CN=${name}`,
-    ]);
-    run([
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'tsa-root.pem',
-      '-CAkey',
-      'tsa-root.key',
-      '-CAcreateserial',
-      '-out',
-      `${name}.pem`,
-      '-days',
-      '365',
-      '-extfile',
-      `${name}.ext`,
-    ]);
+    const now = new Date();
+    fake.tsaCa.issue({
+      name,
+      subject: `/O=signet-test/CN=${name}`,
+      notBefore: now,
+      notAfter: new Date(now.getTime() + 365 * DAY_MS),
+      extensions: ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', `extendedKeyUsage=${options.eku ?? 'critical,timeStamping'}`],
+      ...(options.rsaBits !== undefined ? { key: { rsaBits: options.rsaBits } } : {}),
+    });
   }
   const section =
     `${name}_${options.accuracy ?? 'exact'}_${options.essCertIdAlg ?? 'sha256'}_${options.policy ?? 'p'}_${options.embedRoot ? 'root' : 'leaf'}`.replace(

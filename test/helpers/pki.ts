@@ -4,11 +4,11 @@
  * carrying its certificate (and optionally the chain), as `cosign sign --certificate … --certificate-chain …`
  * lays them out.
  */
-import { execFileSync } from 'node:child_process';
 import { createPrivateKey, sign } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createCa, DAY_MS, ROOT_CA_EXTENSIONS } from './openssl-ca.js';
 import type { CosignKeylessLayer } from './sigstore-fake.js';
 
 export interface TestPki {
@@ -25,113 +25,46 @@ export interface TestPki {
 
 export function createTestPki(): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'signet-pki-'));
-  const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  run([
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'root.key',
-    '-out',
-    'root.pem',
-    '-days',
-    '3650',
-    '-subj',
-    '/O=Acme/CN=Acme Root CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  run([
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'int.key',
-    '-out',
-    'int.csr',
-    '-subj',
-    '/O=Acme/CN=Acme Signing CA',
-  ]);
-  writeFileSync(join(dir, 'int.ext'), 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n');
-  run([
-    'x509',
-    '-req',
-    '-in',
-    'int.csr',
-    '-CA',
-    'root.pem',
-    '-CAkey',
-    'root.key',
-    '-CAcreateserial',
-    '-out',
-    'int.pem',
-    '-days',
-    '1825',
-    '-extfile',
-    'int.ext',
-  ]);
-  const rootPem = readFileSync(join(dir, 'root.pem'), 'utf8');
-  const intermediatePem = readFileSync(join(dir, 'int.pem'), 'utf8');
+  const now = new Date();
+  const after = (days: number) => new Date(now.getTime() + days * DAY_MS);
+  const root = createCa({
+    dir,
+    name: 'root',
+    subject: '/O=Acme/CN=Acme Root CA',
+    notBefore: now,
+    notAfter: after(3650),
+    extensions: [...ROOT_CA_EXTENSIONS, 'authorityKeyIdentifier=keyid:always'],
+  });
+  const intermediate = root.issue({
+    name: 'int',
+    subject: '/O=Acme/CN=Acme Signing CA',
+    notBefore: now,
+    notAfter: after(1825),
+    extensions: ['basicConstraints=critical,CA:TRUE,pathlen:0', 'keyUsage=critical,keyCertSign,cRLSign'],
+  });
+  const rootPem = root.pem;
+  const intermediatePem = intermediate.pem;
   return {
     dir,
-    rootPath: join(dir, 'root.pem'),
-    intermediatePath: join(dir, 'int.pem'),
+    rootPath: root.pemPath,
+    intermediatePath: intermediate.pemPath,
     rootPem,
     intermediatePem,
     leaf(name, options = {}) {
-      run([
-        'req',
-        '-new',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        `${name}.key`,
-        '-out',
-        `${name}.csr`,
-        '-subj',
-        `/O=Acme/CN=${name}`,
-      ]);
-      writeFileSync(
-        join(dir, `${name}.ext`),
-        [
+      const issued = new Date();
+      const leaf = intermediate.issue({
+        name,
+        subject: `/O=Acme/CN=${name}`,
+        notBefore: issued,
+        notAfter: new Date(issued.getTime() + (options.days ?? 30) * DAY_MS),
+        extensions: [
           'basicConstraints=critical,CA:FALSE',
           'keyUsage=critical,digitalSignature',
           `extendedKeyUsage=${options.eku ?? 'codeSigning'}`,
           `subjectAltName=${options.san ?? 'email:release@acme.example,DNS:ci.acme.example,URI:https://ci.acme.example/release'}`,
-          '',
-        ].join('\n'),
-      );
-      run([
-        'x509',
-        '-req',
-        '-in',
-        `${name}.csr`,
-        '-CA',
-        'int.pem',
-        '-CAkey',
-        'int.key',
-        '-CAcreateserial',
-        '-out',
-        `${name}.pem`,
-        '-days',
-        String(options.days ?? 30),
-        '-extfile',
-        `${name}.ext`,
-      ]);
-      return { pem: readFileSync(join(dir, `${name}.pem`), 'utf8'), keyPath: join(dir, `${name}.key`) };
+        ],
+      });
+      return { pem: leaf.pem, keyPath: leaf.keyPath };
     },
     cosignSigFor(leaf, dockerReference, digest, options = {}) {
       const payload = Buffer.from(

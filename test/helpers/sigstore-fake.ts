@@ -14,6 +14,7 @@ import { preAuthEncoding, INTOTO_PAYLOAD_TYPE } from '../../src/formats/dsse.js'
 import { buildStatement, serializeStatement, subjectForDigest } from '../../src/formats/intoto.js';
 import { COSIGN_SIGN_PREDICATE_TYPE } from '../../src/formats/bundle.js';
 import type { Signer } from '../../src/keys/types.js';
+import { createCa, DAY_MS, ROOT_CA_EXTENSIONS, type TestCa } from './openssl-ca.js';
 import { createFakeRekorV2, type FakeRekorV2 } from './rekor-v2-fake.js';
 
 export interface FakeSigstore {
@@ -38,6 +39,8 @@ export interface FakeSigstore {
   /** The leaf (Fulcio) and CA certificates, PEM. */
   leafPem: string;
   caPem: string;
+  /** The timestamp authority's root (tsa-root.pem in `dir`), which issues other authorities' certificates. */
+  tsaCa: TestCa;
   /** The Rekor v2 log the trusted root names beside the v1 log. */
   rekorV2: FakeRekorV2;
   /** A v0.3 bundle whose transparency-log entry is a Rekor v2 one (see RekorV2BundleOptions). */
@@ -86,170 +89,55 @@ function canonical(value: unknown): string {
 export function createFakeSigstore(identity = 'release@example.com', issuer = 'https://accounts.example.com'): FakeSigstore {
   const dir = mkdtempSync(join(tmpdir(), 'signet-sigstore-'));
   const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  // The CA is valid from thirty days ago (as Fulcio's CA long predates any certificate it issues): self-signed with `openssl ca`.
-  const asn1Time = (d: Date) => d.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z';
-  writeFileSync(
-    join(dir, 'ca.cnf'),
-    '[ ca ]\ndefault_ca = fake\n[ fake ]\ndatabase = ./index.txt\nnew_certs_dir = .\nserial = ./ca-serial\ndefault_md = sha256\npolicy = any\ncopy_extensions = none\nunique_subject = no\n[ any ]\norganizationName = optional\ncommonName = optional\n',
-  );
-  writeFileSync(join(dir, 'index.txt'), '');
-  writeFileSync(join(dir, 'ca-serial'), '1000\n');
-  writeFileSync(join(dir, 'ca.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
-  run([
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.csr',
-    '-subj',
-    '/O=signet-test/CN=fake-fulcio',
-  ]);
-  run([
-    'ca',
-    '-batch',
-    '-selfsign',
-    '-config',
-    'ca.cnf',
-    '-keyfile',
-    'ca.key',
-    '-in',
-    'ca.csr',
-    '-out',
-    'ca.pem',
-    '-startdate',
-    asn1Time(new Date(Date.now() - 30 * 86_400_000)),
-    '-enddate',
-    asn1Time(new Date(Date.now() + 3650 * 86_400_000)),
-    '-extfile',
-    'ca.ext',
-    '-notext',
-  ]);
-  run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'leaf.key']);
-  run(['req', '-new', '-key', 'leaf.key', '-out', 'leaf.csr', '-subj', '/O=signet-test']);
+  const now = new Date();
+  const fromNow = (ms: number) => new Date(now.getTime() + ms);
+  // The CA is valid from thirty days ago, as Fulcio's CA long predates any certificate it issues.
+  const ca = createCa({ dir, name: 'ca', subject: '/O=signet-test/CN=fake-fulcio', notBefore: fromNow(-30 * DAY_MS), notAfter: fromNow(3650 * DAY_MS) });
   const issuerDer = Buffer.concat([Buffer.from([0x0c, issuer.length]), Buffer.from(issuer)]).toString('hex');
-  writeFileSync(
-    join(dir, 'leaf.ext'),
-    [
-      'basicConstraints=critical,CA:FALSE',
-      'keyUsage=critical,digitalSignature',
-      'extendedKeyUsage=codeSigning',
-      `subjectAltName=critical,email:${identity}`,
-      `1.3.6.1.4.1.57264.1.8=DER:${issuerDer}`,
-      '',
-    ].join('\n'),
-  );
-  run(['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '2', '-extfile', 'leaf.ext']);
+  const fulcioExtensions = [
+    'basicConstraints=critical,CA:FALSE',
+    'keyUsage=critical,digitalSignature',
+    'extendedKeyUsage=codeSigning',
+    `subjectAltName=critical,email:${identity}`,
+    `1.3.6.1.4.1.57264.1.8=DER:${issuerDer}`,
+  ];
+  const leaf = ca.issue({ name: 'leaf', subject: '/O=signet-test', notBefore: now, notAfter: fromNow(2 * DAY_MS), extensions: fulcioExtensions });
   // A Fulcio certificate as they are: ten minutes long, here issued ten days ago (long expired now).
-  const expiredFrom = new Date(Math.floor(Date.now() / 1000) * 1000 - 10 * 86_400_000);
-  run([
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'old-leaf.key',
-    '-out',
-    'old-leaf.csr',
-    '-subj',
-    '/O=signet-test',
-  ]);
-  run([
-    'ca',
-    '-batch',
-    '-config',
-    'ca.cnf',
-    '-cert',
-    'ca.pem',
-    '-keyfile',
-    'ca.key',
-    '-in',
-    'old-leaf.csr',
-    '-out',
-    'old-leaf.pem',
-    '-startdate',
-    asn1Time(expiredFrom),
-    '-enddate',
-    asn1Time(new Date(expiredFrom.getTime() + 600_000)),
-    '-extfile',
-    'leaf.ext',
-    '-notext',
-  ]);
+  const expiredFrom = new Date(Math.floor(now.getTime() / 1000) * 1000 - 10 * DAY_MS);
+  const oldLeaf = ca.issue({
+    name: 'old-leaf',
+    subject: '/O=signet-test',
+    notBefore: expiredFrom,
+    notAfter: new Date(expiredFrom.getTime() + 600_000),
+    extensions: fulcioExtensions,
+  });
   run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'rekor.key']);
   // A timestamp authority (RFC 3161): its own root and a leaf for time stamping; `openssl ts` answers.
-  run([
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'tsa-root.key',
-    '-out',
-    'tsa-root.pem',
-    '-days',
-    '3650',
-    '-subj',
-    '/O=signet-test/CN=fake-tsa-root',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  run([
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'tsa.key',
-    '-out',
-    'tsa.csr',
-    '-subj',
-    '/O=signet-test/CN=fake-tsa',
-  ]);
-  writeFileSync(join(dir, 'tsa.ext'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\n');
-  run([
-    'x509',
-    '-req',
-    '-in',
-    'tsa.csr',
-    '-CA',
-    'tsa-root.pem',
-    '-CAkey',
-    'tsa-root.key',
-    '-CAcreateserial',
-    '-out',
-    'tsa.pem',
-    '-days',
-    '365',
-    '-extfile',
-    'tsa.ext',
-  ]);
+  const tsaCa = createCa({
+    dir,
+    name: 'tsa-root',
+    subject: '/O=signet-test/CN=fake-tsa-root',
+    notBefore: now,
+    notAfter: fromNow(3650 * DAY_MS),
+    extensions: [...ROOT_CA_EXTENSIONS, 'authorityKeyIdentifier=keyid:always'],
+  });
+  const tsa = tsaCa.issue({
+    name: 'tsa',
+    subject: '/O=signet-test/CN=fake-tsa',
+    notBefore: now,
+    notAfter: fromNow(365 * DAY_MS),
+    extensions: ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=critical,timeStamping'],
+  });
   writeFileSync(
     join(dir, 'tsa.cnf'),
     '[ tsa_config ]\nserial = ./tsa-serial\nsigner_cert = ./tsa.pem\nsigner_key = ./tsa.key\nsigner_digest = sha256\ndefault_policy = 1.2.3.4.1\ndigests = sha256\naccuracy = secs:1\ness_cert_id_alg = sha256\n',
   );
   writeFileSync(join(dir, 'tsa-serial'), '01\n');
-  const der = (pemFile: string) => Buffer.from(readFileSync(join(dir, pemFile), 'utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
   const rekorKey = createPrivateKey(readFileSync(join(dir, 'rekor.key')));
   const rekorSpki = createPublicKey(rekorKey).export({ type: 'spki', format: 'der' });
   const logId = createHash('sha256').update(rekorSpki).digest();
-  const leafKey = createPrivateKey(readFileSync(join(dir, 'leaf.key')));
-  const start = new Date(Date.now() - 30 * 86_400_000).toISOString();
+  const leafKey = leaf.key;
+  const start = fromNow(-30 * DAY_MS).toISOString();
   const rekorV2 = createFakeRekorV2();
   const trustedRoot = {
     mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
@@ -266,7 +154,7 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
       {
         subject: { organization: 'signet-test', commonName: 'fake-fulcio' },
         uri: 'https://fulcio.signet.test',
-        certChain: { certificates: [{ rawBytes: der('ca.pem').toString('base64') }] },
+        certChain: { certificates: [{ rawBytes: ca.der.toString('base64') }] },
         validFor: { start },
       },
     ],
@@ -275,7 +163,7 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
       {
         subject: { organization: 'signet-test', commonName: 'fake-tsa' },
         uri: 'https://tsa.signet.test',
-        certChain: { certificates: [{ rawBytes: der('tsa.pem').toString('base64') }, { rawBytes: der('tsa-root.pem').toString('base64') }] },
+        certChain: { certificates: [{ rawBytes: tsa.der.toString('base64') }, { rawBytes: tsaCa.der.toString('base64') }] },
         validFor: { start },
       },
     ],
@@ -290,10 +178,10 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
   const trustedRootPath = join(dir, 'trusted_root.json');
   writeFileSync(trustedRootPath, JSON.stringify(trustedRoot, null, 2));
 
-  const leafPem = readFileSync(join(dir, 'leaf.pem'), 'utf8');
-  const oldLeafPem = readFileSync(join(dir, 'old-leaf.pem'), 'utf8');
-  const oldLeafKey = createPrivateKey(readFileSync(join(dir, 'old-leaf.key')));
-  const caPem = readFileSync(join(dir, 'ca.pem'), 'utf8');
+  const leafPem = leaf.pem;
+  const oldLeafPem = oldLeaf.pem;
+  const oldLeafKey = oldLeaf.key;
+  const caPem = ca.pem;
   /** The key details a Rekor v2 verifier names for a key algorithm. */
   const keyDetails = (algorithm: Signer['algorithm']) =>
     algorithm === 'ed25519'
@@ -378,6 +266,7 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
   return {
     dir,
     trustedRootPath,
+    tsaCa,
     rekorV2,
     rekorV2Bundle,
     issuer,
@@ -441,7 +330,7 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
           kind: 'dsse',
           spec: {
             payloadHash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') },
-            signatures: [{ signature: sig.toString('base64'), verifier: Buffer.from(readFileSync(join(dir, 'leaf.pem'))).toString('base64') }],
+            signatures: [{ signature: sig.toString('base64'), verifier: Buffer.from(leafPem).toString('base64') }],
           },
         }),
       );
@@ -461,7 +350,7 @@ export function createFakeSigstore(identity = 'release@example.com', issuer = 'h
         JSON.stringify({
           mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
           verificationMaterial: {
-            certificate: { rawBytes: der('leaf.pem').toString('base64') },
+            certificate: { rawBytes: leaf.der.toString('base64') },
             tlogEntries: [
               {
                 logIndex: '0',

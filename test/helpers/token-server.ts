@@ -5,11 +5,9 @@
  * answering a JWT (ES256, certificate in the x5c header) whose `access` claim grants the scope.
  * The real registry validates every token against the certificate bundle it was given.
  */
-import { execFileSync } from 'node:child_process';
-import { createPrivateKey, randomBytes, sign } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { randomBytes, sign } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { join } from 'node:path';
+import { createCa, DAY_MS } from './openssl-ca.js';
 
 export interface TokenServer {
   realm: string;
@@ -22,31 +20,20 @@ export interface TokenServer {
 }
 
 export async function startTokenServer(dir: string, users: Record<string, string>): Promise<TokenServer> {
-  const keyPath = join(dir, 'token.key');
-  const certPath = join(dir, 'token.crt');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=signet-test-token-issuer',
-    ],
-    { stdio: 'ignore' },
-  );
-  const key = createPrivateKey(readFileSync(keyPath));
-  const certDer = Buffer.from(readFileSync(certPath, 'utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  // The registry trusts this self-signed certificate (its rootcertbundle) and finds it in each token's x5c header.
+  const now = new Date();
+  const {
+    key,
+    der: certDer,
+    pemPath: certPath,
+  } = createCa({
+    dir,
+    name: 'token',
+    subject: '/CN=signet-test-token-issuer',
+    notBefore: now,
+    notAfter: new Date(now.getTime() + 2 * DAY_MS),
+    extensions: ['basicConstraints=critical,CA:TRUE', 'subjectKeyIdentifier=hash', 'authorityKeyIdentifier=keyid:always'],
+  });
   const service = 'signet-test-registry';
   const issuer = 'signet-test-issuer';
   const requests: string[] = [];
