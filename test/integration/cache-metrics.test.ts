@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -18,26 +17,9 @@ import { SIGNET, startDaemon, waitFor, type DaemonHandle } from '../helpers/daem
 import { startHostileRegistry, type HostileRegistry } from '../helpers/hostile-registry.js';
 import { pushImage } from '../helpers/images.js';
 import { makeTestKey } from '../helpers/keys.js';
+import { metricsText, metricSample } from '../helpers/metrics.js';
 
 type Image = { name: string; descriptor: { mediaType: string; digest: string; size: number } };
-
-function metricsText(socketPath: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path: '/metrics' }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${res.statusCode}: ${body}`))));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** The value of one sample (`name{labels}`, labels in the order prom-client writes them), or undefined. */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 describe('signetd: verdict cache, coalescing, content cache, metrics', function () {
   this.timeout(60_000);
@@ -128,21 +110,25 @@ describe('signetd: verdict cache, coalescing, content cache, metrics', function 
   it('serves the metrics: decisions by cached, coalesced requests, registry requests by host and status, keys, policy, audit', async () => {
     const text = await metricsText(metricsSocket());
     const scope = registry.host;
-    assert.equal(sample(text, `signet_decisions_total{event="decision",decision="accept",code="",scope="${scope}",mode="enforce",cached="true"}`), 1, text);
-    assert.equal(sample(text, `signet_decisions_total{event="decision",decision="accept",code="",scope="${scope}",mode="enforce",cached="false"}`), 51);
-    assert.equal(sample(text, 'signet_verdict_cache_coalesced_total'), 49);
-    assert.equal(sample(text, 'signet_verdict_cache_hits_total'), 1);
-    assert.equal(sample(text, 'signet_verdict_cache_misses_total'), 2);
-    assert.equal(sample(text, 'signet_verdict_cache_entries'), 2);
-    assert.ok((sample(text, `signet_registry_requests_total{host="${registry.host}",method="GET",status="200"}`) ?? 0) > 0);
-    assert.equal(sample(text, 'signet_key_loaded{key="release"}'), 1);
-    const expiry = sample(text, 'signet_key_expiry_seconds{key="release"}')!;
+    assert.equal(
+      metricSample(text, `signet_decisions_total{event="decision",decision="accept",code="",scope="${scope}",mode="enforce",cached="true"}`),
+      1,
+      text,
+    );
+    assert.equal(metricSample(text, `signet_decisions_total{event="decision",decision="accept",code="",scope="${scope}",mode="enforce",cached="false"}`), 51);
+    assert.equal(metricSample(text, 'signet_verdict_cache_coalesced_total'), 49);
+    assert.equal(metricSample(text, 'signet_verdict_cache_hits_total'), 1);
+    assert.equal(metricSample(text, 'signet_verdict_cache_misses_total'), 2);
+    assert.equal(metricSample(text, 'signet_verdict_cache_entries'), 2);
+    assert.ok((metricSample(text, `signet_registry_requests_total{host="${registry.host}",method="GET",status="200"}`) ?? 0) > 0);
+    assert.equal(metricSample(text, 'signet_key_loaded{key="release"}'), 1);
+    const expiry = metricSample(text, 'signet_key_expiry_seconds{key="release"}')!;
     assert.ok(Math.abs(expiry - (Date.parse('2099-01-01T00:00:00Z') - Date.now()) / 1000) < 600, String(expiry));
-    assert.equal(sample(text, 'signet_policy_loaded'), 1);
+    assert.equal(metricSample(text, 'signet_policy_loaded'), 1);
     assert.match(text, /^signet_policy_generation_info\{generation="sha256:[0-9a-f]{64}"\} 1$/m);
-    assert.equal(sample(text, 'signet_policy_reloads_total{result="success"}'), 1);
-    assert.equal(sample(text, 'signet_audit_write_failures_total'), 0);
-    assert.equal(sample(text, 'signet_audit_records_total'), 52);
+    assert.equal(metricSample(text, 'signet_policy_reloads_total{result="success"}'), 1);
+    assert.equal(metricSample(text, 'signet_audit_write_failures_total'), 0);
+    assert.equal(metricSample(text, 'signet_audit_records_total'), 52);
     assert.match(text, /^signet_decision_duration_seconds_bucket\{le="0.001",event="decision",cached="true"\} 1$/m);
     assert.match(text, /^process_resident_memory_bytes \d+/m);
     // signet status says the same.
@@ -170,8 +156,8 @@ describe('signetd: verdict cache, coalescing, content cache, metrics', function 
     const byDigest = registry.seen.filter((r) => /\/blobs\/|\/manifests\/sha(256|512):/.test(r.path));
     assert.deepEqual(byDigest, [], 'manifests and blobs by digest came from the content cache');
     const text = await metricsText(metricsSocket());
-    assert.equal(sample(text, 'signet_policy_reloads_total{result="success"}'), 2);
-    assert.equal(sample(text, 'signet_verdict_cache_clears_total'), 2);
-    assert.ok((sample(text, 'signet_content_cache_hits_total') ?? 0) > 0);
+    assert.equal(metricSample(text, 'signet_policy_reloads_total{result="success"}'), 2);
+    assert.equal(metricSample(text, 'signet_verdict_cache_clears_total'), 2);
+    assert.ok((metricSample(text, 'signet_content_cache_hits_total') ?? 0) > 0);
   });
 });

@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pkcs11PoolStats } from '../../src/keys/pkcs11/pool-stats.js';
@@ -18,26 +17,9 @@ import { signImageCosign } from '../../src/signing/cosign-sign.js';
 import { startDaemon, waitFor, type DaemonHandle } from '../helpers/daemon.js';
 import { verifyClient } from '../helpers/grpc-verify.js';
 import { pushImage } from '../helpers/images.js';
+import { metricsText, metricSample } from '../helpers/metrics.js';
 import { startRegistry, type RegistryHandle } from '../helpers/registry.js';
 import { createToken, SOFTHSM_MODULE, softhsmConf, type TestToken } from '../helpers/softhsm.js';
-
-function metricsText(socketPath: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path: '/metrics' }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${res.statusCode}: ${body}`))));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** The value of one sample, labels as prom-client writes them, or undefined. */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 describe('PKCS#11 session-pool metrics on SoftHSM2', function () {
   this.timeout(120_000);
@@ -133,7 +115,7 @@ describe('PKCS#11 session-pool metrics on SoftHSM2', function () {
       }
       const text = await metricsText(socket());
       const labels = `module="${SOFTHSM_MODULE}",token="${token.label}"`;
-      const open = sample(text, `signet_pkcs11_sessions_open{${labels}}`);
+      const open = metricSample(text, `signet_pkcs11_sessions_open{${labels}}`);
       assert.ok(
         open !== undefined && open >= 1 && open <= 8,
         `${open} sessions open\n${text
@@ -141,9 +123,9 @@ describe('PKCS#11 session-pool metrics on SoftHSM2', function () {
           .filter((l) => l.includes('pkcs11'))
           .join('\n')}`,
       );
-      assert.equal(sample(text, `signet_pkcs11_sessions_in_use{${labels}}`), 0);
-      assert.equal(sample(text, `signet_pkcs11_session_waiters{${labels}}`), 0);
-      assert.ok((sample(text, 'signet_pkcs11_errors_total{operation="C_Login",code="CKR_PIN_INCORRECT"}') ?? 0) >= 1, text);
+      assert.equal(metricSample(text, `signet_pkcs11_sessions_in_use{${labels}}`), 0);
+      assert.equal(metricSample(text, `signet_pkcs11_session_waiters{${labels}}`), 0);
+      assert.ok((metricSample(text, 'signet_pkcs11_errors_total{operation="C_Login",code="CKR_PIN_INCORRECT"}') ?? 0) >= 1, text);
       assert.match(text, /^# TYPE signet_pkcs11_errors_total counter$/m);
     });
   });
