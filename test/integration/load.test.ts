@@ -139,7 +139,7 @@ describe('signetd under load', function () {
     }
   });
 
-  it('20,000 decisions at a sustainable concurrency: no wrong answer, no spurious refusal, one audit line each, RSS back within 64 MB', async () => {
+  it('20,000 decisions at a sustainable concurrency: no wrong answer, no spurious refusal, one audit line each, and a second burst does not grow RSS again', async () => {
     // Every request a decision of the engine's own: names all different and no verdict cache (a bounded
     // memory consumer of its own; this measures what the decisions leave behind). The content cache stays
     // on, as in production: payloads fetched by digest are not fetched again, the .sig manifest always is.
@@ -172,7 +172,20 @@ describe('signetd under load', function () {
       assert.deepEqual(t.refusedValid.slice(0, 5), [], 'no spurious refusal');
       assert.equal(t.accepted, answers.filter((_, i) => caseOf(i).expect === 'accept').length);
       assert.equal(daemon.audit().length - auditBefore, total, 'exactly one audit line per decision');
-      assert.ok(after.rssMiB - before.rssMiB <= 64, `RSS ${before.rssMiB} → ${after.rssMiB} MiB`);
+      // What decisions leave behind, told apart from V8's high-water mark: the first burst may leave the
+      // heap bigger than before (pages V8 keeps; seen from +35 to +76 MiB in the whole suite), a second
+      // burst of the same size must not grow it again — a leak would, by its size per decision.
+      assert.ok(after.rssMiB - before.rssMiB <= 96, `RSS ${before.rssMiB} → ${after.rssMiB} MiB`);
+      const auditSecond = daemon.audit().length;
+      const again = await pool(total, 128, (i) => client.verify(caseOf(i).name.replace(/:v1$/, `:u${i}`), caseOf(i).descriptor, 8000));
+      assert.equal(tally(again, caseOf).wrong.length, 0);
+      await waitFor(() => daemon.audit().length - auditSecond >= total, 'one audit line per decision (second burst)', 30_000);
+      await new Promise((r) => setTimeout(r, 5000));
+      const second = memoryOf(pid);
+      console.log(
+        `      load: a second ${total} decisions; signetd RSS ${second.rssMiB} MiB after (${second.rssMiB - after.rssMiB} MiB more than after the first)`,
+      );
+      assert.ok(second.rssMiB - after.rssMiB <= 24, `RSS after the first burst ${after.rssMiB} MiB, after the second ${second.rssMiB} MiB`);
       assert.ok(isAlive(pid));
     } finally {
       client.close();
