@@ -60,6 +60,7 @@ export class Metrics {
   readonly register = new Registry();
   private readonly decisions: Counter;
   private readonly latency: Histogram;
+  private readonly decisionSeries = new Map<string, { count: Counter.Internal; latency: Histogram.Internal<string> }>();
   private readonly registryRequests: Counter;
   private readonly registryLatency: Histogram;
   private readonly reloads: Counter;
@@ -249,8 +250,19 @@ export class Metrics {
   /** One image decided (any path). */
   decision(event: string, d: { decision: string; code?: string; scope: string; cached?: boolean }, mode: string, seconds: number): void {
     const cached = d.cached === true ? 'true' : 'false';
-    this.decisions.inc({ event, decision: d.decision, code: d.code ?? '', scope: d.scope, mode, cached });
-    this.latency.observe({ event, cached }, seconds);
+    // Counted on every decision, cached answers included: each label set's series is looked up once
+    // (prom-client validates and hashes the labels on every call otherwise). As many as the series.
+    const key = `${event}\u0000${d.decision}\u0000${d.code ?? ''}\u0000${d.scope}\u0000${mode}\u0000${cached}`;
+    let series = this.decisionSeries.get(key);
+    if (series === undefined) {
+      series = {
+        count: this.decisions.labels({ event, decision: d.decision, code: d.code ?? '', scope: d.scope, mode, cached }),
+        latency: this.latency.labels({ event, cached }),
+      };
+      this.decisionSeries.set(key, series);
+    }
+    series.count.inc();
+    series.latency.observe(seconds);
   }
 
   registryExchange(info: ExchangeInfo): void {
