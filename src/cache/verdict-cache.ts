@@ -25,6 +25,7 @@ import { resolveScope } from '../policy/scope.js';
 import type { Policy } from '../policy/types.js';
 import { formatReference, parseReference } from '../registry/reference.js';
 import { verdictLifetime } from './verdict-lifetime.js';
+import { withChanges } from '../util/printable-decision.js';
 import { couldNotCheck } from '../errors.js';
 
 export interface VerdictCacheOptions {
@@ -110,7 +111,7 @@ export class VerdictCache {
     const hit = this.lru.get(key);
     if (hit === undefined || hit.expires <= this.now()) return undefined;
     this.counts.hits++;
-    return { ...hit.decision, cached: true, name: request.name, durationMs: round(performance.now() - started) };
+    return withChanges(hit.decision, { cached: true, name: request.name, durationMs: round(performance.now() - started) });
   }
 
   /** The decision for `request`: from memory, from a decision under way, or a new one. Never throws unless `decide` does. */

@@ -42,3 +42,14 @@ function printableCopy(d: Decision): Decision {
     warnings,
   };
 }
+
+/**
+ * `base` with a few fields changed (a cached verdict answered for another request: its name, its
+ * time, `cached`), whose printable copy is derived from `base`'s, made once, rather than made again on
+ * every answer from the cache.
+ */
+export function withChanges(base: Decision, changes: { name: string; durationMs: number; cached: boolean }): Decision {
+  const d = { ...base, ...changes };
+  made.set(d, { ...printableDecision(base), ...changes, name: printable(changes.name, LIMITS.name) });
+  return d;
+}
