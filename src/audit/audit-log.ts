@@ -119,7 +119,10 @@ export class AuditLog {
     const decision = printableDecision(untrustedDecision);
     const create = node?.event === 'create' ? node : undefined;
     const code = create?.code ?? decision.code;
-    const record: AuditRecord = {
+    // `time` first; `level` and `message` as the lines have always carried them. Built as one object, in
+    // line order: this runs for every decision, cached answers included.
+    const record: AuditRecord & { time: string; level: 'info'; message: string } = {
+      time: new Date().toISOString(),
       event: node?.event ?? 'decision',
       host: HOST,
       ...(node ? { namespace: printable(node.namespace, LIMITS.name), action: node.action } : {}),
@@ -138,9 +141,10 @@ export class AuditLog {
       warnings: decision.warnings,
       policyGeneration: decision.policyGeneration,
       durationMs: decision.durationMs,
+      level: 'info',
+      message: decision.decision,
     };
-    // `time` first; `level` and `message` as the lines have always carried them.
-    const line = `${printableJson({ time: new Date().toISOString(), ...record, level: 'info', message: decision.decision })}\n`;
+    const line = `${printableJson(record)}\n`;
     return this.write(Buffer.from(line));
   }
 
