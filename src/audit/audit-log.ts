@@ -14,7 +14,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Decision } from '../engine/decision.js';
 import { LIMITS, printable, printableJson } from '../util/printable.js';
-import { printableDecision } from '../util/printable-decision.js';
+import { printableBase, printableDecision } from '../util/printable-decision.js';
 
 /**
  * `decision`: a question asked through the API (a pull through containerd's verifier, `signet`);
@@ -94,6 +94,7 @@ export interface AuditLogger {
 
 /** The node's name, read once: every line carries it. */
 const HOST = printable(hostname(), LIMITS.name);
+const HOST_JSON = printableJson(HOST);
 
 /** How often a failed or possibly rotated file is looked at again. */
 const RECHECK_MS = 1000;
@@ -117,7 +118,8 @@ export class AuditLog {
   record(untrustedDecision: Decision, node?: NodeContext | CreateContext): boolean {
     // Names, reasons and sources carry untrusted text: escaped and bounded, so one line stays one short line.
     const decision = printableDecision(untrustedDecision);
-    const create = node?.event === 'create' ? node : undefined;
+    if (node === undefined) return this.write(Buffer.from(decisionLine(decision)));
+    const create = node.event === 'create' ? node : undefined;
     const code = create?.code ?? decision.code;
     // `time` first; `level` and `message` as the lines have always carried them. Built as one object, in
     // line order: this runs for every decision, cached answers included.
@@ -240,4 +242,34 @@ export class AuditLog {
   async close(): Promise<void> {
     this.closeFd();
   }
+}
+
+/**
+ * The part of a plain decision line (no node context) that does not change from one answer of a verdict
+ * to the next — everything but time, cached, name and durationMs — made once per verdict: a cached
+ * verdict is answered, and audited, thousands of times a second.
+ */
+const stableParts = new WeakMap<Decision, string>();
+
+/** A plain decision's line, field for field in the order AuditLog.record writes every line. */
+export function decisionLine(decision: Decision, time = new Date()): string {
+  const base = printableBase(decision);
+  let stable = stableParts.get(base);
+  if (stable === undefined) {
+    const code = base.code;
+    stable = printableJson({
+      image: base.image,
+      digest: base.digest,
+      mediaType: base.mediaType,
+      scope: base.scope,
+      decision: base.decision,
+      reason: base.reason,
+      ...(code !== undefined ? { code } : {}),
+      signatures: base.signatures,
+      warnings: base.warnings,
+      policyGeneration: base.policyGeneration,
+    }).slice(1, -1);
+    stableParts.set(base, stable);
+  }
+  return `{"time":"${time.toISOString()}","event":"decision","host":${HOST_JSON},"cached":${decision.cached === true},"name":${printableJson(decision.name)},${stable},"durationMs":${printableJson(decision.durationMs)},"level":"info","message":${printableJson(decision.decision)}}\n`;
 }

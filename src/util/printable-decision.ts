@@ -50,6 +50,20 @@ function printableCopy(d: Decision): Decision {
  */
 export function withChanges(base: Decision, changes: { name: string; durationMs: number; cached: boolean }): Decision {
   const d = { ...base, ...changes };
-  made.set(d, { ...printableDecision(base), ...changes, name: printable(changes.name, LIMITS.name) });
+  const printableBase = printableDecision(base);
+  const copy = { ...printableBase, ...changes, name: printable(changes.name, LIMITS.name) };
+  made.set(d, copy);
+  derivedFrom.set(copy, printableBase);
   return d;
+}
+
+/** Printable copies made by withChanges, and the copy each differs from only in name, durationMs and cached. */
+const derivedFrom = new WeakMap<Decision, Decision>();
+
+/**
+ * The printable decision `copy` was derived from by withChanges (it differs only in `name`,
+ * `durationMs` and `cached`), or `copy` itself: what stays the same from answer to answer of one verdict.
+ */
+export function printableBase(copy: Decision): Decision {
+  return derivedFrom.get(copy) ?? copy;
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import type { Decision } from '../../src/engine/decision.js';
+import { withChanges } from '../../src/util/printable-decision.js';
 import { RAW_CONTROL } from '../helpers/raw-control.js';
 
 const FORGED = '\x1b[2K\r\x1b[32mOK: image accepted\x1b[0m\x07\n\x9b1A\u202e';
@@ -53,6 +54,73 @@ describe('audit line: untrusted text escaped and bounded', () => {
       assert.ok(record['signatures'].length <= 64);
       assert.match(record['warnings'].at(-1), /436 more signature results not listed/);
       assert.match(record['namespace'], /^k8s\.io\\x1b/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a plain decision line (made once per verdict, then per answer only time, cached, name, durationMs): the same fields, order and escaping as every other line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'audit-printable-'));
+    try {
+      const stored: Decision = {
+        ok: true,
+        decision: 'accept',
+        reason: `accepted registry.example.com/app${FORGED}`,
+        name: `registry.example.com/app:v1${FORGED}`,
+        image: 'registry.example.com/app:v1',
+        digest: `sha256:${'cd'.repeat(32)}`,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        scope: 'registry.example.com/app',
+        signatures: [{ format: 'cosign', source: `registry${FORGED}`, key: 'release', valid: true, reason: 'ok' }],
+        warnings: [],
+        policyGeneration: 'g1',
+        durationMs: 4.2,
+      };
+      const answered = withChanges(stored, { name: `registry.example.com/app:other${FORGED}`, durationMs: 0.01, cached: true });
+      const audit = new AuditLog(join(dir, 'audit.log'));
+      assert.equal(audit.record(stored), true);
+      assert.equal(audit.record(answered), true);
+      assert.equal(audit.record(stored, { event: 'reverify', namespace: 'default', action: 'none' }), true);
+      await audit.close();
+      const lines = readFileSync(join(dir, 'audit.log'), 'utf8').split('\n').filter(Boolean);
+      for (const line of lines) assert.doesNotMatch(line, RAW_CONTROL);
+      const [first, second, node] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      const order = [
+        'time',
+        'event',
+        'host',
+        'cached',
+        'name',
+        'image',
+        'digest',
+        'mediaType',
+        'scope',
+        'decision',
+        'reason',
+        'signatures',
+        'warnings',
+        'policyGeneration',
+        'durationMs',
+        'level',
+        'message',
+      ];
+      assert.deepEqual(Object.keys(first!), order);
+      assert.deepEqual(Object.keys(second!), order);
+      assert.deepEqual(
+        Object.keys(node!).filter((k) => k !== 'namespace' && k !== 'action'),
+        order,
+        'as the lines built field by field',
+      );
+      const { time: _t1, ...a } = first!;
+      const { time: _t2, ...b } = second!;
+      assert.deepEqual(
+        { ...a, cached: true, name: b['name'], durationMs: 0.01 },
+        b,
+        'the answer differs from the stored verdict in cached, name and durationMs only',
+      );
+      assert.match(String(b['name']), /^registry\.example\.com\/app:other\\x1b\[2K/);
+      assert.deepEqual(first!['signatures'], node!['signatures']);
+      assert.equal(first!['reason'], node!['reason']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
