@@ -7,7 +7,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { describeError, SignetError } from '../errors.js';
 import { isDigest } from '../registry/reference.js';
 import type { Decision } from '../engine/decision.js';
-import { printableDecision } from '../util/printable-decision.js';
+import { printableBase, printableDecision } from '../util/printable-decision.js';
 import type { Daemon } from './daemon.js';
 import { listenPrivately } from './private-socket.js';
 
@@ -38,8 +38,13 @@ interface RawRequest {
 }
 
 /** The Judgement of a decision, every string escaped and bounded: containerd prints the reason to users. */
-function judgement(untrusted: Decision): Record<string, unknown> {
+export function judgement(untrusted: Decision): Record<string, unknown> {
   const d = printableDecision(untrusted);
+  return { ...stableJudgement(d), durationMs: d.durationMs, cached: d.cached === true };
+}
+
+/** A printable decision's Judgement without duration_ms and cached: what every answer of one verdict shares. */
+function stableJudgement(d: Decision): Record<string, unknown> {
   return {
     ok: d.ok,
     reason: d.reason,
@@ -47,13 +52,34 @@ function judgement(untrusted: Decision): Record<string, unknown> {
     scope: d.scope,
     signatures: d.signatures.map((s) => ({ format: s.format, source: s.source, key: s.key, valid: s.valid, reason: s.reason, code: s.code ?? '' })),
     policyGeneration: d.policyGeneration,
-    durationMs: d.durationMs,
     image: d.image,
     digest: d.digest,
     code: d.code ?? '',
     warnings: d.warnings,
-    cached: d.cached === true,
   };
+}
+
+/** Judgement field numbers appended to a cached verdict's bytes (proto/signet/v1/verifier.proto). */
+const DURATION_MS_DOUBLE_TAG = (7 << 3) | 1;
+const CACHED_BOOL_TAG = (12 << 3) | 0;
+
+/**
+ * A cached verdict is answered thousands of times a second, and the answers differ only in duration_ms
+ * and cached: the rest of its Judgement is encoded once per verdict and the two fields appended (protobuf
+ * fields may come in any order; a test decodes both forms alike).
+ */
+const encodedStable = new WeakMap<Decision, Buffer>();
+export function cachedJudgementBytes(untrusted: Decision, serialize: (value: unknown) => Buffer): Buffer {
+  const d = printableDecision(untrusted);
+  const base = printableBase(d);
+  let stable = encodedStable.get(base);
+  if (stable === undefined) encodedStable.set(base, (stable = serialize(stableJudgement(base))));
+  const tail = Buffer.allocUnsafe(11);
+  tail[0] = DURATION_MS_DOUBLE_TAG;
+  tail.writeDoubleLE(d.durationMs, 1);
+  tail[9] = CACHED_BOOL_TAG;
+  tail[10] = d.cached === true ? 1 : 0;
+  return Buffer.concat([stable, tail]);
 }
 
 function validate(req: RawRequest): { name: string; descriptor: { mediaType: string; digest: string; size: number } } {
@@ -73,7 +99,15 @@ export class GrpcServer {
 
   constructor(private readonly daemon: Daemon) {
     const root = loadProtos();
-    this.server.addService(service(root, 'signet.v1.ImageVerifier').service, {
+    // VerifyImage answers are objects, or for cached verdicts their bytes already (cachedJudgementBytes).
+    const definition = service(root, 'signet.v1.ImageVerifier').service;
+    const verifyImage = definition['VerifyImage']!;
+    const serialize = (value: unknown): Buffer => verifyImage.responseSerialize(value);
+    const verifierService: grpc.ServiceDefinition = {
+      ...definition,
+      VerifyImage: { ...verifyImage, responseSerialize: (value: unknown) => (Buffer.isBuffer(value) ? value : serialize(value)) },
+    };
+    this.server.addService(verifierService, {
       VerifyImage: (call: grpc.ServerUnaryCall<RawRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         let request;
         try {
@@ -84,7 +118,7 @@ export class GrpcServer {
         }
         const cached = this.daemon.verifyImage.cached(request);
         if (cached !== undefined) {
-          callback(null, judgement(cached));
+          callback(null, cachedJudgementBytes(cached, serialize));
           return;
         }
         const gone = new AbortController();
