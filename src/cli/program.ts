@@ -304,6 +304,7 @@ export function createProgram(io: CommandIo): SignetProgram {
         if (value.trim() === '') throw new UsageError('--probe needs an image reference');
         return value;
       }),
+      new Option('--signetd-config <FILE>', "signetd's config, for the hosts.toml folder it follows (default /etc/signet/signetd.yaml if it exists)"),
       outputOption('output format; json: an array of {check, ok, level, detail, fix}'),
     ],
   ).action((opts: DoctorOptions) => run(async () => (await import('./commands/doctor.js')).doctorCommand(opts, io)));

@@ -5,8 +5,8 @@
  * what containerd really holds afterwards.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CriImageClient } from '../../src/containerd/cri-client.js';
@@ -67,7 +67,17 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
 
   /** containerd's environment: verifiers inherit it (both sockets, so either verifier finds signetd). */
   const verifierEnv = (): NodeJS.ProcessEnv => ({ SIGNET_SOCKET: daemon.socket, SIGNET_VERIFY_SOCKET: socketFor('sh', daemon.socket) });
-  const args = (c: ContainerdHandle, d: DaemonHandle = daemon) => ['--containerd', c.address, '--containerd-config', c.configPath, '--socket', d.socket];
+  // signetd's own config names the hosts.toml folder it follows (registryConfigPath), as on a node.
+  const args = (c: ContainerdHandle, d: DaemonHandle = daemon) => [
+    '--containerd',
+    c.address,
+    '--containerd-config',
+    c.configPath,
+    '--socket',
+    d.socket,
+    '--signetd-config',
+    d.configPath,
+  ];
 
   before(async function () {
     requireDebianParts();
@@ -79,7 +89,9 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
     registry = await startRegistry();
     host = registry.host;
     client = new RegistryClient({ insecureRegistries: [host], retries: 0 });
-    daemon = await startDaemon({ insecureRegistries: [host] });
+    // CRI reaches the plain-HTTP registry through hosts.toml (registry.config_path), which keeps the verifying path.
+    hostsDir = writeRegistryHosts(mkdtempSync(join(tmpdir(), 'doc-hosts-')), host);
+    daemon = await startDaemon({ insecureRegistries: [host], extraConfig: `registryConfigPath: ${hostsDir}` });
     release.writePublic(join(daemon.dir, 'release.pub'));
     daemon.writePolicy('policy.yaml', {
       apiVersion: 'signet/v1',
@@ -91,8 +103,6 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
     verifierDir = mkdtempSync('/tmp/sv-doc-');
     // The shell verifier, as signet install links it where curl is present.
     symlinkSync(SHELL_VERIFIER, join(verifierDir, 'signet-verifier'));
-    // CRI reaches the plain-HTTP registry through hosts.toml (registry.config_path), which keeps the verifying path.
-    hostsDir = writeRegistryHosts(mkdtempSync(join(tmpdir(), 'doc-hosts-')), host);
     containerd = await startContainerd({ line: '2.x', verifierDir, registryConfigPath: hostsDir, env: verifierEnv() });
   });
   after(async () => {
@@ -106,7 +116,7 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
     // A signetd that also watches this containerd and is registered with its NRI.
     const full = await startDaemon({
       insecureRegistries: [host],
-      extraConfig: [`containerd: { address: ${containerd.address} }`, `nri: { socket: ${containerd.nriSocket} }`].join('\n'),
+      extraConfig: [`registryConfigPath: ${hostsDir}`, `containerd: { address: ${containerd.address} }`, `nri: { socket: ${containerd.nriSocket} }`].join('\n'),
     });
     try {
       release.writePublic(join(full.dir, 'release.pub'));
@@ -154,6 +164,7 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
     line(r, /^! signetd's NRI plugin is off: containers are created from images already on the node without a check — add nri: \{\}/);
     line(r, new RegExp(`^✔ signetd 0\\.1\\.0 at ${daemon.socket} is SERVING with policy sha256:[a-f0-9]{64} \\(1 file in ${daemon.policyDir}\\)$`));
     line(r, /^✔ signetd's 1 key loaded without errors: release$/);
+    line(r, new RegExp(`^✔ ${hostsDir} holds hosts settings for ${host}: each one usable by containerd and signet$`));
 
     const j = await doctor([...args(containerd), '--output', 'json']);
     assert.equal(j.code, 0, show(j));
@@ -247,6 +258,11 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
       );
       assert.ok(!r.lines.some((l) => /bin_dir/.test(l)), `containerd 1.6 has no bin_dir to check:\n${show(r)}`);
       line(r, /^! containerd 1\.6\.\d+\S* has no NRI/);
+      // Its CRI has no config_path, while signetd follows hostsDir: the v1 CRI plugin's key is the one to add.
+      assert.equal(
+        line(r, /^! containerd's CRI registry config_path/),
+        `! containerd's CRI registry config_path is empty (not set in ${old.configPath}), but ${hostsDir} holds hosts settings for ${host} that signetd follows (registryConfigPath in ${daemon.configPath}): CRI pulls ignore those mirrors and certificates, so signet may look up signatures on hosts the pull did not use — add to ${old.configPath}: [plugins."io.containerd.grpc.v1.cri".registry] config_path = "${hostsDir}", then restart containerd`,
+      );
     } finally {
       await old.stop();
     }
@@ -339,6 +355,172 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
       const m = await doctor(['--containerd', join(dir, 'none.sock'), '--containerd-config', cfg, '--socket', daemon.socket]);
       assert.equal(m.code, 1);
       line(m, new RegExp(`^✘ containerd config: ${cfg}:2:\\d+: not valid TOML .* — fix ${cfg}$`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  /** A self-signed certificate and its key (PEM), made by openssl. */
+  const selfSigned = (dir: string, name: string): { cert: string; key: string } => {
+    const cert = join(dir, `${name}.cert`);
+    const key = join(dir, `${name}.key`);
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-subj',
+        `/CN=${name}`,
+        '-days',
+        '2',
+      ],
+      {
+        stdio: 'ignore',
+      },
+    );
+    return { cert, key };
+  };
+
+  it('hosts.toml files containerd and signet cannot use: each named with its problem; ! where containerd falls back, ✘ where its pulls fail', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'doc-hostsbad-'));
+    try {
+      const certs = join(dir, 'certs.d');
+      const folder = (name: string, toml?: string): string => {
+        mkdirSync(join(certs, name), { recursive: true });
+        if (toml !== undefined) writeFileSync(join(certs, name, 'hosts.toml'), toml);
+        return join(certs, name);
+      };
+      const good = folder('good.example', 'server = "https://good.example"\n[host."https://mirror.good.example"]\n  capabilities = ["pull", "resolve"]\n');
+      writeFileSync(join(good, 'ca.crt'), readFileSync(selfSigned(dir, 'good-ca').cert));
+      folder('caps.example', '[host."https://mirror.caps.example"]\n  capabilities = ["pull", "fetch"]\n');
+      folder('syntax.example', '[host."https://mirror.syntax.example"\n  capabilities = ["pull"]\n');
+      folder('noca.example_5000_', '[host."https://mirror.noca.example"]\n  ca = "missing.crt"\n');
+      const junk = folder('junkca.example', '[host."https://mirror.junkca.example"]\n  ca = ["junk.crt"]\n');
+      writeFileSync(join(junk, 'junk.crt'), 'not a certificate\n');
+      const pairs = folder('pair.example', '');
+      const a = selfSigned(pairs, 'a');
+      const b = selfSigned(pairs, 'b');
+      writeFileSync(join(pairs, 'hosts.toml'), `[host."https://mirror.pair.example"]\n  client = [["${a.cert}", "${b.key}"]]\n`);
+      writeFileSync(join(certs, 'hosts.toml'), 'server = "https://stray.example"\n');
+      const cfg = join(dir, 'config.toml');
+      writeFileSync(cfg, `version = 3\n[plugins."io.containerd.cri.v1.images".registry]\n  config_path = "${certs}"\n`);
+      const yaml = join(dir, 'signetd.yaml');
+      writeFileSync(yaml, `registryConfigPath: ${certs}\n`);
+      const r = await doctor(['--containerd', join(dir, 'none.sock'), '--containerd-config', cfg, '--socket', daemon.socket, '--signetd-config', yaml]);
+      assert.equal(r.code, 1, show(r));
+      const caps = join(certs, 'caps.example', 'hosts.toml');
+      assert.equal(
+        line(r, /caps\.example/),
+        `! ${caps}: host."https://mirror.caps.example": unknown capability "fetch": containerd logs "failed to decode ${caps}" and ignores the whole file, pulling from caps.example's own host (with the folder's *.crt/*.cert files); signet does the same, so neither uses its mirrors — fix ${caps} (containerd's docs/hosts.md)`,
+      );
+      const syntax = join(certs, 'syntax.example', 'hosts.toml');
+      assert.match(line(r, /syntax\.example/), new RegExp(`^! ${syntax}: .*containerd logs "failed to decode ${syntax}" and ignores the whole file`));
+      assert.equal(
+        line(r, /noca\.example/),
+        `✘ CA file ${certs}/noca.example_5000_/missing.crt (${certs}/noca.example_5000_/hosts.toml) does not exist: containerd fails every pull from noca.example:5000 (it cannot build the TLS settings); signet's lookups on mirror.noca.example fail, so images it must verify from there are refused — put the registry's CA certificate (PEM) at ${certs}/noca.example_5000_/missing.crt`,
+      );
+      assert.match(
+        line(r, /junkca\.example/),
+        new RegExp(`^✘ CA file ${junk}/junk\\.crt \\(${junk}/hosts\\.toml\\) holds no PEM certificate: containerd fails every pull from junkca\\.example`),
+      );
+      assert.match(
+        line(r, /pair\.example/),
+        new RegExp(
+          `^✘ client certificate ${a.cert} with key ${b.key} \\(${pairs}/hosts\\.toml\\): does not load as a certificate and its key \\(.*\\): containerd fails every pull from pair\\.example`,
+        ),
+      );
+      line(
+        r,
+        new RegExp(
+          `^! ${certs}/hosts\\.toml sits directly in ${certs}: containerd and signet read hosts\\.toml only in a registry's folder, so no registry uses it`,
+        ),
+      );
+      assert.ok(!r.lines.some((l) => l.includes('good.example')), `the usable folder is not a finding:\n${show(r)}`);
+      // Both read the same folder: no config_path warning.
+      assert.ok(!r.lines.some((l) => /config_path is empty|but signetd from/.test(l)), show(r));
+
+      // Fixed: one ✔ line for the folder; exit still 1 only for containerd and bin_dir.
+      for (const n of ['caps.example', 'syntax.example', 'noca.example_5000_', 'junkca.example', 'pair.example']) rmSync(join(certs, n), { recursive: true });
+      rmSync(join(certs, 'hosts.toml'));
+      const ok = await doctor(['--containerd', join(dir, 'none.sock'), '--containerd-config', cfg, '--socket', daemon.socket, '--signetd-config', yaml]);
+      const json = await doctor([
+        '--containerd',
+        join(dir, 'none.sock'),
+        '--containerd-config',
+        cfg,
+        '--socket',
+        daemon.socket,
+        '--signetd-config',
+        yaml,
+        '--output',
+        'json',
+      ]);
+      const registryChecks = (JSON.parse(json.stdout) as Array<{ check: string; level: string }>).filter((c) => c.check.startsWith('registry.'));
+      assert.deepEqual(
+        registryChecks.map((c) => c.level),
+        ['ok'],
+        json.stdout,
+      );
+      line(ok, new RegExp(`^✔ ${certs} holds hosts settings for good\\.example: each one usable by containerd and signet$`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('CRI config_path empty while signetd follows hosts.toml: ! with the key to add (v3 and v2 configs); different folders: !', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'doc-cfgpath-'));
+    try {
+      const certs = writeRegistryHosts(join(dir, 'certs.d'), 'mirror.example:5000');
+      const yaml = join(dir, 'signetd.yaml');
+      writeFileSync(yaml, `registryConfigPath: ${certs}\n`);
+      const cfg = join(dir, 'config.toml');
+      const run = () => doctor(['--containerd', join(dir, 'none.sock'), '--containerd-config', cfg, '--socket', daemon.socket, '--signetd-config', yaml]);
+      const warning = (r: DoctorRun) => line(r, /^! containerd's CRI /);
+
+      writeFileSync(cfg, 'version = 3\n');
+      assert.equal(
+        warning(await run()),
+        `! containerd's CRI registry config_path is empty (not set in ${cfg}), but ${certs} holds hosts settings for mirror.example:5000 that signetd follows (registryConfigPath in ${yaml}): CRI pulls ignore those mirrors and certificates, so signet may look up signatures on hosts the pull did not use — add to ${cfg}: [plugins."io.containerd.cri.v1.images".registry] config_path = "${certs}", then restart containerd`,
+      );
+      // A version-2 config is migrated: the v1 CRI plugin's key is read (and is the one 1.6/1.7 read).
+      writeFileSync(cfg, 'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  snapshotter = "overlayfs"\n');
+      assert.match(warning(await run()), /— add to .*: \[plugins\."io\.containerd\.grpc\.v1\.cri"\.registry\] config_path = /);
+      writeFileSync(cfg, `version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "${certs}"\n`);
+      const same = await run();
+      assert.ok(!same.lines.some((l) => l.startsWith("! containerd's CRI")), show(same));
+      // No config file at all: containerd 2.1's default (empty) config_path.
+      const none = await doctor([
+        '--containerd',
+        join(dir, 'none.sock'),
+        '--containerd-config',
+        join(dir, 'absent.toml'),
+        '--socket',
+        daemon.socket,
+        '--signetd-config',
+        yaml,
+      ]);
+      assert.match(warning(none), /^! containerd's CRI registry config_path is empty \(containerd's default\)/);
+
+      // CRI reads another folder than signetd.
+      const other = join(dir, 'other.d');
+      mkdirSync(other);
+      writeFileSync(cfg, `version = 3\n[plugins."io.containerd.cri.v1.images".registry]\n  config_path = "${other}"\n`);
+      assert.equal(
+        warning(await run()),
+        `! containerd's CRI reads hosts.toml from ${other} (plugins."io.containerd.cri.v1.images".registry.config_path in ${cfg}), but signetd from ${certs} (registryConfigPath in ${yaml}): signet may look up signatures on hosts the pull did not use — set registryConfigPath: ${other} in signetd.yaml and restart signetd`,
+      );
+      // An unreadable signetd.yaml is a ✘ of its own.
+      writeFileSync(yaml, 'registryConfigPath: relative/path\n');
+      line(await run(), new RegExp(`^✘ signetd's config: ${yaml}.*registryConfigPath: must be an absolute path`));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

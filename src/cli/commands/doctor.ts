@@ -24,12 +24,15 @@ import {
   type ContainerdConfigReport,
 } from '../../containerd/containerd-config.js';
 import { CRI_NAMESPACE, CriCallError, CriImageClient } from '../../containerd/cri-client.js';
+import { DEFAULT_CONFIG, loadConfig } from '../../daemon/config.js';
 import { loadProtos } from '../../daemon/grpc-server.js';
+import { inspectHostsRoot } from '../../registry/hosts-check.js';
 import { executableOnPath } from '../../util/executable-on-path.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import type { CommandIo } from './io.js';
 import type { OutputFormat } from '../option-values.js';
 import { signetdSocket } from './socket.js';
+import { DEFAULT_CONFIG_PATH as SIGNETD_CONFIG } from '../signetd-args.js';
 
 export interface DoctorOptions {
   containerdConfig?: string;
@@ -39,6 +42,8 @@ export interface DoctorOptions {
   socket?: string;
   /** Pull this image through CRI, as kubelet does: it must be refused. */
   probe?: string;
+  /** signetd.yaml, for the hosts.toml folder signetd follows (default /etc/signet/signetd.yaml if it exists). */
+  signetdConfig?: string;
   output: OutputFormat;
 }
 
@@ -420,6 +425,72 @@ function checkConfig(
   }
 }
 
+// ---- registry hosts (hosts.toml) ----
+
+/** Where signetd looks for hosts.toml: its config's registryConfigPath, and which file said so. */
+async function signetdHostsPath(checks: Checks, file: string | undefined): Promise<{ path: string | undefined; from: string }> {
+  const path = file ?? SIGNETD_CONFIG;
+  if (file === undefined && !existsSync(path)) return { path: DEFAULT_CONFIG.registryConfigPath, from: "signetd's default registryConfigPath" };
+  try {
+    const config = await loadConfig(path);
+    return { path: config.registryConfigPath, from: `registryConfigPath in ${path}` };
+  } catch (err) {
+    checks.fail('signetd.config', `signetd's config: ${(err as Error).message}; signetd does not start with it`, `fix ${path}`);
+    return { path: DEFAULT_CONFIG.registryConfigPath, from: "signetd's default registryConfigPath" };
+  }
+}
+
+/**
+ * The hosts.toml files containerd's CRI and signetd read: each usable by both (item by item, as containerd
+ * treats it), and both reading the same folder, so signatures are looked up on the hosts the pull used.
+ */
+async function checkRegistryHosts(
+  checks: Checks,
+  config: ContainerdConfigReport | undefined,
+  state: ContainerdState,
+  signetdConfig: string | undefined,
+): Promise<void> {
+  const signetd = await signetdHostsPath(checks, signetdConfig);
+  // CRI splits config_path like a PATH (filepath.SplitList): the first folder that has the registry wins.
+  const criPaths = config?.registryConfigPath?.value.split(':').filter((p) => p !== '') ?? [];
+  const roots = [...new Set([...(signetd.path !== undefined ? [signetd.path] : []), ...criPaths])];
+  const reports = roots.map(inspectHostsRoot);
+  for (const r of reports) {
+    for (const f of r.findings) {
+      if (f.level === 'fail') checks.fail('registry.hosts', f.detail, f.fix);
+      else checks.warn('registry.hosts', f.detail, f.fix);
+    }
+    if (r.folders.length > 0 && r.findings.length === 0)
+      checks.ok('registry.hosts', `${r.root} holds hosts settings for ${r.folders.join(', ')}: each one usable by containerd and signet`);
+  }
+  if (!config) return;
+
+  const withSettings = reports.filter((r) => r.folders.length > 0);
+  if (withSettings.length === 0) return;
+  const v1Cri = state.line === '1.6' || state.line === '1.7' || config.version.value < 3;
+  const table = v1Cri ? '[plugins."io.containerd.grpc.v1.cri".registry]' : '[plugins."io.containerd.cri.v1.images".registry]';
+  const mainFile = config.files[0] ?? config.path;
+  if (criPaths.length === 0) {
+    const folder = signetd.path;
+    const held = reports.find((r) => r.root === folder)?.folders ?? [];
+    if (folder === undefined || held.length === 0) return;
+    checks.warn(
+      'registry.config_path',
+      `containerd's CRI registry config_path is empty (${config.exists ? `not set in ${config.files.join(', ')}` : "containerd's default"}), but ${folder} holds hosts settings for ${held.join(', ')} that signetd follows (${signetd.from}): CRI pulls ignore those mirrors and certificates, so signet may look up signatures on hosts the pull did not use`,
+      `add to ${mainFile}: ${table} config_path = ${JSON.stringify(folder)}, then restart containerd`,
+    );
+    return;
+  }
+  if (signetd.path === undefined || !criPaths.includes(signetd.path)) {
+    const key = config.registryConfigPath!;
+    checks.warn(
+      'registry.config_path',
+      `containerd's CRI reads hosts.toml from ${key.value} (${key.key} in ${key.file}), but signetd from ${signetd.path ?? 'nowhere'} (${signetd.from}): signet may look up signatures on hosts the pull did not use`,
+      `set registryConfigPath: ${criPaths[0]} in signetd.yaml and restart signetd`,
+    );
+  }
+}
+
 // ---- NRI ----
 
 function checkNri(checks: Checks, state: ContainerdState, config: ContainerdConfigReport | undefined): void {
@@ -744,6 +815,7 @@ export async function doctorCommand(values: DoctorOptions, io: CommandIo): Promi
   const hasBindir = state.line === '2.0' || state.line === '2.1+' || state.version === undefined || state.line === undefined;
   if (config && hasBindir) await checkBinDir(checks, config);
   checkConfig(checks, configPath, config, configError, state);
+  await checkRegistryHosts(checks, config, state, values.signetdConfig);
   checkNri(checks, state, config);
   const signetdAnswers = await checkSignetd(checks, socket);
   if (values.probe !== undefined) await probe(checks, values.probe, state, config, signetdAnswers ? socket : undefined);
