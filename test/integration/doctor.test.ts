@@ -476,6 +476,51 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
     }
   });
 
+  it('what doctor says of a bad hosts.toml is what real containerd 2.x does: a missing ca fails the pull; an unknown capability falls back to the registry itself', async () => {
+    const certs = mkdtempSync(join(tmpdir(), 'doc-hostsreal-'));
+    const folder = join(certs, host);
+    mkdirSync(folder);
+    const toml = join(folder, 'hosts.toml');
+    const node = await startContainerd({ line: '2.x', verifierDir, registryConfigPath: certs, env: verifierEnv() });
+    const cri = new CriImageClient(node.address);
+    try {
+      await pushRunnableImage(client, { registry: host, repository: 'prod/hosts' }, { tag: 'v1' });
+      const ref = `${host}/prod/hosts:v1`;
+      const pull = async (): Promise<string> => {
+        try {
+          return `pulled ${await cri.pullImage(ref)}`;
+        } catch (err) {
+          return (err as Error).message;
+        }
+      };
+      const run = () => doctor(args(node));
+
+      writeFileSync(toml, `server = "http://${host}"\n[host."http://${host}"]\n  capabilities = ["pull", "resolve"]\n  ca = "missing.crt"\n`);
+      const ca = await run();
+      assert.equal(ca.code, 1, show(ca));
+      assert.match(
+        line(ca, /missing\.crt/),
+        new RegExp(`^✘ CA file ${folder}/missing\\.crt \\(${toml}\\) does not exist: containerd fails every pull from ${host} `),
+      );
+      assert.match(await pull(), new RegExp(`unable to read CA cert "${folder}/missing\\.crt"`));
+
+      // A mirror nobody answers on, in a file containerd refuses: it is ignored, and the pull goes to the registry itself
+      // (which answers: the verifier then refuses the unsigned image, with its digest).
+      writeFileSync(toml, `[host."http://127.0.0.1:1"]\n  capabilities = ["pull", "fetch"]\n`);
+      const caps = await run();
+      assert.match(
+        line(caps, /unknown capability/),
+        new RegExp(`^! ${toml}: .*unknown capability "fetch": containerd logs "failed to decode ${toml}" and ignores the whole file`),
+      );
+      assert.match(await pull(), /verifier signet-verifier rejected image .*no signatures found/);
+      assert.ok(node.log().includes(`failed to decode ${toml}`), node.log().slice(-3000));
+    } finally {
+      cri.close();
+      await node.stop();
+      rmSync(certs, { recursive: true, force: true });
+    }
+  });
+
   it('CRI config_path empty while signetd follows hosts.toml: ! with the key to add (v3 and v2 configs); different folders: !', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'doc-cfgpath-'));
     try {
