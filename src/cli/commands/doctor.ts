@@ -1,8 +1,9 @@
 /**
  * `signet doctor`: does this node enforce? One line per check: containerd and its version (which
  * pulls it verifies at all), the image-verifier plugin and its bin_dir (signet-verifier there, and it
- * starts), the CRI settings that send Kubernetes pulls around the verifier, NRI, signetd's health, and
- * optionally a real CRI pull of an image the policy refuses. Exit 1 when any check fails.
+ * starts), the CRI settings that send Kubernetes pulls around the verifier, the hosts.toml folders CRI and
+ * signetd read (usable, and the same), NRI, signetd's health, and optionally a real CRI pull of an image
+ * the policy refuses. Exit 1 when any check fails.
  *
  * containerd's address and its config file are resolved independently: the config (and signetd) are
  * checked even when containerd does not answer.
