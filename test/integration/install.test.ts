@@ -12,6 +12,7 @@ import { readContainerdConfig } from '../../src/containerd/containerd-config.js'
 import { parseConfig } from '../../src/daemon/config.js';
 import { loadPolicyDir } from '../../src/policy/load.js';
 import { ROOT, SIGNET, startDaemon } from '../helpers/daemon.js';
+import { CONTAINERD_BIN } from '../helpers/debian-parts.js';
 
 function signet(args: string[], env: NodeJS.ProcessEnv = process.env) {
   const r = spawnSync(process.execPath, [SIGNET, ...args], { encoding: 'utf8', timeout: 30_000, env });
@@ -95,6 +96,33 @@ describe('signet install / uninstall on a temporary root', function () {
     assert.match(readFileSync(join(root, 'etc/containerd/conf.d/signet.toml'), 'utf8'), /bin_dir = "\/srv\/verifiers"/);
     assert.equal(signet(['uninstall', '--prefix', root]).code, 0);
     assert.deepEqual(tree(root), before);
+  });
+
+  it("the drop-in keeps an operator's own containerd settings, config version 1, 2 or 3, as containerd 2.x and 1.7 read them", () => {
+    assert.equal(signet(['install', '--prefix', root]).code, 0);
+    const dropIn = join(root, 'etc/containerd/conf.d/signet.toml');
+    const operator: Record<string, string> = {
+      '1': `imports = [${JSON.stringify(dropIn)}]\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "example.com/pause:9"\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/srv/certs.d"\n`,
+      '2': `version = 2\nimports = [${JSON.stringify(dropIn)}]\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "example.com/pause:9"\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/srv/certs.d"\n`,
+      '3': `version = 3\nimports = [${JSON.stringify(dropIn)}]\n[plugins."io.containerd.cri.v1.images".pinned_images]\n  sandbox = "example.com/pause:9"\n[plugins."io.containerd.cri.v1.images".registry]\n  config_path = "/srv/certs.d"\n`,
+    };
+    const dump = (line: '2.x' | '1.7', config: string) => {
+      const file = join(root, `operator-${line}.toml`);
+      writeFileSync(file, config);
+      const r = spawnSync(join(CONTAINERD_BIN[line], 'containerd'), ['--config', file, 'config', 'dump'], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    };
+    for (const [version, config] of Object.entries(operator)) {
+      const two = dump('2.x', config);
+      assert.match(two, /config_path = '\/srv\/certs\.d'/, `2.x, operator version ${version}: their registry config_path kept`);
+      assert.match(two, /sandbox = 'example\.com\/pause:9'/, `2.x, operator version ${version}: their sandbox image kept`);
+      assert.match(two, /bin_dir = '\/opt\/containerd\/image-verifier\/bin'/, `2.x, operator version ${version}: signet's bin_dir`);
+      if (version === '3') continue; // containerd 1.7 reads versions 1 and 2 only
+      const seven = dump('1.7', config);
+      assert.match(seven, /config_path = "\/srv\/certs\.d"/, `1.7, operator version ${version}`);
+      assert.match(seven, /sandbox_image = "example\.com\/pause:9"/, `1.7, operator version ${version}`);
+    }
   });
 
   it('links the shell verifier where curl is on the PATH, the Node verifier with a warning where it is not', () => {

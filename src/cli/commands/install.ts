@@ -84,7 +84,10 @@ default:
 function dropIn(binDir: string): string {
   return `# signet: containerd runs signet-verifier before every pull, and NRI lets signetd check container creations.
 # Written by signet install; signet uninstall removes it.
-version = 3
+# version 2: containerd 1.7 refuses version 3, and containerd 2.x would read a version 2 config.toml that
+# imports a version 3 file as version 3, dropping its io.containerd.grpc.v1.cri settings. Neither table
+# below differs between the two versions.
+version = 2
 
 [plugins."io.containerd.image-verifier.v1.bindir"]
   bin_dir = ${JSON.stringify(binDir)}
