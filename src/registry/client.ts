@@ -8,7 +8,7 @@ import { SignetError, type ErrorCode } from '../errors.js';
 import { basicAuthorization, credentialsMayGoTo, parseChallenges, parseTokenResponse, TokenCache, type Challenge } from './auth.js';
 import { CredentialStore } from './credentials.js';
 import { hostLabel, RegistryHosts, type HostCapability, type RegistryHost } from './hosts.js';
-import { HostConcurrency, httpExchange, NetworkError, type HttpRequest, type HttpResponse } from './http.js';
+import { HostConcurrency, hostConnection, httpExchange, NetworkError, type HttpRequest, type HttpResponse } from './http.js';
 import { isDigest, isRegistryTag, isValidRepository } from './reference.js';
 import { MANIFEST_MEDIA_TYPES, MEDIA_TYPES, type Descriptor, type FetchedManifest } from './types.js';
 import { VERSION } from '../version.js';
@@ -560,7 +560,7 @@ export class RegistryClient {
           maxBytes: req.maxBytes,
           what: req.what,
           ...(req.signal ? { signal: req.signal } : {}),
-          ...(host.tls !== undefined && sameOrigin ? { tls: host.tls } : {}),
+          ...(sameOrigin ? hostConnection(host) : {}),
         });
       } catch (err) {
         // Only a reset connection is worth another try; refused, unresolvable or timed out are not.
@@ -633,7 +633,7 @@ export class RegistryClient {
     for (const s of scopes) url.searchParams.append('scope', s);
     const headers: Record<string, string> = { 'user-agent': this.userAgent, accept: 'application/json' };
     // A token service on the host itself is reached with the host's TLS settings (its CA, its client certificate).
-    const tokenTls = host.tls !== undefined && url.origin === new URL(hostBase(host)).origin ? { tls: host.tls } : {};
+    const tokenTls = url.origin === new URL(hostBase(host)).origin ? hostConnection(host) : {};
     let res: HttpResponse;
     if (creds?.identityToken !== undefined) {
       const form = new URLSearchParams({

@@ -10,15 +10,16 @@
  *   scheme is https; its path gets `/v2` appended unless it ends in /v2 or `override_path = true`.
  *   `capabilities` (pull, resolve, push; default all three), `ca` (a path or a list), `client` (a path,
  *   a list of paths, or a list of [cert, key] pairs), `skip_verify`, `[header]` (string or list of
- *   strings). Relative paths are relative to the folder.
+ *   strings), `dial_timeout` (a Go duration: bounds connecting to that host, within signet's own request
+ *   timeout). Relative paths are relative to the folder.
+ * - A host named `http://…` (port other than 80) that also has TLS settings (`ca`, `client`, `skip_verify`)
+ *   is tried over HTTPS first, and over plain HTTP when it answers plain HTTP (containerd's HTTPFallback).
  * - A folder without hosts.toml (or one that does not parse, as containerd logs and goes on): Docker's
  *   certificate files there for the registry's own host (`*.crt` CAs, `*.cert` + `*.key` client pairs).
  * - A host other than the registry's own gets `?ns=<registry>` on its requests (containerd's
  *   `isProxy`: any host but the registry itself, docker.io's registry-1.docker.io excepted).
  *
  * Files are read on every lookup (cached by content), like containerd: changes take effect at once.
- * Not taken over: `dial_timeout` (signet's own request timeout bounds each attempt), and an `http://`
- * host that also has TLS settings is tried over plain HTTP only (containerd tries HTTPS first).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
@@ -50,6 +51,13 @@ export interface RegistryHost {
   source?: string;
   /** A mirror (a `[host]` table), as opposed to the server. */
   mirror: boolean;
+  /** hosts.toml `dial_timeout`: how long connecting to this host may take (else only the request's timeout). */
+  dialTimeoutMs?: number;
+  /**
+   * Named `http://` with TLS settings: the scheme is then https, and plain HTTP is used when the host
+   * answers plain HTTP to the TLS handshake (or, without a port, refuses port 443), as containerd does.
+   */
+  httpFallback?: boolean;
 }
 
 export const DEFAULT_REGISTRY_CONFIG_PATH = '/etc/containerd/certs.d';
@@ -251,6 +259,22 @@ export function parseHostsToml(text: string, dir: string, file: string, registry
       explicit = true;
     }
     if (explicit) base.tls = tls;
+    // containerd (hosts.go): "host will try HTTPS first since it is configured for HTTP with a TLS configuration".
+    if (explicit && base.scheme === 'http' && writtenPort(url || `http://${base.host}`) !== '80') {
+      base.scheme = 'https';
+      base.httpFallback = true;
+    }
+    const dial = table['dial_timeout'];
+    if (dial !== undefined) {
+      if (typeof dial !== 'string') throw new Error(`${file}: ${what}: dial_timeout must be a duration such as "1s" or "500ms"`);
+      if (dial !== '') {
+        const ms = parseGoDuration(dial);
+        if (ms === undefined) throw new Error(`${file}: ${what}: dial_timeout "${dial}" is not a duration such as "1s" or "500ms"`);
+        // Go's dialer: 0 is no timeout. A negative one (every dial fails at once there) is refused here.
+        if (ms < 0) throw new Error(`${file}: ${what}: dial_timeout "${dial}" is negative`);
+        if (ms > 0) base.dialTimeoutMs = Math.max(1, Math.round(ms));
+      }
+    }
     const header = table['header'];
     if (header !== undefined) {
       if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new Error(`${file}: ${what}: header must be a table`);
@@ -274,6 +298,34 @@ export function parseHostsToml(text: string, dir: string, file: string, registry
   const server = doc['server'];
   if (server !== undefined && typeof server !== 'string') throw new Error(`${file}: server must be a string`);
   return [...mirrors, one(server as string | undefined, doc, 'server', false)];
+}
+
+/** The port as written in a hosts.toml URL (the URL parser drops a scheme's default port); '' when none. */
+function writtenPort(url: string | undefined): string {
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url ?? '')?.[1] ?? '';
+  return /:(\d+)$/.exec(authority.slice(authority.lastIndexOf('@') + 1))?.[1] ?? '';
+}
+
+const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, μs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Go's time.ParseDuration ("1s", "1m30s", "1.5s", "250ms", "0"), in milliseconds; undefined if not one. */
+export function parseGoDuration(text: string): number | undefined {
+  const m = /^([-+]?)(.*)$/s.exec(text)!;
+  const sign = m[1] === '-' ? -1 : 1;
+  const rest = m[2]!;
+  if (rest === '0') return 0;
+  if (rest === '') return undefined;
+  let total = 0;
+  const part = /(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
+  let at = 0;
+  while (at < rest.length) {
+    part.lastIndex = at;
+    const p = part.exec(rest);
+    if (p === null) return undefined;
+    total += Number(p[1]) * DURATION_UNITS[p[2]!]!;
+    at = part.lastIndex;
+  }
+  return sign * total;
 }
 
 /** A host as a URL base for messages: `https://mirror.example/v2`. */

@@ -13,7 +13,7 @@ import * as https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { SignetError } from '../errors.js';
-import type { HostTls } from './hosts.js';
+import type { HostTls, RegistryHost } from './hosts.js';
 
 export interface HttpResponse {
   status: number;
@@ -35,7 +35,23 @@ export interface HttpRequest {
   what: string;
   /** A host's own TLS settings (hosts.toml `ca`, `client`, `skip_verify`); else the system CAs. */
   tls?: HostTls;
+  /** hosts.toml `dial_timeout`: connecting to the host may take this long (the request's own timeout still bounds it). */
+  dialTimeoutMs?: number;
+  /** An `http://` host with TLS settings, asked over https: plain HTTP when it answers plain HTTP (see hosts.ts). */
+  httpFallback?: boolean;
 }
+
+/** What of a hosts.toml host an exchange with that host (and only that host) needs. */
+export function hostConnection(host: RegistryHost): Pick<HttpRequest, 'tls' | 'dialTimeoutMs' | 'httpFallback'> {
+  return {
+    ...(host.tls !== undefined ? { tls: host.tls } : {}),
+    ...(host.dialTimeoutMs !== undefined ? { dialTimeoutMs: host.dialTimeoutMs } : {}),
+    ...(host.httpFallback === true ? { httpFallback: true } : {}),
+  };
+}
+
+/** The error of a connection not made within a host's dial_timeout. */
+const DIAL_TIMEOUT = 'SIGNET_DIAL_TIMEOUT';
 
 /** A network failure; `retryable` when the connection was reset (the server may have restarted). */
 export class NetworkError extends SignetError {
@@ -142,15 +158,16 @@ async function undici(): Promise<typeof import('undici')> {
   return undiciModule;
 }
 
-async function proxyDispatcher(tls: TlsMaterial): Promise<Dispatcher> {
+async function proxyDispatcher(tls: TlsMaterial, dialTimeoutMs: number | undefined): Promise<Dispatcher> {
   const { EnvHttpProxyAgent } = await undici();
   // EnvHttpProxyAgent reads the environment when made: one per TLS setting and proxy environment.
   const env = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'NO_PROXY', 'no_proxy'].map((k) => process.env[k] ?? '').join('\n');
-  const key = `${tls.key}\n${env}`;
+  const key = `${tls.key}\n${dialTimeoutMs ?? ''}\n${env}`;
   let d = proxyAgents.get(key);
   if (d === undefined) {
     // `connect` for direct connections (NO_PROXY), `requestTls` for the TLS inside a CONNECT tunnel.
-    d = new EnvHttpProxyAgent({ connect: tls.options, requestTls: tls.options, keepAliveTimeout: 30_000 });
+    const connect = dialTimeoutMs !== undefined ? { ...tls.options, timeout: dialTimeoutMs } : tls.options;
+    d = new EnvHttpProxyAgent({ connect, requestTls: tls.options, keepAliveTimeout: 30_000 });
     proxyAgents.set(key, d);
     if (proxyAgents.size > 64) proxyAgents.delete(proxyAgents.keys().next().value!);
   }
@@ -165,14 +182,29 @@ export async function httpExchange(req: HttpRequest): Promise<HttpResponse> {
   if (req.signal?.aborted) deadline.abort();
   try {
     let url = parseUrl(req.url, req.what);
+    const ownHost = url.host;
     let method = req.method;
     let body = req.body;
     const headers = { ...req.headers };
     for (let hop = 0; ; hop++) {
       const tls = tlsMaterial(req.tls, req.what);
-      const res = proxyConfigured()
-        ? await exchangeViaUndici(url, method, headers, body, req.maxBytes, deadline.signal, req.what, await proxyDispatcher(tls))
-        : await exchangeOnce(url, method, headers, body, req.maxBytes, deadline.signal, req.what, tls);
+      const fallback = req.httpFallback === true && url.protocol === 'https:' && url.host === ownHost;
+      if (fallback && fellBackToHttp.has(url.host)) url = plainHttp(url);
+      const once = async (): Promise<Omit<HttpResponse, 'url'>> =>
+        proxyConfigured()
+          ? await exchangeViaUndici(url, method, headers, body, req.maxBytes, deadline.signal, req.what, await proxyDispatcher(tls, req.dialTimeoutMs))
+          : await exchangeOnce(url, method, headers, body, req.maxBytes, deadline.signal, req.what, tls, req.dialTimeoutMs);
+      let res: Omit<HttpResponse, 'url'>;
+      try {
+        res = await once();
+      } catch (err) {
+        if (!(fallback && url.protocol === 'https:' && !deadline.signal.aborted && httpFallbackApplies(err, url))) throw err;
+        // Remembered per host, as containerd's fallback transport does: later requests go straight to HTTP.
+        if (fellBackToHttp.size >= 256) fellBackToHttp.clear();
+        fellBackToHttp.add(url.host);
+        url = plainHttp(url);
+        res = await once();
+      }
       if (url.protocol === 'http:' && res.status === 400 && /HTTP request to an HTTPS server/i.test(res.body.toString('utf8', 0, 200))) {
         throw new SignetError(
           'REGISTRY_PROTOCOL',
@@ -204,6 +236,34 @@ export async function httpExchange(req: HttpRequest): Promise<HttpResponse> {
   }
 }
 
+/** Hosts with httpFallback that answered plain HTTP (or refused port 443) once. */
+const fellBackToHttp = new Set<string>();
+
+function plainHttp(url: URL): URL {
+  const u = new URL(url);
+  u.protocol = 'http:';
+  return u;
+}
+
+/**
+ * containerd's isTLSError / isPortError: the host answered the TLS handshake in plain HTTP; or, with no
+ * port named, nothing took the connection on 443 (then port 80 is worth a try).
+ */
+function httpFallbackApplies(err: unknown, url: URL): boolean {
+  const e = innermost(err);
+  const code = e.code ?? '';
+  if (code === 'EPROTO' || code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number|packet length too long|http request/i.test(String(e.message ?? '')))
+    return true;
+  return url.port === '' && (code === 'ECONNREFUSED' || code === DIAL_TIMEOUT || code === 'ETIMEDOUT');
+}
+
+/** undici wraps the socket's error. */
+function innermost(err: unknown): NodeJS.ErrnoException {
+  const e = err as NodeJS.ErrnoException & { cause?: unknown };
+  if (!e.code?.match(/^E[A-Z]+$/) && (e.cause as NodeJS.ErrnoException | undefined)?.code !== undefined) return e.cause as NodeJS.ErrnoException;
+  return e;
+}
+
 function parseUrl(text: string, what: string, base?: URL): URL {
   let url: URL;
   try {
@@ -224,6 +284,7 @@ function exchangeOnce(
   signal: AbortSignal,
   what: string,
   tls: TlsMaterial,
+  dialTimeoutMs: number | undefined,
 ): Promise<Omit<HttpResponse, 'url'>> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new Error('aborted'));
@@ -240,6 +301,18 @@ function exchangeOnce(
       } else resolve(value!);
     };
     request.on('error', (err) => finish(err));
+    // dial_timeout bounds the TCP connect only (Go's net.Dialer); a kept-alive socket is already connected.
+    if (dialTimeoutMs !== undefined)
+      request.once('socket', (socket) => {
+        if (!socket.connecting) return;
+        const timer = setTimeout(
+          () => request.destroy(Object.assign(new Error(`no connection within ${dialTimeoutMs} ms`), { code: DIAL_TIMEOUT, dialTimeoutMs })),
+          dialTimeoutMs,
+        );
+        const done = () => clearTimeout(timer);
+        socket.once('connect', done);
+        socket.once('close', done);
+      });
     request.on('response', (res) => {
       const status = res.statusCode ?? 0;
       const responseHeaders = new Headers();
@@ -275,9 +348,7 @@ function exchangeOnce(
 }
 
 function networkError(err: unknown, what: string, url: string): NetworkError {
-  let e = err as NodeJS.ErrnoException & { cause?: unknown };
-  // undici wraps the socket's error.
-  if (!e.code?.match(/^E[A-Z]+$/) && (e.cause as NodeJS.ErrnoException | undefined)?.code !== undefined) e = e.cause as NodeJS.ErrnoException;
+  const e = innermost(err);
   const code = e.code ?? '';
   const reason: Record<string, string> = {
     ECONNREFUSED: 'connection refused',
@@ -296,6 +367,10 @@ function networkError(err: unknown, what: string, url: string): NetworkError {
     text = `the registry does not speak TLS (it answers plain HTTP; ${code || 'EPROTO'}): if it is meant to be reached over plain HTTP, list its host:port in insecureRegistries (signetd.yaml) or pass --insecure-registry, or name it http://… in its hosts.toml`;
   } else if (!https && code.startsWith('HPE_')) {
     text = `the registry's answer is not HTTP (${code}): is it a TLS registry listed in insecureRegistries (or named http://… in hosts.toml)? Remove it from there`;
+  } else if (code === DIAL_TIMEOUT) {
+    text = `no connection within ${(e as { dialTimeoutMs?: number }).dialTimeoutMs ?? '?'} ms (dial_timeout in its hosts.toml)`;
+  } else if (code === 'UND_ERR_CONNECT_TIMEOUT') {
+    text = 'no connection within the dial_timeout of its hosts.toml';
   } else
     text =
       reason[code] ??

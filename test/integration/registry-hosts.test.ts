@@ -242,6 +242,22 @@ describe('registry hosts as containerd sees them (hosts.toml), proxies and crede
       assert.ok(await client().tryGetManifest(tlsRepo(), 'v1'));
     });
 
+    it('a host named http:// with TLS settings is asked over HTTPS first (containerd): the TLS registry answers', async () => {
+      writeHosts(root, tlsRegistry.host, [
+        `server = "http://${tlsRegistry.host}"`,
+        `ca = "${join(pki, 'ca.pem')}"`,
+        `client = [["${join(pki, 'client.pem')}", "${join(pki, 'client.key')}"]]`,
+      ]);
+      assert.ok(await client().tryGetManifest(tlsRepo(), 'v1'));
+    });
+
+    it('…and a plain-HTTP one so named answers over HTTP after its TLS handshake is answered in plain HTTP, on every later request too', async () => {
+      writeHosts(root, upstream, [`[host."http://${m1.host}"]`, '  capabilities = ["pull", "resolve"]', '  skip_verify = true']);
+      const c = client();
+      assert.equal((await c.getManifest(repo(), 'v1')).digest, digest);
+      assert.equal((await c.getManifest(repo(), digest)).digest, digest);
+    });
+
     it('a plain-HTTP registry asked over TLS: says so and names insecureRegistries (not a bare EPROTO)', async () => {
       await expectError(new RegistryClient({ retries: 0 }).getManifest({ registry: m1.host, repository: 'prod/app' }, 'v1'), (e) => {
         assert.match(e.message, /does not speak TLS/);
@@ -270,6 +286,36 @@ describe('registry hosts as containerd sees them (hosts.toml), proxies and crede
         process.env = saved;
         await proxy.stop();
       }
+    });
+  });
+
+  describe('dial_timeout', () => {
+    let hole: BlackHole;
+    before(async () => (hole = await blackHole()));
+    after(() => hole?.close());
+
+    it('a host that never takes the connection is given up after its dial_timeout, well within the request timeout', async () => {
+      writeHosts(root, upstream, [`server = "http://${hole.host}"`, 'dial_timeout = "300ms"']);
+      const started = Date.now();
+      await expectError(client().getManifest(repo(), 'v1'), (e) => {
+        assert.equal(e.code, 'REGISTRY_UNAVAILABLE');
+        assert.match(e.message, /no connection within 300 ms \(dial_timeout in its hosts\.toml\)/);
+      });
+      const took = Date.now() - started;
+      assert.ok(took >= 250 && took < 2000, `${took} ms (the request timeout is 3000 ms)`);
+    });
+
+    it('a mirror that never takes the connection gives way to the next host after its dial_timeout', async () => {
+      writeHosts(root, upstream, [`server = "http://${upstream}"`, `[host."http://${hole.host}"]`, '  dial_timeout = "200ms"', `[host."http://${m1.host}"]`]);
+      const started = Date.now();
+      assert.equal((await client().getManifest(repo(), 'v1')).digest, digest);
+      assert.ok(Date.now() - started < 2000, `${Date.now() - started} ms`);
+    });
+
+    it('without dial_timeout the request timeout is what ends it', async () => {
+      writeHosts(root, upstream, [`server = "http://${hole.host}"`]);
+      const c = new RegistryClient({ registryConfigPath: root, retries: 0, requestTimeoutMs: 800 });
+      await expectError(c.getManifest(repo(), 'v1'), (e) => assert.equal(e.code, 'REGISTRY_TIMEOUT'));
     });
   });
 
@@ -459,6 +505,50 @@ async function startConnectProxy(options: { refuse?: boolean } = {}): Promise<{ 
     stop: () => {
       for (const s of sockets) s.destroy();
       return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+interface BlackHole {
+  host: string;
+  close(): void;
+}
+
+/**
+ * A local address that never takes a connection: a child process listens with a backlog of 1 (0 is Node's 511) and then
+ * blocks its event loop (it never accepts); the test fills the kernel's accept queue, after which the
+ * kernel drops further SYNs, so a connect hangs as it would towards an unreachable host.
+ */
+async function blackHole(): Promise<BlackHole> {
+  const code =
+    "const s = require('net').createServer(); s.listen({ host: '127.0.0.1', port: 0, backlog: 1 }, () => {" +
+    " require('fs').writeSync(1, s.address().port + '\\n'); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); });";
+  const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    proc.once('exit', () => reject(new Error('the black hole exited')));
+  });
+  const fillers: Socket[] = [];
+  for (let i = 0; ; i++) {
+    if (i > 64) {
+      for (const s of fillers) s.destroy();
+      proc.kill('SIGKILL');
+      throw new Error('the accept queue did not fill');
+    }
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    fillers.push(s);
+    const connected = await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 300);
+      s.once('connect', () => (clearTimeout(t), resolve(true)));
+    });
+    if (!connected) break;
+  }
+  return {
+    host: `127.0.0.1:${port}`,
+    close: () => {
+      for (const s of fillers) s.destroy();
+      proc.kill('SIGKILL');
     },
   };
 }

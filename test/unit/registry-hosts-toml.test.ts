@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RegistryHosts } from '../../src/registry/hosts.js';
+import { parseGoDuration, RegistryHosts } from '../../src/registry/hosts.js';
 
 describe('hosts.toml', () => {
   let root: string;
@@ -78,6 +78,66 @@ describe('hosts.toml', () => {
     assert.equal(list.length, 1);
     assert.deepEqual(list[0]!.tls?.ca, [join(root, 'reg.example', 'ca.crt')]);
     assert.match(hosts.problems.get(join(root, 'reg.example', 'hosts.toml'))!, /unknown capability "fly"/);
+  });
+
+  it('an http:// host with TLS settings is asked over https first, with plain HTTP as fallback; on port 80, or without TLS settings, plain HTTP', () => {
+    write(
+      'reg.example',
+      [
+        'server = "http://reg.example:5000"',
+        'ca = "ca.pem"',
+        '[host."http://a.mirror:5000"]',
+        '  skip_verify = false',
+        '[host."http://b.mirror:80"]',
+        '  skip_verify = true',
+        '[host."http://c.mirror"]',
+        '  client = "c.pem"',
+        '[host."http://d.mirror:5000"]',
+      ].join('\n'),
+    );
+    const hosts = new RegistryHosts({ configPath: root }).hostsFor('reg.example');
+    assert.deepEqual(
+      hosts.map((h) => `${h.scheme}://${h.host} ${h.httpFallback === true ? 'fallback' : '-'}`),
+      ['https://a.mirror:5000 fallback', 'http://b.mirror -', 'https://c.mirror fallback', 'http://d.mirror:5000 -', 'https://reg.example:5000 fallback'],
+    );
+  });
+
+  it('dial_timeout as a Go duration, per host; one that is not a duration makes the file unusable, as in containerd', () => {
+    write(
+      'reg.example',
+      [
+        'dial_timeout = "1m30s"',
+        '[host."https://a.mirror"]',
+        '  dial_timeout = "250ms"',
+        '[host."https://b.mirror"]',
+        '  dial_timeout = "0"',
+        '[host."https://c.mirror"]',
+      ].join('\n'),
+    );
+    const hosts = new RegistryHosts({ configPath: root });
+    assert.deepEqual(
+      hosts.hostsFor('reg.example').map((h) => h.dialTimeoutMs),
+      [250, undefined, undefined, 90_000],
+    );
+    for (const bad of ['"1"', '"soon"', '"-1s"', '5']) {
+      write('reg.example', `[host."https://a.mirror"]\n  dial_timeout = ${bad}\n`);
+      assert.deepEqual(
+        hosts.hostsFor('reg.example').map((h) => h.host),
+        ['reg.example'],
+        bad,
+      );
+      assert.match(hosts.problems.get(join(root, 'reg.example', 'hosts.toml'))!, /dial_timeout/, bad);
+    }
+  });
+
+  it('Go durations: units, fractions, sums', () => {
+    assert.equal(parseGoDuration('1.5s'), 1500);
+    assert.equal(parseGoDuration('2h45m'), 9_900_000);
+    assert.equal(parseGoDuration('300us'), 0.3);
+    assert.equal(parseGoDuration('1000ns'), 0.001);
+    assert.equal(parseGoDuration('0'), 0);
+    assert.equal(parseGoDuration('-2s'), -2000);
+    for (const bad of ['', '1', 's', '1s2', '1 s', '1.s.s', '+']) assert.equal(parseGoDuration(bad), undefined, bad);
   });
 
   it('no folder for the registry and no _default: the registry alone', () => {
