@@ -262,11 +262,14 @@ describe('signet for an operator: help everywhere, flags, actionable errors', fu
     it('status: exit 3 naming the socket; a missing file, a file that is not a socket and a dead socket read differently', async () => {
       const missing = signet(['status', '--socket', join(work, 'absent.sock')]);
       assert.equal(missing.code, 3);
-      assert.match(missing.stderr, /absent\.sock: no such file \(signetd is not running, or listens elsewhere/);
+      assert.match(
+        missing.stderr,
+        /^signet status: cannot reach signetd: signetd's socket \S*absent\.sock: no such file \(signetd is not running, or listens elsewhere\) — start signetd/,
+      );
       writeFileSync(join(work, 'plain-file'), '');
       const notSocket = signet(['status', '--socket', join(work, 'plain-file')]);
       assert.equal(notSocket.code, 3);
-      assert.match(notSocket.stderr, /exists but is not a socket/);
+      assert.match(notSocket.stderr, /plain-file: the file exists but is not a socket \(signetd does not listen there\) — check --socket and SIGNET_SOCKET/);
       // A socket whose listener was killed: the file stays, nobody answers.
       const dead = join(work, 'dead.sock');
       const holder = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(dead)}, () => console.log('up'))`], {
@@ -277,7 +280,7 @@ describe('signet for an operator: help everywhere, flags, actionable errors', fu
       await new Promise((r) => holder.once('exit', r));
       const stale = signet(['status', '--socket', dead]);
       assert.equal(stale.code, 3);
-      assert.match(stale.stderr, /socket file exists but nobody answers/);
+      assert.match(stale.stderr, /dead\.sock: a socket file, but nothing answers on it \(ECONNREFUSED\): .* — restart signetd/);
     });
 
     it('status: exit 1 while signetd reports a key error, and while it reports a reload error; 0 when healthy', async () => {

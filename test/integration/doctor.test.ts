@@ -268,7 +268,7 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
     }
   });
 
-  it('signetd stopped: ✘ not running (no socket); killed with its socket left behind: ✘ nothing answers', async () => {
+  it("signetd stopped: ✘ no such file; killed with its socket left behind: ✘ nothing answers (signet status's wording, socket.ts)", async () => {
     const other = await startDaemon({ insecureRegistries: [host], policy: { apiVersion: 'signet/v1', default: { action: 'reject' } } });
     const socket = other.socket;
     other.proc.kill('SIGKILL');
@@ -277,8 +277,8 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
       const stale = await doctor(['--containerd', containerd.address, '--containerd-config', containerd.configPath, '--socket', socket]);
       assert.equal(stale.code, 1, show(stale));
       assert.match(
-        line(stale, /^✘ a socket file is at /),
-        new RegExp(`^✘ a socket file is at ${socket} but nothing answers \\(ECONNREFUSED\\).* — restart signetd`),
+        line(stale, /^✘ signetd's socket /),
+        new RegExp(`^✘ signetd's socket ${socket}: a socket file, but nothing answers on it \\(ECONNREFUSED\\).* — restart signetd`),
       );
     } finally {
       await other.stop();
@@ -287,8 +287,8 @@ describe('signet doctor (real containerd, signetd, docker-registry)', function (
     const gone = await doctor(['--containerd', containerd.address, '--containerd-config', containerd.configPath], { SIGNET_SOCKET: socket });
     assert.equal(gone.code, 1, show(gone));
     assert.equal(
-      line(gone, /^. signetd is/),
-      `✘ signetd is not running: no socket at ${socket} — start signetd (systemctl enable --now signetd), or name its socket with --socket or SIGNET_SOCKET`,
+      line(gone, /^. signetd's socket/),
+      `✘ signetd's socket ${socket}: no such file (signetd is not running, or listens elsewhere) — start signetd (systemctl enable --now signetd), or name its socket with --socket, SIGNET_SOCKET or socket: in signetd.yaml`,
     );
     // Everything else is still ✔.
     assert.deepEqual(gone.lines.filter((l) => l.startsWith('✘')).length, 1, show(gone));

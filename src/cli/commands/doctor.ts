@@ -9,8 +9,7 @@
  * checked even when containerd does not answer.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
-import { connect } from 'node:net';
+import { accessSync, constants, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ContainerdClient, DEFAULT_CONTAINERD_ADDRESS, type ContainerdPlugin } from '../../containerd/client.js';
@@ -32,7 +31,7 @@ import { executableOnPath } from '../../util/executable-on-path.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import type { CommandIo } from './io.js';
 import type { OutputFormat } from '../option-values.js';
-import { signetdSocket } from './socket.js';
+import { diagnoseSocket, signetdSocket } from './socket.js';
 import { DEFAULT_CONFIG_PATH as SIGNETD_CONFIG } from '../signetd-args.js';
 
 export interface DoctorOptions {
@@ -536,44 +535,13 @@ function unary(client: grpc.Client, method: string, request: object, timeoutMs =
   );
 }
 
-function connectError(socket: string): Promise<NodeJS.ErrnoException | undefined> {
-  return new Promise((resolve) => {
-    const s = connect(socket);
-    const timer = setTimeout(() => (s.destroy(), resolve(Object.assign(new Error('no answer within 5 s'), { code: 'ETIMEDOUT' }))), CALL_TIMEOUT_MS);
-    s.once('connect', () => (clearTimeout(timer), s.destroy(), resolve(undefined)));
-    s.once('error', (err) => (clearTimeout(timer), resolve(err)));
-  });
-}
-
 /** Returns whether signetd answers (its socket, for asking it about the probe image). */
 async function checkSignetd(checks: Checks, socket: string): Promise<boolean> {
   const restart = 'restart signetd (systemctl restart signetd)';
-  let st;
-  try {
-    st = lstatSync(socket);
-  } catch {
-    checks.fail(
-      'signetd',
-      `signetd is not running: no socket at ${socket}`,
-      'start signetd (systemctl enable --now signetd), or name its socket with --socket or SIGNET_SOCKET',
-    );
-    return false;
-  }
-  if (!st.isSocket()) {
-    checks.fail('signetd', `${socket} is not a socket: signetd is not listening there`, `remove it and ${restart}`);
-    return false;
-  }
-  const cerr = await connectError(socket);
-  if (cerr?.code === 'EACCES') {
-    checks.fail('signetd', `no permission to connect to ${socket}`, 'run signet doctor as root (the socket is mode 0600)');
-    return false;
-  }
-  if (cerr) {
-    checks.fail(
-      'signetd',
-      `a socket file is at ${socket} but nothing answers (${cerr.code ?? cerr.message}): signetd stopped without removing it, or another path is in use`,
-      restart,
-    );
+  // The same diagnosis as `signet status` (socket.ts): which path, a file or not, a socket or not, answering or not.
+  const diagnosis = await diagnoseSocket(socket, CALL_TIMEOUT_MS);
+  if (!diagnosis.answers) {
+    checks.fail('signetd', diagnosis.problem, diagnosis.remedy);
     return false;
   }
   const root = loadProtos() as unknown as {

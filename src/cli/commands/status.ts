@@ -1,11 +1,10 @@
 /** `signet status`: ask a running signetd for its state (policy generation, keys, uptime). */
-import { statSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos, verifierServiceClient } from '../../daemon/grpc-server.js';
 import { LIMITS, printable, printableJson } from '../../util/printable.js';
 import type { CommandIo } from './io.js';
 import type { OutputFormat } from '../option-values.js';
-import { signetdSocket } from './socket.js';
+import { diagnoseSocket, signetdSocket } from './socket.js';
 
 export interface StatusOptions {
   socket?: string;
@@ -90,26 +89,14 @@ export async function statusCommand(values: StatusOptions, io: CommandIo): Promi
     io.stdout.write(`${lines.join('\n')}\n`);
     return healthy ? EXIT_OK : EXIT_PROBLEM;
   } catch (err) {
-    io.stderr.write(
-      `signet status: cannot reach signetd at ${t(socket)}: ${socketState(socket)}: ${t((err as grpc.ServiceError).details ?? (err as Error).message)}\n`,
-    );
+    const d = await diagnoseSocket(socket);
+    const detail = t((err as grpc.ServiceError).details ?? (err as Error).message);
+    // Something took the connection yet gave no answer: the gRPC error is then what tells more.
+    const problem = d.answers ? `${d.problem}, but it did not answer as signetd (${detail})` : d.problem;
+    io.stderr.write(`signet status: cannot reach signetd: ${problem} — ${d.remedy}\n`);
     return EXIT_UNREACHABLE;
   } finally {
     client.close();
-  }
-}
-
-/** What is at the socket path: told apart so a wrong path and a stopped daemon read differently. */
-function socketState(path: string): string {
-  try {
-    const st = statSync(path);
-    if (!st.isSocket()) return 'the file exists but is not a socket (wrong --socket or SIGNET_SOCKET?)';
-    return 'the socket file exists but nobody answers on it (signetd stopped uncleanly, or is starting: systemctl status signetd)';
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return 'no such file (signetd is not running, or listens elsewhere: --socket, SIGNET_SOCKET, socket: in signetd.yaml)';
-    if (code === 'EACCES') return 'permission denied on the path (the socket is mode 0600: run as root)';
-    return `cannot look at the path (${code ?? 'error'})`;
   }
 }
 
