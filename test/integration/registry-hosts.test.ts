@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RegistryClient, type RepositoryRef } from '../../src/registry/client.js';
@@ -252,10 +252,18 @@ describe('registry hosts as containerd sees them (hosts.toml), proxies and crede
     });
 
     it('…and a plain-HTTP one so named answers over HTTP after its TLS handshake is answered in plain HTTP, on every later request too', async () => {
-      writeHosts(root, upstream, [`[host."http://${m1.host}"]`, '  capabilities = ["pull", "resolve"]', '  skip_verify = true']);
-      const c = client();
-      assert.equal((await c.getManifest(repo(), 'v1')).digest, digest);
-      assert.equal((await c.getManifest(repo(), digest)).digest, digest);
+      // A TCP relay in front of the plain registry notes how each connection starts: a TLS record (0x16) or HTTP.
+      const relay = await startFirstByteRelay(m1.host);
+      try {
+        writeHosts(root, upstream, [`[host."http://${relay.host}"]`, '  capabilities = ["pull", "resolve"]', '  skip_verify = true']);
+        const c = client();
+        assert.equal((await c.getManifest(repo(), 'v1')).digest, digest);
+        assert.equal((await c.getManifest(repo(), digest)).digest, digest);
+        assert.equal(relay.starts[0], 'tls', relay.starts.join(' '));
+        assert.ok(relay.starts.length >= 2 && relay.starts.slice(1).every((k) => k === 'http'), relay.starts.join(' '));
+      } finally {
+        relay.close();
+      }
     });
 
     it('a plain-HTTP registry asked over TLS: says so and names insecureRegistries (not a bare EPROTO)', async () => {
@@ -549,6 +557,37 @@ async function blackHole(): Promise<BlackHole> {
     close: () => {
       for (const s of fillers) s.destroy();
       proc.kill('SIGKILL');
+    },
+  };
+}
+
+/** A TCP relay to `target` that records whether each connection began with a TLS record or plain text. */
+async function startFirstByteRelay(target: string): Promise<{ host: string; starts: Array<'tls' | 'http'>; close(): void }> {
+  const [targetHost, targetPort] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const starts: Array<'tls' | 'http'> = [];
+  const sockets = new Set<Socket>();
+  const server = createNetServer((client) => {
+    sockets.add(client);
+    client.once('data', (first: Buffer) => {
+      starts.push(first[0] === 0x16 ? 'tls' : 'http');
+      const upstream = connect(targetPort, targetHost, () => {
+        upstream.write(first);
+        client.pipe(upstream).pipe(client);
+      });
+      sockets.add(upstream);
+      upstream.on('error', () => client.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    client.on('error', () => {});
+    client.on('close', () => sockets.delete(client));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    host: `127.0.0.1:${(server.address() as { port: number }).port}`,
+    starts,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
     },
   };
 }
