@@ -1,6 +1,8 @@
 /**
  * One HTTP exchange with a deadline and a size cap: the timeout covers connect, headers and body (a server
  * that accepts and never answers, or stalls mid-body, is cut off), and bodies are read only up to the cap.
+ * A host's hosts.toml settings ride along: its TLS material, its `dial_timeout` (bounding the TCP connect
+ * alone, as Go's dialer does), and for an `http://` host with TLS settings the fallback to plain HTTP.
  *
  * node:http/https rather than fetch: fetch refuses some ports outright (6000, 6665…), cannot be given the
  * system CA bundle on Node 20, and would follow redirects without letting us drop the registry's
