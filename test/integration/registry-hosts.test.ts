@@ -311,6 +311,11 @@ describe('registry hosts as containerd sees them (hosts.toml), proxies and crede
       });
       const took = Date.now() - started;
       assert.ok(took >= 250 && took < 2000, `${took} ms (the request timeout is 3000 ms)`);
+      // The same over TLS (the connect is bounded, not the handshake after it).
+      writeHosts(root, upstream, [`server = "https://${hole.host}"`, 'dial_timeout = "300ms"']);
+      const tlsStarted = Date.now();
+      await expectError(client().getManifest(repo(), 'v1'), (e) => assert.match(e.message, /no connection within 300 ms/));
+      assert.ok(Date.now() - tlsStarted < 2000, `${Date.now() - tlsStarted} ms`);
     });
 
     it('a mirror that never takes the connection gives way to the next host after its dial_timeout', async () => {
