@@ -162,9 +162,10 @@ _signet() {
         --containerd) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --probe) COMPREPLY=(); return ;;
+        --signetd-config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --output) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
       esac
-      COMPREPLY=($(compgen -W "--containerd-config --containerd --socket --probe --output --help" -- "$cur")) ;;
+      COMPREPLY=($(compgen -W "--containerd-config --containerd --socket --probe --signetd-config --output --help" -- "$cur")) ;;
     "install")
       case "$prev" in
         --prefix) COMPREPLY=($(compgen -d -- "$cur")); return ;;
