@@ -3,6 +3,7 @@
 import { describeError, SignetError } from '../errors.js';
 import type { CommandIo } from './commands/io.js';
 import { commandPath, forEachCommand } from './command-tree/walk.js';
+import type { Command } from 'commander';
 import { CommandLineError, createProgram } from './program.js';
 import { LIMITS, printable } from '../util/printable.js';
 
@@ -16,8 +17,17 @@ async function main(argv: string[]): Promise<number> {
       running = commandPath(sub);
     }),
   );
+  // `signet help policy check` is `signet policy check --help` (commander's help command reads one name);
+  // a path that names no command is parsed as given, so that commander says which name is unknown.
+  const [first, ...names] = argv;
+  let args = argv;
+  if (first === 'help' && names.length > 1 && names.every((n) => !n.startsWith('-'))) {
+    let cmd: Command | undefined = program;
+    for (const n of names) cmd = cmd?.commands.find((c) => c.name() === n || c.aliases().includes(n));
+    args = cmd === undefined ? names : [...names, '--help'];
+  }
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await program.parseAsync(args, { from: 'user' });
     return exitCode();
   } catch (err) {
     if (err instanceof CommandLineError) {

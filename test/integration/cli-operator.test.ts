@@ -52,7 +52,7 @@ describe('signet for an operator: help everywhere, flags, actionable errors', fu
       }
     }
 
-    it('signet help COMMAND is COMMAND --help; signet alone prints the usage on stderr and exits 2', () => {
+    it('signet help COMMAND [SUBCOMMAND] is COMMAND [SUBCOMMAND] --help; signet alone prints the usage on stderr and exits 2', () => {
       for (const name of ['policy', 'sign', 'keys']) {
         const help = signet(['help', name]);
         assert.equal(help.code, 0, help.stderr);
@@ -60,6 +60,11 @@ describe('signet for an operator: help everywhere, flags, actionable errors', fu
       }
       const keysHelp = signet(['keys', 'help', 'import']);
       assert.equal(keysHelp.stdout, signet(['keys', 'import', '--help']).stdout);
+      const nested = signet(['help', 'policy', 'check']);
+      assert.equal(nested.code, 0, nested.stderr);
+      assert.equal(nested.stdout, signet(['policy', 'check', '--help']).stdout, 'help reads every command name, not only the first');
+      assert.notEqual(nested.stdout, signet(['policy', '--help']).stdout);
+      assert.equal(signet(['help', 'policy', 'no-such']).code, 2, 'an unknown subcommand is a usage error');
       const bare = signet([]);
       assert.equal(bare.code, 2);
       assert.equal(bare.stdout, '');
