@@ -4,10 +4,8 @@
  * PKI), the same roots with optional `intermediates` and identity rules on the leaf's subject
  * alternative names (`subjectEmail`, `subjectHostname`, `subjectURI`).
  */
-import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { SignetError } from '../errors.js';
-import { loadCertificateKey } from './pem.js';
+import { loadCertificateKey, loadPemList } from './pem.js';
 import type { KeySpec, KeyStore } from './provider.js';
 import { loadTsaTrustedRoot } from './timestamp-authorities.js';
 import type { CertificateIdentity, TimestampAuthority, TrustedKey } from './types.js';
@@ -26,26 +24,6 @@ declare module './provider.js' {
     subjectURI?: string;
     /** Path of a PEM file of timestamp-authority certificates (its signing certificate first, or its roots only): Notation countersignatures. */
     tsaCertificates?: string;
-  }
-}
-
-export async function loadPemList(name: string, path: string, what: string): Promise<X509Certificate[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new SignetError(
-      code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE',
-      `key "${name}": cannot read ${what} ${path}: ${code ?? (err as Error).message}`,
-    );
-  }
-  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) throw new SignetError('KEY_INVALID', `key "${name}": ${path} holds no PEM certificate`);
-  try {
-    return blocks.map((b) => new X509Certificate(b));
-  } catch (err) {
-    throw new SignetError('KEY_INVALID', `key "${name}": ${path} holds an invalid certificate: ${(err as Error).message}`);
   }
 }
 

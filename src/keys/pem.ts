@@ -31,22 +31,29 @@ export async function loadPemKey(name: string, path: string): Promise<TrustedKey
   return trustedKeyFromKeyObject(name, `file:${path}`, key);
 }
 
-/** A trust store: every certificate in a PEM file; the key is the first certificate's. */
-export async function loadCertificateKey(name: string, path: string): Promise<TrustedKey> {
+/** Every certificate of a PEM file (a trust store, intermediates, timestamp authorities); `what` names the file in messages. */
+export async function loadPemList(name: string, path: string, what?: string): Promise<X509Certificate[]> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new SignetError(code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE', `key "${name}": cannot read ${path}: ${code ?? (err as Error).message}`);
+    throw new SignetError(
+      code === 'ENOENT' ? 'KEY_NOT_FOUND' : 'KEY_UNAVAILABLE',
+      `key "${name}": cannot read ${what !== undefined ? `${what} ` : ''}${path}: ${code ?? (err as Error).message}`,
+    );
   }
   const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) throw new SignetError('KEY_INVALID', `key "${name}": ${path} holds no PEM certificate`);
-  let certificates: X509Certificate[];
   try {
-    certificates = blocks.map((b) => new X509Certificate(b));
+    return blocks.map((b) => new X509Certificate(b));
   } catch (err) {
     throw new SignetError('KEY_INVALID', `key "${name}": ${path} holds an invalid certificate: ${(err as Error).message}`);
   }
+}
+
+/** A trust store: every certificate in a PEM file; the key is the first certificate's. */
+export async function loadCertificateKey(name: string, path: string): Promise<TrustedKey> {
+  const certificates = await loadPemList(name, path);
   return { ...trustedKeyFromKeyObject(name, `file:${path}`, certificates[0]!.publicKey), certificates };
 }

@@ -6,8 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { SignetError } from '../errors.js';
-import { loadPemList } from '../keys/certificates.js';
-import { loadCertificateKey, loadPemKey } from '../keys/pem.js';
+import { loadCertificateKey, loadPemKey, loadPemList } from '../keys/pem.js';
 import { SigstoreKeyProvider } from '../keys/sigstore-provider.js';
 import { loadTsaTrustedRoot } from '../keys/timestamp-authorities.js';
 import { loadTlogRequirement } from '../keys/tlog.js';
