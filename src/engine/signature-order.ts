@@ -29,6 +29,15 @@ export const PRECHECK_BUDGET_MS = 250;
  * Where a signature was found is not part of it: one found in the registry and in an OCI layout is one.
  */
 export function signatureIdentity(sig: UntrustedSignature): string {
+  // Asked more than once per decision (what the first sources found, then everything): hashed once.
+  let id = identities.get(sig);
+  if (id === undefined) identities.set(sig, (id = hashIdentity(sig)));
+  return id;
+}
+
+const identities = new WeakMap<UntrustedSignature, string>();
+
+function hashIdentity(sig: UntrustedSignature): string {
   const h = createHash('sha256');
   const part = (b: Buffer | string) => {
     const bytes = typeof b === 'string' ? Buffer.from(b, 'utf8') : b;
